@@ -1,0 +1,431 @@
+//! Cameras: create, read, change, delete, status, snapshot, and NVR import. Every change is applied to
+//! ingest at once. Passwords are write-only: [`db::cameras::Camera`] never serializes them and URLs are
+//! stored without credentials.
+
+use super::access::scoped;
+use super::error::{ApiError, ApiResult, Json, Path, Query};
+use super::sites::visible_site;
+use super::{validate, AppState};
+use crate::auth::Principal;
+use crate::db::{self, cameras::Camera, cameras::CameraInput};
+use crate::hub::{StreamKey, StreamKind};
+use crate::ingest::{CameraSpec, StreamSource, StreamStatus};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde::{Deserialize, Serialize};
+
+const TRANSPORTS: &[&str] = &["tcp", "udp"];
+
+/// What ingest needs from a stored camera. `None` when a stored URL no longer parses (it was validated on
+/// the way in, so only a hand-edited database gets there).
+pub fn camera_spec(c: &Camera) -> Option<CameraSpec> {
+    let source = |u: &str| -> Option<StreamSource> {
+        Some(StreamSource {
+            camera_id: c.id,
+            url: url::Url::parse(u).ok()?,
+            username: c.username.clone(),
+            password: c.password.clone(),
+            udp: c.transport == "udp",
+        })
+    };
+    Some(CameraSpec {
+        id: c.id,
+        main: source(&c.main_url)?,
+        sub: c.sub_url.as_deref().and_then(source),
+    })
+}
+
+fn apply(s: &AppState, c: &Camera) {
+    match camera_spec(c) {
+        Some(spec) => s.ingest.apply(&spec),
+        None => tracing::warn!(
+            camera = c.id,
+            "stored camera URL does not parse; not started"
+        ),
+    }
+}
+
+pub async fn list(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<Vec<Camera>>> {
+    let cams = db::cameras::list(&s.pool).await?;
+    Ok(Json(
+        cams.into_iter()
+            .filter(|c| p.scope.allows(&c.region_code))
+            .collect(),
+    ))
+}
+
+/// The camera, if it exists and is in the caller's scope.
+pub async fn visible_camera(s: &AppState, p: &Principal, id: i64) -> ApiResult<Camera> {
+    let cam = db::cameras::get(&s.pool, id).await?;
+    scoped(p, &cam.region_code)?;
+    Ok(cam)
+}
+
+pub async fn get_one(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Camera>> {
+    Ok(Json(visible_camera(&s, &p, id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraBody {
+    name: Option<String>,
+    site_id: Option<i64>,
+    main_url: Option<String>,
+    sub_url: Option<String>,
+    username: Option<String>,
+    /// Write-only. Absent keeps the stored one; an empty string clears it.
+    password: Option<String>,
+    transport: Option<String>,
+    record: Option<bool>,
+}
+
+/// Applies a body onto a camera's fields (all required fields must be present when creating).
+async fn merge(
+    s: &AppState,
+    p: &Principal,
+    base: Option<&Camera>,
+    b: CameraBody,
+) -> ApiResult<CameraInput> {
+    let required = |field: &str| ApiError::invalid(format!("{field} is required"));
+    let name = match (&b.name, base) {
+        (Some(n), _) => validate::name("name", n, 100)?,
+        (None, Some(c)) => c.name.clone(),
+        (None, None) => return Err(required("name")),
+    };
+    let site_id = match (b.site_id, base) {
+        (Some(id), _) => {
+            visible_site(s, p, id)
+                .await
+                .map_err(|_| ApiError::invalid(format!("site_id {id} does not exist")))?;
+            id
+        }
+        (None, Some(c)) => c.site_id,
+        (None, None) => return Err(required("site_id")),
+    };
+    let mut username = base.and_then(|c| c.username.clone());
+    let mut password = base.and_then(|c| c.password.clone());
+    let main_url = match (&b.main_url, base) {
+        (Some(u), _) => {
+            let (url, user, pass) = validate::rtsp_url("main_url", u)?;
+            username = user.or(username);
+            password = pass.or(password);
+            url.to_string()
+        }
+        (None, Some(c)) => c.main_url.clone(),
+        (None, None) => return Err(required("main_url")),
+    };
+    let sub_url = match (&b.sub_url, base) {
+        (Some(u), _) if u.trim().is_empty() => None,
+        (Some(u), _) => Some(validate::rtsp_url("sub_url", u)?.0.to_string()),
+        (None, Some(c)) => c.sub_url.clone(),
+        (None, None) => None,
+    };
+    if let Some(u) = b.username {
+        username = (!u.is_empty()).then(|| u);
+    }
+    if let Some(pw) = b.password {
+        password = (!pw.is_empty()).then(|| pw);
+    }
+    if username.as_ref().is_some_and(|u| u.len() > 200)
+        || password.as_ref().is_some_and(|p| p.len() > 200)
+    {
+        return Err(ApiError::invalid(
+            "username and password are limited to 200 bytes",
+        ));
+    }
+    let transport = match (&b.transport, base) {
+        (Some(t), _) => validate::one_of("transport", t, TRANSPORTS)?,
+        (None, Some(c)) => c.transport.clone(),
+        (None, None) => "tcp".to_owned(),
+    };
+    let record = b.record.or(base.map(|c| c.record)).unwrap_or(true);
+    Ok(CameraInput {
+        site_id,
+        nvr_id: base.and_then(|c| c.nvr_id),
+        channel: base.and_then(|c| c.channel),
+        name,
+        main_url,
+        sub_url,
+        username,
+        password,
+        transport,
+        record,
+    })
+}
+
+pub async fn create(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Json(b): Json<CameraBody>,
+) -> ApiResult<(StatusCode, Json<Camera>)> {
+    let input = merge(&s, &p, None, b).await?;
+    let cam = db::cameras::insert(&s.pool, &input).await?;
+    tracing::info!(camera = cam.id, actor = %p.actor(), url = %cam.main_url, "camera created");
+    apply(&s, &cam);
+    Ok((StatusCode::CREATED, Json(cam)))
+}
+
+pub async fn update(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+    Json(b): Json<CameraBody>,
+) -> ApiResult<Json<Camera>> {
+    let base = visible_camera(&s, &p, id).await?;
+    let input = merge(&s, &p, Some(&base), b).await?;
+    let cam = db::cameras::update(&s.pool, id, &input).await?;
+    tracing::info!(camera = cam.id, actor = %p.actor(), "camera changed");
+    apply(&s, &cam);
+    Ok(Json(cam))
+}
+
+pub async fn remove(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
+    visible_camera(&s, &p, id).await?;
+    db::cameras::delete(&s.pool, id).await?;
+    s.ingest.remove(id);
+    tracing::info!(camera = id, actor = %p.actor(), "camera deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+pub struct CameraStatus {
+    #[serde(flatten)]
+    main: StreamStatus,
+    sub: Option<StreamStatus>,
+}
+
+pub async fn status(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<CameraStatus>> {
+    let cam = visible_camera(&s, &p, id).await?;
+    let main = s
+        .ingest
+        .status(StreamKey {
+            camera_id: id,
+            kind: StreamKind::Main,
+        })
+        .unwrap_or_else(StreamStatus::connecting);
+    let sub = cam.sub_url.as_ref().map(|_| {
+        s.ingest
+            .status(StreamKey {
+                camera_id: id,
+                kind: StreamKind::Sub,
+            })
+            .unwrap_or_else(StreamStatus::connecting)
+    });
+    Ok(Json(CameraStatus { main, sub }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotQuery {
+    stream: Option<String>,
+    width: Option<u32>,
+}
+
+pub async fn snapshot(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+    Query(q): Query<SnapshotQuery>,
+) -> ApiResult<Response> {
+    visible_camera(&s, &p, id).await?;
+    let kind = match q.stream.as_deref() {
+        None => StreamKind::Main,
+        Some(k) => {
+            StreamKind::parse(k).ok_or_else(|| ApiError::invalid("stream must be main or sub"))?
+        }
+    };
+    if q.width.is_some_and(|w| !(16..=7680).contains(&w)) {
+        return Err(ApiError::invalid("width must be between 16 and 7680"));
+    }
+    let gop = s
+        .ingest
+        .hub()
+        .get(StreamKey {
+            camera_id: id,
+            kind,
+        })
+        .map(|h| h.current_gop())
+        .unwrap_or_default();
+    let Some(key) = gop.first().cloned() else {
+        return Err(ApiError::unavailable(
+            "no picture yet: the camera is not online",
+        ));
+    };
+    let codec = crate::media::VideoCodec::from_rfc6381(&key.params.codec).ok_or_else(|| {
+        ApiError::unavailable(format!("cannot decode codec {}", key.params.codec))
+    })?;
+    let width = q.width;
+    let jpeg = tokio::task::spawn_blocking(move || {
+        crate::media::keyframe_to_jpeg(codec, &key.params.extra_data, &[&key.data], width, 85)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(|e| ApiError::unavailable(format!("snapshot failed: {e}")))?;
+    tracing::debug!(camera = id, actor = %p.actor(), "snapshot");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        jpeg,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum Channels {
+    Count(u32),
+    List(Vec<u32>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NvrBody {
+    site_id: i64,
+    vendor: String,
+    host: String,
+    port: Option<u16>,
+    channels: Channels,
+    username: Option<String>,
+    password: Option<String>,
+    url_template: Option<String>,
+    /// Optional template of the channels' sub streams (`generic`); vendors have their own.
+    sub_url_template: Option<String>,
+    name_prefix: Option<String>,
+    transport: Option<String>,
+    record: Option<bool>,
+}
+
+fn vendor_templates(vendor: &str) -> Option<(&'static str, &'static str)> {
+    match vendor {
+        "hikvision" => Some((
+            "rtsp://{host}:{port}/Streaming/Channels/{channel}01",
+            "rtsp://{host}:{port}/Streaming/Channels/{channel}02",
+        )),
+        "dahua" => Some((
+            "rtsp://{host}:{port}/cam/realmonitor?channel={channel}&subtype=0",
+            "rtsp://{host}:{port}/cam/realmonitor?channel={channel}&subtype=1",
+        )),
+        _ => None,
+    }
+}
+
+fn fill(template: &str, host: &str, port: u16, channel: u32) -> String {
+    template
+        .replace("{host}", host)
+        .replace("{port}", &port.to_string())
+        .replace("{channel}", &channel.to_string())
+}
+
+pub async fn import_nvr(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Json(b): Json<NvrBody>,
+) -> ApiResult<(StatusCode, Json<db::cameras::Nvr>)> {
+    visible_site(&s, &p, b.site_id)
+        .await
+        .map_err(|_| ApiError::invalid(format!("site_id {} does not exist", b.site_id)))?;
+    let vendor = validate::one_of("vendor", &b.vendor, &["hikvision", "dahua", "generic"])?;
+    let host = validate::name("host", &b.host, 253)?;
+    if host.contains(['/', '@', ' ', '?', '#']) {
+        return Err(ApiError::invalid("host must be a host name or address"));
+    }
+    let port = b.port.unwrap_or(554);
+    if port == 0 {
+        return Err(ApiError::invalid("port must be between 1 and 65535"));
+    }
+    let channels: Vec<u32> = match b.channels {
+        Channels::Count(n) if (1..=256).contains(&n) => (1..=n).collect(),
+        Channels::List(list)
+            if !list.is_empty()
+                && list.len() <= 256
+                && list.iter().all(|c| (1..=999).contains(c)) =>
+        {
+            let mut l = list;
+            l.sort_unstable();
+            l.dedup();
+            l
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "channels must be a count from 1 to 256 or a list of channel numbers 1..999",
+            ))
+        }
+    };
+    let (main_template, sub_template) = match (vendor_templates(&vendor), &b.url_template) {
+        (_, Some(t)) => (t.clone(), b.sub_url_template.clone()),
+        (Some((m, s)), None) => (m.to_owned(), Some(s.to_owned())),
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "url_template is required for a generic NVR",
+            ))
+        }
+    };
+    if !main_template.contains("{channel}") {
+        return Err(ApiError::invalid("url_template must contain {channel}"));
+    }
+    let transport = validate::one_of(
+        "transport",
+        b.transport.as_deref().unwrap_or("tcp"),
+        TRANSPORTS,
+    )?;
+    let prefix = match &b.name_prefix {
+        Some(n) => validate::name("name_prefix", n, 80)?,
+        None => host.clone(),
+    };
+    let mut list = Vec::with_capacity(channels.len());
+    for ch in &channels {
+        let (main, _, _) =
+            validate::rtsp_url("url_template", &fill(&main_template, &host, port, *ch))?;
+        let sub = match &sub_template {
+            Some(t) => Some(
+                validate::rtsp_url("sub_url_template", &fill(t, &host, port, *ch))?
+                    .0
+                    .to_string(),
+            ),
+            None => None,
+        };
+        list.push((
+            *ch as i64,
+            format!("{prefix} ch{ch:02}"),
+            main.to_string(),
+            sub,
+        ));
+    }
+    let input = db::cameras::NvrInput {
+        site_id: b.site_id,
+        vendor,
+        host,
+        port,
+        url_template: main_template,
+        username: b.username.filter(|u| !u.is_empty()),
+        channels: list,
+        password: b.password.filter(|p| !p.is_empty()),
+        transport,
+        record: b.record.unwrap_or(true),
+    };
+    let nvr = db::cameras::insert_nvr(&s.pool, &input).await?;
+    for id in &nvr.camera_ids {
+        apply(&s, &db::cameras::get(&s.pool, *id).await?);
+    }
+    tracing::info!(nvr = nvr.id, actor = %p.actor(), channels = nvr.camera_ids.len(), "nvr imported");
+    Ok((StatusCode::CREATED, Json(nvr)))
+}

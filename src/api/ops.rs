@@ -1,0 +1,155 @@
+//! Operations: `/healthz`, `/metrics` (Prometheus text), `/api/v1/openapi.json` (made from the access
+//! table, so it lists exactly the routes that exist, with their roles), and the JSON 404.
+
+use super::error::{ApiError, Json};
+use super::AppState;
+use crate::ingest::StreamState;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde_json::{json, Map, Value};
+use std::fmt::Write;
+
+pub async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
+    match sqlx::query("SELECT 1").execute(&s.pool).await {
+        Ok(_) => (
+            axum::http::StatusCode::OK,
+            axum::Json(json!({"status": "ok"})),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: database unavailable");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({"status": "database unavailable"})),
+            )
+        }
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    let statuses = s.ingest.all_statuses();
+    let mut out = String::with_capacity(256 + statuses.len() * 512);
+    let _ = writeln!(
+        out,
+        "# HELP vigil_uptime_seconds Seconds since the server started."
+    );
+    let _ = writeln!(out, "# TYPE vigil_uptime_seconds gauge");
+    let _ = writeln!(
+        out,
+        "vigil_uptime_seconds {}",
+        s.started.elapsed().as_secs()
+    );
+    let states = [
+        StreamState::Connecting,
+        StreamState::Online,
+        StreamState::Offline,
+        StreamState::AuthFailed,
+        StreamState::Unsupported,
+    ];
+    let _ = writeln!(
+        out,
+        "# HELP vigil_stream_state 1 for the state each camera stream is in."
+    );
+    let _ = writeln!(out, "# TYPE vigil_stream_state gauge");
+    for (k, st) in &statuses {
+        for state in states {
+            let v = u8::from(st.state == state);
+            let _ = writeln!(
+                out,
+                "vigil_stream_state{{camera=\"{}\",stream=\"{}\",state=\"{}\"}} {v}",
+                k.camera_id,
+                k.kind.as_str(),
+                state.as_str()
+            );
+        }
+    }
+    let series: [(&str, &str, &str, fn(&crate::ingest::StreamStatus) -> f64); 5] = [
+        (
+            "vigil_stream_frames_total",
+            "counter",
+            "Frames received.",
+            |s| s.frames as f64,
+        ),
+        (
+            "vigil_stream_bytes_total",
+            "counter",
+            "Bytes of video received.",
+            |s| s.bytes as f64,
+        ),
+        (
+            "vigil_stream_connect_attempts_total",
+            "counter",
+            "Connection attempts.",
+            |s| s.attempts as f64,
+        ),
+        (
+            "vigil_stream_fps",
+            "gauge",
+            "Frame rate measured over the last two seconds.",
+            |s| s.fps.unwrap_or(0.0),
+        ),
+        (
+            "vigil_stream_bitrate_bps",
+            "gauge",
+            "Bitrate measured over the last two seconds.",
+            |s| s.bitrate_bps.unwrap_or(0) as f64,
+        ),
+    ];
+    for (name, kind, help, get) in series {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (k, st) in &statuses {
+            let _ = writeln!(
+                out,
+                "{name}{{camera=\"{}\",stream=\"{}\"}} {}",
+                k.camera_id,
+                k.kind.as_str(),
+                get(st)
+            );
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+pub async fn openapi() -> Json<Value> {
+    let mut paths: Map<String, Value> = Map::new();
+    paths.insert(
+        "/api/v1/session".into(),
+        json!({"post": {"summary": "Log in: {username, password} -> session cookie + {csrf_token}", "security": []}}),
+    );
+    for rule in super::routes().rules {
+        let entry = paths
+            .entry(format!("/api/v1{}", rule.path))
+            .or_insert_with(|| json!({}));
+        let roles: Vec<&str> = rule.roles.iter().map(|r| r.as_str()).collect();
+        let params: Vec<Value> = rule
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        if let Value::Object(m) = entry {
+            m.insert(
+                rule.method.as_str().to_lowercase(),
+                json!({"x-roles": roles, "parameters": params, "responses": {"default": {"$ref": "#/components/responses/Error"}}}),
+            );
+        }
+    }
+    Json(json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Vigil", "version": env!("CARGO_PKG_VERSION")},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "cookie": {"type": "apiKey", "in": "cookie", "name": super::access::SESSION_COOKIE},
+                "bearer": {"type": "http", "scheme": "bearer"}
+            },
+            "responses": {"Error": {"description": "{\"error\": {\"code\", \"message\"}}"}}
+        },
+        "security": [{"cookie": []}, {"bearer": []}]
+    }))
+}

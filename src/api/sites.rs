@@ -1,0 +1,219 @@
+//! Regions, sites and positions.
+
+use super::access::scoped;
+use super::error::{ApiError, ApiResult, Json, Path};
+use super::{validate, AppState};
+use crate::auth::{Principal, Scope};
+use crate::db::{self, regions::Region, sites::Site};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Extension;
+use serde::Deserialize;
+
+pub const SITE_KINDS: &[&str] = &["service_hall", "bid_evaluation"];
+const LEVELS: &[&str] = &["province", "city", "district"];
+const POSITION_KINDS: &[&str] = &["window", "room", "seat"];
+
+pub async fn list_regions(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<Vec<Region>>> {
+    let all = db::regions::list(&s.pool).await?;
+    // A user also sees the regions above their own, so that the tree can be drawn down to them.
+    let mut visible = Vec::with_capacity(all.len());
+    for r in all {
+        if p.scope.allows(&r.code) || is_ancestor_of_scope(&s, &p.scope, &r.code).await? {
+            visible.push(r);
+        }
+    }
+    Ok(Json(visible))
+}
+
+async fn is_ancestor_of_scope(s: &AppState, scope: &Scope, code: &str) -> ApiResult<bool> {
+    let Scope::Regions(set) = scope else {
+        return Ok(true);
+    };
+    for own in set {
+        if db::regions::ancestors(&s.pool, own)
+            .await?
+            .iter()
+            .any(|a| a == code)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRegion {
+    code: String,
+    name: String,
+    level: String,
+    parent_code: Option<String>,
+}
+
+pub async fn create_region(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Json(b): Json<NewRegion>,
+) -> ApiResult<(StatusCode, Json<Region>)> {
+    let region = Region {
+        code: validate::region_code("code", &b.code)?,
+        name: validate::name("name", &b.name, 100)?,
+        level: validate::one_of("level", &b.level, LEVELS)?,
+        parent_code: b
+            .parent_code
+            .as_deref()
+            .map(|c| validate::region_code("parent_code", c))
+            .transpose()?,
+    };
+    match &region.parent_code {
+        Some(parent) => {
+            // A regional admin may add regions below their own; the parent must exist and be theirs.
+            db::regions::get(&s.pool, parent)
+                .await
+                .map_err(|_| ApiError::invalid(format!("parent_code {parent} does not exist")))?;
+            scoped(&p, parent)
+                .map_err(|_| ApiError::invalid(format!("parent_code {parent} does not exist")))?;
+        }
+        None if p.scope != Scope::All => {
+            return Err(ApiError::forbidden(
+                "only a global admin may add a top-level region",
+            ))
+        }
+        None => {}
+    }
+    db::regions::insert(&s.pool, &region).await?;
+    Ok((StatusCode::CREATED, Json(region)))
+}
+
+pub async fn list_sites(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<Vec<Site>>> {
+    let sites = db::sites::list(&s.pool).await?;
+    Ok(Json(
+        sites
+            .into_iter()
+            .filter(|site| p.scope.allows(&site.region_code))
+            .collect(),
+    ))
+}
+
+/// The site, if it exists and is in the caller's scope.
+pub async fn visible_site(s: &AppState, p: &Principal, id: i64) -> ApiResult<Site> {
+    let site = db::sites::get(&s.pool, id).await?;
+    scoped(p, &site.region_code)?;
+    Ok(site)
+}
+
+pub async fn get_site(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Site>> {
+    Ok(Json(visible_site(&s, &p, id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSite {
+    name: String,
+    kind: String,
+    region_code: String,
+}
+
+async fn check_region(s: &AppState, p: &Principal, code: &str) -> ApiResult<String> {
+    let code = validate::region_code("region_code", code)?;
+    let missing = || ApiError::invalid(format!("region_code {code} does not exist"));
+    db::regions::get(&s.pool, &code)
+        .await
+        .map_err(|_| missing())?;
+    scoped(p, &code).map_err(|_| missing())?;
+    Ok(code)
+}
+
+pub async fn create_site(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Json(b): Json<NewSite>,
+) -> ApiResult<(StatusCode, Json<Site>)> {
+    let name = validate::name("name", &b.name, 100)?;
+    let kind = validate::one_of("kind", &b.kind, SITE_KINDS)?;
+    let region = check_region(&s, &p, &b.region_code).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(db::sites::insert(&s.pool, &name, &kind, &region).await?),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SitePatch {
+    name: Option<String>,
+    kind: Option<String>,
+    region_code: Option<String>,
+}
+
+pub async fn update_site(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+    Json(b): Json<SitePatch>,
+) -> ApiResult<Json<Site>> {
+    let mut site = visible_site(&s, &p, id).await?;
+    if let Some(n) = &b.name {
+        site.name = validate::name("name", n, 100)?;
+    }
+    if let Some(k) = &b.kind {
+        site.kind = validate::one_of("kind", k, SITE_KINDS)?;
+    }
+    if let Some(r) = &b.region_code {
+        site.region_code = check_region(&s, &p, r).await?;
+    }
+    db::sites::update(&s.pool, &site).await?;
+    Ok(Json(site))
+}
+
+pub async fn delete_site(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
+    visible_site(&s, &p, id).await?;
+    db::sites::delete(&s.pool, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_positions(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Vec<db::sites::Position>>> {
+    visible_site(&s, &p, id).await?;
+    Ok(Json(db::sites::positions(&s.pool, id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPosition {
+    code: String,
+    kind: String,
+    #[serde(default)]
+    camera_ids: Vec<i64>,
+}
+
+pub async fn create_position(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+    Json(b): Json<NewPosition>,
+) -> ApiResult<(StatusCode, Json<db::sites::Position>)> {
+    visible_site(&s, &p, id).await?;
+    let code = validate::name("code", &b.code, 50)?;
+    let kind = validate::one_of("kind", &b.kind, POSITION_KINDS)?;
+    let pos = db::sites::insert_position(&s.pool, id, &code, &kind, &b.camera_ids).await?;
+    Ok((StatusCode::CREATED, Json(pos)))
+}

@@ -1,0 +1,212 @@
+//! Configuration: one TOML file (`config/vigil.example.toml` documents every key), overridden by flags.
+//!
+//! Every key has a default, so an empty file (or none) gives a working single-node server that keeps its
+//! database and recordings under `./recordings`. Regions, sites and cameras listed here are seeded into the
+//! database at start-up when they are missing; the database stays the source of truth afterwards.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Directory for recordings and server state (keys). Created when missing.
+    pub data_dir: PathBuf,
+    /// sqlx database URL; defaults to `sqlite://<data_dir>/vigil.db`.
+    pub database_url: Option<String>,
+    pub ingest: IngestConfig,
+    pub auth: AuthConfig,
+    /// Objects created at start-up when missing (the demo uses this).
+    pub seed: Seed,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// First reconnect delay after a failure, in milliseconds.
+    pub backoff_initial_ms: u64,
+    /// Cap of the exponential reconnect delay, in milliseconds.
+    pub backoff_max_ms: u64,
+    /// Reconnect delay after an authentication failure: a wrong password is not retried quickly,
+    /// so that a camera does not lock the account or fill its log.
+    pub auth_retry_ms: u64,
+    /// A stream that delivers no frame for this long is declared offline and reconnected.
+    pub stall_timeout_ms: u64,
+    /// Frames buffered per consumer of a stream before a slow consumer starts skipping.
+    pub broadcast_capacity: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// A cookie session ends after this long without a request.
+    pub session_idle_minutes: u64,
+    /// A cookie session ends after this long whatever happens.
+    pub session_absolute_hours: u64,
+    /// Mark the session cookie `Secure` (set it when served over TLS or behind a TLS proxy).
+    pub secure_cookies: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Seed {
+    pub regions: Vec<SeedRegion>,
+    pub sites: Vec<SeedSite>,
+    pub users: Vec<SeedUser>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedRegion {
+    pub code: String,
+    pub name: String,
+    pub level: String,
+    pub parent_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedSite {
+    pub name: String,
+    pub kind: String,
+    pub region_code: String,
+    #[serde(default)]
+    pub cameras: Vec<SeedCamera>,
+    #[serde(default)]
+    pub positions: Vec<SeedPosition>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedCamera {
+    pub name: String,
+    pub main_url: String,
+    pub sub_url: Option<String>,
+    #[serde(default = "default_true")]
+    pub record: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedPosition {
+    pub code: String,
+    pub kind: String,
+    /// Names of cameras of the same site.
+    pub cameras: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedUser {
+    pub username: String,
+    pub password: String,
+    pub role: String,
+    #[serde(default)]
+    pub region_codes: Vec<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("recordings"),
+            database_url: None,
+            ingest: IngestConfig::default(),
+            auth: AuthConfig::default(),
+            seed: Seed::default(),
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            backoff_initial_ms: 500,
+            backoff_max_ms: 4_000,
+            auth_retry_ms: 60_000,
+            stall_timeout_ms: 3_000,
+            broadcast_capacity: 256,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            session_idle_minutes: 60,
+            session_absolute_hours: 12,
+            secure_cookies: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+}
+
+impl Config {
+    /// Reads a configuration file; `None` gives the defaults.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// The database URL in force: the configured one, or a SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("vigil.db").display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_and_demo_files_parse() {
+        for text in [
+            include_str!("../../config/vigil.example.toml"),
+            include_str!("../../config/demo.toml"),
+        ] {
+            let cfg = Config::parse(text).expect("config parses");
+            assert!(cfg.ingest.backoff_max_ms >= cfg.ingest.backoff_initial_ms);
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        assert!(Config::parse("listn = \"127.0.0.1:1\"").is_err());
+    }
+}

@@ -1,0 +1,228 @@
+//! Cameras and NVRs. The camera password is stored for ingest and never serialized: [`Camera`] skips it, so
+//! no response can carry it by accident.
+
+use super::{now_ms, DbError, Pool};
+use serde::Serialize;
+
+#[derive(Clone, Serialize, sqlx::FromRow)]
+pub struct Camera {
+    pub id: i64,
+    pub site_id: i64,
+    /// The site's region, joined in for access checks.
+    pub region_code: String,
+    pub nvr_id: Option<i64>,
+    pub channel: Option<i64>,
+    pub name: String,
+    pub main_url: String,
+    pub sub_url: Option<String>,
+    pub username: Option<String>,
+    #[serde(skip)]
+    pub password: Option<String>,
+    pub transport: String,
+    pub record: bool,
+}
+
+impl std::fmt::Debug for Camera {
+    // Hand-written: the password must never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Camera")
+            .field("id", &self.id)
+            .field("site_id", &self.site_id)
+            .field("name", &self.name)
+            .field("main_url", &self.main_url)
+            .field("sub_url", &self.sub_url)
+            .field("username", &self.username)
+            .field("transport", &self.transport)
+            .field("record", &self.record)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A camera to create or the new state of one to change.
+#[derive(Clone)]
+pub struct CameraInput {
+    pub site_id: i64,
+    pub nvr_id: Option<i64>,
+    pub channel: Option<i64>,
+    pub name: String,
+    pub main_url: String,
+    pub sub_url: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub transport: String,
+    pub record: bool,
+}
+
+const SELECT: &str =
+    "SELECT c.id, c.site_id, s.region_code, c.nvr_id, c.channel, c.name, c.main_url, c.sub_url,
+        c.username, c.password, c.transport, c.record
+    FROM cameras c JOIN sites s ON s.id = c.site_id";
+
+pub async fn list(pool: &Pool) -> Result<Vec<Camera>, DbError> {
+    Ok(
+        sqlx::query_as::<_, Camera>(&format!("{SELECT} ORDER BY c.id"))
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+pub async fn get(pool: &Pool, id: i64) -> Result<Camera, DbError> {
+    sqlx::query_as::<_, Camera>(&format!("{SELECT} WHERE c.id = ?"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(DbError::NotFound)
+}
+
+pub async fn find_by_name(
+    pool: &Pool,
+    site_id: i64,
+    name: &str,
+) -> Result<Option<Camera>, DbError> {
+    Ok(
+        sqlx::query_as::<_, Camera>(&format!("{SELECT} WHERE c.site_id = ? AND c.name = ?"))
+            .bind(site_id)
+            .bind(name)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+async fn insert_in<'c, E: sqlx::SqliteExecutor<'c>>(e: E, c: &CameraInput) -> Result<i64, DbError> {
+    let now = now_ms();
+    Ok(sqlx::query(
+        "INSERT INTO cameras (site_id, nvr_id, channel, name, main_url, sub_url, username, password, transport,
+             record, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(c.site_id)
+    .bind(c.nvr_id)
+    .bind(c.channel)
+    .bind(&c.name)
+    .bind(&c.main_url)
+    .bind(&c.sub_url)
+    .bind(&c.username)
+    .bind(&c.password)
+    .bind(&c.transport)
+    .bind(c.record)
+    .bind(now)
+    .bind(now)
+    .execute(e)
+    .await
+    .map_err(|e| DbError::from_constraint(e, "camera"))?
+    .last_insert_rowid())
+}
+
+pub async fn insert(pool: &Pool, c: &CameraInput) -> Result<Camera, DbError> {
+    let id = insert_in(pool, c).await?;
+    get(pool, id).await
+}
+
+pub async fn update(pool: &Pool, id: i64, c: &CameraInput) -> Result<Camera, DbError> {
+    let done = sqlx::query(
+        "UPDATE cameras SET site_id = ?, name = ?, main_url = ?, sub_url = ?, username = ?, password = ?,
+             transport = ?, record = ?, updated_at = ?
+         WHERE id = ?",
+    )
+    .bind(c.site_id)
+    .bind(&c.name)
+    .bind(&c.main_url)
+    .bind(&c.sub_url)
+    .bind(&c.username)
+    .bind(&c.password)
+    .bind(&c.transport)
+    .bind(c.record)
+    .bind(now_ms())
+    .bind(id)
+    .execute(pool)
+    .await
+    .map_err(|e| DbError::from_constraint(e, "camera"))?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::NotFound);
+    }
+    get(pool, id).await
+}
+
+pub async fn delete(pool: &Pool, id: i64) -> Result<(), DbError> {
+    let done = sqlx::query("DELETE FROM cameras WHERE id = ?")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
+/// An NVR to import: one camera per channel, made in one transaction.
+pub struct NvrInput {
+    pub site_id: i64,
+    pub vendor: String,
+    pub host: String,
+    pub port: u16,
+    pub url_template: String,
+    pub username: Option<String>,
+    /// One camera per entry: channel number, name, main URL, sub URL.
+    pub channels: Vec<(i64, String, String, Option<String>)>,
+    pub password: Option<String>,
+    pub transport: String,
+    pub record: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Nvr {
+    pub id: i64,
+    pub site_id: i64,
+    pub vendor: String,
+    pub host: String,
+    pub port: u16,
+    pub url_template: String,
+    pub username: Option<String>,
+    pub camera_ids: Vec<i64>,
+}
+
+pub async fn insert_nvr(pool: &Pool, n: &NvrInput) -> Result<Nvr, DbError> {
+    let mut tx = pool.begin().await?;
+    let nvr_id = sqlx::query(
+        "INSERT INTO nvrs (site_id, vendor, host, port, url_template, username, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(n.site_id)
+    .bind(&n.vendor)
+    .bind(&n.host)
+    .bind(n.port as i64)
+    .bind(&n.url_template)
+    .bind(&n.username)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| DbError::from_constraint(e, "nvr"))?
+    .last_insert_rowid();
+    let mut camera_ids = Vec::with_capacity(n.channels.len());
+    for (channel, name, main_url, sub_url) in &n.channels {
+        let input = CameraInput {
+            site_id: n.site_id,
+            nvr_id: Some(nvr_id),
+            channel: Some(*channel),
+            name: name.clone(),
+            main_url: main_url.clone(),
+            sub_url: sub_url.clone(),
+            username: n.username.clone(),
+            password: n.password.clone(),
+            transport: n.transport.clone(),
+            record: n.record,
+        };
+        camera_ids.push(insert_in(&mut *tx, &input).await?);
+    }
+    tx.commit().await?;
+    Ok(Nvr {
+        id: nvr_id,
+        site_id: n.site_id,
+        vendor: n.vendor.clone(),
+        host: n.host.clone(),
+        port: n.port,
+        url_template: n.url_template.clone(),
+        username: n.username.clone(),
+        camera_ids,
+    })
+}

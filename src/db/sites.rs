@@ -1,0 +1,190 @@
+//! Sites (service halls and bid-evaluation sites) and their positions (windows, rooms, seats), each position
+//! tied to the cameras that cover it.
+
+use super::{now_ms, DbError, Pool};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Site {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub region_code: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Position {
+    pub id: i64,
+    pub site_id: i64,
+    pub code: String,
+    pub kind: String,
+    pub camera_ids: Vec<i64>,
+}
+
+const SITE_COLUMNS: &str = "id, name, kind, region_code";
+
+pub async fn list(pool: &Pool) -> Result<Vec<Site>, DbError> {
+    Ok(
+        sqlx::query_as::<_, Site>(&format!("SELECT {SITE_COLUMNS} FROM sites ORDER BY id"))
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+pub async fn get(pool: &Pool, id: i64) -> Result<Site, DbError> {
+    sqlx::query_as::<_, Site>(&format!("SELECT {SITE_COLUMNS} FROM sites WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(DbError::NotFound)
+}
+
+pub async fn find_by_name(
+    pool: &Pool,
+    region_code: &str,
+    name: &str,
+) -> Result<Option<Site>, DbError> {
+    Ok(sqlx::query_as::<_, Site>(&format!(
+        "SELECT {SITE_COLUMNS} FROM sites WHERE region_code = ? AND name = ?"
+    ))
+    .bind(region_code)
+    .bind(name)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub async fn insert(
+    pool: &Pool,
+    name: &str,
+    kind: &str,
+    region_code: &str,
+) -> Result<Site, DbError> {
+    let id =
+        sqlx::query("INSERT INTO sites (name, kind, region_code, created_at) VALUES (?, ?, ?, ?)")
+            .bind(name)
+            .bind(kind)
+            .bind(region_code)
+            .bind(now_ms())
+            .execute(pool)
+            .await
+            .map_err(|e| DbError::from_constraint(e, "site"))?
+            .last_insert_rowid();
+    get(pool, id).await
+}
+
+pub async fn update(pool: &Pool, site: &Site) -> Result<(), DbError> {
+    let done = sqlx::query("UPDATE sites SET name = ?, kind = ?, region_code = ? WHERE id = ?")
+        .bind(&site.name)
+        .bind(&site.kind)
+        .bind(&site.region_code)
+        .bind(site.id)
+        .execute(pool)
+        .await
+        .map_err(|e| DbError::from_constraint(e, "site"))?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
+/// Deletes a site that has no cameras left (its positions go with it).
+pub async fn delete(pool: &Pool, id: i64) -> Result<(), DbError> {
+    let done = sqlx::query("DELETE FROM sites WHERE id = ?")
+        .bind(id)
+        .execute(pool)
+        .await
+        .map_err(|e| match DbError::from_constraint(e, "site") {
+            DbError::Invalid(_) => {
+                DbError::Conflict("site still has cameras; delete them first".into())
+            }
+            other => other,
+        })?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
+pub async fn positions(pool: &Pool, site_id: i64) -> Result<Vec<Position>, DbError> {
+    let rows: Vec<(i64, i64, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT p.id, p.site_id, p.code, p.kind, group_concat(pc.camera_id)
+         FROM positions p LEFT JOIN position_cameras pc ON pc.position_id = p.id
+         WHERE p.site_id = ? GROUP BY p.id ORDER BY p.code",
+    )
+    .bind(site_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, site_id, code, kind, cams)| {
+            let mut camera_ids: Vec<i64> = cams
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|c| c.trim().parse().ok())
+                .collect();
+            camera_ids.sort_unstable();
+            Position {
+                id,
+                site_id,
+                code,
+                kind,
+                camera_ids,
+            }
+        })
+        .collect())
+}
+
+/// Creates a position and ties it to cameras, which must belong to the same site; all or nothing.
+pub async fn insert_position(
+    pool: &Pool,
+    site_id: i64,
+    code: &str,
+    kind: &str,
+    camera_ids: &[i64],
+) -> Result<Position, DbError> {
+    let mut tx = pool.begin().await?;
+    for cam in camera_ids {
+        let owner: Option<(i64,)> = sqlx::query_as("SELECT site_id FROM cameras WHERE id = ?")
+            .bind(cam)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match owner {
+            Some((s,)) if s == site_id => {}
+            Some(_) => {
+                return Err(DbError::Invalid(format!(
+                    "camera {cam} belongs to another site"
+                )))
+            }
+            None => return Err(DbError::Invalid(format!("camera {cam} does not exist"))),
+        }
+    }
+    let id =
+        sqlx::query("INSERT INTO positions (site_id, code, kind, created_at) VALUES (?, ?, ?, ?)")
+            .bind(site_id)
+            .bind(code)
+            .bind(kind)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| DbError::from_constraint(e, "position"))?
+            .last_insert_rowid();
+    let mut ids = camera_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    for cam in &ids {
+        sqlx::query("INSERT INTO position_cameras (position_id, camera_id) VALUES (?, ?)")
+            .bind(id)
+            .bind(cam)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| DbError::from_constraint(e, "position camera"))?;
+    }
+    tx.commit().await?;
+    Ok(Position {
+        id,
+        site_id,
+        code: code.to_owned(),
+        kind: kind.to_owned(),
+        camera_ids: ids,
+    })
+}

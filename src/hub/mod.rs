@@ -1,0 +1,245 @@
+//! The hub: one broadcast per camera stream, between ingest and every consumer (recorder, live viewers,
+//! snapshots).
+//!
+//! Invariants:
+//! - Publishing never waits. Frames go into a bounded `tokio::sync::broadcast` ring; a consumer that falls
+//!   more than the ring behind is told how many frames it lost and resumes at the next keyframe
+//!   ([`Subscriber::recv`]). The camera session and the other consumers never notice.
+//! - Frames are shared (`Arc<Frame>` around `Bytes`), never copied per consumer.
+//! - The GOP cache holds the last keyframe and every frame after it. [`StreamHub::subscribe`] takes the cache
+//!   and the live receiver under one lock, so a new consumer sees each frame exactly once: the cached GOP,
+//!   then the live frames that follow it, with no gap and no duplicate.
+
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::broadcast;
+
+/// Frames the GOP cache keeps at most: bounds memory when a camera sends keyframes rarely (or never).
+const GOP_CACHE_MAX_FRAMES: usize = 600;
+
+/// Codec parameters of a stream. A new `Arc` is made whenever the camera changes them, so consumers compare
+/// pointers (or `generation`) to notice a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoParams {
+    /// RFC 6381 codec string, e.g. `avc1.64001F` or `hvc1.1.6.L120.90`.
+    pub codec: String,
+    pub width: u32,
+    pub height: u32,
+    /// The body of the `avcC` or `hvcC` box: what a decoder or an MP4 sample entry needs.
+    pub extra_data: Bytes,
+    /// A complete MP4 sample entry box (`avc1`/`hvc1`), built once per parameter change.
+    pub sample_entry: Bytes,
+    /// Counts parameter changes within a run of the stream, from 0.
+    pub generation: u64,
+}
+
+impl VideoParams {
+    pub fn is_h265(&self) -> bool {
+        self.codec.starts_with("hvc1") || self.codec.starts_with("hev1")
+    }
+}
+
+/// One access unit as it came from the camera: length-prefixed NAL units (MP4 framing), never decoded.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub data: Bytes,
+    /// Media time in 90 kHz units from the RTP timestamps, monotonic within one run of the session.
+    pub media_time: i64,
+    /// Wall-clock time of the frame, Unix microseconds, anchored per run (see docs/time.md).
+    pub wall_time_us: i64,
+    pub keyframe: bool,
+    pub params: Arc<VideoParams>,
+    /// Identifies one run of the session (one connection); media time restarts with each run.
+    pub run: u64,
+    /// RTP packets lost just before this frame, as retina counts them.
+    pub loss: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StreamKind {
+    Main,
+    Sub,
+}
+
+impl StreamKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamKind::Main => "main",
+            StreamKind::Sub => "sub",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StreamKind> {
+        match s {
+            "main" => Some(StreamKind::Main),
+            "sub" => Some(StreamKind::Sub),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamKey {
+    pub camera_id: i64,
+    pub kind: StreamKind,
+}
+
+/// The broadcast of one camera stream.
+pub struct StreamHub {
+    key: StreamKey,
+    tx: broadcast::Sender<Arc<Frame>>,
+    gop: Mutex<Vec<Arc<Frame>>>,
+}
+
+/// What a consumer gets from [`Subscriber::recv`].
+#[derive(Debug)]
+pub enum Received {
+    Frame(Arc<Frame>),
+    /// The consumer fell behind and `skipped` frames were dropped for it; the next frame it gets is a
+    /// keyframe.
+    Skipped {
+        skipped: u64,
+    },
+    /// The stream was removed (camera deleted or server stopping).
+    Closed,
+}
+
+pub struct Subscriber {
+    rx: broadcast::Receiver<Arc<Frame>>,
+    /// A keyframe found while skipping, handed out by the next `recv`.
+    pending: Option<Arc<Frame>>,
+}
+
+impl Subscriber {
+    /// The next frame. After a lag, frames up to the next keyframe are dropped too, since they cannot be
+    /// decoded without the ones lost, and the lag is reported once before that keyframe.
+    pub async fn recv(&mut self) -> Received {
+        if let Some(frame) = self.pending.take() {
+            return Received::Frame(frame);
+        }
+        match self.rx.recv().await {
+            Ok(frame) => Received::Frame(frame),
+            Err(broadcast::error::RecvError::Closed) => Received::Closed,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                let mut skipped = n;
+                loop {
+                    match self.rx.recv().await {
+                        Ok(f) if f.keyframe => {
+                            self.pending = Some(f);
+                            return Received::Skipped { skipped };
+                        }
+                        Ok(_) => skipped += 1,
+                        Err(broadcast::error::RecvError::Lagged(m)) => skipped += m,
+                        Err(broadcast::error::RecvError::Closed) => return Received::Closed,
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl StreamHub {
+    fn new(key: StreamKey, capacity: usize) -> StreamHub {
+        let (tx, _) = broadcast::channel(capacity.max(2));
+        StreamHub {
+            key,
+            tx,
+            gop: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn key(&self) -> StreamKey {
+        self.key
+    }
+
+    /// Hands a frame to every consumer. Never waits: the GOP lock is held only to push a pointer.
+    pub fn publish(&self, frame: Arc<Frame>) {
+        let mut gop = self.gop.lock().unwrap_or_else(|e| e.into_inner());
+        if frame.keyframe {
+            gop.clear();
+        }
+        // Without a keyframe the cache is useless to a new consumer; keep it empty until one arrives.
+        if !gop.is_empty() || frame.keyframe {
+            if gop.len() >= GOP_CACHE_MAX_FRAMES {
+                gop.clear();
+            } else {
+                gop.push(frame.clone());
+            }
+        }
+        // An error only means nobody listens right now.
+        let _ = self.tx.send(frame);
+    }
+
+    /// Forgets the GOP cache: called when a session run ends, so that nobody starts from stale frames.
+    pub fn reset(&self) {
+        self.gop.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// The cached GOP (from its keyframe on) and a subscriber to the frames that follow it.
+    pub fn subscribe(&self) -> (Vec<Arc<Frame>>, Subscriber) {
+        let gop = self.gop.lock().unwrap_or_else(|e| e.into_inner());
+        let rx = self.tx.subscribe();
+        (gop.clone(), Subscriber { rx, pending: None })
+    }
+
+    /// The cached GOP alone (for snapshots).
+    pub fn current_gop(&self) -> Vec<Arc<Frame>> {
+        self.gop.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn consumers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+}
+
+/// Every stream's broadcast, by camera and stream kind.
+pub struct Hub {
+    capacity: usize,
+    streams: RwLock<HashMap<StreamKey, Arc<StreamHub>>>,
+}
+
+impl Hub {
+    /// `capacity`: frames a consumer may fall behind before it skips.
+    pub fn new(capacity: usize) -> Hub {
+        Hub {
+            capacity,
+            streams: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The stream's broadcast, made on first use so that consumers may subscribe before ingest starts.
+    pub fn stream(&self, key: StreamKey) -> Arc<StreamHub> {
+        if let Some(s) = self
+            .streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return s.clone();
+        }
+        let mut map = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        map.entry(key)
+            .or_insert_with(|| Arc::new(StreamHub::new(key, self.capacity)))
+            .clone()
+    }
+
+    pub fn get(&self, key: StreamKey) -> Option<Arc<StreamHub>> {
+        self.streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned()
+    }
+
+    /// Drops the camera's streams; their subscribers see `Closed` once the last sender is gone.
+    pub fn remove_camera(&self, camera_id: i64) {
+        self.streams
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| k.camera_id != camera_id);
+    }
+}
+
+#[cfg(test)]
+mod tests;

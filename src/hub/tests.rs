@@ -1,0 +1,104 @@
+use super::*;
+
+fn params() -> Arc<VideoParams> {
+    Arc::new(VideoParams {
+        codec: "avc1.64001f".into(),
+        width: 640,
+        height: 360,
+        extra_data: Bytes::new(),
+        sample_entry: Bytes::new(),
+        generation: 0,
+    })
+}
+
+fn frame(i: i64, keyframe: bool, params: &Arc<VideoParams>) -> Arc<Frame> {
+    Arc::new(Frame {
+        data: Bytes::from(vec![0u8; 16]),
+        media_time: i * 3600,
+        wall_time_us: i * 40_000,
+        keyframe,
+        params: params.clone(),
+        run: 1,
+        loss: 0,
+    })
+}
+
+#[tokio::test]
+async fn new_subscriber_gets_cached_gop_then_live_without_gap() {
+    let hub = Hub::new(16);
+    let s = hub.stream(StreamKey {
+        camera_id: 1,
+        kind: StreamKind::Main,
+    });
+    let p = params();
+    s.publish(frame(0, false, &p)); // before any keyframe: not cached
+    for i in 1..5 {
+        s.publish(frame(i, i == 1, &p));
+    }
+    let (gop, mut sub) = s.subscribe();
+    assert_eq!(
+        gop.iter().map(|f| f.media_time / 3600).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert!(gop[0].keyframe);
+    s.publish(frame(5, false, &p));
+    match sub.recv().await {
+        Received::Frame(f) => assert_eq!(f.media_time / 3600, 5),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn slow_subscriber_skips_to_next_keyframe_and_never_blocks_publisher() {
+    let hub = Hub::new(4);
+    let s = hub.stream(StreamKey {
+        camera_id: 1,
+        kind: StreamKind::Main,
+    });
+    let p = params();
+    let (_, mut slow) = s.subscribe();
+    // 100 frames, a keyframe every 10: the publisher never waits for the reader that does not read.
+    for i in 0..100 {
+        s.publish(frame(i, i % 10 == 0, &p));
+    }
+    // The ring holds frames 96..99, none a keyframe: the reader learns of the lag and waits for one.
+    s.publish(frame(100, true, &p));
+    match slow.recv().await {
+        Received::Skipped { skipped } => assert!(skipped >= 96, "skipped {skipped}"),
+        other => panic!("unexpected {other:?}"),
+    }
+    match slow.recv().await {
+        Received::Frame(f) => {
+            assert!(f.keyframe);
+            assert_eq!(f.media_time / 3600, 100);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn removed_stream_closes_subscribers() {
+    let hub = Hub::new(4);
+    let key = StreamKey {
+        camera_id: 7,
+        kind: StreamKind::Sub,
+    };
+    let (_, mut sub) = hub.stream(key).subscribe();
+    hub.remove_camera(7);
+    assert!(matches!(sub.recv().await, Received::Closed));
+}
+
+#[test]
+fn gop_cache_is_bounded_without_keyframes() {
+    let hub = Hub::new(4);
+    let s = hub.stream(StreamKey {
+        camera_id: 1,
+        kind: StreamKind::Main,
+    });
+    let p = params();
+    s.publish(frame(0, true, &p));
+    for i in 1..(GOP_CACHE_MAX_FRAMES as i64 + 10) {
+        s.publish(frame(i, false, &p));
+    }
+    assert!(s.current_gop().len() <= GOP_CACHE_MAX_FRAMES);
+}

@@ -1,0 +1,144 @@
+//! Ingest: one retina session per camera stream (main, and sub when the camera has one), kept alive for as
+//! long as the camera exists, feeding the hub.
+//!
+//! The [`Supervisor`] owns the tasks. The API calls [`Supervisor::apply`] after every create or change and
+//! [`Supervisor::remove`] after a delete, so sessions start, restart or stop at once without a server
+//! restart. A change that does not touch a stream's source leaves that stream's session running.
+
+mod session;
+pub mod status;
+
+pub use session::StreamSource;
+pub use status::{StreamState, StreamStatus};
+
+use crate::config::IngestConfig;
+use crate::hub::{Hub, StreamKey, StreamKind};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// What the supervisor needs to know of a camera.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CameraSpec {
+    pub id: i64,
+    pub main: StreamSource,
+    pub sub: Option<StreamSource>,
+}
+
+struct Running {
+    source: StreamSource,
+    status: Arc<Mutex<StreamStatus>>,
+    cancel: CancellationToken,
+}
+
+pub struct Supervisor {
+    hub: Arc<Hub>,
+    cfg: IngestConfig,
+    streams: Mutex<HashMap<StreamKey, Running>>,
+}
+
+impl Supervisor {
+    pub fn new(hub: Arc<Hub>, cfg: IngestConfig) -> Supervisor {
+        Supervisor {
+            hub,
+            cfg,
+            streams: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Starts the camera's sessions, or restarts those whose source changed. Must run inside tokio.
+    pub fn apply(&self, spec: &CameraSpec) {
+        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        for (kind, source) in [
+            (StreamKind::Main, Some(&spec.main)),
+            (StreamKind::Sub, spec.sub.as_ref()),
+        ] {
+            let key = StreamKey {
+                camera_id: spec.id,
+                kind,
+            };
+            match (streams.get(&key), source) {
+                (Some(running), Some(src)) if running.source == *src => continue,
+                (Some(_), _) => {
+                    if let Some(old) = streams.remove(&key) {
+                        old.cancel.cancel();
+                    }
+                }
+                (None, None) => continue,
+                (None, Some(_)) => {}
+            }
+            let Some(src) = source else { continue };
+            let status = Arc::new(Mutex::new(StreamStatus::connecting()));
+            let cancel = CancellationToken::new();
+            let span = tracing::info_span!("ingest", camera = spec.id, stream = kind.as_str());
+            tokio::spawn(
+                session::run_stream(
+                    src.clone(),
+                    self.hub.stream(key),
+                    status.clone(),
+                    self.cfg.clone(),
+                    cancel.clone(),
+                )
+                .instrument(span),
+            );
+            streams.insert(
+                key,
+                Running {
+                    source: src.clone(),
+                    status,
+                    cancel,
+                },
+            );
+        }
+    }
+
+    /// Stops the camera's sessions and closes its broadcasts.
+    pub fn remove(&self, camera_id: i64) {
+        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        streams.retain(|key, running| {
+            if key.camera_id == camera_id {
+                running.cancel.cancel();
+                false
+            } else {
+                true
+            }
+        });
+        self.hub.remove_camera(camera_id);
+    }
+
+    pub fn status(&self, key: StreamKey) -> Option<StreamStatus> {
+        let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        streams
+            .get(&key)
+            .map(|r| r.status.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    /// Every stream's status, for metrics and health pages.
+    pub fn all_statuses(&self) -> Vec<(StreamKey, StreamStatus)> {
+        let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = streams
+            .iter()
+            .map(|(k, r)| {
+                (
+                    *k,
+                    r.status.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                )
+            })
+            .collect();
+        out.sort_by_key(|(k, _)| *k);
+        out
+    }
+
+    /// Stops every session (server shutdown).
+    pub fn shutdown(&self) {
+        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, running) in streams.drain() {
+            running.cancel.cancel();
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! One camera stream: connect with retina, hand every video frame to the hub, reconnect with capped
+//! exponential backoff and jitter when the camera drops, and keep the stream's status.
+//!
+//! Invariants:
+//! - The session never waits on a consumer: frames go to the hub, which never blocks.
+//! - A wrong password is retried only after `auth_retry_ms` (no reconnect storm that locks the account).
+//! - Credentials are handed to retina separately; the URL that is logged or reported never holds them.
+//! - Anything the camera sends that retina rejects ends this run with an error and a reconnect; it never
+//!   panics the server.
+
+use super::status::{RateMeter, StreamState, StreamStatus};
+use crate::config::IngestConfig;
+use crate::hub::{Frame, StreamHub, VideoParams};
+use bytes::Bytes;
+use futures::StreamExt;
+use rand::Rng;
+use retina::client::{Credentials, PlayOptions, SessionOptions, SetupOptions, Transport};
+use retina::codec::{CodecItem, FrameFormat, ParametersRef};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// Everything needed to pull one stream.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StreamSource {
+    pub camera_id: i64,
+    pub url: url::Url,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub udp: bool,
+}
+
+impl std::fmt::Debug for StreamSource {
+    // Hand-written so that the password can never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamSource")
+            .field("camera_id", &self.camera_id)
+            .field("url", &self.url.as_str())
+            .field("username", &self.username)
+            .field("udp", &self.udp)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a run of the session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    #[error("unsupported stream: {0}")]
+    Unsupported(String),
+    #[error("no frame for {0:?}")]
+    Stalled(Duration),
+    #[error("stream ended")]
+    Ended,
+    #[error("{0}")]
+    Rtsp(String),
+    #[error("timed out connecting")]
+    ConnectTimeout,
+}
+
+/// The loop of one stream until `cancel` fires. The caller attaches the tracing span (camera, stream).
+pub async fn run_stream(
+    source: StreamSource,
+    hub: Arc<StreamHub>,
+    status: Arc<Mutex<StreamStatus>>,
+    cfg: IngestConfig,
+    cancel: CancellationToken,
+) {
+    let mut delay = Duration::from_millis(cfg.backoff_initial_ms);
+    let mut run: u64 = 0;
+    loop {
+        run += 1;
+        update(&status, |s| {
+            s.attempts += 1;
+            if s.state != StreamState::AuthFailed {
+                s.state = StreamState::Connecting;
+            }
+        });
+        let started = Instant::now();
+        let result = tokio::select! {
+            r = run_once(&source, &hub, &status, &cfg, run) => r,
+            _ = cancel.cancelled() => return,
+        };
+        hub.reset();
+        let err = match result {
+            Ok(()) => RunError::Ended,
+            Err(e) => e,
+        };
+        let (state, wait) = match &err {
+            RunError::Auth(_) => (
+                StreamState::AuthFailed,
+                Duration::from_millis(cfg.auth_retry_ms),
+            ),
+            RunError::Unsupported(_) => (
+                StreamState::Unsupported,
+                Duration::from_millis(cfg.backoff_max_ms),
+            ),
+            _ => {
+                // A run that stayed up a while was healthy: its failure starts the backoff afresh.
+                if started.elapsed() > Duration::from_secs(30) {
+                    delay = Duration::from_millis(cfg.backoff_initial_ms);
+                }
+                let wait = jitter(delay);
+                delay = (delay * 2).min(Duration::from_millis(cfg.backoff_max_ms));
+                (StreamState::Offline, wait)
+            }
+        };
+        warn!(url = %source.url, error = %err, retry_in_ms = wait.as_millis() as u64, "stream down");
+        update(&status, |s| {
+            s.state = state;
+            s.error = Some(err.to_string());
+            s.fps = None;
+            s.bitrate_bps = None;
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = cancel.cancelled() => return,
+        }
+    }
+}
+
+/// Spreads reconnects of many cameras over time: between 75 % and 125 % of the nominal delay.
+fn jitter(d: Duration) -> Duration {
+    let f: f64 = rand::thread_rng().gen_range(0.75..1.25);
+    d.mul_f64(f)
+}
+
+fn update(status: &Mutex<StreamStatus>, f: impl FnOnce(&mut StreamStatus)) {
+    f(&mut status.lock().unwrap_or_else(|e| e.into_inner()));
+}
+
+fn is_supported(encoding: &str) -> bool {
+    encoding.eq_ignore_ascii_case("h264") || encoding.eq_ignore_ascii_case("h265")
+}
+
+fn convert_params(
+    p: &retina::codec::VideoParameters,
+    generation: u64,
+) -> Result<VideoParams, RunError> {
+    let (width, height) = p.pixel_dimensions();
+    let sample_entry = p
+        .mp4_sample_entry()
+        .build()
+        .map_err(|e| RunError::Unsupported(format!("sample entry: {e}")))?;
+    Ok(VideoParams {
+        codec: p.rfc6381_codec().to_owned(),
+        width,
+        height,
+        extra_data: Bytes::copy_from_slice(p.extra_data()),
+        sample_entry: Bytes::from(sample_entry),
+        generation,
+    })
+}
+
+async fn run_once(
+    source: &StreamSource,
+    hub: &StreamHub,
+    status: &Mutex<StreamStatus>,
+    cfg: &IngestConfig,
+    run: u64,
+) -> Result<(), RunError> {
+    let connect_timeout = Duration::from_millis(cfg.stall_timeout_ms.max(1000) * 2);
+    let creds = match (&source.username, &source.password) {
+        (Some(u), p) => Some(Credentials {
+            username: u.clone(),
+            password: p.clone().unwrap_or_default(),
+        }),
+        _ => None,
+    };
+    let options = SessionOptions::default()
+        .creds(creds)
+        .user_agent("Vigil".to_owned());
+    let rtsp_err = |e: retina::Error| {
+        if e.status_code() == Some(401) || e.status_code() == Some(403) {
+            RunError::Auth(e.to_string())
+        } else {
+            RunError::Rtsp(e.to_string())
+        }
+    };
+    let mut session = tokio::time::timeout(
+        connect_timeout,
+        retina::client::Session::describe(source.url.clone(), options),
+    )
+    .await
+    .map_err(|_| RunError::ConnectTimeout)?
+    .map_err(rtsp_err)?;
+    let video = session.streams().iter().position(|s| s.media() == "video");
+    let Some(index) = video else {
+        return Err(RunError::Unsupported("no video stream".into()));
+    };
+    let encoding = session.streams()[index].encoding_name().to_owned();
+    if !is_supported(&encoding) {
+        return Err(RunError::Unsupported(format!(
+            "codec {encoding}; only H.264 and H.265 are recorded"
+        )));
+    }
+    let transport = if source.udp {
+        Transport::Udp(Default::default())
+    } else {
+        Transport::Tcp(Default::default())
+    };
+    let setup = SetupOptions::default()
+        .transport(transport)
+        .frame_format(FrameFormat::MP4);
+    tokio::time::timeout(connect_timeout, session.setup(index, setup))
+        .await
+        .map_err(|_| RunError::ConnectTimeout)?
+        .map_err(rtsp_err)?;
+    let playing = tokio::time::timeout(connect_timeout, session.play(PlayOptions::default()))
+        .await
+        .map_err(|_| RunError::ConnectTimeout)?
+        .map_err(rtsp_err)?;
+    let mut demuxed = playing
+        .demuxed()
+        .map_err(|e| RunError::Unsupported(e.to_string()))?;
+    debug!(url = %source.url, "playing");
+
+    let stall = Duration::from_millis(cfg.stall_timeout_ms);
+    let mut params: Option<Arc<VideoParams>> = None;
+    let mut generation = 0u64;
+    let mut meter = RateMeter::default();
+    let mut anchor: Option<(i64, i64)> = None; // (media time, wall µs) of the run's first frame
+    let mut seen_keyframe = false;
+    loop {
+        let item = match tokio::time::timeout(stall, demuxed.next()).await {
+            Err(_) => return Err(RunError::Stalled(stall)),
+            Ok(None) => return Ok(()),
+            Ok(Some(Err(e))) => return Err(RunError::Rtsp(e.to_string())),
+            Ok(Some(Ok(item))) => item,
+        };
+        let CodecItem::VideoFrame(frame) = item else {
+            continue;
+        };
+        if frame.stream_id() != index {
+            continue;
+        }
+        if frame.has_new_parameters() || params.is_none() {
+            let Some(ParametersRef::Video(p)) = demuxed.streams()[index].parameters() else {
+                // Parameters come with the first keyframe at the latest; until then the frame is unusable.
+                continue;
+            };
+            let converted = convert_params(p, generation)?;
+            generation += 1;
+            info!(codec = %converted.codec, width = converted.width, height = converted.height, "stream parameters");
+            params = Some(Arc::new(converted));
+        }
+        let Some(p) = params.clone() else { continue };
+        let keyframe = frame.is_random_access_point();
+        // Consumers start at a keyframe; frames before the first one of a run cannot be decoded.
+        if !seen_keyframe && !keyframe {
+            continue;
+        }
+        seen_keyframe = true;
+        let media_time = frame.timestamp().elapsed();
+        let wall_now_us = chrono::Utc::now().timestamp_micros();
+        let (a_media, a_wall) = *anchor.get_or_insert((media_time, wall_now_us));
+        let wall_time_us = a_wall + (media_time - a_media) * 100 / 9;
+        let loss = frame.loss();
+        let data = Bytes::from(frame.into_data());
+        meter.push(media_time, data.len());
+        let len = data.len() as u64;
+        hub.publish(Arc::new(Frame {
+            data,
+            media_time,
+            wall_time_us,
+            keyframe,
+            params: p.clone(),
+            run,
+            loss,
+        }));
+        update(status, |s| {
+            if s.state != StreamState::Online {
+                info!(url = %source.url, "stream online");
+            }
+            s.state = StreamState::Online;
+            s.error = None;
+            if s.codec.as_deref() != Some(p.codec.as_str()) {
+                s.codec = Some(p.codec.clone());
+            }
+            s.width = Some(p.width);
+            s.height = Some(p.height);
+            s.frames += 1;
+            s.bytes += len;
+            s.last_frame_at = chrono::DateTime::from_timestamp_micros(wall_now_us);
+            if let Some((fps, bps)) = meter.rates() {
+                s.fps = Some((fps * 100.0).round() / 100.0);
+                s.bitrate_bps = Some(bps);
+            }
+        });
+    }
+}

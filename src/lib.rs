@@ -1,0 +1,16 @@
+//! Vigil: real-time video supervision and NVR aggregation.
+//!
+//! The parts follow the data flow (see `docs/architecture.md`): `ingest` pulls cameras into the `hub`,
+//! whose broadcasts feed the recorder, live viewers and `media` (snapshots); `db` stores the registry;
+//! `auth` says who may do what; `api` serves it all over HTTP; `sim` stands in for the cameras.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod hub;
+pub mod ingest;
+pub mod media;
+pub mod seed;
+pub mod server;
+pub mod sim;

@@ -1,0 +1,285 @@
+//! The `vigil` command line: serve, sim, demo, user add, token create.
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use vigil::auth::{self, Role};
+use vigil::config::Config;
+use vigil::server::{shutdown_signal, Server};
+use vigil::sim::{SimCodec, SimOptions, SimServer};
+
+#[derive(Parser)]
+#[command(
+    name = "vigil",
+    version,
+    about = "Real-time video supervision and NVR aggregation server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the stored data is: every command that touches it takes these.
+#[derive(Args, Clone)]
+struct Storage {
+    /// Configuration file (TOML); see config/vigil.example.toml.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (recordings, keys, and the SQLite database by default).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Database URL, e.g. sqlite:///var/lib/vigil/vigil.db.
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+impl Storage {
+    fn load(&self) -> anyhow::Result<Config> {
+        let mut cfg = Config::load(self.config.as_deref())?;
+        if let Some(d) = &self.data_dir {
+            cfg.data_dir = d.clone();
+        }
+        if let Some(u) = &self.database_url {
+            cfg.database_url = Some(u.clone());
+        }
+        Ok(cfg)
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        #[command(flatten)]
+        storage: Storage,
+        /// Address to listen on, e.g. 0.0.0.0:8080.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Run simulated RTSP cameras at rtsp://ADDR/cam1 ... camN.
+    Sim(SimArgs),
+    /// Run the simulator and the server together on the embedded demo configuration.
+    Demo {
+        /// Address of the console.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Data directory of the demo.
+        #[arg(long, default_value = "recordings/demo")]
+        data_dir: PathBuf,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage API tokens for machine clients.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Args)]
+struct SimArgs {
+    #[arg(long, default_value_t = 4)]
+    cameras: u32,
+    #[arg(long, default_value = "127.0.0.1:8554")]
+    listen: SocketAddr,
+    #[arg(long, default_value = "h264", value_parser = ["h264", "h265"])]
+    codec: String,
+    #[arg(long, default_value_t = 640)]
+    width: u32,
+    #[arg(long, default_value_t = 360)]
+    height: u32,
+    #[arg(long, default_value_t = 25)]
+    fps: u32,
+    /// Bitrate in kbit/s.
+    #[arg(long, default_value_t = 1000)]
+    bitrate: u32,
+    /// Frames from one keyframe to the next.
+    #[arg(long, default_value_t = 25)]
+    gop: u32,
+    #[arg(long, requires = "password")]
+    username: Option<String>,
+    #[arg(long, requires = "username")]
+    password: Option<String>,
+    /// Encode once and serve every camera from it (cheap enough for 64+ cameras on 2 cores); the picture
+    /// then shows "Vigil sim" instead of each camera's name.
+    #[arg(long)]
+    shared_encoder: bool,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is read from standard input.
+    Add {
+        name: String,
+        #[arg(long, value_parser = ["admin", "supervisor", "investigator", "integrator"])]
+        role: String,
+        /// Region code granted (with its subtree); repeat for several. An admin without one is global.
+        #[arg(long = "region")]
+        regions: Vec<String>,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[command(flatten)]
+        storage: Storage,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a bearer token and print it once.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = ["admin", "supervisor", "investigator", "integrator"])]
+        role: String,
+        #[arg(long = "region")]
+        regions: Vec<String>,
+        /// Days until the token expires; never when absent.
+        #[arg(long)]
+        expires_days: Option<u32>,
+        #[command(flatten)]
+        storage: Storage,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn sim_options(a: &SimArgs) -> SimOptions {
+    SimOptions {
+        cameras: a.cameras,
+        listen: a.listen,
+        codec: if a.codec == "h265" {
+            SimCodec::H265
+        } else {
+            SimCodec::H264
+        },
+        width: a.width,
+        height: a.height,
+        fps: a.fps,
+        bitrate_kbps: a.bitrate,
+        gop: a.gop,
+        username: a.username.clone(),
+        password: a.password.clone(),
+        shared_encoder: a.shared_encoder,
+    }
+}
+
+async fn open_db(storage: &Storage) -> anyhow::Result<vigil::db::Pool> {
+    let cfg = storage.load()?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    Ok(vigil::db::connect(&cfg.database_url()).await?)
+}
+
+fn parse_role(s: &str) -> anyhow::Result<Role> {
+    Role::parse(s).with_context(|| format!("unknown role {s}"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_tracing();
+    match Cli::parse().command {
+        Command::Serve { storage, listen } => {
+            let mut cfg = storage.load()?;
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            let server = Server::bind(cfg).await?;
+            tracing::info!(addr = %server.local_addr()?, "serving");
+            server.run(shutdown_signal()).await
+        }
+        Command::Sim(args) => {
+            let sim = SimServer::start(sim_options(&args))?;
+            for n in 1..=args.cameras {
+                println!("{}", sim.url(n));
+            }
+            shutdown_signal().await;
+            sim.stop();
+            Ok(())
+        }
+        Command::Demo { listen, data_dir } => demo(listen, data_dir).await,
+        Command::User {
+            command:
+                UserCommand::Add {
+                    name,
+                    role,
+                    regions,
+                    password_stdin: _,
+                    storage,
+                },
+        } => {
+            let role = parse_role(&role)?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("reading the password from stdin")?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            if password.len() < 8 {
+                bail!("the password must have at least 8 characters");
+            }
+            let pool = open_db(&storage).await?;
+            let user = auth::create_user(&pool, &name, password, role, &regions).await?;
+            println!(
+                "user {} ({}) added with id {}",
+                user.username, user.role, user.id
+            );
+            Ok(())
+        }
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    name,
+                    role,
+                    regions,
+                    expires_days,
+                    storage,
+                },
+        } => {
+            let role = parse_role(&role)?;
+            let pool = open_db(&storage).await?;
+            let expires = expires_days.map(|d| vigil::db::now_ms() + i64::from(d) * 86_400_000);
+            let secret = auth::create_token(&pool, &name, role, &regions, expires).await?;
+            println!("{secret}");
+            Ok(())
+        }
+    }
+}
+
+/// The demo: simulated cameras and the server on `config/demo.toml`.
+async fn demo(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
+    let mut cfg = Config::parse(include_str!("../config/demo.toml"))
+        .context("embedded demo configuration")?;
+    cfg.listen = listen;
+    cfg.data_dir = data_dir;
+    let sim = SimServer::start(SimOptions {
+        cameras: 8,
+        listen: SocketAddr::from(([127, 0, 0, 1], 8554)),
+        ..SimOptions::default()
+    })
+    .context("starting the simulator on 127.0.0.1:8554")?;
+    let server = Server::bind(cfg.clone()).await?;
+    let addr = server.local_addr()?;
+    println!();
+    println!("Vigil demo is running.");
+    println!("  console:  http://{addr}/");
+    println!("  API:      http://{addr}/api/v1/openapi.json");
+    for u in &cfg.seed.users {
+        println!("  login:    {} / {}  ({})", u.username, u.password, u.role);
+    }
+    println!("  cameras:  {} ... {} (simulated)", sim.url(1), sim.url(8));
+    println!("Press Ctrl-C to stop.");
+    let result = server.run(shutdown_signal()).await;
+    sim.stop();
+    result
+}

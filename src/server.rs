@@ -1,0 +1,88 @@
+//! `vigil serve`: opens the database, seeds it, starts a session for every camera, and serves the API until
+//! Ctrl-C or SIGTERM.
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::ingest::Supervisor;
+use crate::{db, seed};
+use anyhow::Context;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// A server bound to its address, ready to run.
+pub struct Server {
+    pub state: AppState,
+    listener: TcpListener,
+}
+
+impl Server {
+    pub async fn bind(cfg: Config) -> anyhow::Result<Server> {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
+        let pool = db::connect(&cfg.database_url())
+            .await
+            .context("opening the database")?;
+        seed::apply(&pool, &cfg.seed)
+            .await
+            .context("seeding from the configuration")?;
+        let hub = Arc::new(Hub::new(cfg.ingest.broadcast_capacity));
+        let ingest = Arc::new(Supervisor::new(hub, cfg.ingest.clone()));
+        for cam in db::cameras::list(&pool).await? {
+            if let Some(spec) = api::camera_spec(&cam) {
+                ingest.apply(&spec);
+            }
+        }
+        let listener = TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("listening on {}", cfg.listen))?;
+        let state = AppState {
+            pool,
+            cfg: Arc::new(cfg),
+            ingest,
+            started: std::time::Instant::now(),
+        };
+        Ok(Server { state, listener })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then stops every camera session.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let ingest = self.state.ingest.clone();
+        let app = api::router(self.state);
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        ingest.shutdown();
+        Ok(())
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,363 @@
+//! Test harness: the real `vigil` binary as simulator and server, each in its own process on its own
+//! ports with its own temporary data directory, and an HTTP client that logs in like the console does.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_vigil");
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn wait_port(addr: SocketAddr, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Polls `f` every 100 ms until it returns `Some` or `timeout` passes.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `vigil sim` in its own process.
+pub struct Sim {
+    pub port: u16,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Sim {
+    /// Starts `vigil sim --listen 127.0.0.1:PORT` with the extra arguments, on a fresh port.
+    pub fn start(extra: &[&str]) -> Sim {
+        let mut sim = Sim {
+            port: free_port(),
+            args: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+        };
+        sim.restart();
+        sim
+    }
+
+    pub fn url(&self, n: u32) -> String {
+        format!("rtsp://127.0.0.1:{}/cam{n}", self.port)
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().expect("addr");
+        let child = Command::new(BIN)
+            .arg("sim")
+            .arg("--listen")
+            .arg(addr.to_string())
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn vigil sim");
+        self.child = Some(child);
+        assert!(
+            wait_port(addr, Duration::from_secs(20)),
+            "simulator did not listen on {addr}"
+        );
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `vigil serve` in its own process, with an admin user and the region tree 360000 > 360700 > 360702,
+/// 360000 > 360100.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+pub const BASE_CONFIG: &str = r#"
+[ingest]
+backoff_initial_ms = 300
+backoff_max_ms = 2000
+auth_retry_ms = 60000
+stall_timeout_ms = 2000
+
+[[seed.regions]]
+code = "360000"
+name = "江西省"
+level = "province"
+
+[[seed.regions]]
+code = "360700"
+name = "赣州市"
+level = "city"
+parent_code = "360000"
+
+[[seed.regions]]
+code = "360702"
+name = "章贡区"
+level = "district"
+parent_code = "360700"
+
+[[seed.regions]]
+code = "360100"
+name = "南昌市"
+level = "city"
+parent_code = "360000"
+
+[[seed.users]]
+username = "admin"
+password = "admin-password-1"
+role = "admin"
+"#;
+
+impl Server {
+    pub fn start() -> Server {
+        Self::start_with("")
+    }
+
+    /// Starts with the base configuration plus `extra` TOML.
+    pub fn start_with(extra: &str) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let config = dir.path().join("vigil.toml");
+        std::fs::write(&config, format!("{BASE_CONFIG}\n{extra}")).expect("write config");
+        let log = dir.path().join("server.log");
+        let mut server = Server {
+            addr,
+            child: None,
+            log,
+            dir,
+        };
+        server.spawn(&config);
+        server
+    }
+
+    fn spawn(&mut self, config: &std::path::Path) {
+        let log = std::fs::File::create(&self.log).expect("log file");
+        let child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(config)
+            .arg("--listen")
+            .arg(self.addr.to_string())
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .env("RUST_LOG", "debug,sqlx=warn,hyper=info,tower_http=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn vigil serve");
+        self.child = Some(child);
+        assert!(
+            wait_port(self.addr, Duration::from_secs(30)),
+            "server did not listen; log:\n{}",
+            self.log()
+        );
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// Whether the server process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// A client logged in as the seeded admin.
+    pub async fn admin(&self) -> Client {
+        Client::login(self, "admin", ADMIN_PASSWORD).await
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// An HTTP client with a cookie session and its CSRF token.
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub csrf: Option<String>,
+    pub bearer: Option<String>,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Client {
+    pub fn anonymous(server: &Server) -> Client {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .expect("client");
+        Client {
+            http,
+            base: server.url(""),
+            csrf: None,
+            bearer: None,
+        }
+    }
+
+    pub async fn login(server: &Server, username: &str, password: &str) -> Client {
+        let mut c = Client::anonymous(server);
+        let r = c
+            .call(
+                "POST",
+                "/api/v1/session",
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "login {username}: {}", r.text);
+        c.csrf = r.body["csrf_token"].as_str().map(str::to_owned);
+        c
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.http.request(m, format!("{}{}", self.base, path));
+        if let Some(t) = &self.csrf {
+            req = req.header("X-CSRF-Token", t);
+        }
+        if let Some(t) = &self.bearer {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply { status, body, text }
+    }
+
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &'static str,
+    ) -> Reply {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self
+            .http
+            .request(m, format!("{}{}", self.base, path))
+            .header("Content-Type", content_type)
+            .body(body);
+        if let Some(t) = &self.csrf {
+            req = req.header("X-CSRF-Token", t);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        Reply {
+            status,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.call("GET", path, None).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.call("POST", path, Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.call("PATCH", path, Some(body)).await
+    }
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.call("DELETE", path, None).await
+    }
+
+    /// Creates a site and returns its id.
+    pub async fn site(&self, name: &str, kind: &str, region: &str) -> i64 {
+        let r = self
+            .post(
+                "/api/v1/sites",
+                json!({"name": name, "kind": kind, "region_code": region}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "create site: {}", r.text);
+        r.body["id"].as_i64().expect("site id")
+    }
+
+    /// Creates a camera and returns its id.
+    pub async fn camera(&self, body: Value) -> i64 {
+        let r = self.post("/api/v1/cameras", body).await;
+        assert_eq!(r.status, 201, "create camera: {}", r.text);
+        r.body["id"].as_i64().expect("camera id")
+    }
+
+    pub async fn status(&self, camera: i64) -> Value {
+        self.get(&format!("/api/v1/cameras/{camera}/status"))
+            .await
+            .body
+    }
+
+    /// Waits until the camera's main stream is in `state`; returns its status then.
+    pub async fn wait_state(&self, camera: i64, state: &str, timeout: Duration) -> Option<Value> {
+        wait_for(timeout, || async {
+            let s = self.status(camera).await;
+            (s["state"] == state).then_some(s)
+        })
+        .await
+    }
+}
