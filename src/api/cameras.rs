@@ -130,10 +130,10 @@ async fn merge(
         (None, None) => None,
     };
     if let Some(u) = b.username {
-        username = (!u.is_empty()).then(|| u);
+        username = (!u.is_empty()).then_some(u);
     }
     if let Some(pw) = b.password {
-        password = (!pw.is_empty()).then(|| pw);
+        password = (!pw.is_empty()).then_some(pw);
     }
     if username.as_ref().is_some_and(|u| u.len() > 200)
         || password.as_ref().is_some_and(|p| p.len() > 200)

@@ -88,7 +88,7 @@ impl From<crate::auth::AuthError> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> ApiError {
         match r {
-            JsonRejection::JsonDataError(e) => ApiError::invalid(format!("{}", e.body_text())),
+            JsonRejection::JsonDataError(e) => ApiError::invalid(e.body_text()),
             JsonRejection::JsonSyntaxError(e) => {
                 ApiError::bad_request(format!("malformed JSON: {}", e.body_text()))
             }

@@ -12,6 +12,7 @@ mod ops;
 mod session;
 mod sites;
 mod validate;
+mod web;
 
 use crate::config::Config;
 use crate::db::Pool;
@@ -111,6 +112,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", public.merge(api))
         .merge(metrics)
         .route("/healthz", get(ops::healthz))
+        .merge(web::router())
         .fallback(ops::not_found)
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

@@ -67,7 +67,13 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             );
         }
     }
-    let series: [(&str, &str, &str, fn(&crate::ingest::StreamStatus) -> f64); 5] = [
+    type Series = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&crate::ingest::StreamStatus) -> f64,
+    );
+    let series: [Series; 5] = [
         (
             "vigil_stream_frames_total",
             "counter",

@@ -1,25 +1,14 @@
-// TEMPORARY placeholder until the snapshot module lands (helper is writing it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VideoCodec {
-    H264,
-    H265,
-}
-impl VideoCodec {
-    pub fn from_rfc6381(_c: &str) -> Option<Self> {
-        None
-    }
-}
-#[derive(Debug, thiserror::Error)]
-pub enum SnapshotError {
-    #[error("x")]
-    X,
-}
-pub fn keyframe_to_jpeg(
-    _c: VideoCodec,
-    _e: &[u8],
-    _f: &[&[u8]],
-    _m: Option<u32>,
-    _q: u8,
-) -> Result<Vec<u8>, SnapshotError> {
-    Err(SnapshotError::X)
-}
+//! Media tools that work on frames outside the pass-through recording and live paths: today, keyframe
+//! snapshots and thumbnails (FFmpeg decode, `image` JPEG encode).
+//!
+//! Decoding is CPU work that blocks: call these functions from `tokio::task::spawn_blocking`, never on
+//! an async worker.
+
+pub mod snapshot;
+
+pub use snapshot::{
+    decode_keyframe, encode_jpeg, init, keyframe_to_jpeg, SnapshotError, VideoCodec,
+};
+
+#[cfg(test)]
+mod tests;
