@@ -2,10 +2,12 @@
 //!
 //! The parts follow the data flow (see `docs/architecture.md`): `ingest` pulls cameras into the `hub`,
 //! whose broadcasts feed the recorder, live viewers and `media` (snapshots); `db` stores the registry;
-//! `auth` says who may do what; `api` serves it all over HTTP; `sim` stands in for the cameras.
+//! `auth` says who may do what and `audit` keeps the trace of it; `api` serves it all over HTTP; `sim` stands in for the cameras.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
+pub mod check;
 pub mod config;
 pub mod db;
 pub mod hub;

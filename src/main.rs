@@ -1,4 +1,4 @@
-//! The `vigil` command line: serve, sim, demo, user add, token create.
+//! The `vigil` command line: serve, sim, demo, user add, token create, check.
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
@@ -78,6 +78,14 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Check the stored data (the audit log's hash chain, ...); exits non-zero when a check fails.
+    Check {
+        /// Repair what can be repaired (never the audit log).
+        #[arg(long)]
+        repair: bool,
+        #[command(flatten)]
+        storage: Storage,
     },
 }
 
@@ -252,6 +260,14 @@ async fn main() -> anyhow::Result<()> {
             let secret = auth::create_token(&pool, &name, role, &regions, expires).await?;
             println!("{secret}");
             Ok(())
+        }
+        Command::Check { repair, storage } => {
+            let pool = open_db(&storage).await?;
+            if vigil::check::run(&pool, vigil::check::Options { repair }).await? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
         }
     }
 }

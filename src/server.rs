@@ -1,12 +1,16 @@
-//! `vigil serve`: opens the database, seeds it, starts a session for every camera, and serves the API until
-//! Ctrl-C or SIGTERM.
+//! `vigil serve`: opens the database, loads the secrets key (and seals camera passwords still stored in
+//! plaintext), seeds it, starts a session for every camera, and serves the API (plain HTTP, or HTTPS with
+//! rustls when `[tls]` is set) until Ctrl-C or SIGTERM.
 
 use crate::api::{self, AppState};
+use crate::auth::secrets;
+use crate::auth::throttle::AddressThrottle;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::ingest::Supervisor;
 use crate::{db, seed};
 use anyhow::Context;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -23,6 +27,15 @@ impl Server {
         let pool = db::connect(&cfg.database_url())
             .await
             .context("opening the database")?;
+        let key = secrets::load_or_create_key(&cfg.data_dir, cfg.auth.secrets_key.as_deref())
+            .context("loading the secrets key")?;
+        secrets::install(key).context("installing the secrets key")?;
+        let sealed = db::cameras::seal_plaintext_rows(&pool)
+            .await
+            .context("encrypting stored camera passwords")?;
+        if sealed > 0 {
+            tracing::info!(cameras = sealed, "camera passwords encrypted at rest");
+        }
         seed::apply(&pool, &cfg.seed)
             .await
             .context("seeding from the configuration")?;
@@ -36,7 +49,12 @@ impl Server {
         let listener = TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("listening on {}", cfg.listen))?;
+        let login_throttle = Arc::new(AddressThrottle::new(
+            cfg.auth.login_address_max_failures,
+            cfg.auth.login_address_window_seconds,
+        ));
         let state = AppState {
+            login_throttle,
             pool,
             cfg: Arc::new(cfg),
             ingest,
@@ -55,10 +73,34 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let ingest = self.state.ingest.clone();
-        let app = api::router(self.state);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let tls = self.state.cfg.tls.clone();
+        let app = api::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        match (&tls.cert, &tls.key) {
+            (Some(cert), Some(key)) => {
+                // One crypto provider for the process; a second install (tests) is harmless.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .with_context(|| {
+                        format!("loading TLS {} and {}", cert.display(), key.display())
+                    })?;
+                let handle = axum_server::Handle::new();
+                let h = handle.clone();
+                tokio::spawn(async move {
+                    shutdown.await;
+                    h.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+                });
+                axum_server::from_tcp_rustls(self.listener.into_std()?, config)
+                    .handle(handle)
+                    .serve(app)
+                    .await?;
+            }
+            _ => {
+                axum::serve(self.listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await?
+            }
+        }
         ingest.shutdown();
         Ok(())
     }

@@ -1,17 +1,35 @@
-//! The access layer: every `/api/v1` route is declared here with the roles it admits, and the router is
-//! built from that table, so no route exists without an access rule. Authentication (cookie session or
-//! bearer token), the CSRF check for cookie changes and the role check all happen before a handler runs;
-//! handlers receive the [`Principal`] and check the region of what they touch with [`scoped`].
+//! The access layer: every `/api/v1` route is declared here with the roles it admits and its audit action,
+//! and the router is built from that table, so no route exists without an access rule and no audited route
+//! can forget its audit row.
+//!
+//! For every request, before the handler runs:
+//! 1. [`authenticate`] resolves the caller (bearer token or cookie session; 401 without one) and checks the
+//!    CSRF token of a change made with a cookie (403).
+//! 2. the route's guard checks the role (403), checks the `Origin` of a WebSocket upgrade
+//!    ([`check_ws_origin`], 403), and resolves the object named by the path (`/cameras/{id}`,
+//!    `/sites/{id}`, `/users/{id}`, `/tokens/{id}`: see [`super::target`]) to its region: an object out of
+//!    the caller's scope answers 404, so another city's object cannot even be seen to exist.
+//!
+//! After the handler, the guard appends an audit row (`audit::append`) when the route has an action: actor,
+//! role, action, target (the path, or what the handler noted with [`AuditNote`]), the target's region,
+//! status, client address. Refused attempts on audited routes are recorded too. If the row cannot be
+//! written the answer becomes a 500: nothing audited is served without its trace.
+//!
+//! Handlers still receive the [`Principal`] and filter lists and check the objects named in bodies with
+//! [`scoped`].
 
 use super::error::ApiError;
+use super::target;
 use super::AppState;
+use crate::audit;
 use crate::auth::{self, Principal, Role};
-use axum::extract::{Request, State};
-use axum::http::{header, Method};
+use axum::extract::{ConnectInfo, RawPathParams, Request, State};
+use axum::http::{header, HeaderMap, Method};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
-use axum::Router;
+use axum::{RequestExt, Router};
+use std::net::SocketAddr;
 
 pub const SESSION_COOKIE: &str = "vigil_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -32,7 +50,29 @@ pub struct RouteRule {
     pub method: Method,
     pub path: &'static str,
     pub roles: &'static [Role],
+    /// The audit action recorded for every call (`None`: a read that needs no trace).
+    pub audit: Option<&'static str>,
 }
+
+/// What a handler may tell the audit row about the object it touched (e.g. the id and region of what it
+/// created), as an extension of its response. Absent fields fall back to the path and its object.
+#[derive(Debug, Clone, Default)]
+pub struct AuditNote {
+    pub target: Option<String>,
+    pub region_code: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// Attaches an [`AuditNote`] to a response.
+pub fn noted(resp: impl IntoResponse, note: AuditNote) -> Response {
+    let mut resp = resp.into_response();
+    resp.extensions_mut().insert(note);
+    resp
+}
+
+/// The client address of a request (after `X-Forwarded-For` when trusted), set by [`authenticate`].
+#[derive(Debug, Clone)]
+pub struct ClientAddr(pub String);
 
 /// Builds the authenticated router and the table of its rules together.
 pub struct Routes {
@@ -48,21 +88,24 @@ impl Routes {
         }
     }
 
-    /// Adds one method of one path with the roles that may call it.
+    /// Adds one method of one path with the roles that may call it and its audit action.
     pub fn add(
         mut self,
         method: Method,
         path: &'static str,
         roles: &'static [Role],
+        audit: Option<&'static str>,
         handler: MethodRouter<AppState>,
     ) -> Routes {
-        self.rules.push(RouteRule {
+        let rule = RouteRule {
             method,
             path,
             roles,
-        });
+            audit,
+        };
+        self.rules.push(rule.clone());
         let guarded = handler.route_layer(middleware::from_fn(move |req: Request, next: Next| {
-            require_role(roles, req, next)
+            guard(rule.clone(), req, next)
         }));
         self.router = self.router.route(path, guarded);
         self
@@ -81,25 +124,77 @@ impl Default for Routes {
     }
 }
 
-async fn require_role(
-    roles: &'static [Role],
-    req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let Some(principal) = req.extensions().get::<Principal>() else {
-        return Err(ApiError::unauthorized());
+/// The role, origin and region checks of one route, and its audit row.
+async fn guard(rule: RouteRule, mut req: Request, next: Next) -> Response {
+    let (Some(principal), Some(state)) = (
+        req.extensions().get::<Principal>().cloned(),
+        req.extensions().get::<AppState>().cloned(),
+    ) else {
+        return ApiError::unauthorized().into_response();
     };
-    if !roles.contains(&principal.role) {
-        return Err(ApiError::forbidden(format!(
+    let client = req.extensions().get::<ClientAddr>().map(|c| c.0.clone());
+    let path = req.uri().path().to_owned();
+    let params: Vec<(String, String)> = match req.extract_parts::<RawPathParams>().await {
+        Ok(p) => p
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let mut object: Option<target::Target> = None;
+    let refused = if !rule.roles.contains(&principal.role) {
+        Some(ApiError::forbidden(format!(
             "the {} role may not do this",
             principal.role.as_str()
-        )));
+        )))
+    } else if let Err(e) = check_ws_origin(req.headers(), &state.cfg.auth.allowed_origins) {
+        Some(e)
+    } else {
+        match target::resolve(&state.pool, rule.path, &params).await {
+            Err(e) => Some(e),
+            Ok(t) => {
+                object = t;
+                match &object {
+                    Some(t) if !principal.scope.covers(&t.region_codes) => {
+                        Some(ApiError::not_found())
+                    }
+                    _ => None,
+                }
+            }
+        }
+    };
+    let resp = match refused {
+        Some(e) => e.into_response(),
+        None => next.run(req).await,
+    };
+    let Some(action) = rule.audit else {
+        return resp;
+    };
+    let note = resp
+        .extensions()
+        .get::<AuditNote>()
+        .cloned()
+        .unwrap_or_default();
+    let entry = audit::Entry {
+        actor: principal.actor(),
+        role: Some(principal.role.as_str().to_owned()),
+        action: action.to_owned(),
+        target: note.target.or(Some(path)),
+        region_code: note
+            .region_code
+            .or_else(|| object.and_then(|o| o.region_codes.into_iter().next())),
+        status: resp.status().as_u16(),
+        client,
+        detail: note.detail,
+    };
+    match audit::append(&state.pool, &entry).await {
+        Ok(_) => resp,
+        Err(e) => ApiError::internal(format!("audit row not written: {e}")).into_response(),
     }
-    Ok(next.run(req).await)
 }
 
-fn cookie_value<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.headers()
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -109,14 +204,40 @@ fn cookie_value<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn bearer(req: &Request) -> Option<&str> {
-    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+/// The session cookie's value, if the request carries one.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie_value(headers, SESSION_COOKIE)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The address of the client: the socket's peer, or the last `X-Forwarded-For` entry (the one the
+/// trusted reverse proxy added) when `auth.trust_forwarded_for` is on.
+pub fn client_addr(state: &AppState, req: &Request) -> Option<String> {
+    if state.cfg.auth.trust_forwarded_for {
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|s| !s.is_empty());
+        if let Some(f) = forwarded {
+            return Some(f.to_owned());
+        }
+    }
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
 }
 
 /// Resolves the caller, rejects the request with 401 when there is none, and checks the CSRF token of a
@@ -126,9 +247,9 @@ async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let principal = if let Some(token) = bearer(&req) {
+    let principal = if let Some(token) = bearer(req.headers()) {
         auth::principal_from_token(&state.pool, token).await?
-    } else if let Some(cookie) = cookie_value(&req, SESSION_COOKIE) {
+    } else if let Some(cookie) = session_cookie(req.headers()) {
         let idle_ms = (state.cfg.auth.session_idle_minutes * 60_000) as i64;
         let p = auth::principal_from_session(&state.pool, cookie, idle_ms).await?;
         if let Some(p) = &p {
@@ -146,7 +267,11 @@ async fn authenticate(
     let Some(principal) = principal else {
         return Err(ApiError::unauthorized());
     };
+    if let Some(addr) = client_addr(&state, &req) {
+        req.extensions_mut().insert(ClientAddr(addr));
+    }
     req.extensions_mut().insert(principal);
+    req.extensions_mut().insert(state);
     Ok(next.run(req).await)
 }
 
@@ -157,5 +282,100 @@ pub fn scoped(principal: &Principal, region_code: &str) -> Result<(), ApiError> 
         Ok(())
     } else {
         Err(ApiError::not_found())
+    }
+}
+
+/// The Origin check of a WebSocket upgrade (cross-site WebSocket hijacking rides on the victim's cookie).
+/// Requests that are not upgrades pass. An upgrade from a browser carries `Origin`, which must name this
+/// server (same host and port as the `Host` header) or one of `allowed` (`scheme://host[:port]`);
+/// clients that send no `Origin` are not browsers and cannot carry a victim's cookie, so they pass (they
+/// still need a session or token like every request).
+pub fn check_ws_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError> {
+    let upgrade = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !upgrade {
+        return Ok(());
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let refuse = || ApiError::forbidden("WebSocket from a foreign origin");
+    let origin = origin.to_str().map_err(|_| refuse())?.trim_end_matches('/');
+    if allowed.iter().any(|a| a.trim_end_matches('/') == origin) {
+        return Ok(());
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(refuse)?;
+    let origin_host = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(refuse)?;
+    if origin_host.eq_ignore_ascii_case(host) {
+        Ok(())
+    } else {
+        Err(refuse())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn ws(host: &str, origin: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::HOST, HeaderValue::from_str(host).expect("host"));
+        if let Some(o) = origin {
+            h.insert(header::ORIGIN, HeaderValue::from_str(o).expect("origin"));
+        }
+        h
+    }
+
+    #[test]
+    fn websocket_origin() {
+        let none: &[String] = &[];
+        assert!(check_ws_origin(
+            &ws("vigil.local:8080", Some("http://vigil.local:8080")),
+            none
+        )
+        .is_ok());
+        assert!(check_ws_origin(&ws("vigil.local", Some("https://vigil.local")), none).is_ok());
+        assert!(
+            check_ws_origin(&ws("vigil.local:8080", Some("http://evil.example")), none).is_err()
+        );
+        assert!(check_ws_origin(
+            &ws("vigil.local:8080", Some("http://vigil.local:9999")),
+            none
+        )
+        .is_err());
+        assert!(check_ws_origin(&ws("vigil.local:8080", Some("null")), none).is_err());
+        assert!(check_ws_origin(
+            &ws(
+                "vigil.local:8080",
+                Some("http://vigil.local.evil.example:8080")
+            ),
+            none
+        )
+        .is_err());
+        // Not a browser: no Origin.
+        assert!(check_ws_origin(&ws("vigil.local:8080", None), none).is_ok());
+        let allowed = vec!["https://wall.example".to_string()];
+        assert!(check_ws_origin(
+            &ws("vigil.local:8080", Some("https://wall.example")),
+            &allowed
+        )
+        .is_ok());
+        // Plain requests are not upgrades.
+        let mut plain = HeaderMap::new();
+        plain.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
+        assert!(check_ws_origin(&plain, none).is_ok());
     }
 }

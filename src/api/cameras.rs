@@ -2,7 +2,7 @@
 //! ingest at once. Passwords are write-only: [`db::cameras::Camera`] never serializes them and URLs are
 //! stored without credentials.
 
-use super::access::scoped;
+use super::access::{noted, scoped, AuditNote};
 use super::error::{ApiError, ApiResult, Json, Path, Query};
 use super::sites::visible_site;
 use super::{validate, AppState};
@@ -166,12 +166,17 @@ pub async fn create(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Json(b): Json<CameraBody>,
-) -> ApiResult<(StatusCode, Json<Camera>)> {
+) -> ApiResult<Response> {
     let input = merge(&s, &p, None, b).await?;
     let cam = db::cameras::insert(&s.pool, &input).await?;
     tracing::info!(camera = cam.id, actor = %p.actor(), url = %cam.main_url, "camera created");
     apply(&s, &cam);
-    Ok((StatusCode::CREATED, Json(cam)))
+    let note = AuditNote {
+        target: Some(format!("/cameras/{}", cam.id)),
+        region_code: Some(cam.region_code.clone()),
+        detail: Some(cam.name.clone()),
+    };
+    Ok(noted((StatusCode::CREATED, Json(cam)), note))
 }
 
 pub async fn update(
@@ -339,8 +344,8 @@ pub async fn import_nvr(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Json(b): Json<NvrBody>,
-) -> ApiResult<(StatusCode, Json<db::cameras::Nvr>)> {
-    visible_site(&s, &p, b.site_id)
+) -> ApiResult<Response> {
+    let site = visible_site(&s, &p, b.site_id)
         .await
         .map_err(|_| ApiError::invalid(format!("site_id {} does not exist", b.site_id)))?;
     let vendor = validate::one_of("vendor", &b.vendor, &["hikvision", "dahua", "generic"])?;
@@ -427,5 +432,10 @@ pub async fn import_nvr(
         apply(&s, &db::cameras::get(&s.pool, *id).await?);
     }
     tracing::info!(nvr = nvr.id, actor = %p.actor(), channels = nvr.camera_ids.len(), "nvr imported");
-    Ok((StatusCode::CREATED, Json(nvr)))
+    let note = AuditNote {
+        target: Some(format!("/nvrs/{}", nvr.id)),
+        region_code: Some(site.region_code),
+        detail: Some(format!("{} channels at {}", nvr.camera_ids.len(), nvr.host)),
+    };
+    Ok(noted((StatusCode::CREATED, Json(nvr)), note))
 }

@@ -1,16 +1,20 @@
 //! The HTTP API of the v1 contract (`/api/v1`, `/healthz`, `/metrics`), built on axum.
 //!
-//! Every `/api/v1` route but the login is declared in [`routes`] with the roles it admits (see
-//! [`access`]); handlers check the region of what they touch. Handlers validate every input before
+//! Every `/api/v1` route but the login is declared in [`routes`] with the roles it admits and its audit
+//! action (see [`access`]); the layer checks the region of the object a path names, handlers the regions
+//! of lists and of objects named in bodies. Handlers validate every input before
 //! writing anything and answer errors as `{"error": {"code", "message"}}`.
 
 pub mod access;
+mod audit;
 mod cameras;
 pub use cameras::camera_spec;
 pub mod error;
 mod ops;
 mod session;
 mod sites;
+pub mod target;
+mod users;
 mod validate;
 mod web;
 
@@ -29,76 +33,46 @@ pub struct AppState {
     pub cfg: Arc<Config>,
     pub ingest: Arc<Supervisor>,
     pub started: std::time::Instant,
+    /// Failed logins per client address.
+    pub login_throttle: Arc<crate::auth::throttle::AddressThrottle>,
 }
 
-/// The table of authenticated routes with their roles.
+/// The table of authenticated routes: method, path, roles, audit action, handler. Reads of footage and
+/// every change carry an audit action; the access layer writes the row (see [`access`]). One line per
+/// route, so that the table reads as the access policy it is.
+#[rustfmt::skip]
 pub fn routes() -> Routes {
+    use Method as M;
     Routes::new()
-        .add(Method::DELETE, "/session", ANYONE, delete(session::logout))
-        .add(Method::GET, "/me", ANYONE, get(session::me))
-        .add(Method::GET, "/regions", ANY_HUMAN, get(sites::list_regions))
-        .add(Method::POST, "/regions", ADMIN, post(sites::create_region))
-        .add(Method::GET, "/sites", ANY_HUMAN, get(sites::list_sites))
-        .add(Method::POST, "/sites", ADMIN, post(sites::create_site))
-        .add(Method::GET, "/sites/{id}", ANY_HUMAN, get(sites::get_site))
-        .add(
-            Method::PATCH,
-            "/sites/{id}",
-            ADMIN,
-            patch(sites::update_site),
-        )
-        .add(
-            Method::DELETE,
-            "/sites/{id}",
-            ADMIN,
-            delete(sites::delete_site),
-        )
-        .add(
-            Method::GET,
-            "/sites/{id}/positions",
-            ANY_HUMAN,
-            get(sites::list_positions),
-        )
-        .add(
-            Method::POST,
-            "/sites/{id}/positions",
-            ADMIN,
-            post(sites::create_position),
-        )
-        .add(Method::GET, "/cameras", ANY_HUMAN, get(cameras::list))
-        .add(Method::POST, "/cameras", ADMIN, post(cameras::create))
-        .add(
-            Method::GET,
-            "/cameras/{id}",
-            ANY_HUMAN,
-            get(cameras::get_one),
-        )
-        .add(
-            Method::PATCH,
-            "/cameras/{id}",
-            ADMIN,
-            patch(cameras::update),
-        )
-        .add(
-            Method::DELETE,
-            "/cameras/{id}",
-            ADMIN,
-            delete(cameras::remove),
-        )
-        .add(
-            Method::GET,
-            "/cameras/{id}/status",
-            ANY_HUMAN,
-            get(cameras::status),
-        )
-        .add(
-            Method::GET,
-            "/cameras/{id}/snapshot.jpg",
-            ANY_HUMAN,
-            get(cameras::snapshot),
-        )
-        .add(Method::POST, "/nvrs", ADMIN, post(cameras::import_nvr))
-        .add(Method::GET, "/openapi.json", ANYONE, get(ops::openapi))
+        .add(M::DELETE, "/session", ANYONE, Some("logout"), delete(session::logout))
+        .add(M::GET, "/me", ANYONE, None, get(session::me))
+        .add(M::GET, "/regions", ANY_HUMAN, None, get(sites::list_regions))
+        .add(M::POST, "/regions", ADMIN, Some("region.create"), post(sites::create_region))
+        .add(M::GET, "/sites", ANY_HUMAN, None, get(sites::list_sites))
+        .add(M::POST, "/sites", ADMIN, Some("site.create"), post(sites::create_site))
+        .add(M::GET, "/sites/{id}", ANY_HUMAN, None, get(sites::get_site))
+        .add(M::PATCH, "/sites/{id}", ADMIN, Some("site.update"), patch(sites::update_site))
+        .add(M::DELETE, "/sites/{id}", ADMIN, Some("site.delete"), delete(sites::delete_site))
+        .add(M::GET, "/sites/{id}/positions", ANY_HUMAN, None, get(sites::list_positions))
+        .add(M::POST, "/sites/{id}/positions", ADMIN, Some("position.create"), post(sites::create_position))
+        .add(M::GET, "/cameras", ANY_HUMAN, None, get(cameras::list))
+        .add(M::POST, "/cameras", ADMIN, Some("camera.create"), post(cameras::create))
+        .add(M::GET, "/cameras/{id}", ANY_HUMAN, None, get(cameras::get_one))
+        .add(M::PATCH, "/cameras/{id}", ADMIN, Some("camera.update"), patch(cameras::update))
+        .add(M::DELETE, "/cameras/{id}", ADMIN, Some("camera.delete"), delete(cameras::remove))
+        .add(M::GET, "/cameras/{id}/status", ANY_HUMAN, None, get(cameras::status))
+        .add(M::GET, "/cameras/{id}/snapshot.jpg", ANY_HUMAN, Some("camera.snapshot"), get(cameras::snapshot))
+        .add(M::POST, "/nvrs", ADMIN, Some("nvr.import"), post(cameras::import_nvr))
+        .add(M::GET, "/users", ADMIN, None, get(users::list))
+        .add(M::POST, "/users", ADMIN, Some("user.create"), post(users::create))
+        .add(M::PATCH, "/users/{id}", ADMIN, Some("user.update"), patch(users::update))
+        .add(M::DELETE, "/users/{id}", ADMIN, Some("user.delete"), delete(users::remove))
+        .add(M::POST, "/users/{id}/unlock", ADMIN, Some("user.unlock"), post(users::unlock))
+        .add(M::GET, "/tokens", ADMIN, None, get(users::list_tokens))
+        .add(M::POST, "/tokens", ADMIN, Some("token.create"), post(users::create_token))
+        .add(M::DELETE, "/tokens/{id}", ADMIN, Some("token.revoke"), delete(users::revoke_token))
+        .add(M::GET, "/audit", ADMIN, None, get(audit::list))
+        .add(M::GET, "/openapi.json", ANYONE, None, get(ops::openapi))
 }
 
 /// The whole application: the public routes (login, health) and the authenticated API.
@@ -106,7 +80,7 @@ pub fn router(state: AppState) -> Router {
     let api = routes().into_router(state.clone());
     let public = Router::new().route("/session", post(session::login));
     let metrics = Routes::new()
-        .add(Method::GET, "/metrics", ADMIN, get(ops::metrics))
+        .add(Method::GET, "/metrics", ADMIN, None, get(ops::metrics))
         .into_router(state.clone());
     Router::new()
         .nest("/api/v1", public.merge(api))

@@ -3,10 +3,12 @@
 
 use super::error::{ApiError, Json};
 use super::AppState;
+use crate::auth::{Principal, Scope};
 use crate::ingest::StreamState;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use axum::Extension;
 use serde_json::{json, Map, Value};
 use std::fmt::Write;
 
@@ -30,8 +32,21 @@ pub async fn not_found() -> ApiError {
     ApiError::not_found()
 }
 
-pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    let statuses = s.ingest.all_statuses();
+/// Prometheus text. A regional admin sees the streams of their regions' cameras only.
+pub async fn metrics(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut statuses = s.ingest.all_statuses();
+    if p.scope != Scope::All {
+        let visible: std::collections::HashSet<i64> = crate::db::cameras::list(&s.pool)
+            .await?
+            .into_iter()
+            .filter(|c| p.scope.allows(&c.region_code))
+            .map(|c| c.id)
+            .collect();
+        statuses.retain(|(k, _)| visible.contains(&k.camera_id));
+    }
     let mut out = String::with_capacity(256 + statuses.len() * 512);
     let _ = writeln!(
         out,
@@ -118,7 +133,7 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             );
         }
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }
 
 pub async fn openapi() -> Json<Value> {
@@ -141,7 +156,7 @@ pub async fn openapi() -> Json<Value> {
         if let Value::Object(m) = entry {
             m.insert(
                 rule.method.as_str().to_lowercase(),
-                json!({"x-roles": roles, "parameters": params, "responses": {"default": {"$ref": "#/components/responses/Error"}}}),
+                json!({"x-roles": roles, "x-audit": rule.audit, "parameters": params, "responses": {"default": {"$ref": "#/components/responses/Error"}}}),
             );
         }
     }

@@ -1,12 +1,13 @@
-//! `POST /session` (login), `DELETE /session` (logout), `GET /me`.
+//! `POST /session` (login, throttled and audited), `DELETE /session` (logout), `GET /me`.
 
-use super::access::SESSION_COOKIE;
+use super::access::{self, SESSION_COOKIE};
 use super::error::{ApiError, ApiResult, Json};
 use super::AppState;
+use crate::audit;
 use crate::auth::{self, Principal, Subject};
 use crate::db;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde::Deserialize;
@@ -19,8 +20,53 @@ pub struct Login {
     password: String,
 }
 
-pub async fn login(State(state): State<AppState>, Json(body): Json<Login>) -> ApiResult<Response> {
+fn too_many(message: String, retry_after_s: u64) -> Response {
+    let mut r =
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message).into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+    r
+}
+
+/// Logs in. Throttled per client address (in memory) and per account (in the database, with a lock an
+/// admin can lift); every attempt, good or bad, leaves an audit row.
+pub async fn login(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
+    let client = access::client_addr(&state, &req);
+    let Json(body): Json<Login> = Json::from_request(req, &state).await?;
+    let cfg = &state.cfg.auth;
+    let tried: String = body.username.chars().take(64).collect();
+    let record = |action: &'static str, status: StatusCode, user: Option<&db::users::User>| {
+        let entry = audit::Entry {
+            actor: user.map_or(tried.clone(), |u| u.username.clone()),
+            role: user.map(|u| u.role.clone()),
+            action: action.into(),
+            target: user.map(|u| format!("/users/{}", u.id)),
+            region_code: user.and_then(|u| u.region_codes.first().cloned()),
+            status: status.as_u16(),
+            client: client.clone(),
+            detail: None,
+        };
+        let pool = state.pool.clone();
+        async move { audit::append(&pool, &entry).await }
+    };
+    let addr_key = client.clone().unwrap_or_default();
+    if let Err(wait) = state.login_throttle.check(&addr_key) {
+        record("login_throttled", StatusCode::TOO_MANY_REQUESTS, None).await?;
+        return Ok(too_many(
+            format!("too many failed logins from your address; try again in {wait} s"),
+            wait,
+        ));
+    }
     let creds = db::users::credentials(&state.pool, &body.username).await?;
+    if let Some(until) = creds.as_ref().and_then(|c| c.locked_until) {
+        let user = creds.as_ref().map(|c| &c.user);
+        record("login_locked", StatusCode::TOO_MANY_REQUESTS, user).await?;
+        let wait = ((until - db::now_ms()) / 1000).clamp(1, 86_400) as u64;
+        return Ok(too_many(
+            "this account is locked after too many failed logins; an admin can unlock it".into(),
+            wait,
+        ));
+    }
     let password = body.password;
     let (hash, user) = match creds {
         Some(c) => (c.password_hash, Some(c.user)),
@@ -30,14 +76,33 @@ pub async fn login(State(state): State<AppState>, Json(body): Json<Login>) -> Ap
     let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
         .await
         .map_err(ApiError::internal)?;
-    let Some(user) = user.filter(|_| ok) else {
-        tracing::info!(username = %body.username, "login failed");
-        return Err(ApiError::new(
-            axum::http::StatusCode::UNAUTHORIZED,
-            "bad_credentials",
-            "wrong username or password",
-        ));
+    let user = match user {
+        Some(u) if ok => u,
+        user => {
+            state.login_throttle.fail(&addr_key);
+            let mut locked = false;
+            if let Some(u) = &user {
+                let minutes = if cfg.lockout_minutes == 0 {
+                    100 * 365 * 24 * 60
+                } else {
+                    cfg.lockout_minutes
+                };
+                let until = db::now_ms() + (minutes * 60_000) as i64;
+                locked =
+                    db::users::record_failure(&state.pool, u.id, cfg.login_max_failures, until)
+                        .await?
+                        .is_some();
+            }
+            tracing::info!(username = %tried, locked, "login failed");
+            record("login_failed", StatusCode::UNAUTHORIZED, user.as_ref()).await?;
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_credentials",
+                "wrong username or password",
+            ));
+        }
     };
+    db::users::clear_failures(&state.pool, user.id).await?;
     let cookie = auth::random_secret();
     let csrf = auth::random_secret();
     let expires = db::now_ms() + (state.cfg.auth.session_absolute_hours * 3_600_000) as i64;
@@ -50,7 +115,8 @@ pub async fn login(State(state): State<AppState>, Json(body): Json<Login>) -> Ap
     )
     .await?;
     tracing::info!(username = %user.username, "login");
-    let secure = if state.cfg.auth.secure_cookies {
+    record("login", StatusCode::OK, Some(&user)).await?;
+    let secure = if state.cfg.auth.secure_cookies || state.cfg.tls.enabled() {
         "; Secure"
     } else {
         ""
@@ -76,16 +142,8 @@ pub async fn logout(
     headers: HeaderMap,
     Extension(_principal): Extension<Principal>,
 ) -> ApiResult<Response> {
-    let cookie = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
-        .map(|(_, v)| v.to_owned());
-    if let Some(cookie) = cookie {
-        db::users::delete_session(&state.pool, &auth::secret_hash(&cookie)).await?;
+    if let Some(cookie) = access::session_cookie(&headers) {
+        db::users::delete_session(&state.pool, &auth::secret_hash(cookie)).await?;
     }
     let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     let mut out = HeaderMap::new();
@@ -93,7 +151,7 @@ pub async fn logout(
         header::SET_COOKIE,
         HeaderValue::from_str(&clear).map_err(ApiError::internal)?,
     );
-    Ok((out, axum::http::StatusCode::NO_CONTENT).into_response())
+    Ok((out, StatusCode::NO_CONTENT).into_response())
 }
 
 pub async fn me(Extension(p): Extension<Principal>) -> Json<serde_json::Value> {

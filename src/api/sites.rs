@@ -1,12 +1,13 @@
 //! Regions, sites and positions.
 
-use super::access::scoped;
+use super::access::{noted, scoped, AuditNote};
 use super::error::{ApiError, ApiResult, Json, Path};
 use super::{validate, AppState};
 use crate::auth::{Principal, Scope};
 use crate::db::{self, regions::Region, sites::Site};
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Extension;
 use serde::Deserialize;
 
@@ -58,7 +59,7 @@ pub async fn create_region(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Json(b): Json<NewRegion>,
-) -> ApiResult<(StatusCode, Json<Region>)> {
+) -> ApiResult<Response> {
     let region = Region {
         code: validate::region_code("code", &b.code)?,
         name: validate::name("name", &b.name, 100)?,
@@ -86,7 +87,12 @@ pub async fn create_region(
         None => {}
     }
     db::regions::insert(&s.pool, &region).await?;
-    Ok((StatusCode::CREATED, Json(region)))
+    let note = AuditNote {
+        target: Some(format!("/regions/{}", region.code)),
+        region_code: Some(region.code.clone()),
+        detail: Some(region.name.clone()),
+    };
+    Ok(noted((StatusCode::CREATED, Json(region)), note))
 }
 
 pub async fn list_sites(
@@ -139,14 +145,17 @@ pub async fn create_site(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Json(b): Json<NewSite>,
-) -> ApiResult<(StatusCode, Json<Site>)> {
+) -> ApiResult<Response> {
     let name = validate::name("name", &b.name, 100)?;
     let kind = validate::one_of("kind", &b.kind, SITE_KINDS)?;
     let region = check_region(&s, &p, &b.region_code).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(db::sites::insert(&s.pool, &name, &kind, &region).await?),
-    ))
+    let site = db::sites::insert(&s.pool, &name, &kind, &region).await?;
+    let note = AuditNote {
+        target: Some(format!("/sites/{}", site.id)),
+        region_code: Some(site.region_code.clone()),
+        detail: Some(site.name.clone()),
+    };
+    Ok(noted((StatusCode::CREATED, Json(site)), note))
 }
 
 #[derive(Deserialize)]

@@ -7,6 +7,9 @@
 //!   [`Scope::allows`] about the region of whatever they touch. A region grants its whole subtree.
 //! - An admin with no region is global; any other role with no region sees nothing.
 
+pub mod secrets;
+pub mod throttle;
+
 use crate::db::{self, DbError, Pool};
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
@@ -66,6 +69,16 @@ impl Scope {
         match self {
             Scope::All => true,
             Scope::Regions(set) => set.contains(region_code),
+        }
+    }
+
+    /// Whether every one of these regions is in scope; an empty list (a global user or token) only for a
+    /// global scope.
+    pub fn covers(&self, codes: &[String]) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Regions(_) if codes.is_empty() => false,
+            Scope::Regions(_) => codes.iter().all(|c| self.allows(c)),
         }
     }
 
@@ -226,17 +239,34 @@ pub async fn create_token(
     regions: &[String],
     expires_at_ms: Option<i64>,
 ) -> Result<String, AuthError> {
+    Ok(
+        create_token_by(pool, name, role, regions, expires_at_ms, None)
+            .await?
+            .1,
+    )
+}
+
+/// [`create_token`], remembering who made it; returns the token's id and its secret.
+pub async fn create_token_by(
+    pool: &Pool,
+    name: &str,
+    role: Role,
+    regions: &[String],
+    expires_at_ms: Option<i64>,
+    created_by: Option<&str>,
+) -> Result<(i64, String), AuthError> {
     let secret = format!("vgl_{}", random_secret());
-    db::users::insert_token(
+    let id = db::users::insert_token_by(
         pool,
         name,
         &secret_hash(&secret),
         role.as_str(),
         regions,
         expires_at_ms,
+        created_by,
     )
     .await?;
-    Ok(secret)
+    Ok((id, secret))
 }
 
 #[cfg(test)]
@@ -262,5 +292,9 @@ mod tests {
         assert!(s.allows("360702"));
         assert!(!s.allows("360100"));
         assert!(Scope::All.allows("anything"));
+        assert!(s.covers(&["360702".into()]));
+        assert!(!s.covers(&["360702".into(), "360100".into()]));
+        assert!(!s.covers(&[]), "a global object is only for a global scope");
+        assert!(Scope::All.covers(&[]));
     }
 }

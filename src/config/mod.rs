@@ -19,6 +19,8 @@ pub struct Config {
     pub database_url: Option<String>,
     pub ingest: IngestConfig,
     pub auth: AuthConfig,
+    /// Built-in HTTPS (rustls); off when `cert` and `key` are not both set.
+    pub tls: TlsConfig,
     /// Objects created at start-up when missing (the demo uses this).
     pub seed: Seed,
 }
@@ -46,8 +48,40 @@ pub struct AuthConfig {
     pub session_idle_minutes: u64,
     /// A cookie session ends after this long whatever happens.
     pub session_absolute_hours: u64,
-    /// Mark the session cookie `Secure` (set it when served over TLS or behind a TLS proxy).
+    /// Mark the session cookie `Secure` (set it when served over TLS or behind a TLS proxy). Always on
+    /// when the server itself serves TLS.
     pub secure_cookies: bool,
+    /// Consecutive failed logins after which an account is locked.
+    pub login_max_failures: u32,
+    /// How long a lock lasts, in minutes; 0 keeps it until an admin lifts it (`POST /users/{id}/unlock`).
+    pub lockout_minutes: u64,
+    /// Failed logins from one client address within `login_address_window_seconds` after which that
+    /// address gets 429 until the window has passed.
+    pub login_address_max_failures: u32,
+    pub login_address_window_seconds: u64,
+    /// Take the client address from the last `X-Forwarded-For` entry (only behind a reverse proxy that
+    /// sets it; otherwise a client could choose its own address).
+    pub trust_forwarded_for: bool,
+    /// Origins (scheme://host[:port]) allowed to open WebSockets besides the server's own.
+    pub allowed_origins: Vec<String>,
+    /// Key that encrypts camera passwords at rest: 32 bytes, base64. When absent, a key is generated on
+    /// first start into `<data_dir>/keys/secrets.key` (mode 0600) and read from there afterwards.
+    pub secrets_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    pub fn enabled(&self) -> bool {
+        self.cert.is_some() && self.key.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -120,6 +154,7 @@ impl Default for Config {
             database_url: None,
             ingest: IngestConfig::default(),
             auth: AuthConfig::default(),
+            tls: TlsConfig::default(),
             seed: Seed::default(),
         }
     }
@@ -143,6 +178,13 @@ impl Default for AuthConfig {
             session_idle_minutes: 60,
             session_absolute_hours: 12,
             secure_cookies: false,
+            login_max_failures: 5,
+            lockout_minutes: 15,
+            login_address_max_failures: 20,
+            login_address_window_seconds: 300,
+            trust_forwarded_for: false,
+            allowed_origins: Vec::new(),
+            secrets_key: None,
         }
     }
 }

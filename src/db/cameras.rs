@@ -1,8 +1,53 @@
 //! Cameras and NVRs. The camera password is stored for ingest and never serialized: [`Camera`] skips it, so
 //! no response can carry it by accident.
+//!
+//! At rest the password is sealed (`auth::secrets`): every write here seals it and every read opens it, so
+//! callers only see plaintext in memory and the database never holds it in clear (legacy plaintext rows are
+//! sealed at start-up by [`seal_plaintext_rows`]).
 
 use super::{now_ms, DbError, Pool};
+use crate::auth::secrets;
 use serde::Serialize;
+
+fn seal(password: &Option<String>) -> Result<Option<String>, DbError> {
+    password
+        .as_deref()
+        .map(secrets::seal)
+        .transpose()
+        .map_err(|e| DbError::Secret(e.to_string()))
+}
+
+/// Replaces the stored (sealed) password by its plaintext. A value that cannot be opened (wrong key) is
+/// dropped with a warning that names the camera only.
+fn reveal(mut c: Camera) -> Camera {
+    if let Some(stored) = c.password.take() {
+        match secrets::open(&stored) {
+            Ok(p) => c.password = Some(p),
+            Err(e) => tracing::warn!(camera = c.id, error = %e, "camera password unreadable"),
+        }
+    }
+    c
+}
+
+/// Seals the passwords still stored in plaintext (rows written before encryption at rest); all or
+/// nothing. Returns how many rows were sealed.
+pub async fn seal_plaintext_rows(pool: &Pool) -> Result<u64, DbError> {
+    let mut tx = pool.begin().await?;
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, password FROM cameras WHERE password IS NOT NULL AND password NOT LIKE 'enc:v1:%'",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for (id, plain) in &rows {
+        sqlx::query("UPDATE cameras SET password = ? WHERE id = ?")
+            .bind(seal(&Some(plain.clone()))?)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(rows.len() as u64)
+}
 
 #[derive(Clone, Serialize, sqlx::FromRow)]
 pub struct Camera {
@@ -62,7 +107,10 @@ pub async fn list(pool: &Pool) -> Result<Vec<Camera>, DbError> {
     Ok(
         sqlx::query_as::<_, Camera>(&format!("{SELECT} ORDER BY c.id"))
             .fetch_all(pool)
-            .await?,
+            .await?
+            .into_iter()
+            .map(reveal)
+            .collect(),
     )
 }
 
@@ -71,6 +119,7 @@ pub async fn get(pool: &Pool, id: i64) -> Result<Camera, DbError> {
         .bind(id)
         .fetch_optional(pool)
         .await?
+        .map(reveal)
         .ok_or(DbError::NotFound)
 }
 
@@ -84,12 +133,14 @@ pub async fn find_by_name(
             .bind(site_id)
             .bind(name)
             .fetch_optional(pool)
-            .await?,
+            .await?
+            .map(reveal),
     )
 }
 
 async fn insert_in<'c, E: sqlx::SqliteExecutor<'c>>(e: E, c: &CameraInput) -> Result<i64, DbError> {
     let now = now_ms();
+    let password = seal(&c.password)?;
     Ok(sqlx::query(
         "INSERT INTO cameras (site_id, nvr_id, channel, name, main_url, sub_url, username, password, transport,
              record, created_at, updated_at)
@@ -102,7 +153,7 @@ async fn insert_in<'c, E: sqlx::SqliteExecutor<'c>>(e: E, c: &CameraInput) -> Re
     .bind(&c.main_url)
     .bind(&c.sub_url)
     .bind(&c.username)
-    .bind(&c.password)
+    .bind(&password)
     .bind(&c.transport)
     .bind(c.record)
     .bind(now)
@@ -119,6 +170,7 @@ pub async fn insert(pool: &Pool, c: &CameraInput) -> Result<Camera, DbError> {
 }
 
 pub async fn update(pool: &Pool, id: i64, c: &CameraInput) -> Result<Camera, DbError> {
+    let password = seal(&c.password)?;
     let done = sqlx::query(
         "UPDATE cameras SET site_id = ?, name = ?, main_url = ?, sub_url = ?, username = ?, password = ?,
              transport = ?, record = ?, updated_at = ?
@@ -129,7 +181,7 @@ pub async fn update(pool: &Pool, id: i64, c: &CameraInput) -> Result<Camera, DbE
     .bind(&c.main_url)
     .bind(&c.sub_url)
     .bind(&c.username)
-    .bind(&c.password)
+    .bind(&password)
     .bind(&c.transport)
     .bind(c.record)
     .bind(now_ms())

@@ -8,6 +8,7 @@
 pub mod cameras;
 pub mod regions;
 pub mod sites;
+pub mod tokens;
 pub mod users;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -27,6 +28,9 @@ pub enum DbError {
     Invalid(String),
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
+    /// A secret could not be sealed or opened (`auth::secrets`); the message never holds the secret.
+    #[error("secret storage: {0}")]
+    Secret(String),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -63,6 +67,9 @@ pub async fn connect(url: &str) -> Result<Pool, DbError> {
         // survive a crash (segments) are written after their files are fsynced.
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
+        // Overwrite deleted and replaced content, so that a secret replaced by its sealed form (camera
+        // passwords) does not linger in free pages of the file.
+        .pragma("secure_delete", "ON")
         .busy_timeout(Duration::from_secs(10));
     let pool = SqlitePoolOptions::new()
         .max_connections(8)

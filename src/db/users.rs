@@ -10,15 +10,24 @@ pub struct User {
     pub username: String,
     pub role: String,
     pub region_codes: Vec<String>,
+    /// Locked by failed logins (an admin lifts it with `POST /users/{id}/unlock`).
+    pub locked: bool,
 }
 
 /// The fields the login check needs, never serialized.
 pub struct Credentials {
     pub user: User,
     pub password_hash: String,
+    /// Consecutive failed logins, and the end of the lock (Unix ms) if one is in force.
+    pub failed_logins: i64,
+    pub locked_until: Option<i64>,
 }
 
-async fn regions_of(
+fn is_locked(locked_until: Option<i64>) -> bool {
+    locked_until.is_some_and(|t| t > now_ms())
+}
+
+pub(crate) async fn regions_of(
     pool: &Pool,
     table: &str,
     column: &str,
@@ -34,26 +43,27 @@ async fn regions_of(
 }
 
 pub async fn list(pool: &Pool) -> Result<Vec<User>, DbError> {
-    let rows: Vec<(i64, String, String)> =
-        sqlx::query_as("SELECT id, username, role FROM users ORDER BY id")
+    let rows: Vec<(i64, String, String, Option<i64>)> =
+        sqlx::query_as("SELECT id, username, role, locked_until FROM users ORDER BY id")
             .fetch_all(pool)
             .await?;
     let mut out = Vec::with_capacity(rows.len());
-    for (id, username, role) in rows {
+    for (id, username, role, locked_until) in rows {
         let region_codes = regions_of(pool, "user_regions", "user_id", id).await?;
         out.push(User {
             id,
             username,
             role,
             region_codes,
+            locked: is_locked(locked_until),
         });
     }
     Ok(out)
 }
 
 pub async fn get(pool: &Pool, id: i64) -> Result<User, DbError> {
-    let (id, username, role): (i64, String, String) =
-        sqlx::query_as("SELECT id, username, role FROM users WHERE id = ?")
+    let (id, username, role, locked_until): (i64, String, String, Option<i64>) =
+        sqlx::query_as("SELECT id, username, role, locked_until FROM users WHERE id = ?")
             .bind(id)
             .fetch_optional(pool)
             .await?
@@ -64,16 +74,20 @@ pub async fn get(pool: &Pool, id: i64) -> Result<User, DbError> {
         username,
         role,
         region_codes,
+        locked: is_locked(locked_until),
     })
 }
 
 pub async fn credentials(pool: &Pool, username: &str) -> Result<Option<Credentials>, DbError> {
-    let row: Option<(i64, String, String, String)> =
-        sqlx::query_as("SELECT id, username, role, password_hash FROM users WHERE username = ?")
-            .bind(username)
-            .fetch_optional(pool)
-            .await?;
-    let Some((id, username, role, password_hash)) = row else {
+    type Row = (i64, String, String, String, i64, Option<i64>);
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT id, username, role, password_hash, failed_logins, locked_until
+         FROM users WHERE username = ?",
+    )
+    .bind(username)
+    .fetch_optional(pool)
+    .await?;
+    let Some((id, username, role, password_hash, failed_logins, locked_until)) = row else {
         return Ok(None);
     };
     let region_codes = regions_of(pool, "user_regions", "user_id", id).await?;
@@ -83,9 +97,114 @@ pub async fn credentials(pool: &Pool, username: &str) -> Result<Option<Credentia
             username,
             role,
             region_codes,
+            locked: is_locked(locked_until),
         },
         password_hash,
+        failed_logins,
+        locked_until: locked_until.filter(|t| *t > now_ms()),
     }))
+}
+
+/// Counts a failed login; locks the account (until `lock_until`) when it reaches `max_failures`.
+/// Returns the end of the lock when this failure set one.
+pub async fn record_failure(
+    pool: &Pool,
+    id: i64,
+    max_failures: u32,
+    lock_until: i64,
+) -> Result<Option<i64>, DbError> {
+    let (failed,): (i64,) = sqlx::query_as(
+        "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ? RETURNING failed_logins",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await?;
+    if failed >= i64::from(max_failures) {
+        sqlx::query("UPDATE users SET locked_until = ? WHERE id = ?")
+            .bind(lock_until)
+            .bind(id)
+            .execute(pool)
+            .await?;
+        return Ok(Some(lock_until));
+    }
+    Ok(None)
+}
+
+/// Clears the failure count and any lock (a good login, or an admin's unlock).
+pub async fn clear_failures(pool: &Pool, id: i64) -> Result<(), DbError> {
+    let done = sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
+/// The new state of a user; `None` fields stay as they are.
+#[derive(Default)]
+pub struct UserChange {
+    pub username: Option<String>,
+    pub password_hash: Option<String>,
+    pub role: Option<String>,
+    pub region_codes: Option<Vec<String>>,
+}
+
+/// Changes a user in one transaction. A new password or new rights end the user's sessions.
+pub async fn update(pool: &Pool, id: i64, c: &UserChange) -> Result<User, DbError> {
+    let mut tx = pool.begin().await?;
+    let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if exists.is_none() {
+        return Err(DbError::NotFound);
+    }
+    sqlx::query(
+        "UPDATE users SET username = COALESCE(?, username), password_hash = COALESCE(?, password_hash),
+             role = COALESCE(?, role) WHERE id = ?",
+    )
+    .bind(&c.username)
+    .bind(&c.password_hash)
+    .bind(&c.role)
+    .bind(id)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| DbError::from_constraint(e, "user"))?;
+    if let Some(codes) = &c.region_codes {
+        sqlx::query("DELETE FROM user_regions WHERE user_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        for code in codes {
+            sqlx::query("INSERT INTO user_regions (user_id, region_code) VALUES (?, ?)")
+                .bind(id)
+                .bind(code)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| DbError::from_constraint(e, &format!("region {code}")))?;
+        }
+    }
+    if c.password_hash.is_some() || c.role.is_some() || c.region_codes.is_some() {
+        sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    get(pool, id).await
+}
+
+pub async fn delete(pool: &Pool, id: i64) -> Result<(), DbError> {
+    let done = sqlx::query("DELETE FROM users WHERE id = ?")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
 }
 
 pub async fn insert(
@@ -121,6 +240,7 @@ pub async fn insert(
         username: username.to_owned(),
         role: role.to_owned(),
         region_codes: region_codes.to_vec(),
+        locked: false,
     })
 }
 
@@ -140,15 +260,30 @@ pub async fn insert_token(
     region_codes: &[String],
     expires_at: Option<i64>,
 ) -> Result<i64, DbError> {
+    insert_token_by(pool, name, token_hash, role, region_codes, expires_at, None).await
+}
+
+/// [`insert_token`], remembering who made it.
+pub async fn insert_token_by(
+    pool: &Pool,
+    name: &str,
+    token_hash: &str,
+    role: &str,
+    region_codes: &[String],
+    expires_at: Option<i64>,
+    created_by: Option<&str>,
+) -> Result<i64, DbError> {
     let mut tx = pool.begin().await?;
     let id = sqlx::query(
-        "INSERT INTO api_tokens (name, token_hash, role, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO api_tokens (name, token_hash, role, created_at, expires_at, created_by)
+         VALUES (?, ?, ?, ?, ?, ?)",
     )
     .bind(name)
     .bind(token_hash)
     .bind(role)
     .bind(now_ms())
     .bind(expires_at)
+    .bind(created_by)
     .execute(&mut *tx)
     .await
     .map_err(|e| DbError::from_constraint(e, "token"))?

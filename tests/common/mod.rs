@@ -212,6 +212,27 @@ impl Server {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
+    /// The server's data directory (database, keys).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Opens the server's own database (SQLite, WAL: safe beside the running server).
+    pub async fn db(&self) -> vigil::db::Pool {
+        let url = format!("sqlite://{}", self.data_dir().join("vigil.db").display());
+        vigil::db::connect(&url).await.expect("open the database")
+    }
+
+    /// Stops the server and starts it again on the same address, configuration and data.
+    pub fn restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let config = self.dir.path().join("vigil.toml");
+        self.spawn(&config);
+    }
+
     /// A client logged in as the seeded admin.
     pub async fn admin(&self) -> Client {
         Client::login(self, "admin", ADMIN_PASSWORD).await
@@ -253,6 +274,13 @@ impl Client {
             csrf: None,
             bearer: None,
         }
+    }
+
+    /// A client that sends `Authorization: Bearer TOKEN` and no cookie.
+    pub fn with_token(server: &Server, token: &str) -> Client {
+        let mut c = Client::anonymous(server);
+        c.bearer = Some(token.to_owned());
+        c
     }
 
     pub async fn login(server: &Server, username: &str, password: &str) -> Client {

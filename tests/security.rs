@@ -1,0 +1,486 @@
+//! Sessions, CSRF, throttling and lockout, tokens, the audit chain, and camera passwords at rest: each
+//! against the real binary and its real SQLite database.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::process::Command;
+use std::time::Duration;
+
+/// Creates a user through the API and returns its id.
+async fn user(admin: &Client, name: &str, role: &str, regions: &[&str]) -> i64 {
+    let r = admin
+        .post(
+            "/api/v1/users",
+            json!({"username": name, "password": "user-password-1", "role": role, "region_codes": regions}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "create user {name}: {}", r.text);
+    assert!(!r.text.contains("user-password-1") && !r.text.contains("argon2"));
+    r.body["id"].as_i64().expect("user id")
+}
+
+async fn count(pool: &vigil::db::Pool, table: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(pool)
+        .await
+        .expect("count");
+    n
+}
+
+#[tokio::test]
+async fn csrf_and_session_expiry() {
+    let server = Server::start();
+    let mut c = server.admin().await;
+    let pool = server.db().await;
+    let sites = count(&pool, "sites").await;
+    let good = c.csrf.clone();
+    for token in [None, Some("wrong".to_string())] {
+        c.csrf = token;
+        for (method, path, body) in [
+            (
+                "POST",
+                "/api/v1/sites",
+                Some(json!({"name": "x", "kind": "service_hall", "region_code": "360702"})),
+            ),
+            (
+                "POST",
+                "/api/v1/users",
+                Some(json!({"username": "eve", "password": "eve-password", "role": "admin"})),
+            ),
+            ("DELETE", "/api/v1/session", None),
+        ] {
+            let r = c.call(method, path, body).await;
+            assert_eq!(r.status, 403, "{method} {path} without CSRF: {}", r.text);
+        }
+    }
+    assert_eq!(count(&pool, "sites").await, sites, "nothing written");
+    assert_eq!(count(&pool, "users").await, 1, "nothing written");
+    c.csrf = good;
+    assert_eq!(c.get("/api/v1/me").await.status, 200, "still logged in");
+
+    // The cookie's attributes.
+    let resp = reqwest::Client::new()
+        .post(server.url("/api/v1/session"))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .expect("login");
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "no Secure without TLS: {cookie}"
+    );
+
+    // Idle expiry: a session unused for longer than session_idle_minutes is dead.
+    let idle = server.admin().await;
+    assert_eq!(idle.get("/api/v1/me").await.status, 200);
+    sqlx::query("UPDATE sessions SET last_seen_at = last_seen_at - 61 * 60000")
+        .execute(&pool)
+        .await
+        .expect("age sessions");
+    assert_eq!(idle.get("/api/v1/me").await.status, 401, "idle session");
+    assert_eq!(c.get("/api/v1/me").await.status, 401, "idle session");
+    // Absolute expiry: however busy, a session ends at expires_at.
+    let busy = server.admin().await;
+    assert_eq!(busy.get("/api/v1/me").await.status, 200);
+    sqlx::query("UPDATE sessions SET expires_at = ?")
+        .bind(vigil::db::now_ms() - 1)
+        .execute(&pool)
+        .await
+        .expect("expire sessions");
+    assert_eq!(busy.get("/api/v1/me").await.status, 401, "expired session");
+}
+
+#[tokio::test]
+async fn login_throttling_and_lockout() {
+    let server = Server::start_with(
+        "[auth]\nlogin_max_failures = 3\nlockout_minutes = 0\nlogin_address_max_failures = 6\nlogin_address_window_seconds = 600\n",
+    );
+    let admin = server.admin().await;
+    let clerk = user(&admin, "clerk", "supervisor", &["360700"]).await;
+    let anon = Client::anonymous(&server);
+    let try_login = |name: &'static str, pw: &'static str| {
+        let anon = &anon;
+        async move {
+            anon.post("/api/v1/session", json!({"username": name, "password": pw}))
+                .await
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(try_login("clerk", "wrong-guess").await.status, 401);
+    }
+    // Locked: even the right password is refused, with a clear 429.
+    let r = try_login("clerk", "user-password-1").await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(r.body["error"]["code"], "too_many_requests");
+    assert!(r.text.contains("locked"), "{}", r.text);
+    let raw = reqwest::Client::new()
+        .post(server.url("/api/v1/session"))
+        .json(&json!({"username": "clerk", "password": "user-password-1"}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(raw.status(), 429);
+    assert!(raw.headers().get("retry-after").is_some(), "Retry-After");
+    let listed = admin.get("/api/v1/users").await.body;
+    assert!(
+        listed
+            .as_array()
+            .expect("users")
+            .iter()
+            .any(|u| u["id"] == clerk && u["locked"] == true),
+        "{listed}"
+    );
+    // Only an admin lifts the lock.
+    let supervisor = user(&admin, "boss", "supervisor", &["360700"]).await;
+    let boss = Client::login(&server, "boss", "user-password-1").await;
+    assert_eq!(
+        boss.post(&format!("/api/v1/users/{clerk}/unlock"), json!({}))
+            .await
+            .status,
+        403
+    );
+    let _ = supervisor;
+    let r = admin
+        .post(&format!("/api/v1/users/{clerk}/unlock"), json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(try_login("clerk", "user-password-1").await.status, 200);
+
+    // Per address: 3 failures so far from this address; 3 more (unknown names) reach the limit of 6.
+    for _ in 0..3 {
+        assert_eq!(try_login("nobody", "x").await.status, 401);
+    }
+    let r = try_login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(r.status, 429, "address throttled: {}", r.text);
+    // Every attempt is in the audit log.
+    let log = admin.get("/api/v1/audit?action=login_failed").await;
+    assert_eq!(log.status, 200, "{}", log.text);
+    assert_eq!(log.body.as_array().map(Vec::len), Some(6), "{}", log.text);
+    let locked = admin.get("/api/v1/audit?action=login_locked").await.body;
+    assert_eq!(locked.as_array().map(Vec::len), Some(2), "{locked}");
+    let throttled = admin.get("/api/v1/audit?action=login_throttled").await.body;
+    assert_eq!(throttled.as_array().map(Vec::len), Some(1), "{throttled}");
+}
+
+#[tokio::test]
+async fn tokens_expire_and_are_revoked() {
+    let server = Server::start();
+    let admin = server.admin().await;
+    let r = admin
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "approval-system", "role": "integrator", "region_codes": ["360700"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let secret = r.body["token"]
+        .as_str()
+        .expect("secret shown once")
+        .to_owned();
+    let id = r.body["id"].as_i64().expect("id");
+    let machine = Client::with_token(&server, &secret);
+    assert_eq!(machine.get("/api/v1/me").await.status, 200);
+    assert_eq!(
+        machine.get("/api/v1/cameras").await.status,
+        403,
+        "integrator"
+    );
+    // Never shown again, and stored only as a hash.
+    let listed = admin.get("/api/v1/tokens").await;
+    assert!(listed.text.contains("approval-system") && !listed.text.contains(&secret));
+    let pool = server.db().await;
+    let (stored,): (String,) = sqlx::query_as("SELECT token_hash FROM api_tokens WHERE id = ?")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .expect("token row");
+    assert_ne!(stored, secret);
+    // Revocation works at once.
+    assert_eq!(
+        admin.delete(&format!("/api/v1/tokens/{id}")).await.status,
+        204
+    );
+    assert_eq!(machine.get("/api/v1/me").await.status, 401, "revoked");
+
+    // Expiry.
+    let soon = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let r = admin
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "short", "role": "integrator", "region_codes": ["360700"], "expires_at": soon.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let short = Client::with_token(&server, r.body["token"].as_str().expect("secret"));
+    assert_eq!(short.get("/api/v1/me").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    assert_eq!(short.get("/api/v1/me").await.status, 401, "expired");
+    let past = admin
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "old", "role": "integrator", "region_codes": ["360700"], "expires_at": "2001-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(past.status, 422, "{}", past.text);
+    // A regional admin can neither make a global token nor one outside their regions.
+    user(&admin, "ganzhou-admin", "admin", &["360700"]).await;
+    let regional = Client::login(&server, "ganzhou-admin", "user-password-1").await;
+    for regions in [json!([]), json!(["360100"]), json!(["360000"])] {
+        let r = regional
+            .post(
+                "/api/v1/tokens",
+                json!({"name": "sneaky", "role": "integrator", "region_codes": regions}),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{regions}: {}", r.text);
+    }
+    assert_eq!(
+        regional
+            .post(
+                "/api/v1/tokens",
+                json!({"name": "mine", "role": "integrator", "region_codes": ["360702"]}),
+            )
+            .await
+            .status,
+        201
+    );
+}
+
+fn vigil_check(server: &Server) -> (bool, String) {
+    let out = Command::new(BIN)
+        .arg("check")
+        .arg("--data-dir")
+        .arg(server.data_dir())
+        .output()
+        .expect("vigil check");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn audit_log_is_scoped_and_tampering_is_found() {
+    let server = Server::start();
+    let admin = server.admin().await;
+    let cam_site = admin
+        .site("章贡区政务服务中心", "service_hall", "360702")
+        .await;
+    admin
+        .site("南昌市行政服务中心", "service_hall", "360100")
+        .await;
+    let cam = admin
+        .camera(json!({"name": "A区", "site_id": cam_site, "main_url": "rtsp://127.0.0.1:9/x"}))
+        .await;
+    // A look at footage is audited even when there is no picture.
+    let snap = admin
+        .get(&format!("/api/v1/cameras/{cam}/snapshot.jpg"))
+        .await;
+    assert_eq!(snap.status, 503, "{}", snap.text);
+    user(&admin, "nanchang-admin", "admin", &["360100"]).await;
+    let nanchang = Client::login(&server, "nanchang-admin", "user-password-1").await;
+    let outsider = nanchang
+        .get(&format!("/api/v1/cameras/{cam}/snapshot.jpg"))
+        .await;
+    assert_eq!(outsider.status, 404);
+
+    let all = admin.get("/api/v1/audit").await.body;
+    let actions: Vec<&str> = all
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r["action"].as_str())
+        .collect();
+    for a in [
+        "login",
+        "site.create",
+        "camera.create",
+        "camera.snapshot",
+        "user.create",
+    ] {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
+    let snaps = admin.get("/api/v1/audit?action=camera.snapshot").await.body;
+    let snaps = snaps.as_array().expect("rows");
+    assert_eq!(snaps.len(), 2, "{snaps:?}");
+    assert!(snaps
+        .iter()
+        .any(|r| r["actor"] == "nanchang-admin" && r["status"] == 404));
+    assert!(snaps.iter().all(|r| r["region_code"] == "360702"));
+    // The regional admin sees only rows of their regions.
+    let theirs = nanchang.get("/api/v1/audit").await.body;
+    let theirs = theirs.as_array().expect("rows");
+    assert!(!theirs.is_empty());
+    assert!(
+        theirs.iter().all(|r| r["region_code"] == "360100"),
+        "{theirs:?}"
+    );
+    let r = admin
+        .get("/api/v1/audit?actor=nanchang-admin&from=2000-01-01T00:00:00Z")
+        .await;
+    assert!(
+        r.body.as_array().is_some_and(|a| !a.is_empty()),
+        "{}",
+        r.text
+    );
+    assert_eq!(admin.get("/api/v1/audit?from=yesterday").await.status, 422);
+
+    let (ok, out) = vigil_check(&server);
+    assert!(ok, "intact chain: {out}");
+    assert!(out.contains("intact"), "{out}");
+    // Edit a row behind the server's back.
+    let pool = server.db().await;
+    sqlx::query("UPDATE audit SET actor = 'someone-else' WHERE id = 3")
+        .execute(&pool)
+        .await
+        .expect("tamper");
+    let (ok, out) = vigil_check(&server);
+    assert!(!ok, "edited row found: {out}");
+    assert!(out.contains("row 3"), "{out}");
+    // Delete one instead.
+    sqlx::query("DELETE FROM audit WHERE id = 3")
+        .execute(&pool)
+        .await
+        .expect("tamper");
+    let (ok, out) = vigil_check(&server);
+    assert!(!ok && out.contains("row 4"), "deleted row found: {out}");
+}
+
+#[tokio::test]
+async fn camera_passwords_are_encrypted_at_rest() {
+    const SECRET: &str = "Legacy-Pa55-at-rest";
+    let mut server = Server::start();
+    let admin = server.admin().await;
+    let site = admin
+        .site("章贡区政务服务中心", "service_hall", "360702")
+        .await;
+    let cam = admin
+        .camera(json!({"name": "A区", "site_id": site, "main_url": "rtsp://127.0.0.1:9/x", "username": "op", "password": SECRET}))
+        .await;
+    let pool = server.db().await;
+    let (stored,): (String,) = sqlx::query_as("SELECT password FROM cameras WHERE id = ?")
+        .bind(cam)
+        .fetch_one(&pool)
+        .await
+        .expect("row");
+    assert!(
+        stored.starts_with("enc:v1:") && !stored.contains(SECRET),
+        "{stored}"
+    );
+    let key = server.data_dir().join("keys/secrets.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key)
+            .expect("key file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // A row left in plaintext by an older version is sealed at the next start.
+    sqlx::query("UPDATE cameras SET password = ? WHERE id = ?")
+        .bind(SECRET)
+        .bind(cam)
+        .execute(&pool)
+        .await
+        .expect("legacy row");
+    pool.close().await;
+    server.restart();
+    let pool = server.db().await;
+    let (stored,): (String,) = sqlx::query_as("SELECT password FROM cameras WHERE id = ?")
+        .bind(cam)
+        .fetch_one(&pool)
+        .await
+        .expect("row");
+    assert!(stored.starts_with("enc:v1:"), "sealed on start: {stored}");
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&pool)
+        .await
+        .expect("checkpoint");
+    let bytes = std::fs::read(server.data_dir().join("vigil.db")).expect("db file");
+    assert!(
+        !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+        "plaintext password in the database file"
+    );
+    let admin = server.admin().await;
+    let r = admin.get(&format!("/api/v1/cameras/{cam}")).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        !r.text.contains(SECRET) && !r.text.contains("enc:v1"),
+        "{}",
+        r.text
+    );
+    let audit = admin.get("/api/v1/audit").await.text;
+    assert!(!audit.contains(SECRET));
+    assert!(!server.log().contains(SECRET), "log holds the password");
+}
+
+#[tokio::test]
+async fn tls_serves_https_with_secure_cookies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-days", "2", "-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let server = Server::start_with(&format!(
+        "[tls]\ncert = {:?}\nkey = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    ));
+    let url = format!("https://{}/api/v1/session", server.addr);
+    let out = Command::new("curl")
+        .args(["-sk", "-i", "-H", "Content-Type: application/json", "-d"])
+        .arg(format!(
+            "{{\"username\":\"admin\",\"password\":\"{ADMIN_PASSWORD}\"}}"
+        ))
+        .arg(&url)
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(
+        text.starts_with("http/"),
+        "HTTPS answers: {text}\n{}",
+        server.log()
+    );
+    assert!(text.contains(" 200"), "{text}");
+    let cookie = text
+        .lines()
+        .find(|l| l.starts_with("set-cookie:"))
+        .unwrap_or_default();
+    assert!(cookie.contains("; secure"), "Secure under TLS: {cookie}");
+    // Plain HTTP on the TLS port is refused.
+    let plain = reqwest::Client::new()
+        .get(server.url("/healthz"))
+        .send()
+        .await;
+    assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true));
+}
