@@ -209,10 +209,11 @@ fn generated_bad_input_never_breaks_anything() {
             prop::collection::vec(any::<u8>(), 0..64).prop_map(Input::Bytes),
         ];
         let mut runner = TestRunner::new(Config {
-            cases: 40,
+            cases: 100,
             failure_persistence: None,
             ..Config::default()
         });
+        let statuses = std::cell::RefCell::new(std::collections::BTreeMap::<u16, usize>::new());
         let result = runner.run(&strategy, |input| {
             let body = apply(&t, &input);
             rt.block_on(async {
@@ -229,6 +230,7 @@ fn generated_bad_input_never_breaks_anything() {
                     TestCaseError::fail(format!("no answer (server panicked?): {e}"))
                 })?;
                 let status = resp.status().as_u16();
+                *statuses.borrow_mut().entry(status).or_default() += 1;
                 let text = resp.text().await.unwrap_or_default();
                 prop_assert!(
                     status < 500,
@@ -257,6 +259,7 @@ fn generated_bad_input_never_breaks_anything() {
                 tail(&server.log())
             );
         }
+        println!("{method} {path}: statuses {:?}", statuses.borrow());
     }
     assert!(server.alive(), "server died:\n{}", tail(&server.log()));
     assert!(

@@ -96,7 +96,7 @@ const COLUMNS: &str =
 /// Appends one record to the chain and returns its id.
 pub async fn append(pool: &Pool, e: &Entry) -> Result<i64, DbError> {
     let _serial = APPEND_LOCK.lock().await;
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let last: Option<(i64, String)> =
         sqlx::query_as("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")
             .fetch_optional(&mut *tx)

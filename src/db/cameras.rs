@@ -32,7 +32,7 @@ fn reveal(mut c: Camera) -> Camera {
 /// Seals the passwords still stored in plaintext (rows written before encryption at rest); all or
 /// nothing. Returns how many rows were sealed.
 pub async fn seal_plaintext_rows(pool: &Pool) -> Result<u64, DbError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let rows: Vec<(i64, String)> = sqlx::query_as(
         "SELECT id, password FROM cameras WHERE password IS NOT NULL AND password NOT LIKE 'enc:v1:%'",
     )

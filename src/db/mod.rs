@@ -2,7 +2,8 @@
 //! module of queries per table group. Queries are written in portable SQL so that PostgreSQL can follow.
 //!
 //! Invariants: every change that spans several rows runs in one transaction (nothing is half-written on
-//! error); unique and foreign-key violations come back as [`DbError::Conflict`] and [`DbError::Invalid`],
+//! error); a transaction that reads before it writes starts with `BEGIN IMMEDIATE` (SQLite cannot wait
+//! to upgrade a read snapshot to a write: it fails at once with "database is locked"); unique and foreign-key violations come back as [`DbError::Conflict`] and [`DbError::Invalid`],
 //! which the API turns into 409 and 422.
 
 pub mod cameras;

@@ -142,7 +142,7 @@ pub async fn insert_position(
     kind: &str,
     camera_ids: &[i64],
 ) -> Result<Position, DbError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     for cam in camera_ids {
         let owner: Option<(i64,)> = sqlx::query_as("SELECT site_id FROM cameras WHERE id = ?")
             .bind(cam)

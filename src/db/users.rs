@@ -214,7 +214,7 @@ pub async fn insert(
     role: &str,
     region_codes: &[String],
 ) -> Result<User, DbError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let id = sqlx::query(
         "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)",
     )
