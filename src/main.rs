@@ -190,6 +190,28 @@ async fn open_db(storage: &Storage) -> anyhow::Result<vigil::db::Pool> {
     Ok(vigil::db::connect(&cfg.database_url()).await?)
 }
 
+/// The audit row of a change made on the command line (actor `cli`: whoever runs it has the data directory).
+async fn cli_audit(
+    pool: &vigil::db::Pool,
+    action: &str,
+    target: String,
+    region: Option<&String>,
+    detail: String,
+) -> anyhow::Result<()> {
+    let entry = vigil::audit::Entry {
+        actor: "cli".into(),
+        role: None,
+        action: action.into(),
+        target: Some(target),
+        region_code: region.cloned(),
+        status: 0,
+        client: None,
+        detail: Some(detail),
+    };
+    vigil::audit::append(pool, &entry).await?;
+    Ok(())
+}
+
 fn parse_role(s: &str) -> anyhow::Result<Role> {
     Role::parse(s).with_context(|| format!("unknown role {s}"))
 }
@@ -238,6 +260,14 @@ async fn main() -> anyhow::Result<()> {
             }
             let pool = open_db(&storage).await?;
             let user = auth::create_user(&pool, &name, password, role, &regions).await?;
+            cli_audit(
+                &pool,
+                "user.create",
+                format!("/users/{}", user.id),
+                regions.first(),
+                format!("{} ({})", user.username, user.role),
+            )
+            .await?;
             println!(
                 "user {} ({}) added with id {}",
                 user.username, user.role, user.id
@@ -257,7 +287,16 @@ async fn main() -> anyhow::Result<()> {
             let role = parse_role(&role)?;
             let pool = open_db(&storage).await?;
             let expires = expires_days.map(|d| vigil::db::now_ms() + i64::from(d) * 86_400_000);
-            let secret = auth::create_token(&pool, &name, role, &regions, expires).await?;
+            let (id, secret) =
+                auth::create_token_by(&pool, &name, role, &regions, expires, Some("cli")).await?;
+            cli_audit(
+                &pool,
+                "token.create",
+                format!("/tokens/{id}"),
+                regions.first(),
+                format!("{name} ({})", role.as_str()),
+            )
+            .await?;
             println!("{secret}");
             Ok(())
         }

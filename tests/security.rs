@@ -484,3 +484,75 @@ async fn tls_serves_https_with_secure_cookies() {
         .await;
     assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true));
 }
+
+#[tokio::test]
+async fn users_are_managed_within_regions() {
+    let server = Server::start();
+    let admin = server.admin().await;
+    let officer = user(&admin, "officer", "supervisor", &["360702"]).await;
+    user(&admin, "ganzhou", "admin", &["360700"]).await;
+    let ganzhou = Client::login(&server, "ganzhou", "user-password-1").await;
+    let seen = ganzhou.get("/api/v1/users").await.text;
+    assert!(
+        seen.contains("officer") && !seen.contains("\"username\":\"admin\""),
+        "{seen}"
+    );
+    // The global admin (id 1) is not theirs to see, change or delete.
+    assert_eq!(
+        ganzhou
+            .patch("/api/v1/users/1", json!({"role": "supervisor"}))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(ganzhou.delete("/api/v1/users/1").await.status, 404);
+    // They cannot grant more than they have, nor global rights.
+    for regions in [json!(["360000"]), json!(["360100"]), json!([])] {
+        let r = ganzhou
+            .patch(
+                &format!("/api/v1/users/{officer}"),
+                json!({"region_codes": regions}),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{regions}: {}", r.text);
+    }
+    // A new password ends the user's sessions; the password is never echoed.
+    let session = Client::login(&server, "officer", "user-password-1").await;
+    assert_eq!(session.get("/api/v1/sites").await.status, 200);
+    let r = ganzhou
+        .patch(
+            &format!("/api/v1/users/{officer}"),
+            json!({"password": "new-password-2"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        !r.text.contains("new-password-2") && !r.text.contains("password"),
+        "{}",
+        r.text
+    );
+    assert_eq!(session.get("/api/v1/sites").await.status, 401);
+    Client::login(&server, "officer", "new-password-2").await;
+    // Nobody deletes themselves; deleting another works and is audited.
+    let me = ganzhou.get("/api/v1/me").await.body["id"]
+        .as_i64()
+        .expect("id");
+    assert_eq!(
+        ganzhou.delete(&format!("/api/v1/users/{me}")).await.status,
+        409
+    );
+    assert_eq!(
+        ganzhou
+            .delete(&format!("/api/v1/users/{officer}"))
+            .await
+            .status,
+        204
+    );
+    let log = ganzhou.get("/api/v1/audit?action=user.delete").await.body;
+    assert_eq!(log.as_array().map(Vec::len), Some(2), "{log}");
+    assert!(log
+        .as_array()
+        .expect("rows")
+        .iter()
+        .any(|r| r["status"] == 204 && r["region_code"] == "360702"));
+}

@@ -70,6 +70,29 @@ pub fn noted(resp: impl IntoResponse, note: AuditNote) -> Response {
     resp
 }
 
+/// An audit entry for `principal` doing `action` on `target`, for code that is not a whole route, e.g. the
+/// end of a live view: `audit::append(&state.pool, &access::audit_entry(&p, "live.stop", "/cameras/7",
+/// Some(region), 200, client))`. (The start is the route's own audit action, written by the layer.)
+pub fn audit_entry(
+    principal: &Principal,
+    action: &str,
+    target: &str,
+    region_code: Option<&str>,
+    status: u16,
+    client: Option<&str>,
+) -> audit::Entry {
+    audit::Entry {
+        actor: principal.actor(),
+        role: Some(principal.role.as_str().to_owned()),
+        action: action.to_owned(),
+        target: Some(target.to_owned()),
+        region_code: region_code.map(str::to_owned),
+        status,
+        client: client.map(str::to_owned),
+        detail: None,
+    }
+}
+
 /// The client address of a request (after `X-Forwarded-For` when trusted), set by [`authenticate`].
 #[derive(Debug, Clone)]
 pub struct ClientAddr(pub String);
