@@ -318,6 +318,10 @@ async fn audit_log_is_scoped_and_tampering_is_found() {
         .iter()
         .any(|r| r["actor"] == "nanchang-admin" && r["status"] == 404));
     assert!(snaps.iter().all(|r| r["region_code"] == "360702"));
+    assert!(
+        snaps.iter().all(|r| r["client"] == "127.0.0.1"),
+        "{snaps:?}"
+    );
     // The regional admin sees only rows of their regions.
     let theirs = nanchang.get("/api/v1/audit").await.body;
     let theirs = theirs.as_array().expect("rows");
@@ -423,6 +427,9 @@ async fn camera_passwords_are_encrypted_at_rest() {
     );
     let audit = admin.get("/api/v1/audit").await.text;
     assert!(!audit.contains(SECRET));
+    let metrics = admin.get("/metrics").await;
+    assert_eq!(metrics.status, 200);
+    assert!(!metrics.text.contains(SECRET));
     assert!(!server.log().contains(SECRET), "log holds the password");
 }
 
