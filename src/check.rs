@@ -23,6 +23,9 @@ pub async fn run(pool: &Pool, _opts: Options) -> anyhow::Result<bool> {
 /// Verifies the audit log's hash chain.
 pub async fn audit_chain(pool: &Pool) -> anyhow::Result<bool> {
     let report = audit::verify_chain(pool).await?;
+    if let Some((id, hash)) = &report.head {
+        println!("audit: head is row {id}, hash {hash}");
+    }
     if report.intact() {
         println!("audit: {} rows, hash chain intact", report.rows);
         return Ok(true);

@@ -148,6 +148,9 @@ pub struct ChainReport {
     pub rows: u64,
     /// Every break found: (row id, what is wrong).
     pub problems: Vec<(i64, String)>,
+    /// Id and hash of the last row: write them down (or ship them elsewhere) to be able to tell later
+    /// that no row was cut off the end.
+    pub head: Option<(i64, String)>,
 }
 
 impl ChainReport {
@@ -161,6 +164,7 @@ pub async fn verify_chain(pool: &Pool) -> Result<ChainReport, DbError> {
     let mut report = ChainReport {
         rows: 0,
         problems: Vec::new(),
+        head: None,
     };
     let mut prev_hash = GENESIS.to_owned();
     let mut prev_id = 0i64;
@@ -199,6 +203,7 @@ pub async fn verify_chain(pool: &Pool) -> Result<ChainReport, DbError> {
             }
             prev_hash = row.hash;
             prev_id = row.id;
+            report.head = Some((prev_id, prev_hash.clone()));
         }
     }
     Ok(report)

@@ -5,15 +5,17 @@
 //! - A stored camera password is `enc:v1:` + base64(nonce (12 bytes) || ciphertext+tag); a fresh random
 //!   nonce per seal. A value without the prefix is a plaintext row from before this existed; the server
 //!   seals those at start-up (`db::cameras::seal_plaintext_rows`).
-//! - The key is installed once per process ([`install`]); `db::cameras` seals on write and opens on read, so
-//!   the rest of the server only ever sees plaintext in memory and never writes it to disk.
+//! - The key is installed by the server at start ([`install`]); `db::cameras` seals on write and opens on
+//!   read, so the rest of the server only ever sees plaintext in memory and never writes it to disk.
+//! - One process normally has one key. Tests that run several servers in one process install several:
+//!   sealing uses the last installed, opening tries each (the AEAD tag tells the right one).
 //! - Errors never carry the secret or the key.
 
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::RwLock;
 
 pub const PREFIX: &str = "enc:v1:";
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -29,13 +31,11 @@ pub enum SecretError {
     BadKey(String),
     #[error("no secrets key is installed")]
     NoKey,
-    #[error("a different secrets key is already installed in this process")]
-    KeyMismatch,
     #[error("a stored secret cannot be decrypted with this key (wrong key or damaged value)")]
     Decrypt,
 }
 
-static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+static KEYS: RwLock<Vec<[u8; 32]>> = RwLock::new(Vec::new());
 
 /// Parses a configured key (base64 of 32 bytes).
 pub fn parse_key(text: &str) -> Result<[u8; 32], SecretError> {
@@ -83,19 +83,24 @@ pub fn load_or_create_key(
     Ok(key)
 }
 
-/// Installs the process's key; installing the same key again is fine, another one is an error.
+/// Installs a key: the one new secrets are sealed with from now on.
 pub fn install(key: [u8; 32]) -> Result<(), SecretError> {
-    let got = KEY.get_or_init(|| key);
-    if *got == key {
-        Ok(())
-    } else {
-        Err(SecretError::KeyMismatch)
-    }
+    let mut keys = KEYS.write().unwrap_or_else(|e| e.into_inner());
+    keys.retain(|k| *k != key);
+    keys.push(key);
+    Ok(())
+}
+
+fn ciphers() -> Vec<ChaCha20Poly1305> {
+    let keys = KEYS.read().unwrap_or_else(|e| e.into_inner());
+    keys.iter()
+        .rev()
+        .map(|k| ChaCha20Poly1305::new(Key::from_slice(k)))
+        .collect()
 }
 
 fn cipher() -> Result<ChaCha20Poly1305, SecretError> {
-    let key = KEY.get().ok_or(SecretError::NoKey)?;
-    Ok(ChaCha20Poly1305::new(Key::from_slice(key)))
+    ciphers().into_iter().next().ok_or(SecretError::NoKey)
 }
 
 pub fn is_sealed(stored: &str) -> bool {
@@ -124,9 +129,14 @@ pub fn open(stored: &str) -> Result<String, SecretError> {
         return Err(SecretError::Decrypt);
     }
     let (nonce, ct) = bytes.split_at(12);
-    let plain = cipher()?
-        .decrypt(Nonce::from_slice(nonce), ct)
-        .map_err(|_| SecretError::Decrypt)?;
+    let ciphers = ciphers();
+    if ciphers.is_empty() {
+        return Err(SecretError::NoKey);
+    }
+    let plain = ciphers
+        .iter()
+        .find_map(|c| c.decrypt(Nonce::from_slice(nonce), ct).ok())
+        .ok_or(SecretError::Decrypt)?;
     String::from_utf8(plain).map_err(|_| SecretError::Decrypt)
 }
 
@@ -159,6 +169,11 @@ mod tests {
         let forged = format!("{PREFIX}{}", B64.encode([7u8; 40]));
         assert!(matches!(open(&forged), Err(SecretError::Decrypt)));
         assert!(open("enc:v1:!!").is_err());
+        // A second key (another server in the same process): old values still open, new ones use it.
+        install([9u8; 32]).expect("second key");
+        assert_eq!(open(&a).expect("open with the first key"), "Pa55");
+        let c = seal("x").expect("seal");
+        assert_eq!(open(&c).expect("open"), "x");
         assert!(parse_key("c2hvcnQ=").is_err());
     }
 }
