@@ -129,7 +129,7 @@ pub const BASE_CONFIG: &str = r#"
 [ingest]
 backoff_initial_ms = 300
 backoff_max_ms = 2000
-auth_retry_ms = 60000
+refused_retry_ms = 60000
 stall_timeout_ms = 2000
 
 [[seed.regions]]
