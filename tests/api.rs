@@ -292,6 +292,14 @@ async fn camera_passwords_never_leave_the_server() {
         .await
         .text;
     seen += &c.get("/metrics").await.text;
+    // A snapshot of the live camera (a look at footage: audited), and the audit log itself.
+    let snap = c.get(&format!("/api/v1/cameras/{cam}/snapshot.jpg")).await;
+    assert_eq!(snap.status, 200, "snapshot of an online camera");
+    let snaps = c.get("/api/v1/audit?action=camera.snapshot").await.body;
+    assert_eq!(snaps[0]["status"], 200, "{snaps}");
+    assert_eq!(snaps[0]["target"], format!("/cameras/{cam}/snapshot.jpg"));
+    seen += &c.get("/api/v1/audit").await.text;
+    seen += &c.get("/api/v1/users").await.text;
     assert!(
         !seen.contains(SECRET),
         "a response holds the camera password"
