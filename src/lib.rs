@@ -11,6 +11,7 @@ pub mod db;
 pub mod hub;
 pub mod ingest;
 pub mod media;
+pub mod record;
 pub mod seed;
 pub mod server;
 pub mod sim;

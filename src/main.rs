@@ -79,6 +79,17 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Check the recordings against the index (exit 1 when they disagree).
+    Check {
+        /// Make them agree: cut incomplete tails, re-derive rows from files, index unindexed files.
+        #[arg(long)]
+        repair: bool,
+        /// Replace the segment index with one rebuilt from the files alone (server stopped).
+        #[arg(long, conflicts_with = "repair")]
+        rebuild: bool,
+        #[command(flatten)]
+        storage: Storage,
+    },
 }
 
 #[derive(Args)]
@@ -209,6 +220,11 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo { listen, data_dir } => demo(listen, data_dir).await,
+        Command::Check {
+            repair,
+            rebuild,
+            storage,
+        } => check(&storage, repair, rebuild).await,
         Command::User {
             command:
                 UserCommand::Add {
@@ -254,6 +270,39 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `vigil check [--repair] [--rebuild]`.
+async fn check(storage: &Storage, repair: bool, rebuild: bool) -> anyhow::Result<()> {
+    let cfg = storage.load()?;
+    let pool = open_db(storage).await?;
+    if rebuild {
+        let n = vigil::record::check::rebuild(&pool, &cfg.data_dir).await?;
+        println!("index rebuilt from the files: {n} segments");
+        return Ok(());
+    }
+    let rep = vigil::record::check::check(&pool, &cfg.data_dir, repair).await?;
+    for p in &rep.problems {
+        println!("problem: {p}");
+    }
+    for r in &rep.repaired {
+        println!("repaired: {r}");
+    }
+    println!(
+        "{} segments, {} files, {} problems{}",
+        rep.segments,
+        rep.files,
+        rep.problems.len(),
+        if repair {
+            format!(", {} repaired", rep.repaired.len())
+        } else {
+            String::new()
+        }
+    );
+    if !rep.problems.is_empty() && rep.repaired.len() < rep.problems.len() {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 /// The demo: simulated cameras and the server on `config/demo.toml`.

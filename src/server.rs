@@ -5,6 +5,7 @@ use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::ingest::Supervisor;
+use crate::record::{self, Recorders};
 use crate::{db, seed};
 use anyhow::Context;
 use std::sync::Arc;
@@ -26,9 +27,21 @@ impl Server {
         seed::apply(&pool, &cfg.seed)
             .await
             .context("seeding from the configuration")?;
+        // Recovery first: the open segments of the last run are closed before anything records again.
+        record::recovery::recover(&pool, &cfg.data_dir)
+            .await
+            .context("recovering recordings")?;
         let hub = Arc::new(Hub::new(cfg.ingest.broadcast_capacity));
+        let recorders = Recorders::new(
+            hub.clone(),
+            pool.clone(),
+            cfg.record.clone(),
+            cfg.data_dir.clone(),
+        );
         let ingest = Arc::new(Supervisor::new(hub, cfg.ingest.clone()));
         for cam in db::cameras::list(&pool).await? {
+            // The recorder subscribes before ingest starts, so it sees the first keyframe.
+            recorders.apply(&cam);
             if let Some(spec) = api::camera_spec(&cam) {
                 ingest.apply(&spec);
             }
@@ -40,6 +53,7 @@ impl Server {
             pool,
             cfg: Arc::new(cfg),
             ingest,
+            recorders,
             started: std::time::Instant::now(),
         };
         Ok(Server { state, listener })
@@ -55,11 +69,13 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let ingest = self.state.ingest.clone();
+        let recorders = self.state.recorders.clone();
         let app = api::router(self.state);
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await?;
         ingest.shutdown();
+        recorders.shutdown().await;
         Ok(())
     }
 }

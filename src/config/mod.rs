@@ -19,6 +19,7 @@ pub struct Config {
     pub database_url: Option<String>,
     pub ingest: IngestConfig,
     pub auth: AuthConfig,
+    pub record: RecordConfig,
     /// Objects created at start-up when missing (the demo uses this).
     pub seed: Seed,
 }
@@ -37,6 +38,33 @@ pub struct IngestConfig {
     pub stall_timeout_ms: u64,
     /// Frames buffered per consumer of a stream before a slow consumer starts skipping.
     pub broadcast_capacity: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordConfig {
+    /// Target length of a segment file; segments are cut at the first keyframe past it, at times
+    /// staggered per camera so that streams do not rotate files in the same second.
+    pub segment_seconds: u64,
+    /// Complete GOPs that may wait for the disk per stream; when the queue is full, whole GOPs are dropped
+    /// and the gap is recorded (ingest never waits on the disk).
+    pub queue_gops: usize,
+    /// A stream that sends nothing for this long has its last GOP written and its segment closed.
+    pub idle_close_ms: u64,
+    /// Days footage of a `service_hall` site is kept (0 = for good).
+    pub service_hall_days: u64,
+    /// Days footage of a `bid_evaluation` site is kept (0 = for good).
+    pub bid_evaluation_days: u64,
+    /// Disk budget of the recordings in this data directory, in MiB (0 = no budget). Oldest unheld footage
+    /// goes first when it is exceeded.
+    pub disk_budget_mb: u64,
+    /// Free space (MiB) that retention keeps on the file system of the data directory.
+    pub min_free_mb: u64,
+    /// How often retention runs, in seconds.
+    pub retention_interval_seconds: u64,
+    /// fsync every fragment (a GOP) before indexing it. Turning it off keeps crash safety against a
+    /// process crash but not against a power cut.
+    pub fsync: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -120,6 +148,7 @@ impl Default for Config {
             database_url: None,
             ingest: IngestConfig::default(),
             auth: AuthConfig::default(),
+            record: RecordConfig::default(),
             seed: Seed::default(),
         }
     }
@@ -133,6 +162,22 @@ impl Default for IngestConfig {
             auth_retry_ms: 60_000,
             stall_timeout_ms: 3_000,
             broadcast_capacity: 256,
+        }
+    }
+}
+
+impl Default for RecordConfig {
+    fn default() -> Self {
+        RecordConfig {
+            segment_seconds: 60,
+            queue_gops: 8,
+            idle_close_ms: 5_000,
+            service_hall_days: 30,
+            bid_evaluation_days: 0,
+            disk_budget_mb: 0,
+            min_free_mb: 512,
+            retention_interval_seconds: 60,
+            fsync: true,
         }
     }
 }
