@@ -9,6 +9,7 @@ mod cameras;
 pub use cameras::camera_spec;
 pub mod error;
 mod ops;
+mod recordings;
 mod session;
 mod sites;
 mod validate;
@@ -17,7 +18,7 @@ mod web;
 use crate::config::Config;
 use crate::db::Pool;
 use crate::ingest::Supervisor;
-use access::{Routes, ADMIN, ANYONE, ANY_HUMAN};
+use access::{Routes, ADMIN, ADMIN_INVESTIGATOR, ANYONE, ANY_HUMAN};
 use axum::http::Method;
 use axum::routing::{delete, get, patch, post};
 use axum::Router;
@@ -28,6 +29,7 @@ pub struct AppState {
     pub pool: Pool,
     pub cfg: Arc<Config>,
     pub ingest: Arc<Supervisor>,
+    pub recorders: Arc<crate::record::Recorders>,
     pub started: std::time::Instant,
 }
 
@@ -96,6 +98,24 @@ pub fn routes() -> Routes {
             "/cameras/{id}/snapshot.jpg",
             ANY_HUMAN,
             get(cameras::snapshot),
+        )
+        .add(
+            Method::GET,
+            "/cameras/{id}/recordings",
+            ANY_HUMAN,
+            get(recordings::spans),
+        )
+        .add(
+            Method::GET,
+            "/cameras/{id}/video.mp4",
+            ANY_HUMAN,
+            get(recordings::video),
+        )
+        .add(
+            Method::POST,
+            "/holds",
+            ADMIN_INVESTIGATOR,
+            post(recordings::create_hold),
         )
         .add(Method::POST, "/nvrs", ADMIN, post(cameras::import_nvr))
         .add(Method::GET, "/openapi.json", ANYONE, get(ops::openapi))

@@ -174,7 +174,12 @@ impl Server {
     }
 
     fn spawn(&mut self, config: &std::path::Path) {
-        let log = std::fs::File::create(&self.log).expect("log file");
+        // Appended, so that the log of every run of a restarted server is kept.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
         let child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(config)
@@ -210,6 +215,70 @@ impl Server {
     /// Whether the server process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The server's configuration file.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("vigil.toml")
+    }
+
+    /// `kill -9`: the process dies wherever it is.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit (segments closed).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let end = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < end {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same address, configuration and data directory.
+    pub fn restart(&mut self) {
+        self.kill9();
+        let config = self.config_path();
+        self.spawn(&config);
+    }
+
+    /// Runs `vigil <args> --config C --data-dir D` to completion: (exit success, stdout).
+    pub fn command(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(self.config_path())
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run vigil");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
     }
 
     /// A client logged in as the seeded admin.
