@@ -31,9 +31,9 @@ pub struct IngestConfig {
     pub backoff_initial_ms: u64,
     /// Cap of the exponential reconnect delay, in milliseconds.
     pub backoff_max_ms: u64,
-    /// Reconnect delay after an authentication failure: a wrong password is not retried quickly,
-    /// so that a camera does not lock the account or fill its log.
-    pub auth_retry_ms: u64,
+    /// Reconnect delay after the camera refused the credentials or offered no supported codec: such a
+    /// camera is not retried quickly, so that it does not lock the account or fill its log.
+    pub refused_retry_ms: u64,
     /// A stream that delivers no frame for this long is declared offline and reconnected.
     pub stall_timeout_ms: u64,
     /// Frames buffered per consumer of a stream before a slow consumer starts skipping.
@@ -159,7 +159,7 @@ impl Default for IngestConfig {
         IngestConfig {
             backoff_initial_ms: 500,
             backoff_max_ms: 4_000,
-            auth_retry_ms: 60_000,
+            refused_retry_ms: 60_000,
             stall_timeout_ms: 3_000,
             broadcast_capacity: 256,
         }

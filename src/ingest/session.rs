@@ -3,7 +3,8 @@
 //!
 //! Invariants:
 //! - The session never waits on a consumer: frames go to the hub, which never blocks.
-//! - A wrong password is retried only after `auth_retry_ms` (no reconnect storm that locks the account).
+//! - A wrong password or an unsupported codec is retried only after `refused_retry_ms` (no reconnect
+//!   storm that locks the camera's account or fills its log).
 //! - Credentials are handed to retina separately; the URL that is logged or reported never holds them.
 //! - Anything the camera sends that retina rejects ends this run with an error and a reconnect; it never
 //!   panics the server.
@@ -91,11 +92,11 @@ pub async fn run_stream(
         let (state, wait) = match &err {
             RunError::Auth(_) => (
                 StreamState::AuthFailed,
-                Duration::from_millis(cfg.auth_retry_ms),
+                Duration::from_millis(cfg.refused_retry_ms),
             ),
             RunError::Unsupported(_) => (
                 StreamState::Unsupported,
-                Duration::from_millis(cfg.backoff_max_ms),
+                Duration::from_millis(cfg.refused_retry_ms),
             ),
             _ => {
                 // A run that stayed up a while was healthy: its failure starts the backoff afresh.

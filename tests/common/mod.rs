@@ -89,14 +89,24 @@ impl Sim {
             .arg(addr.to_string())
             .args(&self.args)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn vigil sim");
         self.child = Some(child);
-        assert!(
-            wait_port(addr, Duration::from_secs(20)),
-            "simulator did not listen on {addr}"
-        );
+        if !wait_port(addr, Duration::from_secs(20)) {
+            let mut err = String::new();
+            if let Some(mut c) = self.child.take() {
+                let _ = c.kill();
+                if let Some(mut e) = c.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+            }
+            panic!("simulator did not listen on {addr}: {err}");
+        }
+        // Drain the simulator's log so that a full pipe never blocks it.
+        if let Some(mut e) = self.child.as_mut().and_then(|c| c.stderr.take()) {
+            std::thread::spawn(move || std::io::copy(&mut e, &mut std::io::sink()));
+        }
     }
 }
 
@@ -119,7 +129,7 @@ pub const BASE_CONFIG: &str = r#"
 [ingest]
 backoff_initial_ms = 300
 backoff_max_ms = 2000
-auth_retry_ms = 60000
+refused_retry_ms = 60000
 stall_timeout_ms = 2000
 
 [[seed.regions]]

@@ -1,0 +1,143 @@
+//! The simulator's launch descriptions: embedded from `pipelines/`, filled in per run.
+//!
+//! The files are plain gst-launch descriptions with `{placeholder}`s and `#` comment lines,
+//! so they can be read (and tried with `gst-launch-1.0`) without reading Rust. Rendering
+//! fails if a placeholder is left unfilled, so a typo in a file is a start-up error rather
+//! than a pipeline that fails to parse when the first client connects.
+
+use super::{SimCodec, SimError, SimOptions};
+
+const PER_CAMERA_H264: &str = include_str!("../../pipelines/sim-h264.txt");
+const PER_CAMERA_H265: &str = include_str!("../../pipelines/sim-h265.txt");
+const SHARED_H264: &str = include_str!("../../pipelines/sim-shared-h264.txt");
+const SHARED_H265: &str = include_str!("../../pipelines/sim-shared-h265.txt");
+const RELAY_H264: &str = include_str!("../../pipelines/sim-relay-h264.txt");
+const RELAY_H265: &str = include_str!("../../pipelines/sim-relay-h265.txt");
+
+/// Text the shared encoder burns into its picture (every mount shows the same picture).
+pub(super) const SHARED_LABEL: &str = "Vigil sim";
+
+/// Name of the appsink at the end of the shared encoder pipeline.
+pub(super) const ENCODER_SINK: &str = "sink";
+/// Name of the appsrc at the head of each relay mount.
+pub(super) const RELAY_SRC: &str = "src";
+
+/// The rendered descriptions for one run.
+#[derive(Debug, Clone)]
+pub(super) enum Plan {
+    /// One description per camera; index `i` is mount `/cam{i+1}`.
+    PerCamera { launches: Vec<String> },
+    /// One encoder for the whole server, and the description every mount uses.
+    Shared { encoder: String, relay: String },
+}
+
+impl Plan {
+    pub(super) fn new(opts: &SimOptions) -> Result<Plan, SimError> {
+        let picture = |label: &str| {
+            vec![
+                ("width", opts.width.to_string()),
+                ("height", opts.height.to_string()),
+                ("fps", opts.fps.to_string()),
+                ("bitrate_kbps", opts.bitrate_kbps.to_string()),
+                ("gop", opts.gop.to_string()),
+                ("label", label.to_owned()),
+            ]
+        };
+        if opts.shared_encoder {
+            let (encoder, relay) = match opts.codec {
+                SimCodec::H264 => (SHARED_H264, RELAY_H264),
+                SimCodec::H265 => (SHARED_H265, RELAY_H265),
+            };
+            Ok(Plan::Shared {
+                encoder: render("encoder", encoder, &picture(SHARED_LABEL))?,
+                relay: render("relay", relay, &picture(SHARED_LABEL))?,
+            })
+        } else {
+            let template = match opts.codec {
+                SimCodec::H264 => PER_CAMERA_H264,
+                SimCodec::H265 => PER_CAMERA_H265,
+            };
+            let launches = (1..=opts.cameras)
+                .map(|n| render("camera", template, &picture(&mount_name(n))))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Plan::PerCamera { launches })
+        }
+    }
+
+    /// Parses each distinct description once, so that a missing GStreamer plugin is reported
+    /// by `SimServer::start` instead of as a failed DESCRIBE later. The pipelines are never
+    /// started.
+    pub(super) fn check_elements(&self) -> Result<(), SimError> {
+        let samples: Vec<(&'static str, &str)> = match self {
+            Plan::PerCamera { launches } => launches
+                .first()
+                .map(|l| ("camera", l.as_str()))
+                .into_iter()
+                .collect(),
+            Plan::Shared { encoder, relay } => vec![("encoder", encoder), ("relay", relay)],
+        };
+        for (what, launch) in samples {
+            gstreamer::parse::launch(launch)
+                .map_err(|source| SimError::Pipeline { what, source })?;
+        }
+        Ok(())
+    }
+}
+
+/// Mount path component of camera `n` (1-based): `cam1`, `cam2`, ...
+pub(super) fn mount_name(n: u32) -> String {
+    format!("cam{n}")
+}
+
+/// Drops `#` comment lines, joins the rest into one line and fills in `{name}` placeholders.
+fn render(what: &'static str, template: &str, vars: &[(&str, String)]) -> Result<String, SimError> {
+    let mut out = template
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join(" ");
+    for (name, value) in vars {
+        out = out.replace(&format!("{{{name}}}"), value);
+    }
+    // Launch syntax has no braces of its own, so any left over is an unknown placeholder.
+    if let Some(start) = out.find('{') {
+        let rest = &out[start..];
+        let placeholder = rest.find('}').map_or(rest, |end| &rest[..=end]).to_owned();
+        return Err(SimError::Template { what, placeholder });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_placeholder() {
+        for codec in [SimCodec::H264, SimCodec::H265] {
+            for shared_encoder in [false, true] {
+                let opts = SimOptions {
+                    codec,
+                    shared_encoder,
+                    ..SimOptions::default()
+                };
+                let plan = Plan::new(&opts).expect("templates render");
+                let all = match &plan {
+                    Plan::PerCamera { launches } => launches.join("\n"),
+                    Plan::Shared { encoder, relay } => format!("{encoder}\n{relay}"),
+                };
+                assert!(all.contains("width=640"), "{all}");
+                assert!(!all.contains('#'), "comments are stripped: {all}");
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_placeholder_is_an_error() {
+        let err = render("test", "videotestsrc ! {nope}", &[]).unwrap_err();
+        assert!(
+            matches!(err, SimError::Template { ref placeholder, .. } if placeholder == "{nope}")
+        );
+    }
+}
