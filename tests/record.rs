@@ -404,5 +404,12 @@ async fn small_disk_budget_removes_oldest_unheld_and_keeps_held() {
         .map(|m| m.len())
         .sum();
     println!("{} files, {bytes} bytes on disk", files.len());
+    for l in server
+        .log()
+        .lines()
+        .filter(|l| l.contains("retention") || l.contains("segment"))
+    {
+        println!("{l}");
+    }
     assert!(bytes < 2 << 20, "recordings bounded by the budget: {bytes}");
 }

@@ -346,3 +346,71 @@ async fn retention_removes_oldest_unheld_first_and_keeps_held() {
     }
     assert!(index::garbage(&r.pool).await.expect("garbage").is_empty());
 }
+
+/// `scripts/bench-record` runs this in release: one hour of 25 fps, 4 Mbit/s footage recorded (fsync off),
+/// then the MP4 of the whole hour planned and read back through the same stream the API serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn export_throughput_of_one_hour() {
+    use futures::StreamExt;
+    let r = rig(60).await;
+    let t = t0() - 3600 * 1_000_000;
+    r.recorders.apply(&camera(9));
+    let p = params(0);
+    let s = r.hub.stream(StreamKey {
+        camera_id: 9,
+        kind: StreamKind::Main,
+    });
+    let data = Bytes::from(vec![0u8; 20_000]);
+    let frames: i64 = 3600 * 25;
+    for i in 0..frames {
+        s.publish(Arc::new(Frame {
+            data: data.clone(),
+            media_time: i * 3600,
+            wall_time_us: t + i * 40_000,
+            keyframe: i % 25 == 0,
+            params: p.clone(),
+            run: 1,
+            loss: 0,
+        }));
+        if i % 250 == 0 {
+            // Stay within the queue: wait for the writer when it is more than 200 GOPs behind.
+            loop {
+                let written = r.recorders.statuses().first().map_or(0, |x| x.1[0]) as i64;
+                if i / 25 - written < 200 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    r.recorders.shutdown().await;
+    let (start, end) = (t, t + 3600 * 1_000_000);
+    let started = std::time::Instant::now();
+    let rows = index::overlapping(&r.pool, 9, "main", start, end)
+        .await
+        .expect("rows");
+    let dir = r.dir.path().to_owned();
+    let plan = tokio::task::spawn_blocking(move || export::plan(&dir, &rows, start, end))
+        .await
+        .expect("join")
+        .expect("plan")
+        .expect("footage");
+    let planned = started.elapsed();
+    let mut n = 0u64;
+    let mut body = std::pin::pin!(export::stream(plan.parts.clone(), 0, plan.len, 1 << 20));
+    while let Some(b) = body.next().await {
+        n += b.expect("read").len() as u64;
+    }
+    let total = started.elapsed();
+    assert_eq!(n, plan.len);
+    println!(
+        "export: one hour ({} frames, {:.0} MB) planned in {:.0} ms, served in {:.2} s: {:.0} MB/s",
+        plan.frames,
+        n as f64 / 1e6,
+        planned.as_secs_f64() * 1e3,
+        total.as_secs_f64(),
+        n as f64 / 1e6 / total.as_secs_f64()
+    );
+}
