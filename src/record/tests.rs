@@ -414,3 +414,54 @@ async fn export_throughput_of_one_hour() {
         n as f64 / 1e6 / total.as_secs_f64()
     );
 }
+
+#[tokio::test]
+async fn retention_by_age_follows_the_site_kind_and_holds() {
+    let r = rig(60).await;
+    let day = 86_400_000_000i64;
+    let now = chrono::Utc::now().timestamp_micros();
+    let row = |cam: i64, kind: &str, age_days: i64, n: u32| index::SegmentRow {
+        id: 0,
+        camera_id: cam,
+        stream: "main".into(),
+        run: 1,
+        site_kind: kind.into(),
+        start_us: now - age_days * day - 60_000_000,
+        end_us: now - age_days * day,
+        duration_90k: 60 * 90_000,
+        frames: 1500,
+        bytes: 1000,
+        codec: "avc1.640029".into(),
+        width: 640,
+        height: 360,
+        keyframes: Vec::new(),
+        path: format!("recordings/{cam}/x/{n}.mp4"),
+        state: "complete".into(),
+    };
+    let hall_old = row(11, "service_hall", 31, 1);
+    let hall_new = row(11, "service_hall", 29, 2);
+    let bid_old = row(12, "bid_evaluation", 400, 3);
+    let held_old = row(13, "service_hall", 45, 4);
+    for x in [&hall_old, &hall_new, &bid_old, &held_old] {
+        index::insert(&r.pool, x).await.expect("insert");
+    }
+    index::insert_hold(
+        &r.pool,
+        13,
+        held_old.start_us,
+        held_old.start_us + 1,
+        "complaint",
+        "test",
+    )
+    .await
+    .expect("hold");
+    let rep = retention::pass(r.recorders.shared()).await.expect("pass");
+    assert_eq!(rep.by_age, 1);
+    let left: Vec<String> = index::all(&r.pool)
+        .await
+        .expect("rows")
+        .into_iter()
+        .map(|x| x.path)
+        .collect();
+    assert_eq!(left, vec![hall_new.path, bid_old.path, held_old.path]);
+}
