@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod hub;
 pub mod ingest;
+pub mod live;
 pub mod media;
 pub mod record;
 pub mod seed;

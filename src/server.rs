@@ -5,9 +5,11 @@ use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::ingest::Supervisor;
+use crate::live::Live;
 use crate::record::{self, Recorders};
 use crate::{db, seed};
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -38,6 +40,7 @@ impl Server {
             cfg.record.clone(),
             cfg.data_dir.clone(),
         );
+        let live = Live::new(hub.clone(), cfg.live.clone());
         let ingest = Arc::new(Supervisor::new(hub, cfg.ingest.clone()));
         for cam in db::cameras::list(&pool).await? {
             // The recorder subscribes before ingest starts, so it sees the first keyframe.
@@ -54,6 +57,7 @@ impl Server {
             cfg: Arc::new(cfg),
             ingest,
             recorders,
+            live,
             started: std::time::Instant::now(),
         };
         Ok(Server { state, listener })
@@ -71,7 +75,8 @@ impl Server {
         let ingest = self.state.ingest.clone();
         let recorders = self.state.recorders.clone();
         let app = api::router(self.state);
-        axum::serve(self.listener, app)
+        let listener = self.listener.tap_io(crate::live::tune_socket);
+        axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await?;
         ingest.shutdown();

@@ -8,6 +8,7 @@ pub mod access;
 mod cameras;
 pub use cameras::camera_spec;
 pub mod error;
+mod live;
 mod ops;
 mod recordings;
 mod session;
@@ -15,9 +16,11 @@ mod sites;
 mod validate;
 mod web;
 
+use crate::auth::Role;
 use crate::config::Config;
 use crate::db::Pool;
 use crate::ingest::Supervisor;
+use crate::live::Live;
 use access::{Routes, ADMIN, ADMIN_INVESTIGATOR, ANYONE, ANY_HUMAN};
 use axum::http::Method;
 use axum::routing::{delete, get, patch, post};
@@ -30,8 +33,12 @@ pub struct AppState {
     pub cfg: Arc<Config>,
     pub ingest: Arc<Supervisor>,
     pub recorders: Arc<crate::record::Recorders>,
+    pub live: Arc<Live>,
     pub started: std::time::Instant,
 }
+
+/// Who may watch live video: the contract's "supervisor: live, playback, alarms", and admins.
+pub const LIVE_VIEWERS: &[Role] = &[Role::Admin, Role::Supervisor];
 
 /// The table of authenticated routes with their roles.
 pub fn routes() -> Routes {
@@ -116,6 +123,31 @@ pub fn routes() -> Routes {
             "/holds",
             ADMIN_INVESTIGATOR,
             post(recordings::create_hold),
+        )
+        .add(
+            Method::GET,
+            "/cameras/{id}/live",
+            LIVE_VIEWERS,
+            get(live::live),
+        )
+        .add(
+            Method::POST,
+            "/cameras/{id}/whep",
+            LIVE_VIEWERS,
+            post(live::whep),
+        )
+        .add(
+            Method::DELETE,
+            "/cameras/{id}/whep/{session}",
+            LIVE_VIEWERS,
+            delete(live::whep_delete),
+        )
+        .add(Method::GET, "/live/stats", ADMIN, get(live::stats))
+        .add(
+            Method::POST,
+            "/live/stats/reset",
+            ADMIN,
+            post(live::reset_stats),
         )
         .add(Method::POST, "/nvrs", ADMIN, post(cameras::import_nvr))
         .add(Method::GET, "/openapi.json", ANYONE, get(ops::openapi))

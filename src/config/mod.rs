@@ -20,6 +20,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub auth: AuthConfig,
     pub record: RecordConfig,
+    pub live: LiveConfig,
     /// Objects created at start-up when missing (the demo uses this).
     pub seed: Seed,
 }
@@ -76,6 +77,33 @@ pub struct AuthConfig {
     pub session_absolute_hours: u64,
     /// Mark the session cookie `Secure` (set it when served over TLS or behind a TLS proxy).
     pub secure_cookies: bool,
+}
+
+/// Live view (`[live]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    /// Frames a live viewer may fall behind before it skips to the next keyframe.
+    pub viewer_queue: usize,
+    /// A viewer whose socket accepts nothing for this long is disconnected.
+    pub send_timeout_ms: u64,
+    /// Add `bitstream_restriction` to H.264 SPS that lack it, so browsers do not hold a full decoded
+    /// picture buffer (see docs/live.md).
+    pub rewrite_vui: bool,
+    /// Addresses offered to WebRTC clients as host candidates (one UDP socket per session on each).
+    /// Empty: 127.0.0.1 and the address of the default route.
+    pub webrtc_ips: Vec<std::net::IpAddr>,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            viewer_queue: 50,
+            send_timeout_ms: 10_000,
+            rewrite_vui: true,
+            webrtc_ips: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -149,6 +177,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             auth: AuthConfig::default(),
             record: RecordConfig::default(),
+            live: LiveConfig::default(),
             seed: Seed::default(),
         }
     }
