@@ -64,7 +64,7 @@ fn run_cases(server: &Server, cases: serde_json::Value) -> String {
 }
 
 #[tokio::test]
-async fn chromium_plays_a_simulated_camera_by_mse_and_by_webrtc() {
+async fn chromium_plays_simulated_cameras_by_mse_and_webrtc_and_h265_through_the_transcode() {
     if !browser_available() {
         return;
     }
@@ -91,6 +91,31 @@ async fn chromium_plays_a_simulated_camera_by_mse_and_by_webrtc() {
     c.wait_state(cam, "online", Duration::from_secs(10))
         .await
         .expect("online");
+    // An H.265 camera: Chromium here cannot decode H.265, so the player gets the H.264 transcode.
+    let sim265 = Sim::start(&[
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--fps",
+        "25",
+        "--bitrate",
+        "300",
+        "--gop",
+        "50",
+        "--cameras",
+        "1",
+        "--codec",
+        "h265",
+    ]);
+    let cam265 = c
+        .camera(
+            json!({"name": "窗口2", "site_id": site, "main_url": sim265.url(1), "record": false}),
+        )
+        .await;
+    c.wait_state(cam265, "online", Duration::from_secs(10))
+        .await
+        .expect("H.265 camera online");
     let modes: Vec<&str> = std::env::var("VIGIL_BROWSER_MODES")
         .map(|m| {
             m.split(',')
@@ -98,9 +123,12 @@ async fn chromium_plays_a_simulated_camera_by_mse_and_by_webrtc() {
                 .collect()
         })
         .unwrap_or_else(|_| vec!["mse", "webrtc"]);
-    let cases: Vec<_> = modes
+    let mut cases: Vec<_> = modes
         .iter()
         .map(|m| json!({"name": format!("h264-{m}"), "camera": cam, "mode": m}))
         .collect();
+    if modes.contains(&"mse") {
+        cases.push(json!({"name": "h265-transcoded-mse", "camera": cam265, "mode": "mse"}));
+    }
     run_cases(&server, json!(cases));
 }

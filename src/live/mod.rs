@@ -16,6 +16,7 @@ pub mod mse;
 pub mod rtc;
 pub mod rtp;
 pub mod stats;
+pub mod transcode;
 pub mod vui;
 pub mod ws;
 
@@ -88,7 +89,10 @@ struct RtpEntry {
 pub struct Live {
     hub: Arc<Hub>,
     cfg: LiveConfig,
-    mse: Mutex<HashMap<StreamKey, MseEntry>>,
+    /// MSE builders by stream and source (`true`: the H.264 transcode of an H.265 stream).
+    mse: Mutex<HashMap<(StreamKey, bool), MseEntry>>,
+    /// H.264 transcodes of H.265 streams, by the same stream keys (see [`transcode`]).
+    transcoded: Arc<Hub>,
     rtp: Mutex<HashMap<StreamKey, RtpEntry>>,
     /// WHEP sessions by resource id: dropping the sender ends the session.
     whep: Mutex<HashMap<String, tokio::sync::mpsc::Sender<rtc::Control>>>,
@@ -98,7 +102,7 @@ pub struct Live {
 /// A viewer's hold on a stream's MSE builder; dropping it may stop the builder.
 pub struct MseLease {
     live: Arc<Live>,
-    key: StreamKey,
+    key: (StreamKey, bool),
 }
 
 impl Live {
@@ -107,6 +111,7 @@ impl Live {
             hub,
             cfg,
             mse: Mutex::new(HashMap::new()),
+            transcoded: Arc::new(Hub::new(256)),
             rtp: Mutex::new(HashMap::new()),
             whep: Mutex::new(HashMap::new()),
             stats: stats::Stats::default(),
@@ -121,13 +126,28 @@ impl Live {
         &self.hub
     }
 
-    /// Joins the stream's MSE fan-out, starting its builder if this is the first viewer.
-    pub fn join_mse(self: &Arc<Self>, key: StreamKey) -> (MseLease, mse::Start) {
+    /// Joins the stream's MSE fan-out, starting its builder if this is the first viewer. With
+    /// `transcoded`, the fan-out of the stream's H.264 transcode, started with its first viewer.
+    pub fn join_mse(self: &Arc<Self>, key: StreamKey, transcoded: bool) -> (MseLease, mse::Start) {
         let mut map = self.mse.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = map.entry(key).or_insert_with(|| {
+        let entry = map.entry((key, transcoded)).or_insert_with(|| {
             let shared = Arc::new(MseShared::new(self.cfg.viewer_queue));
             let cancel = CancellationToken::new();
-            let (gop, sub) = self.hub.stream(key).subscribe();
+            let hub = if transcoded {
+                let (source, out, cancel) =
+                    (self.hub.clone(), self.transcoded.clone(), cancel.clone());
+                out.stream(key).reset();
+                tokio::spawn(async move {
+                    if let Err(e) = transcode::run(key, source, out.clone(), cancel).await {
+                        tracing::warn!(camera = key.camera_id, error = %e, "transcode failed");
+                    }
+                    out.stream(key).reset();
+                });
+                &self.transcoded
+            } else {
+                &self.hub
+            };
+            let (gop, sub) = hub.stream(key).subscribe();
             let builder = mse::Builder::new(&shared, &gop, self.cfg.rewrite_vui);
             tokio::spawn(mse::run(key, builder, sub, shared.clone(), cancel.clone()));
             MseEntry {
@@ -143,7 +163,7 @@ impl Live {
         (
             MseLease {
                 live: self.clone(),
-                key,
+                key: (key, transcoded),
             },
             start,
         )
@@ -203,7 +223,7 @@ impl Live {
     /// Streams with a running MSE builder, with their viewer counts.
     pub fn mse_streams(&self) -> Vec<(StreamKey, usize)> {
         let map = self.mse.lock().unwrap_or_else(|e| e.into_inner());
-        map.iter().map(|(k, e)| (*k, e.viewers)).collect()
+        map.iter().map(|(k, e)| (k.0, e.viewers)).collect()
     }
 }
 

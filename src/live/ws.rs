@@ -125,6 +125,43 @@ struct MseState {
     /// segment may have been among the items skipped).
     sent_init: Option<Arc<Init>>,
     shared: Option<Arc<super::mse::MseShared>>,
+    /// The init segment of the join, before it is checked and sent.
+    pending_init: Option<Arc<Init>>,
+    /// Watching the H.264 transcode of an H.265 stream.
+    transcoded: bool,
+}
+
+/// Joins a stream's MSE fan-out (or its transcode's); returns the state and the cached GOP to send.
+fn join(
+    live: &Arc<Live>,
+    key: StreamKey,
+    codecs: Vec<String>,
+    transcoded: bool,
+) -> (MseState, Vec<Frag>) {
+    let (lease, start) = live.join_mse(key, transcoded);
+    (
+        MseState {
+            _lease: lease,
+            viewer: start.viewer,
+            codecs,
+            started: false,
+            skipped: 0,
+            sent_init: None,
+            shared: start.shared,
+            pending_init: start.init,
+            transcoded,
+        },
+        start.gop,
+    )
+}
+
+/// An H.265 stream for a browser that plays H.264 but not H.265: it gets the transcode.
+fn wants_transcode(codecs: &[String], init: &Init) -> bool {
+    init.h265
+        && !accepts(codecs, init)
+        && codecs
+            .iter()
+            .any(|c| c.to_ascii_lowercase().starts_with("avc1"))
 }
 
 /// Serves one upgraded live socket until the client leaves or the connection fails.
@@ -168,25 +205,27 @@ pub async fn serve(socket: WebSocket, live: Arc<Live>, viewer: Viewer) {
                             conn.error(&LiveError::BadMessage("MSE already started".into())).await?;
                             continue;
                         }
-                        let (lease, start) = live.join_mse(viewer.key);
-                        let mut state = MseState {
-                            _lease: lease,
-                            viewer: start.viewer,
-                            codecs,
-                            started: false,
-                            skipped: 0,
-                            sent_init: None,
-                            shared: start.shared,
-                        };
-                        if let Some(init) = start.init {
-                            if !accepts(&state.codecs, &init) {
+                        let codecs_c = codecs.clone();
+                        let mut state = join(&live, viewer.key, codecs, false);
+                        let mut start_gop = std::mem::take(&mut state.1);
+                        let mut state = state.0;
+                        if let Some(init) = state.pending_init.take() {
+                            if wants_transcode(&codecs_c, &init) {
+                                let (s2, gop2) = join(&live, viewer.key, codecs_c, true);
+                                state = s2;
+                                start_gop = gop2;
+                            } else if !accepts(&state.codecs, &init) {
                                 conn.error(&LiveError::Unsupported { codec: init.codec.to_string() }).await?;
                                 return Ok(());
+                            } else {
+                                state.pending_init = Some(init);
                             }
+                        }
+                        if let Some(init) = state.pending_init.take() {
                             conn.init(&init).await?;
                             state.started = true;
                             state.sent_init = Some(init);
-                            for f in &start.gop {
+                            for f in &start_gop {
                                 conn.fragment(f, false).await?;
                             }
                         }
@@ -223,6 +262,20 @@ pub async fn serve(socket: WebSocket, live: Arc<Live>, viewer: Viewer) {
                             tracing::debug!(camera, stream, skipped, "slow live viewer skips to the next keyframe");
                         }
                         Next::Item(Item::Init(init)) => {
+                            if !state.transcoded && wants_transcode(&state.codecs, &init) {
+                                // The camera turned out to be H.265: move to its transcode.
+                                let (mut s2, gop) = join(&live, viewer.key, state.codecs.clone(), true);
+                                if let Some(init) = s2.pending_init.take() {
+                                    conn.init(&init).await?;
+                                    s2.started = true;
+                                    s2.sent_init = Some(init);
+                                    for f in &gop {
+                                        conn.fragment(f, false).await?;
+                                    }
+                                }
+                                *state = s2;
+                                continue;
+                            }
                             if !accepts(&state.codecs, &init) {
                                 conn.error(&LiveError::Unsupported { codec: init.codec.to_string() }).await?;
                                 return Ok(());
