@@ -10,6 +10,9 @@ use std::path::Path;
 use std::time::Duration;
 
 const USERS: &str = r#"
+[live]
+sub_width = 160
+
 [[seed.users]]
 username = "watcher"
 password = "watcher-password-1"
@@ -127,8 +130,10 @@ async fn chromium_plays_simulated_cameras_by_mse_and_webrtc_and_h265_through_the
         .iter()
         .map(|m| json!({"name": format!("h264-{m}"), "camera": cam, "mode": m}))
         .collect();
-    if modes.contains(&"mse") {
-        cases.push(json!({"name": "h265-transcoded-mse", "camera": cam265, "mode": "mse"}));
+    for m in &modes {
+        cases.push(json!({"name": format!("h265-transcoded-{m}"), "camera": cam265, "mode": m}));
+        // The camera has no sub stream: a wall tile gets one scaled from the main stream.
+        cases.push(json!({"name": format!("h264-scaled-sub-{m}"), "camera": cam, "mode": m, "stream": "sub", "width": 160, "height": 120}));
     }
     run_cases(&server, json!(cases));
 }

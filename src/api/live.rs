@@ -49,13 +49,14 @@ pub fn check_origin(headers: &HeaderMap) -> ApiResult<()> {
     }
 }
 
-/// The stream a viewer gets: the sub stream when asked for and the camera has one, else the main stream.
-fn stream_kind(q: &LiveQuery, has_sub: bool) -> ApiResult<StreamKind> {
+/// The stream a viewer gets, and whether it is a sub stream made by scaling the main one (the camera has
+/// none).
+fn stream_kind(q: &LiveQuery, has_sub: bool) -> ApiResult<(StreamKind, bool)> {
     match q.stream.as_deref() {
-        None => Ok(StreamKind::Main),
+        None => Ok((StreamKind::Main, false)),
         Some(s) => match StreamKind::parse(s) {
-            Some(StreamKind::Sub) if !has_sub => Ok(StreamKind::Main),
-            Some(k) => Ok(k),
+            Some(StreamKind::Sub) => Ok((StreamKind::Sub, !has_sub)),
+            Some(k) => Ok((k, false)),
             None => Err(ApiError::invalid("stream must be main or sub")),
         },
     }
@@ -71,13 +72,14 @@ pub async fn live(
 ) -> ApiResult<Response> {
     check_origin(&headers)?;
     let cam = visible_camera(&s, &p, id).await?;
-    let kind = stream_kind(&q, cam.sub_url.is_some())?;
+    let (kind, scaled) = stream_kind(&q, cam.sub_url.is_some())?;
     let viewer = Viewer {
         key: StreamKey {
             camera_id: cam.id,
             kind,
         },
         user: p.actor(),
+        scaled,
     };
     let live = s.live.clone();
     Ok(upgrade
@@ -106,14 +108,14 @@ pub async fn whep(
         ));
     }
     let cam = visible_camera(&s, &p, id).await?;
-    let kind = stream_kind(&q, cam.sub_url.is_some())?;
+    let (kind, scaled) = stream_kind(&q, cam.sub_url.is_some())?;
     let key = StreamKey {
         camera_id: cam.id,
         kind,
     };
     let (answer, session) = s
         .live
-        .whep(key, &body, p.actor())
+        .whep(key, scaled, &body, p.actor())
         .await
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok((

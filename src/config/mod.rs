@@ -93,6 +93,8 @@ pub struct LiveConfig {
     /// Addresses offered to WebRTC clients as host candidates (one UDP socket per session on each).
     /// Empty: 127.0.0.1 and the address of the default route.
     pub webrtc_ips: Vec<std::net::IpAddr>,
+    /// Width of the sub stream made (GStreamer, on demand) for cameras that have none.
+    pub sub_width: u32,
 }
 
 impl Default for LiveConfig {
@@ -102,6 +104,7 @@ impl Default for LiveConfig {
             send_timeout_ms: 10_000,
             rewrite_vui: true,
             webrtc_ips: Vec::new(),
+            sub_width: 640,
         }
     }
 }

@@ -77,12 +77,43 @@ struct MseEntry {
     shared: Arc<MseShared>,
     viewers: usize,
     cancel: CancellationToken,
+    /// The transcode this builder reads from, if any (dropped with the entry).
+    _transcode: Option<TranscodeLease>,
+}
+
+struct TranscodeEntry {
+    users: usize,
+    cancel: CancellationToken,
+}
+
+/// A builder's hold on a transcode; the last one dropped stops it.
+pub struct TranscodeLease {
+    live: Arc<Live>,
+    key: StreamKey,
+}
+
+impl Drop for TranscodeLease {
+    fn drop(&mut self) {
+        let mut map = self
+            .live
+            .transcoders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = map.get_mut(&self.key) {
+            e.users = e.users.saturating_sub(1);
+            if e.users == 0 {
+                e.cancel.cancel();
+                map.remove(&self.key);
+            }
+        }
+    }
 }
 
 struct RtpEntry {
     shared: Arc<RtpShared>,
     viewers: usize,
     cancel: CancellationToken,
+    _transcode: Option<TranscodeLease>,
 }
 
 /// Every live stream being watched, by stream.
@@ -93,7 +124,9 @@ pub struct Live {
     mse: Mutex<HashMap<(StreamKey, bool), MseEntry>>,
     /// H.264 transcodes of H.265 streams, by the same stream keys (see [`transcode`]).
     transcoded: Arc<Hub>,
-    rtp: Mutex<HashMap<StreamKey, RtpEntry>>,
+    /// Running transcodes by their output stream key.
+    transcoders: Mutex<HashMap<StreamKey, TranscodeEntry>>,
+    rtp: Mutex<HashMap<(StreamKey, bool), RtpEntry>>,
     /// WHEP sessions by resource id: dropping the sender ends the session.
     whep: Mutex<HashMap<String, tokio::sync::mpsc::Sender<rtc::Control>>>,
     pub stats: stats::Stats,
@@ -112,6 +145,7 @@ impl Live {
             cfg,
             mse: Mutex::new(HashMap::new()),
             transcoded: Arc::new(Hub::new(256)),
+            transcoders: Mutex::new(HashMap::new()),
             rtp: Mutex::new(HashMap::new()),
             whep: Mutex::new(HashMap::new()),
             stats: stats::Stats::default(),
@@ -126,6 +160,42 @@ impl Live {
         &self.hub
     }
 
+    /// Holds the transcode whose output is `out` in the registry's own hub, starting it if needed: for a
+    /// sub stream, the main stream scaled to `sub_width`; for a main stream, its H.264 (of H.265).
+    fn transcode_lease(self: &Arc<Self>, out: StreamKey) -> TranscodeLease {
+        let mut map = self.transcoders.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = map.entry(out).or_insert_with(|| {
+            let cancel = CancellationToken::new();
+            let (source_key, target) = match out.kind {
+                crate::hub::StreamKind::Sub => (
+                    StreamKey {
+                        camera_id: out.camera_id,
+                        kind: crate::hub::StreamKind::Main,
+                    },
+                    transcode::Target::Scaled {
+                        width: self.cfg.sub_width,
+                    },
+                ),
+                crate::hub::StreamKind::Main => (out, transcode::Target::H264),
+            };
+            let (source, hub, c) = (self.hub.clone(), self.transcoded.clone(), cancel.clone());
+            hub.stream(out).reset();
+            tokio::spawn(async move {
+                let r = transcode::run(source_key, out, target, source, hub.clone(), c).await;
+                if let Err(e) = r {
+                    tracing::warn!(camera = out.camera_id, error = %e, "live transcode failed");
+                }
+                hub.stream(out).reset();
+            });
+            TranscodeEntry { users: 0, cancel }
+        });
+        entry.users += 1;
+        TranscodeLease {
+            live: self.clone(),
+            key: out,
+        }
+    }
+
     /// Joins the stream's MSE fan-out, starting its builder if this is the first viewer. With
     /// `transcoded`, the fan-out of the stream's H.264 transcode, started with its first viewer.
     pub fn join_mse(self: &Arc<Self>, key: StreamKey, transcoded: bool) -> (MseLease, mse::Start) {
@@ -133,16 +203,8 @@ impl Live {
         let entry = map.entry((key, transcoded)).or_insert_with(|| {
             let shared = Arc::new(MseShared::new(self.cfg.viewer_queue));
             let cancel = CancellationToken::new();
+            let transcode = transcoded.then(|| self.transcode_lease(key));
             let hub = if transcoded {
-                let (source, out, cancel) =
-                    (self.hub.clone(), self.transcoded.clone(), cancel.clone());
-                out.stream(key).reset();
-                tokio::spawn(async move {
-                    if let Err(e) = transcode::run(key, source, out.clone(), cancel).await {
-                        tracing::warn!(camera = key.camera_id, error = %e, "transcode failed");
-                    }
-                    out.stream(key).reset();
-                });
                 &self.transcoded
             } else {
                 &self.hub
@@ -154,6 +216,7 @@ impl Live {
                 shared,
                 viewers: 0,
                 cancel,
+                _transcode: transcode,
             }
         });
         entry.viewers += 1;
@@ -173,18 +236,26 @@ impl Live {
     pub fn join_rtp(
         self: &Arc<Self>,
         key: StreamKey,
+        transcoded: bool,
     ) -> (RtpLease, Vec<rtp::Item>, rtp::RtpViewer) {
         let mut map = self.rtp.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = map.entry(key).or_insert_with(|| {
+        let entry = map.entry((key, transcoded)).or_insert_with(|| {
             let shared = Arc::new(RtpShared::new(self.cfg.viewer_queue));
             let cancel = CancellationToken::new();
-            let (gop, sub) = self.hub.stream(key).subscribe();
+            let transcode = transcoded.then(|| self.transcode_lease(key));
+            let hub = if transcoded {
+                &self.transcoded
+            } else {
+                &self.hub
+            };
+            let (gop, sub) = hub.stream(key).subscribe();
             let builder = rtp::Builder::new(&shared, &gop, self.cfg.rewrite_vui);
             tokio::spawn(rtp::run(key, builder, sub, shared.clone(), cancel.clone()));
             RtpEntry {
                 shared,
                 viewers: 0,
                 cancel,
+                _transcode: transcode,
             }
         });
         entry.viewers += 1;
@@ -192,7 +263,7 @@ impl Live {
         (
             RtpLease {
                 live: self.clone(),
-                key,
+                key: (key, transcoded),
             },
             gop,
             viewer,
@@ -203,10 +274,11 @@ impl Live {
     pub async fn whep(
         self: &Arc<Self>,
         key: StreamKey,
+        transcoded: bool,
         offer: &str,
         user: String,
     ) -> Result<(String, String), LiveError> {
-        let (answer, ctl) = rtc::accept(self, key, offer, user).await?;
+        let (answer, ctl) = rtc::accept(self, key, transcoded, offer, user).await?;
         let id = format!("{:032x}", rand::random::<u128>());
         let mut map = self.whep.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, c| !c.is_closed());
@@ -230,7 +302,7 @@ impl Live {
 /// A WebRTC viewer's hold on a stream's RTP packetizer.
 pub struct RtpLease {
     live: Arc<Live>,
-    key: StreamKey,
+    key: (StreamKey, bool),
 }
 
 impl Drop for RtpLease {

@@ -66,6 +66,7 @@ pub fn candidate_ips(configured: &[IpAddr]) -> Vec<IpAddr> {
 pub async fn accept(
     live: &Arc<Live>,
     key: StreamKey,
+    transcoded: bool,
     offer: &str,
     user: String,
 ) -> Result<(String, mpsc::Sender<Control>), LiveError> {
@@ -109,6 +110,7 @@ pub async fn accept(
         sockets,
         live: live.clone(),
         key,
+        transcoded,
         user,
         mid: None,
         send: None,
@@ -128,6 +130,8 @@ struct Session {
     sockets: Vec<Arc<UdpSocket>>,
     live: Arc<Live>,
     key: StreamKey,
+    /// Reading the registry's transcode of the stream (a made sub stream).
+    transcoded: bool,
     user: String,
     mid: Option<Mid>,
     /// The payload type and SSRC media goes out with, once known.
@@ -284,7 +288,15 @@ impl Session {
 
     /// DTLS is up: join the stream's RTP fan-out and send the cached GOP.
     fn start(&mut self) -> Result<(), LiveError> {
-        let (lease, gop, viewer) = self.live.join_rtp(self.key);
+        // WebRTC carries H.264: an H.265 stream is served from its transcode.
+        let h265 = self
+            .live
+            .hub()
+            .stream(self.key)
+            .current_gop()
+            .first()
+            .is_some_and(|f| f.params.is_h265());
+        let (lease, gop, viewer) = self.live.join_rtp(self.key, self.transcoded || h265);
         self.viewer = Some((lease, viewer));
         for f in gop {
             self.send_frame(super::rtp::Next::Frame(f))?;

@@ -18,6 +18,16 @@ use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 const PIPELINE: &str = include_str!("../../pipelines/live-transcode-h264.txt");
+const SCALE: &str = include_str!("../../pipelines/live-scale-h264.txt");
+
+/// What a transcode makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// H.264 of an H.265 stream, same size.
+    H264,
+    /// A scaled H.264 sub stream of this width from the main stream (any codec).
+    Scaled { width: u32 },
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TranscodeError {
@@ -25,14 +35,19 @@ pub enum TranscodeError {
     Gst(String),
 }
 
-fn describe() -> String {
-    PIPELINE
+fn describe(target: Target) -> String {
+    let (template, width) = match target {
+        Target::H264 => (PIPELINE, 0),
+        Target::Scaled { width } => (SCALE, width),
+    };
+    template
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .collect::<Vec<_>>()
         .join(" ")
         .replace("{gop}", "50")
+        .replace("{width}", &width.to_string())
 }
 
 /// An `avc1` sample entry box for an `avcC` body.
@@ -79,18 +94,20 @@ fn params_from_caps(caps: &gst::CapsRef, generation: u64) -> Option<VideoParams>
     })
 }
 
-/// Transcodes `source` (an H.265 stream of the camera hub) into `out` (the same key in the live registry's
-/// own hub) until `cancel` fires.
+/// Transcodes the stream `key` of `source` (the camera hub) into the stream `out_key` of `out` (the live
+/// registry's own hub) until `cancel` fires.
 pub async fn run(
     key: StreamKey,
+    out_key: StreamKey,
+    target: Target,
     source: Arc<Hub>,
     out: Arc<Hub>,
     cancel: CancellationToken,
 ) -> Result<(), TranscodeError> {
     let camera = key.camera_id;
-    let stream = key.kind.as_str();
+    let stream = out_key.kind.as_str();
     gst::init().map_err(|e| TranscodeError::Gst(e.to_string()))?;
-    let pipeline = gst::parse::launch(&describe())
+    let pipeline = gst::parse::launch(&describe(target))
         .map_err(|e| TranscodeError::Gst(e.to_string()))?
         .downcast::<gst::Pipeline>()
         .map_err(|_| TranscodeError::Gst("not a pipeline".into()))?;
@@ -102,7 +119,8 @@ pub async fn run(
         .by_name("sink")
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
         .ok_or_else(|| TranscodeError::Gst("no appsink".into()))?;
-    let out_stream = out.stream(key);
+    let out_stream = out.stream(out_key);
+    let run_id: u64 = rand::random();
     let state: Arc<Mutex<(Option<Arc<VideoParams>>, u64)>> = Arc::new(Mutex::new((None, 0)));
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
@@ -130,7 +148,7 @@ pub async fn run(
                     wall_time_us: chrono::Utc::now().timestamp_micros(),
                     keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
                     params,
-                    run: 1,
+                    run: run_id,
                     loss: 0,
                 }));
                 Ok(gst::FlowSuccess::Ok)
@@ -140,17 +158,22 @@ pub async fn run(
     pipeline
         .set_state(gst::State::Playing)
         .map_err(|e| TranscodeError::Gst(e.to_string()))?;
-    tracing::info!(camera, stream, "H.265 -> H.264 transcode started");
+    tracing::info!(camera, stream, ?target, "live transcode started");
     let (gop, mut sub) = source.stream(key).subscribe();
     let mut caps_set: Option<Arc<VideoParams>> = None;
     let mut first: Option<i64> = None;
     let mut push = |f: &Frame| {
-        if !f.params.is_h265() {
+        if target == Target::H264 && !f.params.is_h265() {
             return;
         }
         if caps_set.as_ref().is_none_or(|p| !Arc::ptr_eq(p, &f.params)) {
-            let caps = gst::Caps::builder("video/x-h265")
-                .field("stream-format", "hvc1")
+            let (media, format) = if f.params.is_h265() {
+                ("video/x-h265", "hvc1")
+            } else {
+                ("video/x-h264", "avc")
+            };
+            let caps = gst::Caps::builder(media)
+                .field("stream-format", format)
                 .field("alignment", "au")
                 .field(
                     "codec_data",
@@ -188,6 +211,6 @@ pub async fn run(
         }
     }
     let _ = pipeline.set_state(gst::State::Null);
-    tracing::info!(camera, stream, "H.265 -> H.264 transcode stopped");
+    tracing::info!(camera, stream, ?target, "live transcode stopped");
     Ok(())
 }

@@ -50,6 +50,8 @@ pub enum ClientMessage {
 pub struct Viewer {
     pub key: StreamKey,
     pub user: String,
+    /// A sub stream the camera does not have: served from the registry's scaled transcode.
+    pub scaled: bool,
 }
 
 /// Whether the browser said it can play this codec. An empty list means "not said": try anyway.
@@ -206,11 +208,11 @@ pub async fn serve(socket: WebSocket, live: Arc<Live>, viewer: Viewer) {
                             continue;
                         }
                         let codecs_c = codecs.clone();
-                        let mut state = join(&live, viewer.key, codecs, false);
+                        let mut state = join(&live, viewer.key, codecs, viewer.scaled);
                         let mut start_gop = std::mem::take(&mut state.1);
                         let mut state = state.0;
                         if let Some(init) = state.pending_init.take() {
-                            if wants_transcode(&codecs_c, &init) {
+                            if !viewer.scaled && wants_transcode(&codecs_c, &init) {
                                 let (s2, gop2) = join(&live, viewer.key, codecs_c, true);
                                 state = s2;
                                 start_gop = gop2;
@@ -232,7 +234,7 @@ pub async fn serve(socket: WebSocket, live: Arc<Live>, viewer: Viewer) {
                         mse = Some(state);
                     }
                     Some(Ok(ClientMessage::WebrtcOffer { sdp })) => {
-                        match rtc::accept(&live, viewer.key, &sdp, viewer.user.clone()).await {
+                        match rtc::accept(&live, viewer.key, viewer.scaled, &sdp, viewer.user.clone()).await {
                             Ok((answer, ctl)) => {
                                 // A new offer replaces the previous session (dropping its handle ends it).
                                 rtc = Some(ctl);

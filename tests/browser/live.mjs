@@ -38,10 +38,11 @@ try {
 
   for (const c of cases) {
     const t0 = Date.now();
-    const result = await page.evaluate(async ({ camera, mode, timeoutMs }) => {
+    const result = await page.evaluate(async ({ camera, mode, stream, timeoutMs }) => {
       document.body.innerHTML = '';
       const el = document.createElement('vigil-live');
       el.setAttribute('camera', String(camera));
+      el.setAttribute('stream', stream);
       el.setAttribute('mode', mode);
       el.style.cssText = 'display:block;width:320px;height:240px';
       document.body.append(el);
@@ -67,9 +68,9 @@ try {
         lagS: b.length ? b.end(b.length - 1) - v.currentTime : null,
         width: v.videoWidth, height: v.videoHeight,
       };
-    }, { camera: c.camera, mode: c.mode, timeoutMs: c.timeoutMs || 15000 });
+    }, { camera: c.camera, mode: c.mode, stream: c.stream || 'main', timeoutMs: c.timeoutMs || 15000 });
     const ok = result.transport === c.mode && result.decoded > 0 && result.advanced > 1.0
-      && result.width > 0;
+      && result.width > 0 && (!c.width || result.width === c.width) && (!c.height || result.height === c.height);
     if (!ok) failed += 1;
     console.log(JSON.stringify({ case: c.name, ok, ms: Date.now() - t0, ...result }));
     await page.evaluate(() => { document.body.innerHTML = ''; });
