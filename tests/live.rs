@@ -445,3 +445,99 @@ async fn two_hundred_viewers_keep_the_frame_rate_while_one_never_reads() {
     );
     drop(stalled);
 }
+
+#[tokio::test]
+async fn whep_client_receives_the_camera_by_webrtc_and_can_end_the_session() {
+    use str0m::change::SdpAnswer;
+    use str0m::media::{Direction, MediaKind};
+    use str0m::net::{Protocol, Receive};
+    use str0m::{Candidate, Event, Input, Output, Rtc};
+
+    let (_sim, server, cams, _) = setup(1).await;
+    let cam = cams[0];
+    let c = Client::login(&server, "watcher", "watcher-password-1").await;
+    str0m::crypto::from_feature_flags().install_process_default();
+    let mut rtc = Rtc::builder().set_rtp_mode(true).build(Instant::now());
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("udp");
+    let local = sock.local_addr().expect("addr");
+    rtc.add_local_candidate(Candidate::host(local, "udp").expect("candidate"));
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    let (offer, pending) = api.apply().expect("offer");
+
+    let url = server.url(&format!("/api/v1/cameras/{cam}/whep"));
+    let post = |ct: &'static str, body: String| {
+        c.http
+            .post(&url)
+            .header("content-type", ct)
+            .header("x-csrf-token", c.csrf.clone().unwrap_or_default())
+            .body(body)
+            .send()
+    };
+    let wrong = post("application/json", "{}".into()).await.expect("post");
+    assert_eq!(wrong.status(), 415);
+    let r = post("application/sdp", offer.to_sdp_string())
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["content-type"], "application/sdp");
+    let location = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let answer = r.text().await.expect("answer");
+    rtc.sdp_api()
+        .accept_answer(
+            pending,
+            SdpAnswer::from_sdp_string(&answer).expect("answer parses"),
+        )
+        .expect("answer accepted");
+
+    let mut frames = 0u32;
+    let end = Instant::now() + Duration::from_secs(6);
+    let mut buf = vec![0u8; 2048];
+    while Instant::now() < end && frames < 50 {
+        let timeout = loop {
+            match rtc.poll_output().expect("poll") {
+                Output::Timeout(t) => break t,
+                Output::Transmit(t) => {
+                    let _ = sock.send_to(&t.contents, t.destination).await;
+                }
+                Output::Event(Event::RtpPacket(p)) if p.header.marker => frames += 1,
+                Output::Event(_) => {}
+            }
+        };
+        let wait = timeout
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(200));
+        tokio::select! {
+            r = sock.recv_from(&mut buf) => {
+                let (n, source) = r.expect("recv");
+                if let Ok(contents) = buf[..n].try_into() {
+                    rtc.handle_input(Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: local, contents })).expect("input");
+                }
+            }
+            _ = tokio::time::sleep(wait) => rtc.handle_input(Input::Timeout(Instant::now())).expect("timeout"),
+        }
+    }
+    println!("WHEP: {frames} frames");
+    assert!(frames >= 50, "{frames} frames by WHEP");
+    let del = c
+        .http
+        .delete(server.url(&location))
+        .header("x-csrf-token", c.csrf.clone().unwrap_or_default())
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(del.status(), 204);
+    let again = c
+        .http
+        .delete(server.url(&location))
+        .header("x-csrf-token", c.csrf.clone().unwrap_or_default())
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(again.status(), 404);
+}
