@@ -75,6 +75,32 @@ try {
     console.log(JSON.stringify({ case: c.name, ok, ms: Date.now() - t0, ...result }));
     await page.evaluate(() => { document.body.innerHTML = ''; });
   }
+  // A tile scrolled out of view stops streaming, and starts again when it comes back.
+  if (cases.length) {
+    const c = cases[0];
+    const r = await page.evaluate(async ({ camera }) => {
+      document.body.innerHTML = '<div id="spacer" style="height:0"></div>';
+      const el = document.createElement('vigil-live');
+      el.setAttribute('camera', String(camera));
+      el.setAttribute('mode', 'mse');
+      el.style.cssText = 'display:block;width:320px;height:240px';
+      document.body.append(el);
+      const until = async (f, ms) => {
+        const end = performance.now() + ms;
+        while (performance.now() < end) { if (f()) return true; await new Promise((x) => setTimeout(x, 50)); }
+        return false;
+      };
+      const playing = await until(() => el.getAttribute('state') === 'mse', 5000);
+      document.getElementById('spacer').style.height = '5000px';
+      const stopped = await until(() => el.getAttribute('state') === 'idle', 3000);
+      document.getElementById('spacer').style.height = '0';
+      const resumed = await until(() => el.getAttribute('state') === 'mse', 5000);
+      return { playing, stopped, resumed };
+    }, { camera: c.camera });
+    const ok = r.playing && r.stopped && r.resumed;
+    if (!ok) failed += 1;
+    console.log(JSON.stringify({ case: 'out-of-view-stops', ok, ...r }));
+  }
 } finally {
   await context.close();
   fs.rmSync(userDataDir, { recursive: true, force: true });
