@@ -1,4 +1,4 @@
-//! `vigil check [--repair]`: consistency checks of the stored data, each in its own function, reported on
+//! `vigil check [--repair]`: consistency checks (audit chain, recordings against index) of the stored data, each in its own function, reported on
 //! standard output; the command exits non-zero when one fails.
 //!
 //! Invariant: checks only read, except under `--repair`, and the audit log is never "repaired" (a broken
@@ -6,6 +6,7 @@
 
 use crate::audit;
 use crate::db::Pool;
+use std::path::Path;
 
 /// What the command was asked to do.
 #[derive(Debug, Clone, Copy, Default)]
@@ -14,10 +15,34 @@ pub struct Options {
 }
 
 /// Runs every check; `true` when all passed.
-pub async fn run(pool: &Pool, _opts: Options) -> anyhow::Result<bool> {
+pub async fn run(pool: &Pool, data_dir: &Path, opts: Options) -> anyhow::Result<bool> {
     let mut ok = true;
     ok &= audit_chain(pool).await?;
+    ok &= recordings(pool, data_dir, opts.repair).await?;
     Ok(ok)
+}
+
+/// Checks the segment files against the index (and with `repair`, makes them agree).
+pub async fn recordings(pool: &Pool, data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
+    let rep = crate::record::check::check(pool, data_dir, repair).await?;
+    for p in &rep.problems {
+        println!("recordings: problem: {p}");
+    }
+    for r in &rep.repaired {
+        println!("recordings: repaired: {r}");
+    }
+    println!(
+        "recordings: {} segments, {} files, {} problems{}",
+        rep.segments,
+        rep.files,
+        rep.problems.len(),
+        if repair {
+            format!(", {} repaired", rep.repaired.len())
+        } else {
+            String::new()
+        }
+    );
+    Ok(rep.problems.is_empty() || rep.repaired.len() >= rep.problems.len())
 }
 
 /// Verifies the audit log's hash chain.

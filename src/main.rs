@@ -79,11 +79,16 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// Check the stored data (the audit log's hash chain, ...); exits non-zero when a check fails.
+    /// Check the stored data: the audit log's hash chain and the recordings against their index; exits
+    /// non-zero when a check fails.
     Check {
-        /// Repair what can be repaired (never the audit log).
+        /// Make recordings and index agree: cut incomplete tails, re-derive rows from files, index
+        /// unindexed files (the audit log is never repaired).
         #[arg(long)]
         repair: bool,
+        /// Replace the segment index with one rebuilt from the files alone (server stopped).
+        #[arg(long, conflicts_with = "repair")]
+        rebuild: bool,
         #[command(flatten)]
         storage: Storage,
     },
@@ -239,6 +244,11 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo { listen, data_dir } => demo(listen, data_dir).await,
+        Command::Check {
+            repair,
+            rebuild,
+            storage,
+        } => check(&storage, repair, rebuild).await,
         Command::User {
             command:
                 UserCommand::Add {
@@ -300,14 +310,22 @@ async fn main() -> anyhow::Result<()> {
             println!("{secret}");
             Ok(())
         }
-        Command::Check { repair, storage } => {
-            let pool = open_db(&storage).await?;
-            if vigil::check::run(&pool, vigil::check::Options { repair }).await? {
-                Ok(())
-            } else {
-                std::process::exit(1)
-            }
-        }
+    }
+}
+
+/// `vigil check [--repair] [--rebuild]`.
+async fn check(storage: &Storage, repair: bool, rebuild: bool) -> anyhow::Result<()> {
+    let cfg = storage.load()?;
+    let pool = open_db(storage).await?;
+    if rebuild {
+        let n = vigil::record::check::rebuild(&pool, &cfg.data_dir).await?;
+        println!("index rebuilt from the files: {n} segments");
+        return Ok(());
+    }
+    if vigil::check::run(&pool, &cfg.data_dir, vigil::check::Options { repair }).await? {
+        Ok(())
+    } else {
+        std::process::exit(1)
     }
 }
 

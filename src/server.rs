@@ -8,8 +8,11 @@ use crate::auth::throttle::AddressThrottle;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::ingest::Supervisor;
+use crate::live::Live;
+use crate::record::{self, Recorders};
 use crate::{db, seed};
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -39,9 +42,22 @@ impl Server {
         seed::apply(&pool, &cfg.seed)
             .await
             .context("seeding from the configuration")?;
+        // Recovery first: the open segments of the last run are closed before anything records again.
+        record::recovery::recover(&pool, &cfg.data_dir)
+            .await
+            .context("recovering recordings")?;
         let hub = Arc::new(Hub::new(cfg.ingest.broadcast_capacity));
+        let recorders = Recorders::new(
+            hub.clone(),
+            pool.clone(),
+            cfg.record.clone(),
+            cfg.data_dir.clone(),
+        );
+        let live = Live::new(hub.clone(), cfg.live.clone());
         let ingest = Arc::new(Supervisor::new(hub, cfg.ingest.clone()));
         for cam in db::cameras::list(&pool).await? {
+            // The recorder subscribes before ingest starts, so it sees the first keyframe.
+            recorders.apply(&cam);
             if let Some(spec) = api::camera_spec(&cam) {
                 ingest.apply(&spec);
             }
@@ -58,6 +74,8 @@ impl Server {
             pool,
             cfg: Arc::new(cfg),
             ingest,
+            recorders,
+            live,
             started: std::time::Instant::now(),
         };
         Ok(Server { state, listener })
@@ -73,6 +91,7 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let ingest = self.state.ingest.clone();
+        let recorders = self.state.recorders.clone();
         let tls = self.state.cfg.tls.clone();
         let app = api::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         match (&tls.cert, &tls.key) {
@@ -96,12 +115,15 @@ impl Server {
                     .await?;
             }
             _ => {
-                axum::serve(self.listener, app)
+                // Live viewers' sockets are tuned as they are accepted (docs/live.md).
+                let listener = self.listener.tap_io(crate::live::tune_socket);
+                axum::serve(listener, app)
                     .with_graceful_shutdown(shutdown)
                     .await?
             }
         }
         ingest.shutdown();
+        recorders.shutdown().await;
         Ok(())
     }
 }

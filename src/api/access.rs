@@ -37,6 +37,7 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Roles by name, for route declarations.
 pub const ANY_HUMAN: &[Role] = &[Role::Admin, Role::Supervisor, Role::Investigator];
 pub const ADMIN: &[Role] = &[Role::Admin];
+pub const ADMIN_INVESTIGATOR: &[Role] = &[Role::Admin, Role::Investigator];
 pub const ANYONE: &[Role] = &[
     Role::Admin,
     Role::Supervisor,

@@ -38,6 +38,8 @@ pub fn camera_spec(c: &Camera) -> Option<CameraSpec> {
 }
 
 fn apply(s: &AppState, c: &Camera) {
+    // The recorder subscribes before ingest (re)starts, so it sees the first keyframe.
+    s.recorders.apply(c);
     match camera_spec(c) {
         Some(spec) => s.ingest.apply(&spec),
         None => tracing::warn!(
@@ -200,6 +202,7 @@ pub async fn remove(
 ) -> ApiResult<StatusCode> {
     visible_camera(&s, &p, id).await?;
     db::cameras::delete(&s.pool, id).await?;
+    s.recorders.remove(id);
     s.ingest.remove(id);
     tracing::info!(camera = id, actor = %p.actor(), "camera deleted");
     Ok(StatusCode::NO_CONTENT)

@@ -10,7 +10,9 @@ mod audit;
 mod cameras;
 pub use cameras::camera_spec;
 pub mod error;
+mod live;
 mod ops;
+mod recordings;
 mod session;
 mod sites;
 pub mod target;
@@ -18,10 +20,12 @@ mod users;
 mod validate;
 mod web;
 
+use crate::auth::Role;
 use crate::config::Config;
 use crate::db::Pool;
 use crate::ingest::Supervisor;
-use access::{Routes, ADMIN, ANYONE, ANY_HUMAN};
+use crate::live::Live;
+use access::{Routes, ADMIN, ADMIN_INVESTIGATOR, ANYONE, ANY_HUMAN};
 use axum::http::Method;
 use axum::routing::{delete, get, patch, post};
 use axum::Router;
@@ -32,10 +36,15 @@ pub struct AppState {
     pub pool: Pool,
     pub cfg: Arc<Config>,
     pub ingest: Arc<Supervisor>,
+    pub recorders: Arc<crate::record::Recorders>,
+    pub live: Arc<Live>,
     pub started: std::time::Instant,
     /// Failed logins per client address.
     pub login_throttle: Arc<crate::auth::throttle::AddressThrottle>,
 }
+
+/// Who may watch live video: the contract's "supervisor: live, playback, alarms", and admins.
+pub const LIVE_VIEWERS: &[Role] = &[Role::Admin, Role::Supervisor];
 
 /// The table of authenticated routes: method, path, roles, audit action, handler. Reads of footage and
 /// every change carry an audit action; the access layer writes the row (see [`access`]). One line per
@@ -62,6 +71,14 @@ pub fn routes() -> Routes {
         .add(M::DELETE, "/cameras/{id}", ADMIN, Some("camera.delete"), delete(cameras::remove))
         .add(M::GET, "/cameras/{id}/status", ANY_HUMAN, None, get(cameras::status))
         .add(M::GET, "/cameras/{id}/snapshot.jpg", ANY_HUMAN, Some("camera.snapshot"), get(cameras::snapshot))
+        .add(M::GET, "/cameras/{id}/recordings", ANY_HUMAN, None, get(recordings::spans))
+        .add(M::GET, "/cameras/{id}/video.mp4", ANY_HUMAN, Some("playback"), get(recordings::video))
+        .add(M::POST, "/holds", ADMIN_INVESTIGATOR, Some("hold.create"), post(recordings::create_hold))
+        .add(M::GET, "/cameras/{id}/live", LIVE_VIEWERS, Some("live.start"), get(live::live))
+        .add(M::POST, "/cameras/{id}/whep", LIVE_VIEWERS, Some("live.start"), post(live::whep))
+        .add(M::DELETE, "/cameras/{id}/whep/{session}", LIVE_VIEWERS, Some("live.stop"), delete(live::whep_delete))
+        .add(M::GET, "/live/stats", ADMIN, None, get(live::stats))
+        .add(M::POST, "/live/stats/reset", ADMIN, Some("live.stats_reset"), post(live::reset_stats))
         .add(M::POST, "/nvrs", ADMIN, Some("nvr.import"), post(cameras::import_nvr))
         .add(M::GET, "/users", ADMIN, None, get(users::list))
         .add(M::POST, "/users", ADMIN, Some("user.create"), post(users::create))

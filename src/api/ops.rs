@@ -38,6 +38,7 @@ pub async fn metrics(
     Extension(p): Extension<Principal>,
 ) -> Result<impl IntoResponse, ApiError> {
     let mut statuses = s.ingest.all_statuses();
+    let mut rec = s.recorders.statuses();
     if p.scope != Scope::All {
         let visible: std::collections::HashSet<i64> = crate::db::cameras::list(&s.pool)
             .await?
@@ -46,6 +47,7 @@ pub async fn metrics(
             .map(|c| c.id)
             .collect();
         statuses.retain(|(k, _)| visible.contains(&k.camera_id));
+        rec.retain(|(cam, _)| visible.contains(cam));
     }
     let mut out = String::with_capacity(256 + statuses.len() * 512);
     let _ = writeln!(
@@ -133,6 +135,42 @@ pub async fn metrics(
             );
         }
     }
+    let names: [(&str, &str); 5] = [
+        (
+            "vigil_record_gops_written_total",
+            "GOPs (fragments) written to disk.",
+        ),
+        (
+            "vigil_record_gops_dropped_total",
+            "GOPs dropped because the disk writer fell behind.",
+        ),
+        (
+            "vigil_record_frames_skipped_total",
+            "Frames the recorder lost because it fell behind the hub.",
+        ),
+        (
+            "vigil_record_bytes_written_total",
+            "Bytes of fragments written.",
+        ),
+        ("vigil_record_errors_total", "Write, fsync or index errors."),
+    ];
+    for (i, (name, help)) in names.iter().enumerate() {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (cam, v) in &rec {
+            let _ = writeln!(out, "{name}{{camera=\"{cam}\",stream=\"main\"}} {}", v[i]);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP vigil_record_disk_alarm 1 while the disk is full or over budget with footage that may not go."
+    );
+    let _ = writeln!(out, "# TYPE vigil_record_disk_alarm gauge");
+    let _ = writeln!(
+        out,
+        "vigil_record_disk_alarm {}",
+        u8::from(s.recorders.disk_full())
+    );
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }
 

@@ -37,6 +37,15 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             }),
         )
         .route(
+            "/live-player.js",
+            get(|| async {
+                file(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../../web/live-player.js"),
+                )
+            }),
+        )
+        .route(
             "/app.css",
             get(|| async { file("text/css; charset=utf-8", include_str!("../../web/app.css")) }),
         )

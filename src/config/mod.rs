@@ -21,6 +21,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Built-in HTTPS (rustls); off when `cert` and `key` are not both set.
     pub tls: TlsConfig,
+    pub record: RecordConfig,
+    pub live: LiveConfig,
     /// Objects created at start-up when missing (the demo uses this).
     pub seed: Seed,
 }
@@ -39,6 +41,33 @@ pub struct IngestConfig {
     pub stall_timeout_ms: u64,
     /// Frames buffered per consumer of a stream before a slow consumer starts skipping.
     pub broadcast_capacity: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordConfig {
+    /// Target length of a segment file; segments are cut at the first keyframe past it, at times
+    /// staggered per camera so that streams do not rotate files in the same second.
+    pub segment_seconds: u64,
+    /// Complete GOPs that may wait for the disk per stream; when the queue is full, whole GOPs are dropped
+    /// and the gap is recorded (ingest never waits on the disk).
+    pub queue_gops: usize,
+    /// A stream that sends nothing for this long has its last GOP written and its segment closed.
+    pub idle_close_ms: u64,
+    /// Days footage of a `service_hall` site is kept (0 = for good).
+    pub service_hall_days: u64,
+    /// Days footage of a `bid_evaluation` site is kept (0 = for good).
+    pub bid_evaluation_days: u64,
+    /// Disk budget of the recordings in this data directory, in MiB (0 = no budget). Oldest unheld footage
+    /// goes first when it is exceeded.
+    pub disk_budget_mb: u64,
+    /// Free space (MiB) that retention keeps on the file system of the data directory.
+    pub min_free_mb: u64,
+    /// How often retention runs, in seconds.
+    pub retention_interval_seconds: u64,
+    /// fsync every fragment (a GOP) before indexing it. Turning it off keeps crash safety against a
+    /// process crash but not against a power cut.
+    pub fsync: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -81,6 +110,36 @@ pub struct TlsConfig {
 impl TlsConfig {
     pub fn enabled(&self) -> bool {
         self.cert.is_some() && self.key.is_some()
+    }
+}
+
+/// Live view (`[live]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    /// Frames a live viewer may fall behind before it skips to the next keyframe.
+    pub viewer_queue: usize,
+    /// A viewer whose socket accepts nothing for this long is disconnected.
+    pub send_timeout_ms: u64,
+    /// Add `bitstream_restriction` to H.264 SPS that lack it, so browsers do not hold a full decoded
+    /// picture buffer (see docs/live.md).
+    pub rewrite_vui: bool,
+    /// Addresses offered to WebRTC clients as host candidates (one UDP socket per session on each).
+    /// Empty: 127.0.0.1 and the address of the default route.
+    pub webrtc_ips: Vec<std::net::IpAddr>,
+    /// Width of the sub stream made (GStreamer, on demand) for cameras that have none.
+    pub sub_width: u32,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            viewer_queue: 50,
+            send_timeout_ms: 10_000,
+            rewrite_vui: true,
+            webrtc_ips: Vec::new(),
+            sub_width: 640,
+        }
     }
 }
 
@@ -155,6 +214,8 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
+            record: RecordConfig::default(),
+            live: LiveConfig::default(),
             seed: Seed::default(),
         }
     }
@@ -168,6 +229,22 @@ impl Default for IngestConfig {
             refused_retry_ms: 60_000,
             stall_timeout_ms: 3_000,
             broadcast_capacity: 256,
+        }
+    }
+}
+
+impl Default for RecordConfig {
+    fn default() -> Self {
+        RecordConfig {
+            segment_seconds: 60,
+            queue_gops: 8,
+            idle_close_ms: 5_000,
+            service_hall_days: 30,
+            bid_evaluation_days: 0,
+            disk_budget_mb: 0,
+            min_free_mb: 512,
+            retention_interval_seconds: 60,
+            fsync: true,
         }
     }
 }

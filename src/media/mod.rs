@@ -4,6 +4,7 @@
 //! Decoding is CPU work that blocks: call these functions from `tokio::task::spawn_blocking`, never on
 //! an async worker.
 
+pub mod fmp4;
 pub mod snapshot;
 
 pub use snapshot::{

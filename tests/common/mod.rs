@@ -184,7 +184,12 @@ impl Server {
     }
 
     fn spawn(&mut self, config: &std::path::Path) {
-        let log = std::fs::File::create(&self.log).expect("log file");
+        // Appended, so that the log of every run of a restarted server is kept.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
         let child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(config)
@@ -217,6 +222,11 @@ impl Server {
         s
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// Whether the server process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
@@ -233,14 +243,63 @@ impl Server {
         vigil::db::connect(&url).await.expect("open the database")
     }
 
-    /// Stops the server and starts it again on the same address, configuration and data.
-    pub fn restart(&mut self) {
+    /// The server's configuration file.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("vigil.toml")
+    }
+
+    /// `kill -9`: the process dies wherever it is.
+    pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let config = self.dir.path().join("vigil.toml");
+    }
+
+    /// SIGTERM and wait for a clean exit (segments closed).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let end = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < end {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same address, configuration and data directory.
+    pub fn restart(&mut self) {
+        self.kill9();
+        let config = self.config_path();
         self.spawn(&config);
+    }
+
+    /// Runs `vigil <args> --config C --data-dir D` to completion: (exit success, stdout).
+    pub fn command(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(self.config_path())
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run vigil");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
     }
 
     /// A client logged in as the seeded admin.

@@ -1,0 +1,166 @@
+//! Live view routes: the WebSocket of `GET /cameras/{id}/live?stream=main|sub` (MSE and WebRTC
+//! signalling, served by [`crate::live::ws`]) and the live statistics for operators and benchmarks.
+//!
+//! Access: the route table admits admin and supervisor (the contract's "supervisor: live"); the camera's
+//! region is checked with [`visible_camera`] before the upgrade; the WebSocket's `Origin` must match its
+//! `Host` (a cross-site page cannot ride the console's cookie).
+
+use super::cameras::visible_camera;
+use super::error::{ApiError, ApiResult, Json, Path, Query};
+use super::AppState;
+use crate::auth::Principal;
+use crate::hub::{StreamKey, StreamKind};
+use crate::live::ws::{self, Viewer};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveQuery {
+    stream: Option<String>,
+}
+
+/// Minimal WebSocket Origin check: a browser always sends `Origin`; it must name this server (same host
+/// and port as `Host`). Clients that send no Origin (not browsers) pass. To be replaced by the shared
+/// `access::check_ws_origin` when it lands.
+pub fn check_origin(headers: &HeaderMap) -> ApiResult<()> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or("");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let origin_host = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .unwrap_or("");
+    if !host.is_empty() && origin_host.eq_ignore_ascii_case(host) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "WebSocket origin does not match the host",
+        ))
+    }
+}
+
+/// The stream a viewer gets, and whether it is a sub stream made by scaling the main one (the camera has
+/// none).
+fn stream_kind(q: &LiveQuery, has_sub: bool) -> ApiResult<(StreamKind, bool)> {
+    match q.stream.as_deref() {
+        None => Ok((StreamKind::Main, false)),
+        Some(s) => match StreamKind::parse(s) {
+            Some(StreamKind::Sub) => Ok((StreamKind::Sub, !has_sub)),
+            Some(k) => Ok((k, false)),
+            None => Err(ApiError::invalid("stream must be main or sub")),
+        },
+    }
+}
+
+pub async fn live(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+    Query(q): Query<LiveQuery>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    check_origin(&headers)?;
+    let cam = visible_camera(&s, &p, id).await?;
+    let (kind, scaled) = stream_kind(&q, cam.sub_url.is_some())?;
+    let viewer = Viewer {
+        key: StreamKey {
+            camera_id: cam.id,
+            kind,
+        },
+        user: p.actor(),
+        scaled,
+    };
+    let live = s.live.clone();
+    Ok(upgrade
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| ws::serve(socket, live, viewer)))
+}
+
+/// WHEP (RFC 9725): an SDP offer in, an SDP answer out, with the session's resource in `Location`.
+pub async fn whep(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+    Query(q): Query<LiveQuery>,
+    headers: HeaderMap,
+    body: String,
+) -> ApiResult<Response> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.starts_with("application/sdp") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the SDP offer as application/sdp",
+        ));
+    }
+    let cam = visible_camera(&s, &p, id).await?;
+    let (kind, scaled) = stream_kind(&q, cam.sub_url.is_some())?;
+    let key = StreamKey {
+        camera_id: cam.id,
+        kind,
+    };
+    let (answer, session) = s
+        .live
+        .whep(key, scaled, &body, p.actor())
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok((
+        StatusCode::CREATED,
+        [
+            (header::CONTENT_TYPE, "application/sdp".to_string()),
+            (
+                header::LOCATION,
+                format!("/api/v1/cameras/{}/whep/{session}", cam.id),
+            ),
+        ],
+        answer,
+    )
+        .into_response())
+}
+
+/// Ends a WHEP session.
+pub async fn whep_delete(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((id, session)): Path<(i64, String)>,
+) -> ApiResult<StatusCode> {
+    visible_camera(&s, &p, id).await?;
+    if s.live.whep_delete(&session) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+pub async fn stats(State(s): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    let streams: Vec<_> = s
+        .live
+        .mse_streams()
+        .into_iter()
+        .map(|(k, n)| serde_json::json!({"camera_id": k.camera_id, "stream": k.kind.as_str(), "mse_viewers": n}))
+        .collect();
+    Ok(Json(serde_json::json!({
+        "latency": s.live.stats.snapshot(),
+        "streams": streams,
+    })))
+}
+
+/// Forgets the latency samples so far (benchmarks call it after their warm-up).
+pub async fn reset_stats(State(s): State<AppState>) -> ApiResult<StatusCode> {
+    s.live.stats.reset_latency();
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,216 @@
+//! H.265 -> H.264 on demand for browsers that cannot decode H.265 (Chromium here): a GStreamer pipeline
+//! from `pipelines/live-transcode-h264.txt`, fed with the camera's frames and publishing H.264 frames into
+//! the live registry's own hub under the same stream key, where the usual MSE builder picks them up.
+//!
+//! Invariants:
+//! - Started by the first viewer that needs it, stopped with the last (it shares the cancellation token of
+//!   the transcoded stream's builder).
+//! - Pushing into the pipeline never blocks the task (`appsrc block=false`, bounded); the appsink drops when
+//!   nobody pulls. The hub publish never waits.
+//! - Output frames are length-prefixed (avc framing) with parameters built from the encoder's `avcC`.
+
+use crate::hub::{Frame, Hub, Received, StreamKey, VideoParams};
+use bytes::Bytes;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+const PIPELINE: &str = include_str!("../../pipelines/live-transcode-h264.txt");
+const SCALE: &str = include_str!("../../pipelines/live-scale-h264.txt");
+
+/// What a transcode makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// H.264 of an H.265 stream, same size.
+    H264,
+    /// A scaled H.264 sub stream of this width from the main stream (any codec).
+    Scaled { width: u32 },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TranscodeError {
+    #[error("GStreamer: {0}")]
+    Gst(String),
+}
+
+fn describe(target: Target) -> String {
+    let (template, width) = match target {
+        Target::H264 => (PIPELINE, 0),
+        Target::Scaled { width } => (SCALE, width),
+    };
+    template
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace("{gop}", "50")
+        .replace("{width}", &width.to_string())
+}
+
+/// An `avc1` sample entry box for an `avcC` body.
+pub fn avc1_sample_entry(width: u32, height: u32, avcc: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(86 + 8 + avcc.len());
+    b.extend_from_slice(&[0; 4]);
+    b.extend_from_slice(b"avc1");
+    b.extend_from_slice(&[0; 6]);
+    b.extend_from_slice(&1u16.to_be_bytes());
+    b.extend_from_slice(&[0; 16]);
+    b.extend_from_slice(&(width as u16).to_be_bytes());
+    b.extend_from_slice(&(height as u16).to_be_bytes());
+    b.extend_from_slice(&0x0048_0000u32.to_be_bytes());
+    b.extend_from_slice(&0x0048_0000u32.to_be_bytes());
+    b.extend_from_slice(&[0; 4]);
+    b.extend_from_slice(&1u16.to_be_bytes());
+    b.extend_from_slice(&[0; 32]);
+    b.extend_from_slice(&0x0018u16.to_be_bytes());
+    b.extend_from_slice(&0xffffu16.to_be_bytes());
+    b.extend_from_slice(&((avcc.len() + 8) as u32).to_be_bytes());
+    b.extend_from_slice(b"avcC");
+    b.extend_from_slice(avcc);
+    let len = b.len() as u32;
+    b[..4].copy_from_slice(&len.to_be_bytes());
+    b
+}
+
+fn params_from_caps(caps: &gst::CapsRef, generation: u64) -> Option<VideoParams> {
+    let s = caps.structure(0)?;
+    let width = s.get::<i32>("width").ok()? as u32;
+    let height = s.get::<i32>("height").ok()? as u32;
+    let avcc = s.get::<gst::Buffer>("codec_data").ok()?;
+    let avcc = avcc.map_readable().ok()?.as_slice().to_vec();
+    if avcc.len() < 4 {
+        return None;
+    }
+    Some(VideoParams {
+        codec: format!("avc1.{:02X}{:02X}{:02X}", avcc[1], avcc[2], avcc[3]),
+        width,
+        height,
+        sample_entry: Bytes::from(avc1_sample_entry(width, height, &avcc)),
+        extra_data: Bytes::from(avcc),
+        generation,
+    })
+}
+
+/// Transcodes the stream `key` of `source` (the camera hub) into the stream `out_key` of `out` (the live
+/// registry's own hub) until `cancel` fires.
+pub async fn run(
+    key: StreamKey,
+    out_key: StreamKey,
+    target: Target,
+    source: Arc<Hub>,
+    out: Arc<Hub>,
+    cancel: CancellationToken,
+) -> Result<(), TranscodeError> {
+    let camera = key.camera_id;
+    let stream = out_key.kind.as_str();
+    gst::init().map_err(|e| TranscodeError::Gst(e.to_string()))?;
+    let pipeline = gst::parse::launch(&describe(target))
+        .map_err(|e| TranscodeError::Gst(e.to_string()))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| TranscodeError::Gst("not a pipeline".into()))?;
+    let src = pipeline
+        .by_name("src")
+        .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+        .ok_or_else(|| TranscodeError::Gst("no appsrc".into()))?;
+    let sink = pipeline
+        .by_name("sink")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or_else(|| TranscodeError::Gst("no appsink".into()))?;
+    let out_stream = out.stream(out_key);
+    let run_id: u64 = rand::random();
+    let state: Arc<Mutex<(Option<Arc<VideoParams>>, u64)>> = Arc::new(Mutex::new((None, 0)));
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                if st.0.is_none() {
+                    let generation = st.1;
+                    st.0 = params_from_caps(caps, generation).map(Arc::new);
+                    st.1 += 1;
+                }
+                let Some(params) = st.0.clone() else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                let Ok(map) = buffer.map_readable() else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                let pts = buffer.pts().map_or(0, |t| t.nseconds());
+                out_stream.publish(Arc::new(Frame {
+                    data: Bytes::copy_from_slice(map.as_slice()),
+                    media_time: (pts as u128 * 90_000 / 1_000_000_000) as i64,
+                    wall_time_us: chrono::Utc::now().timestamp_micros(),
+                    keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+                    params,
+                    run: run_id,
+                    loss: 0,
+                }));
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| TranscodeError::Gst(e.to_string()))?;
+    tracing::info!(camera, stream, ?target, "live transcode started");
+    let (gop, mut sub) = source.stream(key).subscribe();
+    let mut caps_set: Option<Arc<VideoParams>> = None;
+    let mut first: Option<i64> = None;
+    let mut push = |f: &Frame| {
+        if target == Target::H264 && !f.params.is_h265() {
+            return;
+        }
+        if caps_set.as_ref().is_none_or(|p| !Arc::ptr_eq(p, &f.params)) {
+            let (media, format) = if f.params.is_h265() {
+                ("video/x-h265", "hvc1")
+            } else {
+                ("video/x-h264", "avc")
+            };
+            let caps = gst::Caps::builder(media)
+                .field("stream-format", format)
+                .field("alignment", "au")
+                .field(
+                    "codec_data",
+                    gst::Buffer::from_slice(f.params.extra_data.clone()),
+                )
+                .build();
+            src.set_caps(Some(&caps));
+            caps_set = Some(f.params.clone());
+        }
+        let base = *first.get_or_insert(f.media_time);
+        let mut buf = gst::Buffer::from_slice(f.data.clone());
+        if let Some(b) = buf.get_mut() {
+            let ns = ((f.media_time - base).max(0) as u64).saturating_mul(1_000_000_000) / 90_000;
+            b.set_pts(gst::ClockTime::from_nseconds(ns));
+            if !f.keyframe {
+                b.set_flags(gst::BufferFlags::DELTA_UNIT);
+            }
+        }
+        if src.push_buffer(buf).is_err() {
+            tracing::debug!(camera, "transcode appsrc refused a buffer");
+        }
+    };
+    for f in &gop {
+        push(f);
+    }
+    loop {
+        let r = tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = sub.recv() => r,
+        };
+        match r {
+            Received::Frame(f) => push(&f),
+            Received::Skipped { .. } => {}
+            Received::Closed => break,
+        }
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    tracing::info!(camera, stream, ?target, "live transcode stopped");
+    Ok(())
+}

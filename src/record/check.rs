@@ -1,0 +1,212 @@
+//! `vigil check [--repair] [--rebuild]`: the segment files against the index.
+//!
+//! - Every row must have its file, and the file's complete fragments must give exactly the row's columns
+//!   (for an `open` row: the fragments within its indexed length; the file may be longer while a fragment
+//!   is being written). A complete row's file must end where its last fragment ends.
+//! - Every file must have a row (a file being created right now is given a moment to get one).
+//! - `--repair` makes them agree the way start-up recovery does: truncate incomplete tails, re-derive rows
+//!   from files, index unindexed files, drop rows whose file is gone.
+//! - `--rebuild` replaces the whole index with one made from the files alone (run it with the server
+//!   stopped); holds are kept.
+
+use super::index::{self, SegmentRow};
+use super::recovery::{adopt_orphan, collect_garbage, row_from_scan, truncate, RecoveryReport};
+use super::scan::scan;
+use crate::db::{DbError, Pool};
+use std::collections::HashSet;
+use std::path::Path;
+
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub segments: usize,
+    pub files: usize,
+    pub problems: Vec<String>,
+    pub repaired: Vec<String>,
+}
+
+/// Every `.mp4` under `<data_dir>/recordings`, relative to the data directory.
+pub fn all_files(data_dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![data_dir.join("recordings")];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "mp4") {
+                if let Ok(rel) = p.strip_prefix(data_dir) {
+                    out.push(rel.to_string_lossy().into_owned());
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn same_columns(a: &SegmentRow, b: &SegmentRow) -> bool {
+    let mut a = a.clone();
+    a.id = b.id;
+    a.state = b.state.clone();
+    a == *b
+}
+
+pub async fn check(pool: &Pool, data_dir: &Path, repair: bool) -> Result<CheckReport, DbError> {
+    let mut rep = CheckReport::default();
+    if repair {
+        collect_garbage(pool, data_dir).await;
+    }
+    let dd = data_dir.to_owned();
+    let files = tokio::task::spawn_blocking(move || all_files(&dd))
+        .await
+        .unwrap_or_default();
+    rep.files = files.len();
+    let rows = index::all(pool).await?;
+    rep.segments = rows.len();
+    let garbage: HashSet<String> = index::garbage(pool)
+        .await?
+        .into_iter()
+        .map(|g| g.1)
+        .collect();
+    let known: HashSet<&str> = rows.iter().map(|r| r.path.as_str()).collect();
+    for row in &rows {
+        let abs = data_dir.join(&row.path);
+        let open = row.state == "open";
+        let limit = open.then_some(row.bytes as u64);
+        let a = abs.clone();
+        let scanned = tokio::task::spawn_blocking(move || scan(&a, limit)).await;
+        let scanned = match scanned {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                rep.problems.push(format!("{}: {e}", row.path));
+                if repair {
+                    index::to_garbage(pool, &[(row.id, row.path.clone())], "check: unreadable")
+                        .await?;
+                    collect_garbage(pool, data_dir).await;
+                    rep.repaired
+                        .push(format!("{}: row and file removed", row.path));
+                }
+                continue;
+            }
+            Err(e) => return Err(DbError::Invalid(e.to_string())),
+        };
+        let mut expect = row_from_scan(&row.path, &scanned);
+        expect.site_kind = row.site_kind.clone();
+        let mut wrong = Vec::new();
+        if !same_columns(&expect, row) {
+            wrong.push(format!(
+                "index says {} frames / {} bytes / {}..{}, file has {} / {} / {}..{}",
+                row.frames,
+                row.bytes,
+                row.start_us,
+                row.end_us,
+                expect.frames,
+                expect.bytes,
+                expect.start_us,
+                expect.end_us
+            ));
+        }
+        if !open && scanned.file_len != scanned.complete_len {
+            wrong.push(format!(
+                "{} bytes after the last complete fragment",
+                scanned.file_len - scanned.complete_len
+            ));
+        }
+        if scanned.fragments.is_empty() && !open {
+            wrong.push("no complete fragment".into());
+        }
+        if wrong.is_empty() {
+            continue;
+        }
+        rep.problems
+            .push(format!("{}: {}", row.path, wrong.join("; ")));
+        if repair && !open {
+            if scanned.fragments.is_empty() {
+                index::to_garbage(pool, &[(row.id, row.path.clone())], "check: empty").await?;
+                collect_garbage(pool, data_dir).await;
+            } else {
+                if scanned.file_len > scanned.complete_len {
+                    truncate(&abs, scanned.complete_len)
+                        .map_err(|e| DbError::Invalid(e.to_string()))?;
+                }
+                index::update_stats(pool, row.id, expect.start_us, &scanned.stats, "complete")
+                    .await?;
+            }
+            rep.repaired
+                .push(format!("{}: re-derived from the file", row.path));
+        }
+    }
+    let mut orphans: Vec<&String> = files
+        .iter()
+        .filter(|f| !known.contains(f.as_str()) && !garbage.contains(*f))
+        .collect();
+    if !orphans.is_empty() {
+        // A writer may be between creating a file and inserting its row: look again in a moment.
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let now_known: HashSet<String> = index::all(pool)
+            .await?
+            .into_iter()
+            .map(|r| r.path)
+            .collect();
+        orphans.retain(|f| !now_known.contains(*f));
+    }
+    for f in orphans {
+        rep.problems.push(format!("{f}: file not in the index"));
+        if repair {
+            let mut r = RecoveryReport::default();
+            adopt_orphan(pool, data_dir, f, &mut r)
+                .await
+                .map_err(|e| DbError::Invalid(e.to_string()))?;
+            rep.repaired.push(format!(
+                "{f}: {}",
+                if r.orphans_indexed > 0 {
+                    "indexed"
+                } else {
+                    "removed (no complete fragment)"
+                }
+            ));
+        }
+    }
+    Ok(rep)
+}
+
+/// The index made from the files alone, in [`index::all`]'s order.
+pub fn rows_from_files(data_dir: &Path) -> Vec<SegmentRow> {
+    let mut rows: Vec<SegmentRow> = all_files(data_dir)
+        .into_iter()
+        .filter_map(|rel| {
+            let s = scan(&data_dir.join(&rel), None).ok()?;
+            (!s.fragments.is_empty()).then(|| row_from_scan(&rel, &s))
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        (a.camera_id, &a.stream, a.start_us, &a.path).cmp(&(
+            b.camera_id,
+            &b.stream,
+            b.start_us,
+            &b.path,
+        ))
+    });
+    rows
+}
+
+/// Replaces the segment index with [`rows_from_files`]. Returns the number of rows.
+pub async fn rebuild(pool: &Pool, data_dir: &Path) -> Result<usize, DbError> {
+    collect_garbage(pool, data_dir).await;
+    let dd = data_dir.to_owned();
+    let rows = tokio::task::spawn_blocking(move || rows_from_files(&dd))
+        .await
+        .map_err(|e| DbError::Invalid(e.to_string()))?;
+    let mut tx = pool.begin().await?;
+    sqlx::query("DELETE FROM segments")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    for r in &rows {
+        index::insert(pool, r).await?;
+    }
+    Ok(rows.len())
+}

@@ -1,0 +1,230 @@
+//! The recording index in the database: segments, holds and the garbage list (migrations/0002).
+//!
+//! Invariants: a segment row is inserted only after its file's init segment is fsynced (and its directory);
+//! its progress is updated only after the fragments it covers are fsynced; a row is removed only in the
+//! transaction that puts its file on the garbage list.
+
+use super::segment::SegmentStats;
+use crate::db::{now_ms, DbError, Pool};
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SegmentRow {
+    pub id: i64,
+    pub camera_id: i64,
+    pub stream: String,
+    pub run: i64,
+    pub site_kind: String,
+    pub start_us: i64,
+    pub end_us: i64,
+    pub duration_90k: i64,
+    pub frames: i64,
+    pub bytes: i64,
+    pub codec: String,
+    pub width: i64,
+    pub height: i64,
+    pub keyframes: Vec<u8>,
+    pub path: String,
+    pub state: String,
+}
+
+const COLUMNS: &str =
+    "id, camera_id, stream, run, site_kind, start_us, end_us, duration_90k, frames, bytes, \
+     codec, width, height, keyframes, path, state";
+
+/// A row about to be inserted (`id` is ignored).
+pub async fn insert(pool: &Pool, r: &SegmentRow) -> Result<i64, DbError> {
+    Ok(sqlx::query(
+        "INSERT INTO segments (camera_id, stream, run, site_kind, start_us, end_us, duration_90k, frames, bytes,
+             codec, width, height, keyframes, path, state)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(r.camera_id)
+    .bind(&r.stream)
+    .bind(r.run)
+    .bind(&r.site_kind)
+    .bind(r.start_us)
+    .bind(r.end_us)
+    .bind(r.duration_90k)
+    .bind(r.frames)
+    .bind(r.bytes)
+    .bind(&r.codec)
+    .bind(r.width)
+    .bind(r.height)
+    .bind(&r.keyframes)
+    .bind(&r.path)
+    .bind(&r.state)
+    .execute(pool)
+    .await
+    .map_err(|e| DbError::from_constraint(e, "segment"))?
+    .last_insert_rowid())
+}
+
+/// Records the fragments now covered by the row (and its state).
+pub async fn update_stats(
+    pool: &Pool,
+    id: i64,
+    start_us: i64,
+    s: &SegmentStats,
+    state: &str,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE segments SET start_us = ?, end_us = ?, duration_90k = ?, frames = ?, bytes = ?, keyframes = ?,
+             state = ? WHERE id = ?",
+    )
+    .bind(s.start_us.unwrap_or(start_us))
+    .bind(s.end_us.max(s.start_us.unwrap_or(start_us)))
+    .bind(s.duration_90k)
+    .bind(s.frames)
+    .bind(s.bytes as i64)
+    .bind(&s.keyframes)
+    .bind(state)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(pool: &Pool, id: i64) -> Result<SegmentRow, DbError> {
+    sqlx::query_as::<_, SegmentRow>(&format!("SELECT {COLUMNS} FROM segments WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(DbError::NotFound)
+}
+
+pub async fn open_rows(pool: &Pool) -> Result<Vec<SegmentRow>, DbError> {
+    Ok(sqlx::query_as::<_, SegmentRow>(&format!(
+        "SELECT {COLUMNS} FROM segments WHERE state = 'open' ORDER BY id"
+    ))
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Every row, in a stable order (camera, stream, start, path).
+pub async fn all(pool: &Pool) -> Result<Vec<SegmentRow>, DbError> {
+    Ok(sqlx::query_as::<_, SegmentRow>(&format!(
+        "SELECT {COLUMNS} FROM segments ORDER BY camera_id, stream, start_us, path"
+    ))
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Segments of a stream that overlap `[start_us, end_us)`, oldest first. Rows with no fragment yet are left
+/// out.
+pub async fn overlapping(
+    pool: &Pool,
+    camera_id: i64,
+    stream: &str,
+    start_us: i64,
+    end_us: i64,
+) -> Result<Vec<SegmentRow>, DbError> {
+    Ok(sqlx::query_as::<_, SegmentRow>(&format!(
+        "SELECT {COLUMNS} FROM segments
+         WHERE camera_id = ? AND stream = ? AND start_us < ? AND end_us > ? AND frames > 0
+         ORDER BY start_us, id"
+    ))
+    .bind(camera_id)
+    .bind(stream)
+    .bind(end_us)
+    .bind(start_us)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Removes segment rows and lists their files as garbage, in one transaction.
+pub async fn to_garbage(pool: &Pool, rows: &[(i64, String)], reason: &str) -> Result<(), DbError> {
+    let mut tx = pool.begin().await?;
+    let now = now_ms();
+    for (id, path) in rows {
+        sqlx::query("INSERT INTO garbage (path, reason, created_at) VALUES (?, ?, ?)")
+            .bind(path)
+            .bind(reason)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM segments WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn garbage(pool: &Pool) -> Result<Vec<(i64, String)>, DbError> {
+    Ok(
+        sqlx::query_as::<_, (i64, String)>("SELECT id, path FROM garbage ORDER BY id")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+pub async fn garbage_done(pool: &Pool, id: i64) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM garbage WHERE id = ?")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// The kind of the camera's site, `service_hall` when the camera is gone.
+pub async fn site_kind(pool: &Pool, camera_id: i64) -> Result<String, DbError> {
+    let kind: Option<String> = sqlx::query_scalar(
+        "SELECT s.kind FROM cameras c JOIN sites s ON s.id = c.site_id WHERE c.id = ?",
+    )
+    .bind(camera_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(kind.unwrap_or_else(|| "service_hall".to_owned()))
+}
+
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct HoldRow {
+    pub id: i64,
+    pub camera_id: Option<i64>,
+    pub case_no: Option<String>,
+    pub start_us: i64,
+    pub end_us: i64,
+    pub reason: String,
+    pub created_by: String,
+    pub created_at: i64,
+}
+
+pub async fn insert_hold(
+    pool: &Pool,
+    camera_id: i64,
+    start_us: i64,
+    end_us: i64,
+    reason: &str,
+    created_by: &str,
+) -> Result<HoldRow, DbError> {
+    let now = now_ms();
+    let id = sqlx::query(
+        "INSERT INTO holds (camera_id, start_us, end_us, reason, created_by, created_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(camera_id)
+    .bind(start_us)
+    .bind(end_us)
+    .bind(reason)
+    .bind(created_by)
+    .bind(now)
+    .execute(pool)
+    .await
+    .map_err(|e| DbError::from_constraint(e, "hold"))?
+    .last_insert_rowid();
+    Ok(HoldRow {
+        id,
+        camera_id: Some(camera_id),
+        case_no: None,
+        start_us,
+        end_us,
+        reason: reason.to_owned(),
+        created_by: created_by.to_owned(),
+        created_at: now,
+    })
+}
+
+/// SQL condition true when segment `s` overlaps a hold of its camera.
+pub const HELD: &str = "EXISTS (SELECT 1 FROM holds h WHERE h.camera_id = s.camera_id
+     AND h.start_us < s.end_us AND h.end_us > s.start_us)";

@@ -1,0 +1,225 @@
+//! Recording: every camera with `record = true` has its main stream written to fragmented MP4 segment
+//! files under `<data_dir>/recordings/`, indexed in the database, kept by policy and played back by range.
+//! The invariants of the files, the index and their crash ordering are written down in docs/storage.md.
+//!
+//! Parts:
+//! - [`Recorders`]: starts and stops one recorder per camera (the API calls `apply`/`remove` next to
+//!   ingest's), and owns the retention task.
+//! - `recorder`: hub -> GOPs -> bounded queue (never blocks ingest; drops whole GOPs and records the gap).
+//! - `writer`: GOPs -> one fragment each -> segment files (~`segment_seconds`, cut at a keyframe,
+//!   staggered per stream) -> index rows, in the crash-safe order.
+//! - `scan`: reads segment files back (recovery, check, rebuild, export).
+//! - `recovery`: start-up recovery of open segments, orphans and the garbage list.
+//! - `retention`: age per site kind, disk budget, free space; holds are never deleted.
+//! - `check`: `vigil check [--repair] [--rebuild]`.
+//! - `export`: one MP4 (progressive, edit list) across segments and gaps, served by byte ranges.
+
+pub mod check;
+pub mod export;
+pub mod index;
+pub mod recorder;
+pub mod recovery;
+pub mod retention;
+pub mod scan;
+pub mod segment;
+pub mod writer;
+
+use crate::config::RecordConfig;
+use crate::db::{cameras::Camera, Pool};
+use crate::hub::{Frame, Hub, StreamKey, StreamKind};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// One GOP on its way to the disk writer.
+pub struct Gop {
+    /// From a keyframe on.
+    pub frames: Vec<Arc<Frame>>,
+    /// Media time of the frame after the last one, when known (same run and parameters).
+    pub next_media_time: Option<i64>,
+    /// Footage was lost just before this GOP: it starts a new segment.
+    pub after_gap: bool,
+    /// The stream stopped or went idle after this GOP: close the segment after writing it.
+    pub close_after: bool,
+}
+
+/// Counters of one stream's recorder (for metrics and status).
+#[derive(Default)]
+pub struct RecStatus {
+    pub gops_written: AtomicU64,
+    pub gops_dropped: AtomicU64,
+    pub frames_skipped: AtomicU64,
+    pub bytes_written: AtomicU64,
+    pub errors: AtomicU64,
+    pub last_error: Mutex<Option<String>>,
+}
+
+/// What every writer and the retention task share.
+pub struct Shared {
+    pub pool: Pool,
+    pub cfg: RecordConfig,
+    pub data_dir: PathBuf,
+    /// Server start (ms): makes run ids unique across restarts.
+    pub boot_ms: i64,
+    /// Set when a write failed for lack of space; cleared when retention has freed space.
+    pub disk_full: AtomicBool,
+    pub retention_kick: Notify,
+}
+
+struct Running {
+    cancel: CancellationToken,
+    writer: tokio::task::JoinHandle<()>,
+    status: Arc<RecStatus>,
+}
+
+/// The recorders of every recorded camera.
+pub struct Recorders {
+    hub: Arc<Hub>,
+    shared: Arc<Shared>,
+    running: Mutex<HashMap<i64, Running>>,
+    stop_retention: CancellationToken,
+}
+
+impl Recorders {
+    /// Must run inside tokio; starts the retention task. Run [`recovery::recover`] before.
+    pub fn new(hub: Arc<Hub>, pool: Pool, cfg: RecordConfig, data_dir: PathBuf) -> Arc<Recorders> {
+        let shared = Arc::new(Shared {
+            pool,
+            cfg,
+            data_dir,
+            boot_ms: crate::db::now_ms(),
+            disk_full: AtomicBool::new(false),
+            retention_kick: Notify::new(),
+        });
+        let stop_retention = CancellationToken::new();
+        tokio::spawn(retention::run(shared.clone(), stop_retention.clone()));
+        Arc::new(Recorders {
+            hub,
+            shared,
+            running: Mutex::new(HashMap::new()),
+            stop_retention,
+        })
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Starts recording the camera's main stream when `record` is set, stops it otherwise.
+    pub fn apply(&self, cam: &Camera) {
+        if !cam.record {
+            self.remove(cam.id);
+            return;
+        }
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if running.contains_key(&cam.id) {
+            return;
+        }
+        let key = StreamKey {
+            camera_id: cam.id,
+            kind: StreamKind::Main,
+        };
+        let (cached, sub) = self.hub.stream(key).subscribe();
+        let (tx, rx) = tokio::sync::mpsc::channel(self.shared.cfg.queue_gops.max(1));
+        let status = Arc::new(RecStatus::default());
+        let cancel = CancellationToken::new();
+        let span = tracing::info_span!(parent: None, "record", camera = cam.id, stream = "main");
+        tokio::spawn(
+            recorder::run(
+                cached,
+                sub,
+                tx,
+                status.clone(),
+                Duration::from_millis(self.shared.cfg.idle_close_ms.max(100)),
+                cancel.clone(),
+            )
+            .instrument(span.clone()),
+        );
+        let writer = tokio::spawn(
+            writer::Writer::new(key, self.shared.clone(), status.clone())
+                .run(rx)
+                .instrument(span),
+        );
+        tracing::info!(camera = cam.id, "recording started");
+        running.insert(
+            cam.id,
+            Running {
+                cancel,
+                writer,
+                status,
+            },
+        );
+    }
+
+    /// Stops recording the camera (its last GOP is written and its segment closed in the background).
+    pub fn remove(&self, camera_id: i64) {
+        let r = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&camera_id);
+        if let Some(r) = r {
+            r.cancel.cancel();
+            tracing::info!(camera = camera_id, "recording stopped");
+        }
+    }
+
+    pub fn is_recording(&self, camera_id: i64) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&camera_id)
+    }
+
+    /// Counters per recorded camera: (camera, written GOPs, dropped GOPs, skipped frames, bytes, errors).
+    pub fn statuses(&self) -> Vec<(i64, [u64; 5])> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = running
+            .iter()
+            .map(|(id, r)| {
+                let s = &r.status;
+                (
+                    *id,
+                    [
+                        s.gops_written.load(Ordering::Relaxed),
+                        s.gops_dropped.load(Ordering::Relaxed),
+                        s.frames_skipped.load(Ordering::Relaxed),
+                        s.bytes_written.load(Ordering::Relaxed),
+                        s.errors.load(Ordering::Relaxed),
+                    ],
+                )
+            })
+            .collect();
+        v.sort_by_key(|x| x.0);
+        v
+    }
+
+    pub fn disk_full(&self) -> bool {
+        self.shared.disk_full.load(Ordering::Relaxed)
+    }
+
+    /// Stops every recorder and waits (up to 10 s) until their segments are closed.
+    pub async fn shutdown(&self) {
+        let all: Vec<Running> = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, r)| r)
+            .collect();
+        for r in &all {
+            r.cancel.cancel();
+        }
+        let wait = futures::future::join_all(all.into_iter().map(|r| r.writer));
+        let _ = tokio::time::timeout(Duration::from_secs(10), wait).await;
+        self.stop_retention.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests;

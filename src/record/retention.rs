@@ -1,0 +1,168 @@
+//! Retention: which footage goes, oldest first, through the garbage list.
+//!
+//! Policy (docs/storage.md):
+//! - Age: footage of a site kind older than its days (`service_hall_days`, `bid_evaluation_days`; 0 =
+//!   kept for good) goes.
+//! - Budget: when the recordings of the data directory (plus what the open segments will still write)
+//!   exceed `disk_budget_mb`, or the file system has less than `min_free_mb` free, the oldest evictable
+//!   footage goes until they fit. Evictable = complete, not held, and of a kind with a finite retention.
+//! - Held footage (any hold overlapping a segment) and footage kept for good are never deleted; when the
+//!   budget cannot be met without them, the disk alarm stays raised.
+
+use super::index::HELD;
+use super::recovery::collect_garbage;
+use super::Shared;
+use crate::db::DbError;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const MIB: i64 = 1 << 20;
+
+/// Runs a pass at every interval and whenever a writer reports a full disk.
+pub async fn run(shared: Arc<Shared>, stop: CancellationToken) {
+    let every = Duration::from_secs(shared.cfg.retention_interval_seconds.max(1));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shared.retention_kick.notified() => {}
+            _ = stop.cancelled() => return,
+        }
+        if let Err(e) = pass(&shared).await {
+            tracing::error!(error = %e, "retention pass failed");
+        }
+    }
+}
+
+fn kind_days(shared: &Shared) -> [(&'static str, u64); 2] {
+    [
+        ("service_hall", shared.cfg.service_hall_days),
+        ("bid_evaluation", shared.cfg.bid_evaluation_days),
+    ]
+}
+
+/// The SQL condition for segments whose kind has a finite retention.
+fn finite_kinds(shared: &Shared) -> String {
+    let kinds: Vec<String> = kind_days(shared)
+        .iter()
+        .filter(|(_, d)| *d > 0)
+        .map(|(k, _)| format!("'{k}'"))
+        .collect();
+    if kinds.is_empty() {
+        "0 = 1".into()
+    } else {
+        format!("COALESCE(t.kind, s.site_kind) IN ({})", kinds.join(", "))
+    }
+}
+
+const FROM: &str = "FROM segments s LEFT JOIN cameras c ON c.id = s.camera_id LEFT JOIN sites t ON t.id = c.site_id";
+
+/// Free bytes on the file system of `path`.
+pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a valid out-pointer.
+    let r = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    (r == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// What a pass removed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PassReport {
+    pub by_age: usize,
+    pub by_budget: usize,
+    pub bytes: i64,
+}
+
+/// One retention pass.
+pub async fn pass(shared: &Shared) -> Result<PassReport, DbError> {
+    let pool = &shared.pool;
+    let now = chrono::Utc::now().timestamp_micros();
+    let mut report = PassReport::default();
+    for (kind, days) in kind_days(shared) {
+        if days == 0 {
+            continue;
+        }
+        let cutoff = now - days as i64 * 86_400_000_000;
+        loop {
+            let rows: Vec<(i64, String, i64)> = sqlx::query_as(&format!(
+                "SELECT s.id, s.path, s.bytes {FROM} WHERE s.state = 'complete' AND s.end_us < ?
+                 AND COALESCE(t.kind, s.site_kind) = ? AND NOT {HELD} ORDER BY s.start_us LIMIT 500"
+            ))
+            .bind(cutoff)
+            .bind(kind)
+            .fetch_all(pool)
+            .await?;
+            if rows.is_empty() {
+                break;
+            }
+            report.by_age += rows.len();
+            report.bytes += rows.iter().map(|r| r.2).sum::<i64>();
+            let ids: Vec<_> = rows.into_iter().map(|(id, p, _)| (id, p)).collect();
+            super::index::to_garbage(pool, &ids, "retention: age").await?;
+        }
+    }
+    // Budget and free space.
+    let budget = shared.cfg.disk_budget_mb as i64 * MIB;
+    let (used, open, avg): (Option<i64>, i64, Option<f64>) = sqlx::query_as(
+        "SELECT SUM(bytes), SUM(CASE WHEN state = 'open' THEN 1 ELSE 0 END),
+                AVG(CASE WHEN state = 'complete' THEN bytes END) FROM segments",
+    )
+    .fetch_one(pool)
+    .await?;
+    // Open segments will grow to about a full segment each: count that space as used already.
+    let in_flight = open * avg.unwrap_or(0.0) as i64;
+    let mut excess = if budget > 0 {
+        (used.unwrap_or(0) + in_flight - budget).max(0)
+    } else {
+        0
+    };
+    let min_free = shared.cfg.min_free_mb as i64 * MIB;
+    if let Some(free) = free_bytes(&shared.data_dir) {
+        excess = excess.max(min_free - free as i64);
+    }
+    let finite = finite_kinds(shared);
+    while excess > 0 {
+        let rows: Vec<(i64, String, i64)> = sqlx::query_as(&format!(
+            "SELECT s.id, s.path, s.bytes {FROM} WHERE s.state = 'complete' AND {finite} AND NOT {HELD}
+             ORDER BY s.start_us LIMIT 100"
+        ))
+        .fetch_all(pool)
+        .await?;
+        if rows.is_empty() {
+            break;
+        }
+        let mut take = Vec::new();
+        for (id, path, bytes) in rows {
+            if excess <= 0 {
+                break;
+            }
+            excess -= bytes;
+            report.bytes += bytes;
+            take.push((id, path));
+        }
+        report.by_budget += take.len();
+        super::index::to_garbage(pool, &take, "retention: disk budget").await?;
+    }
+    collect_garbage(pool, &shared.data_dir).await;
+    if excess > 0 {
+        shared.disk_full.store(true, Ordering::Relaxed);
+        tracing::error!(
+            excess_bytes = excess,
+            "disk budget exceeded by footage that is held or kept for good; alarm raised"
+        );
+    } else if shared.disk_full.swap(false, Ordering::Relaxed) {
+        tracing::info!("disk space recovered; alarm cleared");
+    }
+    if report.by_age + report.by_budget > 0 {
+        tracing::info!(
+            by_age = report.by_age,
+            by_budget = report.by_budget,
+            bytes = report.bytes,
+            "retention removed footage"
+        );
+    }
+    Ok(report)
+}

@@ -1,0 +1,139 @@
+//! Headless Chromium plays simulated cameras through the `<vigil-live>` player (tests/browser/live.mjs):
+//! by MSE and by WebRTC. Needs `/usr/bin/chromium` and `tests/browser/node_modules`
+//! (`scripts/bootstrap --browser`); without them it says so and passes, unless `VIGIL_BROWSER_TESTS=1`
+//! (set by `scripts/test`) demands it.
+
+mod common;
+use common::*;
+use serde_json::json;
+use std::path::Path;
+use std::time::Duration;
+
+const USERS: &str = r#"
+[live]
+sub_width = 160
+
+[[seed.users]]
+username = "watcher"
+password = "watcher-password-1"
+role = "supervisor"
+region_codes = ["360000"]
+"#;
+
+fn browser_available() -> bool {
+    let ok = Path::new("/usr/bin/chromium").exists()
+        && Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/browser/node_modules/playwright-core"
+        ))
+        .exists();
+    if !ok && std::env::var("VIGIL_BROWSER_TESTS").as_deref() == Ok("1") {
+        panic!("browser tests required but chromium or tests/browser/node_modules is missing (scripts/bootstrap --browser)");
+    }
+    if !ok {
+        eprintln!("SKIPPED: chromium or tests/browser/node_modules missing; run scripts/bootstrap --browser");
+    }
+    ok
+}
+
+fn run_cases(server: &Server, cases: serde_json::Value) -> String {
+    let out = std::process::Command::new("node")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/browser/live.mjs"
+        ))
+        .env("VIGIL_URL", server.url(""))
+        .env("VIGIL_USER", "watcher")
+        .env("VIGIL_PASSWORD", "watcher-password-1")
+        .env("VIGIL_CASES", cases.to_string())
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "browser cases failed:\n{stdout}\n{}\nserver log tail:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server
+            .log()
+            .lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn chromium_plays_simulated_cameras_by_mse_and_webrtc_and_h265_through_the_transcode() {
+    if !browser_available() {
+        return;
+    }
+    let sim = Sim::start(&[
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--fps",
+        "25",
+        "--bitrate",
+        "300",
+        "--gop",
+        "50",
+        "--cameras",
+        "1",
+    ]);
+    let server = Server::start_with(USERS);
+    let c = server.admin().await;
+    let site = c.site("章贡区政务服务中心", "service_hall", "360702").await;
+    let cam = c
+        .camera(json!({"name": "窗口1", "site_id": site, "main_url": sim.url(1), "record": false}))
+        .await;
+    c.wait_state(cam, "online", Duration::from_secs(10))
+        .await
+        .expect("online");
+    // An H.265 camera: Chromium here cannot decode H.265, so the player gets the H.264 transcode.
+    let sim265 = Sim::start(&[
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--fps",
+        "25",
+        "--bitrate",
+        "300",
+        "--gop",
+        "50",
+        "--cameras",
+        "1",
+        "--codec",
+        "h265",
+    ]);
+    let cam265 = c
+        .camera(
+            json!({"name": "窗口2", "site_id": site, "main_url": sim265.url(1), "record": false}),
+        )
+        .await;
+    c.wait_state(cam265, "online", Duration::from_secs(10))
+        .await
+        .expect("H.265 camera online");
+    let modes: Vec<&str> = std::env::var("VIGIL_BROWSER_MODES")
+        .map(|m| {
+            m.split(',')
+                .map(|s| Box::leak(s.to_owned().into_boxed_str()) as &str)
+                .collect()
+        })
+        .unwrap_or_else(|_| vec!["mse", "webrtc"]);
+    let mut cases: Vec<_> = modes
+        .iter()
+        .map(|m| json!({"name": format!("h264-{m}"), "camera": cam, "mode": m}))
+        .collect();
+    for m in &modes {
+        cases.push(json!({"name": format!("h265-transcoded-{m}"), "camera": cam265, "mode": m}));
+        // The camera has no sub stream: a wall tile gets one scaled from the main stream.
+        cases.push(json!({"name": format!("h264-scaled-sub-{m}"), "camera": cam, "mode": m, "stream": "sub", "width": 160, "height": 120}));
+    }
+    run_cases(&server, json!(cases));
+}

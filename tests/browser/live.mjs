@@ -1,0 +1,108 @@
+// Headless Chromium plays simulated cameras through the <vigil-live> player.
+// Env: VIGIL_URL, VIGIL_USER, VIGIL_PASSWORD, VIGIL_CASES (JSON: [{name, camera, mode}]),
+// CHROMIUM (default /usr/bin/chromium). Exit 0 when every case played; prints one JSON line per case.
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const base = process.env.VIGIL_URL;
+const cases = JSON.parse(process.env.VIGIL_CASES || '[]');
+const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-chromium-'));
+
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--autoplay-policy=no-user-gesture-required',
+  ],
+});
+let failed = 0;
+try {
+  const page = context.pages()[0] || await context.newPage();
+  page.on('console', (m) => { if (m.type() === 'error') console.error('page:', m.text()); });
+  await page.goto(`${base}/`);
+  const login = await page.evaluate(async ({ user, password }) => {
+    const r = await fetch('/api/v1/session', {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: user, password }),
+    });
+    return r.status;
+  }, { user: process.env.VIGIL_USER, password: process.env.VIGIL_PASSWORD });
+  if (login !== 200) throw new Error(`login: ${login}`);
+  await page.setContent('<!doctype html><body style="margin:0"></body>');
+  await page.addScriptTag({ url: `${base}/live-player.js`, type: 'module' });
+  await page.waitForFunction(() => !!customElements.get('vigil-live'));
+
+  for (const c of cases) {
+    const t0 = Date.now();
+    const result = await page.evaluate(async ({ camera, mode, stream, timeoutMs }) => {
+      document.body.innerHTML = '';
+      const el = document.createElement('vigil-live');
+      el.setAttribute('camera', String(camera));
+      el.setAttribute('stream', stream);
+      el.setAttribute('mode', mode);
+      el.style.cssText = 'display:block;width:320px;height:240px';
+      document.body.append(el);
+      const v = el.video;
+      const started = performance.now();
+      let firstFrameMs = null;
+      let t1 = null;
+      const deadline = started + timeoutMs;
+      while (performance.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+        const q = v.getVideoPlaybackQuality();
+        if (firstFrameMs === null && q.totalVideoFrames > 0) firstFrameMs = performance.now() - started;
+        if (firstFrameMs !== null && t1 === null) t1 = { time: v.currentTime, at: performance.now(), frames: q.totalVideoFrames };
+        if (t1 && performance.now() - t1.at > 2000) break;
+      }
+      const q = v.getVideoPlaybackQuality();
+      const b = v.buffered;
+      return {
+        state: el.getAttribute('state'), transport: el.getAttribute('transport'), error: el.getAttribute('error'),
+        firstFrameMs, currentTime: v.currentTime, advanced: t1 ? v.currentTime - t1.time : 0,
+        decoded: q.totalVideoFrames, dropped: q.droppedVideoFrames,
+        framesIn2s: t1 ? q.totalVideoFrames - t1.frames : 0,
+        lagS: b.length ? b.end(b.length - 1) - v.currentTime : null,
+        width: v.videoWidth, height: v.videoHeight,
+      };
+    }, { camera: c.camera, mode: c.mode, stream: c.stream || 'main', timeoutMs: c.timeoutMs || 15000 });
+    const ok = result.transport === c.mode && result.decoded > 0 && result.advanced > 1.0
+      && result.width > 0 && (!c.width || result.width === c.width) && (!c.height || result.height === c.height);
+    if (!ok) failed += 1;
+    console.log(JSON.stringify({ case: c.name, ok, ms: Date.now() - t0, ...result }));
+    await page.evaluate(() => { document.body.innerHTML = ''; });
+  }
+  // A tile scrolled out of view stops streaming, and starts again when it comes back.
+  if (cases.length) {
+    const c = cases[0];
+    const r = await page.evaluate(async ({ camera }) => {
+      document.body.innerHTML = '<div id="spacer" style="height:0"></div>';
+      const el = document.createElement('vigil-live');
+      el.setAttribute('camera', String(camera));
+      el.setAttribute('mode', 'mse');
+      el.style.cssText = 'display:block;width:320px;height:240px';
+      document.body.append(el);
+      const until = async (f, ms) => {
+        const end = performance.now() + ms;
+        while (performance.now() < end) { if (f()) return true; await new Promise((x) => setTimeout(x, 50)); }
+        return false;
+      };
+      const playing = await until(() => el.getAttribute('state') === 'mse', 5000);
+      document.getElementById('spacer').style.height = '5000px';
+      const stopped = await until(() => el.getAttribute('state') === 'idle', 3000);
+      document.getElementById('spacer').style.height = '0';
+      const resumed = await until(() => el.getAttribute('state') === 'mse', 5000);
+      return { playing, stopped, resumed };
+    }, { camera: c.camera });
+    const ok = r.playing && r.stopped && r.resumed;
+    if (!ok) failed += 1;
+    console.log(JSON.stringify({ case: 'out-of-view-stops', ok, ...r }));
+  }
+} finally {
+  await context.close();
+  fs.rmSync(userDataDir, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
