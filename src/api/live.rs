@@ -146,7 +146,22 @@ pub async fn whep_delete(
     }
 }
 
-pub async fn stats(State(s): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+/// Server-wide figures (every camera's viewers), so only a global admin may read or reset them.
+fn global_admin(p: &Principal) -> ApiResult<()> {
+    if p.scope == crate::auth::Scope::All {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "live statistics are server-wide: only a global admin may use them",
+        ))
+    }
+}
+
+pub async fn stats(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<serde_json::Value>> {
+    global_admin(&p)?;
     let streams: Vec<_> = s
         .live
         .mse_streams()
@@ -160,7 +175,11 @@ pub async fn stats(State(s): State<AppState>) -> ApiResult<Json<serde_json::Valu
 }
 
 /// Forgets the latency samples so far (benchmarks call it after their warm-up).
-pub async fn reset_stats(State(s): State<AppState>) -> ApiResult<StatusCode> {
+pub async fn reset_stats(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<StatusCode> {
+    global_admin(&p)?;
     s.live.stats.reset_latency();
     Ok(StatusCode::NO_CONTENT)
 }
