@@ -151,7 +151,8 @@ pub async fn check(pool: &Pool, data_dir: &Path, repair: bool) -> Result<CheckRe
             .into_iter()
             .map(|r| r.path)
             .collect();
-        orphans.retain(|f| !now_known.contains(*f));
+        // ... and a file retention removed meanwhile is no orphan either.
+        orphans.retain(|f| !now_known.contains(*f) && data_dir.join(f.as_str()).exists());
     }
     for f in orphans {
         rep.problems.push(format!("{f}: file not in the index"));

@@ -8,8 +8,9 @@
 //! Invariants:
 //! - The file starts at the keyframe at or before `start` (a fragment start: one fragment per GOP) and an
 //!   edit list trims the presentation to begin exactly at `start` (or the first footage after it).
-//! - Timeline position = wall time: each fragment is placed at its wall-clock offset from the first; a gap
-//!   lengthens the last frame before it (the picture holds), and the gaps are reported.
+//! - Within a run the timeline is media time (exact frame durations). Across runs, gaps (over 0.5 s) and
+//!   clock steps a fragment is placed at its wall-clock offset from the first: the last frame before it is
+//!   lengthened (the picture holds over a gap), and the gaps are reported.
 //! - A change of codec parameters between segments adds a sample entry (`stsd` with several entries).
 //! - Only bytes covered by the index are read (an open segment is cut at its indexed length).
 
@@ -84,6 +85,7 @@ pub fn plan(
     let mut dts: i64 = 0; // end of the timeline so far, in ticks from t0
     let mut last_wall_end: i64 = i64::MIN;
     let mut last_frag_wall: i64 = i64::MIN;
+    let mut last_run: i64 = i64::MIN;
     let (mut width, mut height) = (0u32, 0u32);
     let mut hasher = sha2::Sha256::new();
     hasher.update(format!("v1 {start_us} {end_us}\n"));
@@ -111,16 +113,20 @@ pub fn plan(
             }
             let target = us_to_ticks(f.wall_us - base);
             if let Some(last) = durations.last_mut() {
-                // Place this fragment at its wall-clock position: stretch (gap) or trim (drift) the last
+                // Within a run, media time is the clock (exact durations). Across runs, gaps and clock
+                // steps, place the fragment at its wall-clock position: stretch (gap) or trim the last
                 // frame before it.
-                let prev_start = dts - i64::from(*last);
-                let d = (target - prev_start).clamp(1, i64::from(u32::MAX));
+                if row.run != last_run || (target - dts).abs() > us_to_ticks(GAP_REPORT_US) {
+                    let prev_start = dts - i64::from(*last);
+                    let d = (target - prev_start).clamp(1, i64::from(u32::MAX));
+                    *last = d as u32;
+                    dts = prev_start + d;
+                }
                 if f.wall_us - last_wall_end > GAP_REPORT_US {
                     gaps.push((last_wall_end, f.wall_us));
                 }
-                *last = d as u32;
-                dts = prev_start + d;
             }
+            last_run = row.run;
             let limit = us_to_ticks(end_us - base);
             let mut len = 0u64;
             let mut n = 0u32;
