@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cases;
 pub mod config;
 pub mod db;
 pub mod hub;

@@ -49,11 +49,17 @@ impl Server {
         let listener = TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("listening on {}", cfg.listen))?;
+        crate::cases::export::fail_interrupted(&pool).await?;
+        let cases =
+            crate::cases::CaseService::new(pool.clone(), cfg.cases.clone(), cfg.data_dir.clone())
+                .context("loading the evidence signing key")?;
+        cases.start_sweeper();
         let state = AppState {
             pool,
             cfg: Arc::new(cfg),
             ingest,
             recorders,
+            cases,
             started: std::time::Instant::now(),
         };
         Ok(Server { state, listener })

@@ -163,7 +163,14 @@ async fn simulator_killed_gives_offline_then_online_when_it_returns() {
 #[tokio::test]
 async fn nvr_import_of_eight_channels_gives_eight_online_cameras() {
     let sim = Sim::start(&[
-        "--cameras", "8", "--width", "160", "--height", "120", "--bitrate", "100",
+        "--cameras",
+        "8",
+        "--width",
+        "160",
+        "--height",
+        "120",
+        "--bitrate",
+        "100",
     ]);
     let server = Server::start();
     let c = server.admin().await;

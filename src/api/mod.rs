@@ -6,6 +6,7 @@
 
 pub mod access;
 mod cameras;
+pub mod cases;
 pub use cameras::camera_spec;
 pub mod error;
 mod ops;
@@ -20,7 +21,7 @@ use crate::db::Pool;
 use crate::ingest::Supervisor;
 use access::{Routes, ADMIN, ADMIN_INVESTIGATOR, ANYONE, ANY_HUMAN};
 use axum::http::Method;
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 use std::sync::Arc;
 
@@ -30,6 +31,7 @@ pub struct AppState {
     pub cfg: Arc<Config>,
     pub ingest: Arc<Supervisor>,
     pub recorders: Arc<crate::record::Recorders>,
+    pub cases: Arc<crate::cases::CaseService>,
     pub started: std::time::Instant,
 }
 
@@ -118,6 +120,67 @@ pub fn routes() -> Routes {
             post(recordings::create_hold),
         )
         .add(Method::POST, "/nvrs", ADMIN, post(cameras::import_nvr))
+        .add(
+            Method::GET,
+            "/sites/{id}/case-rules",
+            ANY_HUMAN,
+            get(cases::get_rules),
+        )
+        .add(
+            Method::PUT,
+            "/sites/{id}/case-rules",
+            ADMIN,
+            put(cases::put_rules),
+        )
+        .add(
+            Method::POST,
+            "/events",
+            cases::EVENT_SENDERS,
+            post(cases::post_events),
+        )
+        .add(
+            Method::GET,
+            "/cases",
+            cases::INVESTIGATORS,
+            get(cases::list_cases),
+        )
+        .add(
+            Method::GET,
+            "/cases/{case_no}",
+            cases::INVESTIGATORS,
+            get(cases::get_case),
+        )
+        .add(
+            Method::GET,
+            "/cases/{case_no}/clips/{index}/thumbnail.jpg",
+            cases::INVESTIGATORS,
+            get(cases::clip_thumbnail),
+        )
+        .add(
+            Method::POST,
+            "/cases/{case_no}/export",
+            cases::INVESTIGATORS,
+            post(cases::start_export),
+        )
+        .add(
+            Method::GET,
+            "/exports/{id}",
+            cases::INVESTIGATORS,
+            get(cases::get_export),
+        )
+        .add(
+            Method::GET,
+            "/exports/{id}/download",
+            cases::INVESTIGATORS,
+            get(cases::download_export),
+        )
+        .add(Method::GET, "/signing-key", ANYONE, get(cases::signing_key))
+        .add(
+            Method::GET,
+            "/alarms",
+            cases::ALARM_READERS,
+            get(cases::list_alarms),
+        )
         .add(Method::GET, "/openapi.json", ANYONE, get(ops::openapi))
 }
 
