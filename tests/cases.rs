@@ -421,7 +421,10 @@ async fn download(c: &Client, path: &str) -> (u16, Vec<u8>, String) {
     (status, r.bytes().await.expect("body").to_vec(), ct)
 }
 
-fn clip_times(case: &Value, t0: i64) -> Vec<(i64, i64, i64)> {
+/// (camera, start, end), times in ms from the scenario's start.
+type Clip = (i64, i64, i64);
+
+fn clip_times(case: &Value, t0: i64) -> Vec<Clip> {
     case["clips"]
         .as_array()
         .expect("clips")
@@ -571,7 +574,7 @@ async fn investigator_finds_plays_exports_and_holds_a_case() {
     }
 
     let inv = Client::login(&server, "inv", "investigator-pw-1").await;
-    let expected: Vec<(&str, Vec<(i64, i64, i64)>)> = vec![
+    let expected: Vec<(&str, Vec<Clip>)> = vec![
         (
             "AP-1",
             vec![
