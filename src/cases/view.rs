@@ -98,10 +98,14 @@ pub async fn case_clips(
     let mut refs: Vec<EventRef> = evs.iter().map(EventRow::to_ref).collect();
     sort_events(&mut refs);
     let plans: Vec<ClipPlan> = clips(&case.case_type, &refs, &rules, &cams, now);
+    let ranges: Vec<(i64, i64, i64)> = plans
+        .iter()
+        .map(|c| (c.camera_id, c.start * 1000, c.end * 1000))
+        .collect();
+    let all_spans = coverage::spans_many(pool, &ranges).await?;
     let mut out = Vec::with_capacity(plans.len());
-    for (index, c) in plans.into_iter().enumerate() {
+    for ((index, c), spans) in plans.into_iter().enumerate().zip(all_spans) {
         let (s_us, e_us) = (c.start * 1000, c.end * 1000);
-        let spans = coverage::spans(pool, c.camera_id, s_us, e_us).await?;
         let cov = coverage::classify(&spans, s_us, e_us);
         let recorded: i64 = spans.iter().map(|(a, b)| b - a).sum();
         let (start, end) = (ms_to_rfc3339(c.start), ms_to_rfc3339(c.end));
