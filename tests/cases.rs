@@ -198,6 +198,73 @@ async fn a_batch_keeps_good_items_lists_bad_ones_and_retries_are_duplicates() {
     assert_eq!(key.body["public_key"].as_str().map(str::len), Some(64));
 }
 
+/// A minimal WebSocket client (server text frames only), signed in with a session cookie.
+async fn ws_connect(
+    server: &Server,
+    path: &str,
+    user: &str,
+    password: &str,
+) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let r = reqwest::Client::new()
+        .post(server.url("/api/v1/session"))
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .await
+        .expect("login");
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("vigil_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("session cookie")
+        .to_owned();
+    let mut s = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nCookie: {cookie}\r\n\r\n",
+        server.addr
+    );
+    s.write_all(req.as_bytes()).await.expect("handshake");
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut b).await.expect("handshake answer");
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s
+}
+
+/// The next text frame from the server.
+async fn ws_text(s: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut h = [0u8; 2];
+    s.read_exact(&mut h).await.expect("frame");
+    let mut len = u64::from(h[1] & 0x7f);
+    if len == 126 {
+        let mut l = [0u8; 2];
+        s.read_exact(&mut l).await.expect("len");
+        len = u64::from(u16::from_be_bytes(l));
+    } else if len == 127 {
+        let mut l = [0u8; 8];
+        s.read_exact(&mut l).await.expect("len");
+        len = u64::from_be_bytes(l);
+    }
+    let mut payload = vec![0u8; len as usize];
+    s.read_exact(&mut payload).await.expect("payload");
+    assert_eq!(h[0] & 0x0f, 1, "a text frame");
+    String::from_utf8(payload).expect("utf-8")
+}
+
 /// The case as `GET /cases/{no}` shows it, without the parts that depend on arrival.
 fn essence(v: &Value) -> Value {
     let mut v = v.clone();
@@ -263,6 +330,7 @@ async fn the_same_events_in_any_order_give_the_same_case() {
     ];
     events[1]["deadline"] = json!(rfc_ms(t + 10_000));
     // Server a: in order, one batch. Server b: reversed, one by one, with retries in between.
+    let mut ws = ws_connect(&a, "/api/v1/notifications", "inv", "investigator-pw-1").await;
     let sa = integrator(&a);
     let r = sa.post("/api/v1/events", json!({"events": events})).await;
     assert_eq!(r.body["accepted"], 8, "{}", r.text);
@@ -326,6 +394,15 @@ async fn the_same_events_in_any_order_give_the_same_case() {
         .expect("alarm of AP-7");
     assert_eq!(alarm["kind"], "case_yellow");
     assert_eq!(alarm["camera_ids"].as_array().map(Vec::len), Some(2));
+    // ... and a notification to the investigators watching.
+    let note = tokio::time::timeout(Duration::from_secs(10), ws_text(&mut ws))
+        .await
+        .expect("a notification");
+    let note: Value = serde_json::from_str(&note).expect("json");
+    assert_eq!(note["type"], "case_card", "{note}");
+    assert_eq!(note["case_no"], "AP-7");
+    assert_eq!(note["card"], "yellow");
+    assert_eq!(note["camera_names"], json!(["cam0", "cam1"]));
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -448,3 +448,50 @@ pub async fn hold_case(
         ),
     ))
 }
+
+/// `GET /notifications` (WebSocket): JSON text messages (case cards; `{"type": "lagged", "missed": N}`
+/// when this viewer fell behind), only those of the viewer's regions.
+pub async fn notifications(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ws: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    let rx = s.cases.notify.subscribe();
+    let scope = p.scope.clone();
+    ws.on_upgrade(move |socket| notify_loop(socket, rx, scope))
+}
+
+async fn notify_loop(
+    mut socket: axum::extract::ws::WebSocket,
+    mut rx: tokio::sync::broadcast::Receiver<std::sync::Arc<str>>,
+    scope: crate::auth::Scope,
+) {
+    use axum::extract::ws::Message;
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        tokio::select! {
+            m = rx.recv() => {
+                let text = match m {
+                    Ok(text) => {
+                        let region = serde_json::from_str::<Value>(&text)
+                            .ok()
+                            .and_then(|v| v.get("region_code").and_then(Value::as_str).map(str::to_owned));
+                        if !region.is_some_and(|r| scope.allows(&r)) {
+                            continue;
+                        }
+                        text.to_string()
+                    }
+                    Err(RecvError::Lagged(n)) => json!({"type": "lagged", "missed": n}).to_string(),
+                    Err(RecvError::Closed) => return,
+                };
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+            }
+            m = socket.recv() => match m {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}

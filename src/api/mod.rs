@@ -177,6 +177,12 @@ pub fn routes() -> Routes {
         .add(Method::GET, "/signing-key", ANYONE, get(cases::signing_key))
         .add(
             Method::GET,
+            "/notifications",
+            ANY_HUMAN,
+            get(cases::notifications),
+        )
+        .add(
+            Method::GET,
             "/alarms",
             cases::ALARM_READERS,
             get(cases::list_alarms),
