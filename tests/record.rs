@@ -404,5 +404,124 @@ async fn small_disk_budget_removes_oldest_unheld_and_keeps_held() {
         .map(|m| m.len())
         .sum();
     println!("{} files, {bytes} bytes on disk", files.len());
+    for l in server
+        .log()
+        .lines()
+        .filter(|l| l.contains("retention") || l.contains("segment"))
+    {
+        println!("{l}");
+    }
     assert!(bytes < 2 << 20, "recordings bounded by the budget: {bytes}");
+}
+
+#[tokio::test]
+async fn h265_is_recorded_and_played_and_access_follows_roles_and_regions() {
+    let mut args: Vec<String> = SMALL.iter().map(|s| s.to_string()).collect();
+    args.extend(["--cameras", "1", "--codec", "h265"].map(String::from));
+    let sim = Sim::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let server = Server::start_with(
+        r#"
+[record]
+segment_seconds = 4
+
+[[seed.users]]
+username = "sup-ganzhou"
+password = "supervisor-pass-1"
+role = "supervisor"
+region_codes = ["360700"]
+
+[[seed.users]]
+username = "sup-nanchang"
+password = "supervisor-pass-2"
+role = "supervisor"
+region_codes = ["360100"]
+"#,
+    );
+    let c = server.admin().await;
+    let site = c.site("章贡区政务服务中心", "service_hall", "360702").await;
+    let t0 = now_us();
+    let cam = recorded_camera(&c, site, "H265", sim.url(1)).await;
+    let first = wait_footage(&c, cam, t0 - 5_000_000, 6.0, Duration::from_secs(30)).await;
+    let v = video(&c, cam, first + 500_000, first + 5_500_000, &[]).await;
+    assert_eq!(v.status, 200);
+    let dir = tempfile::tempdir().expect("tmp");
+    let f = dir.path().join("h265.mp4");
+    std::fs::write(&f, &v.body).expect("write");
+    let (dur, rate, frames) = probe(&f);
+    assert!(
+        (dur - 5.0).abs() <= 0.2 && rate == "25/1" && frames >= 125,
+        "{dur} {rate} {frames}"
+    );
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&f)
+        .output()
+        .expect("ffprobe");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hevc");
+
+    // A supervisor of the city plays back but may not hold; one of another city does not see the camera.
+    let sup = Client::login(&server, "sup-ganzhou", "supervisor-pass-1").await;
+    let (s, _) = spans(&sup, cam, first, now_us()).await;
+    assert!(!s.is_empty());
+    let hold = json!({"camera_id": cam, "start": "2026-01-01T00:00:00+08:00", "end": "2026-01-01T01:00:00+08:00", "reason": "x"});
+    assert_eq!(sup.post("/api/v1/holds", hold.clone()).await.status, 403);
+    let other = Client::login(&server, "sup-nanchang", "supervisor-pass-2").await;
+    let r = other
+        .get(&format!(
+            "/api/v1/cameras/{cam}/recordings?start={}&end={}",
+            rfc(first),
+            rfc(now_us())
+        ))
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        video(&other, cam, first, first + 1_000_000, &[])
+            .await
+            .status,
+        404
+    );
+    // Bad input answers with the error shape.
+    let r = c
+        .get(&format!(
+            "/api/v1/cameras/{cam}/recordings?start=yesterday&end=now"
+        ))
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.body["error"]["code"].is_string());
+    let r = c
+        .get(&format!(
+            "/api/v1/cameras/{cam}/video.mp4?start={}&end={}",
+            rfc(first),
+            rfc(first)
+        ))
+        .await;
+    assert_eq!(r.status, 422);
+    // No footage in a range: 404 with a code.
+    let r = c
+        .get(&format!(
+            "/api/v1/cameras/{cam}/video.mp4?start={}&end={}",
+            rfc(first - 100_000_000),
+            rfc(first - 90_000_000)
+        ))
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.body["error"]["code"], "no_footage");
+    // Recording stops when `record` is turned off, and the camera keeps its footage.
+    let r = c
+        .patch(&format!("/api/v1/cameras/{cam}"), json!({"record": false}))
+        .await;
+    assert_eq!(r.status, 200);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (before, _) = spans(&c, cam, first, now_us() + 10_000_000).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (after, _) = spans(&c, cam, first, now_us() + 10_000_000).await;
+    assert_eq!(before, after, "no more footage once record = false");
+    assert!(!after.is_empty());
 }

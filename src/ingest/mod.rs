@@ -5,6 +5,7 @@
 //! [`Supervisor::remove`] after a delete, so sessions start, restart or stop at once without a server
 //! restart. A change that does not touch a stream's source leaves that stream's session running.
 
+pub mod clock;
 mod session;
 pub mod status;
 

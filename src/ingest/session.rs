@@ -222,7 +222,7 @@ async fn run_once(
     let mut params: Option<Arc<VideoParams>> = None;
     let mut generation = 0u64;
     let mut meter = RateMeter::default();
-    let mut anchor: Option<(i64, i64)> = None; // (media time, wall µs) of the run's first frame
+    let mut clock: Option<super::clock::WallClock> = None; // wall time of frames (docs/time.md)
     let mut seen_keyframe = false;
     loop {
         let item = match tokio::time::timeout(stall, demuxed.next()).await {
@@ -256,8 +256,18 @@ async fn run_once(
         seen_keyframe = true;
         let media_time = frame.timestamp().elapsed();
         let wall_now_us = chrono::Utc::now().timestamp_micros();
-        let (a_media, a_wall) = *anchor.get_or_insert((media_time, wall_now_us));
-        let wall_time_us = a_wall + (media_time - a_media) * 100 / 9;
+        let mono_now = Instant::now();
+        let wall_time_us = match clock.as_mut() {
+            Some(c) => c.frame(media_time, wall_now_us, mono_now),
+            None => {
+                clock = Some(super::clock::WallClock::new(
+                    media_time,
+                    wall_now_us,
+                    mono_now,
+                ));
+                wall_now_us
+            }
+        };
         let loss = frame.loss();
         let data = Bytes::from(frame.into_data());
         meter.push(media_time, data.len());

@@ -128,7 +128,7 @@ impl Recorders {
         let (tx, rx) = tokio::sync::mpsc::channel(self.shared.cfg.queue_gops.max(1));
         let status = Arc::new(RecStatus::default());
         let cancel = CancellationToken::new();
-        let span = tracing::info_span!("record", camera = cam.id, stream = "main");
+        let span = tracing::info_span!(parent: None, "record", camera = cam.id, stream = "main");
         tokio::spawn(
             recorder::run(
                 cached,

@@ -346,3 +346,122 @@ async fn retention_removes_oldest_unheld_first_and_keeps_held() {
     }
     assert!(index::garbage(&r.pool).await.expect("garbage").is_empty());
 }
+
+/// `scripts/bench-record` runs this in release: one hour of 25 fps, 4 Mbit/s footage recorded (fsync off),
+/// then the MP4 of the whole hour planned and read back through the same stream the API serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn export_throughput_of_one_hour() {
+    use futures::StreamExt;
+    let r = rig(60).await;
+    let t = t0() - 3600 * 1_000_000;
+    r.recorders.apply(&camera(9));
+    let p = params(0);
+    let s = r.hub.stream(StreamKey {
+        camera_id: 9,
+        kind: StreamKind::Main,
+    });
+    let data = Bytes::from(vec![0u8; 20_000]);
+    let frames: i64 = 3600 * 25;
+    for i in 0..frames {
+        s.publish(Arc::new(Frame {
+            data: data.clone(),
+            media_time: i * 3600,
+            wall_time_us: t + i * 40_000,
+            keyframe: i % 25 == 0,
+            params: p.clone(),
+            run: 1,
+            loss: 0,
+        }));
+        if i % 250 == 0 {
+            // Stay within the queue: wait for the writer when it is more than 200 GOPs behind.
+            loop {
+                let written = r.recorders.statuses().first().map_or(0, |x| x.1[0]) as i64;
+                if i / 25 - written < 200 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    r.recorders.shutdown().await;
+    let (start, end) = (t, t + 3600 * 1_000_000);
+    let started = std::time::Instant::now();
+    let rows = index::overlapping(&r.pool, 9, "main", start, end)
+        .await
+        .expect("rows");
+    let dir = r.dir.path().to_owned();
+    let plan = tokio::task::spawn_blocking(move || export::plan(&dir, &rows, start, end))
+        .await
+        .expect("join")
+        .expect("plan")
+        .expect("footage");
+    let planned = started.elapsed();
+    let mut n = 0u64;
+    let mut body = std::pin::pin!(export::stream(plan.parts.clone(), 0, plan.len, 1 << 20));
+    while let Some(b) = body.next().await {
+        n += b.expect("read").len() as u64;
+    }
+    let total = started.elapsed();
+    assert_eq!(n, plan.len);
+    println!(
+        "export: one hour ({} frames, {:.0} MB) planned in {:.0} ms, served in {:.2} s: {:.0} MB/s",
+        plan.frames,
+        n as f64 / 1e6,
+        planned.as_secs_f64() * 1e3,
+        total.as_secs_f64(),
+        n as f64 / 1e6 / total.as_secs_f64()
+    );
+}
+
+#[tokio::test]
+async fn retention_by_age_follows_the_site_kind_and_holds() {
+    let r = rig(60).await;
+    let day = 86_400_000_000i64;
+    let now = chrono::Utc::now().timestamp_micros();
+    let row = |cam: i64, kind: &str, age_days: i64, n: u32| index::SegmentRow {
+        id: 0,
+        camera_id: cam,
+        stream: "main".into(),
+        run: 1,
+        site_kind: kind.into(),
+        start_us: now - age_days * day - 60_000_000,
+        end_us: now - age_days * day,
+        duration_90k: 60 * 90_000,
+        frames: 1500,
+        bytes: 1000,
+        codec: "avc1.640029".into(),
+        width: 640,
+        height: 360,
+        keyframes: Vec::new(),
+        path: format!("recordings/{cam}/x/{n}.mp4"),
+        state: "complete".into(),
+    };
+    let hall_old = row(11, "service_hall", 31, 1);
+    let hall_new = row(11, "service_hall", 29, 2);
+    let bid_old = row(12, "bid_evaluation", 400, 3);
+    let held_old = row(13, "service_hall", 45, 4);
+    for x in [&hall_old, &hall_new, &bid_old, &held_old] {
+        index::insert(&r.pool, x).await.expect("insert");
+    }
+    index::insert_hold(
+        &r.pool,
+        13,
+        held_old.start_us,
+        held_old.start_us + 1,
+        "complaint",
+        "test",
+    )
+    .await
+    .expect("hold");
+    let rep = retention::pass(r.recorders.shared()).await.expect("pass");
+    assert_eq!(rep.by_age, 1);
+    let left: Vec<String> = index::all(&r.pool)
+        .await
+        .expect("rows")
+        .into_iter()
+        .map(|x| x.path)
+        .collect();
+    assert_eq!(left, vec![hall_new.path, bid_old.path, held_old.path]);
+}

@@ -13,7 +13,9 @@
 //!    (the queue in front of this writer is bounded and the recorder drops GOPs when it is full).
 
 use super::index::{self, SegmentRow};
-use super::segment::{cut_time, relative_path, FragmentSummary, SegmentMeta, SegmentStats};
+use super::segment::{
+    cut_time, relative_path, ticks_to_us, FragmentSummary, SegmentMeta, SegmentStats,
+};
 use super::{Gop, RecStatus, Shared};
 use crate::hub::{Frame, StreamKey, VideoParams};
 use crate::media::fmp4::{self, Fragment, InitOptions, Sample};
@@ -91,6 +93,11 @@ impl Writer {
                     || !Arc::ptr_eq(&s.params, &first.params)
                     || first.wall_time_us >= s.cut_at_us
                     || first.media_time < s.media_origin
+                    // Wall time left media time (a clock step): the segment's times would lie.
+                    || (first.wall_time_us
+                        - (s.start_us + ticks_to_us(first.media_time - s.media_origin)))
+                    .abs()
+                        > 1_000_000
             }
         };
         if new_segment {
