@@ -85,13 +85,20 @@ pub async fn case_clips(
     defaults: &super::clips::Rules,
     now: i64,
 ) -> Result<(Vec<EventRow>, Vec<ClipView>), DbError> {
-    let mut conn = pool.acquire().await?;
-    let evs = store::events(&mut conn, &case.case_no).await?;
-    let rules = store::rules_for(&mut conn, case.site_id, defaults).await?;
-    drop(conn);
+    // Three independent reads, each on its own connection: one round trip of latency, not three.
+    let events = async {
+        let mut conn = pool.acquire().await?;
+        store::events(&mut conn, &case.case_no).await
+    };
+    let rules = async {
+        let mut conn = pool.acquire().await?;
+        store::rules_for(&mut conn, case.site_id, defaults).await
+    };
+    let (evs, rules, pos_cams) =
+        tokio::try_join!(events, rules, store::position_cameras(pool, case.site_id))?;
     let mut cams: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     let mut names: HashMap<i64, String> = HashMap::new();
-    for (code, id, name) in store::position_cameras(pool, case.site_id).await? {
+    for (code, id, name) in pos_cams {
         cams.entry(code).or_default().push(id);
         names.insert(id, name);
     }
@@ -140,11 +147,14 @@ pub async fn case_view(
     defaults: &super::clips::Rules,
     now: i64,
 ) -> Result<CaseView, DbError> {
-    let (evs, clips) = case_clips(pool, &case, defaults, now).await?;
-    let site_name: Option<String> = sqlx::query_scalar("SELECT name FROM sites WHERE id = ?")
-        .bind(case.site_id)
-        .fetch_optional(pool)
-        .await?;
+    let site = async {
+        sqlx::query_scalar::<_, String>("SELECT name FROM sites WHERE id = ?")
+            .bind(case.site_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(DbError::from)
+    };
+    let ((evs, clips), site_name) = tokio::try_join!(case_clips(pool, &case, defaults, now), site)?;
     Ok(CaseView {
         case_no: case.case_no,
         case_type: case.case_type,
