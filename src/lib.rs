@@ -7,6 +7,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod cases;
 pub mod check;
 pub mod config;
 pub mod db;

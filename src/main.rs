@@ -69,6 +69,15 @@ enum Command {
         #[arg(long, default_value = "recordings/demo")]
         data_dir: PathBuf,
     },
+    /// Check an evidence package offline: exit 0 when intact, 1 naming each altered, missing or added file.
+    Verify {
+        /// The package (zip) from `GET /api/v1/exports/{id}/download`.
+        package: PathBuf,
+        /// The expected signing key (hex, `public_key` of `GET /api/v1/signing-key`); without it, the key
+        /// the package was signed with is printed for comparison.
+        #[arg(long)]
+        key: Option<String>,
+    },
     /// Manage users.
     User {
         #[command(subcommand)]
@@ -249,6 +258,7 @@ async fn main() -> anyhow::Result<()> {
             rebuild,
             storage,
         } => check(&storage, repair, rebuild).await,
+        Command::Verify { package, key } => verify(&package, key.as_deref()),
         Command::User {
             command:
                 UserCommand::Add {
@@ -327,6 +337,32 @@ async fn check(storage: &Storage, repair: bool, rebuild: bool) -> anyhow::Result
     } else {
         std::process::exit(1)
     }
+}
+
+/// `vigil verify PACKAGE [--key HEX]`.
+fn verify(package: &std::path::Path, key: Option<&str>) -> anyhow::Result<()> {
+    let r = vigil::cases::package::verify(package, key);
+    for p in &r.problems {
+        println!("FAILED {}: {}", p.file, p.message);
+    }
+    if !r.problems.is_empty() {
+        println!(
+            "{}: NOT intact ({} problem(s))",
+            package.display(),
+            r.problems.len()
+        );
+        std::process::exit(1);
+    }
+    println!(
+        "{}: intact; case {}, {} file(s) match the signed manifest",
+        package.display(),
+        r.case_no.as_deref().unwrap_or("?"),
+        r.files_checked
+    );
+    if let Some(k) = &r.public_key {
+        println!("signed by ed25519 key {k}");
+    }
+    Ok(())
 }
 
 /// The demo: simulated cameras and the server on `config/demo.toml`.

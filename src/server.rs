@@ -69,6 +69,11 @@ impl Server {
             cfg.auth.login_address_max_failures,
             cfg.auth.login_address_window_seconds,
         ));
+        crate::cases::export::fail_interrupted(&pool).await?;
+        let cases =
+            crate::cases::CaseService::new(pool.clone(), cfg.cases.clone(), cfg.data_dir.clone())
+                .context("loading the evidence signing key")?;
+        cases.start_sweeper();
         let state = AppState {
             login_throttle,
             pool,
@@ -76,6 +81,7 @@ impl Server {
             ingest,
             recorders,
             live,
+            cases,
             started: std::time::Instant::now(),
         };
         Ok(Server { state, listener })

@@ -8,6 +8,7 @@
 pub mod access;
 mod audit;
 mod cameras;
+pub mod cases;
 pub use cameras::camera_spec;
 pub mod error;
 mod live;
@@ -27,7 +28,7 @@ use crate::ingest::Supervisor;
 use crate::live::Live;
 use access::{Routes, ADMIN, ADMIN_INVESTIGATOR, ANYONE, ANY_HUMAN};
 use axum::http::Method;
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 use std::sync::Arc;
 
@@ -38,6 +39,7 @@ pub struct AppState {
     pub ingest: Arc<Supervisor>,
     pub recorders: Arc<crate::record::Recorders>,
     pub live: Arc<Live>,
+    pub cases: Arc<crate::cases::CaseService>,
     pub started: std::time::Instant,
     /// Failed logins per client address.
     pub login_throttle: Arc<crate::auth::throttle::AddressThrottle>,
@@ -80,6 +82,18 @@ pub fn routes() -> Routes {
         .add(M::GET, "/live/stats", ADMIN, None, get(live::stats))
         .add(M::POST, "/live/stats/reset", ADMIN, Some("live.stats_reset"), post(live::reset_stats))
         .add(M::POST, "/nvrs", ADMIN, Some("nvr.import"), post(cameras::import_nvr))
+        .add(M::GET, "/sites/{id}/case-rules", ANY_HUMAN, None, get(cases::get_rules))
+        .add(M::PUT, "/sites/{id}/case-rules", ADMIN, Some("case_rules.update"), put(cases::put_rules))
+        .add(M::POST, "/events", cases::EVENT_SENDERS, Some("events.post"), post(cases::post_events))
+        .add(M::GET, "/cases", cases::INVESTIGATORS, None, get(cases::list_cases))
+        .add(M::GET, "/cases/{case_no}", cases::INVESTIGATORS, Some("case.view"), get(cases::get_case))
+        .add(M::GET, "/cases/{case_no}/clips/{index}/thumbnail.jpg", cases::INVESTIGATORS, None, get(cases::clip_thumbnail))
+        .add(M::POST, "/cases/{case_no}/export", cases::INVESTIGATORS, Some("export.create"), post(cases::start_export))
+        .add(M::GET, "/exports/{id}", cases::INVESTIGATORS, None, get(cases::get_export))
+        .add(M::GET, "/exports/{id}/download", cases::INVESTIGATORS, Some("export.download"), get(cases::download_export))
+        .add(M::GET, "/signing-key", ANYONE, None, get(cases::signing_key))
+        .add(M::GET, "/notifications", ANY_HUMAN, None, get(cases::notifications))
+        .add(M::GET, "/alarms", cases::ALARM_READERS, None, get(cases::list_alarms))
         .add(M::GET, "/users", ADMIN, None, get(users::list))
         .add(M::POST, "/users", ADMIN, Some("user.create"), post(users::create))
         .add(M::PATCH, "/users/{id}", ADMIN, Some("user.update"), patch(users::update))

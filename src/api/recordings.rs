@@ -258,13 +258,18 @@ pub async fn create_hold(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Json(b): Json<HoldBody>,
-) -> ApiResult<(StatusCode, Json<Hold>)> {
-    if b.case_no.is_some() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unsupported",
-            "holds by case_no arrive with case search; hold a camera's range with {camera_id, start, end, reason}",
-        ));
+) -> ApiResult<Response> {
+    if let Some(case_no) = &b.case_no {
+        // A hold by case: every clip of the case (src/cases/); camera and times come from the case.
+        if b.camera_id.is_some() || b.start.is_some() || b.end.is_some() {
+            return Err(ApiError::invalid(
+                "hold either {case_no, reason} or {camera_id, start, end, reason}, not both",
+            ));
+        }
+        let reason = b.reason.as_deref().unwrap_or_default();
+        return super::cases::hold_case(&s, &p, case_no, reason)
+            .await
+            .map(IntoResponse::into_response);
     }
     let reason = b.reason.as_deref().map(str::trim).unwrap_or_default();
     if reason.is_empty() || reason.chars().count() > 500 {
@@ -306,7 +311,8 @@ pub async fn create_hold(
             reason: h.reason,
             created_by: h.created_by,
         }),
-    ))
+    )
+        .into_response())
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub record: RecordConfig,
     pub live: LiveConfig,
+    pub cases: CasesConfig,
     /// Objects created at start-up when missing (the demo uses this).
     pub seed: Seed,
 }
@@ -41,6 +42,34 @@ pub struct IngestConfig {
     pub stall_timeout_ms: u64,
     /// Frames buffered per consumer of a stream before a slow consumer starts skipping.
     pub broadcast_capacity: usize,
+}
+
+/// Defaults of the clip and card rules (a site may set its own with `PUT /sites/{id}/case-rules`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CasesConfig {
+    /// Seconds of footage before an approval event.
+    pub pre_roll_seconds: u64,
+    /// Seconds of footage after an approval event with no later event at its position.
+    pub post_roll_seconds: u64,
+    /// Deadline of a case after its first event, in hours, when no event names one (0 = none).
+    pub deadline_hours: u64,
+    /// A red card this many hours after the deadline.
+    pub followup_hours: u64,
+    /// How often open cases are checked against their deadlines.
+    pub card_interval_seconds: u64,
+}
+
+impl Default for CasesConfig {
+    fn default() -> Self {
+        CasesConfig {
+            pre_roll_seconds: 30,
+            post_roll_seconds: 120,
+            deadline_hours: 0,
+            followup_hours: 72,
+            card_interval_seconds: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -216,6 +245,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             record: RecordConfig::default(),
             live: LiveConfig::default(),
+            cases: CasesConfig::default(),
             seed: Seed::default(),
         }
     }

@@ -1,0 +1,232 @@
+//! The export job: `POST /cases/{case_no}/export` starts it, `GET /exports/{id}` follows it.
+//!
+//! Invariants:
+//! - The job runs in the background (package writing on the blocking pool); its row in `exports` says
+//!   `running` until the package is renamed into place (`done`, with its size and SHA-256) or the job
+//!   failed (`failed`, with the reason). A server stopped mid-job leaves a `running` row, which start-up
+//!   marks failed.
+//! - The clips exported are the case's clips at the start of the job; clips with no footage are listed
+//!   in the manifest with `file: null`.
+
+use super::package::{self, ClipSource};
+use super::store::CaseRow;
+use super::view;
+use super::CaseService;
+use crate::db::{ms_to_rfc3339, now_ms, DbError, Pool};
+use crate::record::index;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ExportRow {
+    pub id: String,
+    pub case_no: String,
+    pub region_code: String,
+    pub state: String,
+    pub progress: f64,
+    pub path: Option<String>,
+    pub bytes: Option<i64>,
+    pub sha256: Option<String>,
+    pub error: Option<String>,
+    pub created_by: String,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+pub async fn get(pool: &Pool, id: &str) -> Result<ExportRow, DbError> {
+    sqlx::query_as::<_, ExportRow>(
+        "SELECT id, case_no, region_code, state, progress, path, bytes, sha256, error, created_by, created_at,
+             finished_at FROM exports WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(DbError::NotFound)
+}
+
+/// Marks the jobs a previous run left unfinished as failed.
+pub async fn fail_interrupted(pool: &Pool) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE exports SET state = 'failed', error = 'interrupted by a server stop', finished_at = ?
+         WHERE state = 'running'",
+    )
+    .bind(now_ms())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Starts exporting a case; returns the job id.
+pub async fn start(svc: Arc<CaseService>, case: CaseRow, actor: String) -> Result<String, DbError> {
+    let mut id = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut id);
+    let id = hex::encode(id);
+    sqlx::query(
+        "INSERT INTO exports (id, case_no, region_code, state, progress, created_by, created_at)
+         VALUES (?, ?, ?, 'running', 0, ?, ?)",
+    )
+    .bind(&id)
+    .bind(&case.case_no)
+    .bind(&case.region_code)
+    .bind(&actor)
+    .bind(now_ms())
+    .execute(&svc.pool)
+    .await?;
+    let progress = Arc::new(AtomicU32::new(0));
+    svc.exports
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id.clone(), progress.clone());
+    let job = id.clone();
+    tokio::spawn(async move {
+        let result = run(&svc, &job, case, &actor, progress.clone()).await;
+        let now = now_ms();
+        let done = match result {
+            Ok((rel, entry)) => {
+                tracing::info!(export = %job, actor = %actor, bytes = entry.bytes, "export done");
+                sqlx::query(
+                    "UPDATE exports SET state = 'done', progress = 1, path = ?, bytes = ?, sha256 = ?,
+                         finished_at = ? WHERE id = ?",
+                )
+                .bind(rel)
+                .bind(entry.bytes as i64)
+                .bind(entry.sha256)
+                .bind(now)
+                .bind(&job)
+                .execute(&svc.pool)
+                .await
+            }
+            Err(e) => {
+                tracing::error!(export = %job, error = %e, "export failed");
+                sqlx::query(
+                    "UPDATE exports SET state = 'failed', error = ?, finished_at = ? WHERE id = ?",
+                )
+                .bind(e)
+                .bind(now)
+                .bind(&job)
+                .execute(&svc.pool)
+                .await
+            }
+        };
+        if let Err(e) = done {
+            tracing::error!(export = %job, error = %e, "recording the end of an export failed");
+        }
+        svc.exports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&job);
+    });
+    Ok(id)
+}
+
+/// Progress of a running job (0..1), when this process runs it.
+pub fn progress(svc: &CaseService, id: &str) -> Option<f64> {
+    svc.exports
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(id)
+        .map(|p| f64::from(p.load(Ordering::Relaxed)) / 1000.0)
+}
+
+fn compact(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
+        .unwrap_or_default()
+}
+
+async fn run(
+    svc: &Arc<CaseService>,
+    id: &str,
+    case: CaseRow,
+    actor: &str,
+    progress: Arc<AtomicU32>,
+) -> Result<(String, package::FileEntry), String> {
+    let now = now_ms();
+    let (events, clips) = view::case_clips(&svc.pool, &case, &svc.defaults(), now)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut sources = Vec::with_capacity(clips.len());
+    for c in &clips {
+        let (s_us, e_us) = (c.start_ms * 1000, c.end_ms * 1000);
+        let rows = if view::has_footage(c) {
+            index::overlapping(&svc.pool, c.camera_id, "main", s_us, e_us)
+                .await
+                .map_err(|e| e.to_string())?
+        } else {
+            Vec::new()
+        };
+        let mut meta = Map::new();
+        meta.insert("index".into(), json!(c.index));
+        meta.insert("camera_id".into(), json!(c.camera_id));
+        meta.insert("camera_name".into(), json!(c.camera_name));
+        meta.insert("position".into(), json!(c.position));
+        meta.insert("reason".into(), json!(c.reason));
+        meta.insert("start".into(), json!(c.start));
+        meta.insert("end".into(), json!(c.end));
+        meta.insert("coverage".into(), json!(c.coverage));
+        sources.push(ClipSource {
+            file: format!(
+                "clips/{:02}-camera{}-{}.mp4",
+                c.index + 1,
+                c.camera_id,
+                compact(c.start_ms)
+            ),
+            start_us: s_us,
+            end_us: e_us,
+            meta,
+            rows,
+        });
+    }
+    let site_name: Option<String> = sqlx::query_scalar("SELECT name FROM sites WHERE id = ?")
+        .bind(case.site_id)
+        .fetch_optional(&svc.pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut manifest = Map::new();
+    manifest.insert("format".into(), json!(package::FORMAT));
+    manifest.insert("export_id".into(), json!(id));
+    manifest.insert(
+        "case".into(),
+        json!({
+            "case_no": case.case_no, "case_type": case.case_type, "status": case.status, "card": case.card,
+            "site_id": case.site_id, "site_name": site_name, "region_code": case.region_code,
+            "first_at": ms_to_rfc3339(case.first_at), "last_at": ms_to_rfc3339(case.last_at),
+        }),
+    );
+    manifest.insert(
+        "events".into(),
+        Value::from(
+            events
+                .iter()
+                .map(|e| serde_json::to_value(view::event_view(e)).unwrap_or(Value::Null))
+                .collect::<Vec<_>>(),
+        ),
+    );
+    manifest.insert("exported_by".into(), json!(actor));
+    manifest.insert("exported_at".into(), json!(ms_to_rfc3339(now)));
+    manifest.insert(
+        "exported_with".into(),
+        json!(format!("vigil {}", env!("CARGO_PKG_VERSION"))),
+    );
+    let vk = svc.key.verifying_key();
+    manifest.insert(
+        "signing_key".into(),
+        json!({"algorithm": "ed25519", "public_key": hex::encode(vk.as_bytes()),
+               "fingerprint": super::signing::fingerprint(&vk)}),
+    );
+    let dir = svc.data_dir.join("exports");
+    let rel = format!("exports/{id}.zip");
+    let out = svc.data_dir.join(&rel);
+    let data_dir = svc.data_dir.clone();
+    let key = svc.key.clone();
+    let entry = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        package::write(&data_dir, &out, manifest, sources, &key, &progress)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    Ok((rel, entry))
+}

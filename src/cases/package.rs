@@ -1,0 +1,352 @@
+//! Evidence packages: writing one (a zip of one MP4 per clip, `manifest.json`, `manifest.sig`) and
+//! checking one offline (`vigil verify PACKAGE`).
+//!
+//! Invariants:
+//! - Each MP4 is the recording engine's playback file of the clip (`record::export::plan`: the recorded
+//!   frames as they came, remuxed into one progressive MP4, no transcoding), stored uncompressed; its
+//!   SHA-256 is computed from the very bytes written into the zip.
+//! - `manifest.json` lists every other file of the package with its size and SHA-256; `manifest.sig`
+//!   signs `manifest.json` (see `signing`). A package is written to `*.zip.part`, fsynced, then renamed:
+//!   a finished name is always a finished package.
+//! - `verify` reports every problem with the name of the file concerned: a file altered, missing or added,
+//!   a manifest or signature altered, a key other than the expected one.
+
+use super::signing::{check_signature, sign_manifest, SigCheck};
+use crate::record::export::{plan, Part};
+use crate::record::index::SegmentRow;
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub const MANIFEST: &str = "manifest.json";
+pub const SIGNATURE: &str = "manifest.sig";
+pub const FORMAT: &str = "vigil-evidence/1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("zip: {0}")]
+    Zip(#[from] zip::result::ZipError),
+    #[error("reading recordings: {0}")]
+    Scan(String),
+}
+
+/// One clip to put in a package.
+pub struct ClipSource {
+    pub file: String,
+    pub start_us: i64,
+    pub end_us: i64,
+    /// The clip as the manifest describes it (camera, times, coverage); `file`, `bytes`, `sha256`,
+    /// `presented_*` and `gaps` are added.
+    pub meta: serde_json::Map<String, Value>,
+    pub rows: Vec<SegmentRow>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub name: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// A writer that hashes and counts what goes through it.
+struct Hashing<W> {
+    inner: W,
+    hash: Sha256,
+    n: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.n += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn copy_parts<W: Write>(parts: &[Part], out: &mut W) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut open: Option<(PathBuf, std::fs::File)> = None;
+    for p in parts {
+        match p {
+            Part::Mem(b) => out.write_all(b)?,
+            Part::File { path, offset, len } => {
+                if open.as_ref().is_none_or(|(p, _)| p != path) {
+                    open = Some((path.clone(), std::fs::File::open(path)?));
+                }
+                let Some((_, f)) = open.as_mut() else {
+                    return Err(std::io::Error::other("segment file not open"));
+                };
+                f.seek(SeekFrom::Start(*offset))?;
+                let mut left = *len;
+                while left > 0 {
+                    let n = left.min(buf.len() as u64) as usize;
+                    f.read_exact(&mut buf[..n])?;
+                    out.write_all(&buf[..n])?;
+                    left -= n as u64;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn us_to_rfc3339(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// Writes the package to `out` (blocking). `progress` goes from 0 to 1000 (per mille).
+pub fn write(
+    data_dir: &Path,
+    out: &Path,
+    mut manifest: serde_json::Map<String, Value>,
+    clips: Vec<ClipSource>,
+    key: &SigningKey,
+    progress: &AtomicU32,
+) -> Result<FileEntry, PackageError> {
+    let part = out.with_extension("zip.part");
+    let file = std::fs::File::create(&part)?;
+    let mut zip = zip::ZipWriter::new(file);
+    let stored = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(true);
+    let deflated = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    let mut files = Vec::new();
+    let mut clip_meta = Vec::new();
+    let total = clips.len().max(1) as u32;
+    for (i, c) in clips.into_iter().enumerate() {
+        let mut meta = c.meta;
+        let planned = plan(data_dir, &c.rows, c.start_us, c.end_us)
+            .map_err(|e| PackageError::Scan(e.to_string()))?;
+        match planned {
+            Some(p) => {
+                zip.start_file(c.file.as_str(), stored)?;
+                let mut w = Hashing {
+                    inner: &mut zip,
+                    hash: Sha256::new(),
+                    n: 0,
+                };
+                copy_parts(&p.parts, &mut w)?;
+                let entry = FileEntry {
+                    name: c.file.clone(),
+                    bytes: w.n,
+                    sha256: hex::encode(w.hash.finalize()),
+                };
+                meta.insert("file".into(), Value::from(c.file));
+                meta.insert("bytes".into(), Value::from(entry.bytes));
+                meta.insert("sha256".into(), Value::from(entry.sha256.clone()));
+                meta.insert(
+                    "presented_start".into(),
+                    Value::from(us_to_rfc3339(p.start_us)),
+                );
+                meta.insert("presented_end".into(), Value::from(us_to_rfc3339(p.end_us)));
+                let gaps: Vec<Value> = p
+                    .gaps
+                    .iter()
+                    .map(|(a, b)| serde_json::json!({"start": us_to_rfc3339(*a), "end": us_to_rfc3339(*b)}))
+                    .collect();
+                meta.insert("gaps".into(), Value::from(gaps));
+                files.push(entry);
+            }
+            None => {
+                meta.insert("file".into(), Value::Null);
+            }
+        }
+        clip_meta.push(Value::Object(meta));
+        progress.store((i as u32 + 1) * 950 / total, Ordering::Relaxed);
+    }
+    manifest.insert("clips".into(), Value::from(clip_meta));
+    manifest.insert(
+        "files".into(),
+        serde_json::to_value(&files).unwrap_or(Value::Null),
+    );
+    let manifest_bytes = serde_json::to_vec_pretty(&Value::Object(manifest))
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    zip.start_file(MANIFEST, deflated)?;
+    zip.write_all(&manifest_bytes)?;
+    let sig = serde_json::to_vec_pretty(&sign_manifest(key, &manifest_bytes))
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    zip.start_file(SIGNATURE, deflated)?;
+    zip.write_all(&sig)?;
+    let f = zip.finish()?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&part, out)?;
+    if let Some(dir) = out.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    let mut h = Sha256::new();
+    let mut f = std::fs::File::open(out)?;
+    let bytes = std::io::copy(&mut f, &mut h)?;
+    progress.store(1000, Ordering::Relaxed);
+    Ok(FileEntry {
+        name: out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        bytes,
+        sha256: hex::encode(h.finalize()),
+    })
+}
+
+/// One problem found by [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub file: String,
+    pub message: String,
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub case_no: Option<String>,
+    pub public_key: Option<String>,
+    pub files_checked: usize,
+    pub problems: Vec<Problem>,
+}
+
+fn read_entry<R: Read + Seek>(zip: &mut zip::ZipArchive<R>, name: &str) -> Result<Vec<u8>, String> {
+    let mut f = match zip.by_name(name) {
+        Ok(f) => f,
+        Err(zip::result::ZipError::FileNotFound) => return Err("missing".into()),
+        Err(e) => return Err(format!("unreadable ({e})")),
+    };
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)
+        .map_err(|e| format!("altered: its bytes do not match the zip checksum ({e})"))?;
+    Ok(buf)
+}
+
+/// Checks a package offline. `expected_key` (hex) pins the signer, e.g. from `GET /signing-key`.
+pub fn verify(path: &Path, expected_key: Option<&str>) -> Report {
+    let mut r = Report::default();
+    let problem = |r: &mut Report, file: &str, message: String| {
+        r.problems.push(Problem {
+            file: file.to_owned(),
+            message,
+        })
+    };
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            problem(
+                &mut r,
+                &path.display().to_string(),
+                format!("cannot open: {e}"),
+            );
+            return r;
+        }
+    };
+    let mut zip = match zip::ZipArchive::new(file) {
+        Ok(z) => z,
+        Err(e) => {
+            problem(
+                &mut r,
+                &path.display().to_string(),
+                format!("not a readable zip: {e}"),
+            );
+            return r;
+        }
+    };
+    let manifest = read_entry(&mut zip, MANIFEST);
+    let sig = read_entry(&mut zip, SIGNATURE);
+    let (manifest, sig) = match (manifest, sig) {
+        (Ok(m), Ok(s)) => (m, s),
+        (m, s) => {
+            if let Err(e) = m {
+                problem(&mut r, MANIFEST, e);
+            }
+            if let Err(e) = s {
+                problem(&mut r, SIGNATURE, e);
+            }
+            return r;
+        }
+    };
+    match check_signature(&manifest, &sig) {
+        SigCheck::Valid(key) => {
+            let hex_key = hex::encode(key.as_bytes());
+            if let Some(want) = expected_key {
+                if !want.trim().eq_ignore_ascii_case(&hex_key) {
+                    problem(
+                        &mut r,
+                        SIGNATURE,
+                        format!("signed by key {hex_key}, not the expected {}", want.trim()),
+                    );
+                }
+            }
+            r.public_key = Some(hex_key);
+        }
+        SigCheck::ManifestAltered => {
+            problem(
+                &mut r,
+                MANIFEST,
+                "altered: it does not match its signature".into(),
+            );
+            return r;
+        }
+        SigCheck::SignatureAltered(m) => {
+            problem(&mut r, SIGNATURE, format!("altered: {m}"));
+            return r;
+        }
+    }
+    #[derive(Deserialize)]
+    struct M {
+        format: String,
+        case: Value,
+        files: Vec<FileEntry>,
+    }
+    let m: M = match serde_json::from_slice(&manifest) {
+        Ok(m) => m,
+        Err(e) => {
+            problem(&mut r, MANIFEST, format!("signed but not a manifest: {e}"));
+            return r;
+        }
+    };
+    if m.format != FORMAT {
+        problem(&mut r, MANIFEST, format!("unknown format {:?}", m.format));
+    }
+    r.case_no = m
+        .case
+        .get("case_no")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let listed: std::collections::BTreeSet<&str> =
+        m.files.iter().map(|f| f.name.as_str()).collect();
+    for f in &m.files {
+        r.files_checked += 1;
+        match read_entry(&mut zip, &f.name) {
+            Err(e) => problem(&mut r, &f.name, e),
+            Ok(bytes) => {
+                let sha = hex::encode(Sha256::digest(&bytes));
+                if bytes.len() as u64 != f.bytes || sha != f.sha256 {
+                    problem(
+                        &mut r,
+                        &f.name,
+                        format!("altered: SHA-256 {sha}, the manifest says {}", f.sha256),
+                    );
+                }
+            }
+        }
+    }
+    let names: Vec<String> = zip.file_names().map(str::to_owned).collect();
+    for n in names {
+        if n != MANIFEST && n != SIGNATURE && !listed.contains(n.as_str()) {
+            problem(&mut r, &n, "added: not listed in the manifest".into());
+        }
+    }
+    r
+}

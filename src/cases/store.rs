@@ -1,0 +1,543 @@
+//! Cases in the database: batch ingestion of events, the case row derived from its events, reads and
+//! search.
+//!
+//! Invariants:
+//! - A batch is one write transaction (`BEGIN IMMEDIATE`): its good items are all stored with their cases
+//!   brought up to date, or nothing is. Bad items are skipped and reported; they never abort the batch.
+//! - `event_id` is unique: an item whose id is stored with the same content hash is a duplicate (nothing
+//!   written); with another hash it is refused.
+//! - Every column of `cases` but `case_no` is recomputed from all the case's events (sorted by time, then
+//!   `event_id`) whenever one arrives, so that the same events in any order give the same case.
+//! - A case has one type and one site: an event that contradicts the stored ones is refused.
+
+use super::cards::{card_for, Card};
+use super::clips::{sort_events, EventRef, Rules};
+use super::model::{self, Event};
+use crate::auth::Scope;
+use crate::db::{now_ms, DbError, Pool};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{Sqlite, Transaction};
+use std::collections::{BTreeSet, HashMap};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct CaseRow {
+    pub case_no: String,
+    pub case_type: String,
+    pub site_id: i64,
+    pub region_code: String,
+    pub status: String,
+    pub first_at: i64,
+    pub last_at: i64,
+    pub completed_at: Option<i64>,
+    pub deadline: Option<i64>,
+    pub followup_deadline: Option<i64>,
+    pub card: String,
+    pub events: i64,
+}
+
+const CASE_COLUMNS: &str =
+    "case_no, case_type, site_id, region_code, status, first_at, last_at, completed_at, \
+     deadline, followup_deadline, card, events";
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct EventRow {
+    pub event_id: String,
+    pub case_no: String,
+    pub case_type: String,
+    pub kind: String,
+    pub at: i64,
+    pub site_id: i64,
+    pub position: String,
+    pub operator: Option<String>,
+    pub deadline: Option<i64>,
+    pub attributes: String,
+    pub received_at: i64,
+    pub received_by: String,
+}
+
+impl EventRow {
+    pub fn to_ref(&self) -> EventRef {
+        let extra = serde_json::from_str::<Value>(&self.attributes)
+            .ok()
+            .and_then(|a| {
+                a.get("positions").and_then(Value::as_array).map(|l| {
+                    l.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
+        EventRef {
+            event_id: self.event_id.clone(),
+            kind: self.kind.clone(),
+            at: self.at,
+            position: self.position.clone(),
+            extra_positions: extra,
+        }
+    }
+}
+
+/// What one `POST /events` did.
+#[derive(Debug, Default, Serialize)]
+pub struct IngestReport {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: Vec<Rejected>,
+    /// Cases whose card changed (for alarms and notifications); not part of the answer.
+    #[serde(skip)]
+    pub card_changes: Vec<(CaseRow, Card)>,
+    /// Bid cases whose sessions changed (their automatic holds were redone).
+    #[serde(skip)]
+    pub touched: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Rejected {
+    pub index: usize,
+    pub event_id: Option<String>,
+    pub error: String,
+}
+
+/// The rules in force at a site.
+pub async fn rules_for(
+    conn: &mut sqlx::SqliteConnection,
+    site_id: i64,
+    defaults: &Rules,
+) -> Result<Rules, DbError> {
+    let row: Option<(i64, i64, Option<i64>, i64)> = sqlx::query_as(
+        "SELECT pre_roll_s, post_roll_s, deadline_hours, followup_hours FROM case_rules WHERE site_id = ?",
+    )
+    .bind(site_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match row {
+        Some((pre, post, dl, fu)) => Rules {
+            pre_roll_s: pre,
+            post_roll_s: post,
+            deadline_hours: dl,
+            followup_hours: fu,
+        },
+        None => *defaults,
+    })
+}
+
+pub async fn set_rules(pool: &Pool, site_id: i64, r: &Rules) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO case_rules (site_id, pre_roll_s, post_roll_s, deadline_hours, followup_hours, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (site_id) DO UPDATE SET pre_roll_s = excluded.pre_roll_s,
+             post_roll_s = excluded.post_roll_s, deadline_hours = excluded.deadline_hours,
+             followup_hours = excluded.followup_hours, updated_at = excluded.updated_at",
+    )
+    .bind(site_id)
+    .bind(r.pre_roll_s)
+    .bind(r.post_roll_s)
+    .bind(r.deadline_hours)
+    .bind(r.followup_hours)
+    .bind(now_ms())
+    .execute(pool)
+    .await
+    .map_err(|e| DbError::from_constraint(e, "case rules"))?;
+    Ok(())
+}
+
+/// A site as the batch sees it: its region and its position codes.
+struct SiteInfo {
+    region_code: String,
+    positions: BTreeSet<String>,
+}
+
+async fn site_info(
+    tx: &mut Transaction<'_, Sqlite>,
+    cache: &mut HashMap<i64, Option<SiteInfo>>,
+    site_id: i64,
+) -> Result<(), DbError> {
+    if cache.contains_key(&site_id) {
+        return Ok(());
+    }
+    let region: Option<(String,)> = sqlx::query_as("SELECT region_code FROM sites WHERE id = ?")
+        .bind(site_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let info = match region {
+        None => None,
+        Some((region_code,)) => {
+            let codes: Vec<(String,)> =
+                sqlx::query_as("SELECT code FROM positions WHERE site_id = ?")
+                    .bind(site_id)
+                    .fetch_all(&mut **tx)
+                    .await?;
+            Some(SiteInfo {
+                region_code,
+                positions: codes.into_iter().map(|(c,)| c).collect(),
+            })
+        }
+    };
+    cache.insert(site_id, info);
+    Ok(())
+}
+
+/// Stores a batch of raw items; see the module invariants.
+pub async fn ingest(
+    pool: &Pool,
+    scope: &Scope,
+    actor: &str,
+    items: &[Value],
+    defaults: &Rules,
+) -> Result<IngestReport, DbError> {
+    let mut report = IngestReport::default();
+    let now = now_ms();
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut sites: HashMap<i64, Option<SiteInfo>> = HashMap::new();
+    // Cases as known in this batch: (type, site).
+    let mut known: HashMap<String, (String, i64)> = HashMap::new();
+    let mut touched: BTreeSet<String> = BTreeSet::new();
+    let mut batch_ids: HashMap<String, String> = HashMap::new();
+    for (index, item) in items.iter().enumerate() {
+        let reject = |report: &mut IngestReport, id: Option<String>, error: String| {
+            report.rejected.push(Rejected {
+                index,
+                event_id: id,
+                error,
+            })
+        };
+        let e: Event = match model::check(item) {
+            Ok(e) => e,
+            Err(msg) => {
+                let id = item
+                    .get("event_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                reject(&mut report, id, msg);
+                continue;
+            }
+        };
+        let id = Some(e.event_id.clone());
+        // Idempotency first: a retry of a stored event is a duplicate whatever changed since.
+        let stored = match batch_ids.get(&e.event_id) {
+            Some(h) => Some(h.clone()),
+            None => {
+                sqlx::query_scalar::<_, String>(
+                    "SELECT content_hash FROM case_events WHERE event_id = ?",
+                )
+                .bind(&e.event_id)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+        };
+        if let Some(hash) = stored {
+            if hash == e.content_hash {
+                report.duplicates += 1;
+            } else {
+                reject(
+                    &mut report,
+                    id,
+                    format!(
+                        "event_id {:?} was already used for a different event",
+                        e.event_id
+                    ),
+                );
+            }
+            continue;
+        }
+        site_info(&mut tx, &mut sites, e.site_id).await?;
+        let site = match sites.get(&e.site_id) {
+            Some(Some(s)) if scope.allows(&s.region_code) => s,
+            _ => {
+                reject(
+                    &mut report,
+                    id,
+                    format!("unknown site: site_id {} does not exist", e.site_id),
+                );
+                continue;
+            }
+        };
+        if let Some(p) = std::iter::once(&e.position)
+            .chain(e.extra_positions.iter())
+            .find(|p| !site.positions.contains(*p))
+        {
+            reject(
+                &mut report,
+                id,
+                format!("unknown position: site {} has no position {p:?}", e.site_id),
+            );
+            continue;
+        }
+        let case = match known.get(&e.case_no) {
+            Some(c) => Some(c.clone()),
+            None => {
+                sqlx::query_as::<_, (String, i64)>(
+                    "SELECT case_type, site_id FROM cases WHERE case_no = ?",
+                )
+                .bind(&e.case_no)
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+        };
+        match &case {
+            Some((t, _)) if *t != e.case_type => {
+                reject(
+                    &mut report,
+                    id,
+                    format!("case {} is a {t} case, not {}", e.case_no, e.case_type),
+                );
+                continue;
+            }
+            Some((_, s)) if *s != e.site_id => {
+                reject(
+                    &mut report,
+                    id,
+                    format!("case {} belongs to site {s}, not {}", e.case_no, e.site_id),
+                );
+                continue;
+            }
+            Some(_) => {}
+            None => {
+                sqlx::query(
+                    "INSERT INTO cases (case_no, case_type, site_id, region_code, status, first_at, last_at,
+                         card, events, updated_at)
+                     VALUES (?, ?, ?, ?, 'open', ?, ?, 'none', 0, ?)",
+                )
+                .bind(&e.case_no)
+                .bind(&e.case_type)
+                .bind(e.site_id)
+                .bind(&site.region_code)
+                .bind(e.at)
+                .bind(e.at)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        known.insert(e.case_no.clone(), (e.case_type.clone(), e.site_id));
+        sqlx::query(
+            "INSERT INTO case_events (event_id, content_hash, case_no, case_type, kind, at, site_id, position,
+                 operator, deadline, attributes, received_at, received_by)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&e.event_id)
+        .bind(&e.content_hash)
+        .bind(&e.case_no)
+        .bind(&e.case_type)
+        .bind(&e.kind)
+        .bind(e.at)
+        .bind(e.site_id)
+        .bind(&e.position)
+        .bind(&e.operator)
+        .bind(e.deadline)
+        .bind(&e.attributes)
+        .bind(now)
+        .bind(actor)
+        .execute(&mut *tx)
+        .await?;
+        batch_ids.insert(e.event_id.clone(), e.content_hash.clone());
+        touched.insert(e.case_no.clone());
+        report.accepted += 1;
+    }
+    let mut rules_cache: HashMap<i64, Rules> = HashMap::new();
+    for case_no in &touched {
+        let (before, after) = recompute(&mut tx, case_no, defaults, &mut rules_cache, now).await?;
+        if after.case_type == "bid" {
+            super::holds::redo_bid_holds(&mut tx, &after, now).await?;
+        }
+        let card = Card::parse(&after.card);
+        if before != Some(card) && card != Card::None {
+            report.card_changes.push((after, card));
+        }
+    }
+    tx.commit().await?;
+    report.touched = touched.into_iter().collect();
+    Ok(report)
+}
+
+/// Events of a case, in rule order.
+pub async fn events(
+    conn: &mut sqlx::SqliteConnection,
+    case_no: &str,
+) -> Result<Vec<EventRow>, DbError> {
+    Ok(sqlx::query_as::<_, EventRow>(
+        "SELECT event_id, case_no, case_type, kind, at, site_id, position, operator, deadline, attributes,
+             received_at, received_by
+         FROM case_events WHERE case_no = ? ORDER BY at, event_id",
+    )
+    .bind(case_no)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Recomputes a case from all its events; returns the card before and the row after.
+async fn recompute(
+    tx: &mut Transaction<'_, Sqlite>,
+    case_no: &str,
+    defaults: &Rules,
+    rules_cache: &mut HashMap<i64, Rules>,
+    now: i64,
+) -> Result<(Option<Card>, CaseRow), DbError> {
+    let before = get_conn(tx, case_no).await?;
+    let evs = events(tx, case_no).await?;
+    let (Some(first), Some(last)) = (evs.first(), evs.last()) else {
+        return Err(DbError::NotFound);
+    };
+    let rules = match rules_cache.get(&before.site_id) {
+        Some(r) => *r,
+        None => {
+            let r = rules_for(tx, before.site_id, defaults).await?;
+            rules_cache.insert(before.site_id, r);
+            r
+        }
+    };
+    let done_kind = if before.case_type == "approval" {
+        "completed"
+    } else {
+        "evaluation_end"
+    };
+    let completed_at = evs
+        .iter()
+        .filter(|e| e.kind == done_kind)
+        .map(|e| e.at)
+        .max();
+    let status = if completed_at.is_some() {
+        "completed"
+    } else {
+        "open"
+    };
+    // The latest event that names a deadline sets it; otherwise the site's rule from the first event.
+    let deadline = evs
+        .iter()
+        .rev()
+        .find_map(|e| e.deadline)
+        .or_else(|| rules.deadline_hours.map(|h| first.at + h * 3_600_000));
+    let followup = deadline.map(|d| d + rules.followup_hours * 3_600_000);
+    let card = card_for(completed_at, deadline, followup, now);
+    let mut refs: Vec<EventRef> = evs.iter().map(EventRow::to_ref).collect();
+    sort_events(&mut refs);
+    sqlx::query(
+        "UPDATE cases SET status = ?, first_at = ?, last_at = ?, completed_at = ?, deadline = ?,
+             followup_deadline = ?, card = ?, events = ?, updated_at = ? WHERE case_no = ?",
+    )
+    .bind(status)
+    .bind(first.at)
+    .bind(last.at)
+    .bind(completed_at)
+    .bind(deadline)
+    .bind(followup)
+    .bind(card.as_str())
+    .bind(evs.len() as i64)
+    .bind(now)
+    .bind(case_no)
+    .execute(&mut **tx)
+    .await?;
+    let after = get_conn(tx, case_no).await?;
+    Ok((Some(Card::parse(&before.card)), after))
+}
+
+async fn get_conn(conn: &mut sqlx::SqliteConnection, case_no: &str) -> Result<CaseRow, DbError> {
+    sqlx::query_as::<_, CaseRow>(&format!(
+        "SELECT {CASE_COLUMNS} FROM cases WHERE case_no = ?"
+    ))
+    .bind(case_no)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(DbError::NotFound)
+}
+
+pub async fn get(pool: &Pool, case_no: &str) -> Result<CaseRow, DbError> {
+    let mut conn = pool.acquire().await?;
+    get_conn(&mut conn, case_no).await
+}
+
+/// Search filters of `GET /cases`.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub prefix: Option<String>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub site_id: Option<i64>,
+    pub case_type: Option<String>,
+    pub card: Option<String>,
+    /// Continue after this case number (the last one of the previous page).
+    pub after: Option<String>,
+    pub limit: i64,
+}
+
+/// The smallest string greater than every string that starts with `prefix` (for an index range scan).
+fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
+
+/// Cases matching the filter within the scope, by case number.
+pub async fn search(pool: &Pool, scope: &Scope, f: &Filter) -> Result<Vec<CaseRow>, DbError> {
+    let mut sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE 1 = 1");
+    let mut binds: Vec<Bind> = Vec::new();
+    if let Some(p) = f.prefix.as_deref().filter(|p| !p.is_empty()) {
+        sql.push_str(" AND case_no >= ? AND case_no < ?");
+        binds.push(Bind::Text(p.to_owned()));
+        binds.push(Bind::Text(prefix_end(p)));
+    }
+    if let Some(a) = &f.after {
+        sql.push_str(" AND case_no > ?");
+        binds.push(Bind::Text(a.clone()));
+    }
+    if let Some(from) = f.from {
+        sql.push_str(" AND last_at >= ?");
+        binds.push(Bind::Int(from));
+    }
+    if let Some(to) = f.to {
+        sql.push_str(" AND first_at < ?");
+        binds.push(Bind::Int(to));
+    }
+    if let Some(s) = f.site_id {
+        sql.push_str(" AND site_id = ?");
+        binds.push(Bind::Int(s));
+    }
+    if let Some(t) = &f.case_type {
+        sql.push_str(" AND case_type = ?");
+        binds.push(Bind::Text(t.clone()));
+    }
+    if let Some(c) = &f.card {
+        sql.push_str(" AND card = ?");
+        binds.push(Bind::Text(c.clone()));
+    }
+    if let Scope::Regions(set) = scope {
+        if set.is_empty() {
+            return Ok(Vec::new());
+        }
+        sql.push_str(" AND region_code IN (");
+        for (i, r) in set.iter().enumerate() {
+            sql.push_str(if i == 0 { "?" } else { ", ?" });
+            binds.push(Bind::Text(r.clone()));
+        }
+        sql.push(')');
+    }
+    sql.push_str(" ORDER BY case_no LIMIT ?");
+    binds.push(Bind::Int(f.limit));
+    let mut q = sqlx::query_as::<_, CaseRow>(&sql);
+    for b in binds {
+        q = match b {
+            Bind::Text(t) => q.bind(t),
+            Bind::Int(i) => q.bind(i),
+        };
+    }
+    Ok(q.fetch_all(pool).await?)
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// Cameras of the positions of a site, by position code, with their names.
+pub async fn position_cameras(
+    pool: &Pool,
+    site_id: i64,
+) -> Result<Vec<(String, i64, String)>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT p.code, c.id, c.name FROM positions p
+         JOIN position_cameras pc ON pc.position_id = p.id JOIN cameras c ON c.id = pc.camera_id
+         WHERE p.site_id = ? ORDER BY p.code, c.id",
+    )
+    .bind(site_id)
+    .fetch_all(pool)
+    .await?)
+}
