@@ -59,6 +59,7 @@ fn fill(path: &str, o: &Objects) -> String {
                 "users" => o.user.to_string(),
                 "tokens" => o.token.to_string(),
                 _ if *seg == "{id}" => "1".to_string(),
+                _ if *seg == "{index}" => "0".to_string(),
                 _ => "canary-unknown".to_string(),
             };
             out.push(v);

@@ -80,7 +80,6 @@ pub fn routes() -> Routes {
         .add(M::POST, "/cameras/{id}/whep", LIVE_VIEWERS, Some("live.start"), post(live::whep))
         .add(M::DELETE, "/cameras/{id}/whep/{session}", LIVE_VIEWERS, Some("live.stop"), delete(live::whep_delete))
         .add(M::GET, "/live/stats", ADMIN, None, get(live::stats))
-        .add(M::POST, "/live/stats/reset", ADMIN, Some("live.stats_reset"), post(live::reset_stats))
         .add(M::POST, "/nvrs", ADMIN, Some("nvr.import"), post(cameras::import_nvr))
         .add(M::GET, "/sites/{id}/case-rules", ANY_HUMAN, None, get(cases::get_rules))
         .add(M::PUT, "/sites/{id}/case-rules", ADMIN, Some("case_rules.update"), put(cases::put_rules))
@@ -112,6 +111,13 @@ pub fn router(state: AppState) -> Router {
     let public = Router::new().route("/session", post(session::login));
     let metrics = Routes::new()
         .add(Method::GET, "/metrics", ADMIN, None, get(ops::metrics))
+        .add(
+            Method::POST,
+            "/api/v1/live/stats/reset",
+            ADMIN,
+            Some("live.stats_reset"),
+            post(live::reset_stats),
+        )
         .into_router(state.clone());
     Router::new()
         .nest("/api/v1", public.merge(api))
