@@ -29,6 +29,22 @@ fn args() -> Args {
         db: "target/bench-cases.db".into(),
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench` passes --bench; `cargo test --all-targets` does not, and then the benchmark runs as a
+    // smoke test on a small fresh database, so that the suite exercises it without its hour of setup.
+    if !v.iter().any(|x| x == "--bench") {
+        let db = std::env::temp_dir().join(format!("vigil-bench-cases-{}.db", std::process::id()));
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+        }
+        return Args {
+            events: 5_000,
+            cameras: 10,
+            days: 2,
+            segment_seconds: 600,
+            samples: 50,
+            db: db.display().to_string(),
+        };
+    }
     let mut i = 0;
     while i + 1 < v.len() {
         let n = || v[i + 1].parse::<i64>().expect("a number");
