@@ -329,6 +329,26 @@ async fn live_access_is_for_supervisors_and_admins_of_the_cameras_region_from_th
         Some(Got::Text(v)) => assert_eq!(v["type"], "mse", "{v}"),
         _ => panic!("expected the mse answer"),
     }
+
+    // The view's start and end are in the audit log, with who watched which camera.
+    drop(ws);
+    let admin = server.admin().await;
+    let target = format!("/cameras/{cam}/live");
+    let audited = wait_for(Duration::from_secs(5), || async {
+        let rows = admin.get("/api/v1/audit?actor=watcher").await.body;
+        let rows = rows.as_array().cloned().unwrap_or_default();
+        let has = |action: &str| {
+            rows.iter().any(|r| {
+                r["action"] == action && r["target"].as_str().unwrap_or("").starts_with(&target)
+            })
+        };
+        (has("live.start") && has("live.stop")).then_some(())
+    })
+    .await;
+    assert!(
+        audited.is_some(),
+        "live.start and live.stop audited for the watcher"
+    );
 }
 
 /// A viewer that asks for MSE and then never reads, with a tiny receive buffer so that it blocks fast.

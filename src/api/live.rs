@@ -2,9 +2,11 @@
 //! signalling, served by [`crate::live::ws`]) and the live statistics for operators and benchmarks.
 //!
 //! Access: the route table admits admin and supervisor (the contract's "supervisor: live"); the camera's
-//! region is checked with [`visible_camera`] before the upgrade; the WebSocket's `Origin` must match its
-//! `Host` (a cross-site page cannot ride the console's cookie).
+//! region is checked with [`visible_camera`] before the upgrade; the access layer checks the WebSocket's
+//! `Origin` (a cross-site page cannot ride the console's cookie) and audits the start (`live.start`); the
+//! end of the view is audited here (`live.stop`) when the socket closes.
 
+use super::access::{audit_entry, ClientAddr};
 use super::cameras::visible_camera;
 use super::error::{ApiError, ApiResult, Json, Path, Query};
 use super::AppState;
@@ -22,31 +24,6 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct LiveQuery {
     stream: Option<String>,
-}
-
-/// Minimal WebSocket Origin check: a browser always sends `Origin`; it must name this server (same host
-/// and port as `Host`). Clients that send no Origin (not browsers) pass. To be replaced by the shared
-/// `access::check_ws_origin` when it lands.
-pub fn check_origin(headers: &HeaderMap) -> ApiResult<()> {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return Ok(());
-    };
-    let origin = origin.to_str().unwrap_or("");
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    let origin_host = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-        .unwrap_or("");
-    if !host.is_empty() && origin_host.eq_ignore_ascii_case(host) {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
-            "WebSocket origin does not match the host",
-        ))
-    }
 }
 
 /// The stream a viewer gets, and whether it is a sub stream made by scaling the main one (the camera has
@@ -67,10 +44,9 @@ pub async fn live(
     Extension(p): Extension<Principal>,
     Path(id): Path<i64>,
     Query(q): Query<LiveQuery>,
-    headers: HeaderMap,
+    client: Option<Extension<ClientAddr>>,
     upgrade: WebSocketUpgrade,
 ) -> ApiResult<Response> {
-    check_origin(&headers)?;
     let cam = visible_camera(&s, &p, id).await?;
     let (kind, scaled) = stream_kind(&q, cam.sub_url.is_some())?;
     let viewer = Viewer {
@@ -82,9 +58,25 @@ pub async fn live(
         scaled,
     };
     let live = s.live.clone();
+    let pool = s.pool.clone();
+    let target = format!("/cameras/{}/live?stream={}", cam.id, kind.as_str());
+    let client = client.map(|Extension(c)| c.0);
     Ok(upgrade
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| ws::serve(socket, live, viewer)))
+        .on_upgrade(move |socket| async move {
+            ws::serve(socket, live, viewer).await;
+            let entry = audit_entry(
+                &p,
+                "live.stop",
+                &target,
+                Some(&cam.region_code),
+                200,
+                client.as_deref(),
+            );
+            if let Err(e) = crate::audit::append(&pool, &entry).await {
+                tracing::error!(camera = cam.id, error = %e, "audit of live.stop failed");
+            }
+        }))
 }
 
 /// WHEP (RFC 9725): an SDP offer in, an SDP answer out, with the session's resource in `Location`.
