@@ -62,9 +62,6 @@ impl Server {
                 ingest.apply(&spec);
             }
         }
-        let listener = TcpListener::bind(cfg.listen)
-            .await
-            .with_context(|| format!("listening on {}", cfg.listen))?;
         let login_throttle = Arc::new(AddressThrottle::new(
             cfg.auth.login_address_max_failures,
             cfg.auth.login_address_window_seconds,
@@ -74,6 +71,10 @@ impl Server {
             crate::cases::CaseService::new(pool.clone(), cfg.cases.clone(), cfg.data_dir.clone())
                 .context("loading the evidence signing key")?;
         cases.start_sweeper();
+        // Listen last: a server that answers on its port has passed every start-up step.
+        let listener = TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("listening on {}", cfg.listen))?;
         let state = AppState {
             login_throttle,
             pool,

@@ -1,5 +1,8 @@
-// A first console: log in, then every camera of the user's jurisdiction by site, with its state and a
-// snapshot refreshed every few seconds. The live wall, playback and administration pages replace it.
+// A first console: log in, then every camera of the user's jurisdiction by site, with its state. Those who
+// may watch live (admins, supervisors) get a live tile per camera (<vigil-live>, its own stream when the
+// camera has a sub stream, never a transcode); others a snapshot refreshed every few seconds. The live
+// wall, playback and administration pages replace it.
+import './live-player.js';
 const T = {
   'zh-CN': { title: '视频监察', login: '登录', username: '用户名', password: '密码', signin: '登录', logout: '退出',
     lang: 'English', bad: '用户名或密码错误', none: '没有可查看的摄像机',
@@ -11,6 +14,7 @@ const T = {
 let lang = localStorage.getItem('vigil.lang') || 'zh-CN';
 let csrf = sessionStorage.getItem('vigil.csrf');
 let timer;
+let canWatch = false;
 const $ = (s) => document.querySelector(s);
 const t = (k) => T[lang][k];
 
@@ -48,7 +52,13 @@ async function showCameras() {
     for (const cam of mine) {
       const tile = document.createElement('figure'); tile.className = 'tile'; tile.dataset.camera = cam.id;
       tile.style.margin = '0';
-      const img = document.createElement('img'); img.alt = cam.name;
+      const img = canWatch ? document.createElement('vigil-live') : document.createElement('img');
+      if (canWatch) {
+        img.setAttribute('camera', cam.id);
+        img.setAttribute('stream', cam.sub_url ? 'sub' : 'main');
+      } else {
+        img.alt = cam.name;
+      }
       const label = document.createElement('figcaption'); label.className = 'label';
       const name = document.createElement('span'); name.textContent = cam.name;
       const state = document.createElement('span'); state.className = 'state';
@@ -69,7 +79,8 @@ async function refresh() {
     const el = tile.querySelector('.state');
     el.className = `state state-${st.state}`;
     el.textContent = t('states')[st.state] + (st.fps ? ` ${Math.round(st.fps)} fps` : '');
-    if (st.state === 'online') tile.querySelector('img').src = `/api/v1/cameras/${id}/snapshot.jpg?width=480&t=${Date.now()}`;
+    const img = tile.querySelector('img');
+    if (img && st.state === 'online') img.src = `/api/v1/cameras/${id}/snapshot.jpg?width=480&t=${Date.now()}`;
   }
 }
 
@@ -81,10 +92,15 @@ $('#login').addEventListener('submit', async (e) => {
   if (!r.ok) { $('#login-error').textContent = t('bad'); return; }
   csrf = (await r.json()).csrf_token; sessionStorage.setItem('vigil.csrf', csrf);
   $('#login-error').textContent = '';
-  showCameras();
+  start();
 });
 $('#logout').addEventListener('click', async () => { await api('DELETE', '/session').catch(() => {}); csrf = null; sessionStorage.removeItem('vigil.csrf'); showLogin(); });
 $('#lang').addEventListener('click', () => { lang = lang === 'en' ? 'zh-CN' : 'en'; localStorage.setItem('vigil.lang', lang); translate(); refresh(); });
 
 translate();
-api('GET', '/me').then(showCameras).catch(showLogin);
+async function start() {
+  const me = await api('GET', '/me');
+  canWatch = me.role === 'admin' || me.role === 'supervisor';
+  await showCameras();
+}
+api('GET', '/me').then(start).catch(showLogin);

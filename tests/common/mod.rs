@@ -354,19 +354,22 @@ impl Client {
 
     pub async fn login(server: &Server, username: &str, password: &str) -> Client {
         let mut c = Client::anonymous(server);
-        let r = c
-            .call(
-                "POST",
-                "/api/v1/session",
-                Some(json!({"username": username, "password": password})),
-            )
-            .await;
+        let body = json!({"username": username, "password": password});
+        let r = match c.try_call("POST", "/api/v1/session", Some(body)).await {
+            Ok(r) => r,
+            Err(e) => panic!("login {username}: {e}\nserver log:\n{}", server.log()),
+        };
         assert_eq!(r.status, 200, "login {username}: {}", r.text);
         c.csrf = r.body["csrf_token"].as_str().map(str::to_owned);
         c
     }
 
-    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+    pub async fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Reply, reqwest::Error> {
         let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self.http.request(m, format!("{}{}", self.base, path));
         if let Some(t) = &self.csrf {
@@ -378,11 +381,15 @@ impl Client {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.expect("request");
+        let resp = req.send().await?;
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply { status, body, text }
+        Ok(Reply { status, body, text })
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        self.try_call(method, path, body).await.expect("request")
     }
 
     pub async fn raw(
