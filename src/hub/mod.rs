@@ -92,12 +92,25 @@ pub struct StreamHub {
     gop: Mutex<Vec<Arc<Frame>>>,
 }
 
+/// An item of a broadcast at which a consumer that lost items can resume decoding: a keyframe, or what
+/// carries new codec parameters. The live paths' own broadcasts (fMP4 fragments, RTP frames) use the same
+/// receiver as the hub's.
+pub trait ResumePoint {
+    fn is_resume_point(&self) -> bool;
+}
+
+impl ResumePoint for Arc<Frame> {
+    fn is_resume_point(&self) -> bool {
+        self.keyframe
+    }
+}
+
 /// What a consumer gets from [`Subscriber::recv`].
 #[derive(Debug)]
-pub enum Received {
-    Frame(Arc<Frame>),
-    /// The consumer fell behind and `skipped` frames were dropped for it; the next frame it gets is a
-    /// keyframe.
+pub enum Received<T = Arc<Frame>> {
+    Frame(T),
+    /// The consumer fell behind and `skipped` items were dropped for it; the next item it gets is a
+    /// resume point (a keyframe).
     Skipped {
         skipped: u64,
     },
@@ -105,28 +118,34 @@ pub enum Received {
     Closed,
 }
 
-pub struct Subscriber {
-    rx: broadcast::Receiver<Arc<Frame>>,
-    /// A keyframe found while skipping, handed out by the next `recv`.
-    pending: Option<Arc<Frame>>,
+/// One consumer's cursor on a broadcast. Never makes the sender wait: a consumer that falls more than the
+/// ring behind loses items, learns how many, and resumes at the next resume point.
+pub struct Subscriber<T = Arc<Frame>> {
+    rx: broadcast::Receiver<T>,
+    /// A resume point found while skipping, handed out by the next `recv`.
+    pending: Option<T>,
 }
 
-impl Subscriber {
-    /// The next frame. After a lag, frames up to the next keyframe are dropped too, since they cannot be
-    /// decoded without the ones lost, and the lag is reported once before that keyframe.
-    pub async fn recv(&mut self) -> Received {
-        if let Some(frame) = self.pending.take() {
-            return Received::Frame(frame);
+impl<T: ResumePoint + Clone> Subscriber<T> {
+    pub fn new(rx: broadcast::Receiver<T>) -> Subscriber<T> {
+        Subscriber { rx, pending: None }
+    }
+
+    /// The next item. After a lag, items up to the next resume point are dropped too, since they cannot
+    /// be decoded without the ones lost, and the lag is reported once before that resume point.
+    pub async fn recv(&mut self) -> Received<T> {
+        if let Some(item) = self.pending.take() {
+            return Received::Frame(item);
         }
         match self.rx.recv().await {
-            Ok(frame) => Received::Frame(frame),
+            Ok(item) => Received::Frame(item),
             Err(broadcast::error::RecvError::Closed) => Received::Closed,
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 let mut skipped = n;
                 loop {
                     match self.rx.recv().await {
-                        Ok(f) if f.keyframe => {
-                            self.pending = Some(f);
+                        Ok(item) if item.is_resume_point() => {
+                            self.pending = Some(item);
                             return Received::Skipped { skipped };
                         }
                         Ok(_) => skipped += 1,
@@ -180,7 +199,7 @@ impl StreamHub {
     pub fn subscribe(&self) -> (Vec<Arc<Frame>>, Subscriber) {
         let gop = self.gop.lock().unwrap_or_else(|e| e.into_inner());
         let rx = self.tx.subscribe();
-        (gop.clone(), Subscriber { rx, pending: None })
+        (gop.clone(), Subscriber::new(rx))
     }
 
     /// The cached GOP alone (for snapshots).

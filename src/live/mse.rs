@@ -18,7 +18,7 @@
 //!   to the next keyframe ([`MseViewer::next`]); nobody else notices.
 
 use super::vui;
-use crate::hub::{Frame, Received, StreamKey, Subscriber, VideoParams};
+use crate::hub::{Frame, Received, ResumePoint, StreamKey, Subscriber, VideoParams};
 use crate::media::fmp4;
 use bytes::Bytes;
 use std::sync::{Arc, Mutex};
@@ -103,8 +103,7 @@ impl MseShared {
             init: cache.init.clone(),
             gop: cache.gop.clone(),
             viewer: MseViewer {
-                rx: self.tx.subscribe(),
-                pending: None,
+                inner: Subscriber::new(self.tx.subscribe()),
             },
             shared: None,
         }
@@ -146,38 +145,26 @@ pub enum Next {
     Closed,
 }
 
-/// One viewer's cursor into the stream's ring.
+impl ResumePoint for Item {
+    fn is_resume_point(&self) -> bool {
+        match self {
+            Item::Init(_) => true,
+            Item::Fragment(f) => f.keyframe,
+        }
+    }
+}
+
+/// One viewer's cursor into the stream's ring (the hub's skip-to-resume-point receiver).
 pub struct MseViewer {
-    rx: broadcast::Receiver<Item>,
-    pending: Option<Item>,
+    inner: Subscriber<Item>,
 }
 
 impl MseViewer {
     pub async fn next(&mut self) -> Next {
-        if let Some(item) = self.pending.take() {
-            return Next::Item(item);
-        }
-        match self.rx.recv().await {
-            Ok(item) => Next::Item(item),
-            Err(broadcast::error::RecvError::Closed) => Next::Closed,
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                let mut skipped = n;
-                loop {
-                    match self.rx.recv().await {
-                        Ok(item @ Item::Init(_)) => {
-                            self.pending = Some(item);
-                            return Next::Skipped { skipped };
-                        }
-                        Ok(Item::Fragment(f)) if f.keyframe => {
-                            self.pending = Some(Item::Fragment(f));
-                            return Next::Skipped { skipped };
-                        }
-                        Ok(_) => skipped += 1,
-                        Err(broadcast::error::RecvError::Lagged(m)) => skipped += m,
-                        Err(broadcast::error::RecvError::Closed) => return Next::Closed,
-                    }
-                }
-            }
+        match self.inner.recv().await {
+            Received::Frame(item) => Next::Item(item),
+            Received::Skipped { skipped } => Next::Skipped { skipped },
+            Received::Closed => Next::Closed,
         }
     }
 }

@@ -13,7 +13,7 @@
 //!   cursor per viewer, and a lagging viewer skips to the next keyframe.
 
 use super::vui;
-use crate::hub::{Frame, Received, StreamKey, Subscriber, VideoParams};
+use crate::hub::{Frame, Received, ResumePoint, StreamKey, Subscriber, VideoParams};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -57,33 +57,23 @@ pub enum Next {
     Closed,
 }
 
+impl ResumePoint for Item {
+    fn is_resume_point(&self) -> bool {
+        self.keyframe
+    }
+}
+
+/// One viewer's cursor into the stream's ring (the hub's skip-to-resume-point receiver).
 pub struct RtpViewer {
-    rx: broadcast::Receiver<Item>,
-    pending: Option<Item>,
+    inner: Subscriber<Item>,
 }
 
 impl RtpViewer {
     pub async fn next(&mut self) -> Next {
-        if let Some(f) = self.pending.take() {
-            return Next::Frame(f);
-        }
-        match self.rx.recv().await {
-            Ok(f) => Next::Frame(f),
-            Err(broadcast::error::RecvError::Closed) => Next::Closed,
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                let mut skipped = n;
-                loop {
-                    match self.rx.recv().await {
-                        Ok(f) if f.keyframe => {
-                            self.pending = Some(f);
-                            return Next::Skipped { skipped };
-                        }
-                        Ok(_) => skipped += 1,
-                        Err(broadcast::error::RecvError::Lagged(m)) => skipped += m,
-                        Err(broadcast::error::RecvError::Closed) => return Next::Closed,
-                    }
-                }
-            }
+        match self.inner.recv().await {
+            Received::Frame(f) => Next::Frame(f),
+            Received::Skipped { skipped } => Next::Skipped { skipped },
+            Received::Closed => Next::Closed,
         }
     }
 }
@@ -103,8 +93,7 @@ impl RtpShared {
         (
             gop.clone(),
             RtpViewer {
-                rx: self.tx.subscribe(),
-                pending: None,
+                inner: Subscriber::new(self.tx.subscribe()),
             },
         )
     }
