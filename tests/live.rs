@@ -385,6 +385,11 @@ async fn two_hundred_viewers_keep_the_frame_rate_while_one_never_reads() {
     let cam = cams[0];
     let pid = server.pid().expect("server pid");
     let admin = server.admin().await;
+    // The camera records throughout: the recorder must lose nothing to the viewers.
+    let r = admin
+        .patch(&format!("/api/v1/cameras/{cam}"), json!({"record": true}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
     let stalled = never_reading(&server, cam, &cookie).await;
     let rss_before = rss_kib(pid);
 
@@ -463,6 +468,21 @@ async fn two_hundred_viewers_keep_the_frame_rate_while_one_never_reads() {
         (st["fps"].as_f64().unwrap_or(0.0) - 25.0).abs() < 1.5,
         "{st}"
     );
+    // The recorder wrote GOPs all along and neither skipped a frame nor dropped a GOP.
+    let metrics = admin.get("/metrics").await.text;
+    let counter = |name: &str| -> u64 {
+        let prefix = format!("{name}{{camera=\"{cam}\",");
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} for camera {cam} in /metrics"))
+    };
+    // About 8 s of 2 s GOPs have passed since recording started.
+    assert!(counter("vigil_record_gops_written_total") >= 3, "{metrics}");
+    assert_eq!(counter("vigil_record_frames_skipped_total"), 0);
+    assert_eq!(counter("vigil_record_gops_dropped_total"), 0);
     drop(stalled);
 }
 
