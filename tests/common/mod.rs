@@ -179,11 +179,25 @@ impl Server {
             log,
             dir,
         };
-        server.spawn(&config);
-        server
+        // A port from `free_port` may be taken by another process before the server binds it: then the
+        // server exits with a bind error and is started again on another port.
+        for _ in 0..5 {
+            if server.spawn(&config) {
+                return server;
+            }
+            assert!(
+                server.log().contains("listening on"),
+                "server exited at start; log:\n{}",
+                server.log()
+            );
+            server.addr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        }
+        panic!("server could not bind a port; log:\n{}", server.log());
     }
 
-    fn spawn(&mut self, config: &std::path::Path) {
+    /// Starts the server process; false when it exited before serving.
+    fn spawn(&mut self, config: &std::path::Path) -> bool {
+        let before = self.serving_lines();
         // Appended, so that the log of every run of a restarted server is kept.
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -203,11 +217,31 @@ impl Server {
             .spawn()
             .expect("spawn vigil serve");
         self.child = Some(child);
-        assert!(
-            wait_port(self.addr, Duration::from_secs(30)),
-            "server did not listen; log:\n{}",
-            self.log()
-        );
+        // Wait for the server's own word that it serves (an open port could be another process's).
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.serving_lines() > before {
+                return true;
+            }
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                self.child = None;
+                return false;
+            }
+            assert!(
+                Instant::now() < end,
+                "server did not start serving; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Lines of the log in which a run of the server said it serves.
+    fn serving_lines(&self) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.contains("serving") && l.contains("addr"))
+            .count()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -278,7 +312,11 @@ impl Server {
     pub fn restart(&mut self) {
         self.kill9();
         let config = self.config_path();
-        self.spawn(&config);
+        assert!(
+            self.spawn(&config),
+            "server exited at restart; log:\n{}",
+            self.log()
+        );
     }
 
     /// Runs `vigil <args> --config C --data-dir D` to completion: (exit success, stdout).
