@@ -71,20 +71,7 @@ async fn chromium_plays_simulated_cameras_by_mse_and_webrtc_and_h265_through_the
     if !browser_available() {
         return;
     }
-    let sim = Sim::start(&[
-        "--width",
-        "320",
-        "--height",
-        "240",
-        "--fps",
-        "25",
-        "--bitrate",
-        "300",
-        "--gop",
-        "50",
-        "--cameras",
-        "1",
-    ]);
+    let sim = Sim::small(1, 50, &[]);
     let server = Server::start_with(USERS);
     let c = server.admin().await;
     let site = c.site("章贡区政务服务中心", "service_hall", "360702").await;

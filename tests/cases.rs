@@ -408,21 +408,6 @@ async fn the_same_events_in_any_order_give_the_same_case() {
 // ---------------------------------------------------------------------------------------------------
 // The investigator scenario: real simulator, real recordings.
 
-const SMALL: &[&str] = &[
-    "--cameras",
-    "5",
-    "--width",
-    "320",
-    "--height",
-    "240",
-    "--fps",
-    "25",
-    "--bitrate",
-    "300",
-    "--gop",
-    "25",
-];
-
 fn ffprobe_duration(path: &Path) -> f64 {
     let out = Command::new("ffprobe")
         .args([
@@ -518,7 +503,7 @@ fn clip_times(case: &Value, t0: i64) -> Vec<Clip> {
 
 #[tokio::test]
 async fn investigator_finds_plays_exports_and_holds_a_case() {
-    let sim = Sim::start(SMALL);
+    let sim = Sim::small(5, 25, &[]);
     let mut server = Server::start_with(&format!(
         "{USERS}\n[record]\nsegment_seconds = 4\nretention_interval_seconds = 1\nmin_free_mb = 0\n\
          bid_evaluation_days = 365\n"

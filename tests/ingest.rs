@@ -6,30 +6,8 @@ use common::*;
 use serde_json::json;
 use std::time::Duration;
 
-const SMALL: &[&str] = &[
-    "--width",
-    "320",
-    "--height",
-    "240",
-    "--fps",
-    "25",
-    "--bitrate",
-    "300",
-    "--gop",
-    "25",
-];
-
-fn sim_args(cameras: u32, extra: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = SMALL.iter().map(|s| s.to_string()).collect();
-    v.push("--cameras".into());
-    v.push(cameras.to_string());
-    v.extend(extra.iter().map(|s| s.to_string()));
-    v
-}
-
 fn start_sim(cameras: u32, extra: &[&str]) -> Sim {
-    let args = sim_args(cameras, extra);
-    Sim::start(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    Sim::small(cameras, 25, extra)
 }
 
 #[tokio::test]

@@ -15,21 +15,7 @@ type Ws =
 
 /// 320x240, 25 fps, a keyframe every 2 s: a viewer may arrive anywhere in a long GOP.
 fn sim(cameras: u32) -> Sim {
-    let n = cameras.to_string();
-    Sim::start(&[
-        "--width",
-        "320",
-        "--height",
-        "240",
-        "--fps",
-        "25",
-        "--bitrate",
-        "300",
-        "--gop",
-        "50",
-        "--cameras",
-        &n,
-    ])
+    Sim::small(cameras, 50, &[])
 }
 
 const USERS: &str = r#"

@@ -68,6 +68,28 @@ impl Sim {
         sim
     }
 
+    /// The tests' usual simulator: `cameras` cameras of 320x240, 25 fps, 300 kbit/s, a keyframe every
+    /// `gop` frames, plus `extra` arguments (codec, credentials).
+    pub fn small(cameras: u32, gop: u32, extra: &[&str]) -> Sim {
+        let (cameras, gop) = (cameras.to_string(), gop.to_string());
+        let mut args = vec![
+            "--cameras",
+            &cameras,
+            "--width",
+            "320",
+            "--height",
+            "240",
+            "--fps",
+            "25",
+            "--bitrate",
+            "300",
+            "--gop",
+            &gop,
+        ];
+        args.extend_from_slice(extra);
+        Sim::start(&args)
+    }
+
     pub fn url(&self, n: u32) -> String {
         format!("rtsp://127.0.0.1:{}/cam{n}", self.port)
     }
