@@ -577,4 +577,4 @@ pub fn sample_entry_of_moov(moov: &[u8]) -> Result<&[u8], ParseError> {
 
 #[cfg(test)]
 #[path = "fmp4_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -3,12 +3,15 @@
 
 use super::*;
 
-const H264_AVCC: &[u8] = include_bytes!("../../tests/fixtures/snapshot_h264_640x360.avcc");
-const H264_SAMPLES: &[u8] = include_bytes!("../../tests/fixtures/snapshot_h264_640x360.samples");
+pub(crate) const H264_AVCC: &[u8] =
+    include_bytes!("../../tests/fixtures/snapshot_h264_640x360.avcc");
+pub(crate) const H264_SAMPLES: &[u8] =
+    include_bytes!("../../tests/fixtures/snapshot_h264_640x360.samples");
 const H265_HVCC: &[u8] = include_bytes!("../../tests/fixtures/snapshot_h265_640x360.hvcc");
 const H265_SAMPLES: &[u8] = include_bytes!("../../tests/fixtures/snapshot_h265_640x360.samples");
 
-fn samples(mut data: &[u8]) -> Vec<Bytes> {
+/// The frames of a fixture: each preceded by its 4-byte big-endian length.
+pub(crate) fn samples(mut data: &[u8]) -> Vec<Bytes> {
     let mut out = Vec::new();
     while data.len() >= 4 {
         let len = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;

@@ -5,40 +5,11 @@
 use super::*;
 use crate::config::RecordConfig;
 use crate::hub::{Frame, VideoParams};
-use crate::media::fmp4;
+use crate::media::fmp4::tests::{sample_entry, samples, H264_AVCC, H264_SAMPLES};
 use bytes::Bytes;
 
-const H264_AVCC: &[u8] = include_bytes!("../../tests/fixtures/snapshot_h264_640x360.avcc");
-const H264_SAMPLES: &[u8] = include_bytes!("../../tests/fixtures/snapshot_h264_640x360.samples");
-
-fn samples(mut data: &[u8]) -> Vec<Bytes> {
-    let mut out = Vec::new();
-    while data.len() >= 4 {
-        let len = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
-        out.push(Bytes::copy_from_slice(&data[4..4 + len]));
-        data = &data[4 + len..];
-    }
-    out
-}
-
 fn params(generation: u64) -> Arc<VideoParams> {
-    let mut entry = Vec::new();
-    let mut b = fmp4::BoxWriter::new(&mut entry);
-    b.open(b"avc1")
-        .zeros(6)
-        .u16(1)
-        .zeros(16)
-        .u16(640)
-        .u16(360)
-        .u32(0x0048_0000)
-        .u32(0x0048_0000)
-        .u32(0)
-        .u16(1)
-        .zeros(32)
-        .u16(0x0018)
-        .u16(0xffff);
-    b.open(b"avcC").bytes(H264_AVCC).close();
-    b.close();
+    let entry = sample_entry(b"avc1", b"avcC", H264_AVCC, 640, 360);
     Arc::new(VideoParams {
         codec: "avc1.640029".into(),
         width: 640,
