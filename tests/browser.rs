@@ -1,12 +1,9 @@
 //! Headless Chromium plays simulated cameras through the `<vigil-live>` player (tests/browser/live.mjs):
-//! by MSE and by WebRTC. Needs `/usr/bin/chromium` and `tests/browser/node_modules`
-//! (`scripts/bootstrap --browser`); without them it says so and passes, unless `VIGIL_BROWSER_TESTS=1`
-//! (set by `scripts/test`) demands it.
+//! by MSE and by WebRTC (see `common::browser` for what the browser tests need).
 
 mod common;
 use common::*;
 use serde_json::json;
-use std::path::Path;
 use std::time::Duration;
 
 const USERS: &str = r#"
@@ -20,55 +17,21 @@ role = "supervisor"
 region_codes = ["360000"]
 "#;
 
-fn browser_available() -> bool {
-    let ok = Path::new("/usr/bin/chromium").exists()
-        && Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/browser/node_modules/playwright-core"
-        ))
-        .exists();
-    if !ok && std::env::var("VIGIL_BROWSER_TESTS").as_deref() == Ok("1") {
-        panic!("browser tests required but chromium or tests/browser/node_modules is missing (scripts/bootstrap --browser)");
-    }
-    if !ok {
-        eprintln!("SKIPPED: chromium or tests/browser/node_modules missing; run scripts/bootstrap --browser");
-    }
-    ok
-}
-
 fn run_cases(server: &Server, cases: serde_json::Value) -> String {
-    let out = std::process::Command::new("node")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/browser/live.mjs"
-        ))
-        .env("VIGIL_URL", server.url(""))
-        .env("VIGIL_USER", "watcher")
-        .env("VIGIL_PASSWORD", "watcher-password-1")
-        .env("VIGIL_CASES", cases.to_string())
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    println!("{stdout}");
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    assert!(
-        out.status.success(),
-        "browser cases failed:\n{stdout}\n{}\nserver log tail:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        server
-            .log()
-            .lines()
-            .rev()
-            .take(40)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    stdout
+    browser::run_script(
+        "live.mjs",
+        server,
+        &[
+            ("VIGIL_USER", "watcher".into()),
+            ("VIGIL_PASSWORD", "watcher-password-1".into()),
+            ("VIGIL_CASES", cases.to_string()),
+        ],
+    )
 }
 
 #[tokio::test]
 async fn chromium_plays_simulated_cameras_by_mse_and_webrtc_and_h265_through_the_transcode() {
-    if !browser_available() {
+    if !browser::browser_available() {
         return;
     }
     let sim = Sim::small(1, 50, &[]);

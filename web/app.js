@@ -1,106 +1,147 @@
-// A first console: log in, then every camera of the user's jurisdiction by site, with its state. Those who
-// may watch live (admins, supervisors) get a live tile per camera (<vigil-live>, its own stream when the
-// camera has a sub stream, never a transcode); others a snapshot refreshed every few seconds. The live
-// wall, playback and administration pages replace it.
-import './live-player.js';
-const T = {
+// The console's shell: login, the navigation by role, the language switch and the router.
+//
+// Pages are ES modules loaded on first use. Each exports a default object:
+//   { title: 'string key', roles: ['admin', ...], mount(root, route) }
+// `mount` fills `root` (an empty <section>) and may return a function that the shell calls when the page is
+// left (stop players, timers, listeners). `route` is { parts: ['cases', 'ZW-1'], query: URLSearchParams }
+// from the address `#/cases/ZW-1?x=y`. Pages talk to the server only through core.js's `api`.
+import { api, bus, can, connectNotifications, disconnectNotifications, h, lang, LANGS, session, setCsrf, setLang,
+  showError, strings, t } from './core.js';
+
+strings({
   'zh-CN': { title: '视频监察', login: '登录', username: '用户名', password: '密码', signin: '登录', logout: '退出',
-    lang: 'English', bad: '用户名或密码错误', none: '没有可查看的摄像机',
-    states: { online: '在线', offline: '离线', connecting: '连接中', auth_failed: '认证失败', unsupported: '不支持' } },
+    bad_login: '用户名或密码错误', locked: '登录尝试过多，请稍后再试', nav_wall: '实时监控', nav_cases: '案件调阅',
+    nav_playback: '录像回放', nav_admin: '系统管理', no_console: '此账号没有可用的页面', page_failed: '页面加载失败',
+    not_found: '没有这个页面', lang_switch: 'English', skip: '跳到内容' },
   en: { title: 'Video supervision', login: 'Log in', username: 'Username', password: 'Password', signin: 'Log in',
-    logout: 'Log out', lang: '中文', bad: 'Wrong username or password', none: 'No camera to show',
-    states: { online: 'online', offline: 'offline', connecting: 'connecting', auth_failed: 'auth failed', unsupported: 'unsupported' } },
-};
-let lang = localStorage.getItem('vigil.lang') || 'zh-CN';
-let csrf = sessionStorage.getItem('vigil.csrf');
-let timer;
-let canWatch = false;
+    logout: 'Log out', bad_login: 'Wrong username or password', locked: 'Too many attempts; try again later',
+    nav_wall: 'Live wall', nav_cases: 'Cases', nav_playback: 'Playback', nav_admin: 'Administration',
+    no_console: 'This account has no console page', page_failed: 'The page failed to load',
+    not_found: 'No such page', lang_switch: '中文', skip: 'Skip to content' },
+});
+
+/** The pages, in the order of the navigation. */
+const PAGES = [
+  { id: 'wall', label: 'nav_wall', module: './wall.js', roles: ['admin', 'supervisor'], key: '1' },
+  { id: 'cases', label: 'nav_cases', module: './cases.js', roles: ['admin', 'investigator'], key: '2' },
+  { id: 'playback', label: 'nav_playback', module: './playback.js', roles: ['admin', 'supervisor', 'investigator'], key: '3' },
+  { id: 'admin', label: 'nav_admin', module: './admin.js', roles: ['admin'], key: '4' },
+];
+
 const $ = (s) => document.querySelector(s);
-const t = (k) => T[lang][k];
+let leave = null;
+let shown = null;
 
 function translate() {
   document.documentElement.lang = lang;
+  document.title = `Vigil ${t('title')}`;
   document.querySelectorAll('[data-t]').forEach((el) => { el.textContent = t(el.dataset.t); });
-  $('#lang').textContent = t('lang');
+  $('#lang').textContent = t('lang_switch');
+  renderNav();
 }
 
-async function api(method, path, body) {
-  const headers = { 'Content-Type': 'application/json' };
-  if (csrf) headers['X-CSRF-Token'] = csrf;
-  const r = await fetch('/api/v1' + path, { method, headers, body: body ? JSON.stringify(body) : undefined });
-  if (r.status === 401) { showLogin(); throw new Error('unauthorized'); }
-  return r.status === 204 ? null : r.json();
+function renderNav() {
+  const nav = $('#pages');
+  nav.replaceChildren();
+  if (!session.me) return;
+  for (const p of PAGES.filter((p) => can(...p.roles))) {
+    nav.append(h('a', { href: `#/${p.id}`, dataset: { page: p.id }, text: t(p.label),
+      title: `Alt+${p.key}`, 'aria-current': shown === p.id ? 'page' : null }));
+  }
+}
+
+function parseRoute() {
+  const [path, q] = location.hash.replace(/^#\/?/, '').split('?');
+  return { parts: path.split('/').filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(q || '') };
+}
+
+async function route() {
+  if (!session.me) return;
+  const r = parseRoute();
+  const allowed = PAGES.filter((p) => can(...p.roles));
+  if (!r.parts.length) {
+    if (allowed.length) location.replace(`#/${allowed[0].id}`);
+    else show(null, h('p', { class: 'empty', text: t('no_console') }));
+    return;
+  }
+  const page = allowed.find((p) => p.id === r.parts[0]);
+  if (!page) { show(null, h('p', { class: 'empty', text: t('not_found') })); return; }
+  let mod;
+  try {
+    mod = (await import(page.module)).default;
+  } catch (e) {
+    show(null, h('p', { class: 'empty', role: 'alert', text: `${t('page_failed')}: ${e.message}` }));
+    return;
+  }
+  const root = h('section', { class: `page page-${page.id}`, id: 'view-root' });
+  show(page.id, root);
+  try {
+    leave = (await mod.mount(root, r)) || null;
+  } catch (e) {
+    showError(e);
+  }
+}
+
+function show(id, content) {
+  if (leave) { try { leave(); } catch (_) { /* a page that fails to clean up must not stop the next */ } }
+  leave = null;
+  shown = id;
+  document.body.dataset.page = id || '';
+  $('#view').replaceChildren(content);
+  renderNav();
 }
 
 function showLogin() {
-  clearInterval(timer);
-  $('#login').hidden = false; $('#cameras').hidden = true; $('#logout').hidden = true;
+  if (leave) { try { leave(); } catch (_) { /* ignore */ } leave = null; }
+  session.me = null;
+  disconnectNotifications();
+  $('#view').replaceChildren();
+  $('#login').hidden = false;
+  $('#whoami').hidden = true;
+  $('#logout').hidden = true;
+  renderNav();
+  $('#login input[name=username]').focus();
 }
 
-async function showCameras() {
-  $('#login').hidden = true; $('#cameras').hidden = false; $('#logout').hidden = false;
-  const [sites, cameras] = await Promise.all([api('GET', '/sites'), api('GET', '/cameras')]);
-  const root = $('#cameras');
-  root.replaceChildren();
-  if (!cameras.length) { root.textContent = t('none'); return; }
-  for (const site of sites) {
-    const mine = cameras.filter((c) => c.site_id === site.id);
-    if (!mine.length) continue;
-    const sec = document.createElement('div'); sec.className = 'site';
-    const h = document.createElement('h2'); h.textContent = site.name; sec.append(h);
-    const grid = document.createElement('div'); grid.className = 'grid';
-    for (const cam of mine) {
-      const tile = document.createElement('figure'); tile.className = 'tile'; tile.dataset.camera = cam.id;
-      tile.style.margin = '0';
-      const img = canWatch ? document.createElement('vigil-live') : document.createElement('img');
-      if (canWatch) {
-        img.setAttribute('camera', cam.id);
-        img.setAttribute('stream', cam.sub_url ? 'sub' : 'main');
-      } else {
-        img.alt = cam.name;
-      }
-      const label = document.createElement('figcaption'); label.className = 'label';
-      const name = document.createElement('span'); name.textContent = cam.name;
-      const state = document.createElement('span'); state.className = 'state';
-      label.append(name, state); tile.append(img, label); grid.append(tile);
-    }
-    sec.append(grid); root.append(sec);
-  }
-  refresh();
-  clearInterval(timer);
-  timer = setInterval(refresh, 5000);
-}
-
-async function refresh() {
-  for (const tile of document.querySelectorAll('.tile')) {
-    const id = tile.dataset.camera;
-    const st = await api('GET', `/cameras/${id}/status`).catch(() => null);
-    if (!st) continue;
-    const el = tile.querySelector('.state');
-    el.className = `state state-${st.state}`;
-    el.textContent = t('states')[st.state] + (st.fps ? ` ${Math.round(st.fps)} fps` : '');
-    const img = tile.querySelector('img');
-    if (img && st.state === 'online') img.src = `/api/v1/cameras/${id}/snapshot.jpg?width=480&t=${Date.now()}`;
-  }
+async function start() {
+  session.me = await api('GET', '/me');
+  if (session.me.csrf_token) setCsrf(session.me.csrf_token);
+  $('#login').hidden = true;
+  $('#logout').hidden = false;
+  $('#whoami').hidden = false;
+  $('#whoami').textContent = session.me.name;
+  connectNotifications();
+  renderNav();
+  await route();
 }
 
 $('#login').addEventListener('submit', async (e) => {
   e.preventDefault();
   const f = new FormData(e.target);
-  const r = await fetch('/api/v1/session', { method: 'POST', headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ username: f.get('username'), password: f.get('password') }) });
-  if (!r.ok) { $('#login-error').textContent = t('bad'); return; }
-  csrf = (await r.json()).csrf_token; sessionStorage.setItem('vigil.csrf', csrf);
-  $('#login-error').textContent = '';
-  start();
+  try {
+    const r = await api('POST', '/session', { username: f.get('username'), password: f.get('password') });
+    setCsrf(r.csrf_token);
+    $('#login-error').textContent = '';
+    e.target.reset();
+    await start();
+  } catch (err) {
+    $('#login-error').textContent = err.status === 429 ? t('locked') : t('bad_login');
+  }
 });
-$('#logout').addEventListener('click', async () => { await api('DELETE', '/session').catch(() => {}); csrf = null; sessionStorage.removeItem('vigil.csrf'); showLogin(); });
-$('#lang').addEventListener('click', () => { lang = lang === 'en' ? 'zh-CN' : 'en'; localStorage.setItem('vigil.lang', lang); translate(); refresh(); });
+$('#logout').addEventListener('click', async () => {
+  await api('DELETE', '/session').catch(() => {});
+  setCsrf(null);
+  showLogin();
+});
+$('#lang').addEventListener('click', () => setLang(LANGS[(LANGS.indexOf(lang) + 1) % LANGS.length]));
+bus.addEventListener('lang', translate);
+bus.addEventListener('unauthorized', showLogin);
+window.addEventListener('hashchange', route);
+document.addEventListener('keydown', (e) => {
+  if (!e.altKey || e.ctrlKey || e.metaKey) return;
+  const p = PAGES.find((x) => x.key === e.key && can(...x.roles));
+  if (p) { e.preventDefault(); location.hash = `#/${p.id}`; }
+});
 
 translate();
-async function start() {
-  const me = await api('GET', '/me');
-  canWatch = me.role === 'admin' || me.role === 'supervisor';
-  await showCameras();
-}
-api('GET', '/me').then(start).catch(showLogin);
+start().catch(showLogin);

@@ -2,6 +2,8 @@
 //! ports with its own temporary data directory, and an HTTP client that logs in like the console does.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use serde_json::{json, Value};
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};

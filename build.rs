@@ -1,0 +1,45 @@
+//! Embeds every file of `web/` into the binary: writes `$OUT_DIR/web_files.rs`, a table of
+//! (name, content type, bytes). The console has no build step; adding a file to `web/` is enough.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") | Some("mjs") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("json") => "application/json",
+        _ => "application/octet-stream",
+    }
+}
+
+fn main() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    println!("cargo:rerun-if-changed=web");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("read web/")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    let mut out = String::from("pub static FILES: &[(&str, &str, &[u8])] = &[\n");
+    for n in &names {
+        let path = dir.join(n);
+        writeln!(
+            out,
+            "    ({n:?}, {:?}, include_bytes!({:?})),",
+            content_type(n),
+            path.display().to_string()
+        )
+        .expect("write");
+    }
+    out.push_str("];\n");
+    let dest = Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("web_files.rs");
+    std::fs::write(dest, out).expect("write web_files.rs");
+}
