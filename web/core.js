@@ -155,3 +155,9 @@ export function disconnectNotifications() {
   ws.close();
   ws = null;
 }
+
+/** Adds a page's own stylesheet (`/wall.css`, ...) once. */
+export function stylesheet(href) {
+  if (document.querySelector(`link[rel=stylesheet][href="${href}"]`)) return;
+  document.head.append(h('link', { rel: 'stylesheet', href }));
+}
