@@ -1,0 +1,453 @@
+// The live wall (实时监控) for supervisors and admins: a grid of live tiles (sub streams), a camera tree to
+// fill it, saved layouts and tours (GET/PUT /me/wall, per user on the server), and an alarms panel whose
+// new alarms pop their camera onto the wall.
+//
+// Invariants:
+// - `this.layout` is the user's arrangement (what Save writes); what the grid shows is derived from it:
+//   during a tour the tour's page replaces the cameras, and cameras popped by alarms during a tour are
+//   pinned on their tile. Any hand edit (tree pick, drop, swap, clear, merge, split) stops a tour first;
+//   switching layouts does not (the tour re-pages onto the new tile count).
+// - Every stream stops when it is not shown: tiles out of view stop by themselves (live-player's
+//   IntersectionObserver), the grid is hidden while a tile is open full screen, and leaving the page
+//   removes every player and timer (the cleanup returned by mount).
+// - Camera state comes from GET /cameras, then camera_status notifications, with a poll every 10 s in
+//   case a message was missed. Only cameras of GET /cameras are ever shown: the server scopes them.
+import { api, bus, h, showError, strings, stylesheet, t, toast } from './core.js';
+import { AlarmPanel } from './wall-alarms.js';
+import { askLayoutName, editTour } from './wall-dialogs.js';
+import { copyLayout, fill, isPreset, merge, SQUARES, split, TEMPLATES, WallGrid } from './wall-grid.js';
+import { CameraTree, loadTreeData, stateLabel } from './wall-tree.js';
+
+strings({
+  'zh-CN': { layout: '布局', layout_n: '{n} 画面', more_layouts: '更多布局…', tpl: '模板', saved_layouts: '已保存',
+    'tpl_1+5': '1 大 5 小', 'tpl_1+7': '1 大 7 小', 'tpl_1+12': '中间 1 大 12 小', 'tpl_2+8': '2 大 8 小',
+    merge: '合并', merge_title: '合并所选区域（Shift+点击或 Shift+方向键选择）', merge_bad: '所选区域会切开其他画面',
+    split: '拆分', split_title: '把选中的大画面拆成小画面', save: '保存', save_as: '另存为', delete_layout: '删除布局',
+    saved: '已保存', unsaved: '未保存', tour: '轮巡', tours_none: '无轮巡', tour_start: '开始轮巡', tour_stop: '停止轮巡',
+    tour_new: '新建轮巡', tour_edit: '编辑轮巡', touring: '轮巡中：{name}（第 {page}/{pages} 页，每 {s} 秒）',
+    help: '帮助', help_text: '摄像机目录：↑↓ 移动，→ ← 展开/收起，Enter 或单击把摄像机放到选中画面（分组：从选中画面起依次放入，也可双击分组）；也可以把摄像机拖到画面上。画面：方向键选择，Enter、F 或双击全屏看主码流，Esc 退出全屏，Delete 移出摄像机，拖动画面交换位置，Shift+方向键或 Shift+点击选择区域后可合并。',
+    limit_layouts: '最多保存 32 个布局', limit_tours: '最多 32 个轮巡', wall_load_failed: '无法读取已保存的布局：{msg}',
+    fullscreen_close: '关闭（Esc）', main_stream: '主码流' },
+  en: { layout: 'Layout', layout_n: '{n} tiles', more_layouts: 'More layouts…', tpl: 'Templates', saved_layouts: 'Saved',
+    'tpl_1+5': '1 big + 5', 'tpl_1+7': '1 big + 7', 'tpl_1+12': '1 big centre + 12', 'tpl_2+8': '2 big + 8',
+    merge: 'Merge', merge_title: 'Merge the selected area (Shift+click or Shift+arrows to select)',
+    merge_bad: 'The area would cut another tile', split: 'Split', split_title: 'Split the selected big tile',
+    save: 'Save', save_as: 'Save as', delete_layout: 'Delete layout', saved: 'Saved', unsaved: 'Unsaved', tour: 'Tour',
+    tours_none: 'No tour', tour_start: 'Start tour', tour_stop: 'Stop tour', tour_new: 'New tour', tour_edit: 'Edit tour',
+    touring: 'Touring: {name} (page {page}/{pages}, every {s} s)', help: 'Help',
+    help_text: 'Camera tree: Up/Down move, Right/Left open/close, Enter or a click puts the camera on the selected tile (a group fills the tiles from the selected one; a double click does too); cameras can also be dragged onto tiles. Tiles: arrows select, Enter, F or a double click opens the main stream full screen, Escape closes it, Delete removes the camera, drag a tile to swap, Shift+arrows or Shift+click select an area to merge.',
+    limit_layouts: 'At most 32 saved layouts', limit_tours: 'At most 32 tours', wall_load_failed: 'Saved layouts could not be read: {msg}',
+    fullscreen_close: 'Close (Esc)', main_stream: 'main stream' },
+});
+
+const POLL_MS = 10000;
+const DEFAULT_LAYOUT = '4';
+
+export default {
+  title: 'nav_wall',
+  roles: ['admin', 'supervisor'],
+  async mount(root) {
+    stylesheet('/wall.css');
+    const wall = new Wall(root);
+    await wall.start();
+    return () => wall.destroy();
+  },
+};
+
+class Wall {
+  constructor(root) {
+    this.root = root;
+    this.doc = { layouts: [], tours: [], current: { layout: null, tour: null } };
+    this.cams = new Map();
+    this.tour = null;
+    this.pins = new Map(); // tile index -> camera id popped during a tour
+    this.poppedAt = new Map(); // tile index -> when an alarm popped a camera there
+    this.grid = new WallGrid({
+      onSelect: () => this.updateButtons(),
+      onDrop: (i, ids) => this.place(i, ids),
+      onSwap: (a, b) => this.swap(a, b),
+      onOpen: (i) => this.openFull(i),
+      onClear: (i) => this.clearTile(i),
+    });
+    this.tree = new CameraTree({ onPick: (ids) => this.place(this.grid.selected, ids) });
+    this.alarms = new AlarmPanel({
+      cameraName: (id) => this.cams.get(id)?.name ?? null,
+      onRaise: (e) => e.camera_ids.slice(0, 4).forEach((id) => this.pop(id)),
+      onShow: (e) => e.camera_ids.slice(0, 4).forEach((id) => this.pop(id)),
+    });
+    this.onNotification = (ev) => this.notified(ev.detail);
+    this.onLang = () => {
+      this.tree.filter.placeholder = t('tree_filter');
+      this.tree.render();
+      this.tree.updateStates(this.cams);
+      this.renderChrome();
+    };
+    this.onKey = (e) => { if (e.key === 'Escape' && this.full) { e.preventDefault(); this.closeFull(); } };
+    this.onFullscreen = () => { if (this.full && !document.fullscreenElement) this.closeFull(); };
+  }
+
+  async start() {
+    this.toolbar = h('div', { class: 'wall-toolbar' });
+    this.status = h('span', { class: 'wall-status', role: 'status' });
+    this.root.append(h('aside', { class: 'wall-side' }, this.tree.el, this.alarms.el),
+      h('div', { class: 'wall-main' }, this.toolbar, this.grid.el));
+    bus.addEventListener('notification', this.onNotification);
+    bus.addEventListener('lang', this.onLang);
+    document.addEventListener('keydown', this.onKey);
+    document.addEventListener('fullscreenchange', this.onFullscreen);
+    this.alive = true;
+    const [data, doc, alarms] = await Promise.all([
+      loadTreeData(),
+      api('GET', '/me/wall').catch((e) => { toast(t('wall_load_failed', { msg: e.message }), 'error'); return null; }),
+      api('GET', '/alarms?state=active').catch(showError),
+    ]);
+    if (!this.alive) return;
+    this.setTreeData(data);
+    if (doc) this.doc = doc;
+    this.alarms.load((alarms || []).filter((a) => (a.camera_ids || []).length || a.case_no));
+    const name = this.doc.current?.layout;
+    const shape = this.doc.layouts.find((l) => l.name === name) || [...SQUARES, ...TEMPLATES].find((l) => l.name === name)
+      || SQUARES.find((l) => l.name === DEFAULT_LAYOUT);
+    this.layout = copyLayout(shape);
+    this.renderChrome();
+    this.show();
+    const tour = this.doc.tours.find((x) => x.name === this.doc.current?.tour);
+    if (tour) this.startTour(tour, false);
+    this.poll = setInterval(() => this.refresh(), POLL_MS);
+  }
+
+  destroy() {
+    this.alive = false;
+    clearInterval(this.poll);
+    this.stopTimer();
+    bus.removeEventListener('notification', this.onNotification);
+    bus.removeEventListener('lang', this.onLang);
+    document.removeEventListener('keydown', this.onKey);
+    document.removeEventListener('fullscreenchange', this.onFullscreen);
+    if (this.full) this.closeFull();
+    document.querySelectorAll('dialog.wall-dialog').forEach((d) => d.close());
+    this.grid.destroy();
+    this.root.replaceChildren();
+  }
+
+  setTreeData(data) {
+    this.treeData = data;
+    this.cams = new Map(data.cameras.map((c) => [c.id, c]));
+    this.grid.cams = this.cams;
+    this.tree.setData(data);
+    this.tree.updateStates(this.cams);
+  }
+
+  /** The slow fallback: camera states (and the tree when cameras came or went). */
+  async refresh() {
+    const cams = await api('GET', '/cameras').catch(() => null);
+    if (!cams || !this.alive) return;
+    const same = cams.length === this.cams.size && cams.every((c) => this.cams.has(c.id));
+    if (!same) {
+      const data = await loadTreeData().catch(() => null);
+      if (data && this.alive) { this.setTreeData(data); this.grid.renderAll(); }
+      return;
+    }
+    cams.forEach((c) => this.cams.set(c.id, c));
+    this.tree.updateStates(this.cams);
+    this.grid.renderAll();
+  }
+
+  notified(m) {
+    if (!m || !this.layout) return;
+    if (m.type === 'camera_status') {
+      const c = this.cams.get(m.camera_id);
+      if (!c) return;
+      c.state = m.state;
+      this.tree.updateStates(this.cams);
+      this.grid.tiles.forEach((tile, i) => { if (tile.dataset.camera === String(c.id)) this.grid.renderTile(i); });
+      return;
+    }
+    if (this.alarms.onMessage(m)) { this.grid.alarmed = this.alarms.cameraIds(); this.grid.renderAll(); }
+  }
+
+  // --- what the grid shows ------------------------------------------------------------------------
+  /** The shown layout: the arrangement, or the tour's page around the pinned tiles. */
+  view() {
+    const v = copyLayout(this.layout);
+    if (this.tour) {
+      const free = v.cells.map((_, i) => i).filter((i) => !this.pins.has(i));
+      const ids = this.tour.tour.camera_ids;
+      free.forEach((i, k) => { v.cells[i].camera_id = ids[this.tour.offset + k] ?? null; });
+    }
+    this.pins.forEach((id, i) => { if (v.cells[i]) v.cells[i].camera_id = id; });
+    return v;
+  }
+
+  show() {
+    this.grid.alarmed = this.alarms.cameraIds();
+    this.grid.setLayout(this.view());
+    this.renderState();
+  }
+
+  /** A hand edit of the arrangement: stops a tour, then applies `change` to a copy of the layout. */
+  edit(change) {
+    if (this.tour) this.stopTour();
+    const l = copyLayout(this.layout);
+    if (change(l) === false) return;
+    this.layout = l;
+    this.show();
+  }
+
+  /** Puts cameras on the tiles from i on (one camera: tile i, then selects the next tile). */
+  place(i, ids) {
+    this.edit((l) => { ids.slice(0, l.cells.length - i).forEach((id, k) => { l.cells[i + k].camera_id = id; }); });
+    this.poppedAt.delete(i);
+    this.grid.select(Math.min(i + ids.length, this.layout.cells.length - 1), false);
+  }
+
+  swap(a, b) {
+    this.edit((l) => { [l.cells[a].camera_id, l.cells[b].camera_id] = [l.cells[b].camera_id, l.cells[a].camera_id]; });
+  }
+
+  clearTile(i) {
+    this.pins.delete(i);
+    this.poppedAt.delete(i);
+    this.edit((l) => { l.cells[i].camera_id = null; });
+  }
+
+  /** Brings a camera of a new alarm onto the wall: its tile if shown, else an empty tile, else the tile an
+   *  alarm took longest ago, else the last tile. The tile is highlighted until clicked. */
+  pop(id) {
+    if (!this.cams.has(id) || !this.layout) return;
+    const v = this.view();
+    let i = v.cells.findIndex((c) => c.camera_id === id);
+    if (i < 0) {
+      i = v.cells.findIndex((c, k) => c.camera_id == null && !this.pins.has(k));
+      if (i < 0 && this.poppedAt.size) i = [...this.poppedAt].sort((a, b) => a[1] - b[1])[0][0];
+      if (i < 0) i = v.cells.length - 1;
+      if (this.tour) this.pins.set(i, id); else this.layout.cells[i].camera_id = id;
+    }
+    this.poppedAt.set(i, Date.now());
+    this.grid.popped.add(i);
+    this.show();
+  }
+
+  // --- layouts ------------------------------------------------------------------------------------
+  /** Switches to a layout shape; the cameras follow in tile order unless the user saved that layout. */
+  chooseLayout(shape) {
+    const saved = this.doc.layouts.find((l) => l.name === shape.name);
+    this.layout = saved ? copyLayout(saved) : fill(shape, this.layout.cells.map((c) => c.camera_id));
+    this.pins.clear();
+    this.poppedAt.clear();
+    this.show();
+    this.renderChrome();
+  }
+
+  mergeSelected() {
+    const { anchor, selected } = this.grid;
+    if (anchor === null || anchor === selected) return;
+    const l = merge(this.layout, anchor, selected);
+    if (!l) { toast(t('merge_bad'), 'error'); return; }
+    this.stopTour();
+    this.layout = { ...l, name: '' };
+    this.show();
+    this.renderChrome();
+  }
+
+  splitSelected() {
+    const c = this.layout.cells[this.grid.selected];
+    if (!c || c.w * c.h < 2) return;
+    this.stopTour();
+    this.layout = { ...split(this.layout, this.grid.selected), name: '' };
+    this.show();
+    this.renderChrome();
+  }
+
+  async save(name = this.layout.name) {
+    if (!name) { this.saveAs(); return; }
+    const layouts = this.doc.layouts.filter((l) => l.name !== name);
+    if (layouts.length >= 32) { toast(t('limit_layouts'), 'error'); return; }
+    const layout = { ...copyLayout(this.layout), name };
+    await this.put({ ...this.doc, layouts: [...layouts, layout], current: { ...this.doc.current, layout: name } });
+    this.layout.name = name;
+    this.renderChrome();
+    toast(t('saved'));
+  }
+
+  async saveAs() {
+    const taken = [...this.doc.layouts.map((l) => l.name), ...SQUARES.map((l) => l.name), ...TEMPLATES.map((l) => l.name)];
+    const name = await askLayoutName('', taken);
+    if (name) await this.save(name);
+  }
+
+  async deleteLayout() {
+    const name = this.layout.name;
+    if (!this.doc.layouts.some((l) => l.name === name)) return;
+    await this.put({ ...this.doc, layouts: this.doc.layouts.filter((l) => l.name !== name),
+      current: { ...this.doc.current, layout: null } });
+    this.chooseLayout(SQUARES.find((l) => l.name === DEFAULT_LAYOUT));
+  }
+
+  /** PUT /me/wall with only the fields of the document; keeps the server's answer. Throws on failure. */
+  async put(doc) {
+    const clean = {
+      layouts: doc.layouts.map((l) => ({ name: l.name, cols: l.cols, rows: l.rows,
+        cells: l.cells.map(({ x, y, w, h: hh, camera_id }) => ({ x, y, w, h: hh, camera_id: camera_id ?? null })) })),
+      tours: doc.tours.map(({ name, camera_ids, seconds }) => ({ name, camera_ids, seconds })),
+      current: { layout: doc.current?.layout ?? null, tour: doc.current?.tour ?? null },
+    };
+    try {
+      this.doc = await api('PUT', '/me/wall', clean);
+    } catch (e) {
+      showError(e);
+      throw e;
+    }
+  }
+
+  // --- tours --------------------------------------------------------------------------------------
+  startTour(tour, remember = true) {
+    this.stopTimer();
+    this.pins.clear();
+    this.tour = { tour, offset: 0 };
+    this.show();
+    this.tour.timer = setInterval(() => this.nextPage(), tour.seconds * 1000);
+    this.renderChrome();
+    if (remember) this.put({ ...this.doc, current: { ...this.doc.current, tour: tour.name } }).catch(() => {});
+  }
+
+  nextPage() {
+    if (!this.tour) return;
+    const n = this.layout.cells.length - this.pins.size;
+    const next = this.tour.offset + Math.max(1, n);
+    this.tour.offset = next >= this.tour.tour.camera_ids.length ? 0 : next;
+    this.show();
+  }
+
+  stopTimer() { if (this.tour) clearInterval(this.tour.timer); }
+
+  stopTour() {
+    if (!this.tour) return;
+    this.stopTimer();
+    this.tour = null;
+    this.pins.clear();
+    this.show();
+    this.renderChrome();
+    this.put({ ...this.doc, current: { ...this.doc.current, tour: null } }).catch(() => {});
+  }
+
+  async editTour(existing) {
+    const r = await editTour(existing, this.treeData, this.doc.tours.map((x) => x.name));
+    if (!r) return;
+    let tours = this.doc.tours.filter((x) => x !== existing);
+    if (r.tour) {
+      if (!existing && tours.length >= 32) { toast(t('limit_tours'), 'error'); return; }
+      tours = existing ? this.doc.tours.map((x) => (x === existing ? r.tour : x)) : [...tours, r.tour];
+    }
+    const touring = this.tour?.tour.name;
+    const current = { ...this.doc.current };
+    if (existing && touring === existing.name) current.tour = r.tour ? r.tour.name : null;
+    await this.put({ ...this.doc, tours, current }).catch(() => {});
+    this.selectedTour = r.tour?.name ?? null;
+    if (existing && touring === existing.name) {
+      if (r.tour) this.startTour(r.tour, false); else { this.stopTimer(); this.tour = null; this.show(); }
+    }
+    this.renderChrome();
+  }
+
+  // --- full screen --------------------------------------------------------------------------------
+  openFull(i) {
+    const id = this.view().cells[i]?.camera_id;
+    const cam = id == null ? null : this.cams.get(id);
+    if (!cam) return;
+    const close = h('button', { type: 'button', class: 'secondary', text: t('fullscreen_close'), onclick: () => this.closeFull() });
+    const box = h('div', { class: 'wall-full', role: 'dialog', 'aria-modal': 'true', 'aria-label': cam.name },
+      h('div', { class: 'wall-full-bar' }, h('span', { text: `${cam.name} · ${t('main_stream')}` }),
+        cam.state && cam.state !== 'online' ? h('span', { class: `badge state-${cam.state}`, text: stateLabel(cam.state) }) : null,
+        close),
+      h('vigil-live', { camera: String(id), stream: 'main' }));
+    this.full = { box, tile: i };
+    // Hidden tiles leave the viewport for the IntersectionObserver: their streams stop meanwhile.
+    this.grid.el.hidden = true;
+    this.root.append(box);
+    close.focus();
+    box.requestFullscreen?.().catch(() => {});
+  }
+
+  closeFull() {
+    if (!this.full) return;
+    const { box, tile } = this.full;
+    this.full = null;
+    if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+    box.remove();
+    this.grid.el.hidden = false;
+    this.grid.fit();
+    this.grid.select(tile);
+  }
+
+  // --- toolbar ------------------------------------------------------------------------------------
+  renderChrome() {
+    if (!this.layout) return;
+    const name = this.layout.name;
+    const squares = h('div', { class: 'seg', role: 'group', 'aria-label': t('layout') }, SQUARES.map((l) =>
+      h('button', { type: 'button', class: 'secondary', dataset: { layout: l.name }, text: l.name,
+        title: t('layout_n', { n: l.name }), 'aria-pressed': String(name === l.name), onclick: () => this.chooseLayout(l) })));
+    const customs = this.doc.layouts.filter((l) => !isPreset(l.name));
+    const more = h('select', { class: 'more-layouts', 'aria-label': t('more_layouts'), onchange: () => {
+      const l = [...TEMPLATES, ...customs].find((x) => x.name === more.value);
+      if (l) this.chooseLayout(l);
+    } },
+    h('option', { value: '', text: t('more_layouts') }),
+    h('optgroup', { label: t('tpl') }, TEMPLATES.map((l) => h('option', { value: l.name, text: t(`tpl_${l.name}`) }))),
+    customs.length ? h('optgroup', { label: t('saved_layouts') }, customs.map((l) => h('option', { value: l.name, text: l.name }))) : null);
+    more.value = [...TEMPLATES, ...customs].some((l) => l.name === name) ? name : '';
+    this.mergeBtn = h('button', { type: 'button', class: 'secondary', text: t('merge'), title: t('merge_title'), onclick: () => this.mergeSelected() });
+    this.splitBtn = h('button', { type: 'button', class: 'secondary', text: t('split'), title: t('split_title'), onclick: () => this.splitSelected() });
+    const saved = customs.some((l) => l.name === name);
+    const tourSel = h('select', { class: 'tour-select', 'aria-label': t('tour'), onchange: () => { this.selectedTour = tourSel.value; this.renderChrome(); } },
+      this.doc.tours.length ? this.doc.tours.map((x) => h('option', { value: x.name, text: x.name }))
+        : h('option', { value: '', text: t('tours_none') }));
+    const chosen = this.tour?.tour.name ?? this.selectedTour;
+    if (this.doc.tours.some((x) => x.name === chosen)) tourSel.value = chosen;
+    const tourOf = () => this.doc.tours.find((x) => x.name === tourSel.value);
+    this.toolbar.replaceChildren(h('div', { class: 'wall-tools' }, squares, more, this.mergeBtn, this.splitBtn,
+      h('span', { class: 'sep' }),
+      h('button', { type: 'button', class: 'save', text: t('save'), onclick: () => this.save().catch(() => {}) }),
+      h('button', { type: 'button', class: 'secondary save-as', text: t('save_as'), onclick: () => this.saveAs().catch(() => {}) }),
+      saved ? h('button', { type: 'button', class: 'secondary delete-layout', text: t('delete_layout'), onclick: () => this.deleteLayout().catch(() => {}) }) : null,
+      h('span', { class: 'sep' }),
+      h('span', { class: 'label', text: t('tour') }), tourSel,
+      this.tour
+        ? h('button', { type: 'button', class: 'tour-stop danger', text: t('tour_stop'), onclick: () => this.stopTour() })
+        : h('button', { type: 'button', class: 'tour-start', text: t('tour_start'), disabled: !this.doc.tours.length,
+          onclick: () => { const x = tourOf(); if (x) this.startTour(x); } }),
+      h('button', { type: 'button', class: 'secondary tour-new', text: '+', title: t('tour_new'), 'aria-label': t('tour_new'), onclick: () => this.editTour(null) }),
+      h('button', { type: 'button', class: 'secondary tour-edit', text: '✎', title: t('tour_edit'), 'aria-label': t('tour_edit'),
+        disabled: !this.doc.tours.length, onclick: () => { const x = tourOf(); if (x) this.editTour(x); } }),
+      this.status,
+      h('details', { class: 'wall-help' }, h('summary', { text: '?', title: t('help'), 'aria-label': t('help') }),
+        h('p', { text: t('help_text') }))));
+    this.alarms.render();
+    this.grid.renderAll();
+    this.renderState();
+    this.updateButtons();
+  }
+
+  renderState() {
+    if (!this.status || !this.layout) return;
+    const saved = this.doc.layouts.find((l) => l.name === this.layout.name);
+    const same = saved && JSON.stringify(saved.cells.map((c) => [c.x, c.y, c.w, c.h, c.camera_id ?? null]))
+      === JSON.stringify(this.layout.cells.map((c) => [c.x, c.y, c.w, c.h, c.camera_id ?? null]));
+    let text = same ? t('saved') : t('unsaved');
+    if (this.tour) {
+      const n = Math.max(1, this.layout.cells.length - this.pins.size);
+      const pages = Math.ceil(this.tour.tour.camera_ids.length / n);
+      text = t('touring', { name: this.tour.tour.name, page: Math.floor(this.tour.offset / n) + 1, pages, s: this.tour.tour.seconds });
+    }
+    this.status.textContent = text;
+    this.status.dataset.dirty = String(!same);
+  }
+
+  updateButtons() {
+    if (!this.mergeBtn) return;
+    const { anchor, selected } = this.grid;
+    this.mergeBtn.disabled = anchor === null || anchor === selected;
+    const c = this.layout.cells[selected];
+    this.splitBtn.disabled = !c || c.w * c.h < 2;
+  }
+}
