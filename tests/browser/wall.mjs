@@ -1,0 +1,218 @@
+// The live wall page (web/wall.js) as a supervisor uses it, in headless Chromium at 1920x1080.
+// Env: VIGIL_URL, VIGIL_ARTIFACTS, VIGIL_USER, VIGIL_PASSWORD, VIGIL_PHASE (main | other-city),
+// VIGIL_CAMERAS (JSON ids the user may see, in the order they go on the wall), VIGIL_FOREIGN (JSON ids of
+// another city), VIGIL_EXTRA (main: a camera whose simulator the test kills when this script writes
+// "kill" to VIGIL_SIGNAL). Prints one JSON line per step ({step, ...}); exits non-zero on a failed check.
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const base = process.env.VIGIL_URL;
+const shots = process.env.VIGIL_ARTIFACTS || '.';
+const phase = process.env.VIGIL_PHASE || 'main';
+const cameras = JSON.parse(process.env.VIGIL_CAMERAS || '[]');
+const foreign = JSON.parse(process.env.VIGIL_FOREIGN || '[]');
+const extra = Number(process.env.VIGIL_EXTRA || 0);
+const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-chromium-'));
+const t0 = Date.now();
+const log = (step, data = {}) => console.log(JSON.stringify({ step, s: ((Date.now() - t0) / 1000).toFixed(1), ...data }));
+const check = (ok, what, data) => { if (!ok) throw new Error(`${what}: ${JSON.stringify(data)}`); };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  viewport: { width: 1920, height: 1080 },
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--autoplay-policy=no-user-gesture-required'],
+});
+const page = context.pages()[0] || await context.newPage();
+page.on('console', (m) => { if (m.type() === 'error') console.error('page:', m.text()); });
+page.on('response', (r) => { if (r.status() >= 400) console.error('http:', r.status(), r.url()); });
+page.on('pageerror', (e) => console.error('page error:', e.message));
+
+/** The cameras shown on the tiles, in tile order (null for an empty tile). */
+const tileCameras = () => page.$$eval('.page-wall .tile', (ts) => ts.map((t) => (t.dataset.camera ? Number(t.dataset.camera) : null)));
+
+/** How many tiles' videos advance by more than `min` seconds over `ms`. */
+async function playing(ms = 3000, min = 1.0) {
+  const before = await page.$$eval('.page-wall .tile vigil-live', (ps) => ps.map((p) => p.video.currentTime));
+  await sleep(ms);
+  const after = await page.$$eval('.page-wall .tile vigil-live', (ps) => ps.map((p) => [p.video.currentTime, p.getAttribute('state')]));
+  return { count: after.filter(([t], i) => t - (before[i] ?? 0) > min).length, states: after.map(([, s]) => s), times: after.map(([t]) => +t.toFixed(1)) };
+}
+
+async function login() {
+  await page.goto(`${base}/`);
+  await page.waitForSelector('#login:not([hidden])');
+  await page.fill('#login input[name=username]', process.env.VIGIL_USER);
+  await page.fill('#login input[name=password]', process.env.VIGIL_PASSWORD);
+  await page.click('#login button[type=submit]');
+  await page.waitForSelector('.page-wall .wall-grid .tile', { timeout: 20000 });
+  await page.waitForSelector('.page-wall .camera-tree [role=treeitem]');
+  log('login');
+}
+
+async function main() {
+  await login();
+  const inTree = await page.$$eval('.camera-tree [data-camera]', (ls) => ls.map((l) => Number(l.dataset.camera)));
+  check(foreign.every((id) => !inTree.includes(id)), 'another city in the tree', { inTree, foreign });
+
+  // 2. The 16 layout, filled from the tree: select the first tile, then click cameras (each click fills
+  // the selected tile and selects the next one).
+  await page.click('.wall-toolbar [data-layout="16"]');
+  await page.waitForFunction(() => document.querySelectorAll('.page-wall .tile').length === 16);
+  await page.click('.page-wall .tile[data-index="0"]');
+  for (const id of cameras) await page.click(`.camera-tree [data-camera="${id}"] > .row .label`);
+  check(JSON.stringify(await tileCameras()) === JSON.stringify(cameras), 'tiles after the tree clicks', await tileCameras());
+  let play = { count: 0 };
+  const end = Date.now() + 90000;
+  while (Date.now() < end) {
+    play = await playing();
+    if (play.count === cameras.length) break;
+  }
+  log('play', { playing: play.count, states: play.states, times: play.times });
+  await page.screenshot({ path: path.join(shots, 'wall-16.png') });
+  check(play.count === cameras.length, 'every tile plays', play);
+
+  // Full screen: the main stream plays over the wall, whose tiles stop meanwhile; Escape closes it.
+  await page.dblclick('.page-wall .tile[data-index="5"]');
+  await page.waitForSelector('.page-wall .wall-full vigil-live[stream=main]');
+  await page.waitForFunction(() => document.querySelector('.wall-full vigil-live').video.currentTime > 1, null, { timeout: 30000 });
+  const idle = await page.$$eval('.page-wall .tile vigil-live', (ps) => ps.every((p) => p.getAttribute('state') === 'idle'));
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('.page-wall .wall-full', { state: 'detached' });
+  log('fullscreen', { tiles_idle_meanwhile: idle });
+  check(idle, 'tiles stop while a camera is full screen', {});
+
+  // Save, reload: the layout comes back from the server.
+  await page.click('.wall-toolbar button.save');
+  await page.waitForFunction(() => document.querySelector('.wall-status')?.dataset.dirty === 'false');
+  await page.reload();
+  await page.waitForFunction((n) => document.querySelectorAll('.page-wall .tile[data-camera]:not([data-camera=""])').length === n,
+    cameras.length, { timeout: 20000 });
+  const again = await tileCameras();
+  log('reload', { same: JSON.stringify(again) === JSON.stringify(cameras) });
+  check(JSON.stringify(again) === JSON.stringify(cameras), 'layout after reload', again);
+
+  // 3. A tour of 6 cameras at 5 s on the 4 layout: page 1 shows 4 of them, page 2 the other 2.
+  await page.click('.wall-toolbar [data-layout="4"]');
+  await page.waitForFunction(() => document.querySelectorAll('.page-wall .tile').length === 4);
+  await page.click('.wall-toolbar .tour-new');
+  await page.fill('.tour-editor input[name=name]', '大厅巡查');
+  await page.fill('.tour-editor input[name=seconds]', '5');
+  const tourCams = cameras.slice(8, 14);
+  for (const id of tourCams) await page.click(`.tour-editor [data-camera="${id}"] > .row .label`);
+  await page.click('.tour-editor button[type=submit]');
+  await page.waitForSelector('.tour-editor', { state: 'detached' });
+  await page.click('.wall-toolbar .tour-start');
+  await page.waitForFunction((first) => document.querySelector('.page-wall .tile[data-index="0"]')?.dataset.camera === String(first), tourCams[0]);
+  const page1 = await tileCameras();
+  await page.waitForFunction((first) => document.querySelector('.page-wall .tile[data-index="0"]')?.dataset.camera === String(first),
+    tourCams[4], { timeout: 15000 });
+  const page2 = await tileCameras();
+  await sleep(1500);
+  await page.screenshot({ path: path.join(shots, 'wall-tour.png') });
+  const switched = JSON.stringify(page1) === JSON.stringify(tourCams.slice(0, 4))
+    && JSON.stringify(page2) === JSON.stringify([...tourCams.slice(4), null, null]);
+  log('tour', { switched, page1, page2 });
+  check(switched, 'tour pages', { page1, page2 });
+  await page.click('.wall-toolbar .tour-stop');
+
+  // 4. Back on the saved 16; the extra camera's simulator dies: it pops onto the wall marked offline and
+  // the alarms panel lists it, within 10 s.
+  await page.click('.wall-toolbar [data-layout="16"]');
+  await page.waitForFunction(() => document.querySelectorAll('.page-wall .tile').length === 16);
+  fs.writeFileSync(process.env.VIGIL_SIGNAL, 'kill');
+  while (!fs.readFileSync(process.env.VIGIL_SIGNAL, 'utf8').includes('killed')) await sleep(20);
+  const killed = Date.now();
+  const seen = await page.waitForFunction((id) => {
+    const tile = document.querySelector(`.page-wall .tile[data-camera="${id}"]`);
+    const listed = [...document.querySelectorAll('.wall-alarms .alarm')].some((a) => a.dataset.cameras.split(',').includes(String(id)));
+    return tile && tile.querySelector('.badge-offline') && listed;
+  }, extra, { timeout: 10000 }).then(() => true, () => false);
+  const ms = Date.now() - killed;
+  const tileOffline = await page.$(`.page-wall .tile[data-camera="${extra}"] .badge-offline`) !== null;
+  const listed = await page.$$eval('.wall-alarms .alarm', (as, id) => as.some((a) => a.dataset.cameras.split(',').includes(String(id))), extra);
+  await page.screenshot({ path: path.join(shots, 'wall-offline.png') });
+  log('offline', { tile_offline: tileOffline, listed, ms });
+  check(seen, 'offline within 10 s', { tileOffline, listed, ms });
+
+  // A laptop screen: the whole wall stays on screen.
+  await page.setViewportSize({ width: 1366, height: 768 });
+  await sleep(500);
+  const box = await page.$eval('.page-wall .wall-grid', (g) => { const r = g.getBoundingClientRect(); return { right: r.right, bottom: r.bottom }; });
+  await page.screenshot({ path: path.join(shots, 'wall-laptop.png') });
+  log('laptop', box);
+  check(box.right <= 1366 && box.bottom <= 768, 'the wall fits 1366x768', box);
+
+  // Leaving the page closes every stream.
+  await page.evaluate(() => { location.hash = '#/nowhere'; });
+  await page.waitForSelector('.page-wall', { state: 'detached' });
+  const players = await page.$$eval('vigil-live', (ps) => ps.length);
+  log('leave', { players });
+}
+
+async function otherCity() {
+  await login();
+  // A layout that names another city's camera (stale or forged) shows the tile as unavailable.
+  await page.evaluate(async (ids) => {
+    const { api } = await import('/core.js');
+    const cells = ids.map((id, i) => ({ x: i % 2, y: Math.floor(i / 2), w: 1, h: 1, camera_id: id }));
+    await api('PUT', '/me/wall', { layouts: [{ name: '4', cols: 2, rows: 2, cells }], tours: [], current: { layout: '4', tour: null } });
+  }, [...foreign.slice(0, 2), ...cameras.slice(0, 2)]);
+  await page.reload();
+  await page.waitForSelector('.page-wall .tile[data-index="3"]');
+  await page.waitForFunction((id) => document.querySelector(`.page-wall .tile[data-camera="${id}"] vigil-live`)?.video.currentTime > 1,
+    cameras[0], { timeout: 30000 });
+  const inTree = await page.$$eval('.camera-tree [data-camera]', (ls) => ls.map((l) => Number(l.dataset.camera)));
+  const viaApi = await page.evaluate(async () => (await (await import('/core.js')).api('GET', '/cameras')).map((c) => c.id));
+  const tilesForeign = await page.$$eval('.page-wall .tile vigil-live', (ps, f) => ps.filter((p) => f.includes(Number(p.getAttribute('camera')))).length, foreign);
+  await page.screenshot({ path: path.join(shots, 'wall-other-city.png') });
+  const r = { tree_foreign: inTree.filter((id) => foreign.includes(id)).length,
+    api_foreign: viaApi.filter((id) => foreign.includes(id)).length, tiles_foreign_playing: tilesForeign,
+    own_in_tree: cameras.every((id) => inTree.includes(id)) };
+  log('other-city', r);
+  check(r.tree_foreign === 0 && r.api_foreign === 0 && r.tiles_foreign_playing === 0 && r.own_in_tree, 'other city', r);
+}
+
+/** scripts/bench-wall: a saved 16-tile wall of VIGIL_CAMERAS plays until VIGIL_SIGNAL says "stop"; writes
+ *  "playing" there once every tile plays, so that the server's CPU is sampled only meanwhile. */
+async function bench() {
+  await login();
+  await page.evaluate(async (ids) => {
+    const { api } = await import('/core.js');
+    const cells = ids.map((id, i) => ({ x: i % 4, y: Math.floor(i / 4), w: 1, h: 1, camera_id: id }));
+    await api('PUT', '/me/wall', { layouts: [{ name: '16', cols: 4, rows: 4, cells }], tours: [], current: { layout: '16', tour: null } });
+  }, cameras);
+  await page.reload();
+  await page.waitForFunction((n) => document.querySelectorAll('.page-wall .tile vigil-live').length === n, cameras.length);
+  let p = { count: 0 };
+  const end = Date.now() + 120000;
+  while (Date.now() < end && p.count < cameras.length) p = await playing();
+  log('bench-start', { playing: p.count, states: p.states });
+  check(p.count === cameras.length, 'every tile plays', p);
+  fs.writeFileSync(process.env.VIGIL_SIGNAL, 'playing');
+  while (!fs.readFileSync(process.env.VIGIL_SIGNAL, 'utf8').includes('stop')) await sleep(200);
+  p = await playing();
+  const q = await page.$$eval('.page-wall .tile vigil-live', (ps) => ps.map((x) => x.video.getVideoPlaybackQuality()));
+  log('bench-end', { playing: p.count, states: p.states, decoded: q.reduce((a, x) => a + x.totalVideoFrames, 0),
+    dropped: q.reduce((a, x) => a + x.droppedVideoFrames, 0) });
+  await page.screenshot({ path: path.join(shots, 'wall-bench.png') });
+}
+
+let failed = false;
+try {
+  if (phase === 'main') await main(); else if (phase === 'bench') await bench(); else await otherCity();
+} catch (e) {
+  failed = true;
+  console.error(`FAILED after ${((Date.now() - t0) / 1000).toFixed(1)} s: ${e.stack || e}`);
+  await page.screenshot({ path: path.join(shots, `wall-failed-${phase}.png`) }).catch(() => {});
+  console.error('page text:', await page.evaluate(() => document.body.innerText.slice(0, 2000)).catch(() => ''));
+} finally {
+  await context.close();
+  fs.rmSync(userDataDir, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
