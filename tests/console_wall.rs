@@ -34,8 +34,9 @@ async fn seed(c: &Client, sim: &Sim, sim2: Option<&Sim>, n: u32) -> (Vec<i64>, O
     let bid = c.site("赣州市公共资源交易中心", "bid_evaluation", "360700").await;
     let nc = c.site("南昌市政务服务中心", "service_hall", "360100").await;
     let mut ganzhou = Vec::new();
+    let in_hall = n * 3 / 4;
     for i in 1..=n {
-        let (site, name) = if i <= n * 3 / 4 {
+        let (site, name) = if i <= in_hall {
             (hall, format!("窗口{i:02}"))
         } else {
             (bid, format!("开标室{i:02}"))
@@ -46,7 +47,7 @@ async fn seed(c: &Client, sim: &Sim, sim2: Option<&Sim>, n: u32) -> (Vec<i64>, O
         ganzhou.push(id);
     }
     // Windows A01.. cover the first cameras; the rest hang directly under their site.
-    for (k, id) in ganzhou.iter().take(4).enumerate() {
+    for (k, id) in ganzhou.iter().take(in_hall.min(4) as usize).enumerate() {
         let r = c
             .post(
                 &format!("/api/v1/sites/{hall}/positions"),

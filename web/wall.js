@@ -15,29 +15,15 @@
 import { api, bus, h, showError, strings, stylesheet, t, toast } from './core.js';
 import { AlarmPanel } from './wall-alarms.js';
 import { askLayoutName, editTour } from './wall-dialogs.js';
-import { copyLayout, fill, isPreset, merge, SQUARES, split, TEMPLATES, WallGrid } from './wall-grid.js';
+import { copyLayout, fill, merge, SQUARES, split, TEMPLATES, WallGrid } from './wall-grid.js';
+import { renderToolbar, stateText } from './wall-toolbar.js';
 import { CameraTree, loadTreeData, stateLabel } from './wall-tree.js';
 
 strings({
-  'zh-CN': { layout: '布局', layout_n: '{n} 画面', more_layouts: '更多布局…', tpl: '模板', saved_layouts: '已保存',
-    'tpl_1+5': '1 大 5 小', 'tpl_1+7': '1 大 7 小', 'tpl_1+12': '中间 1 大 12 小', 'tpl_2+8': '2 大 8 小',
-    merge: '合并', merge_title: '合并所选区域（Shift+点击或 Shift+方向键选择）', merge_bad: '所选区域会切开其他画面',
-    split: '拆分', split_title: '把选中的大画面拆成小画面', save: '保存', save_as: '另存为', delete_layout: '删除布局',
-    saved: '已保存', unsaved: '未保存', tour: '轮巡', tours_none: '无轮巡', tour_start: '开始轮巡', tour_stop: '停止轮巡',
-    tour_new: '新建轮巡', tour_edit: '编辑轮巡', touring: '轮巡中：{name}（第 {page}/{pages} 页，每 {s} 秒）',
-    help: '帮助', help_text: '摄像机目录：↑↓ 移动，→ ← 展开/收起，Enter 或单击把摄像机放到选中画面（分组：从选中画面起依次放入，也可双击分组）；也可以把摄像机拖到画面上。画面：方向键选择，Enter、F 或双击全屏看主码流，Esc 退出全屏，Delete 移出摄像机，拖动画面交换位置，Shift+方向键或 Shift+点击选择区域后可合并。',
-    limit_layouts: '最多保存 32 个布局', limit_tours: '最多 32 个轮巡', wall_load_failed: '无法读取已保存的布局：{msg}',
+  'zh-CN': { limit_layouts: '最多保存 32 个布局', limit_tours: '最多 32 个轮巡', wall_load_failed: '无法读取已保存的布局：{msg}',
     fullscreen_close: '关闭（Esc）', main_stream: '主码流' },
-  en: { layout: 'Layout', layout_n: '{n} tiles', more_layouts: 'More layouts…', tpl: 'Templates', saved_layouts: 'Saved',
-    'tpl_1+5': '1 big + 5', 'tpl_1+7': '1 big + 7', 'tpl_1+12': '1 big centre + 12', 'tpl_2+8': '2 big + 8',
-    merge: 'Merge', merge_title: 'Merge the selected area (Shift+click or Shift+arrows to select)',
-    merge_bad: 'The area would cut another tile', split: 'Split', split_title: 'Split the selected big tile',
-    save: 'Save', save_as: 'Save as', delete_layout: 'Delete layout', saved: 'Saved', unsaved: 'Unsaved', tour: 'Tour',
-    tours_none: 'No tour', tour_start: 'Start tour', tour_stop: 'Stop tour', tour_new: 'New tour', tour_edit: 'Edit tour',
-    touring: 'Touring: {name} (page {page}/{pages}, every {s} s)', help: 'Help',
-    help_text: 'Camera tree: Up/Down move, Right/Left open/close, Enter or a click puts the camera on the selected tile (a group fills the tiles from the selected one; a double click does too); cameras can also be dragged onto tiles. Tiles: arrows select, Enter, F or a double click opens the main stream full screen, Escape closes it, Delete removes the camera, drag a tile to swap, Shift+arrows or Shift+click select an area to merge.',
-    limit_layouts: 'At most 32 saved layouts', limit_tours: 'At most 32 tours', wall_load_failed: 'Saved layouts could not be read: {msg}',
-    fullscreen_close: 'Close (Esc)', main_stream: 'main stream' },
+  en: { limit_layouts: 'At most 32 saved layouts', limit_tours: 'At most 32 tours',
+    wall_load_failed: 'Saved layouts could not be read: {msg}', fullscreen_close: 'Close (Esc)', main_stream: 'main stream' },
 });
 
 const POLL_MS = 10000;
@@ -383,45 +369,7 @@ class Wall {
   // --- toolbar ------------------------------------------------------------------------------------
   renderChrome() {
     if (!this.layout) return;
-    const name = this.layout.name;
-    const squares = h('div', { class: 'seg', role: 'group', 'aria-label': t('layout') }, SQUARES.map((l) =>
-      h('button', { type: 'button', class: 'secondary', dataset: { layout: l.name }, text: l.name,
-        title: t('layout_n', { n: l.name }), 'aria-pressed': String(name === l.name), onclick: () => this.chooseLayout(l) })));
-    const customs = this.doc.layouts.filter((l) => !isPreset(l.name));
-    const more = h('select', { class: 'more-layouts', 'aria-label': t('more_layouts'), onchange: () => {
-      const l = [...TEMPLATES, ...customs].find((x) => x.name === more.value);
-      if (l) this.chooseLayout(l);
-    } },
-    h('option', { value: '', text: t('more_layouts') }),
-    h('optgroup', { label: t('tpl') }, TEMPLATES.map((l) => h('option', { value: l.name, text: t(`tpl_${l.name}`) }))),
-    customs.length ? h('optgroup', { label: t('saved_layouts') }, customs.map((l) => h('option', { value: l.name, text: l.name }))) : null);
-    more.value = [...TEMPLATES, ...customs].some((l) => l.name === name) ? name : '';
-    this.mergeBtn = h('button', { type: 'button', class: 'secondary', text: t('merge'), title: t('merge_title'), onclick: () => this.mergeSelected() });
-    this.splitBtn = h('button', { type: 'button', class: 'secondary', text: t('split'), title: t('split_title'), onclick: () => this.splitSelected() });
-    const saved = customs.some((l) => l.name === name);
-    const tourSel = h('select', { class: 'tour-select', 'aria-label': t('tour'), onchange: () => { this.selectedTour = tourSel.value; this.renderChrome(); } },
-      this.doc.tours.length ? this.doc.tours.map((x) => h('option', { value: x.name, text: x.name }))
-        : h('option', { value: '', text: t('tours_none') }));
-    const chosen = this.tour?.tour.name ?? this.selectedTour;
-    if (this.doc.tours.some((x) => x.name === chosen)) tourSel.value = chosen;
-    const tourOf = () => this.doc.tours.find((x) => x.name === tourSel.value);
-    this.toolbar.replaceChildren(h('div', { class: 'wall-tools' }, squares, more, this.mergeBtn, this.splitBtn,
-      h('span', { class: 'sep' }),
-      h('button', { type: 'button', class: 'save', text: t('save'), onclick: () => this.save().catch(() => {}) }),
-      h('button', { type: 'button', class: 'secondary save-as', text: t('save_as'), onclick: () => this.saveAs().catch(() => {}) }),
-      saved ? h('button', { type: 'button', class: 'secondary delete-layout', text: t('delete_layout'), onclick: () => this.deleteLayout().catch(() => {}) }) : null,
-      h('span', { class: 'sep' }),
-      h('span', { class: 'label', text: t('tour') }), tourSel,
-      this.tour
-        ? h('button', { type: 'button', class: 'tour-stop danger', text: t('tour_stop'), onclick: () => this.stopTour() })
-        : h('button', { type: 'button', class: 'tour-start', text: t('tour_start'), disabled: !this.doc.tours.length,
-          onclick: () => { const x = tourOf(); if (x) this.startTour(x); } }),
-      h('button', { type: 'button', class: 'secondary tour-new', text: '+', title: t('tour_new'), 'aria-label': t('tour_new'), onclick: () => this.editTour(null) }),
-      h('button', { type: 'button', class: 'secondary tour-edit', text: '✎', title: t('tour_edit'), 'aria-label': t('tour_edit'),
-        disabled: !this.doc.tours.length, onclick: () => { const x = tourOf(); if (x) this.editTour(x); } }),
-      this.status,
-      h('details', { class: 'wall-help' }, h('summary', { text: '?', title: t('help'), 'aria-label': t('help') }),
-        h('p', { text: t('help_text') }))));
+    renderToolbar(this);
     this.alarms.render();
     this.grid.renderAll();
     this.renderState();
@@ -430,17 +378,9 @@ class Wall {
 
   renderState() {
     if (!this.status || !this.layout) return;
-    const saved = this.doc.layouts.find((l) => l.name === this.layout.name);
-    const same = saved && JSON.stringify(saved.cells.map((c) => [c.x, c.y, c.w, c.h, c.camera_id ?? null]))
-      === JSON.stringify(this.layout.cells.map((c) => [c.x, c.y, c.w, c.h, c.camera_id ?? null]));
-    let text = same ? t('saved') : t('unsaved');
-    if (this.tour) {
-      const n = Math.max(1, this.layout.cells.length - this.pins.size);
-      const pages = Math.ceil(this.tour.tour.camera_ids.length / n);
-      text = t('touring', { name: this.tour.tour.name, page: Math.floor(this.tour.offset / n) + 1, pages, s: this.tour.tour.seconds });
-    }
+    const { text, dirty } = stateText(this);
     this.status.textContent = text;
-    this.status.dataset.dirty = String(!same);
+    this.status.dataset.dirty = String(dirty);
   }
 
   updateButtons() {
