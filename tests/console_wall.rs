@@ -29,9 +29,16 @@ region_codes = ["360100"]
 /// Two cities: Ganzhou (a service hall in district 360702 and a bid site in the city itself) and
 /// Nanchang (one hall). Returns (Ganzhou camera ids in tree order of the wall, the extra Ganzhou camera
 /// on its own simulator, the Nanchang camera ids).
-async fn seed(c: &Client, sim: &Sim, sim2: Option<&Sim>, n: u32) -> (Vec<i64>, Option<i64>, Vec<i64>) {
+async fn seed(
+    c: &Client,
+    sim: &Sim,
+    sim2: Option<&Sim>,
+    n: u32,
+) -> (Vec<i64>, Option<i64>, Vec<i64>) {
     let hall = c.site("章贡区政务服务中心", "service_hall", "360702").await;
-    let bid = c.site("赣州市公共资源交易中心", "bid_evaluation", "360700").await;
+    let bid = c
+        .site("赣州市公共资源交易中心", "bid_evaluation", "360700")
+        .await;
     let nc = c.site("南昌市政务服务中心", "service_hall", "360100").await;
     let mut ganzhou = Vec::new();
     let in_hall = n * 3 / 4;
@@ -42,7 +49,9 @@ async fn seed(c: &Client, sim: &Sim, sim2: Option<&Sim>, n: u32) -> (Vec<i64>, O
             (bid, format!("开标室{i:02}"))
         };
         let id = c
-            .camera(json!({"name": name, "site_id": site, "main_url": sim.url(i), "record": i <= 2}))
+            .camera(
+                json!({"name": name, "site_id": site, "main_url": sim.url(i), "record": i <= 2}),
+            )
             .await;
         ganzhou.push(id);
     }
@@ -58,16 +67,25 @@ async fn seed(c: &Client, sim: &Sim, sim2: Option<&Sim>, n: u32) -> (Vec<i64>, O
     }
     let extra = match sim2 {
         Some(s) => Some(
-            c.camera(json!({"name": "评标室99", "site_id": bid, "main_url": s.url(1), "record": false}))
-                .await,
+            c.camera(
+                json!({"name": "评标室99", "site_id": bid, "main_url": s.url(1), "record": false}),
+            )
+            .await,
         ),
         None => None,
     };
     let nanchang = vec![
-        c.camera(json!({"name": "南昌窗口1", "site_id": nc, "main_url": sim.url(1), "record": false}))
-            .await,
+        c.camera(
+            json!({"name": "南昌窗口1", "site_id": nc, "main_url": sim.url(1), "record": false}),
+        )
+        .await,
     ];
-    let all: Vec<i64> = ganzhou.iter().chain(extra.iter()).chain(nanchang.iter()).copied().collect();
+    let all: Vec<i64> = ganzhou
+        .iter()
+        .chain(extra.iter())
+        .chain(nanchang.iter())
+        .copied()
+        .collect();
     for id in all {
         c.wait_state(id, "online", Duration::from_secs(30))
             .await
@@ -132,7 +150,10 @@ async fn supervisor_fills_a_16_tile_wall_saves_it_tours_and_sees_a_camera_go_off
             ("VIGIL_SIGNAL", signal.display().to_string()),
         ],
     );
-    assert!(watcher.join().expect("watcher"), "the script never asked for the kill");
+    assert!(
+        watcher.join().expect("watcher"),
+        "the script never asked for the kill"
+    );
     assert_eq!(step(&lines, "play")["playing"], 16, "{lines:?}");
     assert_eq!(step(&lines, "reload")["same"], true);
     assert_eq!(step(&lines, "tour")["switched"], true);
@@ -156,7 +177,9 @@ async fn supervisor_fills_a_16_tile_wall_saves_it_tours_and_sees_a_camera_go_off
         .filter_map(|c| c["camera_id"].as_i64())
         .collect();
     assert_eq!(ids, ganzhou);
-    assert!(wall.body["tours"][0]["camera_ids"].as_array().is_some_and(|a| a.len() == 6));
+    assert!(wall.body["tours"][0]["camera_ids"]
+        .as_array()
+        .is_some_and(|a| a.len() == 6));
 }
 
 #[tokio::test]

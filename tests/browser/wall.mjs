@@ -196,6 +196,23 @@ async function otherCity() {
   const saved = await page.evaluate(async () => (await (await import('/core.js')).api('GET', '/me/wall')).layouts.find((l) => l.name === '大厅一大五小'));
   log('custom-layout', { big, cells: saved?.cells.length });
   check(saved && saved.cells.length === 6 && saved.cells.some((c) => c.w === 2 && c.h === 2), 'merged layout saved', saved);
+
+  // The keyboard alone: End + Enter in the tree puts the last camera on the selected tile, Enter on the
+  // tile opens it full screen, Escape closes, Delete empties the tile.
+  await page.click('.page-wall .tile[data-index="1"]');
+  await page.focus('.camera-tree [role=treeitem][tabindex="0"]');
+  await page.keyboard.press('End');
+  await page.keyboard.press('Enter');
+  const placed = await page.$eval('.page-wall .tile[data-index="1"]', (t) => t.dataset.camera);
+  await page.focus('.page-wall .tile[data-index="1"]');
+  await page.keyboard.press('Enter');
+  const full = await page.waitForSelector('.page-wall .wall-full', { timeout: 5000 }).then(() => true, () => false);
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('.page-wall .wall-full', { state: 'detached' });
+  await page.keyboard.press('Delete');
+  const cleared = await page.$eval('.page-wall .tile[data-index="1"]', (t) => t.dataset.camera);
+  log('keyboard', { placed, full, cleared });
+  check(placed === String(cameras[cameras.length - 1]) && full && cleared === '', 'keyboard', { placed, full, cleared });
   const r = { tree_foreign: inTree.filter((id) => foreign.includes(id)).length,
     api_foreign: viaApi.filter((id) => foreign.includes(id)).length, tiles_foreign_playing: tilesForeign,
     own_in_tree: cameras.every((id) => inTree.includes(id)) };
