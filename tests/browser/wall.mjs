@@ -211,6 +211,11 @@ async function otherCity() {
   await page.waitForSelector('.page-wall .wall-full', { state: 'detached' });
   await page.keyboard.press('Delete');
   const cleared = await page.$eval('.page-wall .tile[data-index="1"]', (t) => t.dataset.camera);
+  // Drag and drop: a camera from the tree onto a tile.
+  await page.dragAndDrop(`.camera-tree [data-camera="${cameras[0]}"] > .row`, '.page-wall .tile[data-index="2"]');
+  const dropped = await page.$eval('.page-wall .tile[data-index="2"]', (t) => t.dataset.camera);
+  log('drag', { dropped });
+  check(dropped === String(cameras[0]), 'drag a camera onto a tile', { dropped });
   log('keyboard', { placed, full, cleared });
   check(placed === String(cameras[cameras.length - 1]) && full && cleared === '', 'keyboard', { placed, full, cleared });
   const r = { tree_foreign: inTree.filter((id) => foreign.includes(id)).length,
