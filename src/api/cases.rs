@@ -495,3 +495,28 @@ async fn notify_loop(
         }
     }
 }
+
+#[derive(Serialize)]
+pub struct CameraEvents {
+    events: Vec<store::CameraEvent>,
+}
+
+/// The case events at the positions a camera covers, for playback's next / previous event.
+pub async fn camera_events(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+    Query(q): Query<super::recordings::RangeQuery>,
+) -> ApiResult<Json<CameraEvents>> {
+    super::cameras::visible_camera(&s, &p, id).await?;
+    let (start_us, end_us, _) = super::recordings::range(&q)?;
+    let events = store::camera_events(
+        &s.pool,
+        id,
+        start_us / 1000,
+        end_us.saturating_add(999) / 1000,
+        1000,
+    )
+    .await?;
+    Ok(Json(CameraEvents { events }))
+}

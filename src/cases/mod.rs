@@ -7,12 +7,14 @@
 //! - `clips`: the clip rules (pure). `coverage`: clips against the segment index. `view`: the case as
 //!   `GET /cases/{case_no}` shows it.
 //! - `cards`: yellow/red cards, their alarms and notifications, the deadline sweep.
+//! - `camera_alarms`: camera status notifications and camera-offline alarms.
 //! - `holds`: holds by case on the recording engine's `holds` table; bid sessions held automatically.
 //! - `signing`: the Ed25519 key of the data directory. `package`: writing and verifying packages.
 //! - `export`: the background export job.
 //!
 //! Invariants are written in each module; the decisions in docs/cases.md.
 
+pub mod camera_alarms;
 pub mod cards;
 pub mod clips;
 pub mod coverage;
@@ -43,7 +45,7 @@ pub struct CaseService {
     pub cfg: CasesConfig,
     pub data_dir: PathBuf,
     pub key: SigningKey,
-    /// JSON notifications (case cards; others may publish camera status and alarms here too).
+    /// JSON notifications: case cards, camera status changes and alarms.
     pub notify: broadcast::Sender<Arc<str>>,
     pub exports: Mutex<HashMap<String, Arc<AtomicU32>>>,
 }
