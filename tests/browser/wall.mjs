@@ -29,13 +29,6 @@ const context = await chromium.launchPersistentContext(userDataDir, {
     '--autoplay-policy=no-user-gesture-required'],
 });
 const page = context.pages()[0] || await context.newPage();
-if (process.env.STUB_WALL) { // TEMP until the server has /me/wall
-  let doc = { layouts: [], tours: [], current: { layout: null, tour: null } };
-  await context.route('**/api/v1/me/wall', async (route) => {
-    if (route.request().method() === 'PUT') doc = JSON.parse(route.request().postData());
-    await route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(doc) });
-  });
-}
 page.on('console', (m) => { if (m.type() === 'error') console.error('page:', m.text()); });
 page.on('response', (r) => { if (r.status() >= 400) console.error('http:', r.status(), r.url()); });
 page.on('pageerror', (e) => console.error('page error:', e.message));
