@@ -204,6 +204,7 @@ export class WallGrid {
       id != null ? h('button', { type: 'button', class: 'tile-clear', tabindex: '-1', title: t('tile_clear'),
         'aria-label': t('tile_clear'), text: '×', onclick: (e) => { e.stopPropagation(); this.opts.onClear(i); } }) : null));
     if (!cam) tile.append(h('div', { class: 'tile-note', text: id == null ? t('tile_empty') : t('tile_hidden') }));
+    else if (offline) tile.append(h('div', { class: 'tile-note tile-down', text: stateLabel(st) }));
     tile.classList.toggle('offline', !!offline);
     tile.classList.toggle('alarm', id != null && this.alarmed.has(id));
     tile.classList.toggle('popped', this.popped.has(i));

@@ -210,6 +210,13 @@ async function otherCity() {
   log('drag', { dropped });
   check(dropped === String(cameras[0]), 'drag a camera onto a tile', { dropped });
   log('keyboard', { placed, full, cleared });
+
+  // English: the page redraws its own words.
+  await page.click('#lang');
+  const english = await page.$eval('.wall-toolbar .save', (b) => b.textContent);
+  await page.click('#lang');
+  log('lang', { english });
+  check(english === 'Save', 'English toolbar', { english });
   check(placed === String(cameras[cameras.length - 1]) && full && cleared === '', 'keyboard', { placed, full, cleared });
   const r = { tree_foreign: inTree.filter((id) => foreign.includes(id)).length,
     api_foreign: viaApi.filter((id) => foreign.includes(id)).length, tiles_foreign_playing: tilesForeign,
@@ -237,7 +244,10 @@ async function bench() {
   fs.writeFileSync(process.env.VIGIL_SIGNAL, 'playing');
   while (!fs.readFileSync(process.env.VIGIL_SIGNAL, 'utf8').includes('stop')) await sleep(200);
   p = await playing();
-  const q = await page.$$eval('.page-wall .tile vigil-live', (ps) => ps.map((x) => x.video.getVideoPlaybackQuality()));
+  const q = await page.$$eval('.page-wall .tile vigil-live', (ps) => ps.map((x) => {
+    const v = x.video.getVideoPlaybackQuality();
+    return { totalVideoFrames: v.totalVideoFrames, droppedVideoFrames: v.droppedVideoFrames };
+  }));
   log('bench-end', { playing: p.count, states: p.states, decoded: q.reduce((a, x) => a + x.totalVideoFrames, 0),
     dropped: q.reduce((a, x) => a + x.droppedVideoFrames, 0) });
   await page.screenshot({ path: path.join(shots, 'wall-bench.png') });
