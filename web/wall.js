@@ -32,10 +32,11 @@ const DEFAULT_LAYOUT = '4';
 export default {
   title: 'nav_wall',
   roles: ['admin', 'supervisor'],
-  async mount(root) {
+  mount(root) {
     stylesheet('/wall.css');
     const wall = new Wall(root);
-    await wall.start();
+    // The cleanup is handed back at once, so that leaving while the wall still loads stops it too.
+    wall.start().catch(showError);
     return () => wall.destroy();
   },
 };
