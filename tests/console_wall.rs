@@ -148,6 +148,7 @@ async fn supervisor_fills_a_16_tile_wall_saves_it_tours_and_sees_a_camera_go_off
             ("VIGIL_EXTRA", extra.to_string()),
             ("VIGIL_FOREIGN", json!(nanchang).to_string()),
             ("VIGIL_SIGNAL", signal.display().to_string()),
+            ("VIGIL_ADMIN_PASSWORD", ADMIN_PASSWORD.into()),
         ],
     );
     assert!(
@@ -160,6 +161,7 @@ async fn supervisor_fills_a_16_tile_wall_saves_it_tours_and_sees_a_camera_go_off
     assert_eq!(step(&lines, "offline")["tile_offline"], true);
     assert_eq!(step(&lines, "offline")["listed"], true);
     assert_eq!(step(&lines, "leave")["players"], 0);
+    assert_eq!(step(&lines, "leave")["open_views"], 0);
 
     // The layout is the user's, on the server.
     let c = Client::login(&server, "ganzhou", "ganzhou-password-1").await;

@@ -55,6 +55,21 @@ async function login() {
   log('login');
 }
 
+/** Live views of VIGIL_USER started and ended according to the server's audit log (read as the admin). */
+let adminCookie = null;
+async function openViews() {
+  if (!adminCookie) {
+    const r = await fetch(`${base}/api/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'admin', password: process.env.VIGIL_ADMIN_PASSWORD }) });
+    check(r.ok, 'admin login', r.status);
+    adminCookie = (r.headers.get('set-cookie') || '').split(';')[0];
+  }
+  const r = await fetch(`${base}/api/v1/audit?actor=${encodeURIComponent(process.env.VIGIL_USER)}&limit=5000`, { headers: { cookie: adminCookie } });
+  const rows = await r.json();
+  const n = (a) => rows.filter((x) => x.action === a && x.status < 400).length;
+  return { started: n('live.start'), ended: n('live.stop') };
+}
+
 async function main() {
   await login();
   const inTree = await page.$$eval('.camera-tree [data-camera]', (ls) => ls.map((l) => Number(l.dataset.camera)));
@@ -153,7 +168,14 @@ async function main() {
   await page.evaluate(() => { location.hash = '#/nowhere'; });
   await page.waitForSelector('.page-wall', { state: 'detached' });
   const players = await page.$$eval('vigil-live', (ps) => ps.length);
-  log('leave', { players });
+  // ... and the server agrees: every live view the user opened has ended (audit live.start / live.stop),
+  // while the browser is still open on another page.
+  let views = { started: 0, ended: -1 };
+  const until = Date.now() + 15000;
+  while (Date.now() < until && views.started !== views.ended) { views = await openViews(); if (views.started !== views.ended) await sleep(300); }
+  const open = views.started - views.ended;
+  log('leave', { players, open_views: open, ...views });
+  check(players === 0 && open === 0 && views.started >= 16, 'leaving the page ends every stream', { players, ...views });
 }
 
 async function otherCity() {
