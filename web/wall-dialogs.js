@@ -63,6 +63,7 @@ export function editTour(tour, treeData, taken) {
     const count = h('span', {});
     const tree = new CameraTree({ checkable: true, onCheck: () => { count.textContent = t('tour_cameras', { n: tree.checked.size }); } });
     tree.setData(treeData);
+    tree.updateStates(new Map(treeData.cameras.map((c) => [c.id, c])));
     // Cameras no longer visible to the user are dropped from the tour when it is saved again.
     const visible = new Set(treeData.cameras.map((c) => c.id));
     tree.setChecked((tour?.camera_ids || []).filter((id) => visible.has(id)));

@@ -89,7 +89,8 @@ export class WallGrid {
     this.selected = 0;
     this.anchor = null;
     this.tiles = [];
-    this.grid = h('div', { class: 'wall-grid', role: 'grid', 'aria-label': t('grid_label'),
+    // A listbox of tiles: one selected (or an area of them, for a merge), arrows move the selection.
+    this.grid = h('div', { class: 'wall-grid', role: 'listbox', 'aria-multiselectable': 'true', 'aria-label': t('grid_label'),
       onkeydown: (e) => this.onKey(e) });
     this.el = h('div', { class: 'wall-box' }, this.grid);
     this.resize = new ResizeObserver(() => this.fit());
@@ -130,7 +131,7 @@ export class WallGrid {
       this.grid.style.gridTemplateColumns = `repeat(${layout.cols}, 1fr)`;
       this.grid.style.gridTemplateRows = `repeat(${layout.rows}, 1fr)`;
       layout.cells.forEach((c, i) => {
-        const tile = h('div', { class: 'tile', role: 'gridcell', tabindex: '-1', dataset: { index: String(i) },
+        const tile = h('div', { class: 'tile', role: 'option', tabindex: '-1', dataset: { index: String(i) },
           style: { gridColumn: `${c.x + 1} / span ${c.w}`, gridRow: `${c.y + 1} / span ${c.h}` } });
         this.wire(tile, i);
         this.tiles.push(tile);

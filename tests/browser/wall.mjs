@@ -209,6 +209,12 @@ async function otherCity() {
   await page.click('.ask-name button[type=submit]');
   await page.waitForFunction(() => [...document.querySelectorAll('.more-layouts option')].some((o) => o.value === '大厅一大五小'));
   const saved = await page.evaluate(async () => (await (await import('/core.js')).api('GET', '/me/wall')).layouts.find((l) => l.name === '大厅一大五小'));
+  await page.screenshot({ path: path.join(shots, 'wall-custom.png') });
+  await page.click('.wall-toolbar .tour-new');
+  await page.waitForSelector('.tour-editor');
+  await page.screenshot({ path: path.join(shots, 'wall-tour-editor.png') });
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('.tour-editor', { state: 'detached' });
   log('custom-layout', { big, cells: saved?.cells.length });
   check(saved && saved.cells.length === 6 && saved.cells.some((c) => c.w === 2 && c.h === 2), 'merged layout saved', saved);
 
