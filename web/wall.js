@@ -319,7 +319,7 @@ class Wall {
   }
 
   async editTour(existing) {
-    const r = await editTour(existing, this.treeData, this.doc.tours.map((x) => x.name));
+    const r = await editTour(existing, { ...this.treeData, cameras: [...this.cams.values()] }, this.doc.tours.map((x) => x.name));
     if (!r) return;
     let tours = this.doc.tours.filter((x) => x !== existing);
     if (r.tour) {
