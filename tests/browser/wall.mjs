@@ -134,6 +134,11 @@ async function main() {
     && JSON.stringify(page2) === JSON.stringify([...tourCams.slice(4), null, null]);
   log('tour', { switched, page1, page2 });
   check(switched, 'tour pages', { page1, page2 });
+  // The running tour is part of the saved wall: a reload resumes it.
+  await page.reload();
+  const resumed = await page.waitForSelector('.wall-toolbar .tour-stop', { timeout: 20000 }).then(() => true, () => false);
+  log('tour-reload', { resumed });
+  check(resumed, 'the tour runs again after a reload', {});
   await page.click('.wall-toolbar .tour-stop');
   await page.click('.wall-toolbar [data-layout="16"]');
   await page.waitForFunction(() => document.querySelectorAll('.page-wall .tile').length === 16);
