@@ -38,8 +38,10 @@ async fn an_admin_sets_up_a_site_through_the_administration_pages() {
         !names.contains(&"坏摄像机") && !names.contains(&"综合窗口2"),
         "a tested but unsaved camera was stored: {names:?}"
     );
+    // The NVR brought two channels; the second was renamed and then deleted on the page.
     let nvr: Vec<_> = cams.iter().filter(|c| c["nvr_id"].is_i64()).collect();
-    assert_eq!(nvr.len(), 2, "NVR channels: {cams:?}");
+    assert_eq!(nvr.len(), 1, "NVR channels: {cams:?}");
+    assert_eq!(nvr[0]["name"], "NVR-1 ch01");
     let saved = cams
         .iter()
         .find(|c| c["name"] == "综合窗口1")
@@ -61,6 +63,19 @@ async fn an_admin_sets_up_a_site_through_the_administration_pages() {
             .any(|r| r["code"] == "360703" && r["parent_code"] == "360700"),
         "region: {regions}"
     );
+    let sites = c.get("/api/v1/sites").await.body;
+    assert_eq!(
+        sites[0]["name"], "南康区行政服务中心",
+        "edited site: {sites}"
+    );
+    let positions = c
+        .get(&format!("/api/v1/sites/{}/positions", sites[0]["id"]))
+        .await
+        .body;
+    assert!(
+        positions[0]["code"] == "A12" && positions[0]["camera_ids"] == serde_json::json!([saved]),
+        "position: {positions}"
+    );
     let users = c.get("/api/v1/users").await.body;
     assert!(
         users
@@ -76,7 +91,7 @@ async fn an_admin_sets_up_a_site_through_the_administration_pages() {
     let seen = supervisor.get("/api/v1/cameras").await.body;
     assert_eq!(
         seen.as_array().map(Vec::len),
-        Some(3),
+        Some(2),
         "the supervisor sees the district's cameras: {seen}"
     );
     let tokens = c.get("/api/v1/tokens").await.body;
@@ -101,6 +116,10 @@ async fn an_admin_sets_up_a_site_through_the_administration_pages() {
     for action in [
         "region.create",
         "site.create",
+        "site.update",
+        "position.create",
+        "camera.update",
+        "camera.delete",
         "nvr.import",
         "user.create",
         "token.create",

@@ -8,13 +8,13 @@ import { HUMAN_ROLES, regionsText } from './admin-users.js';
 
 strings({
   'zh-CN': { adm_tok_new: '新建接口令牌', adm_tok_name: '名称', adm_tok_role: '角色', adm_tok_regions: '区划',
-    adm_tok_expires: '有效期至（可选）', adm_tok_created: '创建时间', adm_tok_by: '创建人', adm_tok_state: '状态',
+    adm_tok_expires: '有效期至（可选）', adm_tok_expiry: '有效期至', adm_tok_created: '创建时间', adm_tok_by: '创建人', adm_tok_state: '状态',
     adm_tok_active: '有效', adm_tok_revoked: '已吊销', adm_tok_expired: '已过期', adm_tok_revoke: '吊销',
     adm_tok_never: '永久', adm_tok_secret_title: '令牌已创建：请立即复制', adm_tok_secret_once: '此密钥只显示这一次，关闭后无法再查看。',
     adm_tok_copy: '复制', adm_tok_copied: '已复制', adm_tok_done: '我已保存', adm_tok_secret: '令牌密钥',
     adm_tok_name_hint: '如 approval-system，不含空格' },
   en: { adm_tok_new: 'New API token', adm_tok_name: 'Name', adm_tok_role: 'Role', adm_tok_regions: 'Regions',
-    adm_tok_expires: 'Expires (optional)', adm_tok_created: 'Created', adm_tok_by: 'By', adm_tok_state: 'State',
+    adm_tok_expires: 'Expires (optional)', adm_tok_expiry: 'Expires', adm_tok_created: 'Created', adm_tok_by: 'By', adm_tok_state: 'State',
     adm_tok_active: 'active', adm_tok_revoked: 'revoked', adm_tok_expired: 'expired', adm_tok_revoke: 'Revoke',
     adm_tok_never: 'never', adm_tok_secret_title: 'Token created: copy it now',
     adm_tok_secret_once: 'The secret is shown this once; it cannot be seen again after closing.',
@@ -87,7 +87,7 @@ export default {
       ['adm_tok_regions', (k) => regionsText(regions, k.region_codes)],
       ['adm_tok_created', (k) => fmtTime(k.created_at)],
       ['adm_tok_by', (k) => k.created_by ?? ''],
-      ['adm_tok_expires', (k) => (k.expires_at ? fmtTime(k.expires_at) : t('adm_tok_never'))],
+      ['adm_tok_expiry', (k) => (k.expires_at ? fmtTime(k.expires_at) : t('adm_tok_never'))],
       ['adm_tok_state', tokenState],
       ['adm_actions', (k) => (k.revoked_at ? '' : dangerButton('adm_tok_revoke', async () => {
         try {
