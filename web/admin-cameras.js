@@ -9,10 +9,11 @@ import { cameraForm } from './admin-camera-form.js';
 
 strings({
   'zh-CN': { adm_cams_site: '场所', adm_cams_search: '搜索名称或地址', adm_cams_recording: '正在录像',
-    adm_cams_streams: '码流地址', adm_cams_nvr: 'NVR 通道', adm_cams_count: '共 {n} 路', adm_cams_no_site: '请先新建场所' },
+    adm_cams_streams: '码流地址', adm_cams_nvr: 'NVR 通道', adm_cams_count: '共 {n} 路', adm_cams_no_site: '请先新建场所',
+    adm_cams_nvr_ch: 'NVR {nvr} · 通道 {ch}' },
   en: { adm_cams_site: 'Site', adm_cams_search: 'Search name or URL', adm_cams_recording: 'Recording',
     adm_cams_streams: 'Stream URLs', adm_cams_nvr: 'NVR channel', adm_cams_count: '{n} cameras',
-    adm_cams_no_site: 'Create a site first' },
+    adm_cams_no_site: 'Create a site first', adm_cams_nvr_ch: 'NVR {nvr} · channel {ch}' },
 });
 
 const POLL_MS = 5000;
@@ -56,7 +57,7 @@ export default {
         ['adm_cams_streams', (c) => h('div', { class: 'adm-urls' }, h('code', { text: c.main_url }),
           c.sub_url ? h('code', { class: 'adm-muted', text: c.sub_url }) : null)],
         ['adm_cam_transport', (c) => c.transport.toUpperCase()],
-        ['adm_cams_nvr', (c) => (c.nvr_id ? `${c.nvr_id} / ${c.channel}` : '')],
+        ['adm_cams_nvr', (c) => (c.nvr_id ? t('adm_cams_nvr_ch', { nvr: c.nvr_id, ch: c.channel }) : '')],
         ['adm_actions', (c) => h('div', { class: 'adm-row-actions' },
           smallButton('adm_edit', () => f.edit(c)),
           dangerButton('adm_delete', async () => {

@@ -69,6 +69,7 @@ try {
   await rf.locator('.adm-error:not(:empty)').waitFor();
   const dupError = await rf.locator('.adm-error').textContent();
   if (await rf.locator('input[name=code]').inputValue() !== '360703') throw new Error('the form lost what was typed');
+  await shot('admin-regions.png');
   await rf.locator('input[name=code]').press('Escape');
   if (await rf.locator('input[name=code]').inputValue() !== '') throw new Error('Escape did not cancel the form');
   log('region', { duplicate_error: dupError });
@@ -89,6 +90,7 @@ try {
   await sf.locator('input[name=name]').fill('南康区行政服务中心');
   await sf.locator('input[name=name]').press('Enter');
   await page.locator(`.adm-list tr[data-id="${siteId}"]`, { hasText: '南康区行政服务中心' }).waitFor();
+  await shot('admin-sites.png');
   log('site', { siteId });
 
   // A camera, tested before it is saved.
@@ -169,6 +171,7 @@ try {
   await pf.locator('label', { hasText: '综合窗口1' }).locator('input').check();
   await pf.locator('input[name=code]').press('Enter');
   await page.locator('.adm-list tr', { hasText: 'A12' }).filter({ hasText: '综合窗口1' }).waitFor();
+  await shot('admin-positions.png');
   log('position');
 
   // Rename an NVR channel (the password field stays empty: kept), then delete it with the two-step button.
