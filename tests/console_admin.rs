@@ -6,13 +6,43 @@ mod common;
 use common::*;
 use std::time::Duration;
 
+const CONFIG: &str = r#"
+[auth]
+login_max_failures = 2
+lockout_minutes = 0
+login_address_max_failures = 100
+
+[[seed.users]]
+username = "clerk"
+password = "clerk-password-1"
+role = "investigator"
+region_codes = ["360702"]
+"#;
+
 #[tokio::test]
 async fn an_admin_sets_up_a_site_through_the_administration_pages() {
     if !browser::browser_available() {
         return;
     }
     let sim = Sim::small(2, 25, &[]);
-    let server = Server::start();
+    let server = Server::start_with(CONFIG);
+    // An account locked by failed logins, for the page to unlock.
+    for _ in 0..2 {
+        let r = Client::anonymous(&server)
+            .post(
+                "/api/v1/session",
+                serde_json::json!({"username": "clerk", "password": "wrong-password"}),
+            )
+            .await;
+        assert_eq!(r.status, 401, "failed login: {}", r.text);
+    }
+    let r = Client::anonymous(&server)
+        .post(
+            "/api/v1/session",
+            serde_json::json!({"username": "clerk", "password": "clerk-password-1"}),
+        )
+        .await;
+    assert_eq!(r.status, 429, "clerk should be locked: {}", r.text);
     // A port nobody listens on: the camera test must read it as offline.
     let closed_port = free_port();
     browser::run_script(
@@ -94,6 +124,8 @@ async fn an_admin_sets_up_a_site_through_the_administration_pages() {
         Some(2),
         "the supervisor sees the district's cameras: {seen}"
     );
+    // Unlocked on the page: the clerk logs in again.
+    Client::login(&server, "clerk", "clerk-password-1").await;
     let tokens = c.get("/api/v1/tokens").await.body;
     assert!(
         tokens
@@ -122,6 +154,7 @@ async fn an_admin_sets_up_a_site_through_the_administration_pages() {
         "camera.delete",
         "nvr.import",
         "user.create",
+        "user.unlock",
         "token.create",
     ] {
         let rows = c.get(&format!("/api/v1/audit?action={action}")).await.body;

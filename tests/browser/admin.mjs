@@ -1,7 +1,8 @@
 // The administration pages as an admin uses them (tests/console_admin.rs starts the server and simulator).
 // Logs in through the form, then: a region and a site, a camera tested before saving (online with a
-// snapshot; a closed port reads offline with an error and saves nothing), an NVR import, a user and a token
-// (secret shown once), the audit log and the health figures; English and a laptop screen at the end.
+// snapshot; a closed port reads offline with an error and saves nothing), an NVR import, a position, a user
+// (and a locked one unlocked) and a token (secret shown once), the audit log and the health figures; English
+// and a laptop screen at the end.
 // Env: VIGIL_URL, VIGIL_USER, VIGIL_PASSWORD, VIGIL_SIM_PORT, VIGIL_CLOSED_PORT, VIGIL_ARTIFACTS.
 // Prints one JSON line per step; exits non-zero at the first step that fails.
 import { chromium } from 'playwright-core';
@@ -200,7 +201,12 @@ try {
   const userRow = page.locator('.adm-list tr', { hasText: 'nk-supervisor' });
   await userRow.waitFor();
   if (!(await userRow.textContent()).includes('南康区')) throw new Error('user row without its region');
+  // The clerk's account was locked by failed logins (tests/console_admin.rs): unlock it.
+  const clerk = page.locator('.adm-list tr', { hasText: 'clerk' });
+  await clerk.filter({ hasText: '已锁定' }).waitFor();
   await shot('admin-users.png');
+  await clerk.locator('button', { hasText: '解锁' }).click();
+  await clerk.filter({ hasText: '正常' }).waitFor();
   log('user', { row: await userRow.textContent() });
 
   await tab('tokens');
