@@ -44,18 +44,9 @@ pub async fn post_events(
             items.len()
         )));
     }
-    let svc = &s.cases;
-    let mut report = store::ingest(&s.pool, &p.scope, &p.actor(), items, &svc.defaults()).await?;
-    tracing::info!(
-        actor = %p.actor(),
-        accepted = report.accepted,
-        duplicates = report.duplicates,
-        rejected = report.rejected.len(),
-        "case events"
-    );
-    let changes = std::mem::take(&mut report.card_changes);
-    svc.announce(changes).await;
-    Ok(Json(report))
+    Ok(Json(
+        s.cases.post_events(&p.scope, &p.actor(), items).await?,
+    ))
 }
 
 #[derive(Deserialize)]

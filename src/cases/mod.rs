@@ -79,6 +79,27 @@ impl CaseService {
         }
     }
 
+    /// Stores a batch of raw event items for `actor` within `scope` (see [`store::ingest`]), then raises
+    /// and announces the cards the batch changed.
+    pub async fn post_events(
+        &self,
+        scope: &crate::auth::Scope,
+        actor: &str,
+        items: &[serde_json::Value],
+    ) -> Result<store::IngestReport, crate::db::DbError> {
+        let mut report = store::ingest(&self.pool, scope, actor, items, &self.defaults()).await?;
+        tracing::info!(
+            actor,
+            accepted = report.accepted,
+            duplicates = report.duplicates,
+            rejected = report.rejected.len(),
+            "case events"
+        );
+        let changes = std::mem::take(&mut report.card_changes);
+        self.announce(changes).await;
+        Ok(report)
+    }
+
     /// Raises the alarms of changed cards and sends their notifications.
     pub async fn announce(&self, changes: Vec<(store::CaseRow, cards::Card)>) {
         for (case, card) in changes {
