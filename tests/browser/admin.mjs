@@ -117,6 +117,14 @@ try {
     return img && img.complete && img.naturalWidth > 0 && img.naturalWidth;
   }, null, SLOW).then((h) => h.jsonValue());
 
+  // Not an RTSP URL: the server's 4xx message appears beside the form and the typing stays.
+  await fillCamera('综合窗口1', 'http://127.0.0.1/cam1');
+  await cf.locator('button[data-action=test]').click();
+  await cf.locator('.adm-error:not(:empty)').waitFor();
+  const urlError = await cf.locator('.adm-error').textContent();
+  if (await cf.locator('input[name=main_url]').inputValue() !== 'http://127.0.0.1/cam1') throw new Error('URL lost');
+  log('camera-bad-url', { error: urlError });
+
   await fillCamera('综合窗口1', simUrl(1));
   let state = await test();
   if (state !== 'online') throw new Error(`test of the simulator: ${state}: ${await result.textContent()}`);
