@@ -232,8 +232,12 @@ class Wall {
     const l = merge(this.layout, anchor, selected);
     if (!l) { toast(t('merge_bad'), 'error'); return; }
     this.stopTour();
+    const a = this.layout.cells[anchor];
+    const b = this.layout.cells[selected];
     this.layout = { ...l, name: '' };
     this.show();
+    // The merged tile takes the selection.
+    this.grid.select(l.cells.findIndex((c) => c.x === Math.min(a.x, b.x) && c.y === Math.min(a.y, b.y)));
     this.renderChrome();
   }
 
