@@ -26,15 +26,20 @@ role = "supervisor"
 region_codes = ["360100"]
 "#;
 
+/// What [`seed`] made.
+struct Seeded {
+    /// Ganzhou's cameras on `sim`, in the order they go on the wall.
+    ganzhou: Vec<i64>,
+    /// A Ganzhou camera on its own simulator (the one that dies).
+    extra: Option<i64>,
+    nanchang: Vec<i64>,
+    /// The Ganzhou hall, whose windows A01.. are covered by its first cameras.
+    hall: i64,
+}
+
 /// Two cities: Ganzhou (a service hall in district 360702 and a bid site in the city itself) and
-/// Nanchang (one hall). Returns (Ganzhou camera ids in tree order of the wall, the extra Ganzhou camera
-/// on its own simulator, the Nanchang camera ids).
-async fn seed(
-    c: &Client,
-    sim: &Sim,
-    sim2: Option<&Sim>,
-    n: u32,
-) -> (Vec<i64>, Option<i64>, Vec<i64>) {
+/// Nanchang (one hall).
+async fn seed(c: &Client, sim: &Sim, sim2: Option<&Sim>, n: u32) -> Seeded {
     let hall = c.site("章贡区政务服务中心", "service_hall", "360702").await;
     let bid = c
         .site("赣州市公共资源交易中心", "bid_evaluation", "360700")
@@ -91,7 +96,12 @@ async fn seed(
             .await
             .unwrap_or_else(|| panic!("camera {id} online"));
     }
-    (ganzhou, extra, nanchang)
+    Seeded {
+        ganzhou,
+        extra,
+        nanchang,
+        hall,
+    }
 }
 
 fn run_wall(server: &Server, env: Vec<(&str, String)>) -> Vec<Value> {
@@ -117,7 +127,12 @@ async fn supervisor_fills_a_16_tile_wall_saves_it_tours_and_sees_a_camera_go_off
     let sim2 = Sim::small(1, 25, &[]);
     let server = Server::start_with(CONFIG);
     let admin = server.admin().await;
-    let (ganzhou, extra, nanchang) = seed(&admin, &sim, Some(&sim2), 16).await;
+    let Seeded {
+        ganzhou,
+        extra,
+        nanchang,
+        hall,
+    } = seed(&admin, &sim, Some(&sim2), 16).await;
     let extra = extra.expect("extra camera");
 
     // The script writes "kill" here when the wall is up; the simulator of the extra camera then dies.
@@ -149,6 +164,7 @@ async fn supervisor_fills_a_16_tile_wall_saves_it_tours_and_sees_a_camera_go_off
             ("VIGIL_FOREIGN", json!(nanchang).to_string()),
             ("VIGIL_SIGNAL", signal.display().to_string()),
             ("VIGIL_ADMIN_PASSWORD", ADMIN_PASSWORD.into()),
+            ("VIGIL_HALL", hall.to_string()),
         ],
     );
     assert!(
@@ -160,6 +176,7 @@ async fn supervisor_fills_a_16_tile_wall_saves_it_tours_and_sees_a_camera_go_off
     assert_eq!(step(&lines, "tour")["switched"], true);
     assert_eq!(step(&lines, "offline")["tile_offline"], true);
     assert_eq!(step(&lines, "offline")["listed"], true);
+    assert_eq!(step(&lines, "card")["carded"], true);
     assert_eq!(step(&lines, "leave")["players"], 0);
     assert_eq!(step(&lines, "leave")["open_views"], 0);
 
@@ -192,7 +209,9 @@ async fn supervisor_of_another_city_sees_none_of_the_first_citys_cameras() {
     let sim = Sim::small(2, 25, &[]);
     let server = Server::start_with(CONFIG);
     let admin = server.admin().await;
-    let (ganzhou, _, nanchang) = seed(&admin, &sim, None, 2).await;
+    let Seeded {
+        ganzhou, nanchang, ..
+    } = seed(&admin, &sim, None, 2).await;
     let lines = run_wall(
         &server,
         vec![

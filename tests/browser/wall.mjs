@@ -56,15 +56,21 @@ async function login() {
 }
 
 /** Live views of VIGIL_USER started and ended according to the server's audit log (read as the admin). */
-let adminCookie = null;
-async function openViews() {
-  if (!adminCookie) {
+let admin = null;
+async function asAdmin(method, p, body) {
+  if (!admin) {
     const r = await fetch(`${base}/api/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ username: 'admin', password: process.env.VIGIL_ADMIN_PASSWORD }) });
     check(r.ok, 'admin login', r.status);
-    adminCookie = (r.headers.get('set-cookie') || '').split(';')[0];
+    admin = { cookie: (r.headers.get('set-cookie') || '').split(';')[0], csrf: (await r.json()).csrf_token };
   }
-  const r = await fetch(`${base}/api/v1/audit?actor=${encodeURIComponent(process.env.VIGIL_USER)}&limit=5000`, { headers: { cookie: adminCookie } });
+  const headers = { cookie: admin.cookie, 'x-csrf-token': admin.csrf };
+  if (body) headers['content-type'] = 'application/json';
+  return fetch(`${base}/api/v1${p}`, { method, headers, body: body && JSON.stringify(body) });
+}
+
+async function openViews() {
+  const r = await asAdmin('GET', `/audit?actor=${encodeURIComponent(process.env.VIGIL_USER)}&limit=5000`);
   const rows = await r.json();
   const n = (a) => rows.filter((x) => x.action === a && x.status < 400).length;
   return { started: n('live.start'), ended: n('live.stop') };
@@ -162,12 +168,31 @@ async function main() {
     const listed = [...document.querySelectorAll('.wall-alarms .alarm')].some((a) => a.dataset.cameras.split(',').includes(String(id)));
     return tile && tile.querySelector('.badge-offline') && listed;
   }, extra, { timeout: 10000 }).then(() => true, () => false);
-  const ms = Date.now() - killed;
+  const offlineMs = Date.now() - killed;
   const tileOffline = await page.$(`.page-wall .tile[data-camera="${extra}"] .badge-offline`) !== null;
   const listed = await page.$$eval('.wall-alarms .alarm', (as, id) => as.some((a) => a.dataset.cameras.split(',').includes(String(id))), extra);
   await page.screenshot({ path: path.join(shots, 'wall-offline.png') });
-  log('offline', { tile_offline: tileOffline, listed, ms });
-  check(seen, 'offline within 10 s', { tileOffline, listed, ms });
+  log('offline', { tile_offline: tileOffline, listed, ms: offlineMs });
+  check(seen, 'offline within 10 s', { tileOffline, listed, ms: offlineMs });
+
+  // A case accepted at window A01 two hours ago with a deadline an hour ago earns a yellow card: the
+  // window's camera (on tile 1) is highlighted and the alarms panel lists the card.
+  const now = Date.now();
+  const sent = await asAdmin('POST', '/events', { events: [{ event_id: 'wall-card-1', case_no: 'ZG-2026-0001',
+    case_type: 'approval', kind: 'accepted', at: new Date(now - 7200e3).toISOString(), site_id: Number(process.env.VIGIL_HALL),
+    position: 'A01', operator: '窗口人员', deadline: new Date(now - 3600e3).toISOString() }] });
+  const sentBody = await sent.json();
+  check(sent.ok && sentBody.accepted === 1, 'case event', sentBody);
+  const carded = await page.waitForFunction((id) => {
+    const tile = document.querySelector(`.page-wall .tile[data-camera="${id}"]`);
+    const listed = [...document.querySelectorAll('.wall-alarms .alarm')].some((a) => a.dataset.key.startsWith('case:ZG-2026-0001'));
+    return tile?.classList.contains('popped') && listed;
+  }, cameras[0], { timeout: 10000 }).then(() => true, () => false);
+  const ms = Date.now() - now;
+  await sleep(1500);
+  await page.screenshot({ path: path.join(shots, 'wall-card.png') });
+  log('card', { carded, ms });
+  check(carded, 'a yellow card highlights its camera and is listed', {});
 
   // Leaving the page closes every stream.
   await page.evaluate(() => { location.hash = '#/nowhere'; });
