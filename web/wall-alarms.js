@@ -8,9 +8,10 @@ import { fmtTime, h, strings, t } from './core.js';
 
 strings({
   'zh-CN': { alarms: '报警', alarms_none: '当前没有报警', kind_camera_offline: '摄像机离线', kind_case_yellow: '黄牌',
-    kind_case_red: '红牌', kind_other: '报警', alarm_show: '在画面中显示' },
+    kind_case_red: '红牌', kind_other: '报警', alarm_show: '在画面中显示', list_sep: '、' },
   en: { alarms: 'Alarms', alarms_none: 'No active alarm', kind_camera_offline: 'Camera offline',
-    kind_case_yellow: 'Yellow card', kind_case_red: 'Red card', kind_other: 'Alarm', alarm_show: 'Show on the wall' },
+    kind_case_yellow: 'Yellow card', kind_case_red: 'Red card', kind_other: 'Alarm', alarm_show: 'Show on the wall',
+    list_sep: ', ' },
 });
 
 const CARD_KIND = { yellow: 'case_yellow', red: 'case_red' };
@@ -76,7 +77,7 @@ export class AlarmPanel {
     this.title.firstChild.textContent = t('alarms');
     if (!items.length) { this.list.replaceChildren(h('li', { class: 'empty', text: t('alarms_none') })); return; }
     this.list.replaceChildren(...items.map((e) => {
-      const names = e.camera_ids.map((id) => this.opts.cameraName(id)).filter(Boolean).join('、');
+      const names = e.camera_ids.map((id) => this.opts.cameraName(id)).filter(Boolean).join(t('list_sep'));
       const kind = ['camera_offline', 'case_yellow', 'case_red'].includes(e.kind) ? e.kind : 'other';
       return h('li', { class: `alarm alarm-${kind}`, dataset: { key: e.key, cameras: e.camera_ids.join(',') } },
         h('button', { type: 'button', class: 'alarm-show', title: t('alarm_show'),
