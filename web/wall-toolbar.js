@@ -72,7 +72,7 @@ export function stateText(wall) {
   const same = !!saved && cells(saved) === cells(wall.layout);
   if (!wall.tour) return { text: same ? t('saved') : t('unsaved'), dirty: !same };
   const n = Math.max(1, wall.layout.cells.length - wall.pins.size);
-  const pages = Math.ceil(wall.tour.tour.camera_ids.length / n);
+  const pages = Math.max(1, Math.ceil(wall.tourIds().length / n));
   return { text: t('touring', { name: wall.tour.tour.name, page: Math.floor(wall.tour.offset / n) + 1, pages, s: wall.tour.tour.seconds }),
     dirty: !same };
 }

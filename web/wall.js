@@ -159,7 +159,7 @@ class Wall {
     const v = copyLayout(this.layout);
     if (this.tour) {
       const free = v.cells.map((_, i) => i).filter((i) => !this.pins.has(i));
-      const ids = this.tour.tour.camera_ids;
+      const ids = this.tourIds();
       free.forEach((i, k) => { v.cells[i].camera_id = ids[this.tour.offset + k] ?? null; });
     }
     this.pins.forEach((id, i) => { if (v.cells[i]) v.cells[i].camera_id = id; });
@@ -302,11 +302,14 @@ class Wall {
     if (remember) this.put({ ...this.doc, current: { ...this.doc.current, tour: tour.name } }).catch(() => {});
   }
 
+  /** The tour's cameras the user may still see (one deleted or moved out of scope meanwhile is skipped). */
+  tourIds() { return this.tour ? this.tour.tour.camera_ids.filter((id) => this.cams.has(id)) : []; }
+
   nextPage() {
     if (!this.tour) return;
     const n = this.layout.cells.length - this.pins.size;
     const next = this.tour.offset + Math.max(1, n);
-    this.tour.offset = next >= this.tour.tour.camera_ids.length ? 0 : next;
+    this.tour.offset = next >= this.tourIds().length ? 0 : next;
     this.show();
   }
 
@@ -325,10 +328,12 @@ class Wall {
   async editTour(existing) {
     const r = await editTour(existing, { ...this.treeData, cameras: [...this.cams.values()] }, this.doc.tours.map((x) => x.name));
     if (!r) return;
-    let tours = this.doc.tours.filter((x) => x !== existing);
+    // By name: the document may have been replaced by a PUT's answer while the dialog was open.
+    const same = (x) => existing && x.name === existing.name;
+    let tours = this.doc.tours.filter((x) => !same(x));
     if (r.tour) {
       if (!existing && tours.length >= 32) { toast(t('limit_tours'), 'error'); return; }
-      tours = existing ? this.doc.tours.map((x) => (x === existing ? r.tour : x)) : [...tours, r.tour];
+      tours = existing ? this.doc.tours.map((x) => (same(x) ? r.tour : x)) : [...tours, r.tour];
     }
     const touring = this.tour?.tour.name;
     const current = { ...this.doc.current };
