@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const CONFIG: &str = r#"
@@ -135,18 +136,26 @@ async fn supervisor_fills_a_16_tile_wall_saves_it_tours_and_sees_a_camera_go_off
     } = seed(&admin, &sim, Some(&sim2), 16).await;
     let extra = extra.expect("extra camera");
 
-    // The script writes "kill" here when the wall is up; the simulator of the extra camera then dies.
+    // The script writes "kill" here when the wall is up; the simulator of the extra camera then dies. The
+    // test keeps the simulator (the watcher only a weak reference), so that a failing test still stops it.
     let signal: PathBuf = server.dir.path().join("kill-signal");
+    let sim2 = Arc::new(Mutex::new(sim2));
     let watcher = {
         let signal = signal.clone();
-        let mut sim2 = sim2;
+        let sim2 = Arc::downgrade(&sim2);
         std::thread::spawn(move || {
             let end = Instant::now() + Duration::from_secs(400);
             while Instant::now() < end {
                 if std::fs::read_to_string(&signal).is_ok_and(|s| s.contains("kill")) {
-                    sim2.kill();
+                    let Some(sim) = sim2.upgrade() else {
+                        return false;
+                    };
+                    sim.lock().unwrap_or_else(|e| e.into_inner()).kill();
                     let _ = std::fs::write(&signal, "killed");
                     return true;
+                }
+                if sim2.strong_count() == 0 {
+                    return false;
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
