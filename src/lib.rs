@@ -11,6 +11,7 @@ pub mod cases;
 pub mod check;
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod hub;
 pub mod ingest;
 pub mod live;

@@ -379,6 +379,10 @@ async fn demo(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     .context("starting the simulator on 127.0.0.1:8554")?;
     let server = Server::bind(cfg.clone()).await?;
     let addr = server.local_addr()?;
+    vigil::demo::start_feeder(
+        server.state.cases.clone(),
+        std::time::Duration::from_secs(30),
+    );
     println!();
     println!("Vigil demo is running.");
     println!("  console:  http://{addr}/");
@@ -387,6 +391,7 @@ async fn demo(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
         println!("  login:    {} / {}  ({})", u.username, u.password, u.role);
     }
     println!("  cameras:  {} ... {} (simulated)", sim.url(1), sim.url(8));
+    println!("  cases:    a simulated approval system posts case events every 30 s");
     println!("Press Ctrl-C to stop.");
     let result = server.run(shutdown_signal()).await;
     sim.stop();

@@ -71,6 +71,7 @@ impl Server {
             crate::cases::CaseService::new(pool.clone(), cfg.cases.clone(), cfg.data_dir.clone())
                 .context("loading the evidence signing key")?;
         cases.start_sweeper();
+        crate::cases::camera_alarms::start(cases.clone(), ingest.clone());
         // Listen last: a server that answers on its port has passed every start-up step.
         let listener = TcpListener::bind(cfg.listen)
             .await

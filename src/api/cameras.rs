@@ -9,14 +9,14 @@ use super::{validate, AppState};
 use crate::auth::Principal;
 use crate::db::{self, cameras::Camera, cameras::CameraInput};
 use crate::hub::{StreamKey, StreamKind};
-use crate::ingest::{CameraSpec, StreamSource, StreamStatus};
+use crate::ingest::{CameraSpec, StreamSource, StreamState, StreamStatus};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde::{Deserialize, Serialize};
 
-const TRANSPORTS: &[&str] = &["tcp", "udp"];
+pub(super) const TRANSPORTS: &[&str] = &["tcp", "udp"];
 
 /// What ingest needs from a stored camera. `None` when a stored URL no longer parses (it was validated on
 /// the way in, so only a hand-edited database gets there).
@@ -49,14 +49,41 @@ fn apply(s: &AppState, c: &Camera) {
     }
 }
 
+/// A camera as lists show it: its registry row with the main stream's state and whether it is being
+/// recorded now (a recorder runs and frames arrive), so that a wall or a table needs one call, not one per
+/// camera.
+#[derive(Serialize)]
+pub struct ListedCamera {
+    #[serde(flatten)]
+    camera: Camera,
+    state: StreamState,
+    recording: bool,
+}
+
 pub async fn list(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-) -> ApiResult<Json<Vec<Camera>>> {
+) -> ApiResult<Json<Vec<ListedCamera>>> {
     let cams = db::cameras::list(&s.pool).await?;
     Ok(Json(
         cams.into_iter()
             .filter(|c| p.scope.allows(&c.region_code))
+            .map(|camera| {
+                let state = s
+                    .ingest
+                    .status(StreamKey {
+                        camera_id: camera.id,
+                        kind: StreamKind::Main,
+                    })
+                    .map(|st| st.state)
+                    .unwrap_or(StreamState::Offline);
+                let recording = state == StreamState::Online && s.recorders.is_recording(camera.id);
+                ListedCamera {
+                    camera,
+                    state,
+                    recording,
+                }
+            })
             .collect(),
     ))
 }

@@ -44,18 +44,9 @@ pub async fn post_events(
             items.len()
         )));
     }
-    let svc = &s.cases;
-    let mut report = store::ingest(&s.pool, &p.scope, &p.actor(), items, &svc.defaults()).await?;
-    tracing::info!(
-        actor = %p.actor(),
-        accepted = report.accepted,
-        duplicates = report.duplicates,
-        rejected = report.rejected.len(),
-        "case events"
-    );
-    let changes = std::mem::take(&mut report.card_changes);
-    svc.announce(changes).await;
-    Ok(Json(report))
+    Ok(Json(
+        s.cases.post_events(&p.scope, &p.actor(), items).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -494,4 +485,29 @@ async fn notify_loop(
             },
         }
     }
+}
+
+#[derive(Serialize)]
+pub struct CameraEvents {
+    events: Vec<store::CameraEvent>,
+}
+
+/// The case events at the positions a camera covers, for playback's next / previous event.
+pub async fn camera_events(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+    Query(q): Query<super::recordings::RangeQuery>,
+) -> ApiResult<Json<CameraEvents>> {
+    super::cameras::visible_camera(&s, &p, id).await?;
+    let (start_us, end_us, _) = super::recordings::range(&q)?;
+    let events = store::camera_events(
+        &s.pool,
+        id,
+        start_us / 1000,
+        end_us.saturating_add(999) / 1000,
+        1000,
+    )
+    .await?;
+    Ok(Json(CameraEvents { events }))
 }

@@ -7,10 +7,12 @@
 
 pub mod access;
 mod audit;
+mod camera_test;
 mod cameras;
 pub mod cases;
 pub use cameras::camera_spec;
 pub mod error;
+mod health;
 mod live;
 mod ops;
 mod recordings;
@@ -19,6 +21,7 @@ mod sites;
 pub mod target;
 mod users;
 mod validate;
+mod wall;
 mod web;
 
 use crate::auth::Role;
@@ -57,6 +60,8 @@ pub fn routes() -> Routes {
     Routes::new()
         .add(M::DELETE, "/session", ANYONE, Some("logout"), delete(session::logout))
         .add(M::GET, "/me", ANYONE, None, get(session::me))
+        .add(M::GET, "/me/wall", LIVE_VIEWERS, None, get(wall::get))
+        .add(M::PUT, "/me/wall", LIVE_VIEWERS, Some("wall.update"), put(wall::put))
         .add(M::GET, "/regions", ANY_HUMAN, None, get(sites::list_regions))
         .add(M::POST, "/regions", ADMIN, Some("region.create"), post(sites::create_region))
         .add(M::GET, "/sites", ANY_HUMAN, None, get(sites::list_sites))
@@ -68,12 +73,14 @@ pub fn routes() -> Routes {
         .add(M::POST, "/sites/{id}/positions", ADMIN, Some("position.create"), post(sites::create_position))
         .add(M::GET, "/cameras", ANY_HUMAN, None, get(cameras::list))
         .add(M::POST, "/cameras", ADMIN, Some("camera.create"), post(cameras::create))
+        .add(M::POST, "/cameras/test", ADMIN, Some("camera.test"), post(camera_test::test))
         .add(M::GET, "/cameras/{id}", ANY_HUMAN, None, get(cameras::get_one))
         .add(M::PATCH, "/cameras/{id}", ADMIN, Some("camera.update"), patch(cameras::update))
         .add(M::DELETE, "/cameras/{id}", ADMIN, Some("camera.delete"), delete(cameras::remove))
         .add(M::GET, "/cameras/{id}/status", ANY_HUMAN, None, get(cameras::status))
         .add(M::GET, "/cameras/{id}/snapshot.jpg", ANY_HUMAN, Some("camera.snapshot"), get(cameras::snapshot))
         .add(M::GET, "/cameras/{id}/recordings", ANY_HUMAN, None, get(recordings::spans))
+        .add(M::GET, "/cameras/{id}/events", ANY_HUMAN, None, get(cases::camera_events))
         .add(M::GET, "/cameras/{id}/video.mp4", ANY_HUMAN, Some("playback"), get(recordings::video))
         .add(M::POST, "/holds", ADMIN_INVESTIGATOR, Some("hold.create"), post(recordings::create_hold))
         .add(M::GET, "/cameras/{id}/live", LIVE_VIEWERS, Some("live.start"), get(live::live))
@@ -102,6 +109,7 @@ pub fn routes() -> Routes {
         .add(M::POST, "/tokens", ADMIN, Some("token.create"), post(users::create_token))
         .add(M::DELETE, "/tokens/{id}", ADMIN, Some("token.revoke"), delete(users::revoke_token))
         .add(M::GET, "/audit", ADMIN, None, get(audit::list))
+        .add(M::GET, "/health", ANY_HUMAN, None, get(health::health))
         .add(M::GET, "/openapi.json", ANYONE, None, get(ops::openapi))
 }
 

@@ -40,7 +40,7 @@ fn us_to_rfc3339(us: i64) -> String {
         .unwrap_or_default()
 }
 
-fn range(q: &RangeQuery) -> ApiResult<(i64, i64, StreamKind)> {
+pub(super) fn range(q: &RangeQuery) -> ApiResult<(i64, i64, StreamKind)> {
     let start = parse_time("start", &q.start)?;
     let end = parse_time("end", &q.end)?;
     if end <= start {

@@ -7,12 +7,14 @@
 //! - `clips`: the clip rules (pure). `coverage`: clips against the segment index. `view`: the case as
 //!   `GET /cases/{case_no}` shows it.
 //! - `cards`: yellow/red cards, their alarms and notifications, the deadline sweep.
+//! - `camera_alarms`: camera status notifications and camera-offline alarms.
 //! - `holds`: holds by case on the recording engine's `holds` table; bid sessions held automatically.
 //! - `signing`: the Ed25519 key of the data directory. `package`: writing and verifying packages.
 //! - `export`: the background export job.
 //!
 //! Invariants are written in each module; the decisions in docs/cases.md.
 
+pub mod camera_alarms;
 pub mod cards;
 pub mod clips;
 pub mod coverage;
@@ -43,7 +45,7 @@ pub struct CaseService {
     pub cfg: CasesConfig,
     pub data_dir: PathBuf,
     pub key: SigningKey,
-    /// JSON notifications (case cards; others may publish camera status and alarms here too).
+    /// JSON notifications: case cards, camera status changes and alarms.
     pub notify: broadcast::Sender<Arc<str>>,
     pub exports: Mutex<HashMap<String, Arc<AtomicU32>>>,
 }
@@ -75,6 +77,27 @@ impl CaseService {
             deadline_hours: (self.cfg.deadline_hours > 0).then_some(self.cfg.deadline_hours as i64),
             followup_hours: self.cfg.followup_hours.max(1) as i64,
         }
+    }
+
+    /// Stores a batch of raw event items for `actor` within `scope` (see [`store::ingest`]), then raises
+    /// and announces the cards the batch changed.
+    pub async fn post_events(
+        &self,
+        scope: &crate::auth::Scope,
+        actor: &str,
+        items: &[serde_json::Value],
+    ) -> Result<store::IngestReport, crate::db::DbError> {
+        let mut report = store::ingest(&self.pool, scope, actor, items, &self.defaults()).await?;
+        tracing::info!(
+            actor,
+            accepted = report.accepted,
+            duplicates = report.duplicates,
+            rejected = report.rejected.len(),
+            "case events"
+        );
+        let changes = std::mem::take(&mut report.card_changes);
+        self.announce(changes).await;
+        Ok(report)
     }
 
     /// Raises the alarms of changed cards and sends their notifications.

@@ -541,3 +541,41 @@ pub async fn position_cameras(
     .fetch_all(pool)
     .await?)
 }
+
+/// One case event as a camera's timeline shows it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct CameraEvent {
+    #[serde(serialize_with = "ser_ms")]
+    pub at: i64,
+    pub case_no: String,
+    pub case_type: String,
+    pub kind: String,
+    pub position: String,
+    pub site_id: i64,
+}
+
+fn ser_ms<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::db::ms_to_rfc3339(*ms))
+}
+
+/// The events at the positions a camera covers, in `[from, to)` (Unix ms), in time order, at most `limit`.
+pub async fn camera_events(
+    pool: &Pool,
+    camera_id: i64,
+    from: i64,
+    to: i64,
+    limit: i64,
+) -> Result<Vec<CameraEvent>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT e.at, e.case_no, e.case_type, e.kind, e.position, e.site_id FROM position_cameras pc
+         JOIN positions p ON p.id = pc.position_id
+         JOIN case_events e ON e.site_id = p.site_id AND e.position = p.code
+         WHERE pc.camera_id = ? AND e.at >= ? AND e.at < ? ORDER BY e.at, e.id LIMIT ?",
+    )
+    .bind(camera_id)
+    .bind(from)
+    .bind(to)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}

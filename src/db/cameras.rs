@@ -278,3 +278,11 @@ pub async fn insert_nvr(pool: &Pool, n: &NvrInput) -> Result<Nvr, DbError> {
         camera_ids,
     })
 }
+
+/// When each camera was added (Unix ms), by id.
+pub async fn created_at(pool: &Pool) -> Result<std::collections::HashMap<i64, i64>, DbError> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as("SELECT id, created_at FROM cameras")
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().collect())
+}

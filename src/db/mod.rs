@@ -11,6 +11,7 @@ pub mod regions;
 pub mod sites;
 pub mod tokens;
 pub mod users;
+pub mod walls;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;

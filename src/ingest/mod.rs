@@ -6,9 +6,11 @@
 //! restart. A change that does not touch a stream's source leaves that stream's session running.
 
 pub mod clock;
+mod probe;
 mod session;
 pub mod status;
 
+pub use probe::Probe;
 pub use session::StreamSource;
 pub use status::{StreamState, StreamStatus};
 
@@ -110,6 +112,11 @@ impl Supervisor {
             }
         });
         self.hub.remove_camera(camera_id);
+    }
+
+    /// Tests a stream once without adding it (see [`probe`]).
+    pub async fn probe(&self, source: StreamSource, timeout: std::time::Duration) -> Probe {
+        probe::probe(source, &self.cfg, timeout).await
     }
 
     pub fn status(&self, key: StreamKey) -> Option<StreamStatus> {

@@ -228,3 +228,29 @@ pub async fn insert_hold(
 /// SQL condition true when segment `s` overlaps a hold of its camera.
 pub const HELD: &str = "EXISTS (SELECT 1 FROM holds h WHERE h.camera_id = s.camera_id
      AND h.start_us < s.end_us AND h.end_us > s.start_us)";
+
+/// Per camera, the wall time its main stream's indexed footage covers inside `[from_us, to_us)`.
+pub async fn recorded_us(
+    pool: &Pool,
+    from_us: i64,
+    to_us: i64,
+) -> Result<std::collections::HashMap<i64, i64>, DbError> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT camera_id, SUM(MIN(end_us, ?2) - MAX(start_us, ?1)) FROM segments
+         WHERE stream = 'main' AND end_us > ?1 AND start_us < ?2 GROUP BY camera_id",
+    )
+    .bind(from_us)
+    .bind(to_us)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Bytes of every indexed segment.
+pub async fn total_bytes(pool: &Pool) -> Result<i64, DbError> {
+    Ok(
+        sqlx::query_scalar("SELECT COALESCE(SUM(bytes), 0) FROM segments")
+            .fetch_one(pool)
+            .await?,
+    )
+}

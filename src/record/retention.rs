@@ -60,12 +60,18 @@ const FROM: &str = "FROM segments s LEFT JOIN cameras c ON c.id = s.camera_id LE
 
 /// Free bytes on the file system of `path`.
 pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    disk_space(path).map(|(_, free)| free)
+}
+
+/// (total, free for unprivileged use) bytes of the file system of `path`.
+pub fn disk_space(path: &std::path::Path) -> Option<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a valid NUL-terminated path and `st` a valid out-pointer.
     let r = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    (r == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+    let unit = st.f_frsize as u64;
+    (r == 0).then(|| (st.f_blocks as u64 * unit, st.f_bavail as u64 * unit))
 }
 
 /// What a pass removed.

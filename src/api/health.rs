@@ -1,0 +1,129 @@
+//! System health as upper levels assess it (`GET /health`): per site of the caller's regions, the camera
+//! online rate now and the recording completeness over the last `hours`; for admins, the disk.
+//!
+//! Recording completeness of a site = footage indexed for its recorded cameras in the window / the time they
+//! should have recorded (the window, or since the camera was added if later). A camera that does not record
+//! (`record: false`) counts for the online rate only. Footage still being written counts up to its last
+//! fsynced fragment (see `record::index`), so a healthy site reads a little under 100 % for a minute.
+
+use super::error::{ApiError, ApiResult, Json, Query};
+use super::AppState;
+use crate::auth::{Principal, Role};
+use crate::db;
+use crate::hub::{StreamKey, StreamKind};
+use crate::ingest::StreamState;
+use crate::record::{index, retention};
+use axum::extract::State;
+use axum::Extension;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthQuery {
+    hours: Option<u32>,
+}
+
+#[derive(Serialize)]
+pub struct Disk {
+    total_bytes: u64,
+    free_bytes: u64,
+    recordings_bytes: i64,
+}
+
+#[derive(Serialize, Default)]
+pub struct SiteHealth {
+    site_id: i64,
+    name: String,
+    kind: String,
+    region_code: String,
+    cameras: u32,
+    online: u32,
+    online_rate: Option<f64>,
+    recording_cameras: u32,
+    recorded_seconds: f64,
+    expected_seconds: f64,
+    completeness: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub struct Health {
+    hours: u32,
+    disk: Option<Disk>,
+    sites: Vec<SiteHealth>,
+}
+
+pub async fn health(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<HealthQuery>,
+) -> ApiResult<Json<Health>> {
+    let hours = q.hours.unwrap_or(24);
+    if !(1..=24 * 90).contains(&hours) {
+        return Err(ApiError::invalid("hours must be between 1 and 2160"));
+    }
+    let now_us = chrono::Utc::now().timestamp_micros();
+    let from_us = now_us - i64::from(hours) * 3_600_000_000;
+    let mut sites: BTreeMap<i64, SiteHealth> = db::sites::list(&s.pool)
+        .await?
+        .into_iter()
+        .filter(|site| p.scope.allows(&site.region_code))
+        .map(|site| {
+            let h = SiteHealth {
+                site_id: site.id,
+                name: site.name,
+                kind: site.kind,
+                region_code: site.region_code,
+                ..SiteHealth::default()
+            };
+            (h.site_id, h)
+        })
+        .collect();
+    let recorded = index::recorded_us(&s.pool, from_us, now_us).await?;
+    let created = db::cameras::created_at(&s.pool).await?;
+    for cam in db::cameras::list(&s.pool).await? {
+        let Some(site) = sites.get_mut(&cam.site_id) else {
+            continue;
+        };
+        site.cameras += 1;
+        let key = StreamKey {
+            camera_id: cam.id,
+            kind: StreamKind::Main,
+        };
+        if s.ingest
+            .status(key)
+            .is_some_and(|st| st.state == StreamState::Online)
+        {
+            site.online += 1;
+        }
+        if cam.record {
+            site.recording_cameras += 1;
+            let since = created
+                .get(&cam.id)
+                .map_or(from_us, |ms| (ms * 1000).max(from_us));
+            site.expected_seconds += (now_us - since).max(0) as f64 / 1e6;
+            site.recorded_seconds += *recorded.get(&cam.id).unwrap_or(&0) as f64 / 1e6;
+        }
+    }
+    for site in sites.values_mut() {
+        site.online_rate =
+            (site.cameras > 0).then(|| f64::from(site.online) / f64::from(site.cameras));
+        site.completeness = (site.expected_seconds > 0.0)
+            .then(|| (site.recorded_seconds / site.expected_seconds).min(1.0));
+    }
+    let disk = if p.role == Role::Admin {
+        let (total_bytes, free_bytes) = retention::disk_space(&s.cfg.data_dir).unwrap_or((0, 0));
+        Some(Disk {
+            total_bytes,
+            free_bytes,
+            recordings_bytes: index::total_bytes(&s.pool).await?,
+        })
+    } else {
+        None
+    };
+    Ok(Json(Health {
+        hours,
+        disk,
+        sites: sites.into_values().collect(),
+    }))
+}
