@@ -1,6 +1,6 @@
 // The words of cases shared by the case search, the case page and playback: event kinds (受理 … 评标结束),
 // case types, statuses, cards and clip coverage, in zh-CN and English. Unknown values show as they are.
-import { strings, t } from './core.js';
+import { bus, strings, t } from './core.js';
 
 strings({
   'zh-CN': { ev_accepted: '受理', ev_processing: '承办', ev_reviewed: '审核', ev_approved: '批准', ev_completed: '办结',
@@ -26,3 +26,11 @@ export const typeLabel = word('ty');
 export const statusLabel = word('st');
 export const cardLabel = word('card');
 export const coverageLabel = word('cov');
+
+/** Renders the page again when the language changes (pages build their strings once): the router mounts
+ *  the same address anew. Returns the function that stops listening. */
+export function remountOnLang() {
+  const again = () => window.dispatchEvent(new HashChangeEvent('hashchange'));
+  bus.addEventListener('lang', again);
+  return () => bus.removeEventListener('lang', again);
+}

@@ -8,7 +8,7 @@
 // done or failed and polling stops when the page is left; a hold needs a reason, as the server does.
 import { api, fmtBytes, fmtTime, h, showError, strings, t, toast } from './core.js';
 import { zoomSelect } from './timeline.js';
-import { cardLabel, coverageLabel, kindLabel, statusLabel, typeLabel } from './case-terms.js';
+import { cardLabel, coverageLabel, kindLabel, remountOnLang, statusLabel, typeLabel } from './case-terms.js';
 import { iso, playerKeys, Replay, speedButtons, toMs } from './replay.js';
 
 strings({
@@ -172,8 +172,8 @@ export async function mountCase(root, caseNo) {
   const player = h('section', { class: 'ck-player', 'aria-label': t('ck_player') },
     h('div', { class: 'rp-stage' }, video),
     h('div', { class: 'rp-controls' }, playBtn,
-      h('button', { type: 'button', class: 'secondary', text: `⏮ ${t('ck_prev_event')}`, title: 'p', onclick: () => jumpEvent(-1) }),
-      h('button', { type: 'button', class: 'secondary', text: `${t('ck_next_event')} ⏭`, title: 'n', onclick: () => jumpEvent(1) }),
+      h('button', { type: 'button', class: 'secondary', text: `« ${t('ck_prev_event')}`, title: 'p', onclick: () => jumpEvent(-1) }),
+      h('button', { type: 'button', class: 'secondary', text: `${t('ck_next_event')} »`, title: 'n', onclick: () => jumpEvent(1) }),
       speedButtons(replay), zoomSelect(timeline), clock, status),
     timeline);
 
@@ -185,17 +185,20 @@ export async function mountCase(root, caseNo) {
       h('button', { type: 'button', class: 'ck-thumb', title: t('ck_play'), 'aria-label': `${t('ck_play')} ${x.camera_name}`,
         onclick: () => select(i) }, thumb, ph),
       h('div', { class: 'ck-clip-text' },
-        h('strong', { text: x.camera_name }), ` · ${x.position}`,
+        h('div', {}, h('strong', { text: x.camera_name }), ` · ${x.position}`),
         h('div', { class: 'muted', text: `${fmtTime(x.s)} – ${fmtTime(x.e).slice(11)}${x.open ? ` (${t('ck_open')})` : ''}` }),
         h('div', { class: `cov cov-${x.coverage}`, text: `${t('ck_coverage')}: ${coverageLabel(x.coverage)}` })));
     clipRows.push(row);
     return row;
   }));
+  // One day (the usual approval case) shows clock times only; a longer case shows dates too.
+  const oneDay = events.length && fmtTime(events[0].ms).slice(0, 10) === fmtTime(events[events.length - 1].ms).slice(0, 10);
   const eventTable = h('table', { class: 'ck-events' },
     h('thead', {}, h('tr', {}, [t('ck_time'), t('ck_kind'), t('ck_position'), t('ck_operator'), ''].map((x) =>
       h('th', { scope: 'col', text: x })))),
     h('tbody', {}, events.map((e) => h('tr', { dataset: { at: String(e.ms) } },
-      h('td', { text: fmtTime(e.ms) }), h('td', { text: kindLabel(e.kind) }), h('td', { text: e.position }),
+      h('td', { class: 'nowrap', text: oneDay ? fmtTime(e.ms).slice(11) : fmtTime(e.ms), title: fmtTime(e.ms) }),
+      h('td', { class: 'nowrap', text: kindLabel(e.kind) }), h('td', { text: e.position }),
       h('td', { text: e.operator || '' }),
       h('td', {}, h('button', { type: 'button', class: 'secondary ck-jump', text: t('ck_jump'),
         'aria-label': `${t('ck_jump')} ${kindLabel(e.kind)} ${fmtTime(e.ms)}`, onclick: () => jump(e) }))))));
@@ -208,6 +211,7 @@ export async function mountCase(root, caseNo) {
       h('h3', { text: t('ck_events') }), eventTable)));
   root.dataset.ready = 'true';
   const unkeys = playerKeys(replay, { next: () => jumpEvent(1), prev: () => jumpEvent(-1) });
+  const unlang = remountOnLang();
   if (clips.length) select(0, undefined, false);
-  return () => { unkeys(); stopExport(); replay.destroy(); };
+  return () => { unkeys(); unlang(); stopExport(); replay.destroy(); };
 }

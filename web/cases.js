@@ -7,7 +7,7 @@
 // bounds of [first day 00:00, day after the last 00:00) and matched against each case's activity
 // (GET /cases: last_at >= from and first_at < to); pages of 50 follow `next_after`.
 import { api, dayBounds, fmtTime, h, showError, strings, stylesheet, t } from './core.js';
-import { cardLabel, statusLabel, typeLabel } from './case-terms.js';
+import { cardLabel, remountOnLang, statusLabel, typeLabel } from './case-terms.js';
 
 strings({
   'zh-CN': { cs_title: '案件调阅', cs_q: '办件编号 / 项目编号', cs_q_hint: '输入编号或其开头', cs_from: '起始日期',
@@ -102,7 +102,7 @@ async function search(root, route) {
   root.dataset.search = apiQuery(v);
   await load(null);
   root.dataset.ready = 'true';
-  return null;
+  return remountOnLang();
 }
 
 export default {

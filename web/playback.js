@@ -9,7 +9,7 @@
 import { api, dayBounds, fmtTime, h, showError, strings, stylesheet, t, ymd } from './core.js';
 import { zoomSelect } from './timeline.js';
 import { iso, playerKeys, Replay, speedButtons, toMs } from './replay.js';
-import { kindLabel } from './case-terms.js';
+import { kindLabel, remountOnLang } from './case-terms.js';
 
 strings({
   'zh-CN': { pb_cameras: '摄像机', pb_filter: '筛选摄像机', pb_pick: '请选择一台摄像机', pb_day: '日期',
@@ -72,7 +72,7 @@ export default {
     const tree = cameraTree(sites, cameras, id, pick);
     if (!camera) {
       root.append(h('div', { class: 'pb-layout' }, tree, h('p', { class: 'empty', text: t('pb_pick') })));
-      return null;
+      return remountOnLang();
     }
     const [d0, d1] = dayBounds(day).map((d) => d.getTime());
     const site = sites.find((s) => s.id === camera.site_id);
@@ -108,9 +108,9 @@ export default {
         onclick: () => replay.seek((replay.time ?? timeline.value) - 5000) }),
       h('button', { type: 'button', class: 'secondary', text: '+5s', title: t('pb_fwd'), 'aria-label': t('pb_fwd'),
         onclick: () => replay.seek((replay.time ?? timeline.value) + 5000) }),
-      h('button', { type: 'button', class: 'secondary pb-prev-event', text: `⏮ ${t('pb_prev_event')}`, title: 'p',
+      h('button', { type: 'button', class: 'secondary pb-prev-event', text: `« ${t('pb_prev_event')}`, title: 'p',
         onclick: () => jumpEvent(-1) }),
-      h('button', { type: 'button', class: 'secondary pb-next-event', text: `${t('pb_next_event')} ⏭`, title: 'n',
+      h('button', { type: 'button', class: 'secondary pb-next-event', text: `${t('pb_next_event')} »`, title: 'n',
         onclick: () => jumpEvent(1) }),
       speedButtons(replay), clock, status);
     const dayInput = h('input', { type: 'date', value: day, 'aria-label': t('pb_day'),
@@ -141,6 +141,7 @@ export default {
     timeline.addEventListener('seek', (e) => replay.seek(e.detail.time));
     timeline.addEventListener('scrub', (e) => { clock.textContent = fmtTime(e.detail.time); });
     const unkeys = playerKeys(replay, { next: () => jumpEvent(1), prev: () => jumpEvent(-1) });
+    const unlang = remountOnLang();
 
     const spans = toMs((await api('GET', `/cameras/${camera.id}/recordings?start=${encodeURIComponent(iso(d0))}`
       + `&end=${encodeURIComponent(iso(d1))}`)).spans);
@@ -160,6 +161,6 @@ export default {
     timeline.value = start;
     root.dataset.ready = 'true';
     if (spans.length) replay.seek(start, false);
-    return () => { unkeys(); replay.destroy(); };
+    return () => { unkeys(); unlang(); replay.destroy(); };
   },
 };

@@ -141,8 +141,10 @@ class VigilTimeline extends HTMLElement {
     const ticks = [];
     for (let at = Math.ceil(v.start / every) * every; at <= v.end; at += every) {
       const d = new Date(at);
+      const x = this.x(at);
+      if (x < 2 || x > 98) continue; // a label at the very edge would be cut off
       // Ticks fall on local clock boundaries when the step is under a day (time zones with whole hours).
-      ticks.push(h('span', { style: { left: `${this.x(at)}%` },
+      ticks.push(h('span', { style: { left: `${x}%` },
         text: every >= 60e3 ? fmtClock(d).slice(0, 5) : fmtClock(d) }));
     }
     this.ticks.replaceChildren(...ticks);

@@ -170,6 +170,28 @@ try {
   check(width > 0, 'playback shows frames', width);
   await page.screenshot({ path: path.join(shots, 'playback.png') });
   step('next event', { rate, eventAt, atEvent, error: atEvent - eventAt });
+
+  // Space plays (at the chosen 4x): the shown wall time runs ahead of the clock.
+  await page.click('.pb-summary'); // focus off the buttons: a focused button takes Space itself
+  await page.keyboard.press('Space');
+  const t1 = Date.now();
+  const ran = await page.waitForFunction((from) => {
+    const at = Number(document.querySelector('.page-playback').dataset.time);
+    return at - from > 4000 ? at - from : null;
+  }, atEvent, { timeout: LONG, polling: 100 }).then((h) => h.jsonValue());
+  step('space plays', { advancedMs: ran, ratio: ran / (Date.now() - t1) });
+
+  // The same page in English on a 1920x1080 screen; the language switch keeps the camera and playhead.
+  await page.setViewportSize({ width: 1920, height: 1080 });
+  await page.click('#lang');
+  await page.waitForFunction(() => document.querySelector('.page-playback[data-ready=true] .rp-play')?.textContent === 'Play');
+  await page.screenshot({ path: path.join(shots, 'playback-en-1080.png') });
+  await page.evaluate((no) => { location.hash = `#/cases/${encodeURIComponent(no)}`; }, caseNo);
+  await page.waitForSelector('.page-cases[data-ready=true][data-state=paused] .ck-clip');
+  const english = await page.textContent('.ck-export');
+  check(english === 'Export evidence package', 'the case page in English', english);
+  await page.screenshot({ path: path.join(shots, 'case-page-en-1080.png') });
+  step('english', { english });
 } catch (e) {
   console.error(e.stack || String(e));
   code = 1;
