@@ -52,12 +52,13 @@ fn tick_events(run: &str, n: u64, halls: &[(i64, &[&str], &str)], bid: Option<i6
     for &(site, positions, prefix) in halls {
         let no = |k: u64| format!("{prefix}-{run}-{k:03}");
         let pos = |k: u64| positions[(k as usize) % positions.len()];
+        let late = |k: u64| k.is_multiple_of(4);
         let mut accepted = event(&no(n), "approval", "accepted", site, pos(n));
-        if n % 4 == 0 {
+        if late(n) {
             accepted["deadline"] = json!(ms_to_rfc3339(now + 90_000));
         }
         out.push(accepted);
-        if n > 1 && (n - 1) % 4 != 0 {
+        if n > 1 && !late(n - 1) {
             out.push(event(
                 &no(n - 1),
                 "approval",
@@ -66,7 +67,7 @@ fn tick_events(run: &str, n: u64, halls: &[(i64, &[&str], &str)], bid: Option<i6
                 pos(n - 1),
             ));
         }
-        if n > 2 && (n - 2) % 4 != 0 {
+        if n > 2 && !late(n - 2) {
             out.push(event(&no(n - 2), "approval", "completed", site, pos(n - 2)));
         }
     }
