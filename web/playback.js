@@ -16,12 +16,13 @@ strings({
     pb_prev_day: '前一天', pb_next_day: '后一天', pb_prev_event: '上一个事件', pb_next_event: '下一个事件',
     pb_back: '后退 5 秒', pb_fwd: '前进 5 秒', pb_no_rec: '这一天没有录像',
     pb_recorded: '录像 {n} 段，共 {h}', pb_no_event: '没有更多事件', pb_events: '事件 {n} 个', pb_recording: '录像中',
-    pb_site_empty: '（无摄像机）', pb_event_at: '{kind} · {case} · {pos}' },
+    pb_site_empty: '（无摄像机）', pb_dur_h: '{h} 小时 {m} 分', pb_dur_m: '{m} 分 {s} 秒', pb_dur_s: '{s} 秒', pb_event_at: '{kind} · {case} · {pos}' },
   en: { pb_cameras: 'Cameras', pb_filter: 'Filter cameras', pb_pick: 'Pick a camera', pb_day: 'Day',
     pb_prev_day: 'Previous day', pb_next_day: 'Next day', pb_prev_event: 'Previous event', pb_next_event: 'Next event',
     pb_back: 'Back 5 s', pb_fwd: 'Forward 5 s', pb_no_rec: 'No recording on this day',
-    pb_recorded: '{n} recorded spans, {h} in all', pb_no_event: 'No more events', pb_events: '{n} events',
-    pb_recording: 'Recording', pb_site_empty: '(no cameras)', pb_event_at: '{kind} · {case} · {pos}' },
+    pb_recorded: 'Recorded spans: {n} ({h} in all)', pb_no_event: 'No more events', pb_events: '{n} events',
+    pb_recording: 'Recording', pb_site_empty: '(no cameras)', pb_dur_h: '{h} h {m} min', pb_dur_m: '{m} min {s} s',
+    pb_dur_s: '{s} s', pb_event_at: '{kind} · {case} · {pos}' },
 });
 
 /** `1 h 5 min` style duration of ms. */
@@ -30,7 +31,8 @@ export function fmtDuration(ms) {
   const hh = Math.floor(s / 3600);
   const mm = Math.floor((s % 3600) / 60);
   const ss = s % 60;
-  return hh ? `${hh} h ${mm} min` : mm ? `${mm} min ${ss} s` : `${ss} s`;
+  if (hh) return t('pb_dur_h', { h: hh, m: mm });
+  return mm ? t('pb_dur_m', { m: mm, s: ss }) : t('pb_dur_s', { s: ss });
 }
 
 /** The camera tree: sites with their cameras, filtered as one types. */
@@ -88,8 +90,10 @@ export default {
       const [y, m, d] = day.split('-').map(Number);
       location.hash = `#/playback/${camera.id}?day=${ymd(new Date(y, m - 1, d + n))}`;
     };
+    const zoom = zoomSelect(timeline);
     const remember = (ms) => {
-      const url = `#/playback/${camera.id}?day=${day}&t=${Math.round(ms)}`;
+      const z = zoom.querySelector('select').value;
+      const url = `#/playback/${camera.id}?day=${day}&t=${Math.round(ms)}${z !== '0' ? `&z=${z}` : ''}`;
       if (location.hash !== url) history.replaceState(null, '', url);
     };
     const jumpEvent = (dir) => {
@@ -122,7 +126,7 @@ export default {
       dayInput,
       h('button', { type: 'button', class: 'secondary', text: '›', title: t('pb_next_day'), 'aria-label': t('pb_next_day'),
         onclick: () => shiftDay(1) }),
-      zoomSelect(timeline));
+      zoom);
     const main = h('div', { class: 'pb-main' }, head, h('div', { class: 'rp-stage' }, video), controls, timeline, summary);
     root.append(h('div', { class: 'pb-layout' }, tree, main));
 
@@ -159,6 +163,9 @@ export default {
     const asked = Number(route.query.get('t'));
     const start = asked >= d0 && asked < d1 ? asked : spans[0]?.start ?? d0;
     timeline.value = start;
+    zoom.addEventListener('change', () => remember(replay.time ?? timeline.value));
+    const z = zoom.querySelector(`option[value="${Number(route.query.get('z'))}"]`);
+    if (z && z.value !== '0') { z.selected = true; timeline.zoom(Number(z.value)); }
     root.dataset.ready = 'true';
     if (spans.length) replay.seek(start, false);
     return () => { unkeys(); unlang(); replay.destroy(); };

@@ -34,7 +34,8 @@ export class Replay extends EventTarget {
     this.camera = null;
     this.spans = [];
     this.win = null; // {start, end, base, camera}
-    this.rate = 1;
+    // The speed is the user's choice for the session, kept across windows, cameras and pages.
+    this.rate = SPEEDS.includes(Number(sessionStorage.getItem('vigil.rate'))) ? Number(sessionStorage.getItem('vigil.rate')) : 1;
     this.clip = null; // a preferred window: {start, end} (a case clip)
     this.want = false; // play after loading
     video.muted = true;
@@ -44,7 +45,8 @@ export class Replay extends EventTarget {
     this.onEnded = () => this.next();
     this.onError = () => this.setState('error', t('rp_failed'));
     this.onPlaying = () => this.setState('playing');
-    this.onPause = () => this.setState(this.video.ended ? 'ended' : 'paused');
+    // Changing the source pauses the element: that is loading, not the user's pause.
+    this.onPause = () => { if (!this.loading) this.setState(this.video.ended ? 'ended' : 'paused'); };
     video.addEventListener('timeupdate', this.onTime);
     video.addEventListener('seeked', this.onTime);
     video.addEventListener('ended', this.onEnded);
@@ -171,6 +173,7 @@ export class Replay extends EventTarget {
 
   setRate(r) {
     this.rate = r;
+    sessionStorage.setItem('vigil.rate', String(r));
     this.video.playbackRate = r;
     this.dispatchEvent(new CustomEvent('rate', { detail: { rate: r } }));
   }

@@ -185,6 +185,12 @@ try {
   await page.setViewportSize({ width: 1920, height: 1080 });
   await page.click('#lang');
   await page.waitForFunction(() => document.querySelector('.page-playback[data-ready=true] .rp-play')?.textContent === 'Play');
+  const kept = await page.evaluate(() => ({
+    zoom: document.querySelector('.pb-head select[name=zoom]').value,
+    rate: document.querySelector('.page-playback video').playbackRate,
+    speed: document.querySelector('.rp-speeds [aria-pressed=true]')?.dataset.speed,
+  }));
+  check(kept.zoom === String(5 * 60000) && kept.speed === '4', 'the language switch keeps zoom and speed', kept);
   await page.screenshot({ path: path.join(shots, 'playback-en-1080.png') });
   await page.evaluate((no) => { location.hash = `#/cases/${encodeURIComponent(no)}`; }, caseNo);
   await page.waitForSelector('.page-cases[data-ready=true][data-state=paused] .ck-clip');
