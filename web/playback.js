@@ -147,19 +147,27 @@ export default {
     const unkeys = playerKeys(replay, { next: () => jumpEvent(1), prev: () => jumpEvent(-1) });
     const unlang = remountOnLang();
 
-    const spans = toMs((await api('GET', `/cameras/${camera.id}/recordings?start=${encodeURIComponent(iso(d0))}`
-      + `&end=${encodeURIComponent(iso(d1))}`)).spans);
+    const range = `start=${encodeURIComponent(iso(d0))}&end=${encodeURIComponent(iso(d1))}`;
+    let spans = [];
+    // Spans and events of the day, read together; again every 30 s while the day is still being recorded.
+    const refresh = async () => {
+      const [rec, ev] = await Promise.all([
+        api('GET', `/cameras/${camera.id}/recordings?${range}`),
+        api('GET', `/cameras/${camera.id}/events?${range}`).catch(showError),
+      ]);
+      spans = toMs(rec.spans);
+      timeline.spans = spans;
+      replay.setCamera(camera.id, spans);
+      events = (ev?.events || []).map((x) => ({ ...x, ms: Date.parse(x.at) })).sort((a, b) => a.ms - b.ms);
+      timeline.markers = events.map((x) => ({ at: x.ms, kind: x.case_type,
+        label: t('pb_event_at', { kind: kindLabel(x.kind), case: x.case_no, pos: x.position }) }));
+      const total = spans.reduce((a, x) => a + x.end - x.start, 0);
+      summary.textContent = spans.length ? t('pb_recorded', { n: spans.length, h: fmtDuration(total) }) : t('pb_no_rec');
+      if (events.length) summary.textContent += ` · ${t('pb_events', { n: events.length })}`;
+    };
     timeline.range = { start: d0, end: d1 };
-    timeline.spans = spans;
-    replay.setCamera(camera.id, spans);
-    const total = spans.reduce((a, s) => a + s.end - s.start, 0);
-    summary.textContent = spans.length ? t('pb_recorded', { n: spans.length, h: fmtDuration(total) }) : t('pb_no_rec');
-    const ev = await api('GET', `/cameras/${camera.id}/events?start=${encodeURIComponent(iso(d0))}`
-      + `&end=${encodeURIComponent(iso(d1))}`).catch(showError);
-    events = (ev?.events || []).map((x) => ({ ...x, ms: Date.parse(x.at) })).sort((a, b) => a.ms - b.ms);
-    timeline.markers = events.map((x) => ({ at: x.ms, kind: x.case_type,
-      label: t('pb_event_at', { kind: kindLabel(x.kind), case: x.case_no, pos: x.position }) }));
-    if (events.length) summary.textContent += ` · ${t('pb_events', { n: events.length })}`;
+    await refresh();
+    const timer = d1 > Date.now() ? setInterval(() => refresh().catch(() => {}), 30000) : null;
     const asked = Number(route.query.get('t'));
     const start = asked >= d0 && asked < d1 ? asked : spans[0]?.start ?? d0;
     timeline.value = start;
@@ -168,6 +176,6 @@ export default {
     if (z && z.value !== '0') { z.selected = true; timeline.zoom(Number(z.value)); }
     root.dataset.ready = 'true';
     if (spans.length) replay.seek(start, false);
-    return () => { unkeys(); unlang(); replay.destroy(); };
+    return () => { clearInterval(timer); unkeys(); unlang(); replay.destroy(); };
   },
 };
