@@ -1,7 +1,7 @@
 //! The investigator workspace and playback in headless Chromium (tests/browser/cases.mjs), against the real
 //! server recording two simulated cameras: log in through the form, search a case by number, open it, play
 //! a clip, export and download the evidence package, hold the footage; then play a camera's day, seek on
-//! the timeline, change speed and jump to the next case event.
+//! the timeline, change speed, jump to the next case event and across a gap in the recording.
 
 mod common;
 use common::*;
@@ -118,6 +118,23 @@ async fn investigator_searches_plays_exports_holds_and_plays_back_a_camera_in_th
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["accepted"], 4, "{}", r.text);
+
+    // A gap in the footage: the cameras go away for a few seconds and come back.
+    let mut sim = sim;
+    sim.kill();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    sim.restart();
+    for c in &cam {
+        assert!(
+            admin
+                .wait_state(*c, "online", Duration::from_secs(60))
+                .await
+                .is_some(),
+            "camera {c} back online; log:\n{}",
+            server.log()
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(6)).await;
 
     browser::run_script(
         "cases.mjs",

@@ -181,6 +181,32 @@ try {
   }, atEvent, { timeout: LONG, polling: 100 }).then((h) => h.jsonValue());
   step('space plays', { advancedMs: ran, ratio: ran / (Date.now() - t1) });
 
+  // A gap (the cameras were away for a while): the timeline shows two spans; a click in the gap lands on the
+  // footage after it.
+  await page.keyboard.press('Space');
+  await page.waitForFunction(() => document.querySelector('.page-playback video').paused);
+  const rec = await page.evaluate(async ({ camera, t0 }) => {
+    const q = `start=${new Date(t0 - 60000).toISOString()}&end=${new Date(Date.now() + 60000).toISOString()}`;
+    return (await fetch(`/api/v1/cameras/${camera}/recordings?${q}`)).json();
+  }, { camera, t0 });
+  check(rec.gaps.length >= 1, 'the recording has a gap', rec);
+  const gap = { start: Date.parse(rec.gaps[0].start), end: Date.parse(rec.gaps[0].end) };
+  const shown = await page.$$eval('.pb-timeline .tl-span', (els) => els.length);
+  check(shown >= 2, 'the timeline shows the spans around the gap', shown);
+  const view = await page.$eval('.pb-timeline .tl-bar', (el) => {
+    const r = el.getBoundingClientRect();
+    const tl = el.closest('vigil-timeline');
+    return { x: r.x, y: r.y, w: r.width, h: r.height, start: Number(tl.dataset.viewStart), end: Number(tl.dataset.viewEnd) };
+  });
+  const mid = (gap.start + gap.end) / 2;
+  await page.mouse.click(view.x + ((mid - view.start) / (view.end - view.start)) * view.w, view.y + view.h / 2);
+  const after = await near(gap.end, 1500);
+  const mapping = await page.evaluate(() => {
+    const v = document.querySelector('.page-playback video');
+    return { duration: v.duration, currentTime: v.currentTime };
+  });
+  step('gap', { gap, shown, after, error: after - gap.end, ...mapping });
+
   // The same page in English on a 1920x1080 screen; the language switch keeps the camera and playhead.
   await page.setViewportSize({ width: 1920, height: 1080 });
   await page.click('#lang');
