@@ -82,7 +82,7 @@ export class Replay extends EventTarget {
 
   /** The wall time shown now (ms). */
   get time() {
-    if (!this.win) return this.pending ?? null;
+    if (!this.win || this.loading) return this.pending ?? null;
     return this.win.base + this.video.currentTime * 1000;
   }
 
@@ -112,7 +112,9 @@ export class Replay extends EventTarget {
     const to = this.snap(ms);
     if (to === null) { this.setState('error', t('rp_no_footage')); return; }
     const w = this.win;
-    const wantPlay = play ?? !this.video.paused;
+    this.lastNext = undefined;
+    // While a window loads the element is paused: the intent is what counts.
+    const wantPlay = play ?? (this.loading ? this.loadPlay : !this.video.paused);
     if (w && w.camera === this.camera && to >= w.base && to < w.end - 250 && this.video.readyState > 0
       && to - w.base <= (this.video.duration || 0) * 1000) {
       this.video.currentTime = (to - w.base) / 1000;
@@ -129,6 +131,7 @@ export class Replay extends EventTarget {
     const v = this.video;
     const token = (this.loads = (this.loads || 0) + 1);
     this.loading = true;
+    this.loadPlay = play;
     this.pending = at;
     this.win = { ...win, base, camera: this.camera };
     this.setState('loading', t('rp_loading'));
@@ -147,29 +150,40 @@ export class Replay extends EventTarget {
     if (!ok) return;
     v.currentTime = Math.max(0, (at - base) / 1000);
     v.playbackRate = this.rate;
-    if (play) this.play(); else this.setState('paused');
+    if (this.loadPlay) this.play(); else this.setState('paused');
     this.emitTime();
   }
 
-  /** At the end of a window: go on with the next recorded footage, if any. */
+  /** At the end of a window: go on with the recorded footage after it (the next window, the next span, or
+   *  the same window again when a camera still recording has written more). Stops when that reload would
+   *  start where the last one did (nothing new yet). */
   next() {
     const w = this.win;
     if (!w) return;
-    const end = Math.max(this.time ?? w.end, w.base);
-    const to = this.snap(Math.max(end + 1, w.end));
-    if (to === null || to <= end) { this.setState('ended'); return; }
+    const to = this.snap((this.time ?? w.end) + 1);
+    if (to === null || (this.lastNext !== undefined && Math.abs(to - this.lastNext) < 1000)) {
+      this.setState('ended');
+      return;
+    }
+    this.lastNext = to;
     this.load(this.windowFor(to), to, true);
   }
 
   play() {
+    if (this.loading) { this.loadPlay = true; return; }
     if (!this.win) { if (this.spans.length) this.seek(this.spans[0].start, true); return; }
     this.video.playbackRate = this.rate;
     this.video.play().catch(() => {});
   }
 
-  pause() { this.video.pause(); }
+  pause() {
+    if (this.loading) this.loadPlay = false;
+    this.video.pause();
+  }
 
-  toggle() { if (this.video.paused) this.play(); else this.pause(); }
+  toggle() {
+    if (this.loading ? this.loadPlay : !this.video.paused) this.pause(); else this.play();
+  }
 
   setRate(r) {
     this.rate = r;
