@@ -148,7 +148,11 @@ export async function mountCase(root, caseNo) {
 
   const playBtn = h('button', { type: 'button', class: 'rp-play', text: t('rp_play'), title: t('rp_keys'),
     onclick: () => (current === null && clips.length ? select(0) : replay.toggle()) });
-  replay.addEventListener('time', (e) => { timeline.value = e.detail.time; clock.textContent = fmtTime(e.detail.time); });
+  replay.addEventListener('time', (e) => {
+    timeline.value = e.detail.time;
+    clock.textContent = fmtTime(e.detail.time);
+    root.dataset.time = String(Math.round(e.detail.time)); // the wall time shown, for tests and tools
+  });
   replay.addEventListener('state', (e) => {
     playBtn.textContent = e.detail.state === 'playing' ? t('rp_pause') : t('rp_play');
     root.dataset.state = e.detail.state;

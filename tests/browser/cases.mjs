@@ -79,8 +79,30 @@ try {
   await page.waitForSelector(`.page-cases[data-ready=true][data-search*="q="] .cs-results tr[data-case="${caseNo}"]`);
   const found = await page.$$eval('.cs-results tbody tr', (rows) => rows.map((r) => r.dataset.case));
   check(found.includes(caseNo), 'search finds the case', found);
-  await page.screenshot({ path: path.join(shots, 'cases-search.png') });
   step('search', { found });
+
+  // Every filter at once still finds it (its day, its site, approval, no card); a red card finds nothing.
+  const day = (() => {
+    const d = new Date(t0);
+    return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+  })();
+  const filtered = async (card) => {
+    await page.fill('.cs-form input[name=q]', caseNo);
+    await page.fill('.cs-form input[name=from]', day);
+    await page.fill('.cs-form input[name=to]', day);
+    await page.selectOption('.cs-form select[name=site_id]', { index: 1 });
+    await page.selectOption('.cs-form select[name=case_type]', 'approval');
+    await page.selectOption('.cs-form select[name=card]', card);
+    await page.click('.cs-form button[type=submit]');
+    await page.waitForSelector(`.page-cases[data-ready=true][data-search*="card=${card}"]`);
+    return page.$$eval('.cs-results tbody tr', (rows) => rows.map((r) => r.dataset.case));
+  };
+  const red = await filtered('red');
+  check(red.length === 0, 'no red-card case', red);
+  const all = await filtered('none');
+  check(all.length === 1 && all[0] === caseNo, 'every filter finds the case', all);
+  await page.screenshot({ path: path.join(shots, 'cases-search.png') });
+  step('filters', { red, all, search: await page.$eval('.page-cases', (el) => el.dataset.search) });
 
   // Open it and play its first clip.
   await page.click(`.cs-results tr[data-case="${caseNo}"] a`);
@@ -100,6 +122,18 @@ try {
   check(spans > 0, 'the case timeline shows recorded spans', spans);
   await page.screenshot({ path: path.join(shots, 'case-page.png') });
   step('play clip', { clips, thumbs, spans, ...played });
+
+  // Jump to the second event (at the other window, A2): the player switches to that camera and shows its time.
+  const firstCamera = await page.$eval('.page-cases', (el) => el.dataset.camera);
+  const second = await page.$eval('.ck-events tbody tr:nth-child(2)', (tr) => Number(tr.dataset.at));
+  await page.click('.ck-events tbody tr:nth-child(2) .ck-jump');
+  const jumped = await page.waitForFunction(({ first, at }) => {
+    const root = document.querySelector('.page-cases');
+    const shown = Number(root.dataset.time);
+    return root.dataset.camera !== first && root.dataset.state !== 'loading' && Math.abs(shown - at) < 1000
+      ? { camera: root.dataset.camera, shown } : null;
+  }, { first: firstCamera, at: second }, { timeout: LONG, polling: 100 }).then((h) => h.jsonValue());
+  step('jump to event', { firstCamera, at: second, ...jumped });
 
   // Export with progress, then download the package.
   await page.click('.ck-export');
@@ -132,10 +166,6 @@ try {
   step('hold', { held });
 
   // Playback of a camera's day.
-  const day = (() => {
-    const d = new Date(t0);
-    return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
-  })();
   await page.click('#pages a[data-page=playback]');
   await page.waitForSelector(`.pb-cam[data-camera="${camera}"]`);
   await page.evaluate(({ camera, day, t0 }) => { location.hash = `#/playback/${camera}?day=${day}&t=${t0}`; },
