@@ -69,8 +69,13 @@ export default {
     const [sites, cameras] = await Promise.all([api('GET', '/sites'), api('GET', '/cameras')]);
     const id = Number(route.parts[1]) || null;
     const camera = cameras.find((c) => c.id === id) || null;
-    const pick = (cid) => { location.hash = `#/playback/${cid}?day=${day}`; };
-    let day = /^\d{4}-\d{2}-\d{2}$/.test(route.query.get('day') || '') ? route.query.get('day') : ymd(new Date());
+    const day = /^\d{4}-\d{2}-\d{2}$/.test(route.query.get('day') || '') ? route.query.get('day') : ymd(new Date());
+    // Another camera opens at the same moment (the address holds the playhead): who else saw it.
+    const pick = (cid) => {
+      const q = new URLSearchParams(location.hash.split('?')[1] || '');
+      const keep = ['t', 'z'].filter((k) => q.get(k)).map((k) => `&${k}=${q.get(k)}`).join('');
+      location.hash = `#/playback/${cid}?day=${day}${keep}`;
+    };
     const tree = cameraTree(sites, cameras, id, pick);
     if (!camera) {
       root.append(h('div', { class: 'pb-layout' }, tree, h('p', { class: 'empty', text: t('pb_pick') })));
@@ -167,6 +172,8 @@ export default {
     };
     timeline.range = { start: d0, end: d1 };
     await refresh();
+    // Left while loading: the shell has already moved on, so clean up here.
+    if (!root.isConnected) { unkeys(); unlang(); replay.destroy(); return null; }
     const timer = d1 > Date.now() ? setInterval(() => refresh().catch(() => {}), 30000) : null;
     const asked = Number(route.query.get('t'));
     const start = asked >= d0 && asked < d1 ? asked : spans[0]?.start ?? d0;

@@ -37,8 +37,9 @@ export class Replay extends EventTarget {
     // The speed is the user's choice for the session, kept across windows, cameras and pages.
     this.rate = SPEEDS.includes(Number(sessionStorage.getItem('vigil.rate'))) ? Number(sessionStorage.getItem('vigil.rate')) : 1;
     this.clip = null; // a preferred window: {start, end} (a case clip)
-    this.want = false; // play after loading
     video.muted = true;
+    // A new source resets playbackRate to the default: the default is the chosen speed.
+    video.defaultPlaybackRate = this.rate;
     video.playsInline = true;
     video.preload = 'auto';
     this.onTime = () => this.emitTime();
@@ -188,6 +189,7 @@ export class Replay extends EventTarget {
   setRate(r) {
     this.rate = r;
     sessionStorage.setItem('vigil.rate', String(r));
+    this.video.defaultPlaybackRate = r;
     this.video.playbackRate = r;
     this.dispatchEvent(new CustomEvent('rate', { detail: { rate: r } }));
   }

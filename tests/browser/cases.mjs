@@ -237,10 +237,18 @@ try {
   });
   step('gap', { gap, shown, after, error: after - gap.end, ...mapping });
 
+  // Another camera from the tree opens at the same moment.
+  await page.click(`.pb-cam:not([data-camera="${camera}"])`);
+  await page.waitForSelector(`.page-playback[data-ready=true] .pb-cam[aria-current=true]:not([data-camera="${camera}"])`);
+  const other = await near(after, 1500);
+  step('other camera', { at: other, error: other - after });
+  await page.click(`.pb-cam[data-camera="${camera}"]`);
+  await page.waitForSelector(`.page-playback[data-ready=true] .pb-cam[aria-current=true][data-camera="${camera}"]`);
+
   // The same page in English on a 1920x1080 screen; the language switch keeps the camera and playhead.
   await page.setViewportSize({ width: 1920, height: 1080 });
   await page.click('#lang');
-  await page.waitForFunction(() => document.querySelector('.page-playback[data-ready=true] .rp-play')?.textContent === 'Play');
+  await page.waitForFunction(() => document.querySelector('.page-playback[data-ready=true][data-state=paused] .rp-play')?.textContent === 'Play');
   const kept = await page.evaluate(() => ({
     zoom: document.querySelector('.pb-head select[name=zoom]').value,
     rate: document.querySelector('.page-playback video').playbackRate,
