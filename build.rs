@@ -40,6 +40,10 @@ fn main() {
         .expect("write");
     }
     out.push_str("];\n");
-    let dest = Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("web_files.rs");
-    std::fs::write(dest, out).expect("write web_files.rs");
+    // Written aside and renamed into place: a new file, never an edit of one that another build tree may
+    // share by a hard link.
+    let out_dir = Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).to_path_buf();
+    let tmp = out_dir.join("web_files.rs.tmp");
+    std::fs::write(&tmp, out).expect("write web_files.rs");
+    std::fs::rename(&tmp, out_dir.join("web_files.rs")).expect("rename web_files.rs");
 }

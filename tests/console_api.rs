@@ -271,6 +271,31 @@ async fn a_camera_is_tested_before_it_is_saved() {
     assert_eq!(off.body["state"], "offline", "{}", off.text);
     assert!(off.body["error"].is_string());
 
+    // Testing a saved camera while editing it: the stored password is used when none is typed.
+    let site = a.site("章贡区政务服务中心", "service_hall", "360702").await;
+    let saved = a
+        .camera(
+            json!({"name": "saved", "site_id": site, "main_url": sim.url(1),
+                       "username": "operator", "password": "right-pass", "record": false}),
+        )
+        .await;
+    let again = a
+        .post(
+            "/api/v1/cameras/test",
+            json!({"camera_id": saved, "main_url": sim.url(1), "password": ""}),
+        )
+        .await;
+    assert_eq!(again.body["state"], "online", "{}", again.text);
+    let o = Client::login(&server, "other-city", "other-city-password-1").await;
+    assert_eq!(
+        o.post("/api/v1/cameras/test", json!({"camera_id": saved}))
+            .await
+            .status,
+        403,
+        "a supervisor may not test cameras"
+    );
+    a.delete(&format!("/api/v1/cameras/{saved}")).await;
+
     let bad = a
         .post("/api/v1/cameras/test", json!({"main_url": "http://x/"}))
         .await;
@@ -396,4 +421,57 @@ async fn a_camera_lists_the_case_events_of_the_positions_it_covers() {
     assert_eq!(first["events"].as_array().map(Vec::len), Some(1));
     let o = Client::login(&server, "other-city", "other-city-password-1").await;
     assert_eq!(o.get(&q(t0, t0 + 1)).await.status, 404);
+}
+
+#[tokio::test]
+async fn a_position_changes_its_cameras_and_kind_and_can_be_removed() {
+    let server = Server::start_with(USERS);
+    let a = server.admin().await;
+    let site = a.site("章贡区政务服务中心", "service_hall", "360702").await;
+    let elsewhere = a.site("南昌市行政服务中心", "service_hall", "360100").await;
+    let cam = |name: &str, site: i64| json!({"name": name, "site_id": site, "main_url": "rtsp://127.0.0.1:9/none", "record": false});
+    let c1 = a.camera(cam("c1", site)).await;
+    let c2 = a.camera(cam("c2", site)).await;
+    let foreign = a.camera(cam("c3", elsewhere)).await;
+    let r = a
+        .post(
+            &format!("/api/v1/sites/{site}/positions"),
+            json!({"code": "A1", "kind": "window", "camera_ids": [c1]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let pos = r.body["id"].as_i64().expect("id");
+    let path = format!("/api/v1/sites/{site}/positions/{pos}");
+    let r = a
+        .patch(&path, json!({"kind": "room", "camera_ids": [c2, c1, c2]}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["camera_ids"], json!([c1, c2]));
+    assert_eq!(r.body["code"], "A1");
+    // A camera of another site, an unknown kind, a renamed code: refused, and nothing changes.
+    for bad in [
+        json!({"camera_ids": [c1, foreign]}),
+        json!({"kind": "hall"}),
+        json!({"code": "A2"}),
+    ] {
+        let r = a.patch(&path, bad.clone()).await;
+        assert_eq!(r.status, 422, "{bad}: {}", r.text);
+    }
+    let listed = a.get(&format!("/api/v1/sites/{site}/positions")).await.body;
+    assert_eq!(listed[0]["kind"], "room");
+    assert_eq!(listed[0]["camera_ids"], json!([c1, c2]));
+    // The position of one site cannot be reached through another.
+    let r = a
+        .patch(
+            &format!("/api/v1/sites/{elsewhere}/positions/{pos}"),
+            json!({"kind": "seat"}),
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    assert_eq!(a.delete(&path).await.status, 204);
+    assert_eq!(a.delete(&path).await.status, 404);
+    assert_eq!(
+        a.get(&format!("/api/v1/sites/{site}/positions")).await.body,
+        json!([])
+    );
 }

@@ -1,6 +1,7 @@
 //! `POST /cameras/test`: try a camera's stream before saving it. The body is the camera form as it stands
 //! (only `main_url` is needed; `username`, `password` and `transport` are used; the other fields of a camera
-//! are accepted and ignored). The answer is the state the camera would reach, what it sends, and a snapshot
+//! are accepted and ignored). With `camera_id` (the camera being edited), what the form leaves empty comes
+//! from that camera, so its stored password can be tested without being typed again. The answer is the state the camera would reach, what it sends, and a snapshot
 //! of its first keyframe, so an administrator sees the picture before the camera exists. Nothing is stored.
 //! The password goes to the camera only; the answer and the log never hold it.
 
@@ -24,6 +25,7 @@ const SNAPSHOT_WIDTH: u32 = 640;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TestBody {
+    camera_id: Option<i64>,
     main_url: Option<String>,
     username: Option<String>,
     password: Option<String>,
@@ -55,13 +57,26 @@ pub async fn test(
     Extension(p): Extension<Principal>,
     Json(b): Json<TestBody>,
 ) -> ApiResult<Json<TestResult>> {
+    let stored = match b.camera_id {
+        Some(id) => Some(super::cameras::visible_camera(&s, &p, id).await?),
+        None => None,
+    };
     let url = b
         .main_url
-        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+        .or_else(|| stored.as_ref().map(|c| c.main_url.clone()))
         .ok_or_else(|| ApiError::invalid("main_url is required"))?;
-    let (url, url_user, url_pass) = validate::rtsp_url("main_url", url)?;
-    let username = b.username.filter(|u| !u.is_empty()).or(url_user);
-    let password = b.password.filter(|p| !p.is_empty()).or(url_pass);
+    let (url, url_user, url_pass) = validate::rtsp_url("main_url", &url)?;
+    let username = b
+        .username
+        .filter(|u| !u.is_empty())
+        .or(url_user)
+        .or_else(|| stored.as_ref().and_then(|c| c.username.clone()));
+    let password = b
+        .password
+        .filter(|p| !p.is_empty())
+        .or(url_pass)
+        .or_else(|| stored.as_ref().and_then(|c| c.password.clone()));
     if username.as_ref().is_some_and(|u| u.len() > 200)
         || password.as_ref().is_some_and(|p| p.len() > 200)
     {
@@ -70,7 +85,7 @@ pub async fn test(
         ));
     }
     let udp = match b.transport.as_deref() {
-        None => false,
+        None => stored.as_ref().is_some_and(|c| c.transport == "udp"),
         Some(t) => validate::one_of("transport", t, TRANSPORTS)? == "udp",
     };
     tracing::info!(actor = %p.actor(), url = %url, "camera test");

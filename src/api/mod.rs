@@ -71,6 +71,8 @@ pub fn routes() -> Routes {
         .add(M::DELETE, "/sites/{id}", ADMIN, Some("site.delete"), delete(sites::delete_site))
         .add(M::GET, "/sites/{id}/positions", ANY_HUMAN, None, get(sites::list_positions))
         .add(M::POST, "/sites/{id}/positions", ADMIN, Some("position.create"), post(sites::create_position))
+        .add(M::PATCH, "/sites/{id}/positions/{position_id}", ADMIN, Some("position.update"), patch(sites::update_position))
+        .add(M::DELETE, "/sites/{id}/positions/{position_id}", ADMIN, Some("position.delete"), delete(sites::delete_position))
         .add(M::GET, "/cameras", ANY_HUMAN, None, get(cameras::list))
         .add(M::POST, "/cameras", ADMIN, Some("camera.create"), post(cameras::create))
         .add(M::POST, "/cameras/test", ADMIN, Some("camera.test"), post(camera_test::test))

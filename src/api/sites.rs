@@ -226,3 +226,47 @@ pub async fn create_position(
     let pos = db::sites::insert_position(&s.pool, id, &code, &kind, &b.camera_ids).await?;
     Ok((StatusCode::CREATED, Json(pos)))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PositionChange {
+    kind: Option<String>,
+    camera_ids: Option<Vec<i64>>,
+}
+
+/// Changes a position's kind or its cameras. The code cannot change: case events name positions by it.
+pub async fn update_position(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((id, position_id)): Path<(i64, i64)>,
+    Json(b): Json<PositionChange>,
+) -> ApiResult<Json<db::sites::Position>> {
+    visible_site(&s, &p, id).await?;
+    let kind = b
+        .kind
+        .as_deref()
+        .map(|k| validate::one_of("kind", k, POSITION_KINDS))
+        .transpose()?;
+    if b.camera_ids.as_ref().is_some_and(|c| c.len() > 1000) {
+        return Err(ApiError::invalid("camera_ids has more than 1000 entries"));
+    }
+    let pos = db::sites::update_position(
+        &s.pool,
+        id,
+        position_id,
+        kind.as_deref(),
+        b.camera_ids.as_deref(),
+    )
+    .await?;
+    Ok(Json(pos))
+}
+
+pub async fn delete_position(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((id, position_id)): Path<(i64, i64)>,
+) -> ApiResult<StatusCode> {
+    visible_site(&s, &p, id).await?;
+    db::sites::delete_position(&s.pool, id, position_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

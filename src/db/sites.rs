@@ -134,19 +134,21 @@ pub async fn positions(pool: &Pool, site_id: i64) -> Result<Vec<Position>, DbErr
         .collect())
 }
 
-/// Creates a position and ties it to cameras, which must belong to the same site; all or nothing.
-pub async fn insert_position(
-    pool: &Pool,
+/// Ties a position to exactly `camera_ids` (which must belong to its site), inside the caller's transaction.
+/// Returns the ids sorted and without repeats.
+async fn tie_cameras(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     site_id: i64,
-    code: &str,
-    kind: &str,
+    position_id: i64,
     camera_ids: &[i64],
-) -> Result<Position, DbError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    for cam in camera_ids {
+) -> Result<Vec<i64>, DbError> {
+    let mut ids = camera_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    for cam in &ids {
         let owner: Option<(i64,)> = sqlx::query_as("SELECT site_id FROM cameras WHERE id = ?")
             .bind(cam)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         match owner {
             Some((s,)) if s == site_id => {}
@@ -158,6 +160,30 @@ pub async fn insert_position(
             None => return Err(DbError::Invalid(format!("camera {cam} does not exist"))),
         }
     }
+    sqlx::query("DELETE FROM position_cameras WHERE position_id = ?")
+        .bind(position_id)
+        .execute(&mut **tx)
+        .await?;
+    for cam in &ids {
+        sqlx::query("INSERT INTO position_cameras (position_id, camera_id) VALUES (?, ?)")
+            .bind(position_id)
+            .bind(cam)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| DbError::from_constraint(e, "position camera"))?;
+    }
+    Ok(ids)
+}
+
+/// Creates a position and ties it to cameras, which must belong to the same site; all or nothing.
+pub async fn insert_position(
+    pool: &Pool,
+    site_id: i64,
+    code: &str,
+    kind: &str,
+    camera_ids: &[i64],
+) -> Result<Position, DbError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let id =
         sqlx::query("INSERT INTO positions (site_id, code, kind, created_at) VALUES (?, ?, ?, ?)")
             .bind(site_id)
@@ -168,23 +194,70 @@ pub async fn insert_position(
             .await
             .map_err(|e| DbError::from_constraint(e, "position"))?
             .last_insert_rowid();
-    let mut ids = camera_ids.to_vec();
-    ids.sort_unstable();
-    ids.dedup();
-    for cam in &ids {
-        sqlx::query("INSERT INTO position_cameras (position_id, camera_id) VALUES (?, ?)")
-            .bind(id)
-            .bind(cam)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| DbError::from_constraint(e, "position camera"))?;
-    }
+    let camera_ids = tie_cameras(&mut tx, site_id, id, camera_ids).await?;
     tx.commit().await?;
     Ok(Position {
         id,
         site_id,
         code: code.to_owned(),
         kind: kind.to_owned(),
-        camera_ids: ids,
+        camera_ids,
     })
+}
+
+/// Changes a position's kind and/or its cameras (all or nothing). Its code stays: events name it.
+pub async fn update_position(
+    pool: &Pool,
+    site_id: i64,
+    position_id: i64,
+    kind: Option<&str>,
+    camera_ids: Option<&[i64]>,
+) -> Result<Position, DbError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let found: Option<(String, String)> =
+        sqlx::query_as("SELECT code, kind FROM positions WHERE id = ? AND site_id = ?")
+            .bind(position_id)
+            .bind(site_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((code, old_kind)) = found else {
+        return Err(DbError::NotFound);
+    };
+    let kind = kind.map(str::to_owned).unwrap_or(old_kind);
+    sqlx::query("UPDATE positions SET kind = ? WHERE id = ?")
+        .bind(&kind)
+        .bind(position_id)
+        .execute(&mut *tx)
+        .await?;
+    let camera_ids =
+        match camera_ids {
+            Some(ids) => tie_cameras(&mut tx, site_id, position_id, ids).await?,
+            None => sqlx::query_scalar(
+                "SELECT camera_id FROM position_cameras WHERE position_id = ? ORDER BY camera_id",
+            )
+            .bind(position_id)
+            .fetch_all(&mut *tx)
+            .await?,
+        };
+    tx.commit().await?;
+    Ok(Position {
+        id: position_id,
+        site_id,
+        code,
+        kind,
+        camera_ids,
+    })
+}
+
+/// Removes a position of the site (its camera ties go with it; its events keep their position code).
+pub async fn delete_position(pool: &Pool, site_id: i64, position_id: i64) -> Result<(), DbError> {
+    let done = sqlx::query("DELETE FROM positions WHERE id = ? AND site_id = ?")
+        .bind(position_id)
+        .bind(site_id)
+        .execute(pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
 }

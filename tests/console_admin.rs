@@ -1,0 +1,166 @@
+//! The administration pages (web/admin*.js) in headless Chromium against the real server and simulator
+//! (tests/browser/admin.mjs drives them; see `common::browser`). Afterwards the API is asked whether what
+//! the pages showed really happened: what was saved, what was not, and the audit rows.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+const CONFIG: &str = r#"
+[auth]
+login_max_failures = 2
+lockout_minutes = 0
+login_address_max_failures = 100
+
+[[seed.users]]
+username = "clerk"
+password = "clerk-password-1"
+role = "investigator"
+region_codes = ["360702"]
+"#;
+
+#[tokio::test]
+async fn an_admin_sets_up_a_site_through_the_administration_pages() {
+    if !browser::browser_available() {
+        return;
+    }
+    let sim = Sim::small(2, 25, &[]);
+    let server = Server::start_with(CONFIG);
+    // An account locked by failed logins, for the page to unlock.
+    for _ in 0..2 {
+        let r = Client::anonymous(&server)
+            .post(
+                "/api/v1/session",
+                serde_json::json!({"username": "clerk", "password": "wrong-password"}),
+            )
+            .await;
+        assert_eq!(r.status, 401, "failed login: {}", r.text);
+    }
+    let r = Client::anonymous(&server)
+        .post(
+            "/api/v1/session",
+            serde_json::json!({"username": "clerk", "password": "clerk-password-1"}),
+        )
+        .await;
+    assert_eq!(r.status, 429, "clerk should be locked: {}", r.text);
+    // A port nobody listens on: the camera test must read it as offline.
+    let closed_port = free_port();
+    browser::run_script(
+        "admin.mjs",
+        &server,
+        &[
+            ("VIGIL_USER", "admin".into()),
+            ("VIGIL_PASSWORD", "admin-password-1".into()),
+            ("VIGIL_SIM_PORT", sim.port.to_string()),
+            ("VIGIL_CLOSED_PORT", closed_port.to_string()),
+        ],
+    );
+
+    let c = server.admin().await;
+    let cams = c.get("/api/v1/cameras").await.body;
+    let cams = cams.as_array().expect("camera list");
+    let names: Vec<&str> = cams.iter().filter_map(|c| c["name"].as_str()).collect();
+    assert!(
+        names.contains(&"综合窗口1"),
+        "saved camera missing: {names:?}"
+    );
+    assert!(
+        !names.contains(&"坏摄像机") && !names.contains(&"综合窗口2"),
+        "a tested but unsaved camera was stored: {names:?}"
+    );
+    // The NVR brought two channels; the second was renamed and then deleted on the page.
+    let nvr: Vec<_> = cams.iter().filter(|c| c["nvr_id"].is_i64()).collect();
+    assert_eq!(nvr.len(), 1, "NVR channels: {cams:?}");
+    assert_eq!(nvr[0]["name"], "NVR-1 ch01");
+    let saved = cams
+        .iter()
+        .find(|c| c["name"] == "综合窗口1")
+        .and_then(|c| c["id"].as_i64())
+        .expect("camera id");
+    assert!(
+        c.wait_state(saved, "online", Duration::from_secs(10))
+            .await
+            .is_some(),
+        "the saved camera is not online"
+    );
+
+    let regions = c.get("/api/v1/regions").await.body;
+    assert!(
+        regions
+            .as_array()
+            .expect("regions")
+            .iter()
+            .any(|r| r["code"] == "360703" && r["parent_code"] == "360700"),
+        "region: {regions}"
+    );
+    let sites = c.get("/api/v1/sites").await.body;
+    assert_eq!(
+        sites[0]["name"], "南康区行政服务中心",
+        "edited site: {sites}"
+    );
+    let positions = c
+        .get(&format!("/api/v1/sites/{}/positions", sites[0]["id"]))
+        .await
+        .body;
+    assert!(
+        positions[0]["code"] == "A12" && positions[0]["camera_ids"] == serde_json::json!([saved]),
+        "position: {positions}"
+    );
+    let users = c.get("/api/v1/users").await.body;
+    assert!(
+        users
+            .as_array()
+            .expect("users")
+            .iter()
+            .any(|u| u["username"] == "nk-supervisor"
+                && u["role"] == "supervisor"
+                && u["region_codes"] == serde_json::json!(["360703"])),
+        "user: {users}"
+    );
+    let supervisor = Client::login(&server, "nk-supervisor", "supervisor-pass-1").await;
+    let seen = supervisor.get("/api/v1/cameras").await.body;
+    assert_eq!(
+        seen.as_array().map(Vec::len),
+        Some(2),
+        "the supervisor sees the district's cameras: {seen}"
+    );
+    // Unlocked on the page: the clerk logs in again.
+    Client::login(&server, "clerk", "clerk-password-1").await;
+    let tokens = c.get("/api/v1/tokens").await.body;
+    assert!(
+        tokens
+            .as_array()
+            .expect("tokens")
+            .iter()
+            .any(|t| t["name"] == "approval-nk" && t["active"] == true),
+        "token: {tokens}"
+    );
+
+    let audit = c.get("/api/v1/audit?action=camera.create").await.body;
+    assert!(
+        audit
+            .as_array()
+            .expect("audit")
+            .iter()
+            .any(|r| r["actor"] == "admin" && r["detail"] == "综合窗口1"),
+        "audit: {audit}"
+    );
+    for action in [
+        "region.create",
+        "site.create",
+        "site.update",
+        "position.create",
+        "camera.update",
+        "camera.delete",
+        "nvr.import",
+        "user.create",
+        "user.unlock",
+        "token.create",
+    ] {
+        let rows = c.get(&format!("/api/v1/audit?action={action}")).await.body;
+        assert!(
+            rows.as_array().is_some_and(|r| !r.is_empty()),
+            "no {action} row"
+        );
+    }
+}

@@ -1,0 +1,85 @@
+// Administration, 点位 tab: the positions of one site (windows, rooms, seats that case events name) with the
+// cameras that cover each, and a form to add one, its cameras picked among the site's own. The API has no
+// change or delete of a position, so neither does the tab. The chosen site is kept in the address
+// (#/admin/positions?site=ID) without reloading the page, so a link or a reload comes back to it.
+import { api, h, strings, t, toast } from './core.js';
+import { checkedValues, field, form, load, select, split, stateBadge, table, val } from './admin-kit.js';
+
+strings({
+  'zh-CN': { adm_pos_site: '场所', adm_pos_new: '新建点位', adm_pos_code: '点位编号', adm_pos_kind: '类型',
+    adm_pos_cameras: '覆盖摄像机', adm_pos_kind_window: '窗口', adm_pos_kind_room: '房间', adm_pos_kind_seat: '座位',
+    adm_pos_no_site: '请先新建场所', adm_pos_no_cameras: '该场所还没有摄像机', adm_pos_code_hint: '如 A12、开标室1' },
+  en: { adm_pos_site: 'Site', adm_pos_new: 'New position', adm_pos_code: 'Code', adm_pos_kind: 'Kind',
+    adm_pos_cameras: 'Cameras covering it', adm_pos_kind_window: 'Window', adm_pos_kind_room: 'Room',
+    adm_pos_kind_seat: 'Seat', adm_pos_no_site: 'Create a site first', adm_pos_no_cameras: 'This site has no camera yet',
+    adm_pos_code_hint: 'e.g. A12, Opening room 1' },
+});
+
+const KINDS = ['window', 'room', 'seat'];
+
+export default {
+  async mount(root, route) {
+    const [sites, allCameras] = await load('/sites', '/cameras');
+    if (!sites.length) { root.replaceChildren(h('p', { class: 'empty', text: t('adm_pos_no_site') })); return; }
+    let siteId = Number(route.query.get('site')) || sites[0].id;
+    if (!sites.some((s) => s.id === siteId)) siteId = sites[0].id;
+    const cameras = () => allCameras.filter((c) => c.site_id === siteId);
+    const name = (id) => allCameras.find((c) => c.id === id)?.name ?? `#${id}`;
+    const listBox = h('div');
+
+    const picker = field('adm_pos_site', select('site', sites.map((s) => [s.id, s.name]), siteId, {
+      onchange: (e) => {
+        siteId = Number(e.target.value);
+        history.replaceState(null, '', `#/admin/positions?site=${siteId}`);
+        drawCameras();
+        refresh();
+      },
+    }));
+    picker.classList.add('adm-toolbar-field');
+
+    const camBox = h('div', { class: 'adm-checks', role: 'group' });
+    const f = form({
+      name: 'position',
+      title: t('adm_pos_new'),
+      submit: 'adm_create',
+      fields: [
+        field('adm_pos_code', h('input', { name: 'code', required: true, maxlength: '50', autocomplete: 'off' }),
+          t('adm_pos_code_hint')),
+        field('adm_pos_kind', select('kind', KINDS.map((k) => [k, t(`adm_pos_kind_${k}`)]), 'window')),
+        h('fieldset', { class: 'adm-fieldset' }, h('legend', { text: t('adm_pos_cameras') }), camBox),
+      ],
+      onsubmit: async (el) => {
+        const body = { code: val(el, 'code'), kind: val(el, 'kind'),
+          camera_ids: checkedValues(el, 'camera_ids').map(Number) };
+        await api('POST', `/sites/${siteId}/positions`, body);
+        toast(t('adm_saved'));
+        el.reset();
+        await refresh();
+        el.elements.code.focus();
+      },
+      oncancel: (el) => { el.reset(); el.clearError(); },
+    });
+
+    function drawCameras() {
+      const list = cameras();
+      camBox.replaceChildren(...(list.length ? list.map((c) => h('label', { class: 'adm-check' },
+        h('input', { type: 'checkbox', name: 'camera_ids', value: String(c.id) }), c.name))
+        : [h('span', { class: 'adm-muted', text: t('adm_pos_no_cameras') })]));
+    }
+
+    async function refresh() {
+      const positions = await api('GET', `/sites/${siteId}/positions`);
+      const byId = new Map(allCameras.map((c) => [c.id, c]));
+      listBox.replaceChildren(table([
+        ['adm_pos_code', (p) => p.code],
+        ['adm_pos_kind', (p) => t(`adm_pos_kind_${p.kind}`)],
+        ['adm_pos_cameras', (p) => h('ul', { class: 'adm-inline-list' }, p.camera_ids.map((id) =>
+          h('li', {}, name(id), ' ', byId.get(id)?.state ? stateBadge(byId.get(id).state) : null)))],
+      ], positions));
+    }
+
+    root.replaceChildren(h('div', { class: 'adm-toolbar' }, picker), split(listBox, f));
+    drawCameras();
+    await refresh();
+  },
+};

@@ -1,0 +1,87 @@
+// Administration, 行政区划 tab: the GB/T 2260 region tree (province > city > district) and a form to add a
+// region. Regions cannot be changed or deleted through the API, so the tab only lists and adds. A regional
+// admin sees the regions above their own too (the server sends them so the tree can be drawn) but may only
+// add below their own; the server's refusal is shown beside the form.
+import { api, h, strings, t, toast } from './core.js';
+import { field, form, load, regionOptions, regionTree, select, smallButton, split, val } from './admin-kit.js';
+
+strings({
+  'zh-CN': { adm_region_new: '新建行政区划', adm_region_code: '区划代码', adm_region_name: '名称', adm_region_level: '级别',
+    adm_region_parent: '上级', adm_region_add_below: '添加下级', adm_region_code_hint: '六位 GB/T 2260 代码，如 360702' },
+  en: { adm_region_new: 'New region', adm_region_code: 'Code', adm_region_name: 'Name', adm_region_level: 'Level',
+    adm_region_parent: 'Parent', adm_region_add_below: 'Add below', adm_region_code_hint: 'Six-digit GB/T 2260 code, e.g. 360702' },
+});
+
+const LEVELS = ['province', 'city', 'district'];
+const NEXT_LEVEL = { province: 'city', city: 'district', district: 'district' };
+
+export default {
+  async mount(root) {
+    let regions = [];
+    const listBox = h('div', { class: 'adm-tree-box' });
+    const f = form({
+      name: 'region',
+      title: t('adm_region_new'),
+      submit: 'adm_create',
+      fields: [
+        field('adm_region_code', h('input', { name: 'code', required: true, pattern: '[0-9]{6}', inputmode: 'numeric',
+          maxlength: '6', autocomplete: 'off' }), t('adm_region_code_hint')),
+        field('adm_region_name', h('input', { name: 'name', required: true, maxlength: '100', autocomplete: 'off' })),
+        field('adm_region_level', select('level', LEVELS.map((l) => [l, t(`adm_level_${l}`)]), 'city')),
+        h('div', { class: 'adm-parent-slot' }),
+      ],
+      onsubmit: async (el) => {
+        const body = { code: val(el, 'code'), name: val(el, 'name'), level: val(el, 'level'),
+          parent_code: val(el, 'parent_code') || null };
+        await api('POST', '/regions', body);
+        toast(t('adm_saved'));
+        el.reset();
+        await refresh();
+        el.elements.code.focus();
+      },
+      oncancel: (el) => { el.reset(); el.clearError(); },
+    });
+
+    const drawParent = () => {
+      const keep = f.elements.parent_code?.value ?? '';
+      f.querySelector('.adm-parent-slot').replaceChildren(field('adm_region_parent',
+        select('parent_code', [['', t('adm_none')], ...regionOptions(regions)], keep)));
+    };
+
+    // Nested lists: the tree reads as one to screen readers and to the eye.
+    const drawTree = () => {
+      const byParent = new Map();
+      const codes = new Set(regions.map((r) => r.code));
+      for (const r of regionTree(regions)) {
+        const p = r.parent_code && codes.has(r.parent_code) ? r.parent_code : '';
+        if (!byParent.has(p)) byParent.set(p, []);
+        byParent.get(p).push(r);
+      }
+      const list = (parent) => {
+        const kids = byParent.get(parent);
+        if (!kids) return null;
+        return h('ul', { class: 'adm-tree' }, kids.map((r) => h('li', { dataset: { code: r.code } },
+          h('div', { class: 'adm-tree-row' },
+            h('strong', { text: r.name }), h('code', { text: r.code }),
+            h('span', { class: 'adm-muted', text: t(`adm_level_${r.level}`) || r.level }),
+            r.level !== 'district' ? smallButton('adm_region_add_below', () => {
+              f.elements.parent_code.value = r.code;
+              f.elements.level.value = NEXT_LEVEL[r.level] || 'district';
+              f.elements.code.value = r.code.slice(0, r.level === 'province' ? 2 : 4);
+              f.elements.code.focus();
+            }) : null),
+          list(r.code))));
+      };
+      listBox.replaceChildren(regions.length ? list('') : h('p', { class: 'empty', text: t('adm_empty') }));
+    };
+
+    const refresh = async () => {
+      [regions] = await load('/regions');
+      drawTree();
+      drawParent();
+    };
+
+    root.replaceChildren(split(listBox, f));
+    await refresh();
+  },
+};

@@ -1,0 +1,111 @@
+// Administration, 接口令牌 tab: bearer tokens for machines (the approval and bid-trading systems post case
+// events with one). The secret exists only in the answer that creates the token: it is shown once, with a
+// copy button, and dropped from the page when the admin closes the box or leaves the tab; the list shows
+// only names, roles, regions and dates. Revoking stops a token at once.
+import { api, fmtTime, h, showError, strings, t, toast } from './core.js';
+import { checkedValues, dangerButton, field, form, load, regionChecks, select, split, table, val } from './admin-kit.js';
+import { HUMAN_ROLES, regionsText } from './admin-users.js';
+
+strings({
+  'zh-CN': { adm_tok_new: '新建接口令牌', adm_tok_name: '名称', adm_tok_role: '角色', adm_tok_regions: '区划',
+    adm_tok_expires: '有效期至（可选）', adm_tok_expiry: '有效期至', adm_tok_created: '创建时间', adm_tok_by: '创建人', adm_tok_state: '状态',
+    adm_tok_active: '有效', adm_tok_revoked: '已吊销', adm_tok_expired: '已过期', adm_tok_revoke: '吊销',
+    adm_tok_never: '永久', adm_tok_secret_title: '令牌已创建：请立即复制', adm_tok_secret_once: '此密钥只显示这一次，关闭后无法再查看。',
+    adm_tok_copy: '复制', adm_tok_copied: '已复制', adm_tok_done: '我已保存', adm_tok_secret: '令牌密钥',
+    adm_tok_name_hint: '如 approval-system，不含空格' },
+  en: { adm_tok_new: 'New API token', adm_tok_name: 'Name', adm_tok_role: 'Role', adm_tok_regions: 'Regions',
+    adm_tok_expires: 'Expires (optional)', adm_tok_expiry: 'Expires', adm_tok_created: 'Created', adm_tok_by: 'By', adm_tok_state: 'State',
+    adm_tok_active: 'active', adm_tok_revoked: 'revoked', adm_tok_expired: 'expired', adm_tok_revoke: 'Revoke',
+    adm_tok_never: 'never', adm_tok_secret_title: 'Token created: copy it now',
+    adm_tok_secret_once: 'The secret is shown this once; it cannot be seen again after closing.',
+    adm_tok_copy: 'Copy', adm_tok_copied: 'Copied', adm_tok_done: 'I have saved it', adm_tok_secret: 'Token secret',
+    adm_tok_name_hint: 'e.g. approval-system, no spaces' },
+});
+
+function tokenState(tok) {
+  if (tok.revoked_at) return h('span', { class: 'adm-muted', text: t('adm_tok_revoked') });
+  if (!tok.active) return h('span', { class: 'state-offline', text: t('adm_tok_expired') });
+  return h('span', { class: 'state-online', text: t('adm_tok_active') });
+}
+
+export default {
+  async mount(root) {
+    let tokens = [];
+    let regions = [];
+    const listBox = h('div');
+    const secretBox = h('div', { class: 'adm-secret-slot' });
+    const regionSlot = h('div');
+
+    const f = form({
+      name: 'token',
+      title: t('adm_tok_new'),
+      submit: 'adm_create',
+      fields: [
+        field('adm_tok_name', h('input', { name: 'name', required: true, maxlength: '64', pattern: '\\S+',
+          autocomplete: 'off' }), t('adm_tok_name_hint')),
+        field('adm_tok_role', select('role', HUMAN_ROLES.map((r) => [r, t(`adm_role_${r}`)]), 'integrator')),
+        field('adm_tok_expires', h('input', { name: 'expires_at', type: 'datetime-local' })),
+        h('fieldset', { class: 'adm-fieldset' }, h('legend', { text: t('adm_tok_regions') }), regionSlot,
+          h('small', { class: 'adm-hint', text: t('adm_user_regions_hint') })),
+      ],
+      onsubmit: async (el) => {
+        const body = { name: val(el, 'name'), role: val(el, 'role'), region_codes: checkedValues(el, 'region_codes') };
+        const exp = val(el, 'expires_at');
+        if (exp) body.expires_at = new Date(exp).toISOString();
+        const tok = await api('POST', '/tokens', body);
+        el.reset();
+        showSecret(tok);
+        await refresh();
+      },
+      oncancel: (el) => { el.reset(); el.clearError(); },
+    });
+
+    // The secret lives only in this box's input; closing the box drops it.
+    function showSecret(tok) {
+      const input = h('input', { class: 'adm-secret', readonly: true, value: tok.token, 'aria-label': t('adm_tok_secret'),
+        spellcheck: 'false', onfocus: (e) => e.target.select() });
+      const copied = h('span', { class: 'adm-muted', role: 'status' });
+      const copy = h('button', { type: 'button', dataset: { action: 'copy' }, text: t('adm_tok_copy'), onclick: async () => {
+        input.select();
+        try { await navigator.clipboard.writeText(tok.token); } catch (_) { document.execCommand('copy'); }
+        copied.textContent = t('adm_tok_copied');
+      } });
+      const done = h('button', { type: 'button', class: 'secondary', text: t('adm_tok_done'),
+        onclick: () => { secretBox.replaceChildren(); f.elements.name.focus(); } });
+      const box = h('div', { class: 'adm-secret-box', role: 'alert' },
+        h('h3', { text: t('adm_tok_secret_title') }), h('p', { text: `${tok.name}: ${t('adm_tok_secret_once')}` }),
+        h('div', { class: 'adm-secret-row' }, input, copy, done), copied);
+      box.addEventListener('keydown', (e) => { if (e.key === 'Escape') done.click(); });
+      secretBox.replaceChildren(box);
+      input.focus();
+    }
+
+    const drawList = () => listBox.replaceChildren(table([
+      ['adm_id', (k) => String(k.id)],
+      ['adm_tok_name', (k) => k.name],
+      ['adm_tok_role', (k) => t(`adm_role_${k.role}`)],
+      ['adm_tok_regions', (k) => regionsText(regions, k.region_codes)],
+      ['adm_tok_created', (k) => fmtTime(k.created_at)],
+      ['adm_tok_by', (k) => k.created_by ?? ''],
+      ['adm_tok_expiry', (k) => (k.expires_at ? fmtTime(k.expires_at) : t('adm_tok_never'))],
+      ['adm_tok_state', tokenState],
+      ['adm_actions', (k) => (k.revoked_at ? '' : dangerButton('adm_tok_revoke', async () => {
+        try {
+          await api('DELETE', `/tokens/${k.id}`);
+          toast(t('adm_tok_revoked'));
+          await refresh();
+        } catch (e) { showError(e); }
+      }))],
+    ], tokens));
+
+    async function refresh() {
+      [tokens, regions] = await load('/tokens', '/regions');
+      if (!regionSlot.firstChild) regionSlot.replaceChildren(regionChecks('region_codes', regions));
+      drawList();
+    }
+
+    root.replaceChildren(split(h('div', {}, secretBox, listBox), f));
+    await refresh();
+    return () => secretBox.replaceChildren();
+  },
+};

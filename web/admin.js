@@ -1,0 +1,70 @@
+// 系统管理 (Administration), for admins: one tab per kind of thing an administrator keeps, at #/admin/<tab>
+// (regions, sites, positions, cameras, NVR import, users, tokens, audit log, system health).
+//
+// This module is only the frame: the tab bar and the loading of the tab's module (admin-<tab>.js), which
+// exports { mount(root, route) } and may return a clean-up function, like a page of the shell. A language
+// switch re-mounts the tab, so every string is drawn again in the new language. Everything a tab shows is
+// scoped by the server to the admin's regions; the pages never filter for security.
+import { bus, h, showError, strings, stylesheet, t } from './core.js';
+
+strings({
+  'zh-CN': { adm_tabs: '管理分类', adm_tab_regions: '行政区划', adm_tab_sites: '场所', adm_tab_positions: '点位',
+    adm_tab_cameras: '摄像机', adm_tab_nvr: 'NVR 导入', adm_tab_users: '用户', adm_tab_tokens: '接口令牌',
+    adm_tab_audit: '审计日志', adm_tab_health: '运行状况', adm_tab_keys: '[ 和 ] 切换分类' },
+  en: { adm_tabs: 'Administration sections', adm_tab_regions: 'Regions', adm_tab_sites: 'Sites',
+    adm_tab_positions: 'Positions', adm_tab_cameras: 'Cameras', adm_tab_nvr: 'NVR import', adm_tab_users: 'Users',
+    adm_tab_tokens: 'API tokens', adm_tab_audit: 'Audit log', adm_tab_health: 'Health',
+    adm_tab_keys: '[ and ] switch sections' },
+});
+
+const TABS = ['regions', 'sites', 'positions', 'cameras', 'nvr', 'users', 'tokens', 'audit', 'health'];
+const DEFAULT = 'sites';
+
+export default {
+  title: 'nav_admin',
+  roles: ['admin'],
+  async mount(root, route) {
+    stylesheet('/admin.css');
+    const tab = TABS.includes(route.parts[1]) ? route.parts[1] : DEFAULT;
+    let cleanup = null;
+    let gen = 0;
+
+    const draw = async () => {
+      const mine = ++gen;
+      if (cleanup) { try { cleanup(); } catch (_) { /* a tab that fails to clean up must not block the next */ } }
+      cleanup = null;
+      const nav = h('nav', { class: 'adm-tabs', 'aria-label': t('adm_tabs'), title: t('adm_tab_keys') },
+        TABS.map((id) => h('a', { href: `#/admin/${id}`, dataset: { tab: id }, text: t(`adm_tab_${id}`),
+          'aria-current': id === tab ? 'page' : null })));
+      const body = h('div', { class: `adm-body adm-${tab}` });
+      root.replaceChildren(nav, body);
+      try {
+        const mod = (await import(`./admin-${tab}.js`)).default;
+        if (mine !== gen) return;
+        cleanup = (await mod.mount(body, route)) || null;
+      } catch (e) {
+        showError(e);
+      }
+    };
+
+    // `[` and `]` step through the tabs, unless the user is typing.
+    const onKey = (e) => {
+      if (e.altKey || e.ctrlKey || e.metaKey || (e.key !== '[' && e.key !== ']')) return;
+      if (e.target.closest?.('input, select, textarea')) return;
+      const i = TABS.indexOf(tab) + (e.key === ']' ? 1 : -1);
+      location.hash = `#/admin/${TABS[(i + TABS.length) % TABS.length]}`;
+    };
+    const onLang = () => { draw(); };
+    bus.addEventListener('lang', onLang);
+    document.addEventListener('keydown', onKey);
+    await draw();
+    // Coming from the tab bar, keep the keyboard on it rather than losing focus to <body>.
+    root.querySelector(`.adm-tabs a[data-tab="${tab}"]`)?.focus({ preventScroll: true });
+    return () => {
+      gen += 1;
+      bus.removeEventListener('lang', onLang);
+      document.removeEventListener('keydown', onKey);
+      if (cleanup) cleanup();
+    };
+  },
+};
