@@ -82,8 +82,9 @@ try {
   step('search', { found });
 
   // Every filter at once still finds it (its day, its site, approval, no card); a red card finds nothing.
+  // The local day of the case's first event (t0 itself may fall just before a midnight).
   const day = (() => {
-    const d = new Date(t0);
+    const d = new Date(eventAt);
     return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
   })();
   const filtered = async (card) => {
