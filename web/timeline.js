@@ -1,0 +1,224 @@
+// <vigil-timeline>: a horizontal bar over a time range that shows what was recorded (spans), what was not
+// (gaps: the bar's background shows through), event markers and the playhead. Used by the case page and by
+// playback; it knows nothing of cameras or the API.
+//
+// Properties (all times in milliseconds since the epoch):
+//   range   {start, end}         the whole extent (a day, a case); the view never leaves it
+//   view    {start, end}         the visible part (zoom); defaults to the range
+//   spans   [{start, end}]       recorded stretches
+//   markers [{at, label, kind}]  events; `kind` becomes a class (marker-<kind>) for colour
+//   value   ms                   the playhead
+//   step    ms                   one arrow-key step (default: 1/100 of the view; Shift: ten steps)
+// Events: 'seek' (detail {time}) when the user picks a time: a click, the end of a drag, a key;
+//         'scrub' (detail {time}) while dragging, for a preview of the playhead only.
+// Invariants: the playhead is clamped to the range; the view keeps the playhead inside it when it zooms;
+// the element is one focusable slider (role=slider with aria-valuetext) so a keyboard user can scrub.
+import { fmtClock, fmtTime, h, strings, t } from './core.js';
+
+strings({
+  'zh-CN': { tl_label: '时间轴', tl_help: '←/→ 步进，Shift 加大步长，Home/End 到首尾，+/- 缩放，点击或拖动定位',
+    tl_recorded: '有录像', tl_gap: '无录像', tl_zoom: '缩放', tl_z_all: '全部', tl_z_6h: '6 小时', tl_z_1h: '1 小时',
+    tl_z_15m: '15 分钟', tl_z_5m: '5 分钟', tl_z_1m: '1 分钟' },
+  en: { tl_label: 'Timeline', tl_help: '←/→ step, Shift for larger steps, Home/End to the ends, +/- zoom, click or drag to seek',
+    tl_recorded: 'Recorded', tl_gap: 'No recording', tl_zoom: 'Zoom', tl_z_all: 'All', tl_z_6h: '6 hours',
+    tl_z_1h: '1 hour', tl_z_15m: '15 minutes', tl_z_5m: '5 minutes', tl_z_1m: '1 minute' },
+});
+
+// Tick spacing candidates, in ms: the first that leaves at least ~80 px between labels wins.
+const TICKS = [1e3, 5e3, 10e3, 30e3, 60e3, 5 * 60e3, 10 * 60e3, 30 * 60e3, 3600e3, 3 * 3600e3, 6 * 3600e3];
+
+class VigilTimeline extends HTMLElement {
+  constructor() {
+    super();
+    this._range = { start: 0, end: 1 };
+    this._view = null;
+    this._spans = [];
+    this._markers = [];
+    this._value = 0;
+    this._step = null;
+    this.dragging = false;
+  }
+
+  connectedCallback() {
+    if (this.bar) return;
+    this.tabIndex = 0;
+    this.setAttribute('role', 'slider');
+    this.setAttribute('aria-label', t('tl_label'));
+    this.title = t('tl_help');
+    this.ticks = h('div', { class: 'tl-ticks', 'aria-hidden': 'true' });
+    this.layer = h('div', { class: 'tl-spans' });
+    this.marks = h('div', { class: 'tl-markers' });
+    this.head = h('div', { class: 'tl-head' }, h('span', { class: 'tl-head-label' }));
+    this.bar = h('div', { class: 'tl-bar', title: t('tl_gap') }, this.layer, this.marks, this.head);
+    this.append(this.bar, this.ticks);
+    this.bar.addEventListener('pointerdown', (e) => this.onDown(e));
+    this.bar.addEventListener('pointermove', (e) => this.onMove(e));
+    this.bar.addEventListener('pointerup', (e) => this.onUp(e));
+    this.bar.addEventListener('pointercancel', () => { this.dragging = false; });
+    this.addEventListener('keydown', (e) => this.onKey(e));
+    this.resize = new ResizeObserver(() => this.render());
+    this.resize.observe(this);
+    this.render();
+  }
+
+  disconnectedCallback() { this.resize?.disconnect(); }
+
+  get range() { return this._range; }
+  set range(r) { this._range = { start: r.start, end: Math.max(r.end, r.start + 1) }; this._view = null; this.render(); }
+  get view() { return this._view || this._range; }
+  set view(v) { this._view = v ? this.fit(v) : null; this.render(); }
+  get spans() { return this._spans; }
+  set spans(s) { this._spans = s || []; this.render(); }
+  get markers() { return this._markers; }
+  set markers(m) { this._markers = m || []; this.render(); }
+  get value() { return this._value; }
+  set value(v) {
+    if (this.dragging) return;
+    this._value = this.clamp(v);
+    this.follow();
+    this.renderHead();
+  }
+  get step() { return this._step || Math.max(1000, (this.view.end - this.view.start) / 100); }
+  set step(s) { this._step = s; }
+
+  clamp(v) { return Math.min(this._range.end, Math.max(this._range.start, v)); }
+
+  /** A view of the same length moved inside the range. */
+  fit(v) {
+    const r = this._range;
+    const len = Math.min(r.end - r.start, Math.max(1000, v.end - v.start));
+    let start = Math.max(r.start, v.start);
+    if (start + len > r.end) start = r.end - len;
+    return { start, end: start + len };
+  }
+
+  /** Zooms to a view of `len` ms around the playhead. */
+  zoom(len) {
+    this._view = this.fit({ start: this._value - len / 2, end: this._value + len / 2 });
+    this.render();
+  }
+
+  /** Keeps the playhead visible: when it leaves the view, the view pages to it. */
+  follow() {
+    const v = this._view;
+    if (!v || (this._value >= v.start && this._value <= v.end)) return;
+    const len = v.end - v.start;
+    this._view = this.fit({ start: this._value - len * 0.1, end: this._value + len * 0.9 });
+    this.render();
+  }
+
+  x(ms) {
+    const v = this.view;
+    return ((ms - v.start) / (v.end - v.start)) * 100;
+  }
+
+  timeAt(clientX) {
+    const box = this.bar.getBoundingClientRect();
+    const f = Math.min(1, Math.max(0, (clientX - box.left) / Math.max(1, box.width)));
+    const v = this.view;
+    return this.clamp(v.start + f * (v.end - v.start));
+  }
+
+  render() {
+    if (!this.bar) return;
+    const v = this.view;
+    const seg = (a, b, cls, title) => {
+      const l = Math.max(0, this.x(a));
+      const r = Math.min(100, this.x(b));
+      if (r <= 0 || l >= 100 || r <= l) return null;
+      return h('div', { class: cls, title, style: { left: `${l}%`, width: `max(${r - l}%, 2px)` } });
+    };
+    this.layer.replaceChildren(...this._spans
+      .map((s) => seg(s.start, s.end, 'tl-span', `${t('tl_recorded')} ${fmtTime(s.start)} – ${fmtClock(s.end)}`))
+      .filter(Boolean));
+    this.marks.replaceChildren(...this._markers
+      .filter((m) => m.at >= v.start && m.at <= v.end)
+      .map((m) => h('div', { class: `tl-marker marker-${m.kind || 'event'}`, title: `${fmtTime(m.at)} ${m.label || ''}`,
+        style: { left: `${this.x(m.at)}%` } })));
+    const width = this.bar.clientWidth || 800;
+    const len = v.end - v.start;
+    const every = TICKS.find((s) => (s / len) * width >= 80) || TICKS[TICKS.length - 1];
+    const ticks = [];
+    for (let at = Math.ceil(v.start / every) * every; at <= v.end; at += every) {
+      const d = new Date(at);
+      const x = this.x(at);
+      if (x < 2 || x > 98) continue; // a label at the very edge would be cut off
+      // Ticks fall on local clock boundaries when the step is under a day (time zones with whole hours).
+      ticks.push(h('span', { style: { left: `${x}%` },
+        text: every >= 60e3 ? fmtClock(d).slice(0, 5) : fmtClock(d) }));
+    }
+    this.ticks.replaceChildren(...ticks);
+    this.setAttribute('aria-valuemin', String(Math.round(this._range.start)));
+    this.setAttribute('aria-valuemax', String(Math.round(this._range.end)));
+    this.dataset.viewStart = String(Math.round(v.start));
+    this.dataset.viewEnd = String(Math.round(v.end));
+    this.renderHead();
+  }
+
+  renderHead() {
+    if (!this.head) return;
+    const x = this.x(this._value);
+    this.head.hidden = x < 0 || x > 100;
+    this.head.style.left = `${x}%`;
+    this.head.firstChild.textContent = fmtClock(this._value);
+    this.setAttribute('aria-valuenow', String(Math.round(this._value)));
+    this.setAttribute('aria-valuetext', fmtTime(this._value));
+  }
+
+  emit(type, time) { this.dispatchEvent(new CustomEvent(type, { detail: { time }, bubbles: true })); }
+
+  onDown(e) {
+    if (e.button !== 0) return;
+    this.focus();
+    this.dragging = true;
+    this.bar.setPointerCapture(e.pointerId);
+    this._value = this.timeAt(e.clientX);
+    this.renderHead();
+    this.emit('scrub', this._value);
+  }
+
+  onMove(e) {
+    if (!this.dragging) return;
+    this._value = this.timeAt(e.clientX);
+    this.renderHead();
+    this.emit('scrub', this._value);
+  }
+
+  onUp(e) {
+    if (!this.dragging) return;
+    this.dragging = false;
+    this._value = this.timeAt(e.clientX);
+    this.renderHead();
+    this.emit('seek', this._value);
+  }
+
+  onKey(e) {
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    const step = this.step * (e.shiftKey ? 10 : 1);
+    let to = null;
+    if (e.key === 'ArrowLeft') to = this._value - step;
+    else if (e.key === 'ArrowRight') to = this._value + step;
+    else if (e.key === 'Home') to = this._range.start;
+    else if (e.key === 'End') to = this._range.end;
+    else if (e.key === '+' || e.key === '=') { this.zoom((this.view.end - this.view.start) / 2); e.preventDefault(); return; }
+    else if (e.key === '-') { this.zoom((this.view.end - this.view.start) * 2); e.preventDefault(); return; }
+    if (to === null) return;
+    e.preventDefault();
+    e.stopPropagation();
+    this.value = to;
+    this.emit('seek', this._value);
+  }
+}
+
+customElements.define('vigil-timeline', VigilTimeline);
+
+const ZOOMS = [['tl_z_6h', 6 * 3600e3], ['tl_z_1h', 3600e3], ['tl_z_15m', 15 * 60e3], ['tl_z_5m', 5 * 60e3],
+  ['tl_z_1m', 60e3]];
+
+/** A zoom select for `timeline`: the whole range, or a view of 6 h … 1 min around the playhead. */
+export function zoomSelect(timeline) {
+  return h('label', { class: 'inline' }, t('tl_zoom'), h('select', {
+    name: 'zoom',
+    onchange: (e) => { const len = Number(e.target.value); if (len) timeline.zoom(len); else timeline.view = null; },
+  }, h('option', { value: '0', text: t('tl_z_all') }), ZOOMS.map(([k, ms]) => h('option', { value: String(ms), text: t(k) }))));
+}
