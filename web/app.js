@@ -75,11 +75,16 @@ async function route() {
   }
   const root = h('section', { class: `page page-${page.id}`, id: 'view-root' });
   show(page.id, root);
+  let cleanup = null;
   try {
-    leave = (await mod.mount(root, r)) || null;
+    cleanup = (await mod.mount(root, r)) || null;
   } catch (e) {
     showError(e);
   }
+  // The user may have left while the page was loading: its cleanup then runs at once, and never stands in
+  // for the cleanup of the page now shown.
+  if (root.isConnected) leave = cleanup;
+  else if (cleanup) { try { cleanup(); } catch (_) { /* ignore */ } }
 }
 
 function show(id, content) {
