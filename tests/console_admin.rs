@@ -25,6 +25,12 @@ async fn an_admin_sets_up_a_site_through_the_administration_pages() {
         return;
     }
     let sim = Sim::small(2, 25, &[]);
+    // A camera that demands credentials, tested from its edit form with the stored password.
+    let cred_sim = Sim::small(
+        1,
+        25,
+        &["--username", "operator", "--password", "right-pass"],
+    );
     let server = Server::start_with(CONFIG);
     // An account locked by failed logins, for the page to unlock.
     for _ in 0..2 {
@@ -52,6 +58,7 @@ async fn an_admin_sets_up_a_site_through_the_administration_pages() {
             ("VIGIL_USER", "admin".into()),
             ("VIGIL_PASSWORD", "admin-password-1".into()),
             ("VIGIL_SIM_PORT", sim.port.to_string()),
+            ("VIGIL_CRED_SIM_PORT", cred_sim.port.to_string()),
             ("VIGIL_CLOSED_PORT", closed_port.to_string()),
         ],
     );
@@ -98,13 +105,39 @@ async fn an_admin_sets_up_a_site_through_the_administration_pages() {
         sites[0]["name"], "南康区行政服务中心",
         "edited site: {sites}"
     );
+    // A12 was created with 综合窗口1, then edited on the page to a seat covered by NVR-1 ch01 only; B01 was
+    // created and deleted.
     let positions = c
         .get(&format!("/api/v1/sites/{}/positions", sites[0]["id"]))
         .await
         .body;
+    assert_eq!(
+        positions.as_array().map(Vec::len),
+        Some(1),
+        "positions: {positions}"
+    );
     assert!(
-        positions[0]["code"] == "A12" && positions[0]["camera_ids"] == serde_json::json!([saved]),
+        positions[0]["code"] == "A12"
+            && positions[0]["kind"] == "seat"
+            && positions[0]["camera_ids"] == serde_json::json!([nvr[0]["id"]]),
         "position: {positions}"
+    );
+    // The credentialed camera was saved with its password (online) and the edit form's test left it as is.
+    let door = cams
+        .iter()
+        .find(|c| c["name"] == "门禁摄像机")
+        .expect("the credentialed camera");
+    assert_eq!(door["username"], "operator", "{door}");
+    assert!(
+        door.get("password").is_none(),
+        "a password in the list: {door}"
+    );
+    let door_id = door["id"].as_i64().expect("camera id");
+    assert!(
+        c.wait_state(door_id, "online", Duration::from_secs(10))
+            .await
+            .is_some(),
+        "the credentialed camera is not online with its stored password"
     );
     let users = c.get("/api/v1/users").await.body;
     assert!(
@@ -121,7 +154,7 @@ async fn an_admin_sets_up_a_site_through_the_administration_pages() {
     let seen = supervisor.get("/api/v1/cameras").await.body;
     assert_eq!(
         seen.as_array().map(Vec::len),
-        Some(2),
+        Some(3),
         "the supervisor sees the district's cameras: {seen}"
     );
     // Unlocked on the page: the clerk logs in again.
@@ -150,6 +183,9 @@ async fn an_admin_sets_up_a_site_through_the_administration_pages() {
         "site.create",
         "site.update",
         "position.create",
+        "position.update",
+        "position.delete",
+        "camera.test",
         "camera.update",
         "camera.delete",
         "nvr.import",

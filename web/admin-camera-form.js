@@ -2,8 +2,9 @@
 //
 // "Test" sends what is typed (URL, username, password, transport) to POST /cameras/test, which opens the
 // stream once on the server and answers its state, codec, resolution and a snapshot; nothing is stored.
-// The password is write-only: it is never shown; when editing, an empty password keeps the stored one (so a
-// test of an edited camera needs the password typed again if the camera has one).
+// The password is write-only: it is never shown; when editing, an empty password keeps the stored one. For
+// the same reason a test of the camera being edited sends its `camera_id`: the server fills what the form
+// leaves empty (the password, even the URL) from the stored camera, so it is tested without retyping.
 import { api, h, strings, t, toast } from './core.js';
 import { field, form, select, stateBadge, val } from './admin-kit.js';
 
@@ -12,13 +13,15 @@ strings({
     adm_cam_sub: '子码流地址（可选）', adm_cam_test: '测试', adm_cam_testing: '测试中…',
     adm_cam_test_title: '测试结果', adm_cam_codec: '编码', adm_cam_resolution: '分辨率', adm_cam_elapsed: '耗时',
     adm_cam_error: '错误', adm_cam_snapshot: '测试截图', adm_cam_url_hint: '如 rtsp://192.168.1.64:554/Streaming/Channels/101',
-    adm_cam_test_hint: '按当前填写的地址和账号连接一次，不保存' },
+    adm_cam_test_hint: '按当前填写的地址和账号连接一次，不保存',
+    adm_cam_test_hint_edit: '按当前填写的内容连接一次，不保存；密码留空则用已保存的密码' },
   en: { adm_cam_new: 'Add a camera', adm_cam_edit: 'Edit camera: {name}', adm_cam_site: 'Site',
     adm_cam_sub: 'Sub stream URL (optional)',
     adm_cam_test: 'Test', adm_cam_testing: 'Testing…', adm_cam_test_title: 'Test result',
     adm_cam_codec: 'Codec', adm_cam_resolution: 'Resolution', adm_cam_elapsed: 'Took', adm_cam_error: 'Error',
     adm_cam_snapshot: 'Test snapshot', adm_cam_url_hint: 'e.g. rtsp://192.168.1.64:554/Streaming/Channels/101',
-    adm_cam_test_hint: 'Connects once with what is typed here; saves nothing' },
+    adm_cam_test_hint: 'Connects once with what is typed here; saves nothing',
+    adm_cam_test_hint_edit: 'Connects once with what is typed here, saves nothing; an empty password uses the saved one' },
 });
 
 /** The form; `onsaved(camera)` after a save, `edit(camera)` fills it, `reset()` empties it. */
@@ -75,8 +78,11 @@ export function cameraForm({ sites, site, onsaved }) {
 
   testBtn.addEventListener('click', async () => {
     f.clearError();
-    if (!f.elements.main_url.reportValidity()) return;
-    const body = { main_url: val(f, 'main_url'), transport: val(f, 'transport') };
+    // A saved camera may be tested with an empty URL (the server uses the stored one); a new one may not.
+    if (!editing && !f.elements.main_url.reportValidity()) return;
+    const body = { transport: val(f, 'transport') };
+    if (editing) body.camera_id = editing.id;
+    if (val(f, 'main_url')) body.main_url = val(f, 'main_url');
     if (val(f, 'username')) body.username = val(f, 'username');
     if (f.elements.password.value) body.password = f.elements.password.value;
     testBtn.disabled = true;
@@ -111,6 +117,7 @@ export function cameraForm({ sites, site, onsaved }) {
     delete result.dataset.state;
     f.heading.textContent = t('adm_cam_new');
     password.placeholder = '';
+    testBtn.title = t('adm_cam_test_hint');
   }
 
   f.edit = (cam) => {
@@ -126,6 +133,7 @@ export function cameraForm({ sites, site, onsaved }) {
     e.transport.value = cam.transport;
     e.record.checked = cam.record;
     password.placeholder = t('adm_cam_password_keep');
+    testBtn.title = t('adm_cam_test_hint_edit');
     e.name.focus();
   };
   f.cancel = reset;

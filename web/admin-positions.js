@@ -1,18 +1,23 @@
 // Administration, 点位 tab: the positions of one site (windows, rooms, seats that case events name) with the
-// cameras that cover each, and a form to add one, its cameras picked among the site's own. The API has no
-// change or delete of a position, so neither does the tab. The chosen site is kept in the address
-// (#/admin/positions?site=ID) without reloading the page, so a link or a reload comes back to it.
-import { api, h, strings, t, toast } from './core.js';
-import { checkedValues, field, form, load, select, split, stateBadge, table, val } from './admin-kit.js';
+// cameras that cover each; the form beside the list adds one or, after "编辑", changes its kind and cameras
+// (picked among the site's own; the server replaces the ties with exactly the ticked ones). A position's
+// code cannot change (case events name it), so the field is read-only while editing. Delete asks twice.
+// The chosen site is kept in the address (#/admin/positions?site=ID) without reloading the page, so a link
+// or a reload comes back to it.
+import { api, h, showError, strings, t, toast } from './core.js';
+import { checkedValues, dangerButton, field, form, load, select, smallButton, split, stateBadge, table, val }
+  from './admin-kit.js';
 
 strings({
-  'zh-CN': { adm_pos_site: '场所', adm_pos_new: '新建点位', adm_pos_code: '点位编号', adm_pos_kind: '类型',
-    adm_pos_cameras: '覆盖摄像机', adm_pos_kind_window: '窗口', adm_pos_kind_room: '房间', adm_pos_kind_seat: '座位',
-    adm_pos_no_site: '请先新建场所', adm_pos_no_cameras: '该场所还没有摄像机', adm_pos_code_hint: '如 A12、开标室1' },
-  en: { adm_pos_site: 'Site', adm_pos_new: 'New position', adm_pos_code: 'Code', adm_pos_kind: 'Kind',
-    adm_pos_cameras: 'Cameras covering it', adm_pos_kind_window: 'Window', adm_pos_kind_room: 'Room',
-    adm_pos_kind_seat: 'Seat', adm_pos_no_site: 'Create a site first', adm_pos_no_cameras: 'This site has no camera yet',
-    adm_pos_code_hint: 'e.g. A12, Opening room 1' },
+  'zh-CN': { adm_pos_site: '场所', adm_pos_new: '新建点位', adm_pos_edit: '编辑点位：{code}', adm_pos_code: '点位编号',
+    adm_pos_kind: '类型', adm_pos_cameras: '覆盖摄像机', adm_pos_kind_window: '窗口', adm_pos_kind_room: '房间',
+    adm_pos_kind_seat: '座位', adm_pos_no_site: '请先新建场所', adm_pos_no_cameras: '该场所还没有摄像机',
+    adm_pos_code_hint: '如 A12、开标室1', adm_pos_code_fixed: '编号不可更改：案件事件按编号记录点位' },
+  en: { adm_pos_site: 'Site', adm_pos_new: 'New position', adm_pos_edit: 'Edit position: {code}', adm_pos_code: 'Code',
+    adm_pos_kind: 'Kind', adm_pos_cameras: 'Cameras covering it', adm_pos_kind_window: 'Window',
+    adm_pos_kind_room: 'Room', adm_pos_kind_seat: 'Seat', adm_pos_no_site: 'Create a site first',
+    adm_pos_no_cameras: 'This site has no camera yet', adm_pos_code_hint: 'e.g. A12, Opening room 1',
+    adm_pos_code_fixed: 'The code cannot change: case events record positions by it' },
 });
 
 const KINDS = ['window', 'room', 'seat'];
@@ -23,42 +28,76 @@ export default {
     if (!sites.length) { root.replaceChildren(h('p', { class: 'empty', text: t('adm_pos_no_site') })); return; }
     let siteId = Number(route.query.get('site')) || sites[0].id;
     if (!sites.some((s) => s.id === siteId)) siteId = sites[0].id;
+    let editing = null;
     const cameras = () => allCameras.filter((c) => c.site_id === siteId);
-    const name = (id) => allCameras.find((c) => c.id === id)?.name ?? `#${id}`;
+    const byId = new Map(allCameras.map((c) => [c.id, c]));
+    const name = (id) => byId.get(id)?.name ?? `#${id}`;
     const listBox = h('div');
 
     const picker = field('adm_pos_site', select('site', sites.map((s) => [s.id, s.name]), siteId, {
       onchange: (e) => {
         siteId = Number(e.target.value);
         history.replaceState(null, '', `#/admin/positions?site=${siteId}`);
+        reset();
         drawCameras();
         refresh();
       },
     }));
     picker.classList.add('adm-toolbar-field');
 
+    const code = h('input', { name: 'code', required: true, maxlength: '50', autocomplete: 'off' });
+    const codeHint = h('small', { class: 'adm-hint', text: t('adm_pos_code_hint') });
     const camBox = h('div', { class: 'adm-checks', role: 'group' });
     const f = form({
       name: 'position',
       title: t('adm_pos_new'),
       submit: 'adm_create',
       fields: [
-        field('adm_pos_code', h('input', { name: 'code', required: true, maxlength: '50', autocomplete: 'off' }),
-          t('adm_pos_code_hint')),
+        h('label', { class: 'adm-field' }, h('span', { text: t('adm_pos_code') }), code, codeHint),
         field('adm_pos_kind', select('kind', KINDS.map((k) => [k, t(`adm_pos_kind_${k}`)]), 'window')),
         h('fieldset', { class: 'adm-fieldset' }, h('legend', { text: t('adm_pos_cameras') }), camBox),
       ],
       onsubmit: async (el) => {
-        const body = { code: val(el, 'code'), kind: val(el, 'kind'),
-          camera_ids: checkedValues(el, 'camera_ids').map(Number) };
-        await api('POST', `/sites/${siteId}/positions`, body);
+        const body = { kind: val(el, 'kind'), camera_ids: checkedValues(el, 'camera_ids').map(Number) };
+        if (editing) {
+          await api('PATCH', `/sites/${siteId}/positions/${editing.id}`, body);
+        } else {
+          await api('POST', `/sites/${siteId}/positions`, { code: val(el, 'code'), ...body });
+        }
         toast(t('adm_saved'));
-        el.reset();
+        reset();
         await refresh();
-        el.elements.code.focus();
+        code.focus();
       },
-      oncancel: (el) => { el.reset(); el.clearError(); },
+      oncancel: () => reset(),
     });
+    const submitBtn = f.querySelector('button[type=submit]');
+
+    function reset() {
+      editing = null;
+      f.reset();
+      f.clearError();
+      f.heading.textContent = t('adm_pos_new');
+      code.readOnly = false;
+      codeHint.textContent = t('adm_pos_code_hint');
+      submitBtn.textContent = t('adm_create');
+    }
+
+    // Fills the form with the position; the code stays read-only, so the kind gets the focus.
+    function edit(p) {
+      reset();
+      editing = p;
+      f.heading.textContent = t('adm_pos_edit', { code: p.code });
+      code.value = p.code;
+      code.readOnly = true;
+      codeHint.textContent = t('adm_pos_code_fixed');
+      submitBtn.textContent = t('adm_save');
+      f.elements.kind.value = p.kind;
+      for (const box of f.querySelectorAll('input[name=camera_ids]')) {
+        box.checked = p.camera_ids.includes(Number(box.value));
+      }
+      f.elements.kind.focus();
+    }
 
     function drawCameras() {
       const list = cameras();
@@ -69,12 +108,21 @@ export default {
 
     async function refresh() {
       const positions = await api('GET', `/sites/${siteId}/positions`);
-      const byId = new Map(allCameras.map((c) => [c.id, c]));
       listBox.replaceChildren(table([
         ['adm_pos_code', (p) => p.code],
         ['adm_pos_kind', (p) => t(`adm_pos_kind_${p.kind}`)],
         ['adm_pos_cameras', (p) => h('ul', { class: 'adm-inline-list' }, p.camera_ids.map((id) =>
           h('li', {}, name(id), ' ', byId.get(id)?.state ? stateBadge(byId.get(id).state) : null)))],
+        ['adm_actions', (p) => h('div', { class: 'adm-row-actions' },
+          smallButton('adm_edit', () => edit(p)),
+          dangerButton('adm_delete', async () => {
+            try {
+              await api('DELETE', `/sites/${siteId}/positions/${p.id}`);
+              toast(t('adm_deleted'));
+              if (editing?.id === p.id) reset();
+              await refresh();
+            } catch (e) { showError(e); }
+          }))],
       ], positions));
     }
 

@@ -1,9 +1,11 @@
 // The administration pages as an admin uses them (tests/console_admin.rs starts the server and simulator).
 // Logs in through the form, then: a region and a site, a camera tested before saving (online with a
-// snapshot; a closed port reads offline with an error and saves nothing), an NVR import, a position, a user
-// (and a locked one unlocked) and a token (secret shown once), the audit log and the health figures; English
-// and a laptop screen at the end.
-// Env: VIGIL_URL, VIGIL_USER, VIGIL_PASSWORD, VIGIL_SIM_PORT, VIGIL_CLOSED_PORT, VIGIL_ARTIFACTS.
+// snapshot; a closed port reads offline with an error and saves nothing), an NVR import, a position edited
+// and another deleted, a camera with credentials tested from its edit form without retyping the password, a
+// user (and a locked one unlocked) and a token (secret shown once), the audit log and the health figures;
+// English and a laptop screen at the end.
+// Env: VIGIL_URL, VIGIL_USER, VIGIL_PASSWORD, VIGIL_SIM_PORT (no credentials), VIGIL_CRED_SIM_PORT (user
+// operator, password right-pass), VIGIL_CLOSED_PORT, VIGIL_ARTIFACTS.
 // Prints one JSON line per step; exits non-zero at the first step that fails.
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
@@ -13,6 +15,7 @@ import path from 'node:path';
 const base = process.env.VIGIL_URL;
 const simPort = process.env.VIGIL_SIM_PORT;
 const closedPort = process.env.VIGIL_CLOSED_PORT;
+const credPort = process.env.VIGIL_CRED_SIM_PORT;
 const shots = process.env.VIGIL_ARTIFACTS;
 const simUrl = (n) => `rtsp://127.0.0.1:${simPort}/cam${n}`;
 const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vigil-chromium-'));
@@ -179,9 +182,40 @@ try {
   await pf.locator('select[name=kind]').selectOption('window');
   await pf.locator('label', { hasText: '综合窗口1' }).locator('input').check();
   await pf.locator('input[name=code]').press('Enter');
-  await page.locator('.adm-list tr', { hasText: 'A12' }).filter({ hasText: '综合窗口1' }).waitFor();
-  await shot('admin-positions.png');
+  const a12 = page.locator('.adm-list tr', { hasText: 'A12' });
+  await a12.filter({ hasText: '综合窗口1' }).waitFor();
   log('position');
+
+  // Edit it from the keyboard: the code is read-only, the kind gets the focus; the cameras become NVR-1 ch01
+  // instead of 综合窗口1 (the ties are replaced by exactly the ticked ones).
+  await a12.locator('button', { hasText: '编辑' }).focus();
+  await page.keyboard.press('Enter');
+  await pf.locator('h3', { hasText: 'A12' }).waitFor();
+  if (!await pf.locator('input[name=code]').evaluate((i) => i.readOnly)) throw new Error('the code is editable');
+  if (!await pf.locator('select[name=kind]').evaluate((s) => s === document.activeElement)) throw new Error('kind not focused');
+  if (!await pf.locator('label', { hasText: '综合窗口1' }).locator('input').isChecked()) throw new Error('ties not shown');
+  await pf.locator('select[name=kind]').selectOption('seat');
+  await pf.locator('label', { hasText: '综合窗口1' }).locator('input').press('Space');
+  await pf.locator('label', { hasText: 'NVR-1 ch01' }).locator('input').press('Space');
+  await shot('admin-positions-edit.png');
+  await pf.locator('button[type=submit]').press('Enter');
+  await a12.filter({ hasText: 'NVR-1 ch01' }).filter({ hasText: '座位' }).filter({ hasNotText: '综合窗口1' }).waitFor();
+  if (await pf.locator('input[name=code]').evaluate((i) => i.readOnly)) throw new Error('the form stayed in edit mode');
+  // A second position, removed with the two-step button (from the keyboard too).
+  await pf.locator('input[name=code]').fill('B01');
+  await pf.locator('label', { hasText: '综合窗口1' }).locator('input').check();
+  await pf.locator('input[name=code]').press('Enter');
+  const b01 = page.locator('.adm-list tr', { hasText: 'B01' });
+  await b01.waitFor();
+  await shot('admin-positions.png');
+  await b01.locator('button.danger').press('Enter');
+  await b01.locator('button.danger', { hasText: '确认删除' }).press('Enter');
+  await b01.waitFor({ state: 'detached' });
+  const positions = await apiGet(`/sites/${siteId}/positions`);
+  if (positions.some((p) => p.code === 'B01')) throw new Error('B01 was not deleted');
+  const kept = positions.find((p) => p.code === 'A12');
+  if (kept?.kind !== 'seat' || kept.camera_ids.length !== 1) throw new Error(`A12: ${JSON.stringify(kept)}`);
+  log('position-edit-delete', { positions });
 
   // Rename an NVR channel (the password field stays empty: kept), then delete it with the two-step button.
   await tab('cameras');
@@ -197,6 +231,26 @@ try {
   await renamed.waitFor({ state: 'detached' });
   if (await saved('评标室2')) throw new Error('the camera was not deleted');
   log('camera-edit-delete');
+
+  // A camera with credentials (a second simulator that demands them). A new form tested without the
+  // password is refused; saved with it, the camera's edit form tests online with its password left empty.
+  await fillCamera('门禁摄像机', `rtsp://127.0.0.1:${credPort}/cam1`);
+  await cf.locator('input[name=username]').fill('operator');
+  state = await test();
+  if (state !== 'auth_failed') throw new Error(`test without the password: ${state}`);
+  log('camera-test-no-password', { state });
+  await cf.locator('input[name=password]').fill('right-pass');
+  await cf.locator('input[name=name]').press('Enter');
+  const door = page.locator('.adm-list tr', { hasText: '门禁摄像机' });
+  await door.waitFor();
+  await door.locator('button', { hasText: '编辑' }).click();
+  if (await cf.locator('input[name=password]').inputValue() !== '') throw new Error('a password was shown');
+  state = await test();
+  if (state !== 'online') throw new Error(`test of the saved camera: ${state}: ${await result.textContent()}`);
+  const doorWidth = await snapshotWidth();
+  await shot('admin-cameras-edit-test.png');
+  await cf.locator('input[name=name]').press('Escape');
+  log('camera-test-stored-credentials', { state, snapshotWidth: doorWidth });
 
   // A supervisor of the new district, then a token whose secret is shown once.
   await tab('users');
