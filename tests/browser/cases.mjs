@@ -238,11 +238,22 @@ try {
   });
   step('gap', { gap, shown, after, error: after - gap.end, ...mapping });
 
-  // Another camera from the tree opens at the same moment.
-  await page.click(`.pb-cam:not([data-camera="${camera}"])`);
-  await page.waitForSelector(`.page-playback[data-ready=true] .pb-cam[aria-current=true]:not([data-camera="${camera}"])`);
-  const other = await near(after, 1500);
-  step('other camera', { at: other, error: other - after });
+  // Another camera from the tree opens at the same moment, or, when that camera came back later from the
+  // same outage, at its first footage after it.
+  const otherId = await page.$eval(`.pb-cam:not([data-camera="${camera}"])`, (el) => el.dataset.camera);
+  const otherRec = await page.evaluate(async ({ id, t0 }) => {
+    const q = `start=${new Date(t0 - 60000).toISOString()}&end=${new Date(Date.now() + 60000).toISOString()}`;
+    return (await fetch(`/api/v1/cameras/${id}/recordings?${q}`)).json();
+  }, { id: otherId, t0 });
+  const expected = otherRec.spans
+    .map((s) => ({ start: Date.parse(s.start), end: Date.parse(s.end) }))
+    .map((s) => (after < s.start ? s.start : after < s.end ? after : null))
+    .find((x) => x !== null);
+  check(expected !== undefined, 'the other camera has footage after the gap', otherRec);
+  await page.click(`.pb-cam[data-camera="${otherId}"]`);
+  await page.waitForSelector(`.page-playback[data-ready=true] .pb-cam[aria-current=true][data-camera="${otherId}"]`);
+  const other = await near(expected, 1500);
+  step('other camera', { at: other, expected, error: other - expected });
   await page.click(`.pb-cam[data-camera="${camera}"]`);
   await page.waitForSelector(`.page-playback[data-ready=true] .pb-cam[aria-current=true][data-camera="${camera}"]`);
 
