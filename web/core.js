@@ -113,12 +113,16 @@ export function fmtBytes(n) {
   return `${n.toFixed(i ? 1 : 0)} ${u[i]}`;
 }
 
+const MAX_TOASTS = 4;
+
 /** A short message at the bottom of the screen; kind: 'info' | 'error'. */
 export function toast(message, kind = 'info') {
   const box = document.getElementById('toasts');
   if (!box) return;
   const el = h('div', { class: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : 'status', text: message });
   box.append(el);
+  // A burst of actions (a tour, a batch of alarms) must not bury the screen: the newest few stay.
+  while (box.children.length > MAX_TOASTS) box.firstElementChild.remove();
   setTimeout(() => el.remove(), kind === 'error' ? 8000 : 4000);
 }
 
