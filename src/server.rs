@@ -85,6 +85,7 @@ impl Server {
             live,
             cases,
             started: std::time::Instant::now(),
+            audit_repeats: Default::default(),
         };
         Ok(Server { state, listener })
     }

@@ -47,7 +47,7 @@ async fn created(c: &Client, path: &str, body: Value) -> i64 {
 
 /// Fills the path's parameters with the object of `region` that the segment before each names; unknown
 /// kinds get a plain value (their region cannot be chosen, but the role check and the leak check still run).
-fn fill(path: &str, o: &Objects) -> String {
+fn fill(path: &str, region: &str, o: &Objects) -> String {
     let segs: Vec<&str> = path.split('/').collect();
     let mut out = Vec::with_capacity(segs.len());
     for (i, seg) in segs.iter().enumerate() {
@@ -58,6 +58,7 @@ fn fill(path: &str, o: &Objects) -> String {
                 "sites" => o.site.to_string(),
                 "users" => o.user.to_string(),
                 "tokens" => o.token.to_string(),
+                "regions" => region.to_string(),
                 _ if *seg == "{id}" => "1".to_string(),
                 _ if *seg == "{index}" => "0".to_string(),
                 _ => "canary-unknown".to_string(),
@@ -79,6 +80,8 @@ fn body(method: &str, path: &str, region: &str, o: &Objects, n: usize) -> Option
     Some(match (method, path) {
         ("POST", "/regions") => json!({"code": format!("{}{:02}", &region[..4], 10 + n % 90),
             "name": name, "level": "district", "parent_code": region}),
+        // Not a canary name: the regions above one's own are shown to everyone below them.
+        ("PATCH", "/regions/{code}") => json!({"name": format!("区划{n}")}),
         ("POST", "/sites") => json!({"name": name, "kind": "service_hall", "region_code": region}),
         ("PATCH", "/sites/{id}") => json!({"kind": "service_hall"}),
         ("POST", "/sites/{id}/positions") => json!({"code": name, "kind": "window"}),
@@ -182,7 +185,7 @@ async fn every_route_every_role_every_region() {
         let method = rule.method.as_str();
         for region in REGIONS {
             let o = &objects[region];
-            let path = fill(rule.path, o);
+            let path = fill(rule.path, region, o);
             // Callers who must not see the object go first, before an admitted one may delete it.
             let mut order: Vec<&Caller> = callers.iter().collect();
             order.sort_by_key(|c| sees(c.home, region));

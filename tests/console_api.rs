@@ -475,3 +475,106 @@ async fn a_position_changes_its_cameras_and_kind_and_can_be_removed() {
         json!([])
     );
 }
+
+#[tokio::test]
+async fn a_region_is_renamed_and_an_unused_one_deleted_within_the_admins_scope() {
+    let server = Server::start_with(
+        r#"
+[[seed.users]]
+username = "city-admin"
+password = "city-admin-password-1"
+role = "admin"
+region_codes = ["360700"]
+"#,
+    );
+    let a = server.admin().await;
+    let city = Client::login(&server, "city-admin", "city-admin-password-1").await;
+    // A district made by mistake below the city, and one with a site.
+    let r = city
+        .post(
+            "/api/v1/regions",
+            json!({"code": "360799", "name": "错误区", "level": "district", "parent_code": "360700"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    a.site("章贡区政务服务中心", "service_hall", "360702").await;
+
+    let r = city
+        .patch("/api/v1/regions/360799", json!({"name": "  测试区 "}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["name"], "测试区");
+    assert_eq!(r.body["parent_code"], "360700");
+    // The code, level and parent are what the region is: not changed; nor an empty name.
+    for bad in [
+        json!({"code": "360798"}),
+        json!({"name": "x", "level": "city"}),
+        json!({"name": ""}),
+    ] {
+        let r = city.patch("/api/v1/regions/360799", bad.clone()).await;
+        assert_eq!(r.status, 422, "{bad}: {}", r.text);
+    }
+    // Another city's region is not there for this admin; the province above is not theirs either.
+    for code in ["360100", "360000"] {
+        let r = city
+            .patch(&format!("/api/v1/regions/{code}"), json!({"name": "x"}))
+            .await;
+        assert_eq!(r.status, 404, "{code}: {}", r.text);
+        assert_eq!(
+            city.delete(&format!("/api/v1/regions/{code}")).await.status,
+            404
+        );
+    }
+    // A region with a site, with users bound to it or with regions below it stays, saying why.
+    let r = city.delete("/api/v1/regions/360702").await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert!(r.text.contains("1 sites"), "{}", r.text);
+    let r = city.delete("/api/v1/regions/360700").await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert!(
+        r.text.contains("regions below it") && r.text.contains("users or tokens"),
+        "{}",
+        r.text
+    );
+
+    assert_eq!(city.delete("/api/v1/regions/360799").await.status, 204);
+    assert_eq!(city.delete("/api/v1/regions/360799").await.status, 404);
+    let codes: Vec<String> = a
+        .get("/api/v1/regions")
+        .await
+        .body
+        .as_array()
+        .expect("regions")
+        .iter()
+        .map(|r| r["code"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(!codes.contains(&"360799".to_owned()), "{codes:?}");
+    // The changes are in the audit log, which the city admin still sees after the region is gone.
+    let rows = city.get("/api/v1/audit?actor=city-admin").await.body;
+    let actions: Vec<&str> = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|r| r["status"] == 200 || r["status"] == 204)
+        .filter_map(|r| r["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"region.update") && actions.contains(&"region.delete"),
+        "{rows}"
+    );
+    // The code can be created again (its history is its own again).
+    let r = city
+        .post(
+            "/api/v1/regions",
+            json!({"code": "360799", "name": "新区", "level": "district", "parent_code": "360700"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = city
+        .post(
+            "/api/v1/regions",
+            json!({"code": "360799", "name": "又一个", "level": "district", "parent_code": "360700"}),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text);
+}

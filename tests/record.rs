@@ -225,6 +225,26 @@ async fn three_minutes_recorded_play_back_by_any_range_and_across_a_gap() {
     .await;
     assert_eq!(bad.status, 416);
 
+    // The audit log has one playback row for that range, whatever the byte ranges and revalidations the
+    // player made of it, and another for another range.
+    video(&c, cam, a, b + 1_000_000, &[("Range", "bytes=0-999")]).await;
+    let rows = c.get("/api/v1/audit?action=playback").await.body;
+    let rows = rows.as_array().expect("audit rows");
+    let of = |from: i64, to: i64| {
+        let detail = format!("main {}/{}", rfc(from), rfc(to));
+        rows.iter()
+            .filter(|r| {
+                r["detail"] == detail.as_str() && (r["status"] == 200 || r["status"] == 206)
+            })
+            .count()
+    };
+    assert_eq!(of(a, b), 1, "one row for the viewed range: {rows:?}");
+    assert_eq!(of(a, b + 1_000_000), 1, "a row for another range: {rows:?}");
+    assert!(
+        rows.iter().any(|r| r["status"] == 416),
+        "a refused range is written: {rows:?}"
+    );
+
     // A gap: the simulator stops for 20 s.
     sim.kill();
     let t_stop = now_us();

@@ -1,15 +1,20 @@
-// Administration, 行政区划 tab: the GB/T 2260 region tree (province > city > district) and a form to add a
-// region. Regions cannot be changed or deleted through the API, so the tab only lists and adds. A regional
+// Administration, 行政区划 tab: the GB/T 2260 region tree (province > city > district), a form to add a
+// region, and per region a rename (in place: Enter saves, Escape cancels) and a two-step delete. A region's
+// code, level and parent are what it is, so only its name changes; a region that still has regions below
+// it, sites, or users or tokens bound to it is not deleted and the server's message says why. A regional
 // admin sees the regions above their own too (the server sends them so the tree can be drawn) but may only
-// add below their own; the server's refusal is shown beside the form.
-import { api, h, strings, t, toast } from './core.js';
-import { field, form, load, regionOptions, regionTree, select, smallButton, split, val } from './admin-kit.js';
+// change their own and below; the server's refusal is shown as a message.
+import { api, h, showError, strings, t, toast } from './core.js';
+import { dangerButton, field, form, load, regionOptions, regionTree, select, smallButton, split, val }
+  from './admin-kit.js';
 
 strings({
   'zh-CN': { adm_region_new: '新建行政区划', adm_region_code: '区划代码', adm_region_name: '名称', adm_region_level: '级别',
-    adm_region_parent: '上级', adm_region_add_below: '添加下级', adm_region_code_hint: '六位 GB/T 2260 代码，如 360702' },
+    adm_region_parent: '上级', adm_region_add_below: '添加下级', adm_region_code_hint: '六位 GB/T 2260 代码，如 360702',
+    adm_region_rename: '改名' },
   en: { adm_region_new: 'New region', adm_region_code: 'Code', adm_region_name: 'Name', adm_region_level: 'Level',
-    adm_region_parent: 'Parent', adm_region_add_below: 'Add below', adm_region_code_hint: 'Six-digit GB/T 2260 code, e.g. 360702' },
+    adm_region_parent: 'Parent', adm_region_add_below: 'Add below', adm_region_code_hint: 'Six-digit GB/T 2260 code, e.g. 360702',
+    adm_region_rename: 'Rename' },
 });
 
 const LEVELS = ['province', 'city', 'district'];
@@ -69,9 +74,39 @@ export default {
               f.elements.level.value = NEXT_LEVEL[r.level] || 'district';
               f.elements.code.value = r.code.slice(0, r.level === 'province' ? 2 : 4);
               f.elements.code.focus();
-            }) : null),
+            }) : null,
+            smallButton('adm_region_rename', (e) => rename(r, e.currentTarget.closest('.adm-tree-row'))),
+            dangerButton('adm_delete', async () => {
+              try {
+                await api('DELETE', `/regions/${r.code}`);
+                toast(t('adm_deleted'));
+                await refresh();
+              } catch (err) { showError(err); }
+            })),
           list(r.code))));
       };
+
+    // The name becomes a one-field form in place; the tree is redrawn only once the server took the name.
+    const rename = (r, row) => {
+      const input = h('input', { name: 'name', required: true, maxlength: '100', value: r.name,
+        'aria-label': t('adm_region_name'), autocomplete: 'off' });
+      const back = () => drawTree();
+      const rf = h('form', { class: 'adm-rename', dataset: { form: 'region-rename' } }, input,
+        h('button', { type: 'submit', class: 'small', text: t('adm_save') }),
+        h('button', { type: 'button', class: 'secondary small', text: t('adm_cancel'), onclick: back }));
+      rf.addEventListener('submit', async (e) => {
+        e.preventDefault();
+        try {
+          await api('PATCH', `/regions/${r.code}`, { name: input.value.trim() });
+          toast(t('adm_saved'));
+          await refresh();
+        } catch (err) { showError(err); input.focus(); }
+      });
+      rf.addEventListener('keydown', (e) => { if (e.key === 'Escape') { e.preventDefault(); e.stopPropagation(); back(); } });
+      row.replaceChildren(rf, h('code', { text: r.code }));
+      input.focus();
+      input.select();
+    };
       listBox.replaceChildren(regions.length ? list('') : h('p', { class: 'empty', text: t('adm_empty') }));
     };
 

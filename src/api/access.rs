@@ -24,7 +24,7 @@ use super::AppState;
 use crate::audit;
 use crate::auth::{self, Principal, Role};
 use axum::extract::{ConnectInfo, RawPathParams, Request, State};
-use axum::http::{header, HeaderMap, Method};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
@@ -62,6 +62,9 @@ pub struct AuditNote {
     pub target: Option<String>,
     pub region_code: Option<String>,
     pub detail: Option<String>,
+    /// A read a client repeats by design (a video's byte ranges): an identical successful row written
+    /// lately is not written again (see [`super::repeats`]).
+    pub collapse: bool,
 }
 
 /// Attaches an [`AuditNote`] to a response.
@@ -211,8 +214,28 @@ async fn guard(rule: RouteRule, mut req: Request, next: Next) -> Response {
         client,
         detail: note.detail,
     };
+    let collapse =
+        note.collapse && (resp.status().is_success() || resp.status() == StatusCode::NOT_MODIFIED);
+    let key = collapse.then(|| {
+        (
+            entry.actor.clone(),
+            entry.action.clone(),
+            entry.target.clone(),
+            entry.detail.clone(),
+        )
+    });
+    if let Some(k) = &key {
+        if state.audit_repeats.is_repeat(k, std::time::Instant::now()) {
+            return resp;
+        }
+    }
     match audit::append(&state.pool, &entry).await {
-        Ok(_) => resp,
+        Ok(_) => {
+            if let Some(k) = key {
+                state.audit_repeats.remember(k, std::time::Instant::now());
+            }
+            resp
+        }
         Err(e) => ApiError::internal(format!("audit row not written: {e}")).into_response(),
     }
 }

@@ -204,6 +204,7 @@ pub async fn create(
         target: Some(format!("/cameras/{}", cam.id)),
         region_code: Some(cam.region_code.clone()),
         detail: Some(cam.name.clone()),
+        ..Default::default()
     };
     Ok(noted((StatusCode::CREATED, Json(cam)), note))
 }
@@ -466,6 +467,7 @@ pub async fn import_nvr(
         target: Some(format!("/nvrs/{}", nvr.id)),
         region_code: Some(site.region_code),
         detail: Some(format!("{} channels at {}", nvr.camera_ids.len(), nvr.host)),
+        ..Default::default()
     };
     Ok(noted((StatusCode::CREATED, Json(nvr)), note))
 }

@@ -16,6 +16,7 @@ mod health;
 mod live;
 mod ops;
 mod recordings;
+pub mod repeats;
 mod session;
 mod sites;
 pub mod target;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub started: std::time::Instant,
     /// Failed logins per client address.
     pub login_throttle: Arc<crate::auth::throttle::AddressThrottle>,
+    /// Audit rows of repeated reads already written (see [`repeats`]).
+    pub audit_repeats: Arc<repeats::Repeats>,
 }
 
 /// Who may watch live video: the contract's "supervisor: live, playback, alarms", and admins.
@@ -64,6 +67,8 @@ pub fn routes() -> Routes {
         .add(M::PUT, "/me/wall", LIVE_VIEWERS, Some("wall.update"), put(wall::put))
         .add(M::GET, "/regions", ANY_HUMAN, None, get(sites::list_regions))
         .add(M::POST, "/regions", ADMIN, Some("region.create"), post(sites::create_region))
+        .add(M::PATCH, "/regions/{code}", ADMIN, Some("region.update"), patch(sites::update_region))
+        .add(M::DELETE, "/regions/{code}", ADMIN, Some("region.delete"), delete(sites::delete_region))
         .add(M::GET, "/sites", ANY_HUMAN, None, get(sites::list_sites))
         .add(M::POST, "/sites", ADMIN, Some("site.create"), post(sites::create_site))
         .add(M::GET, "/sites/{id}", ANY_HUMAN, None, get(sites::get_site))

@@ -2,6 +2,7 @@
 //! (`GET /cameras/{id}/video.mp4`, HTTP Range and ETag, streamed from the segment files) and holds
 //! (`POST /holds`).
 
+use super::access::AuditNote;
 use super::cameras::visible_camera;
 use super::error::{ApiError, ApiResult, Json, Path, Query};
 use super::AppState;
@@ -181,7 +182,20 @@ pub async fn video(
         .iter()
         .map(|(a, b)| format!("{}/{}", us_to_rfc3339(*a), us_to_rfc3339(*b)))
         .collect();
+    // One row per view of a range: the element's later byte ranges and revalidations are the same view.
+    let note = AuditNote {
+        target: Some(format!("/cameras/{id}/video.mp4")),
+        region_code: Some(cam.region_code.clone()),
+        detail: Some(format!(
+            "{} {}/{}",
+            stream.as_str(),
+            us_to_rfc3339(start),
+            us_to_rfc3339(end)
+        )),
+        collapse: true,
+    };
     let mut resp = Response::builder()
+        .extension(note)
         .header(header::CONTENT_TYPE, "video/mp4")
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::ETAG, etag.clone())

@@ -86,13 +86,57 @@ pub async fn create_region(
         }
         None => {}
     }
-    db::regions::insert(&s.pool, &region).await?;
+    db::regions::create_or_revive(&s.pool, &region).await?;
     let note = AuditNote {
         target: Some(format!("/regions/{}", region.code)),
         region_code: Some(region.code.clone()),
         detail: Some(region.name.clone()),
+        ..Default::default()
     };
     Ok(noted((StatusCode::CREATED, Json(region)), note))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionPatch {
+    name: String,
+}
+
+/// `PATCH /regions/{code}`: renames a region. The code, level and parent are what the region is (GB/T
+/// 2260); a region with another code is another region. The layer has checked that it is in scope.
+pub async fn update_region(
+    State(s): State<AppState>,
+    Path(code): Path<String>,
+    Json(b): Json<RegionPatch>,
+) -> ApiResult<Response> {
+    let old = db::regions::get(&s.pool, &code).await?;
+    let name = validate::name("name", &b.name, 100)?;
+    db::regions::rename(&s.pool, &code, &name).await?;
+    let note = AuditNote {
+        target: Some(format!("/regions/{code}")),
+        region_code: Some(code.clone()),
+        detail: Some(format!("{} -> {name}", old.name)),
+        ..Default::default()
+    };
+    Ok(noted(Json(Region { name, ..old }), note))
+}
+
+/// `DELETE /regions/{code}`: only a region that nothing live refers to (see [`db::regions::delete`]); a
+/// regional admin's own region always has them bound to it, so it stays. The region is kept as a deleted
+/// row, so what was scoped to it (its audit rows) stays visible to the admins above it.
+pub async fn delete_region(
+    State(s): State<AppState>,
+    Path(code): Path<String>,
+) -> ApiResult<Response> {
+    let old = db::regions::get(&s.pool, &code).await?;
+    db::regions::delete(&s.pool, &code).await?;
+    let note = AuditNote {
+        target: Some(format!("/regions/{code}")),
+        region_code: Some(code),
+        detail: Some(old.name),
+        ..Default::default()
+    };
+    Ok(noted(StatusCode::NO_CONTENT, note))
 }
 
 pub async fn list_sites(
@@ -154,6 +198,7 @@ pub async fn create_site(
         target: Some(format!("/sites/{}", site.id)),
         region_code: Some(site.region_code.clone()),
         detail: Some(site.name.clone()),
+        ..Default::default()
     };
     Ok(noted((StatusCode::CREATED, Json(site)), note))
 }

@@ -2,8 +2,8 @@
 //! scope before any handler runs.
 //!
 //! The object is named by the segment before the path's first parameter: `/cameras/{id}...` is a camera,
-//! `/sites/{id}...` a site, `/users/{id}` a user, `/tokens/{id}` a token. A camera's or site's region is its
-//! site's; a user's or token's regions are the ones it is bound to (none: global, so only a global admin
+//! `/sites/{id}...` a site, `/users/{id}` a user, `/tokens/{id}` a token, `/regions/{code}` a region (its
+//! own region). A camera's or site's region is its site's; a user's or token's regions are the ones it is bound to (none: global, so only a global admin
 //! may touch it). A kind not listed here (yet) is not resolved, and its handler must check the region
 //! itself; a new kind of object (cases, exports, ...) gets layer enforcement by adding an arm to
 //! [`resolve`]. An id that does not parse or names nothing is left to the handler (400 or 404).
@@ -32,14 +32,22 @@ pub async fn resolve(
     };
     let name = segments[pos].trim_start_matches('{').trim_end_matches('}');
     let kind = if pos > 0 { segments[pos - 1] } else { "" };
-    let Some(Ok(id)) = params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.parse::<i64>())
-    else {
+    let Some(raw) = params.iter().find(|(k, _)| k == name).map(|(_, v)| v) else {
+        return Ok(None);
+    };
+    let Ok(id) = raw.parse::<i64>() else {
         return Ok(None);
     };
     let region_codes: Option<Vec<String>> = match kind {
+        // A region is its own region; its code is its id.
+        "regions" => sqlx::query_as::<_, (String,)>(
+            "SELECT code FROM regions WHERE code = ? AND deleted_at IS NULL",
+        )
+        .bind(raw)
+        .fetch_optional(pool)
+        .await
+        .map_err(ApiError::internal)?
+        .map(|(r,)| vec![r]),
         "cameras" => sqlx::query_as::<_, (String,)>(
             "SELECT s.region_code FROM cameras c JOIN sites s ON s.id = c.site_id WHERE c.id = ?",
         )
@@ -71,6 +79,7 @@ pub async fn resolve(
             "cameras" => "camera",
             "sites" => "site",
             "users" => "user",
+            "regions" => "region",
             _ => "token",
         },
         id,

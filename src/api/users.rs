@@ -74,6 +74,7 @@ fn user_note(u: &User) -> AuditNote {
         target: Some(format!("/users/{}", u.id)),
         region_code: u.region_codes.first().cloned(),
         detail: Some(format!("{} ({})", u.username, u.role)),
+        ..Default::default()
     }
 }
 
@@ -225,6 +226,7 @@ pub async fn create_token(
         target: Some(format!("/tokens/{id}")),
         region_code: regions.first().cloned(),
         detail: Some(format!("{name} ({})", role.as_str())),
+        ..Default::default()
     };
     let mut body = serde_json::to_value(&token).map_err(ApiError::internal)?;
     if let Some(m) = body.as_object_mut() {

@@ -1,4 +1,8 @@
 //! Regions: the GB/T 2260 tree (province, city, district). A region grants its whole subtree.
+//!
+//! A deleted region is kept as a row marked `deleted_at` (migration 0006): [`list`], [`get`] and [`rename`]
+//! skip it, but [`subtree`] and [`ancestors`] walk it, so what was scoped to it (audit rows above all) stays
+//! visible to the admins of the regions above.
 
 use super::{now_ms, DbError, Pool};
 use serde::Serialize;
@@ -13,18 +17,20 @@ pub struct Region {
 
 pub async fn list(pool: &Pool) -> Result<Vec<Region>, DbError> {
     Ok(sqlx::query_as::<_, Region>(
-        "SELECT code, name, level, parent_code FROM regions ORDER BY code",
+        "SELECT code, name, level, parent_code FROM regions WHERE deleted_at IS NULL ORDER BY code",
     )
     .fetch_all(pool)
     .await?)
 }
 
 pub async fn get(pool: &Pool, code: &str) -> Result<Region, DbError> {
-    sqlx::query_as::<_, Region>("SELECT code, name, level, parent_code FROM regions WHERE code = ?")
-        .bind(code)
-        .fetch_optional(pool)
-        .await?
-        .ok_or(DbError::NotFound)
+    sqlx::query_as::<_, Region>(
+        "SELECT code, name, level, parent_code FROM regions WHERE code = ? AND deleted_at IS NULL",
+    )
+    .bind(code)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(DbError::NotFound)
 }
 
 pub async fn insert(pool: &Pool, r: &Region) -> Result<(), DbError> {
@@ -39,6 +45,29 @@ pub async fn insert(pool: &Pool, r: &Region) -> Result<(), DbError> {
     .execute(pool)
     .await
     .map_err(|e| DbError::from_constraint(e, "region"))?;
+    Ok(())
+}
+
+/// Creates a region, or brings a deleted one with this code back as `r` (its history is its own again).
+pub async fn create_or_revive(pool: &Pool, r: &Region) -> Result<(), DbError> {
+    let done = sqlx::query(
+        "INSERT INTO regions (code, name, level, parent_code, created_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (code) DO UPDATE
+           SET name = excluded.name, level = excluded.level, parent_code = excluded.parent_code,
+               deleted_at = NULL
+           WHERE regions.deleted_at IS NOT NULL",
+    )
+    .bind(&r.code)
+    .bind(&r.name)
+    .bind(&r.level)
+    .bind(&r.parent_code)
+    .bind(now_ms())
+    .execute(pool)
+    .await
+    .map_err(|e| DbError::from_constraint(e, "region"))?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::Conflict("region already exists".into()));
+    }
     Ok(())
 }
 
@@ -78,4 +107,58 @@ pub async fn subtree(pool: &Pool, roots: &[String]) -> Result<Vec<String>, DbErr
     out.sort();
     out.dedup();
     Ok(out)
+}
+
+/// Renames a region (its code, level and parent are what it is, and do not change).
+pub async fn rename(pool: &Pool, code: &str, name: &str) -> Result<(), DbError> {
+    let done = sqlx::query("UPDATE regions SET name = ? WHERE code = ? AND deleted_at IS NULL")
+        .bind(name)
+        .bind(code)
+        .execute(pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
+/// Deletes (marks deleted) a region that nothing live refers to. Refused (Conflict, saying what is left)
+/// while it has live regions below it, sites, or users or tokens bound to it.
+pub async fn delete(pool: &Pool, code: &str) -> Result<(), DbError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let (children, sites, bound): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM regions WHERE parent_code = ?1 AND deleted_at IS NULL),
+                (SELECT count(*) FROM sites WHERE region_code = ?1),
+                (SELECT count(*) FROM user_regions WHERE region_code = ?1)
+                  + (SELECT count(*) FROM token_regions WHERE region_code = ?1)",
+    )
+    .bind(code)
+    .fetch_one(&mut *tx)
+    .await?;
+    let left: Vec<String> = [
+        (children, "regions below it"),
+        (sites, "sites"),
+        (bound, "users or tokens bound to it"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    if !left.is_empty() {
+        return Err(DbError::Conflict(format!(
+            "region {code} still has {}",
+            left.join(", ")
+        )));
+    }
+    let done =
+        sqlx::query("UPDATE regions SET deleted_at = ? WHERE code = ? AND deleted_at IS NULL")
+            .bind(now_ms())
+            .bind(code)
+            .execute(&mut *tx)
+            .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::NotFound);
+    }
+    tx.commit().await?;
+    Ok(())
 }

@@ -1,5 +1,5 @@
 // The administration pages as an admin uses them (tests/console_admin.rs starts the server and simulator).
-// Logs in through the form, then: a region and a site, a camera tested before saving (online with a
+// Logs in through the form, then: a region (renamed; another deleted, a used one refused) and a site, a camera tested before saving (online with a
 // snapshot; a closed port reads offline with an error and saves nothing), an NVR import, a position edited
 // and another deleted, a camera with credentials tested from its edit form without retyping the password, a
 // user (and a locked one unlocked) and a token (secret shown once), the audit log and the health figures;
@@ -63,9 +63,35 @@ try {
   await rf.locator('select[name=parent_code]').selectOption('360700');
   await rf.locator('select[name=level]').selectOption('district');
   await rf.locator('input[name=code]').fill('360703');
-  await rf.locator('input[name=name]').fill('南康区');
+  await rf.locator('input[name=name]').fill('南康县');
   await rf.locator('input[name=name]').press('Enter');
   await page.waitForSelector('li[data-code="360700"] li[data-code="360703"]');
+  // The name was mistyped: renamed in place; Escape first leaves it as it was.
+  const regionRow = page.locator('li[data-code="360703"] > .adm-tree-row');
+  await regionRow.locator('button', { hasText: '改名' }).click();
+  await page.locator('form[data-form="region-rename"] input[name=name]').fill('南康市');
+  await page.locator('form[data-form="region-rename"] input[name=name]').press('Escape');
+  if ((await regionRow.locator('strong').textContent()) !== '南康县') throw new Error('Escape renamed the region');
+  await regionRow.locator('button', { hasText: '改名' }).click();
+  await page.locator('form[data-form="region-rename"] input[name=name]').fill('南康区');
+  await page.locator('form[data-form="region-rename"] input[name=name]').press('Enter');
+  await page.locator('li[data-code="360703"] > .adm-tree-row strong', { hasText: '南康区' }).waitFor();
+  if ((await apiGet('/regions')).find((r) => r.code === '360703')?.name !== '南康区') throw new Error('rename not saved');
+  // A region made by mistake is deleted (two presses); 赣州市, with regions and people below it, is not.
+  await rf.locator('select[name=parent_code]').selectOption('360700');
+  await rf.locator('input[name=code]').fill('360799');
+  await rf.locator('input[name=name]').fill('错误区');
+  await rf.locator('input[name=name]').press('Enter');
+  const wrong = page.locator('li[data-code="360799"] > .adm-tree-row');
+  await wrong.waitFor();
+  await wrong.locator('button.danger').click();
+  await wrong.locator('button.danger').click();
+  await page.locator('li[data-code="360799"]').waitFor({ state: 'detached' });
+  const city = page.locator('li[data-code="360700"] > .adm-tree-row');
+  await city.locator('button.danger').click();
+  await city.locator('button.danger').click();
+  const refusal = await page.locator('#toasts .toast-error', { hasText: '360700' }).textContent();
+  if (!(await apiGet('/regions')).some((r) => r.code === '360700')) throw new Error('赣州市 was deleted');
   await rf.locator('select[name=parent_code]').selectOption('360700');
   await rf.locator('input[name=code]').fill('360703');
   await rf.locator('input[name=name]').fill('南康区');
@@ -76,7 +102,7 @@ try {
   await shot('admin-regions.png');
   await rf.locator('input[name=code]').press('Escape');
   if (await rf.locator('input[name=code]').inputValue() !== '') throw new Error('Escape did not cancel the form');
-  log('region', { duplicate_error: dupError });
+  log('region', { duplicate_error: dupError, refusal });
 
   // A site in it.
   await tab('sites');
