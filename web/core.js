@@ -42,6 +42,26 @@ export class ApiError extends Error {
   constructor(status, code, message) { super(message); this.status = status; this.code = code; }
 }
 
+// The server explains itself in English. A zh-CN reader gets the kind of refusal in Chinese first and the
+// server's detail after it (it names the field, the limit or what is left), or a whole Chinese sentence
+// where the detail adds nothing. English readers get the server's message as it is.
+strings({
+  'zh-CN': { err_invalid: '输入有误', err_bad_request: '请求有误', err_conflict: '无法完成', err_forbidden: '无权操作',
+    err_unavailable: '服务暂不可用', err_unsupported_media_type: '请求格式不受支持',
+    err_not_found: '对象不存在或不在您的管辖范围内', err_internal: '服务器内部错误，请查看服务器日志',
+    err_unauthorized: '请先登录', err_bad_credentials: '用户名或密码错误', err_no_footage: '该时间段没有录像',
+    err_too_many_requests: '尝试过于频繁，请稍后再试' },
+});
+const WHOLE_SENTENCE = new Set(['not_found', 'internal', 'unauthorized', 'bad_credentials', 'no_footage',
+  'too_many_requests']);
+
+/** The message of an API error in the reader's language (see above). */
+export function errorText(code, message) {
+  const key = `err_${code}`;
+  if (lang !== 'zh-CN' || !(key in STRINGS['zh-CN'])) return message;
+  return WHOLE_SENTENCE.has(code) || !message ? t(key) : `${t(key)}：${message}`;
+}
+
 /** Calls /api/v1`path`. Resolves to the JSON answer (null for 204); rejects with an ApiError carrying the
  *  server's message. A 401 also tells the shell, which shows the login. */
 export async function api(method, path, body) {
@@ -56,7 +76,8 @@ export async function api(method, path, body) {
   const data = type.includes('json') ? await r.json().catch(() => null) : null;
   if (!r.ok) {
     if (r.status === 401 && path !== '/session') bus.dispatchEvent(new Event('unauthorized'));
-    throw new ApiError(r.status, data?.error?.code || String(r.status), data?.error?.message || r.statusText);
+    const code = data?.error?.code || String(r.status);
+    throw new ApiError(r.status, code, errorText(code, data?.error?.message || r.statusText));
   }
   return data;
 }

@@ -98,6 +98,8 @@ try {
   await rf.locator('input[name=name]').press('Enter');
   await rf.locator('.adm-error:not(:empty)').waitFor();
   const dupError = await rf.locator('.adm-error').textContent();
+  // In Chinese first, the server's detail after it.
+  if (!dupError.startsWith('无法完成：') || !dupError.includes('exists')) throw new Error(`duplicate error: ${dupError}`);
   if (await rf.locator('input[name=code]').inputValue() !== '360703') throw new Error('the form lost what was typed');
   await shot('admin-regions.png');
   await rf.locator('input[name=code]').press('Escape');
