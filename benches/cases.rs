@@ -1,7 +1,8 @@
 //! Case search benchmark (`scripts/bench-cases`): a SQLite database with N case events (5 per approval
 //! case), C cameras (one per window, 5 windows per hall) and D days of segment index for every camera;
 //! then p50/p99 of the work of `GET /cases/{case_no}` (case row, events, clip rules, coverage of every
-//! clip from the segment index, JSON) and of a case-number prefix search (`GET /cases?q=`, 50 per page).
+//! clip from the segment index, JSON), of a case-number prefix search (`GET /cases?q=`, 50 per page), and
+//! of the segment lookup that `video.mp4` and exports plan from (`record::index::overlapping`).
 //!
 //! Usage: bench-cases [--events N] [--cameras C] [--days D] [--segment-seconds S] [--samples K] [--db PATH]
 //! The database is kept at PATH and reused when it exists (delete it to regenerate).
@@ -335,6 +336,21 @@ async fn main() -> anyhow::Result<()> {
         std::hint::black_box(body);
         found += rows.len();
     }
+    // What `video.mp4` and an export plan from: the segments of a ten-minute window at a random time of a
+    // random camera's history (`record::index::overlapping`).
+    let span_ms = a.days * DAY_MS;
+    let mut plan_ms = Vec::with_capacity(a.samples);
+    let mut planned = 0usize;
+    for _ in 0..a.samples {
+        let cam = 1 + (rng.next() % a.cameras as u64) as i64;
+        let at = (t0 + (rng.next() % (span_ms - 600_000) as u64) as i64) * 1000;
+        let t = Instant::now();
+        let rows =
+            vigil::record::index::overlapping(&pool, cam, "main", at, at + 600_000_000).await?;
+        plan_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert!(!rows.is_empty(), "camera {cam} has footage at {at}");
+        planned += rows.len();
+    }
     println!(
         "database: {cases} cases, {events} events, {} cameras, {segments} segments ({} days of {} s segments)",
         a.cameras, a.days, a.segment_seconds
@@ -353,6 +369,13 @@ async fn main() -> anyhow::Result<()> {
         pct(&mut search_ms, 0.99),
         a.samples,
         found as f64 / a.samples as f64
+    );
+    println!(
+        "index::overlapping (10 min of one camera at a random time): p50 {:.2} ms, p99 {:.2} ms over {} lookups ({:.1} segments each)",
+        pct(&mut plan_ms, 0.5),
+        pct(&mut plan_ms, 0.99),
+        a.samples,
+        planned as f64 / a.samples as f64
     );
     Ok(())
 }

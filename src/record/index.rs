@@ -111,6 +111,12 @@ pub async fn all(pool: &Pool) -> Result<Vec<SegmentRow>, DbError> {
 
 /// Segments of a stream that overlap `[start_us, end_us)`, oldest first. Rows with no fragment yet are left
 /// out.
+///
+/// Two range scans on `segments_camera_time`, whatever the length of the camera's history: the last segment
+/// that starts at or before `start_us` (the only earlier one that can reach into the range, since a
+/// stream's segments follow one another), then those from it up to `end_us`. Segments of one stream overlap
+/// only when the wall clock stepped back between runs (docs/time.md); then an older segment that started
+/// before that last one is not returned, and the range shows the footage recorded after the step.
 pub async fn overlapping(
     pool: &Pool,
     camera_id: i64,
@@ -120,7 +126,10 @@ pub async fn overlapping(
 ) -> Result<Vec<SegmentRow>, DbError> {
     Ok(sqlx::query_as::<_, SegmentRow>(&format!(
         "SELECT {COLUMNS} FROM segments
-         WHERE camera_id = ? AND stream = ? AND start_us < ? AND end_us > ? AND frames > 0
+         WHERE camera_id = ?1 AND stream = ?2 AND start_us < ?3 AND end_us > ?4 AND frames > 0
+           AND start_us >= coalesce(
+               (SELECT max(start_us) FROM segments
+                WHERE camera_id = ?1 AND stream = ?2 AND start_us <= ?4 AND frames > 0), ?4)
          ORDER BY start_us, id"
     ))
     .bind(camera_id)
