@@ -16,6 +16,14 @@ strings({
 
 const CARD_KIND = { yellow: 'case_yellow', red: 'case_red' };
 
+/** What the message adds to the kind and camera names already shown: for a camera-offline alarm the
+ *  server's "camera NAME is offline: REASON" comes down to its reason. */
+function detail(e) {
+  if (e.kind !== 'camera_offline') return e.message;
+  const m = /^camera .* is offline(?::\s*(.*))?$/s.exec(e.message);
+  return m ? (m[1] || '') : e.message;
+}
+
 /** The entry of a GET /alarms row or an `alarm` message. */
 function fromAlarm(a) {
   const card = a.kind === 'case_yellow' || a.kind === 'case_red';
@@ -84,7 +92,7 @@ export class AlarmPanel {
           disabled: !e.camera_ids.length, onclick: () => this.opts.onShow(e) },
         h('span', { class: 'alarm-kind', text: t(`kind_${kind}`) }),
         h('span', { class: 'alarm-cams', text: names || e.case_no || '' }),
-        h('span', { class: 'alarm-msg', text: e.message }),
+        h('span', { class: 'alarm-msg', text: detail(e) }),
         h('time', { class: 'alarm-at', text: fmtTime(e.at) })));
     }));
   }

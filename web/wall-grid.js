@@ -11,11 +11,11 @@ import './live-player.js';
 import { stateLabel } from './wall-tree.js';
 
 strings({
-  'zh-CN': { tile_empty: '空闲：点击或拖入摄像机', tile_hidden: '摄像机不可用（无权限或已删除）', badge_rec: '录像',
-    badge_alarm: '报警', tile_clear: '移出画面', tile_label: '画面 {n}', grid_label: '监控画面' },
-  en: { tile_empty: 'Empty: click or drop a camera', tile_hidden: 'Camera unavailable (no access or deleted)',
-    badge_rec: 'REC', badge_alarm: 'ALARM', tile_clear: 'Remove from the wall', tile_label: 'Tile {n}',
-    grid_label: 'Live tiles' },
+  'zh-CN': { tile_connecting: '连接中…', tile_empty: '空闲：点击或拖入摄像机', tile_hidden: '摄像机不可用（无权限或已删除）',
+    badge_rec: '录像', badge_alarm: '报警', tile_clear: '移出画面', tile_label: '画面 {n}', grid_label: '监控画面' },
+  en: { tile_connecting: 'Connecting…', tile_empty: 'Empty: click or drop a camera',
+    tile_hidden: 'Camera unavailable (no access or deleted)', badge_rec: 'REC', badge_alarm: 'ALARM',
+    tile_clear: 'Remove from the wall', tile_label: 'Tile {n}', grid_label: 'Live tiles' },
 });
 
 /** A layout of `cols` x `rows` whose `bigs` cells span; the rest is filled with 1x1 cells, row by row. */
@@ -187,7 +187,8 @@ export class WallGrid {
     let player = tile.querySelector('vigil-live');
     if (player && (!cam || player.getAttribute('camera') !== String(id))) { player.remove(); player = null; }
     if (cam && !player) {
-      player = h('vigil-live', { camera: String(id), stream: 'sub' });
+      // data-wait: what the tile says until the first picture (wall.css), rather than a silent black tile.
+      player = h('vigil-live', { camera: String(id), stream: 'sub', dataset: { wait: t('tile_connecting') } });
       tile.prepend(player);
     }
     tile.dataset.camera = id == null ? '' : String(id);
