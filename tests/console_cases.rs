@@ -1,6 +1,7 @@
 //! The investigator workspace and playback in headless Chromium (tests/browser/cases.mjs), against the real
 //! server recording two simulated cameras: log in through the form, search a case by number, open it, play
-//! a clip, export and download the evidence package, hold the footage; then play a camera's day, seek on
+//! a clip, export and download the evidence package, hold the footage, see a new event of the open case
+//! announced and shown on reload; then play a camera's day, seek on
 //! the timeline, change speed, jump to the next case event and across a gap in the recording.
 
 mod common;
@@ -113,7 +114,8 @@ async fn investigator_searches_plays_exports_holds_and_plays_back_a_camera_in_th
     ];
     // The footage the events name must be recorded (and its segments indexed) before the console asks.
     tokio::time::sleep(Duration::from_secs(19)).await;
-    let r = integrator(&server)
+    let approval = integrator(&server);
+    let r = approval
         .post("/api/v1/events", json!({ "events": events }))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -148,6 +150,12 @@ async fn investigator_searches_plays_exports_holds_and_plays_back_a_camera_in_th
             ("VIGIL_T0", t0.to_string()),
             // The first event of camera 1 (its position A1): where "next event" lands from t0 + 1 s.
             ("VIGIL_EVENT_AT", s(3.0).to_string()),
+            // The approval system, which posts one more event while the case is open.
+            (
+                "VIGIL_EVENTS_TOKEN",
+                approval.bearer.clone().unwrap_or_default(),
+            ),
+            ("VIGIL_SITE", hall.to_string()),
         ],
     );
 }

@@ -5,8 +5,10 @@
 //
 // Invariants: the timeline covers the whole case (every event and clip); choosing a clip or an event picks
 // the camera that covers it and loads only that clip's range (replay.js); the export is polled until it is
-// done or failed and polling stops when the page is left; a hold needs a reason, as the server does.
-import { api, fmtBytes, fmtTime, h, showError, strings, t, toast } from './core.js';
+// done or failed and polling stops when the page is left; a hold needs a reason, as the server does. New
+// events of the case (a `cases_updated` notification) are announced with a reload button, never applied
+// under the investigator's feet: a reload would stop the player.
+import { api, bus, fmtBytes, fmtTime, h, showError, strings, t, toast } from './core.js';
 import { zoomSelect } from './timeline.js';
 import { cardLabel, coverageLabel, kindLabel, remountOnLang, statusLabel, typeLabel } from './case-terms.js';
 import { iso, playerKeys, Replay, speedButtons, toMs } from './replay.js';
@@ -19,7 +21,8 @@ strings({
     ck_reason: '保全原因', ck_reason_hint: '例如：投诉调查，保留至结案', ck_held: '已保全 {n} 段录像（{by}，{at}）',
     ck_no_cover: '没有摄像机覆盖位置 {pos}', ck_time: '时间', ck_kind: '环节', ck_position: '位置', ck_operator: '经办人',
     ck_camera: '摄像机', ck_range: '时段', ck_coverage: '录像', ck_open: '进行中', ck_prev_event: '上一个事件',
-    ck_next_event: '下一个事件', ck_player: '录像播放', ck_no_thumb: '无画面', ck_actions: '证据' },
+    ck_next_event: '下一个事件', ck_player: '录像播放', ck_no_thumb: '无画面', ck_actions: '证据',
+    ck_updated: '此案件有新的事件', ck_reload: '刷新' },
   en: { ck_back: 'Back to search', ck_site: 'Site', ck_first: 'Started', ck_last: 'Last event', ck_deadline: 'Deadline',
     ck_followup: 'Follow-up deadline', ck_completed: 'Completed at', ck_events: 'Events', ck_clips: 'Clips', ck_no_clips:
     'No camera covers the positions of this case', ck_play: 'Play', ck_jump: 'Go', ck_export: 'Export evidence package',
@@ -29,7 +32,7 @@ strings({
     ck_no_cover: 'No camera covers position {pos}', ck_time: 'Time', ck_kind: 'Step', ck_position: 'Position',
     ck_operator: 'Operator', ck_camera: 'Camera', ck_range: 'Time span', ck_coverage: 'Footage', ck_open: 'ongoing',
     ck_prev_event: 'Previous event', ck_next_event: 'Next event', ck_player: 'Playback', ck_no_thumb: 'No picture',
-    ck_actions: 'Evidence' },
+    ck_actions: 'Evidence', ck_updated: 'This case has new events', ck_reload: 'Reload' },
 });
 
 const fact = (label, value) => (value ? [h('dt', { text: label }), h('dd', { text: value })] : []);
@@ -163,6 +166,15 @@ export async function mountCase(root, caseNo) {
     else replay.seek(e.detail.time);
   });
 
+  const fresh = h('p', { class: 'ck-fresh', role: 'status', hidden: true }, t('ck_updated'), ' ',
+    h('button', { type: 'button', class: 'small', text: t('ck_reload'),
+      onclick: () => window.dispatchEvent(new HashChangeEvent('hashchange')) }));
+  const onNotification = (e) => {
+    const m = e.detail;
+    if (m?.type === 'cases_updated' && Array.isArray(m.case_nos) && m.case_nos.includes(c.case_no)) fresh.hidden = false;
+  };
+  bus.addEventListener('notification', onNotification);
+
   const [exportEl, stopExport] = exportBox(c.case_no);
   const header = h('div', { class: 'ck-head' },
     h('a', { href: '#/cases', class: 'ck-back', text: `← ${t('ck_back')}` }),
@@ -172,7 +184,8 @@ export async function mountCase(root, caseNo) {
     h('dl', { class: 'ck-facts' },
       fact(t('ck_site'), c.site_name || String(c.site_id)), fact(t('ck_first'), fmtTime(c.first_at)),
       fact(t('ck_last'), fmtTime(c.last_at)), fact(t('ck_completed'), fmtTime(c.completed_at)),
-      fact(t('ck_deadline'), fmtTime(c.deadline)), fact(t('ck_followup'), fmtTime(c.followup_deadline))));
+      fact(t('ck_deadline'), fmtTime(c.deadline)), fact(t('ck_followup'), fmtTime(c.followup_deadline))),
+    fresh);
   const player = h('section', { class: 'ck-player', 'aria-label': t('ck_player') },
     h('div', { class: 'rp-stage' }, video),
     h('div', { class: 'rp-controls' }, playBtn,
@@ -217,5 +230,8 @@ export async function mountCase(root, caseNo) {
   const unkeys = playerKeys(replay, { next: () => jumpEvent(1), prev: () => jumpEvent(-1) });
   const unlang = remountOnLang();
   if (clips.length) select(0, undefined, false);
-  return () => { unkeys(); unlang(); stopExport(); replay.destroy(); };
+  return () => {
+    unkeys(); unlang(); stopExport(); replay.destroy();
+    bus.removeEventListener('notification', onNotification);
+  };
 }

@@ -97,10 +97,14 @@ impl CaseService {
         );
         let changes = std::mem::take(&mut report.card_changes);
         self.announce(changes).await;
+        for n in cases_updated(std::mem::take(&mut report.touched)) {
+            let _ = self.notify.send(Arc::from(n.to_string()));
+        }
         Ok(report)
     }
 
-    /// Raises the alarms of changed cards and sends their notifications.
+    /// Raises the alarms of changed cards and sends their notifications (cards are announced before the
+    /// batch's `cases_updated`, so a page refreshing on the latter sees its card).
     pub async fn announce(&self, changes: Vec<(store::CaseRow, cards::Card)>) {
         for (case, card) in changes {
             match cards::raise_card_alarm(&self.pool, &case, card).await {
@@ -128,5 +132,49 @@ impl CaseService {
                 }
             }
         })
+    }
+}
+
+/// Case numbers sent in one `cases_updated` notification at most.
+const CASES_PER_NOTIFICATION: usize = 500;
+
+/// The `cases_updated` notifications of a batch: one per region (notifications are filtered by the
+/// `region_code` of each), so a large batch costs a few messages, not one per case, and cannot push the
+/// card alarms out of a slow viewer's queue.
+fn cases_updated(touched: Vec<(String, String)>) -> Vec<serde_json::Value> {
+    let mut by_region: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (case_no, region) in touched {
+        by_region.entry(region).or_default().push(case_no);
+    }
+    by_region
+        .into_iter()
+        .flat_map(|(region, nos)| {
+            nos.chunks(CASES_PER_NOTIFICATION)
+                .map(|c| serde_json::json!({"type": "cases_updated", "region_code": region, "case_nos": c}))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod notification_tests {
+    use super::*;
+
+    #[test]
+    fn one_cases_updated_per_region_and_chunk() {
+        let mut touched: Vec<(String, String)> = (0..1001)
+            .map(|i| (format!("A{i:04}"), "360702".to_owned()))
+            .collect();
+        touched.push(("B1".into(), "360100".into()));
+        let n = cases_updated(touched);
+        assert_eq!(n.len(), 4, "{n:?}");
+        assert_eq!(n[0]["region_code"], "360100");
+        assert_eq!(n[0]["case_nos"], serde_json::json!(["B1"]));
+        let sizes: Vec<usize> = n[1..]
+            .iter()
+            .map(|m| m["case_nos"].as_array().map_or(0, Vec::len))
+            .collect();
+        assert_eq!(sizes, vec![500, 500, 1]);
+        assert!(n.iter().all(|m| m["type"] == "cases_updated"));
     }
 }

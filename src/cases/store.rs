@@ -87,9 +87,9 @@ pub struct IngestReport {
     /// Cases whose card changed (for alarms and notifications); not part of the answer.
     #[serde(skip)]
     pub card_changes: Vec<(CaseRow, Card)>,
-    /// Bid cases whose sessions changed (their automatic holds were redone).
+    /// Every case the batch changed, with its region (for the `cases_updated` notification).
     #[serde(skip)]
-    pub touched: Vec<String>,
+    pub touched: Vec<(String, String)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -338,6 +338,9 @@ pub async fn ingest(
     let mut rules_cache: HashMap<i64, Rules> = HashMap::new();
     for case_no in &touched {
         let (before, after) = recompute(&mut tx, case_no, defaults, &mut rules_cache, now).await?;
+        report
+            .touched
+            .push((after.case_no.clone(), after.region_code.clone()));
         if after.case_type == "bid" {
             super::holds::redo_bid_holds(&mut tx, &after, now).await?;
         }
@@ -347,7 +350,6 @@ pub async fn ingest(
         }
     }
     tx.commit().await?;
-    report.touched = touched.into_iter().collect();
     Ok(report)
 }
 

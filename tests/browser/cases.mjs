@@ -166,6 +166,25 @@ try {
   const held = await page.waitForSelector('.ck-hold-ack[data-held]').then((el) => el.textContent());
   step('hold', { held });
 
+  // An event of this case arrives from the approval system while the case is open: announced, shown on reload.
+  const before = await page.$$eval('.ck-events tbody tr', (rows) => rows.length);
+  const posted = await fetch(`${base}/api/v1/events`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${env('VIGIL_EVENTS_TOKEN')}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ events: [{ event_id: 'zw1-4', case_no: caseNo, case_type: 'approval', kind: 'processing',
+      at: new Date(t0 + 6000).toISOString(), site_id: Number(env('VIGIL_SITE')), position: 'A2', operator: '窗口人员' }] }),
+  });
+  check(posted.ok, 'the event is posted', await posted.text());
+  await page.waitForSelector('.ck-fresh:not([hidden])', { timeout: LONG });
+  const rowsNow = await page.$$eval('.ck-events tbody tr', (rows) => rows.length);
+  check(rowsNow === before, 'the page is not changed under the reader', { before, rowsNow });
+  await page.click('.ck-fresh button');
+  const rowsAfter = await page.waitForFunction((n) => {
+    const rows = document.querySelectorAll('.page-cases[data-ready=true] .ck-events tbody tr');
+    return rows.length === n + 1 ? rows.length : null;
+  }, before, { timeout: LONG }).then((h) => h.jsonValue());
+  step('new event', { before, after: rowsAfter });
+
   // Playback of a camera's day.
   await page.click('#pages a[data-page=playback]');
   await page.waitForSelector(`.pb-cam[data-camera="${camera}"]`);
