@@ -3,8 +3,8 @@
 //!
 //! The object is named by the segment before the path's first parameter: `/cameras/{id}...` is a camera,
 //! `/sites/{id}...` a site, `/users/{id}` a user, `/tokens/{id}` a token, `/regions/{code}` a region (its
-//! own region). A camera's or site's region is its site's; a user's or token's regions are the ones it is bound to (none: global, so only a global admin
-//! may touch it). A kind not listed here (yet) is not resolved, and its handler must check the region
+//! own region). A camera's or site's region is its site's; a user's or token's regions are the ones it is
+//! bound to (none: global, so only a global admin may touch it). A kind not listed here (yet) is not resolved, and its handler must check the region
 //! itself; a new kind of object (cases, exports, ...) gets layer enforcement by adding an arm to
 //! [`resolve`]. An id that does not parse or names nothing is left to the handler (400 or 404).
 

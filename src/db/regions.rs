@@ -123,14 +123,15 @@ pub async fn rename(pool: &Pool, code: &str, name: &str) -> Result<(), DbError> 
 }
 
 /// Deletes (marks deleted) a region that nothing live refers to. Refused (Conflict, saying what is left)
-/// while it has live regions below it, sites, or users or tokens bound to it.
+/// while it has live regions below it, sites, or users or unrevoked tokens bound to it.
 pub async fn delete(pool: &Pool, code: &str) -> Result<(), DbError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let (children, sites, bound): (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM regions WHERE parent_code = ?1 AND deleted_at IS NULL),
                 (SELECT count(*) FROM sites WHERE region_code = ?1),
                 (SELECT count(*) FROM user_regions WHERE region_code = ?1)
-                  + (SELECT count(*) FROM token_regions WHERE region_code = ?1)",
+                  + (SELECT count(*) FROM token_regions tr JOIN api_tokens t ON t.id = tr.token_id
+                     WHERE tr.region_code = ?1 AND t.revoked_at IS NULL)",
     )
     .bind(code)
     .fetch_one(&mut *tx)
