@@ -13,8 +13,8 @@ strings({
     adm_region_parent: '上级', adm_region_add_below: '添加下级', adm_region_code_hint: '六位 GB/T 2260 代码，如 360702',
     adm_region_rename: '改名' },
   en: { adm_region_new: 'New region', adm_region_code: 'Code', adm_region_name: 'Name', adm_region_level: 'Level',
-    adm_region_parent: 'Parent', adm_region_add_below: 'Add below', adm_region_code_hint: 'Six-digit GB/T 2260 code, e.g. 360702',
-    adm_region_rename: 'Rename' },
+    adm_region_parent: 'Parent', adm_region_add_below: 'Add below',
+    adm_region_code_hint: 'Six-digit GB/T 2260 code, e.g. 360702', adm_region_rename: 'Rename' },
 });
 
 const LEVELS = ['province', 'city', 'district'];
@@ -53,6 +53,30 @@ export default {
         select('parent_code', [['', t('adm_none')], ...regionOptions(regions)], keep)));
     };
 
+    // The name becomes a one-field form in place; the tree is redrawn only once the server took the name.
+    const rename = (r, row) => {
+      const input = h('input', { name: 'name', required: true, maxlength: '100', value: r.name,
+        'aria-label': t('adm_region_name'), autocomplete: 'off' });
+      const back = () => drawTree();
+      const rf = h('form', { class: 'adm-rename', dataset: { form: 'region-rename' } }, input,
+        h('button', { type: 'submit', class: 'small', text: t('adm_save') }),
+        h('button', { type: 'button', class: 'secondary small', text: t('adm_cancel'), onclick: back }));
+      rf.addEventListener('submit', async (e) => {
+        e.preventDefault();
+        try {
+          await api('PATCH', `/regions/${r.code}`, { name: input.value.trim() });
+          toast(t('adm_saved'));
+          await refresh();
+        } catch (err) { showError(err); input.focus(); }
+      });
+      rf.addEventListener('keydown', (e) => {
+        if (e.key === 'Escape') { e.preventDefault(); e.stopPropagation(); back(); }
+      });
+      row.replaceChildren(rf, h('code', { text: r.code }));
+      input.focus();
+      input.select();
+    };
+
     // Nested lists: the tree reads as one to screen readers and to the eye.
     const drawTree = () => {
       const byParent = new Map();
@@ -85,28 +109,6 @@ export default {
             })),
           list(r.code))));
       };
-
-    // The name becomes a one-field form in place; the tree is redrawn only once the server took the name.
-    const rename = (r, row) => {
-      const input = h('input', { name: 'name', required: true, maxlength: '100', value: r.name,
-        'aria-label': t('adm_region_name'), autocomplete: 'off' });
-      const back = () => drawTree();
-      const rf = h('form', { class: 'adm-rename', dataset: { form: 'region-rename' } }, input,
-        h('button', { type: 'submit', class: 'small', text: t('adm_save') }),
-        h('button', { type: 'button', class: 'secondary small', text: t('adm_cancel'), onclick: back }));
-      rf.addEventListener('submit', async (e) => {
-        e.preventDefault();
-        try {
-          await api('PATCH', `/regions/${r.code}`, { name: input.value.trim() });
-          toast(t('adm_saved'));
-          await refresh();
-        } catch (err) { showError(err); input.focus(); }
-      });
-      rf.addEventListener('keydown', (e) => { if (e.key === 'Escape') { e.preventDefault(); e.stopPropagation(); back(); } });
-      row.replaceChildren(rf, h('code', { text: r.code }));
-      input.focus();
-      input.select();
-    };
       listBox.replaceChildren(regions.length ? list('') : h('p', { class: 'empty', text: t('adm_empty') }));
     };
 
