@@ -72,6 +72,11 @@ impl Server {
                 .context("loading the evidence signing key")?;
         cases.start_sweeper();
         crate::cases::camera_alarms::start(cases.clone(), ingest.clone());
+        crate::cases::uptime::start(
+            pool.clone(),
+            ingest.clone(),
+            std::time::Duration::from_secs(cfg.cases.uptime_sample_seconds),
+        );
         // Listen last: a server that answers on its port has passed every start-up step.
         let listener = TcpListener::bind(cfg.listen)
             .await

@@ -12,6 +12,9 @@ login_max_failures = 2
 lockout_minutes = 0
 login_address_max_failures = 100
 
+[cases]
+uptime_sample_seconds = 1
+
 [[seed.users]]
 username = "clerk"
 password = "clerk-password-1"

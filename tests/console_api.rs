@@ -311,7 +311,8 @@ async fn a_camera_is_tested_before_it_is_saved() {
 #[tokio::test]
 async fn site_health_gives_online_rate_and_recording_completeness_by_jurisdiction() {
     let sim = Sim::small(2, 25, &[]);
-    let server = Server::start_with(USERS);
+    // Sampled every second (60 s by default), so that the period has samples within the test.
+    let server = Server::start_with(&format!("{USERS}\n[cases]\nuptime_sample_seconds = 1\n"));
     let a = server.admin().await;
     let site = a.site("章贡区政务服务中心", "service_hall", "360702").await;
     let mut cams = Vec::new();
@@ -338,6 +339,14 @@ async fn site_health_gives_online_rate_and_recording_completeness_by_jurisdictio
     assert_eq!(s["online"], 2);
     let rate = s["online_rate"].as_f64().expect("rate");
     assert!((rate - 2.0 / 3.0).abs() < 1e-9, "{rate}");
+    // Over the period: the dead camera was never online and the others only once connected.
+    assert!(s["uptime_samples"].as_i64().unwrap_or(0) >= 6, "{}", h.text);
+    let over = s["online_time_rate"].as_f64().expect("online time rate");
+    assert!(
+        over > 0.2 && over <= 2.0 / 3.0 + 1e-9,
+        "online time rate {over}: {}",
+        h.text
+    );
     let c = s["completeness"].as_f64().expect("completeness");
     // Two of three cameras record, since they were added a few seconds ago.
     assert!(c > 0.3 && c < 0.67, "completeness {c}: {}", h.text);

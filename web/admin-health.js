@@ -1,5 +1,6 @@
-// Administration, 运行状况 tab: what an upper level assesses a site by, camera online rate and recording
-// completeness over the last hours (GET /health), per site as a sortable table of percentage bars, with the
+// Administration, 运行状况 tab: what an upper level assesses a site by, camera online rate (now, and over the
+// period from samples) and recording completeness over the last hours (GET /health), per site as a sortable
+// table of percentage bars, with the
 // totals and the disk (total, free, taken by recordings) above. Worst sites come first by default. Refreshes
 // every 30 s while open; sorting is kept across refreshes.
 import { api, fmtBytes, h, strings, t } from './core.js';
@@ -9,13 +10,14 @@ strings({
   'zh-CN': { adm_hl_hours: '统计时段', adm_hl_h24: '最近 24 小时', adm_hl_h72: '最近 3 天', adm_hl_h168: '最近 7 天',
     adm_hl_disk: '存储', adm_hl_total: '总容量', adm_hl_free: '可用', adm_hl_recordings: '录像占用', adm_hl_other: '其他占用',
     adm_hl_sites: '各场所考核指标', adm_hl_site: '场所', adm_hl_kind: '类型', adm_hl_region: '区划', adm_hl_cameras: '摄像机',
-    adm_hl_online: '在线', adm_hl_online_rate: '在线率', adm_hl_recording: '录像路数', adm_hl_completeness: '录像完整率',
+    adm_hl_online: '在线', adm_hl_online_rate: '当前在线率', adm_hl_online_time: '时段在线率', adm_hl_recording: '录像路数', adm_hl_completeness: '录像完整率',
     adm_hl_recorded: '已录 / 应录', adm_hl_seconds: '{n} 秒', adm_hl_minutes: '{n} 分钟', adm_hl_hours_n: '{n} 小时', adm_hl_overall: '全部场所', adm_hl_sort: '按此列排序',
     adm_hl_no_disk: '存储信息不可用', adm_hl_legend: '绿色 ≥ 95%，黄色 ≥ 80%，红色 < 80%；无摄像机的场所记为 —' },
   en: { adm_hl_hours: 'Period', adm_hl_h24: 'Last 24 hours', adm_hl_h72: 'Last 3 days', adm_hl_h168: 'Last 7 days',
     adm_hl_disk: 'Storage', adm_hl_total: 'Total', adm_hl_free: 'Free', adm_hl_recordings: 'Recordings',
     adm_hl_other: 'Other', adm_hl_sites: 'Sites by assessment figures', adm_hl_site: 'Site', adm_hl_kind: 'Kind',
-    adm_hl_region: 'Region', adm_hl_cameras: 'Cameras', adm_hl_online: 'Online', adm_hl_online_rate: 'Online rate',
+    adm_hl_region: 'Region', adm_hl_cameras: 'Cameras', adm_hl_online: 'Online', adm_hl_online_rate: 'Online now',
+    adm_hl_online_time: 'Online over the period',
     adm_hl_recording: 'Set to record', adm_hl_completeness: 'Recording completeness',
     adm_hl_recorded: 'Recorded / expected', adm_hl_seconds: '{n} s', adm_hl_minutes: '{n} min',
     adm_hl_hours_n: '{n} h', adm_hl_overall: 'All sites', adm_hl_sort: 'Sort by this column',
@@ -38,6 +40,7 @@ const COLUMNS = [
   ['region_code', 'adm_hl_region', (s) => s.region_code, (s, regions) => regionName(regions, s.region_code)],
   ['cameras', 'adm_hl_online', (s) => s.online, (s) => `${s.online} / ${s.cameras}`],
   ['online_rate', 'adm_hl_online_rate', (s) => s.online_rate, (s) => rateBar(s.online_rate)],
+  ['online_time_rate', 'adm_hl_online_time', (s) => s.online_time_rate, (s) => rateBar(s.online_time_rate)],
   ['recording_cameras', 'adm_hl_recording', (s) => s.recording_cameras, (s) => String(s.recording_cameras)],
   ['completeness', 'adm_hl_completeness', (s) => s.completeness, (s) => rateBar(s.completeness)],
   ['recorded_seconds', 'adm_hl_recorded', (s) => s.recorded_seconds,
@@ -86,6 +89,8 @@ export default {
       const sum = (k) => data.sites.reduce((n, s) => n + (s[k] || 0), 0);
       const cams = sum('cameras');
       const expected = sum('expected_seconds');
+      const samples = sum('uptime_samples');
+      const onlineSamples = data.sites.reduce((n, s) => n + (s.online_time_rate || 0) * (s.uptime_samples || 0), 0);
       const head = h('tr', {}, COLUMNS.map(([key, label]) => h('th', { scope: 'col',
         'aria-sort': sort.key === key ? (sort.dir > 0 ? 'ascending' : 'descending') : null },
       h('button', { type: 'button', class: 'adm-sort', title: t('adm_hl_sort'), dataset: { sort: key },
@@ -94,6 +99,7 @@ export default {
       const total = h('tr', { class: 'adm-total' },
         h('th', { scope: 'row', colspan: '3', text: t('adm_hl_overall') }),
         h('td', { text: `${sum('online')} / ${cams}` }), h('td', {}, rateBar(cams ? sum('online') / cams : null)),
+        h('td', {}, rateBar(samples ? onlineSamples / samples : null)),
         h('td', { text: String(sum('recording_cameras')) }),
         h('td', {}, rateBar(expected ? Math.min(1, sum('recorded_seconds') / expected) : null)),
         h('td', { text: `${span(sum('recorded_seconds'))} / ${span(expected)}` }));

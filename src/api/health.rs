@@ -1,5 +1,10 @@
 //! System health as upper levels assess it (`GET /health`): per site of the caller's regions, the camera
-//! online rate now and the recording completeness over the last `hours`; for admins, the disk.
+//! online rate now and over the last `hours`, and the recording completeness over the last `hours`; for
+//! admins, the disk.
+//!
+//! Online rate over the period (`online_time_rate`) = online samples / samples of the site's cameras in the
+//! hours that meet the window (`cases::uptime`, one sample per camera every `uptime_sample_seconds`); `None`
+//! until a sample was taken.
 //!
 //! Recording completeness of a site = footage indexed for its recorded cameras in the window / the time they
 //! should have recorded (the window, or since the camera was added if later). A camera that does not record
@@ -40,6 +45,8 @@ pub struct SiteHealth {
     cameras: u32,
     online: u32,
     online_rate: Option<f64>,
+    uptime_samples: i64,
+    online_time_rate: Option<f64>,
     recording_cameras: u32,
     recorded_seconds: f64,
     expected_seconds: f64,
@@ -80,12 +87,18 @@ pub async fn health(
         })
         .collect();
     let recorded = index::recorded_us(&s.pool, from_us, now_us).await?;
+    let uptime = crate::cases::uptime::rates(&s.pool, from_us / 1000, now_us / 1000).await?;
+    let mut online_samples: BTreeMap<i64, i64> = BTreeMap::new();
     let created = db::cameras::created_at(&s.pool).await?;
     for cam in db::cameras::list(&s.pool).await? {
         let Some(site) = sites.get_mut(&cam.site_id) else {
             continue;
         };
         site.cameras += 1;
+        if let Some((samples, online)) = uptime.get(&cam.id) {
+            site.uptime_samples += samples;
+            *online_samples.entry(cam.site_id).or_default() += online;
+        }
         let key = StreamKey {
             camera_id: cam.id,
             kind: StreamKind::Main,
@@ -108,6 +121,9 @@ pub async fn health(
     for site in sites.values_mut() {
         site.online_rate =
             (site.cameras > 0).then(|| f64::from(site.online) / f64::from(site.cameras));
+        let online = online_samples.get(&site.site_id).copied().unwrap_or(0);
+        site.online_time_rate =
+            (site.uptime_samples > 0).then(|| online as f64 / site.uptime_samples as f64);
         site.completeness = (site.expected_seconds > 0.0)
             .then(|| (site.recorded_seconds / site.expected_seconds).min(1.0));
     }

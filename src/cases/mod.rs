@@ -25,6 +25,7 @@ pub mod package;
 pub mod signing;
 pub mod store;
 pub mod thumbnail;
+pub mod uptime;
 pub mod view;
 
 use crate::config::CasesConfig;

@@ -58,6 +58,8 @@ pub struct CasesConfig {
     pub followup_hours: u64,
     /// How often open cases are checked against their deadlines.
     pub card_interval_seconds: u64,
+    /// How often each camera's state is sampled for the online rate over a period (`GET /health`).
+    pub uptime_sample_seconds: u64,
 }
 
 impl Default for CasesConfig {
@@ -68,6 +70,7 @@ impl Default for CasesConfig {
             deadline_hours: 0,
             followup_hours: 72,
             card_interval_seconds: 30,
+            uptime_sample_seconds: 60,
         }
     }
 }

@@ -349,11 +349,15 @@ try {
     rate = await rateOf();
   }
   if (rate !== 1) throw new Error(`online rate ${rate}`);
+  // Over the period (sampled every second here): its cameras were connecting at first, then online.
+  const overPeriod = await page.evaluate((id) =>
+    Number(document.querySelector(`.adm-health-table tbody tr[data-id="${id}"] td:nth-child(6) [data-rate]`)?.dataset.rate ?? -1), siteId);
+  if (!(overPeriod > 0 && overPeriod <= 1)) throw new Error(`online rate over the period ${overPeriod}`);
   await page.click('button[data-sort=online_rate]');
   await page.waitForSelector('th[aria-sort] button[data-sort=online_rate]');
   const healthRow = await page.locator(`.adm-health-table tbody tr[data-id="${siteId}"]`).textContent();
   await shot('admin-health.png');
-  log('health', { rate, row: healthRow });
+  log('health', { rate, overPeriod, row: healthRow });
 
   // English, and a 1366x768 laptop: the tab still fits without a horizontal scroll.
   await page.click('#lang');
