@@ -241,8 +241,10 @@ async fn three_minutes_recorded_play_back_by_any_range_and_across_a_gap() {
     assert_eq!(of(a, b), 1, "one row for the viewed range: {rows:?}");
     assert_eq!(of(a, b + 1_000_000), 1, "a row for another range: {rows:?}");
     assert!(
-        rows.iter().any(|r| r["status"] == 416),
-        "a refused range is written: {rows:?}"
+        rows.iter()
+            .any(|r| r["status"] == 416
+                && r["detail"] == format!("main {}/{}", rfc(a), rfc(b)).as_str()),
+        "a refused range is written with its range: {rows:?}"
     );
 
     // A gap: the simulator stops for 20 s.

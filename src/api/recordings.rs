@@ -2,7 +2,7 @@
 //! (`GET /cameras/{id}/video.mp4`, HTTP Range and ETag, streamed from the segment files) and holds
 //! (`POST /holds`).
 
-use super::access::AuditNote;
+use super::access::{noted, AuditNote};
 use super::cameras::visible_camera;
 use super::error::{ApiError, ApiResult, Json, Path, Query};
 use super::AppState;
@@ -195,7 +195,7 @@ pub async fn video(
         collapse: true,
     };
     let mut resp = Response::builder()
-        .extension(note)
+        .extension(note.clone())
         .header(header::CONTENT_TYPE, "video/mp4")
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::ETAG, etag.clone())
@@ -234,11 +234,17 @@ pub async fn video(
             (StatusCode::PARTIAL_CONTENT, a, b)
         }
         Err(()) => {
-            return Ok((
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                [(header::CONTENT_RANGE, format!("bytes */{}", plan.len))],
-            )
-                .into_response())
+            // Written with its range, and never collapsed (an error is not a view).
+            return Ok(noted(
+                (
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    [(header::CONTENT_RANGE, format!("bytes */{}", plan.len))],
+                ),
+                AuditNote {
+                    collapse: false,
+                    ..note
+                },
+            ));
         }
     };
     let body = Body::from_stream(export::stream(plan.parts, from, to, 1 << 20));
