@@ -55,8 +55,12 @@ function parseRoute() {
   return { parts: path.split('/').filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(q || '') };
 }
 
+/** Counts route() calls: an address changed while a page module was loading supersedes it. */
+let routing = 0;
+
 async function route() {
   if (!session.me) return;
+  const mine = ++routing;
   const r = parseRoute();
   const allowed = PAGES.filter((p) => can(...p.roles));
   if (!r.parts.length) {
@@ -70,9 +74,12 @@ async function route() {
   try {
     mod = (await import(page.module)).default;
   } catch (e) {
-    show(null, h('p', { class: 'empty', role: 'alert', text: `${t('page_failed')}: ${e.message}` }));
+    if (mine === routing) show(null, h('p', { class: 'empty', role: 'alert', text: `${t('page_failed')}: ${e.message}` }));
     return;
   }
+  // Modules load in any order: a page asked for later (the shell's redirect to the first page, then a click,
+  // or two quick clicks) must not be replaced by one asked for earlier whose module arrived last.
+  if (mine !== routing) return;
   const root = h('section', { class: `page page-${page.id}`, id: 'view-root' });
   show(page.id, root);
   let cleanup = null;

@@ -46,6 +46,12 @@ try {
   };
   const form = (name) => page.locator(`form[data-form="${name}"]`);
 
+  // The shell first opens the role's first page (the wall); its module is held back here so that it
+  // arrives after the administration the admin asked for meanwhile: the page asked for last must stay.
+  let releaseWall;
+  const wallHeld = new Promise((r) => { releaseWall = r; });
+  await page.route('**/wall.js', async (r) => { await wallHeld; await r.continue(); });
+
   // Log in through the form, as a person does; Enter submits.
   await page.goto(`${base}/`);
   await page.waitForSelector('#login:not([hidden])');
@@ -55,6 +61,16 @@ try {
   await page.waitForSelector('#whoami:not([hidden])');
   await page.waitForSelector('#pages a[data-page=admin]');
   log('login');
+  await tab('regions');
+  const wallLoaded = page.waitForResponse((r) => r.url().endsWith('/wall.js'));
+  releaseWall();
+  await wallLoaded;
+  await page.waitForTimeout(500);
+  if (!(await page.locator('.adm-tabs a[data-tab="regions"][aria-current=page]').isVisible())) {
+    throw new Error('the wall, asked for first, replaced the administration asked for after it');
+  }
+  await page.unroute('**/wall.js');
+  log('last page asked for stays');
 
   // A region below 赣州市, from the keyboard; the same code again shows the server's refusal beside the form
   // and keeps what was typed.
