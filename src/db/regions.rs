@@ -33,39 +33,37 @@ pub async fn get(pool: &Pool, code: &str) -> Result<Region, DbError> {
     .ok_or(DbError::NotFound)
 }
 
+const INSERT: &str =
+    "INSERT INTO regions (code, name, level, parent_code, created_at) VALUES (?, ?, ?, ?, ?)";
+
+/// Runs `sql` (an [`INSERT`], maybe with a conflict clause) for `r`; the rows it wrote.
+async fn write(pool: &Pool, r: &Region, sql: &str) -> Result<u64, DbError> {
+    let done = sqlx::query(sql)
+        .bind(&r.code)
+        .bind(&r.name)
+        .bind(&r.level)
+        .bind(&r.parent_code)
+        .bind(now_ms())
+        .execute(pool)
+        .await
+        .map_err(|e| DbError::from_constraint(e, "region"))?;
+    Ok(done.rows_affected())
+}
+
+/// Adds a region; a code that exists, even deleted, is a conflict (the seed keeps deleted regions deleted).
 pub async fn insert(pool: &Pool, r: &Region) -> Result<(), DbError> {
-    sqlx::query(
-        "INSERT INTO regions (code, name, level, parent_code, created_at) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(&r.code)
-    .bind(&r.name)
-    .bind(&r.level)
-    .bind(&r.parent_code)
-    .bind(now_ms())
-    .execute(pool)
-    .await
-    .map_err(|e| DbError::from_constraint(e, "region"))?;
-    Ok(())
+    write(pool, r, INSERT).await.map(|_| ())
 }
 
 /// Creates a region, or brings a deleted one with this code back as `r` (its history is its own again).
 pub async fn create_or_revive(pool: &Pool, r: &Region) -> Result<(), DbError> {
-    let done = sqlx::query(
-        "INSERT INTO regions (code, name, level, parent_code, created_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (code) DO UPDATE
+    let sql = format!(
+        "{INSERT} ON CONFLICT (code) DO UPDATE
            SET name = excluded.name, level = excluded.level, parent_code = excluded.parent_code,
                deleted_at = NULL
-           WHERE regions.deleted_at IS NOT NULL",
-    )
-    .bind(&r.code)
-    .bind(&r.name)
-    .bind(&r.level)
-    .bind(&r.parent_code)
-    .bind(now_ms())
-    .execute(pool)
-    .await
-    .map_err(|e| DbError::from_constraint(e, "region"))?;
-    if done.rows_affected() == 0 {
+           WHERE regions.deleted_at IS NOT NULL"
+    );
+    if write(pool, r, &sql).await? == 0 {
         return Err(DbError::Conflict("region already exists".into()));
     }
     Ok(())
