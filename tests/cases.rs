@@ -31,41 +31,6 @@ role = "supervisor"
 region_codes = ["360000"]
 "#;
 
-/// A bearer-token client of the approval system (integrator, whole province).
-fn integrator(server: &Server) -> Client {
-    let out = Command::new(BIN)
-        .args([
-            "token",
-            "create",
-            "--name",
-            "approval-system",
-            "--role",
-            "integrator",
-            "--region",
-            "360000",
-            "--data-dir",
-        ])
-        .arg(server.dir.path().join("data"))
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("vigil token create");
-    assert!(out.status.success(), "{:?}", out);
-    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let mut c = Client::anonymous(server);
-    c.bearer = Some(token);
-    c
-}
-
-fn rfc_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .expect("time")
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 fn ms_of(v: &Value) -> i64 {
     chrono::DateTime::parse_from_rfc3339(v.as_str().expect("time string"))
         .expect("rfc3339")
@@ -116,7 +81,7 @@ async fn a_batch_keeps_good_items_lists_bad_ones_and_retries_are_duplicates() {
     let server = Server::start_with(USERS);
     let admin = server.admin().await;
     let (hall, _bid) = layout(&admin).await;
-    let sender = integrator(&server);
+    let sender = server.integrator();
     let t = now_ms() - 3_600_000;
     let batch = json!({"events": [
         ev("e1", "AP-0001", "approval", "accepted", t, hall, "A1"),
@@ -331,10 +296,10 @@ async fn the_same_events_in_any_order_give_the_same_case() {
     events[1]["deadline"] = json!(rfc_ms(t + 10_000));
     // Server a: in order, one batch. Server b: reversed, one by one, with retries in between.
     let mut ws = ws_connect(&a, "/api/v1/notifications", "inv", "investigator-pw-1").await;
-    let sa = integrator(&a);
+    let sa = a.integrator();
     let r = sa.post("/api/v1/events", json!({"events": events})).await;
     assert_eq!(r.body["accepted"], 8, "{}", r.text);
-    let sb = integrator(&b);
+    let sb = b.integrator();
     for (i, e) in events.iter().rev().enumerate() {
         let r = sb.post("/api/v1/events", json!({"events": [e]})).await;
         assert_eq!(r.body["accepted"], 1, "{}", r.text);
@@ -625,7 +590,7 @@ async fn investigator_finds_plays_exports_and_holds_a_case() {
     ];
     // The footage the events name is recorded while they arrive, late and out of order.
     tokio::time::sleep(Duration::from_secs(17)).await;
-    let sender = integrator(&server);
+    let sender = server.integrator();
     let mut shuffled = events.clone();
     shuffled.reverse();
     let (first, second) = shuffled.split_at(4);

@@ -362,12 +362,6 @@ async fn site_health_gives_online_rate_and_recording_completeness_by_jurisdictio
     assert_eq!(a.get("/api/v1/health?hours=0").await.status, 422);
 }
 
-fn rfc_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .expect("time")
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 #[tokio::test]
 async fn a_camera_lists_the_case_events_of_the_positions_it_covers() {
     let server = Server::start_with(USERS);
@@ -390,7 +384,7 @@ async fn a_camera_lists_the_case_events_of_the_positions_it_covers() {
             .await;
         assert_eq!(r.status, 201, "{}", r.text);
     }
-    let t0 = chrono::Utc::now().timestamp_millis() - 3_600_000;
+    let t0 = now_ms() - 3_600_000;
     let ev = |id: &str, kind: &str, at: i64, pos: &str| {
         json!({"event_id": id, "case_no": format!("ZW-{pos}"), "case_type": "approval", "kind": kind,
                "at": rfc_ms(at), "site_id": site, "position": pos})

@@ -7,7 +7,6 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
-use std::process::Command;
 use std::time::Duration;
 
 const USERS: &str = r#"
@@ -20,36 +19,6 @@ password = "investigator-pw-1"
 role = "investigator"
 region_codes = ["360000"]
 "#;
-
-/// A bearer-token client of the approval system (integrator, whole province).
-fn integrator(server: &Server) -> Client {
-    let out = Command::new(BIN)
-        .args([
-            "token",
-            "create",
-            "--name",
-            "approval-system",
-            "--role",
-            "integrator",
-            "--region",
-            "360000",
-            "--data-dir",
-        ])
-        .arg(server.dir.path().join("data"))
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("vigil token create");
-    assert!(out.status.success(), "{:?}", out);
-    let mut c = Client::anonymous(server);
-    c.bearer = Some(String::from_utf8_lossy(&out.stdout).trim().to_owned());
-    c
-}
-
-fn rfc_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .expect("time")
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
 
 fn ev(id: &str, case: &str, kind: &str, at: i64, site: i64, pos: &str) -> Value {
     json!({"event_id": id, "case_no": case, "case_type": "approval", "kind": kind, "at": rfc_ms(at),
@@ -104,7 +73,7 @@ async fn investigator_searches_plays_exports_holds_and_plays_back_a_camera_in_th
         );
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let t0 = chrono::Utc::now().timestamp_millis();
+    let t0 = now_ms();
     let s = |x: f64| t0 + (x * 1000.0) as i64;
     let events = vec![
         ev("zw1-1", "ZW-360702-0001", "accepted", s(3.0), hall, "A1"),
@@ -114,7 +83,7 @@ async fn investigator_searches_plays_exports_holds_and_plays_back_a_camera_in_th
     ];
     // The footage the events name must be recorded (and its segments indexed) before the console asks.
     tokio::time::sleep(Duration::from_secs(19)).await;
-    let approval = integrator(&server);
+    let approval = server.integrator();
     let r = approval
         .post("/api/v1/events", json!({ "events": events }))
         .await;

@@ -14,6 +14,18 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_vigil");
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
 
+/// Milliseconds since the epoch as RFC 3339 (UTC, millisecond precision), as the API takes times.
+pub fn rfc_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .expect("time")
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Now, in milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -367,6 +379,23 @@ impl Server {
     /// A client logged in as the seeded admin.
     pub async fn admin(&self) -> Client {
         Client::login(self, "admin", ADMIN_PASSWORD).await
+    }
+
+    /// A bearer-token client of the approval system (integrator, whole province), its token made with
+    /// `vigil token create` as an operator would.
+    pub fn integrator(&self) -> Client {
+        let (ok, out) = self.command(&[
+            "token",
+            "create",
+            "--name",
+            "approval-system",
+            "--role",
+            "integrator",
+            "--region",
+            "360000",
+        ]);
+        assert!(ok, "vigil token create: {out}");
+        Client::with_token(self, out.trim())
     }
 }
 
