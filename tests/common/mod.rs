@@ -355,9 +355,9 @@ impl Server {
         );
     }
 
-    /// Runs `vigil <args> --config C --data-dir D` to completion: (exit success, stdout).
-    pub fn command(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new(BIN)
+    /// Runs `vigil <args> --config C --data-dir D` to completion.
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
             .args(args)
             .arg("--config")
             .arg(self.config_path())
@@ -365,7 +365,12 @@ impl Server {
             .arg(self.data_dir())
             .env("RUST_LOG", "warn")
             .output()
-            .expect("run vigil");
+            .expect("run vigil")
+    }
+
+    /// Runs `vigil <args> --config C --data-dir D` to completion: (exit success, stdout and stderr).
+    pub fn command(&self, args: &[&str]) -> (bool, String) {
+        let out = self.run(args);
         (
             out.status.success(),
             format!(
@@ -384,7 +389,7 @@ impl Server {
     /// A bearer-token client of the approval system (integrator, whole province), its token made with
     /// `vigil token create` as an operator would.
     pub fn integrator(&self) -> Client {
-        let (ok, out) = self.command(&[
+        let out = self.run(&[
             "token",
             "create",
             "--name",
@@ -394,8 +399,8 @@ impl Server {
             "--region",
             "360000",
         ]);
-        assert!(ok, "vigil token create: {out}");
-        Client::with_token(self, out.trim())
+        assert!(out.status.success(), "vigil token create: {out:?}");
+        Client::with_token(self, String::from_utf8_lossy(&out.stdout).trim())
     }
 }
 
