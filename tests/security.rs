@@ -270,6 +270,50 @@ fn vigil_check(server: &Server) -> (bool, String) {
     )
 }
 
+/// A change whose client hangs up while the server is still at it (slow, as under load) is made whole
+/// and audited, never made without its audit row.
+#[tokio::test]
+async fn a_change_whose_client_hangs_up_is_made_and_audited() {
+    let server = Server::start();
+    let admin = server.admin().await;
+    let r = admin
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "site-tool", "role": "admin", "region_codes": ["360000"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let token = r.body["token"].as_str().expect("secret");
+    let body =
+        json!({"name": "于都县政务服务中心", "kind": "service_hall", "region_code": "360700"})
+            .to_string();
+    let request = format!(
+        "POST /api/v1/sites HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        server.addr,
+        body.len()
+    );
+    let db = server.db().await;
+    hang_up_while_the_database_is_held(&server, &db, &request).await;
+    let done = wait_for(Duration::from_secs(10), || async {
+        let sites = admin.get("/api/v1/sites").await.body;
+        let made = sites
+            .as_array()
+            .is_some_and(|s| s.iter().any(|x| x["name"] == "于都县政务服务中心"));
+        let rows = admin.get("/api/v1/audit?actor=token:site-tool").await.body;
+        let audited = rows.as_array().is_some_and(|r| {
+            r.iter()
+                .any(|x| x["action"] == "site.create" && x["status"] == 201)
+        });
+        (made && audited).then_some(())
+    })
+    .await;
+    assert!(
+        done.is_some(),
+        "the site was made and its creation audited, the caller gone meanwhile"
+    );
+}
+
 #[tokio::test]
 async fn audit_log_is_scoped_and_tampering_is_found() {
     let server = Server::start();

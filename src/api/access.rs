@@ -13,7 +13,8 @@
 //! After the handler, the guard appends an audit row (`audit::append`) when the route has an action: actor,
 //! role, action, target (the path, or what the handler noted with [`AuditNote`]), the target's region,
 //! status, client address. Refused attempts on audited routes are recorded too. If the row cannot be
-//! written the answer becomes a 500: nothing audited is served without its trace.
+//! written the answer becomes a 500: nothing audited is served without its trace. An audited call runs to
+//! its end (handler and row) even when the client hangs up meanwhile.
 //!
 //! Handlers still receive the [`Principal`] and filter lists and check the objects named in bodies with
 //! [`scoped`].
@@ -152,7 +153,21 @@ impl Default for Routes {
 }
 
 /// The role, origin and region checks of one route, and its audit row.
-async fn guard(rule: RouteRule, mut req: Request, next: Next) -> Response {
+///
+/// An audited call runs to its end in a task of its own. A client that hangs up cancels its request
+/// wherever it is; a change the handler had begun (or a live view it let in) would then be done without
+/// its audit row, or its row written without the answer that ends it.
+async fn guard(rule: RouteRule, req: Request, next: Next) -> Response {
+    if rule.audit.is_none() {
+        return checked(rule, req, next).await;
+    }
+    match tokio::spawn(checked(rule, req, next)).await {
+        Ok(resp) => resp,
+        Err(e) => ApiError::internal(format!("the request failed: {e}")).into_response(),
+    }
+}
+
+async fn checked(rule: RouteRule, mut req: Request, next: Next) -> Response {
     let (Some(principal), Some(state)) = (
         req.extensions().get::<Principal>().cloned(),
         req.extensions().get::<AppState>().cloned(),

@@ -26,6 +26,33 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// Sends `request` (raw HTTP/1.1) while another writer holds the server's database, so that the server
+/// is slow to answer as under load, and resets the connection before the answer: a client gone while its
+/// call is under way.
+pub async fn hang_up_while_the_database_is_held(
+    server: &Server,
+    db: &vigil::db::Pool,
+    request: &str,
+) {
+    use tokio::io::AsyncWriteExt;
+    let mut writer = db.acquire().await.expect("connection");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *writer)
+        .await
+        .expect("hold the write lock");
+    let mut tcp = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    tcp.write_all(request.as_bytes()).await.expect("send");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = tcp.set_zero_linger();
+    drop(tcp);
+    sqlx::query("ROLLBACK")
+        .execute(&mut *writer)
+        .await
+        .expect("release the write lock");
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
