@@ -337,6 +337,63 @@ async fn live_access_is_for_supervisors_and_admins_of_the_cameras_region_from_th
     );
 }
 
+/// The live views of `actor` the audit log has (started, stopped).
+async fn audited_views(admin: &Client, actor: &str) -> (usize, usize) {
+    let rows = admin
+        .get(&format!("/api/v1/audit?actor={actor}&limit=5000"))
+        .await
+        .body;
+    let rows = rows.as_array().cloned().unwrap_or_default();
+    let n = |action: &str| {
+        rows.iter()
+            .filter(|r| r["action"] == action && r["status"].as_i64().unwrap_or(500) < 400)
+            .count()
+    };
+    (n("live.start"), n("live.stop"))
+}
+
+/// A viewer that leaves while its socket is still opening (a tile scrolled away, a page left) hangs up
+/// while the server answers the upgrade: every view the log shows started is shown ended too. The server
+/// is made slow to answer, as under load: another writer holds the database while the start's audit row
+/// waits for it, and the viewer (a supervisor's token, whose checks only read) resets its connection then.
+#[tokio::test]
+async fn a_viewer_gone_during_the_upgrade_has_its_view_audited_as_ended() {
+    let (_sim, server, cams, _) = setup(1).await;
+    let admin = server.admin().await;
+    let r = admin
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "wall-screen", "role": "supervisor", "region_codes": ["360700"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let token = r.body["token"].as_str().expect("secret").to_owned();
+    let head = format!(
+        "GET /api/v1/cameras/{}/live?stream=main HTTP/1.1\r\nHost: {addr}\r\n\
+         Authorization: Bearer {token}\r\nOrigin: http://{addr}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        cams[0],
+        addr = server.addr
+    );
+    let db = server.db().await;
+    let attempts = 5;
+    for _ in 0..attempts {
+        hang_up_while_the_database_is_held(&server, &db, &head).await;
+    }
+    let actor = "token:wall-screen";
+    let balanced = wait_for(Duration::from_secs(10), || async {
+        let (started, stopped) = audited_views(&admin, actor).await;
+        (started == attempts && stopped == attempts).then_some(())
+    })
+    .await;
+    assert!(
+        balanced.is_some(),
+        "each of {attempts} hang-ups has its live.start and its live.stop: (started, stopped) = {:?}",
+        audited_views(&admin, actor).await
+    );
+}
+
 /// A viewer that asks for MSE and then never reads, with a tiny receive buffer so that it blocks fast.
 async fn never_reading(server: &Server, camera: i64, cookie: &str) -> Ws {
     let sock = tokio::net::TcpSocket::new_v4().expect("socket");

@@ -4,7 +4,8 @@
 //! Access: the route table admits admin and supervisor (the contract's "supervisor: live"); the camera's
 //! region is checked with [`visible_camera`] before the upgrade; the access layer checks the WebSocket's
 //! `Origin` (a cross-site page cannot ride the console's cookie) and audits the start (`live.start`); the
-//! end of the view is audited here (`live.stop`) when the socket closes.
+//! end of the view is audited here (`live.stop`) when the socket closes, or when the viewer is gone before
+//! the upgrade completes: every `live.start` has its `live.stop`.
 
 use super::access::{audit_entry, ClientAddr};
 use super::cameras::visible_camera;
@@ -58,25 +59,40 @@ pub async fn live(
         scaled,
     };
     let live = s.live.clone();
-    let pool = s.pool.clone();
     let target = format!("/cameras/{}/live?stream={}", cam.id, kind.as_str());
     let client = client.map(|Extension(c)| c.0);
+    let stop = audit_entry(
+        &p,
+        "live.stop",
+        &target,
+        Some(&cam.region_code),
+        200,
+        client.as_deref(),
+    );
+    let (pool, failed_pool) = (s.pool.clone(), s.pool.clone());
+    let failed_stop = stop.clone();
+    // The access layer audits the start once this answer is made; the view ends in either branch, so that
+    // every live.start has its live.stop, also for a viewer gone before the socket was handed over.
     Ok(upgrade
         .max_message_size(64 * 1024)
+        .on_failed_upgrade(move |e| {
+            tracing::info!(camera = cam.id, error = %e, "live viewer gone during the upgrade");
+            let entry = crate::audit::Entry {
+                detail: Some(format!("gone before the socket opened: {e}")),
+                ..failed_stop
+            };
+            tokio::spawn(audit_stop(failed_pool, entry, cam.id));
+        })
         .on_upgrade(move |socket| async move {
             ws::serve(socket, live, viewer).await;
-            let entry = audit_entry(
-                &p,
-                "live.stop",
-                &target,
-                Some(&cam.region_code),
-                200,
-                client.as_deref(),
-            );
-            if let Err(e) = crate::audit::append(&pool, &entry).await {
-                tracing::error!(camera = cam.id, error = %e, "audit of live.stop failed");
-            }
+            audit_stop(pool, stop, cam.id).await;
         }))
+}
+
+async fn audit_stop(pool: crate::db::Pool, entry: crate::audit::Entry, camera: i64) {
+    if let Err(e) = crate::audit::append(&pool, &entry).await {
+        tracing::error!(camera, error = %e, "audit of live.stop failed");
+    }
 }
 
 /// WHEP (RFC 9725): an SDP offer in, an SDP answer out, with the session's resource in `Location`.
