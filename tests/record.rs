@@ -68,6 +68,12 @@ struct Video {
     body: Vec<u8>,
 }
 
+/// The end of the camera's last recorded span since `from`.
+async fn recorded_end(c: &Client, cam: i64, from: i64) -> i64 {
+    let (s, _) = spans(c, cam, from, now_us() + 60_000_000).await;
+    s.last().expect("footage").1
+}
+
 async fn video(c: &Client, cam: i64, start: i64, end: i64, headers: &[(&str, &str)]) -> Video {
     let mut req = c.http.get(format!(
         "{}/api/v1/cameras/{cam}/video.mp4?start={}&end={}",
@@ -224,6 +230,29 @@ async fn three_minutes_recorded_play_back_by_any_range_and_across_a_gap() {
     )
     .await;
     assert_eq!(bad.status, 416);
+
+    // A range that ends in the segment still being written keeps its bytes and its tag while that segment
+    // grows past its end: a player reading it by byte ranges never gets pieces of two different files.
+    let open_end = recorded_end(&c, cam, first).await;
+    let (a2, b2) = (open_end - 8_000_000, open_end);
+    let before = video(&c, cam, a2, b2, &[]).await;
+    wait_for(Duration::from_secs(10), || async {
+        (recorded_end(&c, cam, first).await > open_end + 2_000_000).then_some(())
+    })
+    .await
+    .expect("more footage recorded");
+    let after = video(&c, cam, a2, b2, &[]).await;
+    assert_eq!((before.status, after.status), (200, 200));
+    assert_eq!(
+        before.headers["etag"], after.headers["etag"],
+        "the tag kept"
+    );
+    assert!(before.body == after.body, "the bytes kept");
+    let grown = video(&c, cam, a2, recorded_end(&c, cam, first).await, &[]).await;
+    assert_ne!(
+        grown.headers["etag"], before.headers["etag"],
+        "a longer range is another file"
+    );
 
     // The audit log has one playback row for that range, whatever the byte ranges and revalidations the
     // player made of it, and another for another range.

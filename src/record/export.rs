@@ -87,12 +87,9 @@ pub fn plan(
     let mut last_frag_wall: i64 = i64::MIN;
     let mut last_run: i64 = i64::MIN;
     let (mut width, mut height) = (0u32, 0u32);
-    let mut hasher = sha2::Sha256::new();
-    hasher.update(format!("v1 {start_us} {end_us}\n"));
     for row in rows {
         let abs = data_dir.join(&row.path);
         let s = scan(&abs, Some(row.bytes as u64))?;
-        hasher.update(format!("{} {} {}\n", row.id, row.bytes, row.path));
         let entry = match entries.iter().position(|e| *e == s.sample_entry) {
             Some(i) => i,
             None => {
@@ -249,7 +246,7 @@ pub fn plan(
         len: c.len,
     }));
     let len = parts.iter().map(Part::len).sum();
-    let etag = format!("\"{}\"", hex::encode(&hasher.finalize()[..16]));
+    let etag = etag(&parts);
     Ok(Some(Plan {
         parts,
         len,
@@ -259,6 +256,26 @@ pub fn plan(
         gaps,
         frames: sizes.len(),
     }))
+}
+
+/// A strong validator of the planned bytes: the header and which bytes of which segment files follow it
+/// (indexed bytes of a segment file are never rewritten). It changes only when the bytes do: a range whose
+/// open segment grows past its end keeps its tag, so a client holding part of it can go on reading it.
+fn etag(parts: &[Part]) -> String {
+    let mut hasher = sha2::Sha256::new();
+    for p in parts {
+        match p {
+            Part::Mem(b) => {
+                hasher.update(b"mem ");
+                hasher.update((b.len() as u64).to_be_bytes());
+                hasher.update(b);
+            }
+            Part::File { path, offset, len } => {
+                hasher.update(format!("file {} {offset} {len}\n", path.display()));
+            }
+        }
+    }
+    format!("\"{}\"", hex::encode(&hasher.finalize()[..16]))
 }
 
 /// The bytes `[from, to)` of a planned file, read lazily in chunks of at most `chunk` bytes.
