@@ -6,7 +6,8 @@
 // `start` and places every fragment at its wall-clock offset from there, holding the last picture over a
 // gap. So wall time = base + currentTime, where base = max(start, first recorded span's start in range).
 // Invariants: `time` is always wall time in ms; a seek inside the loaded window only moves currentTime;
-// a seek into a gap lands on the next recorded footage; the speed survives a window change.
+// a seek into a gap lands on the next recorded footage; the speed survives a window change; a window ends
+// at the footage known when it loads, so the bytes of every video URL it asks for never change.
 import { h, strings, t } from './core.js';
 
 strings({
@@ -126,7 +127,12 @@ export class Replay extends EventTarget {
     await this.load(this.windowFor(to), to, wantPlay);
   }
 
-  async load(win, at, play) {
+  async load(aligned, at, play) {
+    // A window that reaches past the footage known now ends there. A video.mp4 reaching further would grow
+    // (its bytes all move) as the camera records on, while the browser reuses what it read of a URL, also
+    // in another element: pieces of two versions make undecodable video. A pinned end keeps a URL's bytes.
+    const known = this.spans.length ? this.spans[this.spans.length - 1].end : aligned.end;
+    const win = { start: aligned.start, end: Math.min(aligned.end, Math.max(known, at + 1)) };
     const first = this.spans.find((s) => s.end > win.start && s.start < win.end);
     const base = first ? Math.max(win.start, first.start) : win.start;
     const v = this.video;

@@ -61,6 +61,14 @@ try {
   page.setDefaultTimeout(LONG);
   page.on('console', (m) => { if (m.type() === 'error') console.error('page:', m.text()); });
   page.on('pageerror', (e) => console.error('page error:', e.message));
+  // The versions (ETags) of each footage URL the player read: the browser reuses the bytes it has of a URL,
+  // so a URL whose footage changed under it (a window still being recorded) gives undecodable video.
+  const versions = new Map();
+  page.on('response', (r) => {
+    const etag = r.headers().etag;
+    if (!r.url().includes('/video.mp4') || !etag) return;
+    versions.set(r.url(), new Set([...(versions.get(r.url()) || []), etag]));
+  });
 
   // Log in through the form.
   await page.goto(`${base}/`);
@@ -293,9 +301,36 @@ try {
   check(english === 'Export evidence package', 'the case page in English', english);
   await page.screenshot({ path: path.join(shots, 'case-page-en-1080.png') });
   step('english', { english });
+  const changed = [...versions].filter(([, v]) => v.size > 1).map(([u]) => u);
+  check(versions.size > 0 && changed.length === 0, 'every footage URL kept its bytes', { urls: versions.size, changed });
+  step('stable footage urls', { urls: versions.size });
 } catch (e) {
   console.error(e.stack || String(e));
   code = 1;
+  const page = context.pages()[0];
+  if (page) {
+    // What the page showed when it failed: its address, the player's state and a picture.
+    const seen = await page.evaluate(() => {
+      const root = document.querySelector('#view-root');
+      const v = root?.querySelector('video');
+      return { hash: location.hash, page: root?.className, ...root?.dataset,
+        video: v && { src: v.currentSrc, readyState: v.readyState, paused: v.paused, currentTime: v.currentTime,
+          error: v.error?.message }, play: root?.querySelector('.rp-play')?.textContent,
+        status: root?.querySelector('.rp-status')?.textContent };
+    }).catch((err) => String(err));
+    console.error('page state:', JSON.stringify(seen));
+    await page.screenshot({ path: path.join(shots, 'cases-failure.png') }).catch(() => {});
+    if (seen?.video?.src) {
+      // The footage the player failed on, for ffprobe.
+      const b64 = await page.evaluate(async (u) => {
+        const buf = new Uint8Array(await (await fetch(u)).arrayBuffer());
+        let s = '';
+        for (let i = 0; i < buf.length; i += 0x8000) s += String.fromCharCode(...buf.subarray(i, i + 0x8000));
+        return btoa(s);
+      }, seen.video.src).catch(() => null);
+      if (b64) fs.writeFileSync(path.join(shots, 'cases-failure.mp4'), Buffer.from(b64, 'base64'));
+    }
+  }
 } finally {
   await context.close();
   fs.rmSync(userDataDir, { recursive: true, force: true });
