@@ -360,14 +360,7 @@ async fn audited_views(admin: &Client, actor: &str) -> (usize, usize) {
 async fn a_viewer_gone_during_the_upgrade_has_its_view_audited_as_ended() {
     let (_sim, server, cams, _) = setup(1).await;
     let admin = server.admin().await;
-    let r = admin
-        .post(
-            "/api/v1/tokens",
-            json!({"name": "wall-screen", "role": "supervisor", "region_codes": ["360700"]}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let token = r.body["token"].as_str().expect("secret").to_owned();
+    let token = admin.token("wall-screen", "supervisor", &["360700"]).await;
     let head = format!(
         "GET /api/v1/cameras/{}/live?stream=main HTTP/1.1\r\nHost: {addr}\r\n\
          Authorization: Bearer {token}\r\nOrigin: http://{addr}\r\nConnection: Upgrade\r\n\

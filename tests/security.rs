@@ -276,14 +276,7 @@ fn vigil_check(server: &Server) -> (bool, String) {
 async fn a_change_whose_client_hangs_up_is_made_and_audited() {
     let server = Server::start();
     let admin = server.admin().await;
-    let r = admin
-        .post(
-            "/api/v1/tokens",
-            json!({"name": "site-tool", "role": "admin", "region_codes": ["360000"]}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let token = r.body["token"].as_str().expect("secret");
+    let token = admin.token("site-tool", "admin", &["360000"]).await;
     let body =
         json!({"name": "于都县政务服务中心", "kind": "service_hall", "region_code": "360700"})
             .to_string();

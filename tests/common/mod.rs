@@ -555,6 +555,18 @@ impl Client {
     }
 
     /// Creates a site and returns its id.
+    /// Creates an API token (`POST /tokens`) and returns its secret.
+    pub async fn token(&self, name: &str, role: &str, regions: &[&str]) -> String {
+        let r = self
+            .post(
+                "/api/v1/tokens",
+                json!({"name": name, "role": role, "region_codes": regions}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "create token {name}: {}", r.text);
+        r.body["token"].as_str().expect("secret").to_owned()
+    }
+
     pub async fn site(&self, name: &str, kind: &str, region: &str) -> i64 {
         let r = self
             .post(
