@@ -296,7 +296,7 @@ async fn main() -> anyhow::Result<()> {
     for _ in 0..200 {
         let no = case_no((rng.next() % cases as u64) as i64);
         let c = store::get(&pool, &no).await?;
-        view::case_view(&pool, c, &rules, now).await?;
+        view::case_view(&pool, c, &rules, now, &vigil::auth::Scope::All).await?;
     }
     let mut get_ms = Vec::with_capacity(a.samples);
     let mut clips = 0usize;
@@ -305,7 +305,7 @@ async fn main() -> anyhow::Result<()> {
         let no = case_no((rng.next() % cases as u64) as i64);
         let t = Instant::now();
         let c = store::get(&pool, &no).await?;
-        let v = view::case_view(&pool, c, &rules, now).await?;
+        let v = view::case_view(&pool, c, &rules, now, &vigil::auth::Scope::All).await?;
         let body = serde_json::to_vec(&v)?;
         get_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         std::hint::black_box(body);

@@ -17,7 +17,7 @@ pub struct Options {
 /// Runs every check; `true` when all passed.
 pub async fn run(pool: &Pool, data_dir: &Path, opts: Options) -> anyhow::Result<bool> {
     let mut ok = true;
-    ok &= audit_chain(pool).await?;
+    ok &= audit_chain(&audit::Log::open(pool.clone(), data_dir).await?).await?;
     ok &= recordings(pool, data_dir, opts.repair).await?;
     Ok(ok)
 }
@@ -45,15 +45,18 @@ pub async fn recordings(pool: &Pool, data_dir: &Path, repair: bool) -> anyhow::R
     Ok(rep.problems.is_empty() || rep.repaired.len() >= rep.problems.len())
 }
 
-/// Verifies the audit log's hash chain.
-pub async fn audit_chain(pool: &Pool) -> anyhow::Result<bool> {
-    let report = audit::verify_chain(pool).await?;
+/// Verifies the audit log's keyed hash chain; names the first broken row.
+pub async fn audit_chain(log: &audit::Log) -> anyhow::Result<bool> {
+    let report = log.verify().await?;
     if let Some((id, hash)) = &report.head {
         println!("audit: head is row {id}, hash {hash}");
     }
     if report.intact() {
         println!("audit: {} rows, hash chain intact", report.rows);
         return Ok(true);
+    }
+    if let Some((id, what)) = report.problems.first() {
+        println!("audit: first broken row: {id}: {what}");
     }
     println!(
         "audit: {} rows, hash chain BROKEN at {} place(s):",

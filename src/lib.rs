@@ -16,6 +16,7 @@ pub mod hub;
 pub mod ingest;
 pub mod live;
 pub mod media;
+pub mod private;
 pub mod record;
 pub mod seed;
 pub mod server;

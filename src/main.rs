@@ -73,8 +73,8 @@ enum Command {
     Verify {
         /// The package (zip) from `GET /api/v1/exports/{id}/download`.
         package: PathBuf,
-        /// The expected signing key (hex, `public_key` of `GET /api/v1/signing-key`); without it, the key
-        /// the package was signed with is printed for comparison.
+        /// The expected signing key (hex, `public_key` of `GET /api/v1/signing-key`); without it only the
+        /// package's integrity is checked, and a warning says so, with the key it was signed with.
         #[arg(long)]
         key: Option<String>,
     },
@@ -88,6 +88,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Check the stored data: the audit log's hash chain and the recordings against their index; exits
     /// non-zero when a check fails.
     Check {
@@ -98,6 +103,15 @@ enum Command {
         /// Replace the segment index with one rebuilt from the files alone (server stopped).
         #[arg(long, conflicts_with = "repair")]
         rebuild: bool,
+        #[command(flatten)]
+        storage: Storage,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the audit log's keyed hash chain: exit 0 when intact, 1 naming the first broken row.
+    Verify {
         #[command(flatten)]
         storage: Storage,
     },
@@ -199,13 +213,14 @@ fn sim_options(a: &SimArgs) -> SimOptions {
 
 async fn open_db(storage: &Storage) -> anyhow::Result<vigil::db::Pool> {
     let cfg = storage.load()?;
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    vigil::private::prepare_data_dir(&cfg.data_dir)
+        .with_context(|| format!("preparing {}", cfg.data_dir.display()))?;
     Ok(vigil::db::connect(&cfg.database_url()).await?)
 }
 
 /// The audit row of a change made on the command line (actor `cli`: whoever runs it has the data directory).
 async fn cli_audit(
+    storage: &Storage,
     pool: &vigil::db::Pool,
     action: &str,
     target: String,
@@ -222,7 +237,11 @@ async fn cli_audit(
         client: None,
         detail: Some(detail),
     };
-    vigil::audit::append(pool, &entry).await?;
+    let data_dir = storage.load()?.data_dir;
+    vigil::audit::Log::open(pool.clone(), &data_dir)
+        .await?
+        .append(&entry)
+        .await?;
     Ok(())
 }
 
@@ -233,6 +252,8 @@ fn parse_role(s: &str) -> anyhow::Result<Role> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     init_tracing();
+    // Evidence, keys and the database are this user's alone (see vigil::private).
+    vigil::private::restrict_new_files();
     match Cli::parse().command {
         Command::Serve { storage, listen } => {
             let mut cfg = storage.load()?;
@@ -259,6 +280,18 @@ async fn main() -> anyhow::Result<()> {
             storage,
         } => check(&storage, repair, rebuild).await,
         Command::Verify { package, key } => verify(&package, key.as_deref()),
+        Command::Audit {
+            command: AuditCommand::Verify { storage },
+        } => {
+            let cfg = storage.load()?;
+            let pool = open_db(&storage).await?;
+            let log = vigil::audit::Log::open(pool, &cfg.data_dir).await?;
+            if vigil::check::audit_chain(&log).await? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
         Command::User {
             command:
                 UserCommand::Add {
@@ -281,6 +314,7 @@ async fn main() -> anyhow::Result<()> {
             let pool = open_db(&storage).await?;
             let user = auth::create_user(&pool, &name, password, role, &regions).await?;
             cli_audit(
+                &storage,
                 &pool,
                 "user.create",
                 format!("/users/{}", user.id),
@@ -310,6 +344,7 @@ async fn main() -> anyhow::Result<()> {
             let (id, secret) =
                 auth::create_token_by(&pool, &name, role, &regions, expires, Some("cli")).await?;
             cli_audit(
+                &storage,
                 &pool,
                 "token.create",
                 format!("/tokens/{id}"),
@@ -341,7 +376,7 @@ async fn check(storage: &Storage, repair: bool, rebuild: bool) -> anyhow::Result
 
 /// `vigil verify PACKAGE [--key HEX]`.
 fn verify(package: &std::path::Path, key: Option<&str>) -> anyhow::Result<()> {
-    let r = vigil::cases::package::verify(package, key);
+    let r = vigil::cases::verify::verify(package, key);
     for p in &r.problems {
         println!("FAILED {}: {}", p.file, p.message);
     }
@@ -361,6 +396,14 @@ fn verify(package: &std::path::Path, key: Option<&str>) -> anyhow::Result<()> {
     );
     if let Some(k) = &r.public_key {
         println!("signed by ed25519 key {k}");
+    }
+    if !r.key_checked {
+        let warning = "WARNING: no --key given: only the package's integrity was checked, not who \
+                       signed it (anyone can sign a package with a key of their own). Compare the key \
+                       above with the public_key of GET /api/v1/signing-key of the server that made it, \
+                       or run again with --key.";
+        println!("{warning}");
+        eprintln!("{warning}");
     }
     Ok(())
 }

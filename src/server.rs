@@ -25,8 +25,8 @@ pub struct Server {
 
 impl Server {
     pub async fn bind(cfg: Config) -> anyhow::Result<Server> {
-        std::fs::create_dir_all(&cfg.data_dir)
-            .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
+        crate::private::prepare_data_dir(&cfg.data_dir)
+            .with_context(|| format!("preparing data directory {}", cfg.data_dir.display()))?;
         let pool = db::connect(&cfg.database_url())
             .await
             .context("opening the database")?;
@@ -39,6 +39,9 @@ impl Server {
         if sealed > 0 {
             tracing::info!(cameras = sealed, "camera passwords encrypted at rest");
         }
+        let audit = crate::audit::Log::open(pool.clone(), &cfg.data_dir)
+            .await
+            .context("loading the audit key")?;
         seed::apply(&pool, &cfg.seed)
             .await
             .context("seeding from the configuration")?;
@@ -82,6 +85,7 @@ impl Server {
             .await
             .with_context(|| format!("listening on {}", cfg.listen))?;
         let state = AppState {
+            audit,
             login_throttle,
             pool,
             cfg: Arc::new(cfg),

@@ -431,23 +431,6 @@ fn flip_in_zip(src: &Path, dst: &Path, name: &str) {
     zout.finish().expect("finish");
 }
 
-async fn download(c: &Client, path: &str) -> (u16, Vec<u8>, String) {
-    let r = c
-        .http
-        .get(format!("{}{}", c.base, path))
-        .send()
-        .await
-        .expect("get");
-    let status = r.status().as_u16();
-    let ct = r
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    (status, r.bytes().await.expect("body").to_vec(), ct)
-}
-
 /// (camera, start, end), times in ms from the scenario's start.
 type Clip = (i64, i64, i64);
 
@@ -629,7 +612,7 @@ async fn investigator_finds_plays_exports_and_holds_a_case() {
         for c in r.body["clips"].as_array().expect("clips") {
             assert_eq!(c["coverage"], "full", "{no}: {c}");
             let want_s = (ms_of(&c["end"]) - ms_of(&c["start"])) as f64 / 1000.0;
-            let (st, body, ct) = download(&inv, c["video_url"].as_str().expect("url")).await;
+            let (st, body, ct) = inv.download(c["video_url"].as_str().expect("url")).await;
             assert_eq!(st, 200, "{c}");
             assert_eq!(ct, "video/mp4");
             let f = dir.path().join(format!("{no}-{}.mp4", c["index"]));
@@ -639,7 +622,9 @@ async fn investigator_finds_plays_exports_and_holds_a_case() {
                 (got - want_s).abs() < 0.5,
                 "{no} clip {c}: {got} s, want {want_s} s"
             );
-            let (st, jpg, ct) = download(&inv, c["thumbnail_url"].as_str().expect("url")).await;
+            let (st, jpg, ct) = inv
+                .download(c["thumbnail_url"].as_str().expect("url"))
+                .await;
             assert_eq!((st, ct.as_str()), (200, "image/jpeg"), "{c}");
             assert_eq!(&jpg[..2], &[0xFF, 0xD8]);
         }
@@ -661,7 +646,9 @@ async fn investigator_finds_plays_exports_and_holds_a_case() {
     .await
     .expect("export done");
     assert_eq!(done["progress"], 1.0);
-    let (st, zip_bytes, _) = download(&inv, done["download_url"].as_str().expect("url")).await;
+    let (st, zip_bytes, _) = inv
+        .download(done["download_url"].as_str().expect("url"))
+        .await;
     assert_eq!(st, 200);
     let pkg = dir.path().join("AP-1.zip");
     std::fs::write(&pkg, &zip_bytes).expect("write package");

@@ -3,15 +3,12 @@
 //! with one that never reads.
 
 mod common;
+use common::ws::{connect, cookie, request, Ws};
 use common::*;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// 320x240, 25 fps, a keyframe every 2 s: a viewer may arrive anywhere in a long GOP.
 fn sim(cameras: u32) -> Sim {
@@ -41,52 +38,6 @@ password = "auditor-password-1"
 role = "investigator"
 region_codes = ["360000"]
 "#;
-
-/// The `vigil_session` cookie of a fresh login.
-async fn cookie(server: &Server, user: &str, password: &str) -> String {
-    let r = reqwest::Client::new()
-        .post(server.url("/api/v1/session"))
-        .json(&json!({"username": user, "password": password}))
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(r.status(), 200, "login {user}");
-    let set = r
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .expect("set-cookie")
-        .to_owned();
-    set.split(';').next().unwrap_or("").to_owned()
-}
-
-fn request(
-    server: &Server,
-    camera: i64,
-    cookie: &str,
-    origin: Option<&str>,
-) -> tokio_tungstenite::tungstenite::handshake::client::Request {
-    let url = format!(
-        "ws://{}/api/v1/cameras/{camera}/live?stream=main",
-        server.addr
-    );
-    let mut req = url.into_client_request().expect("request");
-    req.headers_mut()
-        .insert("cookie", cookie.parse().expect("cookie header"));
-    if let Some(o) = origin {
-        req.headers_mut()
-            .insert("origin", o.parse().expect("origin header"));
-    }
-    req
-}
-
-async fn connect(server: &Server, camera: i64, cookie: &str) -> Ws {
-    let origin = format!("http://{}", server.addr);
-    let (ws, _) = tokio_tungstenite::connect_async(request(server, camera, cookie, Some(&origin)))
-        .await
-        .expect("websocket connects");
-    ws
-}
 
 /// The status an upgrade attempt is refused with.
 async fn refused(server: &Server, camera: i64, cookie: &str, origin: Option<&str>) -> u16 {

@@ -10,7 +10,7 @@
 //!    `/sites/{id}`, `/users/{id}`, `/tokens/{id}`: see [`super::target`]) to its region: an object out of
 //!    the caller's scope answers 404, so another city's object cannot even be seen to exist.
 //!
-//! After the handler, the guard appends an audit row (`audit::append`) when the route has an action: actor,
+//! After the handler, the guard appends an audit row (`audit::Log::append`) when the route has an action: actor,
 //! role, action, target (the path, or what the handler noted with [`AuditNote`]), the target's region,
 //! status, client address. Refused attempts on audited routes are recorded too. If the row cannot be
 //! written the answer becomes a 500: nothing audited is served without its trace. An audited call runs to
@@ -76,7 +76,7 @@ pub fn noted(resp: impl IntoResponse, note: AuditNote) -> Response {
 }
 
 /// An audit entry for `principal` doing `action` on `target`, for code that is not a whole route, e.g. the
-/// end of a live view: `audit::append(&state.pool, &access::audit_entry(&p, "live.stop", "/cameras/7",
+/// end of a live view: `state.audit.append(&access::audit_entry(&p, "live.stop", "/cameras/7",
 /// Some(region), 200, client))`. (The start is the route's own audit action, written by the layer.)
 pub fn audit_entry(
     principal: &Principal,
@@ -244,7 +244,7 @@ async fn checked(rule: RouteRule, mut req: Request, next: Next) -> Response {
             return resp;
         }
     }
-    match audit::append(&state.pool, &entry).await {
+    match state.audit.append(&entry).await {
         Ok(_) => {
             if let Some(k) = key {
                 state.audit_repeats.remember(k, std::time::Instant::now());

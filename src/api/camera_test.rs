@@ -3,7 +3,8 @@
 //! are accepted and ignored). With `camera_id` (the camera being edited), what the form leaves empty comes
 //! from that camera, so its stored password can be tested without being typed again. The answer is the state the camera would reach, what it sends, and a snapshot
 //! of its first keyframe, so an administrator sees the picture before the camera exists. Nothing is stored.
-//! The password goes to the camera only; the answer and the log never hold it.
+//! The password goes to the camera only; the answer and the log never hold it. A stored password goes
+//! only to the address (scheme, host, port) it was stored for: a test of another address needs it typed.
 
 use super::cameras::TRANSPORTS;
 use super::error::{ApiError, ApiResult, Json};
@@ -72,11 +73,19 @@ pub async fn test(
         .filter(|u| !u.is_empty())
         .or(url_user)
         .or_else(|| stored.as_ref().and_then(|c| c.username.clone()));
-    let password = b
-        .password
-        .filter(|p| !p.is_empty())
-        .or(url_pass)
-        .or_else(|| stored.as_ref().and_then(|c| c.password.clone()));
+    let given = b.password.filter(|p| !p.is_empty()).or(url_pass);
+    let password = match (given, &stored) {
+        (Some(pw), _) => Some(pw),
+        (None, Some(c)) if c.password.is_some() => {
+            // The stored password is only ever sent to the address it was stored for.
+            validate::stored_password_may_go(
+                &[Some(c.main_url.as_str()), c.sub_url.as_deref()],
+                url.as_str(),
+            )?;
+            c.password.clone()
+        }
+        (None, _) => None,
+    };
     if username.as_ref().is_some_and(|u| u.len() > 200)
         || password.as_ref().is_some_and(|p| p.len() > 200)
     {

@@ -142,10 +142,12 @@ async fn merge(
     };
     let mut username = base.and_then(|c| c.username.clone());
     let mut password = base.and_then(|c| c.password.clone());
+    let mut password_given = false;
     let main_url = match (&b.main_url, base) {
         (Some(u), _) => {
             let (url, user, pass) = validate::rtsp_url("main_url", u)?;
             username = user.or(username);
+            password_given |= pass.is_some();
             password = pass.or(password);
             url.to_string()
         }
@@ -162,7 +164,15 @@ async fn merge(
         username = (!u.is_empty()).then_some(u);
     }
     if let Some(pw) = b.password {
+        password_given |= !pw.is_empty();
         password = (!pw.is_empty()).then_some(pw);
+    }
+    if let (Some(c), Some(_), false) = (base, &password, password_given) {
+        // The stored password may only follow the camera to an address it was stored for.
+        let stored = [Some(c.main_url.as_str()), c.sub_url.as_deref()];
+        for u in [Some(&main_url), sub_url.as_ref()].into_iter().flatten() {
+            validate::stored_password_may_go(&stored, u)?;
+        }
     }
     if username.as_ref().is_some_and(|u| u.len() > 200)
         || password.as_ref().is_some_and(|p| p.len() > 200)
@@ -406,10 +416,22 @@ pub async fn import_nvr(
             ))
         }
     };
-    let (main_template, sub_template) = match (vendor_templates(&vendor), &b.url_template) {
-        (_, Some(t)) => (t.clone(), b.sub_url_template.clone()),
-        (Some((m, s)), None) => (m.to_owned(), Some(s.to_owned())),
-        (None, None) => {
+    // Credentials written into a template are taken out of it: templates are stored and shown.
+    let (mut t_user, mut t_pass) = (None, None);
+    let mut strip = |t: &str| {
+        let (t, u, p) = validate::template_credentials(t);
+        t_user = t_user.take().or(u);
+        t_pass = t_pass.take().or(p);
+        t
+    };
+    let given = (
+        b.url_template.as_deref().map(&mut strip),
+        b.sub_url_template.as_deref().map(&mut strip),
+    );
+    let (main_template, sub_template) = match (vendor_templates(&vendor), given) {
+        (_, (Some(t), sub)) => (t, sub),
+        (Some((m, s)), (None, _)) => (m.to_owned(), Some(s.to_owned())),
+        (None, (None, _)) => {
             return Err(ApiError::invalid(
                 "url_template is required for a generic NVR",
             ))
@@ -452,9 +474,9 @@ pub async fn import_nvr(
         host,
         port,
         url_template: main_template,
-        username: b.username.filter(|u| !u.is_empty()),
+        username: b.username.filter(|u| !u.is_empty()).or(t_user),
         channels: list,
-        password: b.password.filter(|p| !p.is_empty()),
+        password: b.password.filter(|p| !p.is_empty()).or(t_pass),
         transport,
         record: b.record.unwrap_or(true),
     };

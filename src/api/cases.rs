@@ -158,7 +158,7 @@ pub async fn get_case(
 ) -> ApiResult<Json<view::CaseView>> {
     let case = visible_case(&s, &p, &case_no).await?;
     Ok(Json(
-        view::case_view(&s.pool, case, &s.cases.defaults(), now_ms()).await?,
+        view::case_view(&s.pool, case, &s.cases.defaults(), now_ms(), &p.scope).await?,
     ))
 }
 
@@ -169,7 +169,7 @@ pub async fn start_export(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let case = visible_case(&s, &p, &case_no).await?;
     let no = case.case_no.clone();
-    let id = export::start(s.cases.clone(), case, p.actor()).await?;
+    let id = export::start(s.cases.clone(), case, p.actor(), p.scope.clone()).await?;
     tracing::info!(case = %no, actor = %p.actor(), export = %id, "export started");
     Ok((
         StatusCode::ACCEPTED,
@@ -183,7 +183,28 @@ async fn visible_export(s: &AppState, p: &Principal, id: &str) -> ApiResult<expo
     }
     let row = export::get(&s.pool, id).await?;
     scoped(p, &row.region_code)?;
+    // The package holds footage of these cameras: each must be in the reader's regions now, not only
+    // when the export was made (a camera moved to another city takes its footage's readers with it).
+    for region in camera_regions(&s.pool, &row.cameras()).await? {
+        scoped(p, &region)?;
+    }
     Ok(row)
+}
+
+/// The regions the given cameras are in now (cameras deleted since have none).
+async fn camera_regions(pool: &crate::db::Pool, cameras: &[i64]) -> ApiResult<Vec<String>> {
+    let mut out = Vec::with_capacity(cameras.len());
+    for id in cameras {
+        let region: Option<String> = sqlx::query_scalar(
+            "SELECT s.region_code FROM cameras c JOIN sites s ON s.id = c.site_id WHERE c.id = ?",
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(ApiError::internal)?;
+        out.extend(region);
+    }
+    Ok(out)
 }
 
 pub async fn get_export(
@@ -357,7 +378,8 @@ pub async fn clip_thumbnail(
     Path((case_no, index)): Path<(String, usize)>,
 ) -> ApiResult<Response> {
     let case = visible_case(&s, &p, &case_no).await?;
-    let (_, clips) = view::case_clips(&s.pool, &case, &s.cases.defaults(), now_ms()).await?;
+    let (_, clips) =
+        view::case_clips(&s.pool, &case, &s.cases.defaults(), now_ms(), &p.scope).await?;
     let clip = clips.get(index).ok_or_else(ApiError::not_found)?;
     let no_footage = || {
         ApiError::new(
@@ -389,12 +411,12 @@ pub async fn clip_thumbnail(
         .map_err(ApiError::internal)
 }
 
-/// `POST /holds {case_no, reason}`: holds every clip of the case as it is now (one hold per clip, on the
-/// recording engine's `holds` table). Returns the holds made.
+/// `POST /holds {case_no, reason}`: holds every clip of the case that the caller may see, as it is now
+/// (one hold per clip, on the recording engine's `holds` table). Returns the holds made.
 pub async fn hold_case(
     s: &AppState,
     p: &Principal,
-    case_no: &str,
+    case: store::CaseRow,
     reason: &str,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let reason = reason.trim();
@@ -403,10 +425,8 @@ pub async fn hold_case(
             "reason is required (at most 500 characters)",
         ));
     }
-    let case = visible_case(s, p, case_no)
-        .await
-        .map_err(|_| ApiError::invalid(format!("case_no {case_no} does not exist")))?;
-    let (_, clips) = view::case_clips(&s.pool, &case, &s.cases.defaults(), now_ms()).await?;
+    let (_, clips) =
+        view::case_clips(&s.pool, &case, &s.cases.defaults(), now_ms(), &p.scope).await?;
     if clips.is_empty() {
         return Err(ApiError::conflict(
             "the case has no clips to hold (no camera covers its positions)",
@@ -432,12 +452,9 @@ pub async fn hold_case(
     }
     tx.commit().await.map_err(ApiError::internal)?;
     tracing::info!(case = %case.case_no, actor = %actor, holds = holds.len(), "case held");
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            json!({"case_no": case.case_no, "reason": reason, "created_by": actor, "holds": holds}),
-        ),
-    ))
+    let body =
+        json!({"case_no": case.case_no, "reason": reason, "created_by": actor, "holds": holds});
+    Ok((StatusCode::CREATED, Json(body)))
 }
 
 /// `GET /notifications` (WebSocket): JSON text messages (case cards; `{"type": "lagged", "missed": N}`
@@ -449,18 +466,32 @@ pub async fn notifications(
 ) -> Response {
     let rx = s.cases.notify.subscribe();
     let scope = p.scope.clone();
-    ws.on_upgrade(move |socket| notify_loop(socket, rx, scope))
+    // The stream ends when the caller's session or token does, or their role changes. (A change of
+    // regions ends a user's sessions, and so this stream, too.)
+    let end = async move {
+        super::revoke::until_revoked(s, p, None, || async { None })
+            .await
+            .message()
+    };
+    ws.on_upgrade(move |socket| notify_loop(socket, rx, scope, end))
 }
 
 async fn notify_loop(
     mut socket: axum::extract::ws::WebSocket,
     mut rx: tokio::sync::broadcast::Receiver<std::sync::Arc<str>>,
     scope: crate::auth::Scope,
+    end: impl std::future::Future<Output = &'static str>,
 ) {
-    use axum::extract::ws::Message;
+    use axum::extract::ws::{close_code, CloseFrame, Message};
     use tokio::sync::broadcast::error::RecvError;
+    tokio::pin!(end);
     loop {
         tokio::select! {
+            why = &mut end => {
+                let frame = CloseFrame { code: close_code::POLICY, reason: why.into() };
+                let _ = socket.send(Message::Close(Some(frame))).await;
+                return;
+            }
             m = rx.recv() => {
                 let text = match m {
                     Ok(text) => {
@@ -492,22 +523,29 @@ pub struct CameraEvents {
     events: Vec<store::CameraEvent>,
 }
 
-/// The case events at the positions a camera covers, for playback's next / previous event.
+/// The case events at the positions a camera covers, for playback's next / previous event: only those
+/// of cases the caller may see. Audited as a lookup of case numbers (one row per range and caller).
 pub async fn camera_events(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Path(id): Path<i64>,
     Query(q): Query<super::recordings::RangeQuery>,
-) -> ApiResult<Json<CameraEvents>> {
+) -> ApiResult<Response> {
     super::cameras::visible_camera(&s, &p, id).await?;
     let (start_us, end_us, _) = super::recordings::range(&q)?;
     let events = store::camera_events(
         &s.pool,
+        &p.scope,
         id,
         start_us / 1000,
         end_us.saturating_add(999) / 1000,
         1000,
     )
     .await?;
-    Ok(Json(CameraEvents { events }))
+    let note = super::access::AuditNote {
+        detail: Some(format!("{}/{}", q.start, q.end)),
+        collapse: true,
+        ..Default::default()
+    };
+    Ok(super::access::noted(Json(CameraEvents { events }), note))
 }

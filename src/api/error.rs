@@ -80,6 +80,7 @@ impl From<crate::auth::AuthError> for ApiError {
     fn from(e: crate::auth::AuthError) -> ApiError {
         match e {
             crate::auth::AuthError::Db(db) => db.into(),
+            crate::auth::AuthError::Invalid(m) => ApiError::invalid(m),
             other => ApiError::internal(other),
         }
     }

@@ -10,7 +10,7 @@
 use super::access::{audit_entry, ClientAddr};
 use super::cameras::visible_camera;
 use super::error::{ApiError, ApiResult, Json, Path, Query};
-use super::AppState;
+use super::{revoke, AppState};
 use crate::auth::Principal;
 use crate::hub::{StreamKey, StreamKind};
 use crate::live::ws::{self, Viewer};
@@ -69,7 +69,8 @@ pub async fn live(
         200,
         client.as_deref(),
     );
-    let (pool, failed_pool) = (s.pool.clone(), s.pool.clone());
+    let (pool, failed_pool) = (s.audit.clone(), s.audit.clone());
+    let state = s.clone();
     let failed_stop = stop.clone();
     // The access layer audits the start once this answer is made; the view ends in either branch, so that
     // every live.start has its live.stop, also for a viewer gone before the socket was handed over.
@@ -84,13 +85,20 @@ pub async fn live(
             tokio::spawn(audit_stop(failed_pool, entry, cam.id));
         })
         .on_upgrade(move |socket| async move {
-            ws::serve(socket, live, viewer).await;
+            let max = revoke::live_max(&state);
+            let camera = cam.id;
+            let watch_state = state.clone();
+            let end = async move {
+                let region = || revoke::camera_region(&watch_state, camera);
+                revoke::until_revoked(state, p, max, region).await.message()
+            };
+            ws::serve(socket, live, viewer, end).await;
             audit_stop(pool, stop, cam.id).await;
         }))
 }
 
-async fn audit_stop(pool: crate::db::Pool, entry: crate::audit::Entry, camera: i64) {
-    if let Err(e) = crate::audit::append(&pool, &entry).await {
+async fn audit_stop(log: crate::audit::Log, entry: crate::audit::Entry, camera: i64) {
+    if let Err(e) = log.append(&entry).await {
         tracing::error!(camera, error = %e, "audit of live.stop failed");
     }
 }
@@ -128,6 +136,23 @@ pub async fn whep(
         .whep(key, scaled, &body, p.actor())
         .await
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // The session ends when its caller's rights do, or at its maximum duration.
+    let (state, live, id, camera) = (s.clone(), s.live.clone(), session.clone(), cam.id);
+    tokio::spawn(async move {
+        let region = || revoke::camera_region(&state, camera);
+        let revoked = revoke::until_revoked(state.clone(), p, revoke::live_max(&state), region);
+        let gone = async {
+            while live.whep_alive(&id) {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        };
+        tokio::select! {
+            why = revoked => if live.whep_delete(&id) {
+                tracing::info!(camera, reason = why.message(), "WHEP session ended by the server");
+            },
+            () = gone => {}
+        }
+    });
     Ok((
         StatusCode::CREATED,
         [

@@ -17,6 +17,7 @@ mod live;
 mod ops;
 mod recordings;
 pub mod repeats;
+mod revoke;
 mod session;
 mod sites;
 pub mod target;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub login_throttle: Arc<crate::auth::throttle::AddressThrottle>,
     /// Audit rows of repeated reads already written (see [`repeats`]).
     pub audit_repeats: Arc<repeats::Repeats>,
+    /// The keyed audit log.
+    pub audit: crate::audit::Log,
 }
 
 /// Who may watch live video: the contract's "supervisor: live, playback, alarms", and admins.
@@ -87,7 +90,7 @@ pub fn routes() -> Routes {
         .add(M::GET, "/cameras/{id}/status", ANY_HUMAN, None, get(cameras::status))
         .add(M::GET, "/cameras/{id}/snapshot.jpg", ANY_HUMAN, Some("camera.snapshot"), get(cameras::snapshot))
         .add(M::GET, "/cameras/{id}/recordings", ANY_HUMAN, None, get(recordings::spans))
-        .add(M::GET, "/cameras/{id}/events", ANY_HUMAN, None, get(cases::camera_events))
+        .add(M::GET, "/cameras/{id}/events", ANY_HUMAN, Some("camera.events"), get(cases::camera_events))
         .add(M::GET, "/cameras/{id}/video.mp4", ANY_HUMAN, Some("playback"), get(recordings::video))
         .add(M::POST, "/holds", ADMIN_INVESTIGATOR, Some("hold.create"), post(recordings::create_hold))
         .add(M::GET, "/cameras/{id}/live", LIVE_VIEWERS, Some("live.start"), get(live::live))
@@ -134,12 +137,52 @@ pub fn router(state: AppState) -> Router {
             post(live::reset_stats),
         )
         .into_router(state.clone());
-    Router::new()
+    let tls = state.cfg.tls.enabled();
+    let router = Router::new()
         .nest("/api/v1", public.merge(api))
         .merge(metrics)
         .route("/healthz", get(ops::healthz))
         .merge(web::router())
-        .fallback(ops::not_found)
+        .fallback(ops::not_found);
+    security_headers(router, tls)
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The console's content security policy: its own scripts, styles and API only (no inline script or
+/// style attribute, no eval), video from MSE blobs, never framed by another site.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+     media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+     frame-ancestors 'none'";
+
+/// Headers on every answer: the CSP, no MIME sniffing, no framing, no referrer, and HSTS when the server
+/// itself serves TLS (behind a proxy, the proxy sets HSTS).
+fn security_headers(router: Router<AppState>, tls: bool) -> Router<AppState> {
+    use axum::http::{header, HeaderValue};
+    use tower_http::set_header::SetResponseHeaderLayer as Set;
+    let router = router
+        .layer(Set::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        .layer(Set::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(Set::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(Set::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ));
+    if tls {
+        router.layer(Set::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ))
+    } else {
+        router
+    }
 }

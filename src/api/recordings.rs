@@ -12,7 +12,7 @@ use crate::record::{export, index};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Extension;
 use serde::{Deserialize, Serialize};
 
@@ -24,8 +24,8 @@ const MAX_EXPORT_US: i64 = 24 * 3600 * 1_000_000;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RangeQuery {
-    start: String,
-    end: String,
+    pub start: String,
+    pub end: String,
     stream: Option<String>,
 }
 
@@ -287,9 +287,19 @@ pub async fn create_hold(
             ));
         }
         let reason = b.reason.as_deref().unwrap_or_default();
-        return super::cases::hold_case(&s, &p, case_no, reason)
+        let case = super::cases::visible_case(&s, &p, case_no)
             .await
-            .map(IntoResponse::into_response);
+            .map_err(|_| ApiError::invalid(format!("case_no {case_no} does not exist")))?;
+        // Filed under the case's region, whether the hold is made or refused.
+        let note = AuditNote {
+            target: Some(format!("/cases/{}", case.case_no)),
+            region_code: Some(case.region_code.clone()),
+            ..AuditNote::default()
+        };
+        return Ok(match super::cases::hold_case(&s, &p, case, reason).await {
+            Ok(held) => noted(held, note),
+            Err(e) => noted(e, note),
+        });
     }
     let reason = b.reason.as_deref().map(str::trim).unwrap_or_default();
     if reason.is_empty() || reason.chars().count() > 500 {
@@ -315,13 +325,13 @@ pub async fn create_hold(
     if end <= start {
         return Err(ApiError::invalid("end must be after start"));
     }
-    visible_camera(&s, &p, camera_id)
+    let cam = visible_camera(&s, &p, camera_id)
         .await
         .map_err(|_| ApiError::invalid(format!("camera_id {camera_id} does not exist")))?;
     let actor = p.actor();
     let h = index::insert_hold(&s.pool, camera_id, start, end, reason, &actor).await?;
     tracing::info!(camera = camera_id, actor = %actor, hold = h.id, "hold placed");
-    Ok((
+    let held = (
         StatusCode::CREATED,
         Json(Hold {
             id: h.id,
@@ -331,8 +341,13 @@ pub async fn create_hold(
             reason: h.reason,
             created_by: h.created_by,
         }),
-    )
-        .into_response())
+    );
+    let note = AuditNote {
+        target: Some(format!("/cameras/{camera_id}")),
+        region_code: Some(cam.region_code),
+        ..AuditNote::default()
+    };
+    Ok(noted(held, note))
 }
 
 #[cfg(test)]

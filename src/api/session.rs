@@ -29,28 +29,31 @@ fn too_many(message: String, retry_after_s: u64) -> Response {
 }
 
 /// Logs in. Throttled per client address (in memory) and per account (in the database, with a lock an
-/// admin can lift); every attempt, good or bad, leaves an audit row.
+/// admin can lift); every attempt, good or bad, leaves an audit row. Each attempt is counted before its
+/// password is checked, so that many attempts at once get no more guesses than one after another.
 pub async fn login(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
     let client = access::client_addr(&state, &req);
     let Json(body): Json<Login> = Json::from_request(req, &state).await?;
     let cfg = &state.cfg.auth;
     let tried: String = body.username.chars().take(64).collect();
+    // The actor of a row is a real user (or token), never a name someone typed: an unknown name goes
+    // into the detail, quoted and escaped, so that it can neither pose as an actor nor break a log line.
     let record = |action: &'static str, status: StatusCode, user: Option<&db::users::User>| {
         let entry = audit::Entry {
-            actor: user.map_or(tried.clone(), |u| u.username.clone()),
+            actor: user.map_or_else(|| "anonymous".to_owned(), |u| u.username.clone()),
             role: user.map(|u| u.role.clone()),
             action: action.into(),
             target: user.map(|u| format!("/users/{}", u.id)),
             region_code: user.and_then(|u| u.region_codes.first().cloned()),
             status: status.as_u16(),
             client: client.clone(),
-            detail: None,
+            detail: user.is_none().then(|| format!("username {tried:?}")),
         };
-        let pool = state.pool.clone();
-        async move { audit::append(&pool, &entry).await }
+        let log = state.audit.clone();
+        async move { log.append(&entry).await }
     };
     let addr_key = client.clone().unwrap_or_default();
-    if let Err(wait) = state.login_throttle.check(&addr_key) {
+    if let Err(wait) = state.login_throttle.begin(&addr_key) {
         record("login_throttled", StatusCode::TOO_MANY_REQUESTS, None).await?;
         return Ok(too_many(
             format!("too many failed logins from your address; try again in {wait} s"),
@@ -58,14 +61,41 @@ pub async fn login(State(state): State<AppState>, req: Request) -> ApiResult<Res
         ));
     }
     let creds = db::users::credentials(&state.pool, &body.username).await?;
-    if let Some(until) = creds.as_ref().and_then(|c| c.locked_until) {
-        let user = creds.as_ref().map(|c| &c.user);
-        record("login_locked", StatusCode::TOO_MANY_REQUESTS, user).await?;
-        let wait = ((until - db::now_ms()) / 1000).clamp(1, 86_400) as u64;
-        return Ok(too_many(
-            "this account is locked after too many failed logins; an admin can unlock it".into(),
-            wait,
-        ));
+    let lock_minutes = if cfg.lockout_minutes == 0 {
+        100 * 365 * 24 * 60
+    } else {
+        cfg.lockout_minutes
+    };
+    let lock_until = db::now_ms() + (lock_minutes * 60_000) as i64;
+    let mut last_allowed = false;
+    if let Some(c) = &creds {
+        let attempt = match c.locked_until {
+            Some(until) => db::users::Attempt::Locked { until },
+            None => {
+                db::users::charge_attempt(
+                    &state.pool,
+                    c.user.id,
+                    cfg.login_max_failures,
+                    lock_until,
+                )
+                .await?
+            }
+        };
+        match attempt {
+            db::users::Attempt::Locked { until } => {
+                state.login_throttle.release(&addr_key);
+                record("login_locked", StatusCode::TOO_MANY_REQUESTS, Some(&c.user)).await?;
+                let wait = ((until - db::now_ms()) / 1000).clamp(1, 86_400) as u64;
+                return Ok(too_many(
+                    "this account is locked after too many failed logins; an admin can unlock it"
+                        .into(),
+                    wait,
+                ));
+            }
+            db::users::Attempt::Allowed { nth } => {
+                last_allowed = nth >= i64::from(cfg.login_max_failures);
+            }
+        }
     }
     let password = body.password;
     let (hash, user) = match creds {
@@ -79,21 +109,11 @@ pub async fn login(State(state): State<AppState>, req: Request) -> ApiResult<Res
     let user = match user {
         Some(u) if ok => u,
         user => {
-            state.login_throttle.fail(&addr_key);
-            let mut locked = false;
-            if let Some(u) = &user {
-                let minutes = if cfg.lockout_minutes == 0 {
-                    100 * 365 * 24 * 60
-                } else {
-                    cfg.lockout_minutes
-                };
-                let until = db::now_ms() + (minutes * 60_000) as i64;
-                locked =
-                    db::users::record_failure(&state.pool, u.id, cfg.login_max_failures, until)
-                        .await?
-                        .is_some();
+            if let (Some(u), true) = (&user, last_allowed) {
+                db::users::lock(&state.pool, u.id, lock_until).await?;
             }
-            tracing::info!(username = %tried, locked, "login failed");
+            // Debug formatting quotes and escapes the name: a name with a newline cannot forge a line.
+            tracing::info!(username = ?tried, locked = last_allowed, "login failed");
             record("login_failed", StatusCode::UNAUTHORIZED, user.as_ref()).await?;
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -102,6 +122,7 @@ pub async fn login(State(state): State<AppState>, req: Request) -> ApiResult<Res
             ));
         }
     };
+    state.login_throttle.release(&addr_key);
     db::users::clear_failures(&state.pool, user.id).await?;
     let cookie = auth::random_secret();
     let csrf = auth::random_secret();

@@ -1,12 +1,15 @@
 //! The object a route's path names, and its region: what the access layer checks against the caller's
-//! scope before any handler runs.
+//! scope before any handler runs, and what its audit row is filed under.
 //!
 //! The object is named by the segment before the path's first parameter: `/cameras/{id}...` is a camera,
 //! `/sites/{id}...` a site, `/users/{id}` a user, `/tokens/{id}` a token, `/regions/{code}` a region (its
-//! own region). A camera's or site's region is its site's; a user's or token's regions are the ones it is
-//! bound to (none: global, so only a global admin may touch it). A kind not listed here (yet) is not resolved, and its handler must check the region
-//! itself; a new kind of object (cases, exports, ...) gets layer enforcement by adding an arm to
-//! [`resolve`]. An id that does not parse or names nothing is left to the handler (400 or 404).
+//! own region), `/cases/{case_no}...` a case, `/exports/{id}...` an export. A camera's or site's region is
+//! its site's *now* (a camera moved to another city is that city's from the moment it moved); a case's is
+//! the region it was filed under; an export's is its case's, and each camera it holds must be in scope
+//! as well (checked by the handler, see `api::cases`). A user's or token's regions are the ones it is bound
+//! to (none: global, so only a global admin may touch it). A kind not listed here is not resolved, and its
+//! handler must check the region itself. A key that does not parse or names nothing is left to the handler
+//! (400 or 404).
 
 use super::error::ApiError;
 use crate::db::{self, Pool};
@@ -15,9 +18,73 @@ use crate::db::{self, Pool};
 #[derive(Debug, Clone)]
 pub struct Target {
     pub kind: &'static str,
-    pub id: i64,
+    /// The key of the object as the path gives it (an id, a case number, a region code).
+    pub key: String,
     /// The regions the object belongs to; the caller's scope must cover them all.
     pub region_codes: Vec<String>,
+}
+
+/// The one region a query with one parameter finds, if it finds a row.
+async fn one<'q, T>(pool: &Pool, sql: &'q str, key: T) -> Result<Option<Vec<String>>, ApiError>
+where
+    T: 'q + Send + sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    Ok(sqlx::query_as::<_, (String,)>(sql)
+        .bind(key)
+        .fetch_optional(pool)
+        .await
+        .map_err(ApiError::internal)?
+        .map(|(r,)| vec![r]))
+}
+
+/// The regions a user or token is bound to, when it exists.
+fn bound(got: Result<Vec<String>, db::DbError>) -> Result<Option<Vec<String>>, ApiError> {
+    match got {
+        Ok(r) => Ok(Some(r)),
+        Err(db::DbError::NotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The kind of the object `kind` / `key` and its regions when it exists (`None` for a kind not known
+/// here).
+async fn regions_of(
+    pool: &Pool,
+    kind: &str,
+    key: &str,
+) -> Result<Option<(&'static str, Option<Vec<String>>)>, ApiError> {
+    let by_text = |sql| one(pool, sql, key.to_owned());
+    let found = match (kind, key.parse::<i64>().ok()) {
+        ("regions", _) => (
+            "region",
+            by_text("SELECT code FROM regions WHERE code = ? AND deleted_at IS NULL").await?,
+        ),
+        ("cases", _) => (
+            "case",
+            by_text("SELECT region_code FROM cases WHERE case_no = ?").await?,
+        ),
+        ("exports", _) => (
+            "export",
+            by_text("SELECT region_code FROM exports WHERE id = ?").await?,
+        ),
+        ("cameras", Some(id)) => (
+            "camera",
+            one(
+                pool,
+                "SELECT s.region_code FROM cameras c JOIN sites s ON s.id = c.site_id WHERE c.id = ?",
+                id,
+            )
+            .await?,
+        ),
+        ("sites", Some(id)) => (
+            "site",
+            one(pool, "SELECT region_code FROM sites WHERE id = ?", id).await?,
+        ),
+        ("users", Some(id)) => ("user", bound(db::users::get(pool, id).await.map(|u| u.region_codes))?),
+        ("tokens", Some(id)) => ("token", bound(db::tokens::get(pool, id).await.map(|t| t.region_codes))?),
+        _ => return Ok(None),
+    };
+    Ok(Some(found))
 }
 
 /// The object of the route's path, when it is of a known kind and exists.
@@ -35,54 +102,12 @@ pub async fn resolve(
     let Some(raw) = params.iter().find(|(k, _)| k == name).map(|(_, v)| v) else {
         return Ok(None);
     };
-    let Ok(id) = raw.parse::<i64>() else {
+    let Some((kind, Some(region_codes))) = regions_of(pool, kind, raw).await? else {
         return Ok(None);
     };
-    let region_codes: Option<Vec<String>> = match kind {
-        // A region is its own region; its code is its id.
-        "regions" => sqlx::query_as::<_, (String,)>(
-            "SELECT code FROM regions WHERE code = ? AND deleted_at IS NULL",
-        )
-        .bind(raw)
-        .fetch_optional(pool)
-        .await
-        .map_err(ApiError::internal)?
-        .map(|(r,)| vec![r]),
-        "cameras" => sqlx::query_as::<_, (String,)>(
-            "SELECT s.region_code FROM cameras c JOIN sites s ON s.id = c.site_id WHERE c.id = ?",
-        )
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-        .map_err(ApiError::internal)?
-        .map(|(r,)| vec![r]),
-        "sites" => sqlx::query_as::<_, (String,)>("SELECT region_code FROM sites WHERE id = ?")
-            .bind(id)
-            .fetch_optional(pool)
-            .await
-            .map_err(ApiError::internal)?
-            .map(|(r,)| vec![r]),
-        "users" => match db::users::get(pool, id).await {
-            Ok(u) => Some(u.region_codes),
-            Err(db::DbError::NotFound) => None,
-            Err(e) => return Err(e.into()),
-        },
-        "tokens" => match db::tokens::get(pool, id).await {
-            Ok(t) => Some(t.region_codes),
-            Err(db::DbError::NotFound) => None,
-            Err(e) => return Err(e.into()),
-        },
-        _ => return Ok(None),
-    };
-    Ok(region_codes.map(|region_codes| Target {
-        kind: match kind {
-            "cameras" => "camera",
-            "sites" => "site",
-            "users" => "user",
-            "regions" => "region",
-            _ => "token",
-        },
-        id,
+    Ok(Some(Target {
+        kind,
+        key: raw.clone(),
         region_codes,
     }))
 }

@@ -52,9 +52,7 @@ fn role(value: &str) -> ApiResult<Role> {
 
 fn username(value: &str) -> ApiResult<String> {
     let u = validate::name("username", value, 64)?;
-    if u.chars().any(char::is_whitespace) {
-        return Err(ApiError::invalid("username must not contain spaces"));
-    }
+    auth::check_username(&u).map_err(ApiError::invalid)?;
     Ok(u)
 }
 

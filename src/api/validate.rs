@@ -71,6 +71,63 @@ pub fn rtsp_url(
     Ok((u, user, pass))
 }
 
+/// A URL template (`rtsp://user:pw@{host}:{port}/...`) split from any credentials written into it:
+/// (template without credentials, username, password). Templates are stored and shown, so credentials
+/// must not stay in them.
+pub fn template_credentials(template: &str) -> (String, Option<String>, Option<String>) {
+    let t = template.trim();
+    let Some(scheme_end) = t.find("://").map(|i| i + 3) else {
+        return (t.to_owned(), None, None);
+    };
+    let rest = &t[scheme_end..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return (t.to_owned(), None, None);
+    };
+    let decode = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let userinfo = &rest[..at];
+    let (user, pass) = match userinfo.split_once(':') {
+        Some((u, p)) => (decode(u), Some(decode(p))),
+        None => (decode(userinfo), None),
+    };
+    let stripped = format!("{}{}", &t[..scheme_end], &rest[at + 1..]);
+    (stripped, (!user.is_empty()).then_some(user), pass)
+}
+
+/// `scheme://host:port` of a URL (the port made explicit), what a stored password is bound to.
+pub fn authority(u: &str) -> Option<String> {
+    let u = url::Url::parse(u).ok()?;
+    let port = u.port_or_known_default().unwrap_or(554);
+    Some(format!(
+        "{}://{}:{port}",
+        u.scheme(),
+        u.host_str()?.to_ascii_lowercase()
+    ))
+}
+
+/// A stored camera password goes only where it went before: to the authorities (`scheme://host:port`)
+/// of the camera's stored URLs. A URL elsewhere needs the password given again with it, or the server
+/// would hand the stored secret to whoever listens at the new address.
+pub fn stored_password_may_go(stored_urls: &[Option<&str>], to: &str) -> Result<(), ApiError> {
+    let target = authority(to);
+    if stored_urls
+        .iter()
+        .flatten()
+        .any(|u| authority(u).is_some() && authority(u) == target)
+    {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        "the camera's address changed: give its password again (a stored password is only sent to \
+         the address it was stored for)",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +144,30 @@ mod tests {
         assert_eq!(pass.as_deref(), Some("p@ss"));
         assert!(rtsp_url("main_url", "http://x/").is_err());
         assert!(rtsp_url("main_url", "not a url").is_err());
+    }
+
+    #[test]
+    fn templates_lose_their_credentials() {
+        let (t, u, p) = template_credentials("rtsp://admin:p%40ss@{host}:{port}/ch{channel}");
+        assert_eq!(t, "rtsp://{host}:{port}/ch{channel}");
+        assert_eq!((u.as_deref(), p.as_deref()), (Some("admin"), Some("p@ss")));
+        let (t, u, p) = template_credentials("rtsp://{host}:{port}/a@b/{channel}");
+        assert_eq!(t, "rtsp://{host}:{port}/a@b/{channel}");
+        assert_eq!((u, p), (None, None));
+    }
+
+    #[test]
+    fn a_stored_password_stays_with_its_address() {
+        let stored = [
+            Some("rtsp://10.0.0.5/ch1"),
+            Some("rtsp://10.0.0.6:8554/sub"),
+        ];
+        assert!(stored_password_may_go(&stored, "rtsp://10.0.0.5:554/ch2").is_ok());
+        assert!(stored_password_may_go(&stored, "rtsp://10.0.0.6:8554/other").is_ok());
+        assert!(stored_password_may_go(&stored, "rtsp://10.0.0.5:8554/ch1").is_err());
+        assert!(stored_password_may_go(&stored, "rtsp://evil.example/ch1").is_err());
+        assert!(stored_password_may_go(&stored, "rtsps://10.0.0.5/ch1").is_err());
+        assert!(stored_password_may_go(&[None], "rtsp://10.0.0.5/ch1").is_err());
     }
 
     #[test]

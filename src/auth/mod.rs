@@ -114,6 +114,8 @@ pub struct Principal {
     pub scope: Scope,
     /// The session's CSRF token when the caller came with a cookie; `None` for bearer tokens.
     pub csrf_token: Option<String>,
+    /// The stored hash of the cookie or token the caller came with, to look it up again ([`recheck`]).
+    pub credential: String,
 }
 
 impl Principal {
@@ -128,6 +130,8 @@ impl Principal {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
+    #[error("{0}")]
+    Invalid(String),
     #[error("password hashing failed: {0}")]
     Hash(String),
     #[error(transparent)]
@@ -175,7 +179,14 @@ pub async fn principal_from_token(
     pool: &Pool,
     token: &str,
 ) -> Result<Option<Principal>, AuthError> {
-    let Some(row) = db::users::token_by_hash(pool, &secret_hash(token)).await? else {
+    principal_from_token_hash(pool, &secret_hash(token)).await
+}
+
+async fn principal_from_token_hash(
+    pool: &Pool,
+    hash: &str,
+) -> Result<Option<Principal>, AuthError> {
+    let Some(row) = db::users::token_by_hash(pool, hash).await? else {
         return Ok(None);
     };
     let Some(role) = Role::parse(&row.role) else {
@@ -190,6 +201,7 @@ pub async fn principal_from_token(
         role,
         scope,
         csrf_token: None,
+        credential: hash.to_owned(),
     }))
 }
 
@@ -199,9 +211,15 @@ pub async fn principal_from_session(
     cookie: &str,
     idle_ms: i64,
 ) -> Result<Option<Principal>, AuthError> {
-    let Some((user, csrf)) =
-        db::users::session_by_hash(pool, &secret_hash(cookie), idle_ms).await?
-    else {
+    principal_from_session_hash(pool, &secret_hash(cookie), idle_ms).await
+}
+
+async fn principal_from_session_hash(
+    pool: &Pool,
+    hash: &str,
+    idle_ms: i64,
+) -> Result<Option<Principal>, AuthError> {
+    let Some((user, csrf)) = db::users::session_by_hash(pool, hash, idle_ms).await? else {
         return Ok(None);
     };
     let Some(role) = Role::parse(&user.role) else {
@@ -216,7 +234,40 @@ pub async fn principal_from_session(
         role,
         scope,
         csrf_token: Some(csrf),
+        credential: hash.to_owned(),
     }))
+}
+
+/// The caller as the database has it now, looked up again by the credential it came with: `None` once
+/// the session ended (logout, expiry, a change of the user's password, role or regions, the user
+/// deleted) or the token was revoked or expired. Long-lived views (live video, notifications) ask this
+/// every few seconds, so that what ends a request's rights also ends a stream's.
+pub async fn recheck(
+    pool: &Pool,
+    p: &Principal,
+    idle_ms: i64,
+) -> Result<Option<Principal>, AuthError> {
+    match p.subject {
+        Subject::Token { .. } => principal_from_token_hash(pool, &p.credential).await,
+        Subject::User { .. } => principal_from_session_hash(pool, &p.credential, idle_ms).await,
+    }
+}
+
+/// The rule for user names, wherever a user is made (API, `vigil user add`, seed): 1 to 64 characters,
+/// no white space or control characters, and none of `:` `/` `\`, so that a user's name can never read
+/// as another kind of actor in the audit log (`token:NAME`, a linked server's `server/user`).
+pub fn check_username(name: &str) -> Result<(), String> {
+    let n = name.chars().count();
+    if n == 0 || n > 64 {
+        return Err("username must have 1 to 64 characters".into());
+    }
+    if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("username must not contain spaces or control characters".into());
+    }
+    if name.contains([':', '/', '\\']) {
+        return Err("username must not contain : / or \\".into());
+    }
+    Ok(())
 }
 
 /// Creates a user with a hashed password (the `vigil user add` command and the seed).
@@ -227,6 +278,7 @@ pub async fn create_user(
     role: Role,
     regions: &[String],
 ) -> Result<db::users::User, AuthError> {
+    check_username(username).map_err(AuthError::Invalid)?;
     let hash = hash_password(password)?;
     Ok(db::users::insert(pool, username, &hash, role.as_str(), regions).await?)
 }

@@ -55,32 +55,16 @@ pub fn load_or_create_key(
     if let Some(k) = configured {
         return parse_key(k);
     }
-    let dir = data_dir.join("keys");
-    let path = dir.join("secrets.key");
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| SecretError::Io { path, source }
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => return parse_key(&text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io(&path)(e)),
-    }
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let key: [u8; 32] = ChaCha20Poly1305::generate_key(&mut OsRng).into();
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    use std::io::Write;
-    let mut f = opts.open(&path).map_err(io(&path))?;
-    f.write_all(format!("{}\n", B64.encode(key)).as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(io(&path))?;
-    Ok(key)
+    let path = data_dir.join("keys").join("secrets.key");
+    let bytes = crate::private::load_or_create(&path, || {
+        let key: [u8; 32] = ChaCha20Poly1305::generate_key(&mut OsRng).into();
+        format!("{}\n", B64.encode(key)).into_bytes()
+    })
+    .map_err(|source| SecretError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    parse_key(&String::from_utf8_lossy(&bytes))
 }
 
 /// Installs a key: the one new secrets are sealed with from now on.

@@ -5,13 +5,17 @@
 //!   `running` until the package is renamed into place (`done`, with its size and SHA-256) or the job
 //!   failed (`failed`, with the reason). A server stopped mid-job leaves a `running` row, which start-up
 //!   marks failed.
-//! - The clips exported are the case's clips at the start of the job; clips with no footage are listed
-//!   in the manifest with `file: null`.
+//! - The clips exported are the case's clips at the start of the job as the exporter may see them (a
+//!   camera out of their regions *now* is left out, see [`view::case_clips`]); clips with no footage are
+//!   listed in the manifest with `file: null`. The row keeps the ids of the cameras whose footage the
+//!   package holds, so that reading the export later checks each of them against the reader's regions
+//!   at that time.
 
 use super::package::{self, ClipSource};
 use super::store::CaseRow;
 use super::view;
 use super::CaseService;
+use crate::auth::Scope;
 use crate::db::{ms_to_rfc3339, now_ms, DbError, Pool};
 use crate::record::index;
 use serde::Serialize;
@@ -33,12 +37,21 @@ pub struct ExportRow {
     pub created_by: String,
     pub created_at: i64,
     pub finished_at: Option<i64>,
+    /// JSON array of the ids of the cameras whose footage the package holds.
+    pub camera_ids: String,
+}
+
+impl ExportRow {
+    /// The cameras whose footage the package holds.
+    pub fn cameras(&self) -> Vec<i64> {
+        serde_json::from_str(&self.camera_ids).unwrap_or_default()
+    }
 }
 
 pub async fn get(pool: &Pool, id: &str) -> Result<ExportRow, DbError> {
     sqlx::query_as::<_, ExportRow>(
         "SELECT id, case_no, region_code, state, progress, path, bytes, sha256, error, created_by, created_at,
-             finished_at FROM exports WHERE id = ?",
+             finished_at, camera_ids FROM exports WHERE id = ?",
     )
     .bind(id)
     .fetch_optional(pool)
@@ -58,8 +71,13 @@ pub async fn fail_interrupted(pool: &Pool) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Starts exporting a case; returns the job id.
-pub async fn start(svc: Arc<CaseService>, case: CaseRow, actor: String) -> Result<String, DbError> {
+/// Starts exporting a case as an exporter with `scope` sees it; returns the job id.
+pub async fn start(
+    svc: Arc<CaseService>,
+    case: CaseRow,
+    actor: String,
+    scope: Scope,
+) -> Result<String, DbError> {
     let mut id = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut id);
     let id = hex::encode(id);
@@ -81,7 +99,7 @@ pub async fn start(svc: Arc<CaseService>, case: CaseRow, actor: String) -> Resul
         .insert(id.clone(), progress.clone());
     let job = id.clone();
     tokio::spawn(async move {
-        let result = run(&svc, &job, case, &actor, progress.clone()).await;
+        let result = run(&svc, &job, case, &actor, &scope, progress.clone()).await;
         let now = now_ms();
         let done = match result {
             Ok((rel, entry)) => {
@@ -141,10 +159,20 @@ async fn run(
     id: &str,
     case: CaseRow,
     actor: &str,
+    scope: &Scope,
     progress: Arc<AtomicU32>,
 ) -> Result<(String, package::FileEntry), String> {
     let now = now_ms();
-    let (events, clips) = view::case_clips(&svc.pool, &case, &svc.defaults(), now)
+    let (events, clips) = view::case_clips(&svc.pool, &case, &svc.defaults(), now, scope)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut cameras: Vec<i64> = clips.iter().map(|c| c.camera_id).collect();
+    cameras.sort_unstable();
+    cameras.dedup();
+    sqlx::query("UPDATE exports SET camera_ids = ? WHERE id = ?")
+        .bind(json!(cameras).to_string())
+        .bind(id)
+        .execute(&svc.pool)
         .await
         .map_err(|e| e.to_string())?;
     let mut sources = Vec::with_capacity(clips.len());

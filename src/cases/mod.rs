@@ -26,6 +26,7 @@ pub mod signing;
 pub mod store;
 pub mod thumbnail;
 pub mod uptime;
+pub mod verify;
 pub mod view;
 
 use crate::config::CasesConfig;

@@ -13,7 +13,6 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,48 +33,24 @@ pub fn key_path(data_dir: &Path) -> PathBuf {
 /// Loads the signing key, making it on first start.
 pub fn load_or_create(data_dir: &Path) -> Result<SigningKey, KeyError> {
     let path = key_path(data_dir);
-    let io = |source| KeyError::Io {
+    let mut made = false;
+    let bytes = crate::private::load_or_create(&path, || {
+        made = true;
+        let mut seed = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut seed);
+        hex::encode(seed).into_bytes()
+    })
+    .map_err(|source| KeyError::Io {
         path: path.clone(),
         source,
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => return parse(&text).ok_or_else(|| KeyError::Malformed(path.clone())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io(e)),
+    })?;
+    if made {
+        tracing::info!(path = %path.display(), "evidence signing key created");
     }
-    let dir = path.parent().unwrap_or(data_dir);
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let mut seed = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut seed);
-    let tmp = dir.join(format!("evidence-signing.key.{}.tmp", std::process::id()));
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io)?;
-        f.write_all(hex::encode(seed).as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-    }
-    // link() fails when another start won the race: then its key is the key.
-    let linked = std::fs::hard_link(&tmp, &path);
-    let _ = std::fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => {
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-            tracing::info!(path = %path.display(), "evidence signing key created");
-            Ok(SigningKey::from_bytes(&seed))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let text = std::fs::read_to_string(&path).map_err(io)?;
-            parse(&text).ok_or(KeyError::Malformed(path))
-        }
-        Err(e) => Err(io(e)),
-    }
+    std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(parse)
+        .ok_or(KeyError::Malformed(path))
 }
 
 fn parse(text: &str) -> Option<SigningKey> {

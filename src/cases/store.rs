@@ -501,27 +501,12 @@ pub async fn search(pool: &Pool, scope: &Scope, f: &Filter) -> Result<Vec<CaseRo
         sql.push_str(" AND card = ?");
         binds.push(Bind::Text(c.clone()));
     }
-    if let Scope::Regions(set) = scope {
-        if set.is_empty() {
-            return Ok(Vec::new());
-        }
-        sql.push_str(" AND region_code IN (");
-        for (i, r) in set.iter().enumerate() {
-            sql.push_str(if i == 0 { "?" } else { ", ?" });
-            binds.push(Bind::Text(r.clone()));
-        }
-        sql.push(')');
+    if !in_scope(scope, "region_code", &mut sql, &mut binds) {
+        return Ok(Vec::new());
     }
     sql.push_str(" ORDER BY case_no LIMIT ?");
     binds.push(Bind::Int(f.limit));
-    let mut q = sqlx::query_as::<_, CaseRow>(&sql);
-    for b in binds {
-        q = match b {
-            Bind::Text(t) => q.bind(t),
-            Bind::Int(i) => q.bind(i),
-        };
-    }
-    Ok(q.fetch_all(pool).await?)
+    Ok(with_binds::<CaseRow>(&sql, binds).fetch_all(pool).await?)
 }
 
 enum Bind {
@@ -529,14 +514,53 @@ enum Bind {
     Int(i64),
 }
 
-/// Cameras of the positions of a site, by position code, with their names.
+/// A query of `T` rows with its parameters bound in order.
+fn with_binds<'q, T>(
+    sql: &'q str,
+    binds: Vec<Bind>,
+) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, T, sqlx::sqlite::SqliteArguments<'q>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
+{
+    let mut q = sqlx::query_as::<_, T>(sql);
+    for b in binds {
+        q = match b {
+            Bind::Text(t) => q.bind(t),
+            Bind::Int(i) => q.bind(i),
+        };
+    }
+    q
+}
+
+/// Appends ` AND column IN (regions of the scope)` to `sql`; false when the scope is empty (nothing can
+/// match).
+fn in_scope(scope: &Scope, column: &str, sql: &mut String, binds: &mut Vec<Bind>) -> bool {
+    let Scope::Regions(set) = scope else {
+        return true;
+    };
+    if set.is_empty() {
+        return false;
+    }
+    sql.push_str(&format!(" AND {column} IN ("));
+    for (i, r) in set.iter().enumerate() {
+        sql.push_str(if i == 0 { "?" } else { ", ?" });
+        binds.push(Bind::Text(r.clone()));
+    }
+    sql.push(')');
+    true
+}
+
+/// Cameras of the positions of a site, by position code, with their names and the region they are in
+/// now (their own site's, which may no longer be this site's: a camera moved to another city keeps its
+/// old links until an admin edits the positions).
 pub async fn position_cameras(
     pool: &Pool,
     site_id: i64,
-) -> Result<Vec<(String, i64, String)>, DbError> {
+) -> Result<Vec<(String, i64, String, String)>, DbError> {
     Ok(sqlx::query_as(
-        "SELECT p.code, c.id, c.name FROM positions p
+        "SELECT p.code, c.id, c.name, s.region_code FROM positions p
          JOIN position_cameras pc ON pc.position_id = p.id JOIN cameras c ON c.id = pc.camera_id
+         JOIN sites s ON s.id = c.site_id
          WHERE p.site_id = ? ORDER BY p.code, c.id",
     )
     .bind(site_id)
@@ -563,21 +587,28 @@ fn ser_ms<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
 /// The events at the positions a camera covers, in `[from, to)` (Unix ms), in time order, at most `limit`.
 pub async fn camera_events(
     pool: &Pool,
+    scope: &Scope,
     camera_id: i64,
     from: i64,
     to: i64,
     limit: i64,
 ) -> Result<Vec<CameraEvent>, DbError> {
-    Ok(sqlx::query_as(
+    // Only the events of cases the caller may see: a camera that moved to another city keeps its links
+    // to its old site's positions, whose cases are not the new city's to see.
+    let mut sql = String::from(
         "SELECT e.at, e.case_no, e.case_type, e.kind, e.position, e.site_id FROM position_cameras pc
          JOIN positions p ON p.id = pc.position_id
          JOIN case_events e ON e.site_id = p.site_id AND e.position = p.code
-         WHERE pc.camera_id = ? AND e.at >= ? AND e.at < ? ORDER BY e.at, e.id LIMIT ?",
-    )
-    .bind(camera_id)
-    .bind(from)
-    .bind(to)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+         JOIN cases c ON c.case_no = e.case_no
+         WHERE pc.camera_id = ? AND e.at >= ? AND e.at < ?",
+    );
+    let mut binds = vec![Bind::Int(camera_id), Bind::Int(from), Bind::Int(to)];
+    if !in_scope(scope, "c.region_code", &mut sql, &mut binds) {
+        return Ok(Vec::new());
+    }
+    sql.push_str(" ORDER BY e.at, e.id LIMIT ?");
+    binds.push(Bind::Int(limit));
+    Ok(with_binds::<CameraEvent>(&sql, binds)
+        .fetch_all(pool)
+        .await?)
 }

@@ -5,6 +5,7 @@
 use super::clips::{clips, sort_events, ClipPlan, EventRef};
 use super::coverage::{self, Coverage};
 use super::store::{self, CaseRow, EventRow};
+use crate::auth::Scope;
 use crate::db::{ms_to_rfc3339, DbError, Pool};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -78,12 +79,16 @@ pub fn event_view(e: &EventRow) -> EventView {
     }
 }
 
-/// The clips of a case with coverage, and the events they come from.
+/// The clips of a case with coverage, and the events they come from, as a caller with `scope` may see
+/// them: a camera is shown only while the region it is in *now* is in the scope. A case's links to
+/// cameras are made by its site's positions; a camera that moved to another city since carries its
+/// footage there, and no case of its old city shows it any more.
 pub async fn case_clips(
     pool: &Pool,
     case: &CaseRow,
     defaults: &super::clips::Rules,
     now: i64,
+    scope: &Scope,
 ) -> Result<(Vec<EventRow>, Vec<ClipView>), DbError> {
     // Three independent reads, each on its own connection: one round trip of latency, not three.
     let events = async {
@@ -98,7 +103,10 @@ pub async fn case_clips(
         tokio::try_join!(events, rules, store::position_cameras(pool, case.site_id))?;
     let mut cams: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     let mut names: HashMap<i64, String> = HashMap::new();
-    for (code, id, name) in pos_cams {
+    for (code, id, name, region) in pos_cams {
+        if !scope.allows(&region) {
+            continue;
+        }
         cams.entry(code).or_default().push(id);
         names.insert(id, name);
     }
@@ -146,6 +154,7 @@ pub async fn case_view(
     case: CaseRow,
     defaults: &super::clips::Rules,
     now: i64,
+    scope: &Scope,
 ) -> Result<CaseView, DbError> {
     let site = async {
         sqlx::query_scalar::<_, String>("SELECT name FROM sites WHERE id = ?")
@@ -154,7 +163,8 @@ pub async fn case_view(
             .await
             .map_err(DbError::from)
     };
-    let ((evs, clips), site_name) = tokio::try_join!(case_clips(pool, &case, defaults, now), site)?;
+    let ((evs, clips), site_name) =
+        tokio::try_join!(case_clips(pool, &case, defaults, now, scope), site)?;
     Ok(CaseView {
         case_no: case.case_no,
         case_type: case.case_type,

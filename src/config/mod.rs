@@ -128,6 +128,9 @@ pub struct AuthConfig {
     /// Key that encrypts camera passwords at rest: 32 bytes, base64. When absent, a key is generated on
     /// first start into `<data_dir>/keys/secrets.key` (mode 0600) and read from there afterwards.
     pub secrets_key: Option<String>,
+    /// How often a long-lived view (live video, WHEP, notifications) looks its caller up again: it ends
+    /// within this many seconds of a logout, a revoked token or a change of the user's rights.
+    pub recheck_seconds: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -161,6 +164,9 @@ pub struct LiveConfig {
     pub webrtc_ips: Vec<std::net::IpAddr>,
     /// Width of the sub stream made (GStreamer, on demand) for cameras that have none.
     pub sub_width: u32,
+    /// A live session (WebSocket or WHEP) ends after this many seconds whatever happens; the console
+    /// opens a new one (checked anew) when it still shows the camera.
+    pub max_session_seconds: u64,
 }
 
 impl Default for LiveConfig {
@@ -171,6 +177,7 @@ impl Default for LiveConfig {
             rewrite_vui: true,
             webrtc_ips: Vec::new(),
             sub_width: 640,
+            max_session_seconds: 43_200,
         }
     }
 }
@@ -295,6 +302,7 @@ impl Default for AuthConfig {
             trust_forwarded_for: false,
             allowed_origins: Vec::new(),
             secrets_key: None,
+            recheck_seconds: 2,
         }
     }
 }

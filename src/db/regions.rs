@@ -2,7 +2,8 @@
 //!
 //! A deleted region is kept as a row marked `deleted_at` (migration 0006): [`list`], [`get`] and [`rename`]
 //! skip it, but [`subtree`] and [`ancestors`] walk it, so what was scoped to it (audit rows above all) stays
-//! visible to the admins of the regions above.
+//! visible to the admins of the regions above. A deleted code comes back only at its old place in the tree
+//! ([`create_or_revive`]), so that its history never moves to another line of admins.
 
 use super::{now_ms, DbError, Pool};
 use serde::Serialize;
@@ -55,16 +56,33 @@ pub async fn insert(pool: &Pool, r: &Region) -> Result<(), DbError> {
     write(pool, r, INSERT).await.map(|_| ())
 }
 
-/// Creates a region, or brings a deleted one with this code back as `r` (its history is its own again).
+/// Creates a region, or brings a deleted one with this code back, renamed as `r`.
+///
+/// A deleted region keeps its history (sites it had, footage, exports, audit rows), which is visible to
+/// the admins of the regions above it. Bringing it back anywhere else in the tree would hand that history
+/// to another line of admins, so a deleted code is revived only at the place it had (same parent, same
+/// level); elsewhere the code is refused for good (Conflict).
 pub async fn create_or_revive(pool: &Pool, r: &Region) -> Result<(), DbError> {
     let sql = format!(
         "{INSERT} ON CONFLICT (code) DO UPDATE
-           SET name = excluded.name, level = excluded.level, parent_code = excluded.parent_code,
-               deleted_at = NULL
-           WHERE regions.deleted_at IS NOT NULL"
+           SET name = excluded.name, deleted_at = NULL
+           WHERE regions.deleted_at IS NOT NULL AND regions.level = excluded.level
+             AND regions.parent_code IS excluded.parent_code"
     );
     if write(pool, r, &sql).await? == 0 {
-        return Err(DbError::Conflict("region already exists".into()));
+        let deleted: Option<(Option<i64>,)> =
+            sqlx::query_as("SELECT deleted_at FROM regions WHERE code = ?")
+                .bind(&r.code)
+                .fetch_optional(pool)
+                .await?;
+        return Err(DbError::Conflict(match deleted {
+            Some((Some(_),)) => format!(
+                "region code {} belonged to a deleted region elsewhere in the tree; its history stays \
+                 there, so the code can only come back at the same place",
+                r.code
+            ),
+            _ => "region already exists".into(),
+        }));
     }
     Ok(())
 }

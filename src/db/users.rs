@@ -105,29 +105,58 @@ pub async fn credentials(pool: &Pool, username: &str) -> Result<Option<Credentia
     }))
 }
 
-/// Counts a failed login; locks the account (until `lock_until`) when it reaches `max_failures`.
-/// Returns the end of the lock when this failure set one.
-pub async fn record_failure(
+/// What [`charge_attempt`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// The password may be checked; this is the n-th attempt since the last good login.
+    Allowed { nth: i64 },
+    /// The account is locked (by this attempt or before it) until then.
+    Locked { until: i64 },
+}
+
+/// Counts a login attempt *before* its password is checked, in one statement, so that attempts made at
+/// the same moment cannot all pass a check that none of them has counted yet. An attempt past
+/// `max_failures` locks the account until `lock_until` and is refused unchecked; a lock that has run out
+/// starts a fresh count. A good login then clears the count ([`clear_failures`]); a bad one that was the
+/// last allowed locks the account ([`lock`]).
+pub async fn charge_attempt(
     pool: &Pool,
     id: i64,
     max_failures: u32,
     lock_until: i64,
-) -> Result<Option<i64>, DbError> {
-    let (failed,): (i64,) = sqlx::query_as(
-        "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ? RETURNING failed_logins",
+) -> Result<Attempt, DbError> {
+    let now = now_ms();
+    let (nth, locked_until): (i64, Option<i64>) = sqlx::query_as(
+        "UPDATE users SET
+             failed_logins = CASE WHEN locked_until IS NOT NULL AND locked_until <= ?1 THEN 1
+                                  WHEN locked_until IS NOT NULL THEN failed_logins
+                                  ELSE failed_logins + 1 END,
+             locked_until = CASE WHEN locked_until IS NOT NULL AND locked_until <= ?1 THEN NULL
+                                 ELSE locked_until END
+         WHERE id = ?2 RETURNING failed_logins, locked_until",
     )
+    .bind(now)
     .bind(id)
     .fetch_one(pool)
     .await?;
-    if failed >= i64::from(max_failures) {
-        sqlx::query("UPDATE users SET locked_until = ? WHERE id = ?")
-            .bind(lock_until)
-            .bind(id)
-            .execute(pool)
-            .await?;
-        return Ok(Some(lock_until));
+    if let Some(until) = locked_until {
+        return Ok(Attempt::Locked { until });
     }
-    Ok(None)
+    if nth > i64::from(max_failures) {
+        lock(pool, id, lock_until).await?;
+        return Ok(Attempt::Locked { until: lock_until });
+    }
+    Ok(Attempt::Allowed { nth })
+}
+
+/// Locks the account until `until`, unless it is locked already.
+pub async fn lock(pool: &Pool, id: i64, until: i64) -> Result<(), DbError> {
+    sqlx::query("UPDATE users SET locked_until = ? WHERE id = ? AND locked_until IS NULL")
+        .bind(until)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// Clears the failure count and any lock (a good login, or an admin's unlock).

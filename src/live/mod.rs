@@ -286,6 +286,12 @@ impl Live {
         Ok((answer, id))
     }
 
+    /// Whether a WHEP session is still running.
+    pub fn whep_alive(&self, id: &str) -> bool {
+        let map = self.whep.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(id).is_some_and(|c| !c.is_closed())
+    }
+
     /// Ends a WHEP session; false when there is none by that id.
     pub fn whep_delete(&self, id: &str) -> bool {
         let mut map = self.whep.lock().unwrap_or_else(|e| e.into_inner());

@@ -17,7 +17,7 @@
 use super::mse::{Frag, Init, Item, MseViewer, Next};
 use super::{rtc, Live, LiveError, MseLease};
 use crate::hub::StreamKey;
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -166,8 +166,15 @@ fn wants_transcode(codecs: &[String], init: &Init) -> bool {
             .any(|c| c.to_ascii_lowercase().starts_with("avc1"))
 }
 
-/// Serves one upgraded live socket until the client leaves or the connection fails.
-pub async fn serve(socket: WebSocket, live: Arc<Live>, viewer: Viewer) {
+/// Serves one upgraded live socket until the client leaves, the connection fails, or `end` resolves
+/// (the caller's rights ended: the viewer is told why, and the socket closes).
+pub async fn serve(
+    socket: WebSocket,
+    live: Arc<Live>,
+    viewer: Viewer,
+    end: impl std::future::Future<Output = &'static str>,
+) {
+    tokio::pin!(end);
     let camera = viewer.key.camera_id;
     let stream = viewer.key.kind.as_str();
     let (sink, mut source) = socket.split();
@@ -199,6 +206,13 @@ pub async fn serve(socket: WebSocket, live: Arc<Live>, viewer: Viewer) {
     let result: Result<(), ()> = async {
         loop {
             tokio::select! {
+                why = &mut end => {
+                    tracing::info!(camera, stream, user = %viewer.user, reason = why, "live view ended by the server");
+                    let _ = conn.text(json!({"type": "error", "code": "ended", "message": why})).await;
+                    let frame = CloseFrame { code: close_code::POLICY, reason: Utf8Bytes::from(why) };
+                    let _ = conn.send(Message::Close(Some(frame))).await;
+                    return Ok(());
+                }
                 ctl = ctl_rx.recv() => match ctl {
                     None => return Ok(()),
                     Some(Err(e)) => conn.error(&e).await?,

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod ws;
 
 use serde_json::{json, Value};
 use std::io::Read;
@@ -539,6 +540,23 @@ impl Client {
             body: serde_json::from_str(&text).unwrap_or(Value::Null),
             text,
         }
+    }
+
+    /// A GET whose body is bytes: (status, body, content type).
+    pub async fn download(&self, path: &str) -> (u16, Vec<u8>, String) {
+        let mut req = self.http.get(format!("{}{}", self.base, path));
+        if let Some(t) = &self.bearer {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.expect("get");
+        let status = r.status().as_u16();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        (status, r.bytes().await.expect("body").to_vec(), ct)
     }
 
     pub async fn get(&self, path: &str) -> Reply {

@@ -1,0 +1,91 @@
+//! Long-lived views end when their caller's rights end. A live WebSocket, a WHEP session or a
+//! notification stream was let in by the access layer once, at its start; [`until_revoked`] looks the
+//! caller up again every `auth.recheck_seconds` and resolves, with the reason, as soon as the session or
+//! token is gone (logout, expiry, revocation, the user deleted or given another password, role or regions),
+//! the role is another, or the region of what is watched has left the caller's scope. It also resolves
+//! when the view reached its maximum duration. A database that cannot answer for a moment ends nothing.
+
+use super::AppState;
+use crate::auth::{self, Principal};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Why a view was ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    SignedOut,
+    RightsChanged,
+    MaxDuration,
+}
+
+impl Ended {
+    /// What the viewer is told (the console shows it).
+    pub fn message(self) -> &'static str {
+        match self {
+            Ended::SignedOut => "your session or token has ended",
+            Ended::RightsChanged => "your rights to this view have changed",
+            Ended::MaxDuration => "the live session reached its maximum duration; open it again",
+        }
+    }
+}
+
+/// Resolves when `p` may no longer hold the view (see the module doc). `region`: the region of what is
+/// watched (a camera's region, looked up anew each time by `region_now`), or `None` for a view of the
+/// caller's whole scope (notifications, which filter by region themselves).
+pub async fn until_revoked<F, Fut>(
+    state: AppState,
+    p: Principal,
+    max: Option<Duration>,
+    region_now: F,
+) -> Ended
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<String>>,
+{
+    let every = Duration::from_secs(state.cfg.auth.recheck_seconds.max(1));
+    let deadline = max.map(|m| Instant::now() + m);
+    let idle_ms = (state.cfg.auth.session_idle_minutes * 60_000) as i64;
+    loop {
+        let next = Instant::now() + every;
+        match deadline {
+            Some(d) if d <= next => {
+                tokio::time::sleep_until(d).await;
+                return Ended::MaxDuration;
+            }
+            _ => tokio::time::sleep_until(next).await,
+        }
+        match auth::recheck(&state.pool, &p, idle_ms).await {
+            Ok(None) => return Ended::SignedOut,
+            Ok(Some(now)) => {
+                if now.role != p.role {
+                    return Ended::RightsChanged;
+                }
+                if let Some(region) = region_now().await {
+                    if !now.scope.allows(&region) {
+                        return Ended::RightsChanged;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(actor = %p.actor(), error = %e, "rechecking a live view's caller failed")
+            }
+        }
+    }
+}
+
+/// The region a camera is in now: no region's (`""`, in no scope but a global one) when it is gone, and
+/// `None` (not checked this time) when the database cannot say.
+pub async fn camera_region(state: &AppState, camera_id: i64) -> Option<String> {
+    match crate::db::cameras::get(&state.pool, camera_id).await {
+        Ok(c) => Some(c.region_code),
+        Err(crate::db::DbError::NotFound) => Some(String::new()),
+        Err(_) => None,
+    }
+}
+
+/// The longest a live session may last.
+pub fn live_max(state: &AppState) -> Option<Duration> {
+    Some(Duration::from_secs(
+        state.cfg.live.max_session_seconds.max(1),
+    ))
+}
