@@ -10,3 +10,48 @@ CREATE TABLE seeded (
     at   BIGINT NOT NULL,
     PRIMARY KEY (kind, key)
 );
+
+-- The recordings' disk use as a running figure, kept by the database itself with every segment row that
+-- is added, grows or goes: retention and the health page read one row instead of summing the whole index.
+CREATE TABLE segment_totals (
+    id             INTEGER PRIMARY KEY CHECK (id = 1),
+    bytes          BIGINT NOT NULL,                -- all indexed bytes
+    open_count     BIGINT NOT NULL,                -- segments being written
+    complete_count BIGINT NOT NULL,
+    complete_bytes BIGINT NOT NULL
+);
+INSERT INTO segment_totals (id, bytes, open_count, complete_count, complete_bytes)
+SELECT 1, COALESCE(SUM(bytes), 0),
+       COALESCE(SUM(CASE WHEN state = 'open' THEN 1 ELSE 0 END), 0),
+       COALESCE(SUM(CASE WHEN state = 'complete' THEN 1 ELSE 0 END), 0),
+       COALESCE(SUM(CASE WHEN state = 'complete' THEN bytes ELSE 0 END), 0)
+FROM segments;
+
+CREATE TRIGGER segment_totals_insert AFTER INSERT ON segments BEGIN
+    UPDATE segment_totals SET
+        bytes = bytes + NEW.bytes,
+        open_count = open_count + (NEW.state = 'open'),
+        complete_count = complete_count + (NEW.state = 'complete'),
+        complete_bytes = complete_bytes + CASE WHEN NEW.state = 'complete' THEN NEW.bytes ELSE 0 END
+    WHERE id = 1;
+END;
+
+CREATE TRIGGER segment_totals_update AFTER UPDATE OF bytes, state ON segments BEGIN
+    UPDATE segment_totals SET
+        bytes = bytes + NEW.bytes - OLD.bytes,
+        open_count = open_count + (NEW.state = 'open') - (OLD.state = 'open'),
+        complete_count = complete_count + (NEW.state = 'complete') - (OLD.state = 'complete'),
+        complete_bytes = complete_bytes
+            + CASE WHEN NEW.state = 'complete' THEN NEW.bytes ELSE 0 END
+            - CASE WHEN OLD.state = 'complete' THEN OLD.bytes ELSE 0 END
+    WHERE id = 1;
+END;
+
+CREATE TRIGGER segment_totals_delete AFTER DELETE ON segments BEGIN
+    UPDATE segment_totals SET
+        bytes = bytes - OLD.bytes,
+        open_count = open_count - (OLD.state = 'open'),
+        complete_count = complete_count - (OLD.state = 'complete'),
+        complete_bytes = complete_bytes - CASE WHEN OLD.state = 'complete' THEN OLD.bytes ELSE 0 END
+    WHERE id = 1;
+END;

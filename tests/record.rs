@@ -92,37 +92,6 @@ async fn video(c: &Client, cam: i64, start: i64, end: i64, headers: &[(&str, &st
     }
 }
 
-/// ffprobe of a file: (duration s, frame rate, decoded frames); panics on any decoder complaint.
-fn probe(path: &Path) -> (f64, String, u64) {
-    let out = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-show_entries"])
-        .arg("stream=nb_read_frames,r_frame_rate:format=duration")
-        .args(["-of", "json"])
-        .arg(path)
-        .output()
-        .expect("ffprobe");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && err.trim().is_empty(),
-        "ffprobe {}: {err}",
-        path.display()
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
-    let dur = v["format"]["duration"]
-        .as_str()
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(-1.0);
-    let rate = v["streams"][0]["r_frame_rate"]
-        .as_str()
-        .unwrap_or("")
-        .to_owned();
-    let frames = v["streams"][0]["nb_read_frames"]
-        .as_str()
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(0);
-    (dur, rate, frames)
-}
-
 async fn recorded_camera(c: &Client, site: i64, name: &str, url: String) -> i64 {
     c.camera(json!({"name": name, "site_id": site, "main_url": url, "record": true}))
         .await
@@ -198,7 +167,7 @@ async fn three_minutes_recorded_play_back_by_any_range_and_across_a_gap() {
         assert_eq!(v.headers["content-type"], "video/mp4");
         let f = dir.path().join(format!("range{i}.mp4"));
         std::fs::write(&f, &v.body).expect("write");
-        let (dur, rate, frames) = probe(&f);
+        let (dur, rate, frames) = ffprobe(&f);
         println!(
             "range {i}: {dur:.3} s, {rate}, {frames} frames, {} bytes",
             v.body.len()
@@ -294,7 +263,7 @@ async fn three_minutes_recorded_play_back_by_any_range_and_across_a_gap() {
     assert!(!v.headers["vigil-gaps"].is_empty(), "gap in the header");
     let f = dir.path().join("gap.mp4");
     std::fs::write(&f, &v.body).expect("write");
-    let (dur, _, frames) = probe(&f);
+    let (dur, _, frames) = ffprobe(&f);
     let expect = (s[1].1 - s[0].0) as f64 / 1e6;
     println!("across the gap: {dur:.3} s (expected {expect:.3}), {frames} frames");
     assert!((dur - expect).abs() < 0.3, "{dur} vs {expect}");
@@ -391,7 +360,7 @@ async fn kill_9_ten_times_loses_at_most_the_gop_in_flight() {
     let files = segment_files(&server.data_dir());
     assert!(files.len() >= 8 * 11, "{} segment files", files.len());
     for f in &files {
-        let (_, _, frames) = probe(f);
+        let (_, _, frames) = ffprobe(f);
         assert!(frames > 0, "{}", f.display());
     }
 }
@@ -498,7 +467,7 @@ region_codes = ["360100"]
     let dir = tempfile::tempdir().expect("tmp");
     let f = dir.path().join("h265.mp4");
     std::fs::write(&f, &v.body).expect("write");
-    let (dur, rate, frames) = probe(&f);
+    let (dur, rate, frames) = ffprobe(&f);
     assert!(
         (dur - 5.0).abs() <= 0.2 && rate == "25/1" && frames >= 125,
         "{dur} {rate} {frames}"

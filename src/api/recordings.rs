@@ -177,11 +177,13 @@ pub async fn video(
     };
     tracing::info!(camera = id, actor = %p.actor(), start = %q.start, end = %q.end, "playback");
     let etag = HeaderValue::from_str(&plan.etag).map_err(ApiError::internal)?;
-    let gaps: Vec<String> = plan
-        .gaps
-        .iter()
-        .map(|(a, b)| format!("{}/{}", us_to_rfc3339(*a), us_to_rfc3339(*b)))
-        .collect();
+    let ranges = |r: &[(i64, i64)]| -> String {
+        r.iter()
+            .map(|(a, b)| format!("{}/{}", us_to_rfc3339(*a), us_to_rfc3339(*b)))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let (gaps, missing) = (ranges(&plan.gaps), ranges(&plan.missing));
     // One row per view of a range: the element's later byte ranges and revalidations are the same view.
     let note = AuditNote {
         target: Some(format!("/cameras/{id}/video.mp4")),
@@ -210,7 +212,9 @@ pub async fn video(
         )
         .header("vigil-start", us_to_rfc3339(plan.start_us))
         .header("vigil-end", us_to_rfc3339(plan.end_us))
-        .header("vigil-gaps", gaps.join(","));
+        .header("vigil-gaps", gaps)
+        // Indexed footage whose files could not be read: played as gaps.
+        .header("vigil-missing", missing);
     if headers.get(header::IF_NONE_MATCH) == Some(&etag) {
         return resp
             .status(StatusCode::NOT_MODIFIED)

@@ -151,12 +151,14 @@ pub fn write(
                     Value::from(us_to_rfc3339(p.start_us)),
                 );
                 meta.insert("presented_end".into(), Value::from(us_to_rfc3339(p.end_us)));
-                let gaps: Vec<Value> = p
-                    .gaps
-                    .iter()
-                    .map(|(a, b)| serde_json::json!({"start": us_to_rfc3339(*a), "end": us_to_rfc3339(*b)}))
-                    .collect();
-                meta.insert("gaps".into(), Value::from(gaps));
+                let spans = |r: &[(i64, i64)]| -> Vec<Value> {
+                    r.iter()
+                        .map(|(a, b)| serde_json::json!({"start": us_to_rfc3339(*a), "end": us_to_rfc3339(*b)}))
+                        .collect()
+                };
+                meta.insert("gaps".into(), Value::from(spans(&p.gaps)));
+                // Footage the index holds but whose files could not be read when the package was made.
+                meta.insert("missing".into(), Value::from(spans(&p.missing)));
                 files.push(entry);
             }
             None => {

@@ -11,7 +11,7 @@
 
 use super::index::{self, SegmentRow};
 use super::recovery::{adopt_orphan, collect_garbage, row_from_scan, truncate, RecoveryReport};
-use super::scan::scan;
+use super::scan::{scan, ScanError};
 use crate::db::{DbError, Pool};
 use std::collections::HashSet;
 use std::path::Path;
@@ -82,7 +82,12 @@ pub async fn check(pool: &Pool, data_dir: &Path, repair: bool) -> Result<CheckRe
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 rep.problems.push(format!("{}: {e}", row.path));
-                if repair {
+                if repair && !e.is_about_content() {
+                    rep.problems.push(format!(
+                        "{}: cannot be read now; left as it is (try again once the disk answers)",
+                        row.path
+                    ));
+                } else if repair {
                     index::to_garbage(pool, &[(row.id, row.path.clone())], "check: unreadable")
                         .await?;
                     collect_garbage(pool, data_dir).await;
@@ -175,14 +180,17 @@ pub async fn check(pool: &Pool, data_dir: &Path, repair: bool) -> Result<CheckRe
 }
 
 /// The index made from the files alone, in [`index::all`]'s order.
-pub fn rows_from_files(data_dir: &Path) -> Vec<SegmentRow> {
-    let mut rows: Vec<SegmentRow> = all_files(data_dir)
-        .into_iter()
-        .filter_map(|rel| {
-            let s = scan(&data_dir.join(&rel), None).ok()?;
-            (!s.fragments.is_empty()).then(|| row_from_scan(&rel, &s))
-        })
-        .collect();
+pub fn rows_from_files(data_dir: &Path) -> Result<Vec<SegmentRow>, ScanError> {
+    let mut rows = Vec::new();
+    for rel in all_files(data_dir) {
+        match scan(&data_dir.join(&rel), None) {
+            Ok(s) if !s.fragments.is_empty() => rows.push(row_from_scan(&rel, &s)),
+            Ok(_) => {}
+            Err(e) if e.is_about_content() => {}
+            // A file that cannot be read now would silently drop out of the new index.
+            Err(e) => return Err(ScanError::Io(std::io::Error::other(format!("{rel}: {e}")))),
+        }
+    }
     rows.sort_by(|a, b| {
         (a.camera_id, &a.stream, a.start_us, &a.path).cmp(&(
             b.camera_id,
@@ -191,23 +199,26 @@ pub fn rows_from_files(data_dir: &Path) -> Vec<SegmentRow> {
             &b.path,
         ))
     });
-    rows
+    Ok(rows)
 }
 
-/// Replaces the segment index with [`rows_from_files`]. Returns the number of rows.
+/// Replaces the segment index with [`rows_from_files`], in one transaction: until it commits the old
+/// index stands whole, and it commits only complete. A file that cannot be read now stops the rebuild.
+/// Returns the number of rows.
 pub async fn rebuild(pool: &Pool, data_dir: &Path) -> Result<usize, DbError> {
     collect_garbage(pool, data_dir).await;
     let dd = data_dir.to_owned();
     let rows = tokio::task::spawn_blocking(move || rows_from_files(&dd))
         .await
-        .map_err(|e| DbError::Invalid(e.to_string()))?;
-    let mut tx = pool.begin().await?;
+        .map_err(|e| DbError::Invalid(e.to_string()))?
+        .map_err(|e| DbError::Invalid(format!("rebuild stopped, the index is unchanged: {e}")))?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     sqlx::query("DELETE FROM segments")
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
     for r in &rows {
-        index::insert(pool, r).await?;
+        index::insert(&mut *tx, r).await?;
     }
+    tx.commit().await?;
     Ok(rows.len())
 }

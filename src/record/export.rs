@@ -13,6 +13,8 @@
 //!   lengthened (the picture holds over a gap), and the gaps are reported.
 //! - A change of codec parameters between segments adds a sample entry (`stsd` with several entries).
 //! - Only bytes covered by the index are read (an open segment is cut at its indexed length).
+//! - A segment file that is missing or unreadable is a gap (listed in `missing`), never a failure of the
+//!   whole range.
 
 use super::index::SegmentRow;
 use super::scan::{scan, ScanError};
@@ -56,6 +58,9 @@ pub struct Plan {
     pub start_us: i64,
     pub end_us: i64,
     pub gaps: Vec<(i64, i64)>,
+    /// Ranges of indexed segments whose files could not be read (missing, unreadable): gaps too, but
+    /// footage that the index says exists.
+    pub missing: Vec<(i64, i64)>,
     pub frames: usize,
 }
 
@@ -68,7 +73,8 @@ struct Chunk {
 }
 
 /// Plans the MP4 of `[start_us, end_us)` from the stream's overlapping segment rows (oldest first).
-/// `None` when no footage falls in the range. Blocking (reads the segments' fragment headers).
+/// `None` when no footage falls in the range. Blocking (reads the segments' fragment headers). A segment
+/// that cannot be read is left out and listed in [`Plan::missing`].
 pub fn plan(
     data_dir: &Path,
     rows: &[SegmentRow],
@@ -87,9 +93,20 @@ pub fn plan(
     let mut last_frag_wall: i64 = i64::MIN;
     let mut last_run: i64 = i64::MIN;
     let (mut width, mut height) = (0u32, 0u32);
+    let mut missing = Vec::new();
     for row in rows {
         let abs = data_dir.join(&row.path);
-        let s = scan(&abs, Some(row.bytes as u64))?;
+        // A segment whose file is gone or unreadable is a gap in the footage, not a failure of the range:
+        // the rest plays, and the hole is reported.
+        let s = match scan(&abs, Some(row.bytes as u64)) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(camera = row.camera_id, path = %abs.display(), error = %e,
+                    "segment unreadable: played as a gap");
+                missing.push((row.start_us.max(start_us), row.end_us.min(end_us)));
+                continue;
+            }
+        };
         let entry = match entries.iter().position(|e| *e == s.sample_entry) {
             Some(i) => i,
             None => {
@@ -254,6 +271,7 @@ pub fn plan(
         start_us: eff_start,
         end_us: eff_end,
         gaps,
+        missing,
         frames: sizes.len(),
     }))
 }

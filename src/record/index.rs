@@ -32,7 +32,10 @@ const COLUMNS: &str =
      codec, width, height, keyframes, path, state";
 
 /// A row about to be inserted (`id` is ignored).
-pub async fn insert(pool: &Pool, r: &SegmentRow) -> Result<i64, DbError> {
+pub async fn insert<'e, E>(db: E, r: &SegmentRow) -> Result<i64, DbError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
     Ok(sqlx::query(
         "INSERT INTO segments (camera_id, stream, run, site_kind, start_us, end_us, duration_90k, frames, bytes,
              codec, width, height, keyframes, path, state)
@@ -53,7 +56,7 @@ pub async fn insert(pool: &Pool, r: &SegmentRow) -> Result<i64, DbError> {
     .bind(&r.keyframes)
     .bind(&r.path)
     .bind(&r.state)
-    .execute(pool)
+    .execute(db)
     .await
     .map_err(|e| DbError::from_constraint(e, "segment"))?
     .last_insert_rowid())
@@ -140,24 +143,58 @@ pub async fn overlapping(
     .await?)
 }
 
-/// Removes segment rows and lists their files as garbage, in one transaction.
-pub async fn to_garbage(pool: &Pool, rows: &[(i64, String)], reason: &str) -> Result<(), DbError> {
-    let mut tx = pool.begin().await?;
+/// Removes segment rows and lists their files as garbage, in one transaction, except rows of held
+/// footage: the hold is checked inside the same write transaction, so a hold placed while retention or
+/// a repair chose its rows still keeps its footage. Returns how many rows went.
+///
+/// The transaction commits with `synchronous = FULL`: its rows are durable (WAL synced) before any file
+/// on the garbage list is unlinked, so a power cut can never leave a row whose file is gone.
+pub async fn to_garbage(
+    pool: &Pool,
+    rows: &[(i64, String)],
+    reason: &str,
+) -> Result<usize, DbError> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("PRAGMA synchronous = FULL")
+        .execute(&mut *conn)
+        .await?;
+    let done = garbage_tx(&mut conn, rows, reason).await;
+    // Back to the pool's setting whatever happened (the connection is reused).
+    sqlx::query("PRAGMA synchronous = NORMAL")
+        .execute(&mut *conn)
+        .await?;
+    done
+}
+
+async fn garbage_tx(
+    conn: &mut sqlx::SqliteConnection,
+    rows: &[(i64, String)],
+    reason: &str,
+) -> Result<usize, DbError> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let now = now_ms();
+    let mut n = 0;
     for (id, path) in rows {
+        let gone = sqlx::query(&format!(
+            "DELETE FROM segments AS s WHERE s.id = ? AND NOT {HELD}"
+        ))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if gone.rows_affected() == 0 {
+            continue;
+        }
         sqlx::query("INSERT INTO garbage (path, reason, created_at) VALUES (?, ?, ?)")
             .bind(path)
             .bind(reason)
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM segments WHERE id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        n += 1;
     }
     tx.commit().await?;
-    Ok(())
+    super::crash::point("garbage.listed");
+    Ok(n)
 }
 
 pub async fn garbage(pool: &Pool) -> Result<Vec<(i64, String)>, DbError> {
@@ -255,11 +292,25 @@ pub async fn recorded_us(
     Ok(rows.into_iter().collect())
 }
 
+/// The recordings' running totals (kept by triggers on `segments`, migration 0008).
+#[derive(Debug, Clone, Copy, Default, sqlx::FromRow)]
+pub struct Totals {
+    pub bytes: i64,
+    pub open_count: i64,
+    pub complete_count: i64,
+    pub complete_bytes: i64,
+}
+
+pub async fn totals(pool: &Pool) -> Result<Totals, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT bytes, open_count, complete_count, complete_bytes FROM segment_totals WHERE id = 1",
+    )
+    .fetch_optional(pool)
+    .await?
+    .unwrap_or_default())
+}
+
 /// Bytes of every indexed segment.
 pub async fn total_bytes(pool: &Pool) -> Result<i64, DbError> {
-    Ok(
-        sqlx::query_scalar("SELECT COALESCE(SUM(bytes), 0) FROM segments")
-            .fetch_one(pool)
-            .await?,
-    )
+    Ok(totals(pool).await?.bytes)
 }

@@ -15,6 +15,7 @@
 //! - `export`: one MP4 (progressive, edit list) across segments and gaps, served by byte ranges.
 
 pub mod check;
+pub mod crash;
 pub mod export;
 pub mod index;
 pub mod recorder;

@@ -87,6 +87,7 @@ pub async fn collect_garbage(pool: &Pool, data_dir: &Path) -> usize {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
+            super::crash::point("garbage.unlinked");
             if let Some(dir) = abs.parent() {
                 fsync_dir(dir).or_else(|e| {
                     if e.kind() == std::io::ErrorKind::NotFound {
@@ -103,6 +104,7 @@ pub async fn collect_garbage(pool: &Pool, data_dir: &Path) -> usize {
         .await;
         match res {
             Ok(Ok(())) => {
+                super::crash::point("garbage.synced");
                 if index::garbage_done(pool, id).await.is_ok() {
                     n += 1;
                 }
@@ -147,6 +149,11 @@ async fn recover_open(
                 cut = s.file_len - s.complete_len,
                 "recovered an open segment"
             );
+        }
+        Err(e) if !e.is_about_content() => {
+            // Not readable now (EIO, EACCES, ...): left open for the next start, never removed for it.
+            tracing::error!(camera = row.camera_id, path = %row.path, error = %e,
+                "open segment cannot be read now; left as it is");
         }
         other => {
             if let Err(e) = other {
@@ -212,6 +219,9 @@ pub async fn adopt_orphan(
             }
             index::insert(pool, &row_from_scan(rel, &s)).await?;
             r.orphans_indexed += 1;
+        }
+        Err(e) if !e.is_about_content() => {
+            tracing::error!(path = %rel, error = %e, "unindexed file cannot be read now; left as it is");
         }
         _ => {
             let a = abs.clone();

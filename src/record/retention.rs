@@ -104,24 +104,21 @@ pub async fn pass(shared: &Shared) -> Result<PassReport, DbError> {
             if rows.is_empty() {
                 break;
             }
-            report.by_age += rows.len();
             report.bytes += rows.iter().map(|r| r.2).sum::<i64>();
             let ids: Vec<_> = rows.into_iter().map(|(id, p, _)| (id, p)).collect();
-            super::index::to_garbage(pool, &ids, "retention: age").await?;
+            // Rows held since they were chosen stay (checked again in the deleting transaction).
+            report.by_age += super::index::to_garbage(pool, &ids, "retention: age").await?;
         }
     }
     // Budget and free space.
     let budget = shared.cfg.disk_budget_mb as i64 * MIB;
-    let (used, open, avg): (Option<i64>, i64, Option<f64>) = sqlx::query_as(
-        "SELECT SUM(bytes), SUM(CASE WHEN state = 'open' THEN 1 ELSE 0 END),
-                AVG(CASE WHEN state = 'complete' THEN bytes END) FROM segments",
-    )
-    .fetch_one(pool)
-    .await?;
+    // The running totals, not a sum over the whole index.
+    let t = super::index::totals(pool).await?;
+    let avg = t.complete_bytes.checked_div(t.complete_count).unwrap_or(0);
     // Open segments will grow to about a full segment each: count that space as used already.
-    let in_flight = open * avg.unwrap_or(0.0) as i64;
+    let in_flight = t.open_count * avg;
     let mut excess = if budget > 0 {
-        (used.unwrap_or(0) + in_flight - budget).max(0)
+        (t.bytes + in_flight - budget).max(0)
     } else {
         0
     };
@@ -149,8 +146,7 @@ pub async fn pass(shared: &Shared) -> Result<PassReport, DbError> {
             report.bytes += bytes;
             take.push((id, path));
         }
-        report.by_budget += take.len();
-        super::index::to_garbage(pool, &take, "retention: disk budget").await?;
+        report.by_budget += super::index::to_garbage(pool, &take, "retention: disk budget").await?;
     }
     collect_garbage(pool, &shared.data_dir).await;
     if excess > 0 {

@@ -18,6 +18,23 @@ pub enum ScanError {
     Format(String),
 }
 
+impl ScanError {
+    /// Whether the error tells what the file holds (not a Vigil segment, cut short, gone), rather than
+    /// that it could not be read just now (EIO, EACCES, EMFILE, ...). Only the former may lead to a
+    /// file or row being removed: a disk that fails for a moment must not cost footage.
+    pub fn is_about_content(&self) -> bool {
+        match self {
+            ScanError::Format(_) => true,
+            ScanError::Io(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::InvalidData
+            ),
+        }
+    }
+}
+
 impl From<fmp4::ParseError> for ScanError {
     fn from(e: fmp4::ParseError) -> ScanError {
         ScanError::Format(e.to_string())

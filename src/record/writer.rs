@@ -183,6 +183,7 @@ impl Writer {
             state: "open".into(),
         };
         let id = index::insert(&shared.pool, &row).await?;
+        super::crash::point("segment.indexed");
         tracing::debug!(camera = self.key.camera_id, segment = id, path = %row.path, "segment opened");
         let len_us = (shared.cfg.segment_seconds.max(1) as i64) * 1_000_000;
         self.seg = Some(Open {
@@ -267,9 +268,11 @@ impl Writer {
             let r = (|| {
                 let mut slices = frag.io_slices();
                 fmp4::write_all_vectored(&mut file, &mut slices)?;
+                super::crash::point("fragment.written");
                 if fsync {
                     file.sync_data()?;
                 }
+                super::crash::point("fragment.synced");
                 Ok::<_, std::io::Error>(())
             })();
             (file, r)
@@ -279,6 +282,7 @@ impl Writer {
         res?;
         seg.stats.push(&summary);
         index::update_stats(&self.shared.pool, seg.id, seg.start_us, &seg.stats, "open").await?;
+        super::crash::point("fragment.indexed");
         self.status.gops_written.fetch_add(1, Ordering::Relaxed);
         self.status
             .bytes_written
@@ -294,14 +298,18 @@ impl Writer {
             let rel = index::get(pool, seg.id).await.map(|r| r.path);
             match rel {
                 Ok(rel) => {
-                    let r = index::to_garbage(pool, &[(seg.id, rel)], "empty segment").await;
+                    let r = index::to_garbage(pool, &[(seg.id, rel)], "empty segment")
+                        .await
+                        .map(|_| ());
                     super::recovery::collect_garbage(pool, &self.shared.data_dir).await;
                     r
                 }
                 Err(e) => Err(e),
             }
         } else {
-            index::update_stats(pool, seg.id, seg.start_us, &seg.stats, "complete").await
+            let r = index::update_stats(pool, seg.id, seg.start_us, &seg.stats, "complete").await;
+            super::crash::point("segment.completed");
+            r
         };
         if let Err(e) = res {
             tracing::error!(camera = self.key.camera_id, segment = seg.id, error = %e, "closing a segment");
@@ -353,6 +361,7 @@ fn create_segment_file(abs: &Path, init: &[u8], fsync: bool) -> std::io::Result<
         .create_new(true)
         .open(abs)?;
     file.write_all(init)?;
+    super::crash::point("segment.written");
     if fsync {
         file.sync_all()?;
         fsync_dir(dir)?;
@@ -370,6 +379,7 @@ fn create_segment_file(abs: &Path, init: &[u8], fsync: bool) -> std::io::Result<
             }
         }
     }
+    super::crash::point("segment.synced");
     Ok(file)
 }
 

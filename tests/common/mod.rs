@@ -54,6 +54,37 @@ pub async fn hang_up_while_the_database_is_held(
         .expect("release the write lock");
 }
 
+/// ffprobe of a file: (duration s, frame rate, decoded frames); panics on any decoder complaint.
+pub fn ffprobe(path: &std::path::Path) -> (f64, String, u64) {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_entries"])
+        .arg("stream=nb_read_frames,r_frame_rate:format=duration")
+        .args(["-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.trim().is_empty(),
+        "ffprobe {}: {err}",
+        path.display()
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let dur = v["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(-1.0);
+    let rate = v["streams"][0]["r_frame_rate"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    let frames = v["streams"][0]["nb_read_frames"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0);
+    (dur, rate, frames)
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -187,6 +218,8 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     log: PathBuf,
+    /// Extra environment of the server process (e.g. `VIGIL_CRASH_AT`), for its next start.
+    pub env: Vec<(String, String)>,
 }
 
 pub const BASE_CONFIG: &str = r#"
@@ -242,6 +275,7 @@ impl Server {
             child: None,
             log,
             dir,
+            env: Vec::new(),
         };
         // A port from `free_port` may be taken by another process before the server binds it: then the
         // server exits with a bind error and is started again on another port.
@@ -276,6 +310,7 @@ impl Server {
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
             .env("RUST_LOG", "debug,sqlx=warn,hyper=info,tower_http=debug")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
