@@ -55,3 +55,11 @@ CREATE TRIGGER segment_totals_delete AFTER DELETE ON segments BEGIN
         complete_bytes = complete_bytes - CASE WHEN OLD.state = 'complete' THEN OLD.bytes ELSE 0 END
     WHERE id = 1;
 END;
+
+-- Holds are released, not deleted (who and when stay on record); a released hold keeps nothing.
+ALTER TABLE holds ADD COLUMN released_at BIGINT;
+ALTER TABLE holds ADD COLUMN released_by TEXT;
+
+-- Exports expire (their file removed) after cases.export_days unless their case is held.
+ALTER TABLE exports ADD COLUMN expired_at BIGINT;
+CREATE INDEX exports_by ON exports(created_by, created_at);

@@ -1,7 +1,8 @@
 //! The authorization matrix, generated from the router's own access table (`api::routes().rules`), so a
 //! route added later is covered without touching this file: every route x every role x callers bound to
 //! their own city, another city and the parent province (each as a cookie session and as a bearer token) x
-//! objects in each of those regions.
+//! objects in each of those regions: sites, cameras, users, tokens, and cases with their clips, thumbnails,
+//! exports and holds, one of whose cameras moved to another city after it was tied to the case.
 //!
 //! Expectations: a role the route does not admit gets 403; an object outside the caller's regions gets
 //! 404 or 403 (never 2xx); an admitted caller within scope never gets 401/403; nothing answers 500; and no
@@ -31,6 +32,9 @@ struct Objects {
     camera: i64,
     user: i64,
     token: i64,
+    case_no: String,
+    export: String,
+    hold: i64,
 }
 
 struct Caller {
@@ -59,6 +63,9 @@ fn fill(path: &str, region: &str, o: &Objects) -> String {
                 "users" => o.user.to_string(),
                 "tokens" => o.token.to_string(),
                 "regions" => region.to_string(),
+                "cases" => o.case_no.clone(),
+                "exports" => o.export.clone(),
+                "holds" => o.hold.to_string(),
                 _ if *seg == "{id}" => "1".to_string(),
                 _ if *seg == "{index}" => "0".to_string(),
                 _ => "canary-unknown".to_string(),
@@ -68,7 +75,17 @@ fn fill(path: &str, region: &str, o: &Objects) -> String {
             out.push(seg.to_string());
         }
     }
-    out.join("/")
+    let path = out.join("/");
+    // Routes of a time range get one around the objects' case events.
+    if ["/recordings", "/events", "/video.mp4"]
+        .iter()
+        .any(|e| path.ends_with(e))
+    {
+        let (a, b) = (rfc_ms(now_ms() - 3_600_000), rfc_ms(now_ms() + 3_600_000));
+        let q = |t: String| t.replace(':', "%3A").replace('+', "%2B");
+        return format!("{path}?start={}&end={}", q(a), q(b));
+    }
+    path
 }
 
 /// A body aimed at `region` for the routes that take one; `{}` for routes this test does not know.
@@ -97,8 +114,76 @@ fn body(method: &str, path: &str, region: &str, o: &Objects, n: usize) -> Option
         ("POST", "/tokens") => {
             json!({"name": name, "role": "integrator", "region_codes": [region]})
         }
+        ("POST", "/holds") => json!({"camera_id": o.camera, "start": rfc_ms(now_ms() - 60_000),
+            "end": rfc_ms(now_ms()), "reason": name}),
         _ => json!({}),
     })
+}
+
+/// Cases, exports and holds in each region, made of real objects; and a camera that moved: 南昌市's
+/// camera was first a camera of 赣州市's site, tied to the position of 赣州市's case, and keeps that tie.
+/// 赣州市's case must then show none of it, and 南昌市's callers none of 赣州市's case through it.
+async fn case_objects(server: &Server, admin: &Client, objects: &mut BTreeMap<&str, Objects>) {
+    let moved = objects[OTHER].camera;
+    let r = admin
+        .patch(
+            &format!("/api/v1/cameras/{moved}"),
+            json!({"site_id": objects[OWN].site}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let mut events = Vec::new();
+    for region in [OWN, OTHER, PROVINCE] {
+        let o = &objects[region];
+        let cams = if region == OWN {
+            vec![o.camera, moved]
+        } else {
+            vec![o.camera]
+        };
+        let r = admin
+            .post(
+                &format!("/api/v1/sites/{}/positions", o.site),
+                json!({"code": "P1", "kind": "window", "camera_ids": cams}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        events.push(json!({"event_id": format!("canary-{region}-event"),
+            "case_no": format!("canary-{region}-case"), "case_type": "approval", "kind": "accepted",
+            "at": rfc_ms(now_ms() - 60_000), "site_id": o.site, "position": "P1"}));
+        if region == OWN {
+            // Tied to 赣州市's case, the camera goes (back) to 南昌市.
+            let r = admin
+                .patch(
+                    &format!("/api/v1/cameras/{moved}"),
+                    json!({"site_id": objects[OTHER].site}),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
+    }
+    let r = admin
+        .post("/api/v1/events", json!({"events": events}))
+        .await;
+    assert_eq!(r.body["accepted"], 3, "{}", r.text);
+    for region in REGIONS {
+        let case_no = format!("canary-{region}-case");
+        let r = admin
+            .post(&format!("/api/v1/cases/{case_no}/export"), json!({}))
+            .await;
+        assert_eq!(r.status, 202, "{}", r.text);
+        let export = r.body["export_id"].as_str().expect("export").to_owned();
+        let camera = objects[region].camera;
+        let hold = created(
+            admin,
+            "/api/v1/holds",
+            json!({"camera_id": camera, "start": rfc_ms(now_ms() - 60_000), "end": rfc_ms(now_ms()),
+                   "reason": format!("canary-{region}-hold")}),
+        )
+        .await;
+        let o = objects.get_mut(region).expect("objects");
+        (o.case_no, o.export, o.hold) = (case_no, export, hold);
+    }
+    let _ = server;
 }
 
 #[tokio::test]
@@ -142,9 +227,11 @@ async fn every_route_every_role_every_region() {
                 camera,
                 user,
                 token,
+                ..Objects::default()
             },
         );
     }
+    case_objects(&server, &admin, &mut objects).await;
     // Callers: every role, bound to each region.
     let mut callers = Vec::new();
     for role in Role::ALL {

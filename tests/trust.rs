@@ -869,3 +869,157 @@ async fn the_audit_chain_cannot_be_rewritten_without_its_key() {
     assert!(!ok, "a rewritten chain is found: {out}");
     assert!(out.contains("first broken row: 3"), "{out}");
 }
+
+#[tokio::test]
+async fn holds_and_exports_have_limits_and_ends() {
+    let server = Server::start_with(
+        &format!(
+            "{USERS}\n[cases]\nexport_quota = 2\nexport_days = 1\ncard_interval_seconds = 1\n"
+        )
+        .replace(
+            "[cases]\npre_roll_seconds = 20\npost_roll_seconds = 20\n",
+            "",
+        ),
+    );
+    let admin = server.admin().await;
+    let hall = admin
+        .site("章贡区政务服务中心", "service_hall", "360702")
+        .await;
+    let cam = admin
+        .camera(json!({"name": "A12", "site_id": hall, "main_url": "rtsp://127.0.0.1:9/x", "record": false}))
+        .await;
+    let r = admin
+        .post(
+            &format!("/api/v1/sites/{hall}/positions"),
+            json!({"code": "A12", "kind": "window", "camera_ids": [cam]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let events = json!({"events": [{"event_id": "q1", "case_no": "GZ-LIM-1", "case_type": "approval",
+        "kind": "accepted", "at": rfc_ms(now_ms() - 60_000), "site_id": hall, "position": "A12"}]});
+    assert_eq!(
+        server
+            .integrator()
+            .post("/api/v1/events", events)
+            .await
+            .body["accepted"],
+        1
+    );
+    let inv = Client::login(&server, "ganzhou-inv", "ganzhou-password-1").await;
+
+    // A user keeps at most export_quota exports.
+    let first = export(&inv, "GZ-LIM-1").await;
+    export(&inv, "GZ-LIM-1").await;
+    let r = inv.post("/api/v1/cases/GZ-LIM-1/export", json!({})).await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(r.body["error"]["code"], "quota_exceeded");
+
+    // Exports expire after export_days (here: made to look two days old); the row stays, the file goes.
+    let pool = server.db().await;
+    sqlx::query("UPDATE exports SET created_at = created_at - 2 * 86400000")
+        .execute(&pool)
+        .await
+        .expect("age exports");
+    let id = first["id"].as_str().expect("id").to_owned();
+    let expired = wait_for(Duration::from_secs(10), || async {
+        let r = inv.get(&format!("/api/v1/exports/{id}")).await;
+        (r.body["state"] == "expired").then_some(r.body)
+    })
+    .await
+    .expect("expired");
+    assert!(expired["download_url"].is_null(), "{expired}");
+    assert_eq!(
+        inv.download(&format!("/api/v1/exports/{id}/download"))
+            .await
+            .0,
+        410
+    );
+    assert!(!server.data_dir().join(format!("exports/{id}.zip")).exists());
+    // ... which frees the quota; an export of a held case does not expire.
+    let r = inv
+        .post(
+            "/api/v1/holds",
+            json!({"case_no": "GZ-LIM-1", "reason": "投诉调查"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let kept = export(&inv, "GZ-LIM-1").await;
+    sqlx::query("UPDATE exports SET created_at = created_at - 2 * 86400000 WHERE id = ?")
+        .bind(kept["id"].as_str())
+        .execute(&pool)
+        .await
+        .expect("age");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let r = inv
+        .get(&format!(
+            "/api/v1/exports/{}",
+            kept["id"].as_str().unwrap_or("")
+        ))
+        .await;
+    assert_eq!(
+        r.body["state"], "done",
+        "a held case's export stays: {}",
+        r.text
+    );
+
+    // A hold of a camera covers a bounded range, is listed in its region, and is released by an admin.
+    let hold = |days: i64| {
+        json!({"camera_id": cam, "start": rfc_ms(now_ms() - days * 86_400_000), "end": rfc_ms(now_ms()),
+               "reason": "投诉"})
+    };
+    assert_eq!(
+        inv.post("/api/v1/holds", hold(40)).await.status,
+        422,
+        "longer than 31 days"
+    );
+    let r = inv.post("/api/v1/holds", hold(1)).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let hold_id = r.body["id"].as_i64().expect("id");
+    let listed = inv
+        .get(&format!("/api/v1/holds?camera_id={cam}"))
+        .await
+        .body;
+    assert!(
+        listed
+            .as_array()
+            .is_some_and(|l| l.iter().any(|h| h["id"] == hold_id)),
+        "{listed}"
+    );
+    let nc = Client::login(&server, "nanchang-inv", "nanchang-password-1").await;
+    assert_eq!(nc.get("/api/v1/holds").await.body, json!([]));
+    assert_eq!(
+        inv.delete(&format!("/api/v1/holds/{hold_id}")).await.status,
+        403,
+        "an admin's decision"
+    );
+    let ncadm = Client::login(&server, "nanchang-admin", "nanchang-password-1").await;
+    assert_eq!(
+        ncadm
+            .delete(&format!("/api/v1/holds/{hold_id}"))
+            .await
+            .status,
+        404
+    );
+    let gz = Client::login(&server, "ganzhou-admin", "ganzhou-password-1").await;
+    assert_eq!(
+        gz.delete(&format!("/api/v1/holds/{hold_id}")).await.status,
+        204
+    );
+    let listed = inv
+        .get(&format!("/api/v1/holds?camera_id={cam}"))
+        .await
+        .body;
+    assert!(
+        listed
+            .as_array()
+            .is_some_and(|l| l.iter().all(|h| h["id"] != hold_id)),
+        "{listed}"
+    );
+    let rows = gz.get("/api/v1/audit?action=hold.release").await.body;
+    assert!(
+        rows.as_array().is_some_and(|r| r
+            .iter()
+            .any(|x| x["status"] == 204 && x["region_code"] == "360702")),
+        "{rows}"
+    );
+}

@@ -169,7 +169,14 @@ pub async fn start_export(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let case = visible_case(&s, &p, &case_no).await?;
     let no = case.case_no.clone();
-    let id = export::start(s.cases.clone(), case, p.actor(), p.scope.clone()).await?;
+    let id = export::start(s.cases.clone(), case, p.actor(), p.scope.clone())
+        .await
+        .map_err(|e| match e {
+            export::StartError::Quota(m) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", m)
+            }
+            export::StartError::Db(e) => e.into(),
+        })?;
     tracing::info!(case = %no, actor = %p.actor(), export = %id, "export started");
     Ok((
         StatusCode::ACCEPTED,
@@ -217,12 +224,18 @@ pub async fn get_export(
         "running" => export::progress(&s.cases, &id).unwrap_or(row.progress),
         _ => row.progress,
     };
+    let state = if row.expired_at.is_some() {
+        "expired"
+    } else {
+        row.state.as_str()
+    };
     Ok(Json(json!({
         "id": row.id,
         "case_no": row.case_no,
-        "state": row.state,
+        "state": state,
+        "expired_at": row.expired_at.map(ms_to_rfc3339),
         "progress": progress,
-        "download_url": (row.state == "done").then(|| format!("/api/v1/exports/{}/download", row.id)),
+        "download_url": (state == "done").then(|| format!("/api/v1/exports/{}/download", row.id)),
         "bytes": row.bytes,
         "sha256": row.sha256,
         "error": row.error,
@@ -238,6 +251,13 @@ pub async fn download_export(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let row = visible_export(&s, &p, &id).await?;
+    if row.expired_at.is_some() {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "expired",
+            "this export expired and its package was removed; export the case again",
+        ));
+    }
     let (Some(rel), "done") = (row.path.as_deref(), row.state.as_str()) else {
         return Err(ApiError::conflict("the export is not finished"));
     };

@@ -13,6 +13,7 @@ pub mod cases;
 pub use cameras::camera_spec;
 pub mod error;
 mod health;
+mod holds;
 mod live;
 mod ops;
 mod recordings;
@@ -92,7 +93,9 @@ pub fn routes() -> Routes {
         .add(M::GET, "/cameras/{id}/recordings", ANY_HUMAN, None, get(recordings::spans))
         .add(M::GET, "/cameras/{id}/events", ANY_HUMAN, Some("camera.events"), get(cases::camera_events))
         .add(M::GET, "/cameras/{id}/video.mp4", ANY_HUMAN, Some("playback"), get(recordings::video))
-        .add(M::POST, "/holds", ADMIN_INVESTIGATOR, Some("hold.create"), post(recordings::create_hold))
+        .add(M::GET, "/holds", ADMIN_INVESTIGATOR, None, get(holds::list))
+        .add(M::POST, "/holds", ADMIN_INVESTIGATOR, Some("hold.create"), post(holds::create))
+        .add(M::DELETE, "/holds/{id}", ADMIN, Some("hold.release"), delete(holds::release))
         .add(M::GET, "/cameras/{id}/live", LIVE_VIEWERS, Some("live.start"), get(live::live))
         .add(M::POST, "/cameras/{id}/whep", LIVE_VIEWERS, Some("live.start"), post(live::whep))
         .add(M::DELETE, "/cameras/{id}/whep/{session}", LIVE_VIEWERS, Some("live.stop"), delete(live::whep_delete))

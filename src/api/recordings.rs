@@ -1,6 +1,5 @@
 //! Recorded footage: the spans of a camera (`GET /cameras/{id}/recordings`), one MP4 of any range
-//! (`GET /cameras/{id}/video.mp4`, HTTP Range and ETag, streamed from the segment files) and holds
-//! (`POST /holds`).
+//! (`GET /cameras/{id}/video.mp4`, HTTP Range and ETag, streamed from the segment files).
 
 use super::access::{noted, AuditNote};
 use super::cameras::visible_camera;
@@ -29,13 +28,13 @@ pub struct RangeQuery {
     stream: Option<String>,
 }
 
-fn parse_time(field: &str, v: &str) -> ApiResult<i64> {
+pub(super) fn parse_time(field: &str, v: &str) -> ApiResult<i64> {
     chrono::DateTime::parse_from_rfc3339(v)
         .map(|t| t.timestamp_micros())
         .map_err(|_| ApiError::invalid(format!("{field} must be an RFC 3339 time with offset")))
 }
 
-fn us_to_rfc3339(us: i64) -> String {
+pub(super) fn us_to_rfc3339(us: i64) -> String {
     chrono::DateTime::from_timestamp_micros(us)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
         .unwrap_or_default()
@@ -256,102 +255,6 @@ pub async fn video(
         .header(header::CONTENT_LENGTH, to - from)
         .body(body)
         .map_err(ApiError::internal)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HoldBody {
-    camera_id: Option<i64>,
-    case_no: Option<String>,
-    start: Option<String>,
-    end: Option<String>,
-    reason: Option<String>,
-}
-
-#[derive(Serialize)]
-pub struct Hold {
-    id: i64,
-    camera_id: i64,
-    start: String,
-    end: String,
-    reason: String,
-    created_by: String,
-}
-
-pub async fn create_hold(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Json(b): Json<HoldBody>,
-) -> ApiResult<Response> {
-    if let Some(case_no) = &b.case_no {
-        // A hold by case: every clip of the case (src/cases/); camera and times come from the case.
-        if b.camera_id.is_some() || b.start.is_some() || b.end.is_some() {
-            return Err(ApiError::invalid(
-                "hold either {case_no, reason} or {camera_id, start, end, reason}, not both",
-            ));
-        }
-        let reason = b.reason.as_deref().unwrap_or_default();
-        let case = super::cases::visible_case(&s, &p, case_no)
-            .await
-            .map_err(|_| ApiError::invalid(format!("case_no {case_no} does not exist")))?;
-        // Filed under the case's region, whether the hold is made or refused.
-        let note = AuditNote {
-            target: Some(format!("/cases/{}", case.case_no)),
-            region_code: Some(case.region_code.clone()),
-            ..AuditNote::default()
-        };
-        return Ok(match super::cases::hold_case(&s, &p, case, reason).await {
-            Ok(held) => noted(held, note),
-            Err(e) => noted(e, note),
-        });
-    }
-    let reason = b.reason.as_deref().map(str::trim).unwrap_or_default();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::invalid(
-            "reason is required (at most 500 characters)",
-        ));
-    }
-    let camera_id = b
-        .camera_id
-        .ok_or_else(|| ApiError::invalid("camera_id is required"))?;
-    let start = parse_time(
-        "start",
-        b.start
-            .as_deref()
-            .ok_or_else(|| ApiError::invalid("start is required"))?,
-    )?;
-    let end = parse_time(
-        "end",
-        b.end
-            .as_deref()
-            .ok_or_else(|| ApiError::invalid("end is required"))?,
-    )?;
-    if end <= start {
-        return Err(ApiError::invalid("end must be after start"));
-    }
-    let cam = visible_camera(&s, &p, camera_id)
-        .await
-        .map_err(|_| ApiError::invalid(format!("camera_id {camera_id} does not exist")))?;
-    let actor = p.actor();
-    let h = index::insert_hold(&s.pool, camera_id, start, end, reason, &actor).await?;
-    tracing::info!(camera = camera_id, actor = %actor, hold = h.id, "hold placed");
-    let held = (
-        StatusCode::CREATED,
-        Json(Hold {
-            id: h.id,
-            camera_id,
-            start: us_to_rfc3339(start),
-            end: us_to_rfc3339(end),
-            reason: h.reason,
-            created_by: h.created_by,
-        }),
-    );
-    let note = AuditNote {
-        target: Some(format!("/cameras/{camera_id}")),
-        region_code: Some(cam.region_code),
-        ..AuditNote::default()
-    };
-    Ok(noted(held, note))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //!
 //! The object is named by the segment before the path's first parameter: `/cameras/{id}...` is a camera,
 //! `/sites/{id}...` a site, `/users/{id}` a user, `/tokens/{id}` a token, `/regions/{code}` a region (its
-//! own region), `/cases/{case_no}...` a case, `/exports/{id}...` an export. A camera's or site's region is
+//! own region), `/cases/{case_no}...` a case, `/exports/{id}...` an export, `/holds/{id}` a hold (its camera's region now; none, so global admins only, once the camera is gone). A camera's or site's region is
 //! its site's *now* (a camera moved to another city is that city's from the moment it moved); a case's is
 //! the region it was filed under; an export's is its case's, and each camera it holds must be in scope
 //! as well (checked by the handler, see `api::cases`). A user's or token's regions are the ones it is bound
@@ -35,6 +35,19 @@ where
         .await
         .map_err(ApiError::internal)?
         .map(|(r,)| vec![r]))
+}
+
+/// A hold's region: its camera's now; none (only a global admin may touch it) when the camera is gone.
+async fn hold_regions(pool: &Pool, id: i64) -> Result<Option<Vec<String>>, ApiError> {
+    let row: Option<(Option<String>,)> = sqlx::query_as(
+        "SELECT s.region_code FROM holds h LEFT JOIN cameras c ON c.id = h.camera_id
+         LEFT JOIN sites s ON s.id = c.site_id WHERE h.id = ?",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(row.map(|(r,)| r.into_iter().collect()))
 }
 
 /// The regions a user or token is bound to, when it exists.
@@ -76,6 +89,7 @@ async fn regions_of(
             )
             .await?,
         ),
+        ("holds", Some(id)) => ("hold", hold_regions(pool, id).await?),
         ("sites", Some(id)) => (
             "site",
             one(pool, "SELECT region_code FROM sites WHERE id = ?", id).await?,

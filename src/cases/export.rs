@@ -5,6 +5,9 @@
 //!   `running` until the package is renamed into place (`done`, with its size and SHA-256) or the job
 //!   failed (`failed`, with the reason). A server stopped mid-job leaves a `running` row, which start-up
 //!   marks failed.
+//! - Limits: a user keeps at most `cases.export_quota` exports and `cases.export_quota_mb` of packages
+//!   ([`check_quota`]); a finished package is removed after `cases.export_days` unless its case is held
+//!   ([`expire`], run by the case sweeper), its row kept and marked expired.
 //! - The clips exported are the case's clips at the start of the job as the exporter may see them (a
 //!   camera out of their regions *now* is left out, see [`view::case_clips`]); clips with no footage are
 //!   listed in the manifest with `file: null`. The row keeps the ids of the cameras whose footage the
@@ -37,6 +40,8 @@ pub struct ExportRow {
     pub created_by: String,
     pub created_at: i64,
     pub finished_at: Option<i64>,
+    /// When the package was removed (after `cases.export_days`); the row stays.
+    pub expired_at: Option<i64>,
     /// JSON array of the ids of the cameras whose footage the package holds.
     pub camera_ids: String,
 }
@@ -51,7 +56,7 @@ impl ExportRow {
 pub async fn get(pool: &Pool, id: &str) -> Result<ExportRow, DbError> {
     sqlx::query_as::<_, ExportRow>(
         "SELECT id, case_no, region_code, state, progress, path, bytes, sha256, error, created_by, created_at,
-             finished_at, camera_ids FROM exports WHERE id = ?",
+             finished_at, expired_at, camera_ids FROM exports WHERE id = ?",
     )
     .bind(id)
     .fetch_optional(pool)
@@ -71,13 +76,77 @@ pub async fn fail_interrupted(pool: &Pool) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Why an export was not started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Quota(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Refuses a new export when `actor` already keeps `cfg.export_quota` exports or their bytes reach
+/// `cfg.export_quota_mb` (expired and failed ones do not count).
+pub async fn check_quota(svc: &CaseService, actor: &str) -> Result<(), StartError> {
+    let (n, bytes): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM exports
+         WHERE created_by = ? AND state IN ('running', 'done') AND expired_at IS NULL",
+    )
+    .bind(actor)
+    .fetch_one(&svc.pool)
+    .await
+    .map_err(DbError::from)?;
+    let (max_n, max_mb) = (svc.cfg.export_quota as i64, svc.cfg.export_quota_mb as i64);
+    if n >= max_n || bytes >= max_mb.saturating_mul(1 << 20) {
+        return Err(StartError::Quota(format!(
+            "export quota reached ({n} exports, {} MiB kept; at most {max_n} and {max_mb} MiB): \
+             older exports expire after {} days",
+            bytes >> 20,
+            svc.cfg.export_days
+        )));
+    }
+    Ok(())
+}
+
+/// Removes the packages of finished exports older than `cfg.export_days` whose case has no active hold;
+/// their rows stay, marked expired. Returns how many expired.
+pub async fn expire(svc: &CaseService, now: i64) -> Result<usize, DbError> {
+    let cutoff = now - (svc.cfg.export_days.max(1) as i64) * 86_400_000;
+    let due: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT e.id, e.path FROM exports e WHERE e.state = 'done' AND e.expired_at IS NULL
+           AND e.created_at < ? AND NOT EXISTS (
+             SELECT 1 FROM holds h WHERE h.case_no = e.case_no AND h.released_at IS NULL)",
+    )
+    .bind(cutoff)
+    .fetch_all(&svc.pool)
+    .await?;
+    for (id, path) in &due {
+        // The row first: a package that can no longer be downloaded, then its file.
+        sqlx::query("UPDATE exports SET expired_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(&svc.pool)
+            .await?;
+        if let Some(rel) = path {
+            match std::fs::remove_file(svc.data_dir.join(rel)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::error!(export = %id, error = %e, "removing an expired export"),
+            }
+        }
+        tracing::info!(export = %id, "export expired");
+    }
+    Ok(due.len())
+}
+
 /// Starts exporting a case as an exporter with `scope` sees it; returns the job id.
 pub async fn start(
     svc: Arc<CaseService>,
     case: CaseRow,
     actor: String,
     scope: Scope,
-) -> Result<String, DbError> {
+) -> Result<String, StartError> {
+    check_quota(&svc, &actor).await?;
     let mut id = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut id);
     let id = hex::encode(id);
@@ -91,7 +160,8 @@ pub async fn start(
     .bind(&actor)
     .bind(now_ms())
     .execute(&svc.pool)
-    .await?;
+    .await
+    .map_err(DbError::from)?;
     let progress = Arc::new(AtomicU32::new(0));
     svc.exports
         .lock()

@@ -132,6 +132,9 @@ impl CaseService {
                     Ok(changes) => me.announce(changes).await,
                     Err(e) => tracing::error!(error = %e, "card sweep failed"),
                 }
+                if let Err(e) = export::expire(&me, crate::db::now_ms()).await {
+                    tracing::error!(error = %e, "export expiry failed");
+                }
             }
         })
     }

@@ -60,6 +60,12 @@ pub struct CasesConfig {
     pub card_interval_seconds: u64,
     /// How often each camera's state is sampled for the online rate over a period (`GET /health`).
     pub uptime_sample_seconds: u64,
+    /// Exports a user may keep at once (running or done, not yet expired).
+    pub export_quota: u64,
+    /// Bytes of packages (MiB) a user may keep at once.
+    pub export_quota_mb: u64,
+    /// A finished export's package is removed after this many days, unless its case is held.
+    pub export_days: u64,
 }
 
 impl Default for CasesConfig {
@@ -71,6 +77,9 @@ impl Default for CasesConfig {
             followup_hours: 72,
             card_interval_seconds: 30,
             uptime_sample_seconds: 60,
+            export_quota: 50,
+            export_quota_mb: 20_480,
+            export_days: 30,
         }
     }
 }

@@ -239,6 +239,7 @@ pub struct HoldRow {
 pub async fn insert_hold(
     pool: &Pool,
     camera_id: i64,
+    case_no: Option<&str>,
     start_us: i64,
     end_us: i64,
     reason: &str,
@@ -246,10 +247,11 @@ pub async fn insert_hold(
 ) -> Result<HoldRow, DbError> {
     let now = now_ms();
     let id = sqlx::query(
-        "INSERT INTO holds (camera_id, start_us, end_us, reason, created_by, created_at)
-         VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO holds (camera_id, case_no, start_us, end_us, reason, created_by, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(camera_id)
+    .bind(case_no)
     .bind(start_us)
     .bind(end_us)
     .bind(reason)
@@ -262,7 +264,7 @@ pub async fn insert_hold(
     Ok(HoldRow {
         id,
         camera_id: Some(camera_id),
-        case_no: None,
+        case_no: case_no.map(str::to_owned),
         start_us,
         end_us,
         reason: reason.to_owned(),
@@ -271,9 +273,9 @@ pub async fn insert_hold(
     })
 }
 
-/// SQL condition true when segment `s` overlaps a hold of its camera.
+/// SQL condition true when segment `s` overlaps a hold of its camera that is not released.
 pub const HELD: &str = "EXISTS (SELECT 1 FROM holds h WHERE h.camera_id = s.camera_id
-     AND h.start_us < s.end_us AND h.end_us > s.start_us)";
+     AND h.start_us < s.end_us AND h.end_us > s.start_us AND h.released_at IS NULL)";
 
 /// Per camera, the wall time its main stream's indexed footage covers inside `[from_us, to_us)`.
 pub async fn recorded_us(

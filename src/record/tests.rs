@@ -268,9 +268,17 @@ async fn retention_removes_oldest_unheld_first_and_keeps_held() {
     let total: i64 = rows.iter().map(|s| s.bytes).sum();
     assert!(rows.len() >= 10);
     // Hold the first 5 seconds; the budget is half of what is recorded.
-    index::insert_hold(&r.pool, 3, t, t + 5_000_000, "complaint 2025-118", "test")
-        .await
-        .expect("hold");
+    index::insert_hold(
+        &r.pool,
+        3,
+        None,
+        t,
+        t + 5_000_000,
+        "complaint 2025-118",
+        "test",
+    )
+    .await
+    .expect("hold");
     let mut cfg = r.recorders.shared().cfg.clone();
     cfg.disk_budget_mb = 1;
     let shared = Shared {
@@ -419,6 +427,7 @@ async fn retention_by_age_follows_the_site_kind_and_holds() {
     index::insert_hold(
         &r.pool,
         13,
+        None,
         held_old.start_us,
         held_old.start_us + 1,
         "complaint",
