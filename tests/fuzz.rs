@@ -211,8 +211,13 @@ fn generated_bad_input_never_breaks_anything() {
                 .prop_map(|(i, op, v)| Input::Mutated(i, op, v)),
             prop::collection::vec(any::<u8>(), 0..64).prop_map(Input::Bytes),
         ];
+        // 100 cases per route in scripts/test; scripts/fuzz sets PROPTEST_CASES for longer runs.
+        let cases = std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100);
         let mut runner = TestRunner::new(Config {
-            cases: 100,
+            cases,
             failure_persistence: None,
             ..Config::default()
         });
