@@ -120,39 +120,49 @@ pub enum Received<T = Arc<Frame>> {
 
 /// One consumer's cursor on a broadcast. Never makes the sender wait: a consumer that falls more than the
 /// ring behind loses items, learns how many, and resumes at the next resume point.
+///
+/// Cancel-safe: [`Subscriber::recv`] may be dropped at any await (a `select!` branch that lost) without
+/// losing its place. The only await is the broadcast's own `recv`, which is cancel-safe, and what a lag
+/// started (the count, and that items must be dropped up to the next resume point) is kept in the
+/// subscriber, not in the future: a consumer never gets an item after a hole that is not a resume point.
 pub struct Subscriber<T = Arc<Frame>> {
     rx: broadcast::Receiver<T>,
     /// A resume point found while skipping, handed out by the next `recv`.
     pending: Option<T>,
+    /// Items lost since a lag, while waiting for the next resume point.
+    skipping: Option<u64>,
 }
 
 impl<T: ResumePoint + Clone> Subscriber<T> {
     pub fn new(rx: broadcast::Receiver<T>) -> Subscriber<T> {
-        Subscriber { rx, pending: None }
+        Subscriber {
+            rx,
+            pending: None,
+            skipping: None,
+        }
     }
 
     /// The next item. After a lag, items up to the next resume point are dropped too, since they cannot
     /// be decoded without the ones lost, and the lag is reported once before that resume point.
     pub async fn recv(&mut self) -> Received<T> {
-        if let Some(item) = self.pending.take() {
-            return Received::Frame(item);
-        }
-        match self.rx.recv().await {
-            Ok(item) => Received::Frame(item),
-            Err(broadcast::error::RecvError::Closed) => Received::Closed,
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                let mut skipped = n;
-                loop {
-                    match self.rx.recv().await {
-                        Ok(item) if item.is_resume_point() => {
-                            self.pending = Some(item);
-                            return Received::Skipped { skipped };
-                        }
-                        Ok(_) => skipped += 1,
-                        Err(broadcast::error::RecvError::Lagged(m)) => skipped += m,
-                        Err(broadcast::error::RecvError::Closed) => return Received::Closed,
-                    }
+        loop {
+            if let Some(item) = self.pending.take() {
+                return Received::Frame(item);
+            }
+            let got = self.rx.recv().await;
+            // From here on nothing awaits: the state below changes only once an item was taken.
+            match (got, self.skipping) {
+                (Ok(item), None) => return Received::Frame(item),
+                (Ok(item), Some(skipped)) if item.is_resume_point() => {
+                    self.skipping = None;
+                    self.pending = Some(item);
+                    return Received::Skipped { skipped };
                 }
+                (Ok(_), Some(skipped)) => self.skipping = Some(skipped + 1),
+                (Err(broadcast::error::RecvError::Lagged(n)), s) => {
+                    self.skipping = Some(s.unwrap_or(0) + n)
+                }
+                (Err(broadcast::error::RecvError::Closed), _) => return Received::Closed,
             }
         }
     }

@@ -102,3 +102,44 @@ fn gop_cache_is_bounded_without_keyframes() {
     }
     assert!(s.current_gop().len() <= GOP_CACHE_MAX_FRAMES);
 }
+
+/// A `recv` cancelled while it skips after a lag (as a `select!` branch that lost) keeps its place: the
+/// next `recv` still reports the lag and hands out the keyframe, never a frame after the hole.
+#[tokio::test]
+async fn a_cancelled_recv_after_a_lag_never_hands_out_a_frame_after_the_hole() {
+    let hub = Hub::new(4);
+    let s = hub.stream(StreamKey {
+        camera_id: 1,
+        kind: StreamKind::Main,
+    });
+    let p = params();
+    let (_, mut sub) = s.subscribe();
+    for i in 0..10 {
+        s.publish(frame(i, i == 0, &p)); // the ring holds 4: the subscriber lags
+    }
+    // The receiver drains the ring's P-frames looking for a keyframe, finds none, and is cancelled.
+    let cancelled = tokio::time::timeout(std::time::Duration::from_millis(50), sub.recv()).await;
+    assert!(
+        cancelled.is_err(),
+        "no keyframe yet: still skipping when cancelled"
+    );
+    s.publish(frame(10, false, &p));
+    s.publish(frame(11, false, &p));
+    s.publish(frame(12, true, &p));
+    s.publish(frame(13, false, &p));
+    match sub.recv().await {
+        Received::Skipped { skipped } => assert!(skipped >= 8, "{skipped}"),
+        other => panic!("the lag is reported first, got {other:?}"),
+    }
+    match sub.recv().await {
+        Received::Frame(f) => {
+            assert!(f.keyframe, "resumes at the keyframe");
+            assert_eq!(f.media_time / 3600, 12);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    match sub.recv().await {
+        Received::Frame(f) => assert_eq!(f.media_time / 3600, 13),
+        other => panic!("unexpected {other:?}"),
+    }
+}
