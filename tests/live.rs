@@ -568,3 +568,111 @@ async fn whep_client_receives_the_camera_by_webrtc_and_can_end_the_session() {
         .expect("delete");
     assert_eq!(again.status(), 404);
 }
+
+/// The `tfdt` decode time of a fragment.
+fn decode_time(frag: &[u8]) -> Option<u64> {
+    let at = frag.windows(4).position(|w| w == b"tfdt")? + 4;
+    let version = *frag.get(at)?;
+    let b = frag.get(at + 4..)?;
+    Some(if version == 1 {
+        u64::from_be_bytes(b.get(..8)?.try_into().ok()?)
+    } else {
+        u64::from(u32::from_be_bytes(b.get(..4)?.try_into().ok()?))
+    })
+}
+
+/// An H.265 camera watched by a browser that plays H.264 only (the server transcodes), then restarted at
+/// another resolution: the viewer gets a new init segment of the new size, the decode times go on
+/// rising through the reconnect, and what follows the new init plays in ffprobe.
+#[tokio::test]
+async fn transcoded_live_survives_a_reconnect_and_a_resolution_change() {
+    let base = [
+        "--cameras",
+        "1",
+        "--fps",
+        "25",
+        "--bitrate",
+        "300",
+        "--gop",
+        "25",
+        "--codec",
+        "h265",
+    ];
+    let mut sim = Sim::start(&[&base[..], &["--width", "320", "--height", "240"]].concat());
+    let server = Server::start_with(USERS);
+    let c = server.admin().await;
+    let site = c.site("章贡区政务服务中心", "service_hall", "360702").await;
+    let cam = c
+        .camera(json!({"name": "H265", "site_id": site, "main_url": sim.url(1), "record": false}))
+        .await;
+    c.wait_state(cam, "online", Duration::from_secs(10))
+        .await
+        .expect("online");
+    let mut ws = connect(
+        &server,
+        cam,
+        &cookie(&server, "watcher", "watcher-password-1").await,
+    )
+    .await;
+    start_mse(&mut ws).await; // H.264 codecs only: the server transcodes
+    let mut inits = 0;
+    let mut times: Vec<u64> = Vec::new();
+    let mut after_change: Vec<u8> = Vec::new();
+    let mut restarted = false;
+    let end = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < end {
+        match next(&mut ws, Duration::from_secs(20)).await {
+            Some(Got::Text(v)) if v["type"] == "mse" => {
+                inits += 1;
+                if inits == 2 {
+                    after_change.clear();
+                }
+            }
+            Some(Got::Text(v)) => assert_eq!(v["type"], "skip", "{v}"),
+            Some(Got::Binary(b)) => {
+                if let Some(t) = decode_time(&b) {
+                    times.push(t);
+                }
+                if inits >= 2 {
+                    after_change.extend_from_slice(&b);
+                }
+            }
+            None => panic!("the live view stopped; log:\n{}", server.log()),
+        }
+        if !restarted && times.len() >= 15 {
+            // The camera drops, and comes back at another resolution.
+            sim.kill();
+            sim.set_args(&[&base[..], &["--width", "480", "--height", "272"]].concat());
+            sim.restart();
+            restarted = true;
+        }
+        if inits >= 2 && times.len() >= 45 {
+            break;
+        }
+    }
+    assert!(
+        inits >= 2,
+        "a new init segment after the change ({inits} inits)"
+    );
+    assert!(
+        times.windows(2).all(|w| w[1] > w[0]),
+        "decode times rise through the reconnect: {times:?}"
+    );
+    let file = server.dir.path().join("after-change.mp4");
+    std::fs::write(&file, &after_change).expect("write");
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=width,height",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&file)
+        .output()
+        .expect("ffprobe");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "480,272");
+    let (_, _, frames) = ffprobe(&file);
+    assert!(frames >= 10, "{frames} frames after the change");
+}

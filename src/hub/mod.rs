@@ -10,6 +10,9 @@
 //!   and the live receiver under one lock, so a new consumer sees each frame exactly once: the cached GOP,
 //!   then the live frames that follow it, with no gap and no duplicate.
 
+mod timeline;
+pub use timeline::Timeline;
+
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};

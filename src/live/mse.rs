@@ -25,8 +25,6 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-/// Frame interval assumed before two frames of a run have been seen (25 fps at 90 kHz).
-const DEFAULT_DURATION: u32 = 3_600;
 /// Fragments the cache keeps at most (matches the hub's GOP cache bound).
 const CACHE_MAX: usize = 600;
 
@@ -208,44 +206,26 @@ fn build_init(params: &VideoParams, rewrite_vui: bool) -> Init {
     }
 }
 
-/// The fragment builder's own timeline (see the module invariants).
+/// The fragment builder's own timeline (see the module invariants): the hub's continuous timeline and
+/// the fragments' sequence numbers.
 struct Timeline {
     sequence: u32,
-    last_dts: Option<u64>,
-    /// (run, media time) of the previous frame.
-    last: Option<(u64, i64)>,
-    duration: u32,
+    clock: crate::hub::Timeline,
 }
 
 impl Timeline {
     fn new() -> Timeline {
         Timeline {
             sequence: 0,
-            last_dts: None,
-            last: None,
-            duration: DEFAULT_DURATION,
+            clock: crate::hub::Timeline::default(),
         }
     }
 
     /// The decode time and estimated duration of this frame, and the fragment's sequence number.
     fn place(&mut self, frame: &Frame) -> (u32, u64, u32) {
-        let dts = match (self.last_dts, self.last) {
-            (Some(last_dts), Some((run, prev))) if run == frame.run => {
-                let delta = frame.media_time - prev;
-                if delta > 0 && delta < 90_000 * 10 {
-                    self.duration = delta as u32;
-                    last_dts + delta as u64
-                } else {
-                    last_dts + u64::from(self.duration)
-                }
-            }
-            (Some(last_dts), _) => last_dts + u64::from(self.duration),
-            (None, _) => 0,
-        };
-        self.last_dts = Some(dts);
-        self.last = Some((frame.run, frame.media_time));
+        let (dts, duration) = self.clock.place(frame);
         self.sequence = self.sequence.wrapping_add(1).max(1);
-        (self.sequence, dts, self.duration)
+        (self.sequence, dts, duration)
     }
 }
 

@@ -7,7 +7,9 @@
 //!   the transcoded stream's builder).
 //! - Pushing into the pipeline never blocks the task (`appsrc block=false`, bounded); the appsink drops when
 //!   nobody pulls. The hub publish never waits.
-//! - Output frames are length-prefixed (avc framing) with parameters built from the encoder's `avcC`.
+//! - Output frames are length-prefixed (avc framing) with parameters built from the encoder's `avcC`,
+//!   made anew whenever the encoder's caps change (the camera's resolution changed): a new init segment.
+//! - The encoder's input timeline is continuous across the camera's reconnects ([`crate::hub::Timeline`]).
 
 use crate::hub::{Frame, Hub, Received, StreamKey, VideoParams};
 use bytes::Bytes;
@@ -94,6 +96,28 @@ fn params_from_caps(caps: &gst::CapsRef, generation: u64) -> Option<VideoParams>
     })
 }
 
+/// The output parameters of a transcode and the caps they were made from.
+#[derive(Default)]
+struct OutputParams {
+    caps: Option<gst::Caps>,
+    params: Option<Arc<VideoParams>>,
+    generation: u64,
+}
+
+impl OutputParams {
+    /// The parameters of a sample with these caps: the same `Arc` while the caps stay, new ones (next
+    /// generation) when they change.
+    fn for_caps(&mut self, caps: &gst::CapsRef) -> Option<Arc<VideoParams>> {
+        if self.caps.as_ref().is_none_or(|c| c.as_ref() != caps) {
+            let made = params_from_caps(caps, self.generation).map(Arc::new)?;
+            self.generation += 1;
+            self.caps = Some(caps.to_owned());
+            self.params = Some(made);
+        }
+        self.params.clone()
+    }
+}
+
 /// Transcodes the stream `key` of `source` (the camera hub) into the stream `out_key` of `out` (the live
 /// registry's own hub) until `cancel` fires.
 pub async fn run(
@@ -121,7 +145,9 @@ pub async fn run(
         .ok_or_else(|| TranscodeError::Gst("no appsink".into()))?;
     let out_stream = out.stream(out_key);
     let run_id: u64 = rand::random();
-    let state: Arc<Mutex<(Option<Arc<VideoParams>>, u64)>> = Arc::new(Mutex::new((None, 0)));
+    // The output's parameters, remade whenever the encoder's caps change (a new size after the camera
+    // changed resolution): a new `Arc` means a new init segment for the viewers.
+    let state: Arc<Mutex<OutputParams>> = Arc::default();
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
@@ -130,12 +156,7 @@ pub async fn run(
                     return Ok(gst::FlowSuccess::Ok);
                 };
                 let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-                if st.0.is_none() {
-                    let generation = st.1;
-                    st.0 = params_from_caps(caps, generation).map(Arc::new);
-                    st.1 += 1;
-                }
-                let Some(params) = st.0.clone() else {
+                let Some(params) = st.for_caps(caps) else {
                     return Ok(gst::FlowSuccess::Ok);
                 };
                 let Ok(map) = buffer.map_readable() else {
@@ -161,7 +182,9 @@ pub async fn run(
     tracing::info!(camera, stream, ?target, "live transcode started");
     let (gop, mut sub) = source.stream(key).subscribe();
     let mut caps_set: Option<Arc<VideoParams>> = None;
-    let mut first: Option<i64> = None;
+    // One input timeline across the camera's runs: a reconnect restarts its media time, the encoder's
+    // input must not go back.
+    let mut timeline = crate::hub::Timeline::default();
     let mut push = |f: &Frame| {
         if target == Target::H264 && !f.params.is_h265() {
             return;
@@ -183,10 +206,10 @@ pub async fn run(
             src.set_caps(Some(&caps));
             caps_set = Some(f.params.clone());
         }
-        let base = *first.get_or_insert(f.media_time);
+        let (dts, _) = timeline.place(f);
         let mut buf = gst::Buffer::from_slice(f.data.clone());
         if let Some(b) = buf.get_mut() {
-            let ns = ((f.media_time - base).max(0) as u64).saturating_mul(1_000_000_000) / 90_000;
+            let ns = dts.saturating_mul(1_000_000_000) / 90_000;
             b.set_pts(gst::ClockTime::from_nseconds(ns));
             if !f.keyframe {
                 b.set_flags(gst::BufferFlags::DELTA_UNIT);

@@ -167,6 +167,11 @@ impl Sim {
         format!("rtsp://127.0.0.1:{}/cam{n}", self.port)
     }
 
+    /// Replaces the arguments of the next [`Sim::restart`] (another resolution, codec, ...).
+    pub fn set_args(&mut self, args: &[&str]) {
+        self.args = args.iter().map(|s| s.to_string()).collect();
+    }
+
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
