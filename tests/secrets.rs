@@ -129,6 +129,11 @@ async fn tls_serves_https_with_secure_cookies() {
         .find(|l| l.starts_with("set-cookie:"))
         .unwrap_or_default();
     assert!(cookie.contains("; secure"), "Secure under TLS: {cookie}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("strict-transport-security: max-age=")),
+        "HSTS under TLS: {text}"
+    );
     // Plain HTTP on the TLS port is refused.
     let plain = reqwest::Client::new()
         .get(server.url("/healthz"))

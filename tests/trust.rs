@@ -198,6 +198,35 @@ async fn a_camera_moved_to_another_city_leaves_the_old_citys_cases() {
     assert_eq!(evs.body["events"], json!([]), "{}", evs.text);
     assert_eq!(nc.get("/api/v1/cases/GZ-2026-0001").await.status, 404);
 
+    // 南昌市's approval system cannot learn of 赣州市's case through a number that collides.
+    let r = admin
+        .post(
+            &format!("/api/v1/sites/{other}/positions"),
+            json!({"code": "B1", "kind": "window", "camera_ids": []}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let nc_system = Client::with_token(
+        &server,
+        &admin.token("nc-approval", "integrator", &["360100"]).await,
+    );
+    let r = nc_system
+        .post(
+            "/api/v1/events",
+            json!({"events": [{"event_id": "nc-1", "case_no": "GZ-2026-0001", "case_type": "bid",
+                "kind": "opening_start", "at": rfc_ms(now_ms()), "site_id": other, "position": "B1"}]}),
+        )
+        .await;
+    let why = r.body["rejected"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!why.is_empty(), "{}", r.text);
+    assert!(
+        !why.contains("approval") && !why.contains(&format!("site {hall}")),
+        "the rejection tells of 赣州市's case: {why}"
+    );
+
     // Case views, exports, holds and event lookups are filed under their region: 赣州市's admin sees the
     // views of its case, 南昌市's admin none of them.
     let gz = Client::login(&server, "ganzhou-admin", "ganzhou-password-1").await;

@@ -69,7 +69,7 @@ pub async fn live(
         200,
         client.as_deref(),
     );
-    let (pool, failed_pool) = (s.audit.clone(), s.audit.clone());
+    let (log, failed_log) = (s.audit.clone(), s.audit.clone());
     let state = s.clone();
     let failed_stop = stop.clone();
     // The access layer audits the start once this answer is made; the view ends in either branch, so that
@@ -82,7 +82,7 @@ pub async fn live(
                 detail: Some(format!("gone before the socket opened: {e}")),
                 ..failed_stop
             };
-            tokio::spawn(audit_stop(failed_pool, entry, cam.id));
+            tokio::spawn(audit_stop(failed_log, entry, cam.id));
         })
         .on_upgrade(move |socket| async move {
             let max = revoke::live_max(&state);
@@ -93,7 +93,7 @@ pub async fn live(
                 revoke::until_revoked(state, p, max, region).await.message()
             };
             ws::serve(socket, live, viewer, end).await;
-            audit_stop(pool, stop, cam.id).await;
+            audit_stop(log, stop, cam.id).await;
         }))
 }
 

@@ -191,7 +191,7 @@ pub async fn ingest(
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut sites: HashMap<i64, Option<SiteInfo>> = HashMap::new();
     // Cases as known in this batch: (type, site).
-    let mut known: HashMap<String, (String, i64)> = HashMap::new();
+    let mut known: HashMap<String, (String, i64, String)> = HashMap::new();
     let mut touched: BTreeSet<String> = BTreeSet::new();
     let mut batch_ids: HashMap<String, String> = HashMap::new();
     for (index, item) in items.iter().enumerate() {
@@ -267,8 +267,8 @@ pub async fn ingest(
         let case = match known.get(&e.case_no) {
             Some(c) => Some(c.clone()),
             None => {
-                sqlx::query_as::<_, (String, i64)>(
-                    "SELECT case_type, site_id FROM cases WHERE case_no = ?",
+                sqlx::query_as::<_, (String, i64, String)>(
+                    "SELECT case_type, site_id, region_code FROM cases WHERE case_no = ?",
                 )
                 .bind(&e.case_no)
                 .fetch_optional(&mut *tx)
@@ -276,7 +276,17 @@ pub async fn ingest(
             }
         };
         match &case {
-            Some((t, _)) if *t != e.case_type => {
+            // Another region's case: say nothing of it (its type, its site), only that this sender
+            // cannot file under that number.
+            Some((_, _, region)) if !scope.allows(region) => {
+                reject(
+                    &mut report,
+                    id,
+                    format!("case_no {} is not available to this sender", e.case_no),
+                );
+                continue;
+            }
+            Some((t, _, _)) if *t != e.case_type => {
                 reject(
                     &mut report,
                     id,
@@ -284,7 +294,7 @@ pub async fn ingest(
                 );
                 continue;
             }
-            Some((_, s)) if *s != e.site_id => {
+            Some((_, s, _)) if *s != e.site_id => {
                 reject(
                     &mut report,
                     id,
@@ -310,7 +320,10 @@ pub async fn ingest(
                 .await?;
             }
         }
-        known.insert(e.case_no.clone(), (e.case_type.clone(), e.site_id));
+        known.insert(
+            e.case_no.clone(),
+            (e.case_type.clone(), e.site_id, site.region_code.clone()),
+        );
         sqlx::query(
             "INSERT INTO case_events (event_id, content_hash, case_no, case_type, kind, at, site_id, position,
                  operator, deadline, attributes, received_at, received_by)

@@ -397,8 +397,12 @@ pub async fn session_by_hash(
         .bind(session_id)
         .execute(pool)
         .await?;
-    let user = get(pool, user_id).await?;
-    Ok(Some((user, csrf)))
+    // A user deleted meanwhile has no session (the row goes with the user; this covers the moment between).
+    match get(pool, user_id).await {
+        Ok(user) => Ok(Some((user, csrf))),
+        Err(DbError::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 pub async fn delete_session(pool: &Pool, token_hash: &str) -> Result<(), DbError> {

@@ -116,7 +116,16 @@ pub fn plan(
         } as u32;
         for f in &s.fragments {
             let f_end = f.wall_us + ticks_to_us(f.duration_90k());
-            if f_end <= start_us || f.wall_us >= end_us || f.wall_us <= last_frag_wall {
+            // Within a run a fragment follows the one before it: its wall time may read a little earlier
+            // than that one's end (the clock is slewed toward the server's), but it starts where that one
+            // ended. So a range ending at the end of the footage recorded so far does not take in the next
+            // fragment once it is written: the range's bytes never change as recording goes on.
+            let begins = if row.run == last_run {
+                f.wall_us.max(last_wall_end)
+            } else {
+                f.wall_us
+            };
+            if f_end <= start_us || begins >= end_us || f.wall_us <= last_frag_wall {
                 continue;
             }
             last_frag_wall = f.wall_us;
