@@ -476,23 +476,14 @@ async fn two_hundred_viewers_keep_the_frame_rate_while_one_never_reads() {
 #[tokio::test]
 async fn whep_client_receives_the_camera_by_webrtc_and_can_end_the_session() {
     use str0m::change::SdpAnswer;
-    use str0m::media::{Direction, MediaKind};
     use str0m::net::{Protocol, Receive};
-    use str0m::{Candidate, Event, Input, Output, Rtc};
+    use str0m::{Event, Input, Output};
 
     let (_sim, server, cams, _) = setup(1).await;
     let cam = cams[0];
     let c = Client::login(&server, "watcher", "watcher-password-1").await;
-    str0m::crypto::from_feature_flags().install_process_default();
-    let mut rtc = Rtc::builder().set_rtp_mode(true).build(Instant::now());
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("udp");
+    let (mut rtc, pending, sock, offer) = common::ws::whep_offer().await;
     let local = sock.local_addr().expect("addr");
-    rtc.add_local_candidate(Candidate::host(local, "udp").expect("candidate"));
-    let mut api = rtc.sdp_api();
-    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-    let (offer, pending) = api.apply().expect("offer");
 
     let url = server.url(&format!("/api/v1/cameras/{cam}/whep"));
     let post = |ct: &'static str, body: String| {
@@ -505,9 +496,7 @@ async fn whep_client_receives_the_camera_by_webrtc_and_can_end_the_session() {
     };
     let wrong = post("application/json", "{}".into()).await.expect("post");
     assert_eq!(wrong.status(), 415);
-    let r = post("application/sdp", offer.to_sdp_string())
-        .await
-        .expect("post");
+    let r = post("application/sdp", offer).await.expect("post");
     assert_eq!(r.status(), 201);
     assert_eq!(r.headers()["content-type"], "application/sdp");
     let location = r.headers()["location"]

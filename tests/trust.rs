@@ -603,6 +603,45 @@ async fn live_views_end_with_their_callers_rights() {
         "token revoked"
     );
 
+    // A WHEP session ends with its caller's rights too: the server has ended it before anyone deletes it.
+    let r = admin
+        .patch(
+            &format!("/api/v1/users/{watcher_id}"),
+            json!({"region_codes": ["360700"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let watcher = Client::login(&server, "watcher", "watcher-password-1").await;
+    let (_rtc, _pending, _sock, offer) = common::ws::whep_offer().await;
+    let r = watcher
+        .http
+        .post(server.url(&format!("/api/v1/cameras/{cam}/whep")))
+        .header("content-type", "application/sdp")
+        .header("x-csrf-token", watcher.csrf.clone().unwrap_or_default())
+        .body(offer)
+        .send()
+        .await
+        .expect("whep");
+    assert_eq!(r.status(), 201);
+    let location = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let r = admin
+        .patch(
+            &format!("/api/v1/users/{watcher_id}"),
+            json!({"region_codes": ["360100"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let r = admin.delete(&location).await;
+    assert_eq!(
+        r.status, 404,
+        "the WHEP session was ended by the server: {}",
+        r.text
+    );
+
     // Every live view ends at its maximum duration (8 s here), rights or not.
     let r = admin
         .patch(

@@ -53,3 +53,28 @@ pub async fn connect(server: &Server, camera: i64, cookie: &str) -> Ws {
         .expect("websocket connects");
     ws
 }
+
+/// A WebRTC receiver's offer for WHEP (one video track, receive only, a host candidate on loopback):
+/// the peer, its pending offer, its socket, and the SDP to post.
+pub async fn whep_offer() -> (
+    str0m::Rtc,
+    str0m::change::SdpPendingOffer,
+    tokio::net::UdpSocket,
+    String,
+) {
+    use str0m::media::{Direction, MediaKind};
+    use str0m::{Candidate, Rtc};
+    str0m::crypto::from_feature_flags().install_process_default();
+    let mut rtc = Rtc::builder()
+        .set_rtp_mode(true)
+        .build(std::time::Instant::now());
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("udp");
+    let local = sock.local_addr().expect("addr");
+    rtc.add_local_candidate(Candidate::host(local, "udp").expect("candidate"));
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    let (offer, pending) = api.apply().expect("offer");
+    (rtc, pending, sock, offer.to_sdp_string())
+}
