@@ -115,7 +115,7 @@ impl Server {
         match (&tls.cert, &tls.key) {
             (Some(cert), Some(key)) => {
                 // One crypto provider for the process; a second install (tests) is harmless.
-                let _ = rustls::crypto::ring::default_provider().install_default();
+                let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
                 let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
                     .await
                     .with_context(|| {
