@@ -29,8 +29,8 @@ impl Ended {
     }
 }
 
-/// Resolves when `p` may no longer hold the view (see the module doc). `region`: the region of what is
-/// watched (a camera's region, looked up anew each time by `region_now`), or `None` for a view of the
+/// Resolves when `p` may no longer hold the view (see the module doc). `region_now` gives the region of
+/// what is watched, looked up anew at each check (a camera's region), or `None` for a view of the
 /// caller's whole scope (notifications, which filter by region themselves).
 pub async fn until_revoked<F, Fut>(
     state: AppState,

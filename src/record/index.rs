@@ -145,7 +145,8 @@ pub async fn overlapping(
 
 /// Removes segment rows and lists their files as garbage, in one transaction, except rows of held
 /// footage: the hold is checked inside the same write transaction, so a hold placed while retention or
-/// a repair chose its rows still keeps its footage. Returns how many rows went.
+/// a repair chose its rows still keeps its footage. (A row without frames holds no footage and goes.)
+/// Returns how many rows went.
 ///
 /// The transaction commits with `synchronous = FULL`: its rows are durable (WAL synced) before any file
 /// on the garbage list is unlinked, so a power cut can never leave a row whose file is gone.
@@ -176,7 +177,7 @@ async fn garbage_tx(
     let mut n = 0;
     for (id, path) in rows {
         let gone = sqlx::query(&format!(
-            "DELETE FROM segments AS s WHERE s.id = ? AND NOT {HELD}"
+            "DELETE FROM segments AS s WHERE s.id = ? AND (s.frames = 0 OR NOT {HELD})"
         ))
         .bind(id)
         .execute(&mut *tx)
