@@ -17,7 +17,7 @@ pub struct Options {
 /// Runs every check; `true` when all passed.
 pub async fn run(pool: &Pool, data_dir: &Path, opts: Options) -> anyhow::Result<bool> {
     let mut ok = true;
-    ok &= audit_chain(&audit::Log::open(pool.clone(), data_dir).await?).await?;
+    ok &= audit_chain(&audit::Log::open_to_verify(pool.clone(), data_dir).await?).await?;
     ok &= recordings(pool, data_dir, opts.repair).await?;
     Ok(ok)
 }

@@ -237,8 +237,7 @@ async fn cli_audit(
         client: None,
         detail: Some(detail),
     };
-    let data_dir = storage.load()?.data_dir;
-    vigil::audit::Log::open(pool.clone(), &data_dir)
+    vigil::audit::Log::open(pool.clone(), &storage.load()?.data_dir)
         .await?
         .append(&entry)
         .await?;
@@ -285,7 +284,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let cfg = storage.load()?;
             let pool = open_db(&storage).await?;
-            let log = vigil::audit::Log::open(pool, &cfg.data_dir).await?;
+            let log = vigil::audit::Log::open_to_verify(pool, &cfg.data_dir).await?;
             if vigil::check::audit_chain(&log).await? {
                 Ok(())
             } else {

@@ -936,6 +936,12 @@ async fn the_audit_chain_cannot_be_rewritten_without_its_key() {
     let (ok, out) = server.command(&["audit", "verify"]);
     assert!(!ok, "a rewritten chain is found: {out}");
     assert!(out.contains("first broken row: 3"), "{out}");
+    // Without its key the log is not checked against a new one: removing the key hides nothing.
+    let key_path = server.data_dir().join("keys/audit.key");
+    std::fs::rename(&key_path, key_path.with_extension("moved")).expect("move key");
+    let (ok, out) = server.command(&["audit", "verify"]);
+    assert!(!ok && out.contains("missing"), "{out}");
+    assert!(!key_path.exists(), "a check makes no key");
 }
 
 #[tokio::test]

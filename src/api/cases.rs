@@ -189,29 +189,9 @@ async fn visible_export(s: &AppState, p: &Principal, id: &str) -> ApiResult<expo
         return Err(ApiError::not_found());
     }
     let row = export::get(&s.pool, id).await?;
+    // The access layer has checked the export's regions, its cameras' included (`api::target`).
     scoped(p, &row.region_code)?;
-    // The package holds footage of these cameras: each must be in the reader's regions now, not only
-    // when the export was made (a camera moved to another city takes its footage's readers with it).
-    for region in camera_regions(&s.pool, &row.cameras()).await? {
-        scoped(p, &region)?;
-    }
     Ok(row)
-}
-
-/// The regions the given cameras are in now (cameras deleted since have none).
-async fn camera_regions(pool: &crate::db::Pool, cameras: &[i64]) -> ApiResult<Vec<String>> {
-    let mut out = Vec::with_capacity(cameras.len());
-    for id in cameras {
-        let region: Option<String> = sqlx::query_scalar(
-            "SELECT s.region_code FROM cameras c JOIN sites s ON s.id = c.site_id WHERE c.id = ?",
-        )
-        .bind(id)
-        .fetch_optional(pool)
-        .await
-        .map_err(ApiError::internal)?;
-        out.extend(region);
-    }
-    Ok(out)
 }
 
 pub async fn get_export(

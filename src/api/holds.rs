@@ -2,10 +2,11 @@
 //! `GET /holds` lists the active ones the caller may see, `DELETE /holds/{id}` releases one.
 //!
 //! Limits: a hold names a case (its clips, as the caller may see them) or a camera and a range of at
-//! most [`MAX_RANGE_US`], with a reason; a camera's range may name the case it is for. A hold is released,
-//! never deleted (who and when stay in its row and in the audit log), by an admin of its camera's region
-//! (investigators place holds; releasing footage to retention is an admin's decision); the automatic holds of bid sessions are kept by rule and cannot be
-//! released by hand. Every placement and release is audited under the region of its case or camera.
+//! most [`MAX_RANGE_US`], with a reason; a camera's range may name the case it is for. A hold is
+//! released, never deleted (who and when stay in its row and in the audit log), by an admin of its
+//! camera's region: investigators place holds, releasing footage to retention is an admin's decision.
+//! The automatic holds of bid sessions are kept by rule and cannot be released by hand. Every placement
+//! and release is audited under the region of its case or camera.
 
 use super::access::{noted, AuditNote};
 use super::cameras::visible_camera;
@@ -193,7 +194,7 @@ pub async fn list(
     Ok(Json(
         rows.into_iter()
             // A hold of a camera that is gone has no region: global admins only.
-            .filter(|(_, region)| p.scope.covers(&region.iter().cloned().collect::<Vec<_>>()))
+            .filter(|(_, region)| p.scope.covers(region.as_slice()))
             .map(|(h, _)| h)
             .collect(),
     ))

@@ -5,8 +5,8 @@
 //! `/sites/{id}...` a site, `/users/{id}` a user, `/tokens/{id}` a token, `/regions/{code}` a region (its
 //! own region), `/cases/{case_no}...` a case, `/exports/{id}...` an export, `/holds/{id}` a hold (its camera's region now; none, so global admins only, once the camera is gone). A camera's or site's region is
 //! its site's *now* (a camera moved to another city is that city's from the moment it moved); a case's is
-//! the region it was filed under; an export's is its case's, and each camera it holds must be in scope
-//! as well (checked by the handler, see `api::cases`). A user's or token's regions are the ones it is bound
+//! the region it was filed under; an export's are its case's and those of the cameras its package holds,
+//! now. A user's or token's regions are the ones it is bound
 //! to (none: global, so only a global admin may touch it). A kind not listed here is not resolved, and its
 //! handler must check the region itself. A key that does not parse or names nothing is left to the handler
 //! (400 or 404).
@@ -50,6 +50,31 @@ async fn hold_regions(pool: &Pool, id: i64) -> Result<Option<Vec<String>>, ApiEr
     Ok(row.map(|(r,)| r.into_iter().collect()))
 }
 
+/// An export's regions: its case's, and those each camera whose footage its package holds is in *now*
+/// (cameras deleted since have none), so that a camera moved to another city takes the package's readers
+/// with it.
+async fn export_regions(pool: &Pool, id: &str) -> Result<Option<Vec<String>>, ApiError> {
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT region_code, camera_ids FROM exports WHERE id = ?")
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .map_err(ApiError::internal)?;
+    let Some((region, cameras)) = row else {
+        return Ok(None);
+    };
+    let mut regions: Vec<String> = sqlx::query_scalar(
+        "SELECT s.region_code FROM json_each(?) j JOIN cameras c ON c.id = j.value
+         JOIN sites s ON s.id = c.site_id",
+    )
+    .bind(cameras)
+    .fetch_all(pool)
+    .await
+    .map_err(ApiError::internal)?;
+    regions.insert(0, region);
+    Ok(Some(regions))
+}
+
 /// The regions a user or token is bound to, when it exists.
 fn bound(got: Result<Vec<String>, db::DbError>) -> Result<Option<Vec<String>>, ApiError> {
     match got {
@@ -76,10 +101,7 @@ async fn regions_of(
             "case",
             by_text("SELECT region_code FROM cases WHERE case_no = ?").await?,
         ),
-        ("exports", _) => (
-            "export",
-            by_text("SELECT region_code FROM exports WHERE id = ?").await?,
-        ),
+        ("exports", _) => ("export", export_regions(pool, key).await?),
         ("cameras", Some(id)) => (
             "camera",
             one(

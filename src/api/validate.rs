@@ -44,6 +44,14 @@ pub fn region_code(field: &str, value: &str) -> Result<String, ApiError> {
     }
 }
 
+/// The percent-decoded form of a URL's user or password.
+fn decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
 /// An RTSP URL split from any credentials written into it: (URL without credentials, username, password).
 pub fn rtsp_url(
     field: &str,
@@ -57,12 +65,6 @@ pub fn rtsp_url(
     if u.host_str().is_none_or(str::is_empty) {
         return Err(ApiError::invalid(format!("{field} has no host")));
     }
-    let decode = |s: &str| {
-        url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
     let user = (!u.username().is_empty()).then(|| decode(u.username()));
     let pass = u.password().map(decode);
     // Credentials never stay in a stored URL: they would leak into every response and log line.
@@ -83,12 +85,6 @@ pub fn template_credentials(template: &str) -> (String, Option<String>, Option<S
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let Some(at) = rest[..authority_end].rfind('@') else {
         return (t.to_owned(), None, None);
-    };
-    let decode = |s: &str| {
-        url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
     };
     let userinfo = &rest[..at];
     let (user, pass) = match userinfo.split_once(':') {
@@ -115,11 +111,7 @@ pub fn authority(u: &str) -> Option<String> {
 /// would hand the stored secret to whoever listens at the new address.
 pub fn stored_password_may_go(stored_urls: &[Option<&str>], to: &str) -> Result<(), ApiError> {
     let target = authority(to);
-    if stored_urls
-        .iter()
-        .flatten()
-        .any(|u| authority(u).is_some() && authority(u) == target)
-    {
+    if target.is_some() && stored_urls.iter().flatten().any(|u| authority(u) == target) {
         return Ok(());
     }
     Err(ApiError::invalid(

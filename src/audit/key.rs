@@ -22,6 +22,8 @@ pub enum KeyError {
     Malformed(PathBuf),
     #[error("reading the audit log: {0}")]
     Db(String),
+    #[error("audit key {0} is missing: the log cannot be verified without it (restore it from the backup)")]
+    Missing(PathBuf),
 }
 
 pub struct AuditKey {
@@ -52,6 +54,18 @@ impl AuditKey {
             source,
         })?;
         Self::parse(&String::from_utf8_lossy(&bytes)).ok_or(KeyError::Malformed(path))
+    }
+
+    /// The key of `data_dir` when it exists; never makes one (a check must not key a log anew).
+    pub fn load(data_dir: &Path) -> Result<Option<AuditKey>, KeyError> {
+        let path = Self::path(data_dir);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&text)
+                .map(Some)
+                .ok_or(KeyError::Malformed(path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(KeyError::Io { path, source }),
+        }
     }
 
     fn parse(text: &str) -> Option<AuditKey> {

@@ -122,6 +122,21 @@ impl Log {
         Ok(Log::with_key(pool, key))
     }
 
+    /// The log of `pool` for checking it: the key must exist already. Opening for a check never makes
+    /// one, or someone who removed the key file would get every keyed row read as an old unkeyed one.
+    pub async fn open_to_verify(pool: Pool, data_dir: &std::path::Path) -> Result<Log, KeyError> {
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit")
+            .fetch_one(&pool)
+            .await
+            .map_err(|e| KeyError::Db(e.to_string()))?;
+        match AuditKey::load(data_dir)? {
+            Some(key) => Ok(Log::with_key(pool, key)),
+            // An empty log has nothing to verify.
+            None if rows == 0 => Ok(Log::with_key(pool, AuditKey::new([0; 32], 1))),
+            None => Err(KeyError::Missing(AuditKey::path(data_dir))),
+        }
+    }
+
     pub fn with_key(pool: Pool, key: AuditKey) -> Log {
         Log {
             pool,
@@ -288,16 +303,8 @@ pub async fn query(pool: &Pool, f: &Filter, scope: &Scope) -> Result<Vec<Row>, D
     if let Some(t) = f.to_ms {
         q.push(" AND at < ").push_bind(t);
     }
-    if let Scope::Regions(set) = scope {
-        if set.is_empty() {
-            return Ok(Vec::new());
-        }
-        q.push(" AND region_code IN (");
-        let mut sep = q.separated(", ");
-        for code in set {
-            sep.push_bind(code.clone());
-        }
-        sep.push_unseparated(")");
+    if !scope.push_filter(&mut q, "region_code") {
+        return Ok(Vec::new());
     }
     q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
     Ok(q.build_query_as::<Row>().fetch_all(pool).await?)

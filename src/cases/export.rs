@@ -46,13 +46,6 @@ pub struct ExportRow {
     pub camera_ids: String,
 }
 
-impl ExportRow {
-    /// The cameras whose footage the package holds.
-    pub fn cameras(&self) -> Vec<i64> {
-        serde_json::from_str(&self.camera_ids).unwrap_or_default()
-    }
-}
-
 pub async fn get(pool: &Pool, id: &str) -> Result<ExportRow, DbError> {
     sqlx::query_as::<_, ExportRow>(
         "SELECT id, case_no, region_code, state, progress, path, bytes, sha256, error, created_by, created_at,

@@ -17,7 +17,7 @@ use crate::auth::Scope;
 use crate::db::{now_ms, DbError, Pool};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::{Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
 use std::collections::{BTreeSet, HashMap};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -483,84 +483,35 @@ fn prefix_end(prefix: &str) -> String {
 
 /// Cases matching the filter within the scope, by case number.
 pub async fn search(pool: &Pool, scope: &Scope, f: &Filter) -> Result<Vec<CaseRow>, DbError> {
-    let mut sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE 1 = 1");
-    let mut binds: Vec<Bind> = Vec::new();
+    let mut q =
+        QueryBuilder::<Sqlite>::new(format!("SELECT {CASE_COLUMNS} FROM cases WHERE 1 = 1"));
     if let Some(p) = f.prefix.as_deref().filter(|p| !p.is_empty()) {
-        sql.push_str(" AND case_no >= ? AND case_no < ?");
-        binds.push(Bind::Text(p.to_owned()));
-        binds.push(Bind::Text(prefix_end(p)));
+        q.push(" AND case_no >= ").push_bind(p.to_owned());
+        q.push(" AND case_no < ").push_bind(prefix_end(p));
     }
     if let Some(a) = &f.after {
-        sql.push_str(" AND case_no > ?");
-        binds.push(Bind::Text(a.clone()));
+        q.push(" AND case_no > ").push_bind(a.clone());
     }
     if let Some(from) = f.from {
-        sql.push_str(" AND last_at >= ?");
-        binds.push(Bind::Int(from));
+        q.push(" AND last_at >= ").push_bind(from);
     }
     if let Some(to) = f.to {
-        sql.push_str(" AND first_at < ?");
-        binds.push(Bind::Int(to));
+        q.push(" AND first_at < ").push_bind(to);
     }
     if let Some(s) = f.site_id {
-        sql.push_str(" AND site_id = ?");
-        binds.push(Bind::Int(s));
+        q.push(" AND site_id = ").push_bind(s);
     }
     if let Some(t) = &f.case_type {
-        sql.push_str(" AND case_type = ?");
-        binds.push(Bind::Text(t.clone()));
+        q.push(" AND case_type = ").push_bind(t.clone());
     }
     if let Some(c) = &f.card {
-        sql.push_str(" AND card = ?");
-        binds.push(Bind::Text(c.clone()));
+        q.push(" AND card = ").push_bind(c.clone());
     }
-    if !in_scope(scope, "region_code", &mut sql, &mut binds) {
+    if !scope.push_filter(&mut q, "region_code") {
         return Ok(Vec::new());
     }
-    sql.push_str(" ORDER BY case_no LIMIT ?");
-    binds.push(Bind::Int(f.limit));
-    Ok(with_binds::<CaseRow>(&sql, binds).fetch_all(pool).await?)
-}
-
-enum Bind {
-    Text(String),
-    Int(i64),
-}
-
-/// A query of `T` rows with its parameters bound in order.
-fn with_binds<'q, T>(
-    sql: &'q str,
-    binds: Vec<Bind>,
-) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, T, sqlx::sqlite::SqliteArguments<'q>>
-where
-    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
-{
-    let mut q = sqlx::query_as::<_, T>(sql);
-    for b in binds {
-        q = match b {
-            Bind::Text(t) => q.bind(t),
-            Bind::Int(i) => q.bind(i),
-        };
-    }
-    q
-}
-
-/// Appends ` AND column IN (regions of the scope)` to `sql`; false when the scope is empty (nothing can
-/// match).
-fn in_scope(scope: &Scope, column: &str, sql: &mut String, binds: &mut Vec<Bind>) -> bool {
-    let Scope::Regions(set) = scope else {
-        return true;
-    };
-    if set.is_empty() {
-        return false;
-    }
-    sql.push_str(&format!(" AND {column} IN ("));
-    for (i, r) in set.iter().enumerate() {
-        sql.push_str(if i == 0 { "?" } else { ", ?" });
-        binds.push(Bind::Text(r.clone()));
-    }
-    sql.push(')');
-    true
+    q.push(" ORDER BY case_no LIMIT ").push_bind(f.limit);
+    Ok(q.build_query_as::<CaseRow>().fetch_all(pool).await?)
 }
 
 /// Cameras of the positions of a site, by position code, with their names and the region they are in
@@ -608,20 +559,18 @@ pub async fn camera_events(
 ) -> Result<Vec<CameraEvent>, DbError> {
     // Only the events of cases the caller may see: a camera that moved to another city keeps its links
     // to its old site's positions, whose cases are not the new city's to see.
-    let mut sql = String::from(
+    let mut q = QueryBuilder::<Sqlite>::new(
         "SELECT e.at, e.case_no, e.case_type, e.kind, e.position, e.site_id FROM position_cameras pc
          JOIN positions p ON p.id = pc.position_id
          JOIN case_events e ON e.site_id = p.site_id AND e.position = p.code
-         JOIN cases c ON c.case_no = e.case_no
-         WHERE pc.camera_id = ? AND e.at >= ? AND e.at < ?",
+         JOIN cases c ON c.case_no = e.case_no WHERE pc.camera_id = ",
     );
-    let mut binds = vec![Bind::Int(camera_id), Bind::Int(from), Bind::Int(to)];
-    if !in_scope(scope, "c.region_code", &mut sql, &mut binds) {
+    q.push_bind(camera_id);
+    q.push(" AND e.at >= ").push_bind(from);
+    q.push(" AND e.at < ").push_bind(to);
+    if !scope.push_filter(&mut q, "c.region_code") {
         return Ok(Vec::new());
     }
-    sql.push_str(" ORDER BY e.at, e.id LIMIT ?");
-    binds.push(Bind::Int(limit));
-    Ok(with_binds::<CameraEvent>(&sql, binds)
-        .fetch_all(pool)
-        .await?)
+    q.push(" ORDER BY e.at, e.id LIMIT ").push_bind(limit);
+    Ok(q.build_query_as::<CameraEvent>().fetch_all(pool).await?)
 }

@@ -88,11 +88,7 @@ pub async fn check(pool: &Pool, data_dir: &Path, repair: bool) -> Result<CheckRe
                         row.path
                     ));
                 } else if repair {
-                    index::to_garbage(pool, &[(row.id, row.path.clone())], "check: unreadable")
-                        .await?;
-                    collect_garbage(pool, data_dir).await;
-                    rep.repaired
-                        .push(format!("{}: row and file removed", row.path));
+                    remove_unless_held(pool, data_dir, row, "check: unreadable", &mut rep).await?;
                 }
                 continue;
             }
@@ -130,8 +126,8 @@ pub async fn check(pool: &Pool, data_dir: &Path, repair: bool) -> Result<CheckRe
             .push(format!("{}: {}", row.path, wrong.join("; ")));
         if repair && !open {
             if scanned.fragments.is_empty() {
-                index::to_garbage(pool, &[(row.id, row.path.clone())], "check: empty").await?;
-                collect_garbage(pool, data_dir).await;
+                remove_unless_held(pool, data_dir, row, "check: empty", &mut rep).await?;
+                continue;
             } else {
                 if scanned.file_len > scanned.complete_len {
                     truncate(&abs, scanned.complete_len)
@@ -200,6 +196,27 @@ pub fn rows_from_files(data_dir: &Path) -> Result<Vec<SegmentRow>, ScanError> {
         ))
     });
     Ok(rows)
+}
+
+/// Removes a row and its file through the garbage list, unless it is held: held footage stays, and
+/// stays a problem of the report.
+async fn remove_unless_held(
+    pool: &Pool,
+    data_dir: &Path,
+    row: &SegmentRow,
+    reason: &str,
+    rep: &mut CheckReport,
+) -> Result<(), DbError> {
+    let removed = index::to_garbage(pool, &[(row.id, row.path.clone())], reason).await?;
+    collect_garbage(pool, data_dir).await;
+    if removed == 1 {
+        rep.repaired
+            .push(format!("{}: row and file removed", row.path));
+    } else {
+        rep.problems
+            .push(format!("{}: held, so kept as it is", row.path));
+    }
+    Ok(())
 }
 
 /// Replaces the segment index with [`rows_from_files`], in one transaction: until it commits the old
