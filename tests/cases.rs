@@ -171,21 +171,7 @@ async fn ws_connect(
     password: &str,
 ) -> tokio::net::TcpStream {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let r = reqwest::Client::new()
-        .post(server.url("/api/v1/session"))
-        .json(&json!({"username": user, "password": password}))
-        .send()
-        .await
-        .expect("login");
-    let cookie = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("vigil_session="))
-        .and_then(|v| v.split(';').next())
-        .expect("session cookie")
-        .to_owned();
+    let cookie = common::ws::cookie(server, user, password).await;
     let mut s = tokio::net::TcpStream::connect(server.addr)
         .await
         .expect("connect");

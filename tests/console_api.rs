@@ -8,7 +8,6 @@ use common::*;
 use futures::StreamExt;
 use serde_json::{json, Value};
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const USERS: &str = r#"
 [[seed.users]]
@@ -98,38 +97,10 @@ async fn a_wall_is_kept_per_user_and_a_bad_one_changes_nothing() {
 }
 
 async fn notifications(server: &Server, user: &str, password: &str) -> Ws {
-    let r = reqwest::Client::new()
-        .post(server.url("/api/v1/session"))
-        .json(&json!({"username": user, "password": password}))
-        .send()
-        .await
-        .expect("login");
-    let cookie = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("vigil_session="))
-        .and_then(|v| v.split(';').next())
-        .expect("session cookie")
-        .to_owned();
-    let mut req = format!("ws://{}/api/v1/notifications", server.addr)
-        .into_client_request()
-        .expect("request");
-    req.headers_mut()
-        .insert("cookie", cookie.parse().expect("cookie"));
-    req.headers_mut().insert(
-        "origin",
-        format!("http://{}", server.addr).parse().expect("origin"),
-    );
-    tokio_tungstenite::connect_async(req)
-        .await
-        .expect("notifications socket")
-        .0
+    common::ws::notifications(server, &common::ws::cookie(server, user, password).await).await
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use common::ws::Ws;
 
 /// Waits for a JSON message that satisfies `want`, skipping others.
 async fn expect_message(ws: &mut Ws, timeout: Duration, want: impl Fn(&Value) -> bool) -> Value {

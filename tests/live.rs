@@ -575,19 +575,7 @@ fn decode_time(frag: &[u8]) -> Option<u64> {
 /// rising through the reconnect, and what follows the new init plays in ffprobe.
 #[tokio::test]
 async fn transcoded_live_survives_a_reconnect_and_a_resolution_change() {
-    let base = [
-        "--cameras",
-        "1",
-        "--fps",
-        "25",
-        "--bitrate",
-        "300",
-        "--gop",
-        "25",
-        "--codec",
-        "h265",
-    ];
-    let mut sim = Sim::start(&[&base[..], &["--width", "320", "--height", "240"]].concat());
+    let mut sim = Sim::small(1, 25, &["--codec", "h265"]);
     let server = Server::start_with(USERS);
     let c = server.admin().await;
     let site = c.site("章贡区政务服务中心", "service_hall", "360702").await;
@@ -631,7 +619,7 @@ async fn transcoded_live_survives_a_reconnect_and_a_resolution_change() {
         if !restarted && times.len() >= 15 {
             // The camera drops, and comes back at another resolution.
             sim.kill();
-            sim.set_args(&[&base[..], &["--width", "480", "--height", "272"]].concat());
+            sim.set_args(Sim::small_args(1, 25, (480, 272), &["--codec", "h265"]));
             sim.restart();
             restarted = true;
         }

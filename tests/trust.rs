@@ -365,20 +365,12 @@ async fn a_stored_camera_password_goes_only_to_its_camera() {
         .await;
     assert_eq!(r.status, 422, "{}", r.text);
     // Moving the camera without typing the password: refused, the camera unchanged.
-    let r = admin
-        .patch(
-            &format!("/api/v1/cameras/{cam}"),
-            json!({"main_url": elsewhere}),
-        )
-        .await;
-    assert_eq!(r.status, 422, "{}", r.text);
-    let r = admin
-        .patch(
-            &format!("/api/v1/cameras/{cam}"),
-            json!({"sub_url": elsewhere}),
-        )
-        .await;
-    assert_eq!(r.status, 422, "the sub stream too: {}", r.text);
+    for field in ["main_url", "sub_url"] {
+        let r = admin
+            .patch(&format!("/api/v1/cameras/{cam}"), json!({field: elsewhere}))
+            .await;
+        assert_eq!(r.status, 422, "{field}: {}", r.text);
+    }
     let stored = admin.get(&format!("/api/v1/cameras/{cam}")).await.body;
     assert_eq!(stored["main_url"], sim.url(1));
     std::thread::sleep(Duration::from_millis(500));
@@ -502,33 +494,9 @@ async fn live_views_end_with_their_callers_rights() {
         .expect("watcher");
 
     // Logout ends the views of that session (a view and the notification stream).
-    let login = reqwest::Client::new()
-        .post(server.url("/api/v1/session"))
-        .json(&json!({"username": "watcher", "password": "watcher-password-1"}))
-        .send()
-        .await
-        .expect("login");
-    let session = login
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .expect("cookie")
-        .to_owned();
-    let csrf = login.json::<Value>().await.expect("json")["csrf_token"]
-        .as_str()
-        .expect("csrf")
-        .to_owned();
+    let (session, csrf) = common::ws::session(&server, "watcher", "watcher-password-1").await;
     let mut ws = playing(&server, cam, &session).await;
-    let notify_url = format!("ws://{}/api/v1/notifications", server.addr);
-    let mut req =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(notify_url)
-            .expect("request");
-    req.headers_mut()
-        .insert("cookie", session.parse().expect("cookie"));
-    let (mut notes, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("notifications");
+    let mut notes = common::ws::notifications(&server, &session).await;
     let out = reqwest::Client::new()
         .delete(server.url("/api/v1/session"))
         .header("cookie", &session)

@@ -62,22 +62,50 @@ pub async fn test(
         Some(id) => Some(super::cameras::visible_camera(&s, &p, id).await?),
         None => None,
     };
+    let source = source(b, stored.as_ref())?;
+    tracing::info!(actor = %p.actor(), url = %source.url, "camera test");
+    let probe = s.ingest.probe(source, TIMEOUT).await;
+    let mut error = probe.status.error.clone();
+    let snapshot = match &probe.keyframe {
+        None => None,
+        Some(key) => match snapshot(key.clone()).await? {
+            Ok(jpeg) => Some(jpeg),
+            Err(e) => {
+                error = Some(e);
+                None
+            }
+        },
+    };
+    let params = probe.keyframe.as_ref().map(|k| k.params.clone());
+    Ok(Json(TestResult {
+        state: probe.status.state,
+        codec: params.as_ref().map(|p| p.codec.clone()),
+        width: params.as_ref().map(|p| p.width),
+        height: params.as_ref().map(|p| p.height),
+        error,
+        snapshot,
+        elapsed_ms: probe.elapsed.as_millis() as u64,
+    }))
+}
+
+/// The stream to try: the form's fields, what the form leaves empty taken from the stored camera. A
+/// stored password is only ever sent to the address it was stored for.
+fn source(b: TestBody, stored: Option<&crate::db::cameras::Camera>) -> ApiResult<StreamSource> {
     let url = b
         .main_url
         .filter(|u| !u.trim().is_empty())
-        .or_else(|| stored.as_ref().map(|c| c.main_url.clone()))
+        .or_else(|| stored.map(|c| c.main_url.clone()))
         .ok_or_else(|| ApiError::invalid("main_url is required"))?;
     let (url, url_user, url_pass) = validate::rtsp_url("main_url", &url)?;
     let username = b
         .username
         .filter(|u| !u.is_empty())
         .or(url_user)
-        .or_else(|| stored.as_ref().and_then(|c| c.username.clone()));
+        .or_else(|| stored.and_then(|c| c.username.clone()));
     let given = b.password.filter(|p| !p.is_empty()).or(url_pass);
-    let password = match (given, &stored) {
+    let password = match (given, stored) {
         (Some(pw), _) => Some(pw),
         (None, Some(c)) if c.password.is_some() => {
-            // The stored password is only ever sent to the address it was stored for.
             validate::stored_password_may_go(
                 &[Some(c.main_url.as_str()), c.sub_url.as_deref()],
                 url.as_str(),
@@ -94,57 +122,38 @@ pub async fn test(
         ));
     }
     let udp = match b.transport.as_deref() {
-        None => stored.as_ref().is_some_and(|c| c.transport == "udp"),
+        None => stored.is_some_and(|c| c.transport == "udp"),
         Some(t) => validate::one_of("transport", t, TRANSPORTS)? == "udp",
     };
-    tracing::info!(actor = %p.actor(), url = %url, "camera test");
-    let source = StreamSource {
+    Ok(StreamSource {
         camera_id: 0,
         url,
         username,
         password,
         udp,
-    };
-    let probe = s.ingest.probe(source, TIMEOUT).await;
-    let mut error = probe.status.error.clone();
-    let snapshot = match &probe.keyframe {
-        None => None,
-        Some(key) => {
-            let key = key.clone();
-            let jpeg = tokio::task::spawn_blocking(move || {
-                let codec = crate::media::VideoCodec::from_rfc6381(&key.params.codec)
-                    .ok_or_else(|| format!("cannot decode codec {}", key.params.codec))?;
-                crate::media::keyframe_to_jpeg(
-                    codec,
-                    &key.params.extra_data,
-                    &[&key.data],
-                    Some(SNAPSHOT_WIDTH),
-                    85,
-                )
-                .map_err(|e| format!("snapshot failed: {e}"))
-            })
-            .await
-            .map_err(ApiError::internal)?;
-            match jpeg {
-                Ok(j) => Some(format!(
-                    "data:image/jpeg;base64,{}",
-                    base64::engine::general_purpose::STANDARD.encode(j)
-                )),
-                Err(e) => {
-                    error = Some(e);
-                    None
-                }
-            }
-        }
-    };
-    let params = probe.keyframe.as_ref().map(|k| k.params.clone());
-    Ok(Json(TestResult {
-        state: probe.status.state,
-        codec: params.as_ref().map(|p| p.codec.clone()),
-        width: params.as_ref().map(|p| p.width),
-        height: params.as_ref().map(|p| p.height),
-        error,
-        snapshot,
-        elapsed_ms: probe.elapsed.as_millis() as u64,
+    })
+}
+
+/// `data:image/jpeg;base64,...` of a keyframe, or why it could not be made.
+async fn snapshot(key: std::sync::Arc<crate::hub::Frame>) -> ApiResult<Result<String, String>> {
+    let jpeg = tokio::task::spawn_blocking(move || {
+        let codec = crate::media::VideoCodec::from_rfc6381(&key.params.codec)
+            .ok_or_else(|| format!("cannot decode codec {}", key.params.codec))?;
+        crate::media::keyframe_to_jpeg(
+            codec,
+            &key.params.extra_data,
+            &[&key.data],
+            Some(SNAPSHOT_WIDTH),
+            85,
+        )
+        .map_err(|e| format!("snapshot failed: {e}"))
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(jpeg.map(|j| {
+        format!(
+            "data:image/jpeg;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(j)
+        )
     }))
 }

@@ -118,6 +118,16 @@ pub struct CameraBody {
 }
 
 /// Applies a body onto a camera's fields (all required fields must be present when creating).
+/// A camera's stored password may only follow it to an address it was stored for: new URLs elsewhere
+/// need the password given again.
+fn stored_password_stays(c: &Camera, main_url: &str, sub_url: Option<&str>) -> ApiResult<()> {
+    let stored = [Some(c.main_url.as_str()), c.sub_url.as_deref()];
+    for u in [Some(main_url), sub_url].into_iter().flatten() {
+        validate::stored_password_may_go(&stored, u)?;
+    }
+    Ok(())
+}
+
 async fn merge(
     s: &AppState,
     p: &Principal,
@@ -168,11 +178,7 @@ async fn merge(
         password = (!pw.is_empty()).then_some(pw);
     }
     if let (Some(c), Some(_), false) = (base, &password, password_given) {
-        // The stored password may only follow the camera to an address it was stored for.
-        let stored = [Some(c.main_url.as_str()), c.sub_url.as_deref()];
-        for u in [Some(&main_url), sub_url.as_ref()].into_iter().flatten() {
-            validate::stored_password_may_go(&stored, u)?;
-        }
+        stored_password_stays(c, &main_url, sub_url.as_deref())?;
     }
     if username.as_ref().is_some_and(|u| u.len() > 200)
         || password.as_ref().is_some_and(|p| p.len() > 200)
@@ -381,6 +387,97 @@ fn fill(template: &str, host: &str, port: u16, channel: u32) -> String {
         .replace("{channel}", &channel.to_string())
 }
 
+/// The channel numbers of an NVR import: a count (1..N) or a list, sorted and without repeats.
+fn channel_numbers(c: &Channels) -> ApiResult<Vec<u32>> {
+    match c {
+        Channels::Count(n) if (1..=256).contains(n) => Ok((1..=*n).collect()),
+        Channels::List(list)
+            if !list.is_empty()
+                && list.len() <= 256
+                && list.iter().all(|c| (1..=999).contains(c)) =>
+        {
+            let mut l = list.clone();
+            l.sort_unstable();
+            l.dedup();
+            Ok(l)
+        }
+        _ => Err(ApiError::invalid(
+            "channels must be a count from 1 to 256 or a list of channel numbers 1..999",
+        )),
+    }
+}
+
+/// The URL templates of an import and the credentials written into them.
+struct Templates {
+    main: String,
+    sub: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+/// The vendor's templates, or the given ones with any credentials taken out of them (templates are
+/// stored and shown).
+fn templates(vendor: &str, b: &NvrBody) -> ApiResult<Templates> {
+    let (mut username, mut password) = (None, None);
+    let mut strip = |t: &str| {
+        let (t, u, p) = validate::template_credentials(t);
+        username = username.take().or(u);
+        password = password.take().or(p);
+        t
+    };
+    let given = (
+        b.url_template.as_deref().map(&mut strip),
+        b.sub_url_template.as_deref().map(&mut strip),
+    );
+    let (main, sub) = match (vendor_templates(vendor), given) {
+        (_, (Some(t), sub)) => (t, sub),
+        (Some((m, s)), (None, _)) => (m.to_owned(), Some(s.to_owned())),
+        (None, (None, _)) => {
+            return Err(ApiError::invalid(
+                "url_template is required for a generic NVR",
+            ))
+        }
+    };
+    if !main.contains("{channel}") {
+        return Err(ApiError::invalid("url_template must contain {channel}"));
+    }
+    Ok(Templates {
+        main,
+        sub,
+        username,
+        password,
+    })
+}
+
+/// One camera per channel: (channel, name, main URL, sub URL).
+fn channel_cameras(
+    t: &Templates,
+    host: &str,
+    port: u16,
+    prefix: &str,
+    channels: &[u32],
+) -> ApiResult<Vec<db::cameras::NvrChannel>> {
+    let mut list = Vec::with_capacity(channels.len());
+    for ch in channels {
+        let (main, _, _) = validate::rtsp_url("url_template", &fill(&t.main, host, port, *ch))?;
+        let sub = match &t.sub {
+            Some(s) => Some(
+                validate::rtsp_url("sub_url_template", &fill(s, host, port, *ch))?
+                    .0
+                    .to_string(),
+            ),
+            None => None,
+        };
+        list.push((
+            *ch as i64,
+            format!("{prefix} ch{ch:02}"),
+            main.to_string(),
+            sub,
+        ));
+    }
+    Ok(list)
+}
+
 pub async fn import_nvr(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -398,48 +495,8 @@ pub async fn import_nvr(
     if port == 0 {
         return Err(ApiError::invalid("port must be between 1 and 65535"));
     }
-    let channels: Vec<u32> = match b.channels {
-        Channels::Count(n) if (1..=256).contains(&n) => (1..=n).collect(),
-        Channels::List(list)
-            if !list.is_empty()
-                && list.len() <= 256
-                && list.iter().all(|c| (1..=999).contains(c)) =>
-        {
-            let mut l = list;
-            l.sort_unstable();
-            l.dedup();
-            l
-        }
-        _ => {
-            return Err(ApiError::invalid(
-                "channels must be a count from 1 to 256 or a list of channel numbers 1..999",
-            ))
-        }
-    };
-    // Credentials written into a template are taken out of it: templates are stored and shown.
-    let (mut t_user, mut t_pass) = (None, None);
-    let mut strip = |t: &str| {
-        let (t, u, p) = validate::template_credentials(t);
-        t_user = t_user.take().or(u);
-        t_pass = t_pass.take().or(p);
-        t
-    };
-    let given = (
-        b.url_template.as_deref().map(&mut strip),
-        b.sub_url_template.as_deref().map(&mut strip),
-    );
-    let (main_template, sub_template) = match (vendor_templates(&vendor), given) {
-        (_, (Some(t), sub)) => (t, sub),
-        (Some((m, s)), (None, _)) => (m.to_owned(), Some(s.to_owned())),
-        (None, (None, _)) => {
-            return Err(ApiError::invalid(
-                "url_template is required for a generic NVR",
-            ))
-        }
-    };
-    if !main_template.contains("{channel}") {
-        return Err(ApiError::invalid("url_template must contain {channel}"));
-    }
+    let channels = channel_numbers(&b.channels)?;
+    let templates = templates(&vendor, &b)?;
     let transport = validate::one_of(
         "transport",
         b.transport.as_deref().unwrap_or("tcp"),
@@ -449,34 +506,16 @@ pub async fn import_nvr(
         Some(n) => validate::name("name_prefix", n, 80)?,
         None => host.clone(),
     };
-    let mut list = Vec::with_capacity(channels.len());
-    for ch in &channels {
-        let (main, _, _) =
-            validate::rtsp_url("url_template", &fill(&main_template, &host, port, *ch))?;
-        let sub = match &sub_template {
-            Some(t) => Some(
-                validate::rtsp_url("sub_url_template", &fill(t, &host, port, *ch))?
-                    .0
-                    .to_string(),
-            ),
-            None => None,
-        };
-        list.push((
-            *ch as i64,
-            format!("{prefix} ch{ch:02}"),
-            main.to_string(),
-            sub,
-        ));
-    }
+    let list = channel_cameras(&templates, &host, port, &prefix, &channels)?;
     let input = db::cameras::NvrInput {
         site_id: b.site_id,
         vendor,
         host,
         port,
-        url_template: main_template,
-        username: b.username.filter(|u| !u.is_empty()).or(t_user),
+        url_template: templates.main,
+        username: b.username.filter(|u| !u.is_empty()).or(templates.username),
         channels: list,
-        password: b.password.filter(|p| !p.is_empty()).or(t_pass),
+        password: b.password.filter(|p| !p.is_empty()).or(templates.password),
         transport,
         record: b.record.unwrap_or(true),
     };

@@ -206,6 +206,9 @@ pub async fn delete(pool: &Pool, id: i64) -> Result<(), DbError> {
     Ok(())
 }
 
+/// One camera of an NVR import: channel number, name, main URL, sub URL.
+pub type NvrChannel = (i64, String, String, Option<String>);
+
 /// An NVR to import: one camera per channel, made in one transaction.
 pub struct NvrInput {
     pub site_id: i64,
@@ -214,8 +217,7 @@ pub struct NvrInput {
     pub port: u16,
     pub url_template: String,
     pub username: Option<String>,
-    /// One camera per entry: channel number, name, main URL, sub URL.
-    pub channels: Vec<(i64, String, String, Option<String>)>,
+    pub channels: Vec<NvrChannel>,
     pub password: Option<String>,
     pub transport: String,
     pub record: bool,

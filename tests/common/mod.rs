@@ -144,23 +144,31 @@ impl Sim {
     /// The tests' usual simulator: `cameras` cameras of 320x240, 25 fps, 300 kbit/s, a keyframe every
     /// `gop` frames, plus `extra` arguments (codec, credentials).
     pub fn small(cameras: u32, gop: u32, extra: &[&str]) -> Sim {
-        let (cameras, gop) = (cameras.to_string(), gop.to_string());
-        let mut args = vec![
+        let args = Sim::small_args(cameras, gop, (320, 240), extra);
+        Sim::start(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// The arguments of [`Sim::small`] at another picture size.
+    pub fn small_args(cameras: u32, gop: u32, (w, h): (u32, u32), extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = [
             "--cameras",
-            &cameras,
+            &cameras.to_string(),
             "--width",
-            "320",
+            &w.to_string(),
             "--height",
-            "240",
+            &h.to_string(),
             "--fps",
             "25",
             "--bitrate",
             "300",
             "--gop",
-            &gop,
-        ];
-        args.extend_from_slice(extra);
-        Sim::start(&args)
+            &gop.to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
     }
 
     pub fn url(&self, n: u32) -> String {
@@ -168,8 +176,8 @@ impl Sim {
     }
 
     /// Replaces the arguments of the next [`Sim::restart`] (another resolution, codec, ...).
-    pub fn set_args(&mut self, args: &[&str]) {
-        self.args = args.iter().map(|s| s.to_string()).collect();
+    pub fn set_args(&mut self, args: Vec<String>) {
+        self.args = args;
     }
 
     pub fn kill(&mut self) {

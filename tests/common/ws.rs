@@ -8,8 +8,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// The `vigil_session` cookie of a fresh login.
-pub async fn cookie(server: &Server, user: &str, password: &str) -> String {
+/// A fresh login: the `vigil_session` cookie (`name=value`) and the session's CSRF token.
+pub async fn session(server: &Server, user: &str, password: &str) -> (String, String) {
     let r = reqwest::Client::new()
         .post(server.url("/api/v1/session"))
         .json(&json!({"username": user, "password": password}))
@@ -17,13 +17,40 @@ pub async fn cookie(server: &Server, user: &str, password: &str) -> String {
         .await
         .expect("login");
     assert_eq!(r.status(), 200, "login {user}");
-    let set = r
+    let cookie = r
         .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .expect("set-cookie")
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("vigil_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("session cookie")
         .to_owned();
-    set.split(';').next().unwrap_or("").to_owned()
+    let body: serde_json::Value = r.json().await.expect("login answer");
+    let csrf = body["csrf_token"].as_str().unwrap_or_default().to_owned();
+    (cookie, csrf)
+}
+
+/// The `vigil_session` cookie of a fresh login.
+pub async fn cookie(server: &Server, user: &str, password: &str) -> String {
+    session(server, user, password).await.0
+}
+
+/// The notification stream (`/notifications`) of a session, from the server's own origin.
+pub async fn notifications(server: &Server, cookie: &str) -> Ws {
+    let mut req = format!("ws://{}/api/v1/notifications", server.addr)
+        .into_client_request()
+        .expect("request");
+    req.headers_mut()
+        .insert("cookie", cookie.parse().expect("cookie"));
+    req.headers_mut().insert(
+        "origin",
+        format!("http://{}", server.addr).parse().expect("origin"),
+    );
+    tokio_tungstenite::connect_async(req)
+        .await
+        .expect("notifications socket")
+        .0
 }
 
 pub fn request(
