@@ -170,41 +170,34 @@ pub struct ListQuery {
     case_no: Option<String>,
 }
 
-/// `GET /holds?camera_id=&case_no=`: the active holds of cameras the caller may see.
+/// `GET /holds?camera_id=&case_no=`: the active holds of cameras the caller may see (a hold of a camera
+/// that is gone has no region: global admins only).
 pub async fn list(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<Hold>>> {
-    let rows: Vec<(Hold, Option<String>)> = sqlx::query_as::<_, HoldWithRegion>(
-        "SELECT h.id, h.camera_id, h.case_no, h.start_us, h.end_us, h.reason, h.created_by,
-                t.region_code FROM holds h LEFT JOIN cameras c ON c.id = h.camera_id
-                LEFT JOIN sites t ON t.id = c.site_id
-         WHERE h.released_at IS NULL AND (?1 IS NULL OR h.camera_id = ?1) AND (?2 IS NULL OR h.case_no = ?2)
-         ORDER BY h.id DESC LIMIT 1000",
-    )
-    .bind(q.camera_id)
-    .bind(q.case_no)
-    .fetch_all(&s.pool)
-    .await
-    .map_err(ApiError::internal)?
-    .into_iter()
-    .map(|r| (r.hold, r.region_code))
-    .collect();
+    let mut sql = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "SELECT h.id, h.camera_id, h.case_no, h.start_us, h.end_us, h.reason, h.created_by
+         FROM holds h LEFT JOIN cameras c ON c.id = h.camera_id LEFT JOIN sites t ON t.id = c.site_id
+         WHERE h.released_at IS NULL",
+    );
+    if let Some(id) = q.camera_id {
+        sql.push(" AND h.camera_id = ").push_bind(id);
+    }
+    if let Some(no) = q.case_no {
+        sql.push(" AND h.case_no = ").push_bind(no);
+    }
+    if !p.scope.push_filter(&mut sql, "t.region_code") {
+        return Ok(Json(Vec::new()));
+    }
+    sql.push(" ORDER BY h.id DESC LIMIT 1000");
     Ok(Json(
-        rows.into_iter()
-            // A hold of a camera that is gone has no region: global admins only.
-            .filter(|(_, region)| p.scope.covers(region.as_slice()))
-            .map(|(h, _)| h)
-            .collect(),
+        sql.build_query_as::<Hold>()
+            .fetch_all(&s.pool)
+            .await
+            .map_err(ApiError::internal)?,
     ))
-}
-
-#[derive(sqlx::FromRow)]
-struct HoldWithRegion {
-    #[sqlx(flatten)]
-    hold: Hold,
-    region_code: Option<String>,
 }
 
 /// `DELETE /holds/{id}`: releases a hold (the access layer has checked its camera's region).
