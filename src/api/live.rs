@@ -218,7 +218,7 @@ pub async fn stats(
         .map(|(k, n)| serde_json::json!({"camera_id": k.camera_id, "stream": k.kind.as_str(), "mse_viewers": n}))
         .collect();
     Ok(Json(serde_json::json!({
-        "latency": s.live.stats.snapshot(),
+        "latency": s.live.stats_snapshot(),
         "streams": streams,
     })))
 }

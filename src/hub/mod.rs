@@ -2,24 +2,28 @@
 //! snapshots).
 //!
 //! Invariants:
-//! - Publishing never waits. Frames go into a bounded `tokio::sync::broadcast` ring; a consumer that falls
+//! - Publishing never waits. Each stream is a [`Ring`]: a bounded broadcast in which a consumer that falls
 //!   more than the ring behind is told how many frames it lost and resumes at the next keyframe
 //!   ([`Subscriber::recv`]). The camera session and the other consumers never notice.
 //! - Frames are shared (`Arc<Frame>` around `Bytes`), never copied per consumer.
-//! - The GOP cache holds the last keyframe and every frame after it. [`StreamHub::subscribe`] takes the cache
-//!   and the live receiver under one lock, so a new consumer sees each frame exactly once: the cached GOP,
-//!   then the live frames that follow it, with no gap and no duplicate.
+//! - The ring's cache is the current GOP (the last keyframe and every frame after it, up to
+//!   [`GOP_CACHE_BYTES`]); a new consumer gets it and the live frames that follow with no gap and no
+//!   duplicate.
 
+mod ring;
+mod subscriber;
 mod timeline;
+pub use ring::Ring;
+pub use subscriber::{Received, ResumePoint, Subscriber};
 pub use timeline::Timeline;
 
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
-use tokio::sync::broadcast;
+use std::sync::{Arc, RwLock};
 
-/// Frames the GOP cache keeps at most: bounds memory when a camera sends keyframes rarely (or never).
-const GOP_CACHE_MAX_FRAMES: usize = 600;
+/// Bytes the GOP cache keeps at most: bounds memory when a camera sends keyframes rarely (or never). A
+/// GOP of 10 s at 12 Mbit/s fits.
+pub const GOP_CACHE_BYTES: usize = 16 << 20;
 
 /// Codec parameters of a stream. A new `Arc` is made whenever the camera changes them, so consumers compare
 /// pointers (or `generation`) to notice a change.
@@ -88,96 +92,26 @@ pub struct StreamKey {
     pub kind: StreamKind,
 }
 
-/// The broadcast of one camera stream.
+/// The broadcast of one camera stream: a [`Ring`] of frames whose cache is the current GOP.
 pub struct StreamHub {
     key: StreamKey,
-    tx: broadcast::Sender<Arc<Frame>>,
-    gop: Mutex<Vec<Arc<Frame>>>,
-}
-
-/// An item of a broadcast at which a consumer that lost items can resume decoding: a keyframe, or what
-/// carries new codec parameters. The live paths' own broadcasts (fMP4 fragments, RTP frames) use the same
-/// receiver as the hub's.
-pub trait ResumePoint {
-    fn is_resume_point(&self) -> bool;
+    ring: Ring<Arc<Frame>>,
 }
 
 impl ResumePoint for Arc<Frame> {
     fn is_resume_point(&self) -> bool {
         self.keyframe
     }
-}
-
-/// What a consumer gets from [`Subscriber::recv`].
-#[derive(Debug)]
-pub enum Received<T = Arc<Frame>> {
-    Frame(T),
-    /// The consumer fell behind and `skipped` items were dropped for it; the next item it gets is a
-    /// resume point (a keyframe).
-    Skipped {
-        skipped: u64,
-    },
-    /// The stream was removed (camera deleted or server stopping).
-    Closed,
-}
-
-/// One consumer's cursor on a broadcast. Never makes the sender wait: a consumer that falls more than the
-/// ring behind loses items, learns how many, and resumes at the next resume point.
-///
-/// Cancel-safe: [`Subscriber::recv`] may be dropped at any await (a `select!` branch that lost) without
-/// losing its place. The only await is the broadcast's own `recv`, which is cancel-safe, and what a lag
-/// started (the count, and that items must be dropped up to the next resume point) is kept in the
-/// subscriber, not in the future: a consumer never gets an item after a hole that is not a resume point.
-pub struct Subscriber<T = Arc<Frame>> {
-    rx: broadcast::Receiver<T>,
-    /// A resume point found while skipping, handed out by the next `recv`.
-    pending: Option<T>,
-    /// Items lost since a lag, while waiting for the next resume point.
-    skipping: Option<u64>,
-}
-
-impl<T: ResumePoint + Clone> Subscriber<T> {
-    pub fn new(rx: broadcast::Receiver<T>) -> Subscriber<T> {
-        Subscriber {
-            rx,
-            pending: None,
-            skipping: None,
-        }
-    }
-
-    /// The next item. After a lag, items up to the next resume point are dropped too, since they cannot
-    /// be decoded without the ones lost, and the lag is reported once before that resume point.
-    pub async fn recv(&mut self) -> Received<T> {
-        loop {
-            if let Some(item) = self.pending.take() {
-                return Received::Frame(item);
-            }
-            let got = self.rx.recv().await;
-            // From here on nothing awaits: the state below changes only once an item was taken.
-            match (got, self.skipping) {
-                (Ok(item), None) => return Received::Frame(item),
-                (Ok(item), Some(skipped)) if item.is_resume_point() => {
-                    self.skipping = None;
-                    self.pending = Some(item);
-                    return Received::Skipped { skipped };
-                }
-                (Ok(_), Some(skipped)) => self.skipping = Some(skipped + 1),
-                (Err(broadcast::error::RecvError::Lagged(n)), s) => {
-                    self.skipping = Some(s.unwrap_or(0) + n)
-                }
-                (Err(broadcast::error::RecvError::Closed), _) => return Received::Closed,
-            }
-        }
+    fn size(&self) -> usize {
+        self.data.len()
     }
 }
 
 impl StreamHub {
     fn new(key: StreamKey, capacity: usize) -> StreamHub {
-        let (tx, _) = broadcast::channel(capacity.max(2));
         StreamHub {
             key,
-            tx,
-            gop: Mutex::new(Vec::new()),
+            ring: Ring::new(capacity, GOP_CACHE_BYTES),
         }
     }
 
@@ -185,43 +119,28 @@ impl StreamHub {
         self.key
     }
 
-    /// Hands a frame to every consumer. Never waits: the GOP lock is held only to push a pointer.
+    /// Hands a frame to every consumer. Never waits.
     pub fn publish(&self, frame: Arc<Frame>) {
-        let mut gop = self.gop.lock().unwrap_or_else(|e| e.into_inner());
-        if frame.keyframe {
-            gop.clear();
-        }
-        // Without a keyframe the cache is useless to a new consumer; keep it empty until one arrives.
-        if !gop.is_empty() || frame.keyframe {
-            if gop.len() >= GOP_CACHE_MAX_FRAMES {
-                gop.clear();
-            } else {
-                gop.push(frame.clone());
-            }
-        }
-        // An error only means nobody listens right now.
-        let _ = self.tx.send(frame);
+        self.ring.publish(frame);
     }
 
     /// Forgets the GOP cache: called when a session run ends, so that nobody starts from stale frames.
     pub fn reset(&self) {
-        self.gop.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.ring.reset();
     }
 
     /// The cached GOP (from its keyframe on) and a subscriber to the frames that follow it.
     pub fn subscribe(&self) -> (Vec<Arc<Frame>>, Subscriber) {
-        let gop = self.gop.lock().unwrap_or_else(|e| e.into_inner());
-        let rx = self.tx.subscribe();
-        (gop.clone(), Subscriber::new(rx))
+        self.ring.subscribe()
     }
 
     /// The cached GOP alone (for snapshots).
     pub fn current_gop(&self) -> Vec<Arc<Frame>> {
-        self.gop.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.ring.cached()
     }
 
     pub fn consumers(&self) -> usize {
-        self.tx.receiver_count()
+        self.ring.consumers()
     }
 }
 

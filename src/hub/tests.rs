@@ -96,11 +96,18 @@ fn gop_cache_is_bounded_without_keyframes() {
         kind: StreamKind::Main,
     });
     let p = params();
-    s.publish(frame(0, true, &p));
-    for i in 1..(GOP_CACHE_MAX_FRAMES as i64 + 10) {
-        s.publish(frame(i, false, &p));
+    // Frames of 1 MiB: a keyframe-less stream passes the byte budget after a few of them.
+    let big = |i: i64, keyframe: bool| {
+        let mut f = (*frame(i, keyframe, &p)).clone();
+        f.data = Bytes::from(vec![0u8; 1 << 20]);
+        Arc::new(f)
+    };
+    s.publish(big(0, true));
+    for i in 1..40 {
+        s.publish(big(i, false));
+        let held: usize = s.current_gop().iter().map(|f| f.data.len()).sum();
+        assert!(held <= GOP_CACHE_BYTES, "{held}");
     }
-    assert!(s.current_gop().len() <= GOP_CACHE_MAX_FRAMES);
 }
 
 /// A `recv` cancelled while it skips after a lag (as a `select!` branch that lost) keeps its place: the

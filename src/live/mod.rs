@@ -12,9 +12,12 @@
 //! - A new viewer starts from the builder's cache of the current GOP, so it has a decodable picture at
 //!   once, wherever the camera is in its GOP.
 
+pub mod fanout;
 pub mod mse;
 pub mod rtc;
 pub mod rtp;
+#[allow(unsafe_code)] // one setsockopt; see the module's doc
+pub mod socket;
 pub mod stats;
 pub mod transcode;
 pub mod vui;
@@ -22,44 +25,11 @@ pub mod ws;
 
 use crate::config::LiveConfig;
 use crate::hub::{Hub, StreamKey};
+use fanout::{Fanouts, Lease, Started};
 use mse::MseShared;
 use rtp::RtpShared;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
-use tokio_util::sync::CancellationToken;
-
-/// Unsent bytes a connection's kernel buffer may hold before a write waits (`TCP_NOTSENT_LOWAT`).
-pub const UNSENT_LIMIT: i32 = 128 * 1024;
-
-/// Per-connection socket options for live latency, applied to every accepted HTTP connection:
-/// `TCP_NODELAY` (a small P-frame fragment must not wait for Nagle) and `TCP_NOTSENT_LOWAT`, which bounds
-/// what the kernel queues for a slow viewer, so that backpressure reaches the live ring (and the viewer
-/// skips to a keyframe) instead of seconds of video piling up unsent in the kernel. It does not limit
-/// throughput (bytes in flight are not counted), so downloads are unaffected.
-pub fn tune_socket(tcp: &mut tokio::net::TcpStream) {
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!(error = %e, "TCP_NODELAY not set");
-    }
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let v: libc::c_int = UNSENT_LIMIT;
-        // SAFETY: a valid socket descriptor owned by `tcp`, and a pointer to a live c_int with its size.
-        let r = unsafe {
-            libc::setsockopt(
-                tcp.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_NOTSENT_LOWAT,
-                (&v as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if r != 0 {
-            tracing::debug!(error = %std::io::Error::last_os_error(), "TCP_NOTSENT_LOWAT not set");
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
@@ -73,69 +43,30 @@ pub enum LiveError {
     Rtc(String),
 }
 
-struct MseEntry {
-    shared: Arc<MseShared>,
-    viewers: usize,
-    cancel: CancellationToken,
-    /// The transcode this builder reads from, if any (dropped with the entry).
-    _transcode: Option<TranscodeLease>,
-}
-
-struct TranscodeEntry {
-    users: usize,
-    cancel: CancellationToken,
-}
+/// A running transcode (its output goes to the registry's own hub).
+pub struct Transcode;
 
 /// A builder's hold on a transcode; the last one dropped stops it.
-pub struct TranscodeLease {
-    live: Arc<Live>,
-    key: StreamKey,
-}
-
-impl Drop for TranscodeLease {
-    fn drop(&mut self) {
-        let mut map = self
-            .live
-            .transcoders
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(e) = map.get_mut(&self.key) {
-            e.users = e.users.saturating_sub(1);
-            if e.users == 0 {
-                e.cancel.cancel();
-                map.remove(&self.key);
-            }
-        }
-    }
-}
-
-struct RtpEntry {
-    shared: Arc<RtpShared>,
-    viewers: usize,
-    cancel: CancellationToken,
-    _transcode: Option<TranscodeLease>,
-}
+pub type TranscodeLease = Lease<Transcode>;
+/// A viewer's hold on a stream's MSE builder; dropping it may stop the builder.
+pub type MseLease = Lease<MseShared>;
+/// A WebRTC viewer's hold on a stream's RTP packetizer.
+pub type RtpLease = Lease<RtpShared>;
 
 /// Every live stream being watched, by stream.
 pub struct Live {
     hub: Arc<Hub>,
     cfg: LiveConfig,
     /// MSE builders by stream and source (`true`: the H.264 transcode of an H.265 stream).
-    mse: Mutex<HashMap<(StreamKey, bool), MseEntry>>,
-    /// H.264 transcodes of H.265 streams, by the same stream keys (see [`transcode`]).
+    mse: Fanouts<MseShared>,
+    /// H.264 transcodes of H.265 streams and scaled sub streams, by their output keys (see [`transcode`]).
     transcoded: Arc<Hub>,
-    /// Running transcodes by their output stream key.
-    transcoders: Mutex<HashMap<StreamKey, TranscodeEntry>>,
-    rtp: Mutex<HashMap<(StreamKey, bool), RtpEntry>>,
+    /// Running transcodes by their output stream key (the source flag is always `true`).
+    transcoders: Fanouts<Transcode>,
+    rtp: Fanouts<RtpShared>,
     /// WHEP sessions by resource id: dropping the sender ends the session.
     whep: Mutex<HashMap<String, tokio::sync::mpsc::Sender<rtc::Control>>>,
     pub stats: stats::Stats,
-}
-
-/// A viewer's hold on a stream's MSE builder; dropping it may stop the builder.
-pub struct MseLease {
-    live: Arc<Live>,
-    key: (StreamKey, bool),
 }
 
 impl Live {
@@ -143,10 +74,10 @@ impl Live {
         Arc::new(Live {
             hub,
             cfg,
-            mse: Mutex::new(HashMap::new()),
+            mse: Fanouts::default(),
             transcoded: Arc::new(Hub::new(256)),
-            transcoders: Mutex::new(HashMap::new()),
-            rtp: Mutex::new(HashMap::new()),
+            transcoders: Fanouts::default(),
+            rtp: Fanouts::default(),
             whep: Mutex::new(HashMap::new()),
             stats: stats::Stats::default(),
         })
@@ -163,73 +94,68 @@ impl Live {
     /// Holds the transcode whose output is `out` in the registry's own hub, starting it if needed: for a
     /// sub stream, the main stream scaled to `sub_width`; for a main stream, its H.264 (of H.265).
     fn transcode_lease(self: &Arc<Self>, out: StreamKey) -> TranscodeLease {
-        let mut map = self.transcoders.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = map.entry(out).or_insert_with(|| {
-            let cancel = CancellationToken::new();
-            let (source_key, target) = match out.kind {
-                crate::hub::StreamKind::Sub => (
-                    StreamKey {
-                        camera_id: out.camera_id,
-                        kind: crate::hub::StreamKind::Main,
-                    },
-                    transcode::Target::Scaled {
-                        width: self.cfg.sub_width,
-                    },
-                ),
-                crate::hub::StreamKind::Main => (out, transcode::Target::H264),
-            };
-            let (source, hub, c) = (self.hub.clone(), self.transcoded.clone(), cancel.clone());
+        self.transcoders.join((out, true), |cancel| {
+            let (source_key, target) = self.transcode_source(out);
+            let (source, hub) = (self.hub.clone(), self.transcoded.clone());
             hub.stream(out).reset();
             tokio::spawn(async move {
-                let r = transcode::run(source_key, out, target, source, hub.clone(), c).await;
+                let r = transcode::run(source_key, out, target, source, hub.clone(), cancel).await;
                 if let Err(e) = r {
                     tracing::warn!(camera = out.camera_id, error = %e, "live transcode failed");
                 }
                 hub.stream(out).reset();
             });
-            TranscodeEntry { users: 0, cancel }
+            Started {
+                shared: Arc::new(Transcode),
+                transcode: None,
+            }
         });
-        entry.users += 1;
-        TranscodeLease {
-            live: self.clone(),
-            key: out,
+        Lease::new(self.clone(), (out, true), |l| &l.transcoders)
+    }
+
+    /// A transcode's source stream and what it makes: a sub stream is the main stream scaled to
+    /// `sub_width`; a main stream's transcode is its H.264 (of H.265).
+    fn transcode_source(&self, out: StreamKey) -> (StreamKey, transcode::Target) {
+        match out.kind {
+            crate::hub::StreamKind::Sub => (
+                StreamKey {
+                    camera_id: out.camera_id,
+                    kind: crate::hub::StreamKind::Main,
+                },
+                transcode::Target::Scaled {
+                    width: self.cfg.sub_width,
+                },
+            ),
+            crate::hub::StreamKind::Main => (out, transcode::Target::H264),
+        }
+    }
+
+    /// The hub a builder reads: the cameras' own, or the registry's transcodes (started for it).
+    fn source(
+        self: &Arc<Self>,
+        key: StreamKey,
+        transcoded: bool,
+    ) -> (&Arc<Hub>, Option<TranscodeLease>) {
+        if transcoded {
+            (&self.transcoded, Some(self.transcode_lease(key)))
+        } else {
+            (&self.hub, None)
         }
     }
 
     /// Joins the stream's MSE fan-out, starting its builder if this is the first viewer. With
     /// `transcoded`, the fan-out of the stream's H.264 transcode, started with its first viewer.
     pub fn join_mse(self: &Arc<Self>, key: StreamKey, transcoded: bool) -> (MseLease, mse::Start) {
-        let mut map = self.mse.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = map.entry((key, transcoded)).or_insert_with(|| {
+        let shared = self.mse.join((key, transcoded), |cancel| {
             let shared = Arc::new(MseShared::new(self.cfg.viewer_queue));
-            let cancel = CancellationToken::new();
-            let transcode = transcoded.then(|| self.transcode_lease(key));
-            let hub = if transcoded {
-                &self.transcoded
-            } else {
-                &self.hub
-            };
+            let (hub, transcode) = self.source(key, transcoded);
             let (gop, sub) = hub.stream(key).subscribe();
             let builder = mse::Builder::new(&shared, &gop, self.cfg.rewrite_vui);
-            tokio::spawn(mse::run(key, builder, sub, shared.clone(), cancel.clone()));
-            MseEntry {
-                shared,
-                viewers: 0,
-                cancel,
-                _transcode: transcode,
-            }
+            tokio::spawn(mse::run(key, builder, sub, shared.clone(), cancel));
+            Started { shared, transcode }
         });
-        entry.viewers += 1;
-        let mut start = entry.shared.join();
-        start.shared = Some(entry.shared.clone());
-        self.stats.mse_viewers.fetch_add(1, Relaxed);
-        (
-            MseLease {
-                live: self.clone(),
-                key: (key, transcoded),
-            },
-            start,
-        )
+        let lease = Lease::new(self.clone(), (key, transcoded), |l| &l.mse);
+        (lease, shared.join())
     }
 
     /// Joins the stream's RTP fan-out, starting its packetizer if this is the first WebRTC viewer.
@@ -238,36 +164,17 @@ impl Live {
         key: StreamKey,
         transcoded: bool,
     ) -> (RtpLease, Vec<rtp::Item>, rtp::RtpViewer) {
-        let mut map = self.rtp.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = map.entry((key, transcoded)).or_insert_with(|| {
+        let shared = self.rtp.join((key, transcoded), |cancel| {
             let shared = Arc::new(RtpShared::new(self.cfg.viewer_queue));
-            let cancel = CancellationToken::new();
-            let transcode = transcoded.then(|| self.transcode_lease(key));
-            let hub = if transcoded {
-                &self.transcoded
-            } else {
-                &self.hub
-            };
+            let (hub, transcode) = self.source(key, transcoded);
             let (gop, sub) = hub.stream(key).subscribe();
             let builder = rtp::Builder::new(&shared, &gop, self.cfg.rewrite_vui);
-            tokio::spawn(rtp::run(key, builder, sub, shared.clone(), cancel.clone()));
-            RtpEntry {
-                shared,
-                viewers: 0,
-                cancel,
-                _transcode: transcode,
-            }
+            tokio::spawn(rtp::run(key, builder, sub, shared.clone(), cancel));
+            Started { shared, transcode }
         });
-        entry.viewers += 1;
-        let (gop, viewer) = entry.shared.join();
-        (
-            RtpLease {
-                live: self.clone(),
-                key: (key, transcoded),
-            },
-            gop,
-            viewer,
-        )
+        let (gop, viewer) = shared.join();
+        let lease = Lease::new(self.clone(), (key, transcoded), |l| &l.rtp);
+        (lease, gop, viewer)
     }
 
     /// Starts a WHEP session from an SDP offer: the answer and the session's resource id.
@@ -300,40 +207,17 @@ impl Live {
 
     /// Streams with a running MSE builder, with their viewer counts.
     pub fn mse_streams(&self) -> Vec<(StreamKey, usize)> {
-        let map = self.mse.lock().unwrap_or_else(|e| e.into_inner());
-        map.iter().map(|(k, e)| (k.0, e.viewers)).collect()
+        self.mse
+            .streams()
+            .into_iter()
+            .map(|((k, _), n)| (k, n))
+            .collect()
     }
-}
 
-/// A WebRTC viewer's hold on a stream's RTP packetizer.
-pub struct RtpLease {
-    live: Arc<Live>,
-    key: (StreamKey, bool),
-}
-
-impl Drop for RtpLease {
-    fn drop(&mut self) {
-        let mut map = self.live.rtp.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(e) = map.get_mut(&self.key) {
-            e.viewers = e.viewers.saturating_sub(1);
-            if e.viewers == 0 {
-                e.cancel.cancel();
-                map.remove(&self.key);
-            }
-        }
-    }
-}
-
-impl Drop for MseLease {
-    fn drop(&mut self) {
-        self.live.stats.mse_viewers.fetch_sub(1, Relaxed);
-        let mut map = self.live.mse.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(e) = map.get_mut(&self.key) {
-            e.viewers = e.viewers.saturating_sub(1);
-            if e.viewers == 0 {
-                e.cancel.cancel();
-                map.remove(&self.key);
-            }
-        }
+    /// The live path's measurements, with the MSE viewers counted now.
+    pub fn stats_snapshot(&self) -> stats::Snapshot {
+        let mut snap = self.stats.snapshot();
+        snap.mse_viewers = self.mse.streams().iter().map(|(_, n)| *n as u64).sum();
+        snap
     }
 }

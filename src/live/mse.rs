@@ -10,23 +10,19 @@
 //! - A frame's duration is not known before the next frame arrives; waiting for it would add a frame of
 //!   latency, so a fragment carries the previous frame interval as its duration (the decode time in `tfdt`
 //!   stays exact, so the estimate never accumulates).
-//! - The fragment cache holds the current GOP (keyframe first) in fragment form, and the init segment it
-//!   needs; [`MseShared::join`] takes both and a receiver under one lock, so a viewer sees every fragment
+//! - Fragments go into a hub [`Ring`]: its cache holds the current GOP (keyframe first) in fragment form,
+//!   each fragment pointing at the init segment it needs ([`Frag::init`]), so a viewer sees every fragment
 //!   once, from a keyframe on, with no gap.
-//! - Publishing never waits: fragments go into a bounded `broadcast` ring in which each viewer has its own
-//!   cursor (its bounded queue). A viewer that falls more than the ring behind is told it lagged and skips
-//!   to the next keyframe ([`MseViewer::next`]); nobody else notices.
+//! - Publishing never waits: each viewer has its own cursor on the ring; a viewer that falls more than the
+//!   ring behind is told it lagged and skips to the next keyframe ([`MseViewer::next`]); nobody else
+//!   notices.
 
 use super::vui;
-use crate::hub::{Frame, Received, ResumePoint, StreamKey, Subscriber, VideoParams};
+use crate::hub::{Frame, ResumePoint, Ring, StreamKey, Subscriber, VideoParams, GOP_CACHE_BYTES};
 use crate::media::fmp4;
 use bytes::Bytes;
-use std::sync::{Arc, Mutex};
-use tokio::sync::broadcast;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-
-/// Fragments the cache keeps at most (matches the hub's GOP cache bound).
-const CACHE_MAX: usize = 600;
 
 /// The init segment of a stream with the MIME type a `SourceBuffer` needs for it.
 #[derive(Debug, Clone)]
@@ -38,134 +34,55 @@ pub struct Init {
     pub data: Bytes,
 }
 
-/// What the stream task publishes.
-#[derive(Debug, Clone)]
-pub enum Item {
-    /// Codec parameters changed: a new init segment follows and the next fragment is a keyframe.
-    Init(Arc<Init>),
-    Fragment(Frag),
-}
-
+/// One frame as a fragment, with the init segment it needs. Every fragment points at its init segment
+/// (an `Arc`, shared by the fragments of one set of codec parameters), so a viewer sees a parameter change
+/// at the keyframe that brings it, even after a skip, and never needs a separate message for it.
 #[derive(Debug, Clone)]
 pub struct Frag {
     pub data: Bytes,
     pub keyframe: bool,
+    pub init: Arc<Init>,
     /// When the builder received the frame from the hub (the start of the server-added latency).
     pub received: std::time::Instant,
 }
 
-#[derive(Default)]
-struct Cache {
-    init: Option<Arc<Init>>,
-    gop: Vec<Frag>,
+impl ResumePoint for Frag {
+    fn is_resume_point(&self) -> bool {
+        self.keyframe
+    }
+    fn size(&self) -> usize {
+        self.data.len()
+    }
 }
 
-/// State shared between a stream's task and its viewers.
+/// State shared between a stream's task and its viewers: the hub's ring type, over fragments.
 pub struct MseShared {
-    tx: broadcast::Sender<Item>,
-    cache: Mutex<Cache>,
+    ring: Ring<Frag>,
 }
 
 /// What a viewer starts from.
 pub struct Start {
-    /// `None` while the stream has delivered no frame yet (camera offline or connecting).
-    pub init: Option<Arc<Init>>,
-    /// The current GOP, keyframe first.
+    /// The current GOP, keyframe first; empty while the stream has delivered no frame yet (camera
+    /// offline or connecting).
     pub gop: Vec<Frag>,
     pub viewer: MseViewer,
-    /// The stream's shared state (set by the registry), to look up the init segment after a skip.
-    pub shared: Option<Arc<MseShared>>,
 }
 
 impl MseShared {
     pub fn new(queue: usize) -> MseShared {
-        let (tx, _) = broadcast::channel(queue.max(2));
         MseShared {
-            tx,
-            cache: Mutex::new(Cache::default()),
+            ring: Ring::new(queue, GOP_CACHE_BYTES),
         }
-    }
-
-    /// The init segment in force.
-    pub fn current_init(&self) -> Option<Arc<Init>> {
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .init
-            .clone()
     }
 
     pub fn join(&self) -> Start {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        Start {
-            init: cache.init.clone(),
-            gop: cache.gop.clone(),
-            viewer: MseViewer {
-                inner: Subscriber::new(self.tx.subscribe()),
-            },
-            shared: None,
-        }
-    }
-
-    fn publish(&self, item: Item) {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        match &item {
-            Item::Init(init) => {
-                cache.init = Some(init.clone());
-                cache.gop.clear();
-            }
-            Item::Fragment(f) => {
-                if f.keyframe {
-                    cache.gop.clear();
-                }
-                if cache.gop.len() >= CACHE_MAX {
-                    cache.gop.clear();
-                }
-                if f.keyframe || !cache.gop.is_empty() {
-                    cache.gop.push(f.clone());
-                }
-            }
-        }
-        // An error only means that no viewer listens right now.
-        let _ = self.tx.send(item);
-    }
-}
-
-/// What a viewer gets next.
-#[derive(Debug)]
-pub enum Next {
-    Item(Item),
-    /// The viewer fell behind; `skipped` fragments were dropped and the next item is a keyframe (or an
-    /// init segment).
-    Skipped {
-        skipped: u64,
-    },
-    Closed,
-}
-
-impl ResumePoint for Item {
-    fn is_resume_point(&self) -> bool {
-        match self {
-            Item::Init(_) => true,
-            Item::Fragment(f) => f.keyframe,
-        }
+        let (gop, inner) = self.ring.subscribe();
+        Start { gop, viewer: inner }
     }
 }
 
 /// One viewer's cursor into the stream's ring (the hub's skip-to-resume-point receiver).
-pub struct MseViewer {
-    inner: Subscriber<Item>,
-}
-
-impl MseViewer {
-    pub async fn next(&mut self) -> Next {
-        match self.inner.recv().await {
-            Received::Frame(item) => Next::Item(item),
-            Received::Skipped { skipped } => Next::Skipped { skipped },
-            Received::Closed => Next::Closed,
-        }
-    }
-}
+pub type MseViewer = Subscriber<Frag>;
 
 /// The MIME type of a stream for `MediaSource.isTypeSupported` / `addSourceBuffer`.
 pub fn mime_of(codec: &str) -> String {
@@ -234,33 +151,18 @@ impl Timeline {
 pub async fn run(
     key: StreamKey,
     mut builder: Builder,
-    mut sub: Subscriber,
+    sub: Subscriber,
     shared: Arc<MseShared>,
     cancel: CancellationToken,
 ) {
-    let camera = key.camera_id;
-    let stream = key.kind.as_str();
-    tracing::debug!(camera, stream, "live MSE task started");
-    loop {
-        let received = tokio::select! {
-            _ = cancel.cancelled() => break,
-            r = sub.recv() => r,
-        };
-        match received {
-            Received::Frame(frame) => builder.push(&shared, &frame),
-            Received::Skipped { skipped } => {
-                tracing::warn!(camera, stream, skipped, "live MSE task fell behind the hub")
-            }
-            Received::Closed => break,
-        }
-    }
-    tracing::debug!(camera, stream, "live MSE task stopped");
+    super::fanout::feed(key, "mse", sub, cancel, |f| builder.push(&shared, f)).await
 }
 
 /// Turns frames into fragments and publishes them.
 pub struct Builder {
     timeline: Timeline,
-    params: Option<Arc<VideoParams>>,
+    /// The parameters in force and their init segment.
+    init: Option<(Arc<VideoParams>, Arc<Init>)>,
     rewrite_vui: bool,
 }
 
@@ -270,7 +172,7 @@ impl Builder {
     pub fn new(shared: &MseShared, gop: &[Arc<Frame>], rewrite_vui: bool) -> Builder {
         let mut b = Builder {
             timeline: Timeline::new(),
-            params: None,
+            init: None,
             rewrite_vui,
         };
         for f in gop {
@@ -279,19 +181,21 @@ impl Builder {
         b
     }
 
+    /// The init segment of the frame's parameters, built again only when they changed.
+    fn init_for(&mut self, params: &Arc<VideoParams>) -> Arc<Init> {
+        match &self.init {
+            Some((p, init)) if Arc::ptr_eq(p, params) || **p == **params => init.clone(),
+            _ => {
+                let init = Arc::new(build_init(params, self.rewrite_vui));
+                self.init = Some((params.clone(), init.clone()));
+                init
+            }
+        }
+    }
+
     fn push(&mut self, shared: &MseShared, frame: &Frame) {
         let received = std::time::Instant::now();
-        let changed = match &self.params {
-            Some(p) => !Arc::ptr_eq(p, &frame.params) && **p != *frame.params,
-            None => true,
-        };
-        if changed {
-            self.params = Some(frame.params.clone());
-            shared.publish(Item::Init(Arc::new(build_init(
-                &frame.params,
-                self.rewrite_vui,
-            ))));
-        }
+        let init = self.init_for(&frame.params);
         let (sequence, dts, duration) = self.timeline.place(frame);
         let data = if self.rewrite_vui && !frame.params.is_h265() {
             vui::rewrite_in_band(&frame.data)
@@ -308,18 +212,19 @@ impl Builder {
                 keyframe: frame.keyframe,
             }],
         );
-        shared.publish(Item::Fragment(Frag {
+        shared.ring.publish(Frag {
             data: fragment.to_bytes(),
             keyframe: frame.keyframe,
+            init,
             received,
-        }));
+        });
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::{Hub, StreamKind};
+    use crate::hub::{Hub, Received, StreamKind};
 
     fn params(generation: u64) -> Arc<VideoParams> {
         Arc::new(VideoParams {
@@ -378,7 +283,6 @@ mod tests {
         let task = tokio::spawn(run(key, builder, sub, shared.clone(), cancel.clone()));
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let mut start = shared.join();
-        assert!(start.init.is_some());
         assert_eq!(start.gop.len(), 3);
         assert!(start.gop[0].keyframe);
         // Ten frames without reading: the 4-slot ring overflows; the viewer skips to the keyframe at 10.
@@ -386,12 +290,12 @@ mod tests {
             s.publish(frame(i, i == 10, &p));
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        match start.viewer.next().await {
-            Next::Skipped { skipped } => assert!(skipped >= 6, "{skipped}"),
+        match start.viewer.recv().await {
+            Received::Skipped { skipped } => assert!(skipped >= 6, "{skipped}"),
             other => panic!("expected a skip, got {other:?}"),
         }
-        match start.viewer.next().await {
-            Next::Item(Item::Fragment(f)) => assert!(f.keyframe),
+        match start.viewer.recv().await {
+            Received::Frame(f) => assert!(f.keyframe),
             other => panic!("expected the keyframe, got {other:?}"),
         }
         cancel.cancel();

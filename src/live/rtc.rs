@@ -16,6 +16,7 @@
 
 use super::rtp::RtpViewer;
 use super::{Live, LiveError, RtpLease};
+use crate::hub::Received;
 use crate::hub::StreamKey;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
@@ -299,15 +300,15 @@ impl Session {
         let (lease, gop, viewer) = self.live.join_rtp(self.key, self.transcoded || h265);
         self.viewer = Some((lease, viewer));
         for f in gop {
-            self.send_frame(super::rtp::Next::Frame(f))?;
+            self.send_frame(Received::Frame(f))?;
         }
         Ok(())
     }
 
-    fn send_frame(&mut self, next: super::rtp::Next) -> Result<(), LiveError> {
+    fn send_frame(&mut self, next: Received<super::rtp::Item>) -> Result<(), LiveError> {
         let frame = match next {
-            super::rtp::Next::Frame(f) => f,
-            super::rtp::Next::Skipped { skipped } => {
+            Received::Frame(f) => f,
+            Received::Skipped { skipped } => {
                 self.live.stats.skips.fetch_add(1, Relaxed);
                 tracing::debug!(
                     camera = self.key.camera_id,
@@ -316,7 +317,7 @@ impl Session {
                 );
                 return Ok(());
             }
-            super::rtp::Next::Closed => return Err(LiveError::Ended),
+            Received::Closed => return Err(LiveError::Ended),
         };
         if self.send.is_none() {
             let Some(mid) = self.mid else {
@@ -362,9 +363,9 @@ impl Session {
     }
 }
 
-async fn next_frame(viewer: &mut Option<(RtpLease, RtpViewer)>) -> super::rtp::Next {
+async fn next_frame(viewer: &mut Option<(RtpLease, RtpViewer)>) -> Received<super::rtp::Item> {
     match viewer {
-        Some((_, v)) => v.next().await,
+        Some((_, v)) => v.recv().await,
         None => std::future::pending().await,
     }
 }

@@ -7,15 +7,16 @@
 //! - Payloads are `Arc<[u8]>`, built once per stream; str0m takes them as they are.
 //! - A keyframe's packets start with the SPS and PPS (from the stream's parameters when the frame does not
 //!   carry them), so any keyframe is a valid start for a decoder.
-//! - The RTP clock is the stream's 90 kHz media time, made continuous across camera reconnects (as the
-//!   MSE timeline is).
-//! - Publishing never waits; the fan-out and GOP cache work as in [`super::mse`]: a bounded ring with a
-//!   cursor per viewer, and a lagging viewer skips to the next keyframe.
+//! - The RTP clock is the hub's continuous [`Timeline`] (as the MSE fragments' decode time is), so it
+//!   never goes back across camera reconnects.
+//! - Publishing never waits: the stream's RTP frames are a hub [`Ring`], with a cursor per viewer; a
+//!   lagging viewer skips to the next keyframe.
 
 use super::vui;
-use crate::hub::{Frame, Received, ResumePoint, StreamKey, Subscriber, VideoParams};
-use std::sync::{Arc, Mutex};
-use tokio::sync::broadcast;
+use crate::hub::{
+    Frame, ResumePoint, Ring, StreamKey, Subscriber, Timeline, VideoParams, GOP_CACHE_BYTES,
+};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// Largest RTP payload: fits a 1200-byte datagram with RTP header, extensions and SRTP tag.
@@ -43,70 +44,37 @@ pub struct RtpFrame {
 
 pub type Item = Arc<RtpFrame>;
 
-/// State shared between a stream's RTP task and its viewers.
+/// State shared between a stream's RTP task and its viewers: the hub's ring type, over RTP frames.
 pub struct RtpShared {
-    tx: broadcast::Sender<Item>,
-    gop: Mutex<Vec<Item>>,
-}
-
-/// What a viewer gets next.
-#[derive(Debug)]
-pub enum Next {
-    Frame(Item),
-    Skipped { skipped: u64 },
-    Closed,
+    ring: Ring<Item>,
 }
 
 impl ResumePoint for Item {
     fn is_resume_point(&self) -> bool {
         self.keyframe
     }
-}
-
-/// One viewer's cursor into the stream's ring (the hub's skip-to-resume-point receiver).
-pub struct RtpViewer {
-    inner: Subscriber<Item>,
-}
-
-impl RtpViewer {
-    pub async fn next(&mut self) -> Next {
-        match self.inner.recv().await {
-            Received::Frame(f) => Next::Frame(f),
-            Received::Skipped { skipped } => Next::Skipped { skipped },
-            Received::Closed => Next::Closed,
-        }
+    fn size(&self) -> usize {
+        self.packets.iter().map(|p| p.payload.len()).sum()
     }
 }
 
+/// One viewer's cursor into the stream's ring (the hub's skip-to-resume-point receiver).
+pub type RtpViewer = Subscriber<Item>;
+
 impl RtpShared {
     pub fn new(queue: usize) -> RtpShared {
-        let (tx, _) = broadcast::channel(queue.max(2));
         RtpShared {
-            tx,
-            gop: Mutex::new(Vec::new()),
+            ring: Ring::new(queue, GOP_CACHE_BYTES),
         }
     }
 
     /// The cached GOP (keyframe first) and a cursor on what follows it.
     pub fn join(&self) -> (Vec<Item>, RtpViewer) {
-        let gop = self.gop.lock().unwrap_or_else(|e| e.into_inner());
-        (
-            gop.clone(),
-            RtpViewer {
-                inner: Subscriber::new(self.tx.subscribe()),
-            },
-        )
+        self.ring.subscribe()
     }
 
     fn publish(&self, f: Item) {
-        let mut gop = self.gop.lock().unwrap_or_else(|e| e.into_inner());
-        if f.keyframe || gop.len() >= 600 {
-            gop.clear();
-        }
-        if f.keyframe || !gop.is_empty() {
-            gop.push(f.clone());
-        }
-        let _ = self.tx.send(f);
+        self.ring.publish(f);
     }
 }
 
@@ -204,8 +172,7 @@ pub struct Builder {
     sets: Vec<Vec<u8>>,
     profile: u8,
     rewrite_vui: bool,
-    /// (run, media time, rtp time) of the previous frame.
-    last: Option<(u64, i64, u32)>,
+    timeline: Timeline,
 }
 
 impl Builder {
@@ -216,7 +183,7 @@ impl Builder {
             sets: Vec::new(),
             profile: 0,
             rewrite_vui,
-            last: None,
+            timeline: Timeline::default(),
         };
         for f in gop {
             b.push(shared, f);
@@ -247,19 +214,8 @@ impl Builder {
                 })
                 .collect();
         }
-        let time = match self.last {
-            Some((run, media, rtp)) if run == frame.run => {
-                let d = frame.media_time - media;
-                rtp.wrapping_add(if d > 0 && d < 900_000 {
-                    d as u32
-                } else {
-                    3_600
-                })
-            }
-            Some((_, _, rtp)) => rtp.wrapping_add(3_600),
-            None => frame.media_time as u32,
-        };
-        self.last = Some((frame.run, frame.media_time, time));
+        // RTP time wraps at 32 bits by design (RFC 3550); each viewer adds its own random offset.
+        let time = self.timeline.place(frame).0 as u32;
         let data = if self.rewrite_vui {
             vui::rewrite_in_band(&frame.data)
         } else {
@@ -278,28 +234,12 @@ impl Builder {
 /// Builds RTP payloads for one stream until `cancel` fires or the stream is removed.
 pub async fn run(
     key: StreamKey,
-    mut b: Builder,
-    mut sub: Subscriber,
+    mut builder: Builder,
+    sub: Subscriber,
     shared: Arc<RtpShared>,
     cancel: CancellationToken,
 ) {
-    let camera = key.camera_id;
-    let stream = key.kind.as_str();
-    tracing::debug!(camera, stream, "live RTP task started");
-    loop {
-        let r = tokio::select! {
-            _ = cancel.cancelled() => break,
-            r = sub.recv() => r,
-        };
-        match r {
-            Received::Frame(f) => b.push(&shared, &f),
-            Received::Skipped { skipped } => {
-                tracing::warn!(camera, stream, skipped, "live RTP task fell behind the hub")
-            }
-            Received::Closed => break,
-        }
-    }
-    tracing::debug!(camera, stream, "live RTP task stopped");
+    super::fanout::feed(key, "rtp", sub, cancel, |f| builder.push(&shared, f)).await
 }
 
 #[cfg(test)]

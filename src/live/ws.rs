@@ -14,9 +14,9 @@
 //!   reads holds at most one fragment and the socket's buffers.
 //! - The first binary message after `{"type":"mse"}` is the init segment, the next a keyframe fragment.
 
-use super::mse::{Frag, Init, Item, MseViewer, Next};
+use super::mse::{Frag, Init, MseViewer};
 use super::{rtc, Live, LiveError, MseLease};
-use crate::hub::StreamKey;
+use crate::hub::{Received, StreamKey};
 use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -115,46 +115,122 @@ impl Conn {
     }
 }
 
+/// What the socket loop does after a message or an item.
+enum Flow {
+    Go,
+    Stop,
+}
+
 /// An MSE session on the socket.
-struct MseState {
+struct MseSession {
     _lease: MseLease,
     viewer: MseViewer,
+    key: StreamKey,
     codecs: Vec<String>,
-    /// Set once the init segment went out; fragments wait for it and for a keyframe.
-    started: bool,
+    /// Fragments skipped since the last one sent (told to the viewer before the next).
     skipped: u64,
-    /// The init segment last sent, and the stream's state to check it against after a skip (an init
-    /// segment may have been among the items skipped).
+    /// The init segment last sent; fragments of another wait for a keyframe and go after it.
     sent_init: Option<Arc<Init>>,
-    shared: Option<Arc<super::mse::MseShared>>,
-    /// The init segment of the join, before it is checked and sent.
-    pending_init: Option<Arc<Init>>,
-    /// Watching the H.264 transcode of an H.265 stream.
+    /// Watching the H.264 transcode of an H.265 stream (or a scaled sub stream).
     transcoded: bool,
 }
 
-/// Joins a stream's MSE fan-out (or its transcode's); returns the state and the cached GOP to send.
-fn join(
-    live: &Arc<Live>,
-    key: StreamKey,
-    codecs: Vec<String>,
-    transcoded: bool,
-) -> (MseState, Vec<Frag>) {
-    let (lease, start) = live.join_mse(key, transcoded);
-    (
-        MseState {
+impl MseSession {
+    /// Joins a stream's MSE fan-out (or its transcode's) and sends its cached GOP.
+    async fn start(
+        live: &Arc<Live>,
+        conn: &mut Conn,
+        key: StreamKey,
+        codecs: Vec<String>,
+        transcoded: bool,
+    ) -> Result<(MseSession, Flow), ()> {
+        let (lease, start) = live.join_mse(key, transcoded);
+        let mut session = MseSession {
             _lease: lease,
             viewer: start.viewer,
+            key,
             codecs,
-            started: false,
             skipped: 0,
             sent_init: None,
-            shared: start.shared,
-            pending_init: start.init,
             transcoded,
-        },
-        start.gop,
-    )
+        };
+        for f in &start.gop {
+            if let Flow::Stop = session.on_frag(live, conn, f, false).await? {
+                return Ok((session, Flow::Stop));
+            }
+        }
+        Ok((session, Flow::Go))
+    }
+
+    async fn on_next(
+        &mut self,
+        live: &Arc<Live>,
+        conn: &mut Conn,
+        next: Received<Frag>,
+    ) -> Result<Flow, ()> {
+        match next {
+            Received::Closed => {
+                let _ = conn.error(&LiveError::Ended).await;
+                Ok(Flow::Stop)
+            }
+            Received::Skipped { skipped } => {
+                self.skipped += skipped;
+                live.stats.skips.fetch_add(1, Relaxed);
+                let (camera, stream) = (self.key.camera_id, self.key.kind.as_str());
+                tracing::debug!(
+                    camera,
+                    stream,
+                    skipped,
+                    "slow live viewer skips to the next keyframe"
+                );
+                Ok(Flow::Go)
+            }
+            Received::Frame(f) => self.on_frag(live, conn, &f, true).await,
+        }
+    }
+
+    /// Sends a fragment, after its init segment when that is new. An H.265 stream for a browser that
+    /// plays only H.264 moves the session to the stream's transcode.
+    async fn on_frag(
+        &mut self,
+        live: &Arc<Live>,
+        conn: &mut Conn,
+        f: &Frag,
+        is_live: bool,
+    ) -> Result<Flow, ()> {
+        let new_init = !self
+            .sent_init
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, &f.init));
+        if new_init {
+            if !f.keyframe {
+                return Ok(Flow::Go); // a decoder starts at a keyframe with its parameters
+            }
+            if !self.transcoded && wants_transcode(&self.codecs, &f.init) {
+                let codecs = std::mem::take(&mut self.codecs);
+                let (session, flow) =
+                    Box::pin(Self::start(live, conn, self.key, codecs, true)).await?;
+                *self = session;
+                return Ok(flow);
+            }
+            if !accepts(&self.codecs, &f.init) {
+                conn.error(&LiveError::Unsupported {
+                    codec: f.init.codec.to_string(),
+                })
+                .await?;
+                return Ok(Flow::Stop);
+            }
+            conn.init(&f.init).await?;
+            self.sent_init = Some(f.init.clone());
+        }
+        if self.skipped > 0 {
+            let skipped = std::mem::take(&mut self.skipped);
+            conn.text(json!({"type": "skip", "skipped": skipped, "reason": "slow"}))
+                .await?;
+        }
+        conn.fragment(f, is_live).await?;
+        Ok(Flow::Go)
+    }
 }
 
 /// An H.265 stream for a browser that plays H.264 but not H.265: it gets the transcode.
@@ -166,20 +242,12 @@ fn wants_transcode(codecs: &[String], init: &Init) -> bool {
             .any(|c| c.to_ascii_lowercase().starts_with("avc1"))
 }
 
-/// Serves one upgraded live socket until the client leaves, the connection fails, or `end` resolves
-/// (the caller's rights ended: the viewer is told why, and the socket closes).
-pub async fn serve(
-    socket: WebSocket,
-    live: Arc<Live>,
-    viewer: Viewer,
-    end: impl std::future::Future<Output = &'static str>,
-) {
-    tokio::pin!(end);
-    let camera = viewer.key.camera_id;
-    let stream = viewer.key.kind.as_str();
-    let (sink, mut source) = socket.split();
-    let (ctl_tx, mut ctl_rx) = mpsc::channel::<Result<ClientMessage, LiveError>>(16);
-    let reader = tokio::spawn(async move {
+/// Reads the client's messages and forwards them parsed; the socket loop owns the sending half.
+fn spawn_reader(
+    mut source: futures::stream::SplitStream<WebSocket>,
+    ctl_tx: mpsc::Sender<Result<ClientMessage, LiveError>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
         while let Some(Ok(msg)) = source.next().await {
             let parsed = match msg {
                 Message::Text(t) => serde_json::from_str::<ClientMessage>(t.as_str())
@@ -194,156 +262,136 @@ pub async fn serve(
                 break;
             }
         }
-    });
+    })
+}
+
+/// One socket's sessions: MSE, WebRTC, or both.
+struct Socket {
+    live: Arc<Live>,
+    viewer: Viewer,
+    conn: Conn,
+    mse: Option<MseSession>,
+    rtc: Option<mpsc::Sender<rtc::Control>>,
+}
+
+impl Socket {
+    async fn on_message(&mut self, msg: Result<ClientMessage, LiveError>) -> Result<Flow, ()> {
+        match msg {
+            Err(e) => self.conn.error(&e).await?,
+            Ok(ClientMessage::Mse { codecs }) => {
+                if self.mse.is_some() {
+                    let e = LiveError::BadMessage("MSE already started".into());
+                    self.conn.error(&e).await?;
+                    return Ok(Flow::Go);
+                }
+                let (key, scaled) = (self.viewer.key, self.viewer.scaled);
+                let (session, flow) =
+                    MseSession::start(&self.live, &mut self.conn, key, codecs, scaled).await?;
+                self.mse = Some(session);
+                return Ok(flow);
+            }
+            Ok(ClientMessage::WebrtcOffer { sdp }) => {
+                let v = &self.viewer;
+                match rtc::accept(&self.live, v.key, v.scaled, &sdp, v.user.clone()).await {
+                    Ok((answer, ctl)) => {
+                        // A new offer replaces the previous session (dropping its handle ends it).
+                        self.rtc = Some(ctl);
+                        self.conn
+                            .text(json!({"type": "webrtc/answer", "sdp": answer}))
+                            .await?;
+                    }
+                    Err(e) => self.conn.error(&e).await?,
+                }
+            }
+            Ok(ClientMessage::WebrtcCandidate { candidate }) => {
+                if let (Some(ctl), Some(c)) = (&self.rtc, candidate) {
+                    if !c.is_empty() {
+                        let _ = ctl.try_send(rtc::Control::RemoteCandidate(c));
+                    }
+                }
+            }
+        }
+        Ok(Flow::Go)
+    }
+
+    /// The server ended the view (the caller's rights ended): the viewer is told why.
+    async fn end(&mut self, why: &'static str) {
+        let v = &self.viewer;
+        let (camera, stream) = (v.key.camera_id, v.key.kind.as_str());
+        tracing::info!(camera, stream, user = %v.user, reason = why, "live view ended by the server");
+        let _ = self
+            .conn
+            .text(json!({"type": "error", "code": "ended", "message": why}))
+            .await;
+        let frame = CloseFrame {
+            code: close_code::POLICY,
+            reason: Utf8Bytes::from(why),
+        };
+        let _ = self.conn.send(Message::Close(Some(frame))).await;
+    }
+}
+
+/// Serves one upgraded live socket until the client leaves, the connection fails, or `end` resolves
+/// (the caller's rights ended: the viewer is told why, and the socket closes).
+pub async fn serve(
+    socket: WebSocket,
+    live: Arc<Live>,
+    viewer: Viewer,
+    end: impl std::future::Future<Output = &'static str>,
+) {
+    tokio::pin!(end);
+    let (camera, stream) = (viewer.key.camera_id, viewer.key.kind.as_str());
+    let (sink, source) = socket.split();
+    let (ctl_tx, mut ctl_rx) = mpsc::channel(16);
+    let reader = spawn_reader(source, ctl_tx);
     tracing::info!(camera, stream, user = %viewer.user, "live view started");
-    let mut conn = Conn {
+    let conn = Conn {
         sink,
         timeout: Duration::from_millis(live.config().send_timeout_ms.max(100)),
         live: live.clone(),
     };
-    let mut mse: Option<MseState> = None;
-    let mut rtc: Option<mpsc::Sender<rtc::Control>> = None;
+    let user = viewer.user.clone();
+    let mut socket = Socket {
+        live,
+        viewer,
+        conn,
+        mse: None,
+        rtc: None,
+    };
     let result: Result<(), ()> = async {
         loop {
-            tokio::select! {
+            let flow = tokio::select! {
                 why = &mut end => {
-                    tracing::info!(camera, stream, user = %viewer.user, reason = why, "live view ended by the server");
-                    let _ = conn.text(json!({"type": "error", "code": "ended", "message": why})).await;
-                    let frame = CloseFrame { code: close_code::POLICY, reason: Utf8Bytes::from(why) };
-                    let _ = conn.send(Message::Close(Some(frame))).await;
-                    return Ok(());
+                    socket.end(why).await;
+                    Flow::Stop
                 }
-                ctl = ctl_rx.recv() => match ctl {
-                    None => return Ok(()),
-                    Some(Err(e)) => conn.error(&e).await?,
-                    Some(Ok(ClientMessage::Mse { codecs })) => {
-                        if mse.is_some() {
-                            conn.error(&LiveError::BadMessage("MSE already started".into())).await?;
-                            continue;
-                        }
-                        let codecs_c = codecs.clone();
-                        let mut state = join(&live, viewer.key, codecs, viewer.scaled);
-                        let mut start_gop = std::mem::take(&mut state.1);
-                        let mut state = state.0;
-                        if let Some(init) = state.pending_init.take() {
-                            if !viewer.scaled && wants_transcode(&codecs_c, &init) {
-                                let (s2, gop2) = join(&live, viewer.key, codecs_c, true);
-                                state = s2;
-                                start_gop = gop2;
-                            } else if !accepts(&state.codecs, &init) {
-                                conn.error(&LiveError::Unsupported { codec: init.codec.to_string() }).await?;
-                                return Ok(());
-                            } else {
-                                state.pending_init = Some(init);
-                            }
-                        }
-                        if let Some(init) = state.pending_init.take() {
-                            conn.init(&init).await?;
-                            state.started = true;
-                            state.sent_init = Some(init);
-                            for f in &start_gop {
-                                conn.fragment(f, false).await?;
-                            }
-                        }
-                        mse = Some(state);
-                    }
-                    Some(Ok(ClientMessage::WebrtcOffer { sdp })) => {
-                        match rtc::accept(&live, viewer.key, viewer.scaled, &sdp, viewer.user.clone()).await {
-                            Ok((answer, ctl)) => {
-                                // A new offer replaces the previous session (dropping its handle ends it).
-                                rtc = Some(ctl);
-                                conn.text(json!({"type": "webrtc/answer", "sdp": answer})).await?;
-                            }
-                            Err(e) => conn.error(&e).await?,
-                        }
-                    }
-                    Some(Ok(ClientMessage::WebrtcCandidate { candidate })) => {
-                        if let (Some(ctl), Some(c)) = (&rtc, candidate) {
-                            if !c.is_empty() {
-                                let _ = ctl.try_send(rtc::Control::RemoteCandidate(c));
-                            }
-                        }
-                    }
+                msg = ctl_rx.recv() => match msg {
+                    None => Flow::Stop,
+                    Some(msg) => socket.on_message(msg).await?,
                 },
-                next = next_item(&mut mse) => {
-                    let Some(state) = mse.as_mut() else { continue };
-                    match next {
-                        Next::Closed => {
-                            let _ = conn.error(&LiveError::Ended).await;
-                            return Ok(());
-                        }
-                        Next::Skipped { skipped } => {
-                            state.skipped += skipped;
-                            live.stats.skips.fetch_add(1, Relaxed);
-                            tracing::debug!(camera, stream, skipped, "slow live viewer skips to the next keyframe");
-                        }
-                        Next::Item(Item::Init(init)) => {
-                            if !state.transcoded && wants_transcode(&state.codecs, &init) {
-                                // The camera turned out to be H.265: move to its transcode.
-                                let (mut s2, gop) = join(&live, viewer.key, state.codecs.clone(), true);
-                                if let Some(init) = s2.pending_init.take() {
-                                    conn.init(&init).await?;
-                                    s2.started = true;
-                                    s2.sent_init = Some(init);
-                                    for f in &gop {
-                                        conn.fragment(f, false).await?;
-                                    }
-                                }
-                                *state = s2;
-                                continue;
-                            }
-                            if !accepts(&state.codecs, &init) {
-                                conn.error(&LiveError::Unsupported { codec: init.codec.to_string() }).await?;
-                                return Ok(());
-                            }
-                            conn.init(&init).await?;
-                            state.started = true;
-                            state.sent_init = Some(init);
-                        }
-                        Next::Item(Item::Fragment(f)) => {
-                            if state.skipped > 0 {
-                                let skipped = std::mem::take(&mut state.skipped);
-                                // An init segment skipped over is sent before the keyframe.
-                                let current = state.shared.as_ref().and_then(|s| s.current_init());
-                                if let Some(init) = current {
-                                    let same = state.sent_init.as_ref().is_some_and(|s| Arc::ptr_eq(s, &init));
-                                    if !same {
-                                        if !accepts(&state.codecs, &init) {
-                                            conn.error(&LiveError::Unsupported { codec: init.codec.to_string() }).await?;
-                                            return Ok(());
-                                        }
-                                        conn.init(&init).await?;
-                                        state.started = true;
-                                        state.sent_init = Some(init);
-                                    }
-                                }
-                                if state.started {
-                                    conn.text(json!({"type": "skip", "skipped": skipped, "reason": "slow"})).await?;
-                                }
-                            }
-                            if !state.started || (!f.keyframe && state.sent_init.is_none()) {
-                                continue;
-                            }
-                            conn.fragment(&f, true).await?;
-                        }
-                    }
-                }
+                next = next_item(&mut socket.mse) => match socket.mse.as_mut() {
+                    Some(mse) => mse.on_next(&socket.live, &mut socket.conn, next).await?,
+                    None => Flow::Go,
+                },
+            };
+            if let Flow::Stop = flow {
+                return Ok(());
             }
         }
     }
     .await;
     if result.is_err() {
-        tracing::info!(camera, stream, user = %viewer.user, "live viewer dropped: its connection accepted nothing in time or failed");
+        tracing::info!(camera, stream, %user, "live viewer dropped: its connection accepted nothing in time or failed");
     } else {
-        tracing::info!(camera, stream, user = %viewer.user, "live view ended");
+        tracing::info!(camera, stream, %user, "live view ended");
     }
     reader.abort();
 }
 
 /// The next item of the MSE session, or never when there is none.
-async fn next_item(mse: &mut Option<MseState>) -> Next {
+async fn next_item(mse: &mut Option<MseSession>) -> Received<Frag> {
     match mse {
-        Some(s) => s.viewer.next().await,
+        Some(s) => s.viewer.recv().await,
         None => std::future::pending().await,
     }
 }
