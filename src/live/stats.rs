@@ -1,21 +1,21 @@
 //! Live-path measurements: server-added latency (from the moment a stream's live builder received a frame
 //! from the hub, which ingest publishes to without waiting, to the moment its bytes were handed to the
-//! viewer's socket) in a fixed-bucket histogram, and counters of viewers, fragments and skips.
+//! viewer's socket) in an HDR histogram, and counters of viewers, fragments and skips.
 //!
-//! Recording is lock-free (relaxed atomics) so that measuring never slows the send path.
+//! The counters are relaxed atomics; the histogram is behind a lock held only for one `record` (a few
+//! nanoseconds), so that measuring never slows the send path.
 
+use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 
-/// Bucket width in microseconds, and the number of buckets: 50 µs steps up to 200 ms, then one overflow.
-const STEP_US: u64 = 50;
-const BUCKETS: usize = 4_000;
+/// Latencies are kept in microseconds from 1 µs to 60 s, to 3 significant digits.
+const MAX_US: u64 = 60_000_000;
 
 pub struct Stats {
-    buckets: Vec<AtomicU64>,
-    overflow: AtomicU64,
+    latency: Mutex<Histogram<u64>>,
     pub fragments_sent: AtomicU64,
     pub skips: AtomicU64,
-    pub mse_viewers: AtomicU64,
     pub rtc_viewers: AtomicU64,
     pub rtp_packets_sent: AtomicU64,
 }
@@ -25,10 +25,11 @@ pub struct Snapshot {
     pub samples: u64,
     pub p50_us: u64,
     pub p99_us: u64,
-    pub max_bucket_us: u64,
+    pub max_us: u64,
     pub fragments_sent: u64,
     pub rtp_packets_sent: u64,
     pub skips: u64,
+    /// Counted by the registry at the time of the snapshot (`Live::stats_snapshot`).
     pub mse_viewers: u64,
     pub rtc_viewers: u64,
 }
@@ -36,72 +37,47 @@ pub struct Snapshot {
 impl Default for Stats {
     fn default() -> Self {
         Stats {
-            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
-            overflow: AtomicU64::new(0),
+            latency: Mutex::new(new_histogram()),
             fragments_sent: AtomicU64::new(0),
             skips: AtomicU64::new(0),
-            mse_viewers: AtomicU64::new(0),
             rtc_viewers: AtomicU64::new(0),
             rtp_packets_sent: AtomicU64::new(0),
         }
     }
 }
 
+fn new_histogram() -> Histogram<u64> {
+    // The bounds are constants within hdrhistogram's limits, so this cannot fail.
+    Histogram::new_with_bounds(1, MAX_US, 3).expect("constant bounds within hdrhistogram's limits")
+}
+
 impl Stats {
-    /// Records the latency of one frame handed to a socket.
+    fn histogram(&self) -> std::sync::MutexGuard<'_, Histogram<u64>> {
+        self.latency.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the latency of one frame handed to a socket (a latency past the top counts as the top).
     pub fn record(&self, latency: std::time::Duration) {
-        let i = (latency.as_micros() as u64 / STEP_US) as usize;
-        match self.buckets.get(i) {
-            Some(b) => b.fetch_add(1, Relaxed),
-            None => self.overflow.fetch_add(1, Relaxed),
-        };
+        let us = (latency.as_micros() as u64).clamp(1, MAX_US);
+        self.histogram().saturating_record(us);
     }
 
     /// Forgets the latency samples (the benchmark calls this after its warm-up).
     pub fn reset_latency(&self) {
-        for b in &self.buckets {
-            b.store(0, Relaxed);
-        }
-        self.overflow.store(0, Relaxed);
-    }
-
-    fn percentile(counts: &[u64], overflow: u64, total: u64, q: f64) -> u64 {
-        let want = ((total as f64) * q).ceil() as u64;
-        let mut seen = 0;
-        for (i, c) in counts.iter().enumerate() {
-            seen += c;
-            if seen >= want.max(1) {
-                return (i as u64 + 1) * STEP_US;
-            }
-        }
-        if overflow > 0 {
-            u64::MAX
-        } else {
-            0
-        }
+        self.histogram().reset();
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
-        let overflow = self.overflow.load(Relaxed);
-        let total = counts.iter().sum::<u64>() + overflow;
-        let max_bucket_us = counts
-            .iter()
-            .rposition(|&c| c > 0)
-            .map_or(0, |i| (i as u64 + 1) * STEP_US);
+        let h = self.histogram().clone();
         Snapshot {
-            samples: total,
-            p50_us: Self::percentile(&counts, overflow, total, 0.50),
-            p99_us: Self::percentile(&counts, overflow, total, 0.99),
-            max_bucket_us: if overflow > 0 {
-                u64::MAX
-            } else {
-                max_bucket_us
-            },
+            samples: h.len(),
+            p50_us: h.value_at_quantile(0.50),
+            p99_us: h.value_at_quantile(0.99),
+            max_us: h.max(),
             fragments_sent: self.fragments_sent.load(Relaxed),
             rtp_packets_sent: self.rtp_packets_sent.load(Relaxed),
             skips: self.skips.load(Relaxed),
-            mse_viewers: self.mse_viewers.load(Relaxed),
+            mse_viewers: 0,
             rtc_viewers: self.rtc_viewers.load(Relaxed),
         }
     }
@@ -112,7 +88,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percentiles_come_from_the_buckets() {
+    fn percentiles_come_from_the_histogram() {
         let s = Stats::default();
         for _ in 0..99 {
             s.record(std::time::Duration::from_micros(10));
@@ -120,8 +96,12 @@ mod tests {
         s.record(std::time::Duration::from_millis(10));
         let snap = s.snapshot();
         assert_eq!(snap.samples, 100);
-        assert_eq!(snap.p50_us, STEP_US);
-        assert_eq!(snap.p99_us, STEP_US);
-        assert!(snap.max_bucket_us >= 10_000);
+        assert_eq!(snap.p50_us, 10);
+        assert_eq!(snap.p99_us, 10);
+        assert!(
+            snap.max_us >= 10_000 && snap.max_us < 10_100,
+            "{}",
+            snap.max_us
+        );
     }
 }
