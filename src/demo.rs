@@ -37,7 +37,7 @@ async fn site_id(cases: &CaseService, name: &str) -> Option<i64> {
 }
 
 fn event(case_no: &str, case_type: &str, kind: &str, site: i64, position: &str) -> Value {
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = crate::time::now_ms();
     json!({
         "event_id": format!("demo-{case_no}-{kind}"), "case_no": case_no, "case_type": case_type,
         "kind": kind, "at": ms_to_rfc3339(now), "site_id": site, "position": position,
@@ -48,7 +48,7 @@ fn event(case_no: &str, case_type: &str, kind: &str, site: i64, position: &str) 
 /// The events of tick `n` (1, 2, ...) of a run started at `run` (a `YYYYMMDD-HHMM` stamp).
 fn tick_events(run: &str, n: u64, halls: &[(i64, &[&str], &str)], bid: Option<i64>) -> Vec<Value> {
     let mut out = Vec::new();
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = crate::time::now_ms();
     for &(site, positions, prefix) in halls {
         let no = |k: u64| format!("{prefix}-{run}-{k:03}");
         let pos = |k: u64| positions[(k as usize) % positions.len()];

@@ -3,6 +3,13 @@
 //! The parts follow the data flow (see `docs/architecture.md`): `ingest` pulls cameras into the `hub`,
 //! whose broadcasts feed the recorder, live viewers and `media` (snapshots); `db` stores the registry;
 //! `auth` says who may do what and `audit` keeps the trace of it; `api` serves it all over HTTP; `sim` stands in for the cameras.
+//!
+//! Unsafe code is refused crate-wide; the three modules that need it say why in their docs and are the
+//! only ones allowed it: `media::snapshot` (FFmpeg calls its binding lacks), `live::socket` (one
+//! socket option) and `sim::server` (one GStreamer call its binding lacks).
+
+#![deny(unsafe_code)]
+#![warn(clippy::too_many_lines)]
 
 pub mod api;
 pub mod audit;
@@ -20,4 +27,6 @@ pub mod private;
 pub mod record;
 pub mod seed;
 pub mod server;
+#[cfg(feature = "sim")]
 pub mod sim;
+pub mod time;

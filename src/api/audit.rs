@@ -22,11 +22,7 @@ pub struct AuditQuery {
 
 fn time(field: &str, v: &Option<String>) -> ApiResult<Option<i64>> {
     v.as_deref()
-        .map(|t| {
-            chrono::DateTime::parse_from_rfc3339(t)
-                .map(|t| t.timestamp_millis())
-                .map_err(|e| ApiError::invalid(format!("{field} is not RFC 3339: {e}")))
-        })
+        .map(|t| crate::time::parse_ms(field, t).map_err(|e| ApiError::invalid(e.to_string())))
         .transpose()
 }
 

@@ -69,7 +69,7 @@ pub async fn health(
     if !(1..=24 * 90).contains(&hours) {
         return Err(ApiError::invalid("hours must be between 1 and 2160"));
     }
-    let now_us = chrono::Utc::now().timestamp_micros();
+    let now_us = crate::time::now_us();
     let from_us = now_us - i64::from(hours) * 3_600_000_000;
     let mut sites: BTreeMap<i64, SiteHealth> = db::sites::list(&s.pool)
         .await?

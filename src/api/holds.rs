@@ -11,10 +11,11 @@
 use super::access::{noted, AuditNote};
 use super::cameras::visible_camera;
 use super::error::{ApiError, ApiResult, Json, Path, Query};
-use super::recordings::{parse_time, us_to_rfc3339};
+use super::recordings::parse_time;
 use super::AppState;
 use crate::auth::Principal;
 use crate::record::index;
+use crate::time::us_to_rfc3339;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;

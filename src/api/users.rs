@@ -207,9 +207,8 @@ pub async fn create_token(
     let regions = grantable(&s, &p, &b.region_codes).await?;
     let expires = match &b.expires_at {
         Some(t) => {
-            let at = chrono::DateTime::parse_from_rfc3339(t)
-                .map_err(|e| ApiError::invalid(format!("expires_at is not RFC 3339: {e}")))?
-                .timestamp_millis();
+            let at = crate::time::parse_ms("expires_at", t)
+                .map_err(|e| ApiError::invalid(e.to_string()))?;
             if at <= db::now_ms() {
                 return Err(ApiError::invalid("expires_at is in the past"));
             }

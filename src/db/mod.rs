@@ -81,14 +81,5 @@ pub async fn connect(url: &str) -> Result<Pool, DbError> {
     Ok(pool)
 }
 
-/// Now, in the database's time unit (Unix milliseconds, UTC).
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-/// Unix milliseconds to RFC 3339 for responses.
-pub fn ms_to_rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
+/// The database's time unit is Unix milliseconds (UTC); see [`crate::time`].
+pub use crate::time::{ms_to_rfc3339, now_ms};

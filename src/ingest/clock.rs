@@ -37,9 +37,7 @@ pub struct WallClock {
     pub steps: u32,
 }
 
-fn ticks_to_us(t: i64) -> i64 {
-    t * 100 / 9
-}
+use crate::time::ticks_to_us;
 
 impl WallClock {
     /// Anchored on the run's first frame, received at `now_us` (system clock).

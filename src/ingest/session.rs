@@ -155,13 +155,11 @@ fn convert_params(
     })
 }
 
-async fn run_once(
+/// Connects (DESCRIBE, SETUP of the video stream, PLAY): the demuxed session and the video stream's index.
+async fn connect(
     source: &StreamSource,
-    hub: &StreamHub,
-    status: &Mutex<StreamStatus>,
     cfg: &IngestConfig,
-    run: u64,
-) -> Result<(), RunError> {
+) -> Result<(retina::client::Demuxed, usize), RunError> {
     let connect_timeout = Duration::from_millis(cfg.stall_timeout_ms.max(1000) * 2);
     let creds = match (&source.username, &source.password) {
         (Some(u), p) => Some(Credentials {
@@ -180,23 +178,12 @@ async fn run_once(
             RunError::Rtsp(e.to_string())
         }
     };
-    let mut session = tokio::time::timeout(
-        connect_timeout,
-        retina::client::Session::describe(source.url.clone(), options),
-    )
-    .await
-    .map_err(|_| RunError::ConnectTimeout)?
-    .map_err(rtsp_err)?;
-    let video = session.streams().iter().position(|s| s.media() == "video");
-    let Some(index) = video else {
-        return Err(RunError::Unsupported("no video stream".into()));
-    };
-    let encoding = session.streams()[index].encoding_name().to_owned();
-    if !is_supported(&encoding) {
-        return Err(RunError::Unsupported(format!(
-            "codec {encoding}; only H.264 and H.265 are recorded"
-        )));
-    }
+    let describe = retina::client::Session::describe(source.url.clone(), options);
+    let mut session = tokio::time::timeout(connect_timeout, describe)
+        .await
+        .map_err(|_| RunError::ConnectTimeout)?
+        .map_err(rtsp_err)?;
+    let index = video_stream(session.streams())?;
     let transport = if source.udp {
         Transport::Udp(Default::default())
     } else {
@@ -213,17 +200,72 @@ async fn run_once(
         .await
         .map_err(|_| RunError::ConnectTimeout)?
         .map_err(rtsp_err)?;
-    let mut demuxed = playing
+    let demuxed = playing
         .demuxed()
         .map_err(|e| RunError::Unsupported(e.to_string()))?;
     debug!(url = %source.url, "playing");
+    Ok((demuxed, index))
+}
 
+/// The index of the session's first video stream, when it is H.264 or H.265.
+fn video_stream(streams: &[retina::client::Stream]) -> Result<usize, RunError> {
+    let video = streams.iter().position(|s| s.media() == "video");
+    let Some(index) = video else {
+        return Err(RunError::Unsupported("no video stream".into()));
+    };
+    let encoding = streams[index].encoding_name();
+    if !is_supported(encoding) {
+        return Err(RunError::Unsupported(format!(
+            "codec {encoding}; only H.264 and H.265 are recorded"
+        )));
+    }
+    Ok(index)
+}
+
+/// One run's state between frames: codec parameters, rates and the wall clock.
+#[derive(Default)]
+struct RunState {
+    params: Option<Arc<VideoParams>>,
+    generation: u64,
+    meter: RateMeter,
+    /// Wall time of frames (docs/time.md).
+    clock: Option<super::clock::WallClock>,
+    seen_keyframe: bool,
+}
+
+impl RunState {
+    fn new_params(&mut self, p: &retina::codec::VideoParameters) -> Result<(), RunError> {
+        let converted = convert_params(p, self.generation)?;
+        self.generation += 1;
+        info!(codec = %converted.codec, width = converted.width, height = converted.height, "stream parameters");
+        self.params = Some(Arc::new(converted));
+        Ok(())
+    }
+
+    /// The frame's wall time (the run's clock starts at its first frame).
+    fn wall_time(&mut self, media_time: i64, wall_now_us: i64) -> i64 {
+        let mono_now = Instant::now();
+        match self.clock.as_mut() {
+            Some(c) => c.frame(media_time, wall_now_us, mono_now),
+            None => {
+                let clock = super::clock::WallClock::new(media_time, wall_now_us, mono_now);
+                self.clock = Some(clock);
+                wall_now_us
+            }
+        }
+    }
+}
+
+async fn run_once(
+    source: &StreamSource,
+    hub: &StreamHub,
+    status: &Mutex<StreamStatus>,
+    cfg: &IngestConfig,
+    run: u64,
+) -> Result<(), RunError> {
+    let (mut demuxed, index) = connect(source, cfg).await?;
     let stall = Duration::from_millis(cfg.stall_timeout_ms);
-    let mut params: Option<Arc<VideoParams>> = None;
-    let mut generation = 0u64;
-    let mut meter = RateMeter::default();
-    let mut clock: Option<super::clock::WallClock> = None; // wall time of frames (docs/time.md)
-    let mut seen_keyframe = false;
+    let mut st = RunState::default();
     loop {
         let item = match tokio::time::timeout(stall, demuxed.next()).await {
             Err(_) => return Err(RunError::Stalled(stall)),
@@ -237,40 +279,26 @@ async fn run_once(
         if frame.stream_id() != index {
             continue;
         }
-        if frame.has_new_parameters() || params.is_none() {
+        if frame.has_new_parameters() || st.params.is_none() {
             let Some(ParametersRef::Video(p)) = demuxed.streams()[index].parameters() else {
                 // Parameters come with the first keyframe at the latest; until then the frame is unusable.
                 continue;
             };
-            let converted = convert_params(p, generation)?;
-            generation += 1;
-            info!(codec = %converted.codec, width = converted.width, height = converted.height, "stream parameters");
-            params = Some(Arc::new(converted));
+            st.new_params(p)?;
         }
-        let Some(p) = params.clone() else { continue };
+        let Some(p) = st.params.clone() else { continue };
         let keyframe = frame.is_random_access_point();
         // Consumers start at a keyframe; frames before the first one of a run cannot be decoded.
-        if !seen_keyframe && !keyframe {
+        if !st.seen_keyframe && !keyframe {
             continue;
         }
-        seen_keyframe = true;
+        st.seen_keyframe = true;
         let media_time = frame.timestamp().elapsed();
-        let wall_now_us = chrono::Utc::now().timestamp_micros();
-        let mono_now = Instant::now();
-        let wall_time_us = match clock.as_mut() {
-            Some(c) => c.frame(media_time, wall_now_us, mono_now),
-            None => {
-                clock = Some(super::clock::WallClock::new(
-                    media_time,
-                    wall_now_us,
-                    mono_now,
-                ));
-                wall_now_us
-            }
-        };
+        let wall_now_us = crate::time::now_us();
+        let wall_time_us = st.wall_time(media_time, wall_now_us);
         let loss = frame.loss();
         let data = Bytes::from(frame.into_data());
-        meter.push(media_time, data.len());
+        st.meter.push(media_time, data.len());
         let len = data.len() as u64;
         hub.publish(Arc::new(Frame {
             data,
@@ -282,23 +310,35 @@ async fn run_once(
             loss,
         }));
         update(status, |s| {
-            if s.state != StreamState::Online {
-                info!(url = %source.url, "stream online");
-            }
-            s.state = StreamState::Online;
-            s.error = None;
-            if s.codec.as_deref() != Some(p.codec.as_str()) {
-                s.codec = Some(p.codec.clone());
-            }
-            s.width = Some(p.width);
-            s.height = Some(p.height);
-            s.frames += 1;
-            s.bytes += len;
-            s.last_frame_at = chrono::DateTime::from_timestamp_micros(wall_now_us);
-            if let Some((fps, bps)) = meter.rates() {
-                s.fps = Some((fps * 100.0).round() / 100.0);
-                s.bitrate_bps = Some(bps);
-            }
+            online(s, source, &p, len, wall_now_us, &st.meter)
         });
+    }
+}
+
+/// The status after a frame: online, with its codec, size and rates.
+fn online(
+    s: &mut StreamStatus,
+    source: &StreamSource,
+    p: &VideoParams,
+    len: u64,
+    wall_now_us: i64,
+    meter: &RateMeter,
+) {
+    if s.state != StreamState::Online {
+        info!(url = %source.url, "stream online");
+    }
+    s.state = StreamState::Online;
+    s.error = None;
+    if s.codec.as_deref() != Some(p.codec.as_str()) {
+        s.codec = Some(p.codec.clone());
+    }
+    s.width = Some(p.width);
+    s.height = Some(p.height);
+    s.frames += 1;
+    s.bytes += len;
+    s.last_frame_at = chrono::DateTime::from_timestamp_micros(wall_now_us);
+    if let Some((fps, bps)) = meter.rates() {
+        s.fps = Some((fps * 100.0).round() / 100.0);
+        s.bitrate_bps = Some(bps);
     }
 }

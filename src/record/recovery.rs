@@ -10,8 +10,8 @@
 
 use super::index::{self, SegmentRow};
 use super::scan::{scan, ScanError, Scanned};
-use super::writer::fsync_dir;
 use crate::db::{DbError, Pool};
+use crate::private::fsync_dir;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -258,7 +258,7 @@ pub async fn recover(pool: &Pool, data_dir: &Path) -> Result<RecoveryReport, Rec
     if !files.is_empty() {
         let known: HashSet<String> =
             sqlx::query_scalar::<_, String>("SELECT path FROM segments WHERE start_us > ?")
-                .bind((chrono::Utc::now().timestamp_micros()) - 4 * 86_400_000_000)
+                .bind(crate::time::now_us() - 4 * 86_400_000_000)
                 .fetch_all(pool)
                 .await?
                 .into_iter()

@@ -65,15 +65,7 @@ pub struct SegmentStats {
     last_offset: u64,
 }
 
-/// 90 kHz ticks to microseconds (rounded down), the one conversion used everywhere.
-pub fn ticks_to_us(t: i64) -> i64 {
-    t * 100 / 9
-}
-
-/// Microseconds to 90 kHz ticks (rounded down).
-pub fn us_to_ticks(us: i64) -> i64 {
-    us * 9 / 100
-}
+pub use crate::time::{ticks_to_us, us_to_ticks};
 
 impl SegmentStats {
     /// A segment holding only its init segment of `init_len` bytes.
