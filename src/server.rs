@@ -3,7 +3,7 @@
 //! rustls when `[tls]` is set) until Ctrl-C or SIGTERM.
 
 use crate::api::{self, AppState};
-use crate::auth::secrets;
+use crate::auth::secrets::Secrets;
 use crate::auth::throttle::AddressThrottle;
 use crate::config::Config;
 use crate::hub::Hub;
@@ -30,10 +30,10 @@ impl Server {
         let pool = db::connect(&cfg.database_url())
             .await
             .context("opening the database")?;
-        let key = secrets::load_or_create_key(&cfg.data_dir, cfg.auth.secrets_key.as_deref())
+        let secrets = Secrets::load(&cfg.data_dir, cfg.auth.secrets_key.as_deref())
             .context("loading the secrets key")?;
-        secrets::install(key).context("installing the secrets key")?;
-        let sealed = db::cameras::seal_plaintext_rows(&pool)
+        let sealed = secrets
+            .seal_plaintext_rows(&pool)
             .await
             .context("encrypting stored camera passwords")?;
         if sealed > 0 {
@@ -61,7 +61,7 @@ impl Server {
         for cam in db::cameras::list(&pool).await? {
             // The recorder subscribes before ingest starts, so it sees the first keyframe.
             recorders.apply(&cam);
-            if let Some(spec) = api::camera_spec(&cam) {
+            if let Some(spec) = api::camera_spec(&cam, &secrets) {
                 ingest.apply(&spec);
             }
         }
@@ -95,6 +95,7 @@ impl Server {
             cases,
             started: std::time::Instant::now(),
             audit_repeats: Default::default(),
+            secrets: Arc::new(secrets),
         };
         Ok(Server { state, listener })
     }
@@ -134,7 +135,7 @@ impl Server {
             }
             _ => {
                 // Live viewers' sockets are tuned as they are accepted (docs/live.md).
-                let listener = self.listener.tap_io(crate::live::tune_socket);
+                let listener = self.listener.tap_io(crate::live::socket::tune_socket);
                 axum::serve(listener, app)
                     .with_graceful_shutdown(shutdown)
                     .await?

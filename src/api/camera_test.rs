@@ -62,7 +62,7 @@ pub async fn test(
         Some(id) => Some(super::cameras::visible_camera(&s, &p, id).await?),
         None => None,
     };
-    let source = source(b, stored.as_ref())?;
+    let source = source(b, stored.as_ref(), &s.secrets)?;
     tracing::info!(actor = %p.actor(), url = %source.url, "camera test");
     let probe = s.ingest.probe(source, TIMEOUT).await;
     let mut error = probe.status.error.clone();
@@ -90,7 +90,11 @@ pub async fn test(
 
 /// The stream to try: the form's fields, what the form leaves empty taken from the stored camera. A
 /// stored password is only ever sent to the address it was stored for.
-fn source(b: TestBody, stored: Option<&crate::db::cameras::Camera>) -> ApiResult<StreamSource> {
+fn source(
+    b: TestBody,
+    stored: Option<&crate::db::cameras::Camera>,
+    secrets: &crate::auth::secrets::Secrets,
+) -> ApiResult<StreamSource> {
     let url = b
         .main_url
         .filter(|u| !u.trim().is_empty())
@@ -103,24 +107,18 @@ fn source(b: TestBody, stored: Option<&crate::db::cameras::Camera>) -> ApiResult
         .or(url_user)
         .or_else(|| stored.and_then(|c| c.username.clone()));
     let given = b.password.filter(|p| !p.is_empty()).or(url_pass);
-    let password = match (given, stored) {
+    validate::credentials(username.as_deref(), given.as_deref())?;
+    let password = match (given, stored.and_then(|c| Some((c, c.password.as_ref()?)))) {
         (Some(pw), _) => Some(pw),
-        (None, Some(c)) if c.password.is_some() => {
+        (None, Some((c, sealed))) => {
             validate::stored_password_may_go(
                 &[Some(c.main_url.as_str()), c.sub_url.as_deref()],
                 url.as_str(),
             )?;
-            c.password.clone()
+            Some(secrets.open(sealed).map_err(ApiError::internal)?)
         }
-        (None, _) => None,
+        (None, None) => None,
     };
-    if username.as_ref().is_some_and(|u| u.len() > 200)
-        || password.as_ref().is_some_and(|p| p.len() > 200)
-    {
-        return Err(ApiError::invalid(
-            "username and password are limited to 200 bytes",
-        ));
-    }
     let udp = match b.transport.as_deref() {
         None => stored.is_some_and(|c| c.transport == "udp"),
         Some(t) => validate::one_of("transport", t, TRANSPORTS)? == "udp",

@@ -6,6 +6,7 @@ use super::access::{noted, scoped, AuditNote};
 use super::error::{ApiError, ApiResult, Json, Path, Query};
 use super::sites::visible_site;
 use super::{validate, AppState};
+use crate::auth::secrets::{Sealed, Secrets};
 use crate::auth::Principal;
 use crate::db::{self, cameras::Camera, cameras::CameraInput};
 use crate::hub::{StreamKey, StreamKind};
@@ -18,15 +19,22 @@ use serde::{Deserialize, Serialize};
 
 pub(super) const TRANSPORTS: &[&str] = &["tcp", "udp"];
 
-/// What ingest needs from a stored camera. `None` when a stored URL no longer parses (it was validated on
-/// the way in, so only a hand-edited database gets there).
-pub fn camera_spec(c: &Camera) -> Option<CameraSpec> {
+/// What ingest needs from a stored camera, its password opened. `None` when a stored URL no longer parses
+/// (it was validated on the way in, so only a hand-edited database gets there). A password that cannot be
+/// opened (another key) is left out with a warning that names the camera only.
+pub fn camera_spec(c: &Camera, secrets: &Secrets) -> Option<CameraSpec> {
+    let password = c.password.as_ref().and_then(|p| {
+        secrets
+            .open(p)
+            .map_err(|e| tracing::warn!(camera = c.id, error = %e, "camera password unreadable"))
+            .ok()
+    });
     let source = |u: &str| -> Option<StreamSource> {
         Some(StreamSource {
             camera_id: c.id,
             url: url::Url::parse(u).ok()?,
             username: c.username.clone(),
-            password: c.password.clone(),
+            password: password.clone(),
             udp: c.transport == "udp",
         })
     };
@@ -40,7 +48,7 @@ pub fn camera_spec(c: &Camera) -> Option<CameraSpec> {
 fn apply(s: &AppState, c: &Camera) {
     // The recorder subscribes before ingest (re)starts, so it sees the first keyframe.
     s.recorders.apply(c);
-    match camera_spec(c) {
+    match camera_spec(c, &s.secrets) {
         Some(spec) => s.ingest.apply(&spec),
         None => tracing::warn!(
             camera = c.id,
@@ -151,14 +159,14 @@ async fn merge(
         (None, None) => return Err(required("site_id")),
     };
     let mut username = base.and_then(|c| c.username.clone());
-    let mut password = base.and_then(|c| c.password.clone());
-    let mut password_given = false;
+    // The stored password, kept sealed, and one given now in plaintext (sealed below).
+    let mut stored: Option<Sealed> = base.and_then(|c| c.password.clone());
+    let mut given: Option<String> = None;
     let main_url = match (&b.main_url, base) {
         (Some(u), _) => {
             let (url, user, pass) = validate::rtsp_url("main_url", u)?;
             username = user.or(username);
-            password_given |= pass.is_some();
-            password = pass.or(password);
+            given = pass;
             url.to_string()
         }
         (None, Some(c)) => c.main_url.clone(),
@@ -174,19 +182,19 @@ async fn merge(
         username = (!u.is_empty()).then_some(u);
     }
     if let Some(pw) = b.password {
-        password_given |= !pw.is_empty();
-        password = (!pw.is_empty()).then_some(pw);
+        if pw.is_empty() {
+            stored = None; // an empty string clears it
+        }
+        given = (!pw.is_empty()).then_some(pw);
     }
-    if let (Some(c), Some(_), false) = (base, &password, password_given) {
+    if let (Some(c), Some(_), None) = (base, &stored, &given) {
         stored_password_stays(c, &main_url, sub_url.as_deref())?;
     }
-    if username.as_ref().is_some_and(|u| u.len() > 200)
-        || password.as_ref().is_some_and(|p| p.len() > 200)
-    {
-        return Err(ApiError::invalid(
-            "username and password are limited to 200 bytes",
-        ));
-    }
+    validate::credentials(username.as_deref(), given.as_deref())?;
+    let password = match given {
+        Some(pw) => Some(s.secrets.seal(&pw).map_err(ApiError::internal)?),
+        None => stored,
+    };
     let transport = match (&b.transport, base) {
         (Some(t), _) => validate::one_of("transport", t, TRANSPORTS)?,
         (None, Some(c)) => c.transport.clone(),
@@ -507,15 +515,20 @@ pub async fn import_nvr(
         None => host.clone(),
     };
     let list = channel_cameras(&templates, &host, port, &prefix, &channels)?;
+    let username = b.username.filter(|u| !u.is_empty()).or(templates.username);
+    let password = b.password.filter(|p| !p.is_empty()).or(templates.password);
+    validate::credentials(username.as_deref(), password.as_deref())?;
     let input = db::cameras::NvrInput {
         site_id: b.site_id,
         vendor,
         host,
         port,
         url_template: templates.main,
-        username: b.username.filter(|u| !u.is_empty()).or(templates.username),
+        username,
         channels: list,
-        password: b.password.filter(|p| !p.is_empty()).or(templates.password),
+        password: password
+            .map(|p| s.secrets.seal(&p).map_err(ApiError::internal))
+            .transpose()?,
         transport,
         record: b.record.unwrap_or(true),
     };

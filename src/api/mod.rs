@@ -15,6 +15,7 @@ pub mod error;
 mod health;
 mod holds;
 mod live;
+mod metrics;
 mod ops;
 mod recordings;
 pub mod repeats;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub audit_repeats: Arc<repeats::Repeats>,
     /// The keyed audit log.
     pub audit: crate::audit::Log,
+    /// The key of camera passwords at rest.
+    pub secrets: Arc<crate::auth::secrets::Secrets>,
 }
 
 /// Who may watch live video: the contract's "supervisor: live, playback, alarms", and admins.
@@ -131,7 +134,7 @@ pub fn router(state: AppState) -> Router {
     let api = routes().into_router(state.clone());
     let public = Router::new().route("/session", post(session::login));
     let metrics = Routes::new()
-        .add(Method::GET, "/metrics", ADMIN, None, get(ops::metrics))
+        .add(Method::GET, "/metrics", ADMIN, None, get(metrics::metrics))
         .add(
             Method::POST,
             "/api/v1/live/stats/reset",

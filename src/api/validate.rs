@@ -44,6 +44,16 @@ pub fn region_code(field: &str, value: &str) -> Result<String, ApiError> {
     }
 }
 
+/// A camera's username and a password given in plaintext: at most 200 bytes each.
+pub fn credentials(username: Option<&str>, password: Option<&str>) -> Result<(), ApiError> {
+    if username.is_some_and(|u| u.len() > 200) || password.is_some_and(|p| p.len() > 200) {
+        return Err(ApiError::invalid(
+            "username and password are limited to 200 bytes",
+        ));
+    }
+    Ok(())
+}
+
 /// The percent-decoded form of a URL's user or password.
 fn decode(s: &str) -> String {
     url::form_urlencoded::parse(format!("x={s}").as_bytes())

@@ -1,46 +1,44 @@
 //! Cameras and NVRs. The camera password is stored for ingest and never serialized: [`Camera`] skips it, so
 //! no response can carry it by accident.
 //!
-//! At rest the password is sealed (`auth::secrets`): every write here seals it and every read opens it, so
-//! callers only see plaintext in memory and the database never holds it in clear (legacy plaintext rows are
-//! sealed at start-up by [`seal_plaintext_rows`]).
+//! At rest the password is [`Sealed`] (`auth::secrets`): the API seals it before it gets here and ingest
+//! opens it, so the database never holds it in clear (legacy plaintext rows are sealed at start-up by
+//! [`seal_plaintext_rows`]).
 
 use super::{now_ms, DbError, Pool};
-use crate::auth::secrets;
 use serde::Serialize;
 
-fn seal(password: &Option<String>) -> Result<Option<String>, DbError> {
-    password
-        .as_deref()
-        .map(secrets::seal)
-        .transpose()
-        .map_err(|e| DbError::Secret(e.to_string()))
-}
+/// A camera password as stored: sealed by the server's key (`auth::secrets`), or plaintext left by a
+/// version before encryption at rest (sealed at start-up). Only the server's `Secrets` opens it; this
+/// module never sees a key or a plaintext password.
+#[derive(Clone, PartialEq, Eq, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct Sealed(pub String);
 
-/// Replaces the stored (sealed) password by its plaintext. A value that cannot be opened (wrong key) is
-/// dropped with a warning that names the camera only.
-fn reveal(mut c: Camera) -> Camera {
-    if let Some(stored) = c.password.take() {
-        match secrets::open(&stored) {
-            Ok(p) => c.password = Some(p),
-            Err(e) => tracing::warn!(camera = c.id, error = %e, "camera password unreadable"),
-        }
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealed(..)")
     }
-    c
 }
 
-/// Seals the passwords still stored in plaintext (rows written before encryption at rest); all or
-/// nothing. Returns how many rows were sealed.
-pub async fn seal_plaintext_rows(pool: &Pool) -> Result<u64, DbError> {
+/// Seals the passwords still stored in plaintext (rows written before encryption at rest, which lack
+/// the sealed form's `prefix`); all or nothing. Returns how many rows were sealed.
+pub async fn seal_plaintext_rows(
+    pool: &Pool,
+    prefix: &str,
+    seal: impl Fn(&str) -> Result<Sealed, String>,
+) -> Result<u64, DbError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let rows: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT id, password FROM cameras WHERE password IS NOT NULL AND password NOT LIKE 'enc:v1:%'",
+        "SELECT id, password FROM cameras WHERE password IS NOT NULL AND substr(password, 1, length(?)) <> ?",
     )
+    .bind(prefix)
+    .bind(prefix)
     .fetch_all(&mut *tx)
     .await?;
     for (id, plain) in &rows {
         sqlx::query("UPDATE cameras SET password = ? WHERE id = ?")
-            .bind(seal(&Some(plain.clone()))?)
+            .bind(seal(plain).map_err(DbError::Secret)?)
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -62,7 +60,7 @@ pub struct Camera {
     pub sub_url: Option<String>,
     pub username: Option<String>,
     #[serde(skip)]
-    pub password: Option<String>,
+    pub password: Option<Sealed>,
     pub transport: String,
     pub record: bool,
 }
@@ -93,7 +91,7 @@ pub struct CameraInput {
     pub main_url: String,
     pub sub_url: Option<String>,
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Sealed>,
     pub transport: String,
     pub record: bool,
 }
@@ -107,10 +105,7 @@ pub async fn list(pool: &Pool) -> Result<Vec<Camera>, DbError> {
     Ok(
         sqlx::query_as::<_, Camera>(&format!("{SELECT} ORDER BY c.id"))
             .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(reveal)
-            .collect(),
+            .await?,
     )
 }
 
@@ -119,7 +114,6 @@ pub async fn get(pool: &Pool, id: i64) -> Result<Camera, DbError> {
         .bind(id)
         .fetch_optional(pool)
         .await?
-        .map(reveal)
         .ok_or(DbError::NotFound)
 }
 
@@ -133,14 +127,13 @@ pub async fn find_by_name(
             .bind(site_id)
             .bind(name)
             .fetch_optional(pool)
-            .await?
-            .map(reveal),
+            .await?,
     )
 }
 
 async fn insert_in<'c, E: sqlx::SqliteExecutor<'c>>(e: E, c: &CameraInput) -> Result<i64, DbError> {
     let now = now_ms();
-    let password = seal(&c.password)?;
+    let password = &c.password;
     Ok(sqlx::query(
         "INSERT INTO cameras (site_id, nvr_id, channel, name, main_url, sub_url, username, password, transport,
              record, created_at, updated_at)
@@ -153,7 +146,7 @@ async fn insert_in<'c, E: sqlx::SqliteExecutor<'c>>(e: E, c: &CameraInput) -> Re
     .bind(&c.main_url)
     .bind(&c.sub_url)
     .bind(&c.username)
-    .bind(&password)
+    .bind(password)
     .bind(&c.transport)
     .bind(c.record)
     .bind(now)
@@ -170,7 +163,7 @@ pub async fn insert(pool: &Pool, c: &CameraInput) -> Result<Camera, DbError> {
 }
 
 pub async fn update(pool: &Pool, id: i64, c: &CameraInput) -> Result<Camera, DbError> {
-    let password = seal(&c.password)?;
+    let password = &c.password;
     let done = sqlx::query(
         "UPDATE cameras SET site_id = ?, name = ?, main_url = ?, sub_url = ?, username = ?, password = ?,
              transport = ?, record = ?, updated_at = ?
@@ -181,7 +174,7 @@ pub async fn update(pool: &Pool, id: i64, c: &CameraInput) -> Result<Camera, DbE
     .bind(&c.main_url)
     .bind(&c.sub_url)
     .bind(&c.username)
-    .bind(&password)
+    .bind(password)
     .bind(&c.transport)
     .bind(c.record)
     .bind(now_ms())
@@ -218,7 +211,7 @@ pub struct NvrInput {
     pub url_template: String,
     pub username: Option<String>,
     pub channels: Vec<NvrChannel>,
-    pub password: Option<String>,
+    pub password: Option<Sealed>,
     pub transport: String,
     pub record: bool,
 }
