@@ -7,7 +7,7 @@
 //! - A card raises one alarm per (case, colour) (`UNIQUE (kind, subject)`: a sweep that runs twice raises
 //!   nothing twice), naming the cameras of the case's positions, and one notification.
 
-use super::store::CaseRow;
+use super::rows::CaseRow;
 use crate::db::{now_ms, DbError, Pool};
 use serde::Serialize;
 use serde_json::json;

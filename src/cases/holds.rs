@@ -9,7 +9,7 @@
 //!   that moment; it is never removed by later events.
 
 use super::clips::{sessions, sort_events, EventRef};
-use super::store::{events, CaseRow, EventRow};
+use super::rows::{events, CaseRow, EventRow};
 use crate::db::DbError;
 use sqlx::{Sqlite, Transaction};
 

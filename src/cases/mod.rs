@@ -22,6 +22,7 @@ pub mod export;
 pub mod holds;
 pub mod model;
 pub mod package;
+pub mod rows;
 pub mod signing;
 pub mod store;
 pub mod thumbnail;

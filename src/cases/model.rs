@@ -50,9 +50,9 @@ pub struct EventIn {
     pub attributes: Option<Map<String, Value>>,
 }
 
-/// An item that passed the checks that need no database.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
+/// The fields of an event, as checked here and as stored (`rows::EventRow`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct EventFields {
     pub event_id: String,
     pub case_no: String,
     pub case_type: String,
@@ -65,16 +65,27 @@ pub struct Event {
     pub deadline: Option<i64>,
     /// Canonical JSON object (keys sorted).
     pub attributes: String,
+}
+
+/// An item that passed the checks that need no database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub fields: EventFields,
     /// Seat and room codes the event adds to a bid session (`attributes.positions`).
     pub extra_positions: Vec<String>,
     pub content_hash: String,
 }
 
+impl std::ops::Deref for Event {
+    type Target = EventFields;
+    fn deref(&self) -> &EventFields {
+        &self.fields
+    }
+}
+
 /// Parses an RFC 3339 time with an offset to Unix milliseconds.
 pub fn parse_time(field: &str, v: &str) -> Result<i64, String> {
-    chrono::DateTime::parse_from_rfc3339(v.trim())
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| format!("{field} must be an RFC 3339 time with offset, e.g. 2026-03-01T09:30:00+08:00; got {v:?}"))
+    crate::time::parse_ms(field, v).map_err(|e| e.to_string())
 }
 
 /// A case number (办件编号, 项目编号): 1 to 64 characters, letters (any script), digits and `-_.()`,
@@ -117,30 +128,46 @@ fn canonical(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
+/// The case type is known and the kind is one of its kinds.
+fn type_and_kind(case_type: &str, kind: &str) -> Result<(), String> {
+    if !CASE_TYPES.contains(&case_type) {
+        return Err(format!(
+            "case_type must be approval or bid; got {case_type:?}"
+        ));
+    }
+    let kinds = if case_type == "approval" {
+        APPROVAL_KINDS
+    } else {
+        BID_KINDS
+    };
+    if !kinds.contains(&kind) {
+        return Err(format!(
+            "kind of a {case_type} event must be one of {}; got {kind:?}",
+            kinds.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// The seat and room codes a bid event adds (`attributes.positions`).
+fn extra_positions(attributes: &Value) -> Result<Vec<String>, String> {
+    let Some(p) = attributes.get("positions") else {
+        return Ok(Vec::new());
+    };
+    let bad = "attributes.positions must be a list of position codes";
+    p.as_array()
+        .ok_or(bad)?
+        .iter()
+        .map(|code| text("attributes.positions[]", code.as_str().ok_or(bad)?, 50))
+        .collect()
+}
+
 /// Checks one item alone. Errors are the reason shown to the sender.
 pub fn check(item: &Value) -> Result<Event, String> {
     let e: EventIn = serde_json::from_value(item.clone()).map_err(|e| e.to_string())?;
     let event_id = text("event_id", &e.event_id, 128)?;
     let case_no = case_no(&e.case_no)?;
-    if !CASE_TYPES.contains(&e.case_type.as_str()) {
-        return Err(format!(
-            "case_type must be approval or bid; got {:?}",
-            e.case_type
-        ));
-    }
-    let kinds = if e.case_type == "approval" {
-        APPROVAL_KINDS
-    } else {
-        BID_KINDS
-    };
-    if !kinds.contains(&e.kind.as_str()) {
-        return Err(format!(
-            "kind of a {} event must be one of {}; got {:?}",
-            e.case_type,
-            kinds.join(", "),
-            e.kind
-        ));
-    }
+    type_and_kind(&e.case_type, &e.kind)?;
     let at = parse_time("at", &e.at)?;
     // Before 2000 or more than a day ahead: a broken clock on the sender, not an event.
     let now = crate::db::now_ms();
@@ -167,18 +194,7 @@ pub fn check(item: &Value) -> Result<Event, String> {
     if attributes_text.len() > 8192 {
         return Err("attributes take at most 8 KiB of JSON".into());
     }
-    let mut extra_positions = Vec::new();
-    if let Some(p) = attributes.get("positions") {
-        let list = p
-            .as_array()
-            .ok_or("attributes.positions must be a list of position codes")?;
-        for code in list {
-            let code = code
-                .as_str()
-                .ok_or("attributes.positions must be a list of position codes")?;
-            extra_positions.push(text("attributes.positions[]", code, 50)?);
-        }
-    }
+    let extra_positions = extra_positions(&attributes)?;
     let canon = serde_json::json!({
         "event_id": event_id, "case_no": case_no, "case_type": e.case_type, "kind": e.kind, "at": at,
         "site_id": e.site_id, "position": position, "operator": operator, "deadline": deadline,
@@ -186,16 +202,18 @@ pub fn check(item: &Value) -> Result<Event, String> {
     });
     let content_hash = hex::encode(Sha256::digest(canonical(&canon).as_bytes()));
     Ok(Event {
-        event_id,
-        case_no,
-        case_type: e.case_type,
-        kind: e.kind,
-        at,
-        site_id: e.site_id,
-        position,
-        operator,
-        deadline,
-        attributes: attributes_text,
+        fields: EventFields {
+            event_id,
+            case_no,
+            case_type: e.case_type,
+            kind: e.kind,
+            at,
+            site_id: e.site_id,
+            position,
+            operator,
+            deadline,
+            attributes: attributes_text,
+        },
         extra_positions,
         content_hash,
     })

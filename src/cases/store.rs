@@ -13,70 +13,14 @@
 use super::cards::{card_for, Card};
 use super::clips::{sort_events, EventRef, Rules};
 use super::model::{self, Event};
+pub use super::rows::{events, get, CaseRow, EventRow};
+use super::rows::{get_conn, CASE_COLUMNS};
 use crate::auth::Scope;
 use crate::db::{now_ms, DbError, Pool};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 use std::collections::{BTreeSet, HashMap};
-
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct CaseRow {
-    pub case_no: String,
-    pub case_type: String,
-    pub site_id: i64,
-    pub region_code: String,
-    pub status: String,
-    pub first_at: i64,
-    pub last_at: i64,
-    pub completed_at: Option<i64>,
-    pub deadline: Option<i64>,
-    pub followup_deadline: Option<i64>,
-    pub card: String,
-    pub events: i64,
-}
-
-const CASE_COLUMNS: &str =
-    "case_no, case_type, site_id, region_code, status, first_at, last_at, completed_at, \
-     deadline, followup_deadline, card, events";
-
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct EventRow {
-    pub event_id: String,
-    pub case_no: String,
-    pub case_type: String,
-    pub kind: String,
-    pub at: i64,
-    pub site_id: i64,
-    pub position: String,
-    pub operator: Option<String>,
-    pub deadline: Option<i64>,
-    pub attributes: String,
-    pub received_at: i64,
-    pub received_by: String,
-}
-
-impl EventRow {
-    pub fn to_ref(&self) -> EventRef {
-        let extra = serde_json::from_str::<Value>(&self.attributes)
-            .ok()
-            .and_then(|a| {
-                a.get("positions").and_then(Value::as_array).map(|l| {
-                    l.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-            })
-            .unwrap_or_default();
-        EventRef {
-            event_id: self.event_id.clone(),
-            kind: self.kind.clone(),
-            at: self.at,
-            position: self.position.clone(),
-            extra_positions: extra,
-        }
-    }
-}
 
 /// What one `POST /events` did.
 #[derive(Debug, Default, Serialize)]
@@ -178,6 +122,27 @@ async fn site_info(
     Ok(())
 }
 
+/// What became of one item of a batch.
+enum Outcome {
+    Accepted,
+    Duplicate,
+    Rejected(String),
+}
+
+/// A batch being stored: its transaction and what it learned so far.
+struct Batch<'a> {
+    tx: Transaction<'static, Sqlite>,
+    scope: &'a Scope,
+    actor: &'a str,
+    now: i64,
+    sites: HashMap<i64, Option<SiteInfo>>,
+    /// Cases as known in this batch: (type, site, region).
+    known: HashMap<String, (String, i64, String)>,
+    /// Content hashes of the events stored by this batch.
+    batch_ids: HashMap<String, String>,
+    touched: BTreeSet<String>,
+}
+
 /// Stores a batch of raw items; see the module invariants.
 pub async fn ingest(
     pool: &Pool,
@@ -187,143 +152,157 @@ pub async fn ingest(
     defaults: &Rules,
 ) -> Result<IngestReport, DbError> {
     let mut report = IngestReport::default();
-    let now = now_ms();
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let mut sites: HashMap<i64, Option<SiteInfo>> = HashMap::new();
-    // Cases as known in this batch: (type, site).
-    let mut known: HashMap<String, (String, i64, String)> = HashMap::new();
-    let mut touched: BTreeSet<String> = BTreeSet::new();
-    let mut batch_ids: HashMap<String, String> = HashMap::new();
+    let mut b = Batch {
+        tx: pool.begin_with("BEGIN IMMEDIATE").await?,
+        scope,
+        actor,
+        now: now_ms(),
+        sites: HashMap::new(),
+        known: HashMap::new(),
+        batch_ids: HashMap::new(),
+        touched: BTreeSet::new(),
+    };
     for (index, item) in items.iter().enumerate() {
-        let reject = |report: &mut IngestReport, id: Option<String>, error: String| {
-            report.rejected.push(Rejected {
-                index,
-                event_id: id,
-                error,
-            })
-        };
-        let e: Event = match model::check(item) {
-            Ok(e) => e,
+        let (event_id, outcome) = match model::check(item) {
+            Ok(e) => (Some(e.event_id.clone()), b.store(&e).await?),
             Err(msg) => {
-                let id = item
-                    .get("event_id")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                reject(&mut report, id, msg);
-                continue;
+                let id = item.get("event_id").and_then(Value::as_str);
+                (id.map(str::to_owned), Outcome::Rejected(msg))
             }
         };
-        let id = Some(e.event_id.clone());
+        match outcome {
+            Outcome::Accepted => report.accepted += 1,
+            Outcome::Duplicate => report.duplicates += 1,
+            Outcome::Rejected(error) => report.rejected.push(Rejected {
+                index,
+                event_id,
+                error,
+            }),
+        }
+    }
+    b.finish(defaults, &mut report).await?;
+    Ok(report)
+}
+
+impl Batch<'_> {
+    async fn store(&mut self, e: &Event) -> Result<Outcome, DbError> {
         // Idempotency first: a retry of a stored event is a duplicate whatever changed since.
-        let stored = match batch_ids.get(&e.event_id) {
-            Some(h) => Some(h.clone()),
-            None => {
-                sqlx::query_scalar::<_, String>(
-                    "SELECT content_hash FROM case_events WHERE event_id = ?",
-                )
-                .bind(&e.event_id)
-                .fetch_optional(&mut *tx)
-                .await?
-            }
-        };
-        if let Some(hash) = stored {
-            if hash == e.content_hash {
-                report.duplicates += 1;
+        if let Some(hash) = self.stored_hash(&e.event_id).await? {
+            return Ok(if hash == e.content_hash {
+                Outcome::Duplicate
             } else {
-                reject(
-                    &mut report,
-                    id,
-                    format!(
-                        "event_id {:?} was already used for a different event",
-                        e.event_id
-                    ),
+                let msg = format!(
+                    "event_id {:?} was already used for a different event",
+                    e.event_id
                 );
-            }
-            continue;
+                Outcome::Rejected(msg)
+            });
         }
-        site_info(&mut tx, &mut sites, e.site_id).await?;
-        let site = match sites.get(&e.site_id) {
-            Some(Some(s)) if scope.allows(&s.region_code) => s,
+        let region = match self.site_region(e).await? {
+            Ok(r) => r,
+            Err(msg) => return Ok(Outcome::Rejected(msg)),
+        };
+        if let Err(msg) = self.case_for(e, &region).await? {
+            return Ok(Outcome::Rejected(msg));
+        }
+        self.insert_event(e).await?;
+        Ok(Outcome::Accepted)
+    }
+
+    async fn stored_hash(&mut self, event_id: &str) -> Result<Option<String>, DbError> {
+        if let Some(h) = self.batch_ids.get(event_id) {
+            return Ok(Some(h.clone()));
+        }
+        Ok(sqlx::query_scalar::<_, String>(
+            "SELECT content_hash FROM case_events WHERE event_id = ?",
+        )
+        .bind(event_id)
+        .fetch_optional(&mut *self.tx)
+        .await?)
+    }
+
+    /// The region of the event's site, or why the event cannot be filed there (a site out of the
+    /// sender's scope reads as unknown).
+    async fn site_region(&mut self, e: &Event) -> Result<Result<String, String>, DbError> {
+        site_info(&mut self.tx, &mut self.sites, e.site_id).await?;
+        let site = match self.sites.get(&e.site_id) {
+            Some(Some(s)) if self.scope.allows(&s.region_code) => s,
             _ => {
-                reject(
-                    &mut report,
-                    id,
-                    format!("unknown site: site_id {} does not exist", e.site_id),
-                );
-                continue;
+                return Ok(Err(format!(
+                    "unknown site: site_id {} does not exist",
+                    e.site_id
+                )))
             }
         };
-        if let Some(p) = std::iter::once(&e.position)
-            .chain(e.extra_positions.iter())
-            .find(|p| !site.positions.contains(*p))
-        {
-            reject(
-                &mut report,
-                id,
-                format!("unknown position: site {} has no position {p:?}", e.site_id),
-            );
-            continue;
+        let mut positions = std::iter::once(&e.position).chain(e.extra_positions.iter());
+        if let Some(p) = positions.find(|p| !site.positions.contains(*p)) {
+            let msg = format!("unknown position: site {} has no position {p:?}", e.site_id);
+            return Ok(Err(msg));
         }
-        let case = match known.get(&e.case_no) {
+        Ok(Ok(site.region_code.clone()))
+    }
+
+    /// Checks the event against its case (made when new), or says why it does not fit it.
+    async fn case_for(&mut self, e: &Event, region: &str) -> Result<Result<(), String>, DbError> {
+        let case = match self.known.get(&e.case_no) {
             Some(c) => Some(c.clone()),
             None => {
                 sqlx::query_as::<_, (String, i64, String)>(
                     "SELECT case_type, site_id, region_code FROM cases WHERE case_no = ?",
                 )
                 .bind(&e.case_no)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *self.tx)
                 .await?
             }
         };
-        match &case {
-            // Another region's case: say nothing of it (its type, its site), only that this sender
-            // cannot file under that number.
-            Some((_, _, region)) if !scope.allows(region) => {
-                reject(
-                    &mut report,
-                    id,
-                    format!("case_no {} is not available to this sender", e.case_no),
-                );
-                continue;
-            }
-            Some((t, _, _)) if *t != e.case_type => {
-                reject(
-                    &mut report,
-                    id,
-                    format!("case {} is a {t} case, not {}", e.case_no, e.case_type),
-                );
-                continue;
-            }
-            Some((_, s, _)) if *s != e.site_id => {
-                reject(
-                    &mut report,
-                    id,
-                    format!("case {} belongs to site {s}, not {}", e.case_no, e.site_id),
-                );
-                continue;
-            }
-            Some(_) => {}
+        let refused = match &case {
+            // Another region's case: say nothing of it (its type, its site), only that this sender cannot
+            // file under that number.
+            Some((_, _, r)) if !self.scope.allows(r) => Some(format!(
+                "case_no {} is not available to this sender",
+                e.case_no
+            )),
+            Some((t, _, _)) if *t != e.case_type => Some(format!(
+                "case {} is a {t} case, not {}",
+                e.case_no, e.case_type
+            )),
+            Some((_, s, _)) if *s != e.site_id => Some(format!(
+                "case {} belongs to site {s}, not {}",
+                e.case_no, e.site_id
+            )),
+            Some(_) => None,
             None => {
-                sqlx::query(
-                    "INSERT INTO cases (case_no, case_type, site_id, region_code, status, first_at, last_at,
-                         card, events, updated_at)
-                     VALUES (?, ?, ?, ?, 'open', ?, ?, 'none', 0, ?)",
-                )
-                .bind(&e.case_no)
-                .bind(&e.case_type)
-                .bind(e.site_id)
-                .bind(&site.region_code)
-                .bind(e.at)
-                .bind(e.at)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                self.insert_case(e, region).await?;
+                None
             }
+        };
+        if let Some(msg) = refused {
+            return Ok(Err(msg));
         }
-        known.insert(
-            e.case_no.clone(),
-            (e.case_type.clone(), e.site_id, site.region_code.clone()),
-        );
+        let known = (e.case_type.clone(), e.site_id, region.to_owned());
+        self.known.insert(e.case_no.clone(), known);
+        Ok(Ok(()))
+    }
+
+    async fn insert_case(&mut self, e: &Event, region: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO cases (case_no, case_type, site_id, region_code, status, first_at, last_at,
+                 card, events, updated_at)
+             VALUES (?, ?, ?, ?, 'open', ?, ?, 'none', 0, ?)",
+        )
+        .bind(&e.case_no)
+        .bind(&e.case_type)
+        .bind(e.site_id)
+        .bind(region)
+        .bind(e.at)
+        .bind(e.at)
+        .bind(self.now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_event(&mut self, e: &Event) -> Result<(), DbError> {
         sqlx::query(
             "INSERT INTO case_events (event_id, content_hash, case_no, case_type, kind, at, site_id, position,
                  operator, deadline, attributes, received_at, received_by)
@@ -340,45 +319,37 @@ pub async fn ingest(
         .bind(&e.operator)
         .bind(e.deadline)
         .bind(&e.attributes)
-        .bind(now)
-        .bind(actor)
-        .execute(&mut *tx)
+        .bind(self.now)
+        .bind(self.actor)
+        .execute(&mut *self.tx)
         .await?;
-        batch_ids.insert(e.event_id.clone(), e.content_hash.clone());
-        touched.insert(e.case_no.clone());
-        report.accepted += 1;
+        self.batch_ids
+            .insert(e.event_id.clone(), e.content_hash.clone());
+        self.touched.insert(e.case_no.clone());
+        Ok(())
     }
-    let mut rules_cache: HashMap<i64, Rules> = HashMap::new();
-    for case_no in &touched {
-        let (before, after) = recompute(&mut tx, case_no, defaults, &mut rules_cache, now).await?;
-        report
-            .touched
-            .push((after.case_no.clone(), after.region_code.clone()));
-        if after.case_type == "bid" {
-            super::holds::redo_bid_holds(&mut tx, &after, now).await?;
-        }
-        let card = Card::parse(&after.card);
-        if before != Some(card) && card != Card::None {
-            report.card_changes.push((after, card));
-        }
-    }
-    tx.commit().await?;
-    Ok(report)
-}
 
-/// Events of a case, in rule order.
-pub async fn events(
-    conn: &mut sqlx::SqliteConnection,
-    case_no: &str,
-) -> Result<Vec<EventRow>, DbError> {
-    Ok(sqlx::query_as::<_, EventRow>(
-        "SELECT event_id, case_no, case_type, kind, at, site_id, position, operator, deadline, attributes,
-             received_at, received_by
-         FROM case_events WHERE case_no = ? ORDER BY at, event_id",
-    )
-    .bind(case_no)
-    .fetch_all(&mut *conn)
-    .await?)
+    /// Brings every touched case up to date (its row, its bid holds, its card) and commits.
+    async fn finish(mut self, defaults: &Rules, report: &mut IngestReport) -> Result<(), DbError> {
+        let mut rules_cache: HashMap<i64, Rules> = HashMap::new();
+        let now = self.now;
+        for case_no in &self.touched {
+            let (before, after) =
+                recompute(&mut self.tx, case_no, defaults, &mut rules_cache, now).await?;
+            report
+                .touched
+                .push((after.case_no.clone(), after.region_code.clone()));
+            if after.case_type == "bid" {
+                super::holds::redo_bid_holds(&mut self.tx, &after, now).await?;
+            }
+            let card = Card::parse(&after.card);
+            if before != Some(card) && card != Card::None {
+                report.card_changes.push((after, card));
+            }
+        }
+        self.tx.commit().await?;
+        Ok(())
+    }
 }
 
 /// Recomputes a case from all its events; returns the card before and the row after.
@@ -445,21 +416,6 @@ async fn recompute(
     .await?;
     let after = get_conn(tx, case_no).await?;
     Ok((Some(Card::parse(&before.card)), after))
-}
-
-async fn get_conn(conn: &mut sqlx::SqliteConnection, case_no: &str) -> Result<CaseRow, DbError> {
-    sqlx::query_as::<_, CaseRow>(&format!(
-        "SELECT {CASE_COLUMNS} FROM cases WHERE case_no = ?"
-    ))
-    .bind(case_no)
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or(DbError::NotFound)
-}
-
-pub async fn get(pool: &Pool, case_no: &str) -> Result<CaseRow, DbError> {
-    let mut conn = pool.acquire().await?;
-    get_conn(&mut conn, case_no).await
 }
 
 /// Search filters of `GET /cases`.
