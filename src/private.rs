@@ -2,9 +2,17 @@
 //! passwords) and the keys. Everything a Vigil process creates is readable by its own user only: the
 //! process runs with umask 077 (files 0600, folders 0700), and at start the data directory and the
 //! database files that an earlier version or an operator made with wider modes are narrowed.
+//!
+//! It is also where the one durability step every writer needs lives: [`fsync_dir`], which makes a
+//! created, renamed or removed name survive a power cut (see docs/storage.md).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+
+/// Makes the names in `dir` durable: what was created, renamed or removed in it survives a crash.
+pub fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
 
 /// From now on, files and folders this process creates are its user's alone.
 pub fn restrict_new_files() {
@@ -65,7 +73,7 @@ pub fn load_or_create(path: &Path, make: impl FnOnce() -> Vec<u8>) -> std::io::R
     let _ = std::fs::remove_file(&tmp);
     match linked {
         Ok(()) => {
-            std::fs::File::open(dir)?.sync_all()?;
+            fsync_dir(dir)?;
             Ok(bytes)
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read(path),

@@ -15,7 +15,7 @@
 //!   at that time.
 
 use super::package::{self, ClipSource};
-use super::store::CaseRow;
+use super::rows::{CaseRow, EventRow};
 use super::view;
 use super::CaseService;
 use crate::auth::Scope;
@@ -211,12 +211,6 @@ pub fn progress(svc: &CaseService, id: &str) -> Option<f64> {
         .map(|p| f64::from(p.load(Ordering::Relaxed)) / 1000.0)
 }
 
-fn compact(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
-        .unwrap_or_default()
-}
-
 async fn run(
     svc: &Arc<CaseService>,
     id: &str,
@@ -240,73 +234,11 @@ async fn run(
         .map_err(|e| e.to_string())?;
     let mut sources = Vec::with_capacity(clips.len());
     for c in &clips {
-        let (s_us, e_us) = (c.start_ms * 1000, c.end_ms * 1000);
-        let rows = if view::has_footage(c) {
-            index::overlapping(&svc.pool, c.camera_id, "main", s_us, e_us)
-                .await
-                .map_err(|e| e.to_string())?
-        } else {
-            Vec::new()
-        };
-        let mut meta = Map::new();
-        meta.insert("index".into(), json!(c.index));
-        meta.insert("camera_id".into(), json!(c.camera_id));
-        meta.insert("camera_name".into(), json!(c.camera_name));
-        meta.insert("position".into(), json!(c.position));
-        meta.insert("reason".into(), json!(c.reason));
-        meta.insert("start".into(), json!(c.start));
-        meta.insert("end".into(), json!(c.end));
-        meta.insert("coverage".into(), json!(c.coverage));
-        sources.push(ClipSource {
-            file: format!(
-                "clips/{:02}-camera{}-{}.mp4",
-                c.index + 1,
-                c.camera_id,
-                compact(c.start_ms)
-            ),
-            start_us: s_us,
-            end_us: e_us,
-            meta,
-            rows,
-        });
+        sources.push(clip_source(svc, c).await.map_err(|e| e.to_string())?);
     }
-    let site_name: Option<String> = sqlx::query_scalar("SELECT name FROM sites WHERE id = ?")
-        .bind(case.site_id)
-        .fetch_optional(&svc.pool)
+    let manifest = manifest(svc, id, &case, &events, actor, now)
         .await
         .map_err(|e| e.to_string())?;
-    let mut manifest = Map::new();
-    manifest.insert("format".into(), json!(package::FORMAT));
-    manifest.insert("export_id".into(), json!(id));
-    manifest.insert(
-        "case".into(),
-        json!({
-            "case_no": case.case_no, "case_type": case.case_type, "status": case.status, "card": case.card,
-            "site_id": case.site_id, "site_name": site_name, "region_code": case.region_code,
-            "first_at": ms_to_rfc3339(case.first_at), "last_at": ms_to_rfc3339(case.last_at),
-        }),
-    );
-    manifest.insert(
-        "events".into(),
-        Value::from(
-            events
-                .iter()
-                .map(|e| serde_json::to_value(view::event_view(e)).unwrap_or(Value::Null))
-                .collect::<Vec<_>>(),
-        ),
-    );
-    manifest.insert("exported_by".into(), json!(actor));
-    manifest.insert("exported_at".into(), json!(ms_to_rfc3339(now)));
-    manifest.insert(
-        "exported_with".into(),
-        json!(format!("vigil {}", env!("CARGO_PKG_VERSION"))),
-    );
-    let vk = svc.key.verifying_key();
-    manifest.insert(
-        "signing_key".into(),
-        json!({"algorithm": "ed25519", "public_key": hex::encode(vk.as_bytes()),
-               "fingerprint": super::signing::fingerprint(&vk)}),
-    );
     let dir = svc.data_dir.join("exports");
     let rel = format!("exports/{id}.zip");
     let out = svc.data_dir.join(&rel);
@@ -320,4 +252,76 @@ async fn run(
     .await
     .map_err(|e| e.to_string())??;
     Ok((rel, entry))
+}
+
+/// A clip of the package: its file name, range, metadata and the segments that hold its footage.
+async fn clip_source(svc: &CaseService, c: &view::ClipView) -> Result<ClipSource, DbError> {
+    let (s_us, e_us) = (c.start_ms * 1000, c.end_ms * 1000);
+    let rows = if view::has_footage(c) {
+        index::overlapping(&svc.pool, c.camera_id, "main", s_us, e_us).await?
+    } else {
+        Vec::new()
+    };
+    let mut meta = Map::new();
+    meta.insert("index".into(), json!(c.index));
+    meta.insert("camera_id".into(), json!(c.camera_id));
+    meta.insert("camera_name".into(), json!(c.camera_name));
+    meta.insert("position".into(), json!(c.position));
+    meta.insert("reason".into(), json!(c.reason));
+    meta.insert("start".into(), json!(c.start));
+    meta.insert("end".into(), json!(c.end));
+    meta.insert("coverage".into(), json!(c.coverage));
+    let stamp = crate::time::ms_to_compact(c.start_ms);
+    Ok(ClipSource {
+        file: format!("clips/{:02}-camera{}-{stamp}.mp4", c.index + 1, c.camera_id),
+        start_us: s_us,
+        end_us: e_us,
+        meta,
+        rows,
+    })
+}
+
+/// The package's manifest (the clips are added as they are written): the case, its events, who
+/// exported it when, and the key that signs it.
+async fn manifest(
+    svc: &CaseService,
+    id: &str,
+    case: &CaseRow,
+    events: &[EventRow],
+    actor: &str,
+    now: i64,
+) -> Result<Map<String, Value>, DbError> {
+    let site_name: Option<String> = sqlx::query_scalar("SELECT name FROM sites WHERE id = ?")
+        .bind(case.site_id)
+        .fetch_optional(&svc.pool)
+        .await?;
+    let events: Vec<Value> = events
+        .iter()
+        .map(|e| serde_json::to_value(view::event_view(e)).unwrap_or(Value::Null))
+        .collect();
+    let vk = svc.key.verifying_key();
+    let mut manifest = Map::new();
+    manifest.insert("format".into(), json!(package::FORMAT));
+    manifest.insert("export_id".into(), json!(id));
+    manifest.insert(
+        "case".into(),
+        json!({
+            "case_no": case.case_no, "case_type": case.case_type, "status": case.status, "card": case.card,
+            "site_id": case.site_id, "site_name": site_name, "region_code": case.region_code,
+            "first_at": ms_to_rfc3339(case.first_at), "last_at": ms_to_rfc3339(case.last_at),
+        }),
+    );
+    manifest.insert("events".into(), Value::from(events));
+    manifest.insert("exported_by".into(), json!(actor));
+    manifest.insert("exported_at".into(), json!(ms_to_rfc3339(now)));
+    manifest.insert(
+        "exported_with".into(),
+        json!(format!("vigil {}", env!("CARGO_PKG_VERSION"))),
+    );
+    manifest.insert(
+        "signing_key".into(),
+        json!({"algorithm": "ed25519", "public_key": hex::encode(vk.as_bytes()),
+               "fingerprint": super::signing::fingerprint(&vk)}),
+    );
+    Ok(manifest)
 }

@@ -99,10 +99,55 @@ fn copy_parts<W: Write>(parts: &[Part], out: &mut W) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A footage time in the manifest: RFC 3339 to the millisecond, as the package format has it.
 fn us_to_rfc3339(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
+    crate::time::ms_to_rfc3339(us.div_euclid(1000))
+}
+
+/// Writes one clip into the package: its metadata completed with the file's name, size, hash and the
+/// range it presents, and the file's entry; a clip without footage has `"file": null` and no entry.
+fn write_clip(
+    zip: &mut zip::ZipWriter<std::fs::File>,
+    data_dir: &Path,
+    c: ClipSource,
+    stored: zip::write::SimpleFileOptions,
+) -> Result<(serde_json::Map<String, Value>, Option<FileEntry>), PackageError> {
+    let mut meta = c.meta;
+    let planned = plan(data_dir, &c.rows, c.start_us, c.end_us)
+        .map_err(|e| PackageError::Scan(e.to_string()))?;
+    let Some(p) = planned else {
+        meta.insert("file".into(), Value::Null);
+        return Ok((meta, None));
+    };
+    zip.start_file(c.file.as_str(), stored)?;
+    let mut w = Hashing {
+        inner: zip,
+        hash: Sha256::new(),
+        n: 0,
+    };
+    copy_parts(&p.parts, &mut w)?;
+    let entry = FileEntry {
+        name: c.file.clone(),
+        bytes: w.n,
+        sha256: hex::encode(w.hash.finalize()),
+    };
+    let spans = |r: &[(i64, i64)]| -> Vec<Value> {
+        r.iter()
+            .map(|(a, b)| serde_json::json!({"start": us_to_rfc3339(*a), "end": us_to_rfc3339(*b)}))
+            .collect()
+    };
+    meta.insert("file".into(), Value::from(c.file));
+    meta.insert("bytes".into(), Value::from(entry.bytes));
+    meta.insert("sha256".into(), Value::from(entry.sha256.clone()));
+    meta.insert(
+        "presented_start".into(),
+        Value::from(us_to_rfc3339(p.start_us)),
+    );
+    meta.insert("presented_end".into(), Value::from(us_to_rfc3339(p.end_us)));
+    meta.insert("gaps".into(), Value::from(spans(&p.gaps)));
+    // Footage the index holds but whose files could not be read when the package was made.
+    meta.insert("missing".into(), Value::from(spans(&p.missing)));
+    Ok((meta, Some(entry)))
 }
 
 /// Writes the package to `out` (blocking). `progress` goes from 0 to 1000 (per mille).
@@ -126,45 +171,8 @@ pub fn write(
     let mut clip_meta = Vec::new();
     let total = clips.len().max(1) as u32;
     for (i, c) in clips.into_iter().enumerate() {
-        let mut meta = c.meta;
-        let planned = plan(data_dir, &c.rows, c.start_us, c.end_us)
-            .map_err(|e| PackageError::Scan(e.to_string()))?;
-        match planned {
-            Some(p) => {
-                zip.start_file(c.file.as_str(), stored)?;
-                let mut w = Hashing {
-                    inner: &mut zip,
-                    hash: Sha256::new(),
-                    n: 0,
-                };
-                copy_parts(&p.parts, &mut w)?;
-                let entry = FileEntry {
-                    name: c.file.clone(),
-                    bytes: w.n,
-                    sha256: hex::encode(w.hash.finalize()),
-                };
-                meta.insert("file".into(), Value::from(c.file));
-                meta.insert("bytes".into(), Value::from(entry.bytes));
-                meta.insert("sha256".into(), Value::from(entry.sha256.clone()));
-                meta.insert(
-                    "presented_start".into(),
-                    Value::from(us_to_rfc3339(p.start_us)),
-                );
-                meta.insert("presented_end".into(), Value::from(us_to_rfc3339(p.end_us)));
-                let spans = |r: &[(i64, i64)]| -> Vec<Value> {
-                    r.iter()
-                        .map(|(a, b)| serde_json::json!({"start": us_to_rfc3339(*a), "end": us_to_rfc3339(*b)}))
-                        .collect()
-                };
-                meta.insert("gaps".into(), Value::from(spans(&p.gaps)));
-                // Footage the index holds but whose files could not be read when the package was made.
-                meta.insert("missing".into(), Value::from(spans(&p.missing)));
-                files.push(entry);
-            }
-            None => {
-                meta.insert("file".into(), Value::Null);
-            }
-        }
+        let (meta, entry) = write_clip(&mut zip, data_dir, c, stored)?;
+        files.extend(entry);
         clip_meta.push(Value::Object(meta));
         progress.store((i as u32 + 1) * 950 / total, Ordering::Relaxed);
     }
@@ -186,9 +194,7 @@ pub fn write(
     drop(f);
     std::fs::rename(&part, out)?;
     if let Some(dir) = out.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+        let _ = crate::private::fsync_dir(dir);
     }
     let mut h = Sha256::new();
     let mut f = std::fs::File::open(out)?;

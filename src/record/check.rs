@@ -11,7 +11,7 @@
 
 use super::index::{self, SegmentRow};
 use super::recovery::{adopt_orphan, collect_garbage, row_from_scan, truncate, RecoveryReport};
-use super::scan::{scan, ScanError};
+use super::scan::{scan, ScanError, Scanned};
 use crate::db::{DbError, Pool};
 use std::collections::HashSet;
 use std::path::Path;
@@ -71,108 +71,130 @@ pub async fn check(pool: &Pool, data_dir: &Path, repair: bool) -> Result<CheckRe
         .into_iter()
         .map(|g| g.1)
         .collect();
-    let known: HashSet<&str> = rows.iter().map(|r| r.path.as_str()).collect();
     for row in &rows {
-        let abs = data_dir.join(&row.path);
-        let open = row.state == "open";
-        let limit = open.then_some(row.bytes as u64);
-        let a = abs.clone();
-        let scanned = tokio::task::spawn_blocking(move || scan(&a, limit)).await;
-        let scanned = match scanned {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                rep.problems.push(format!("{}: {e}", row.path));
-                if repair && !e.is_about_content() {
-                    rep.problems.push(format!(
-                        "{}: cannot be read now; left as it is (try again once the disk answers)",
-                        row.path
-                    ));
-                } else if repair {
-                    remove_unless_held(pool, data_dir, row, "check: unreadable", &mut rep).await?;
-                }
-                continue;
-            }
-            Err(e) => return Err(DbError::Invalid(e.to_string())),
-        };
-        let mut expect = row_from_scan(&row.path, &scanned);
-        expect.site_kind = row.site_kind.clone();
-        let mut wrong = Vec::new();
-        if !same_columns(&expect, row) {
-            wrong.push(format!(
-                "index says {} frames / {} bytes / {}..{}, file has {} / {} / {}..{}",
-                row.frames,
-                row.bytes,
-                row.start_us,
-                row.end_us,
-                expect.frames,
-                expect.bytes,
-                expect.start_us,
-                expect.end_us
-            ));
-        }
-        if !open && scanned.file_len != scanned.complete_len {
-            wrong.push(format!(
-                "{} bytes after the last complete fragment",
-                scanned.file_len - scanned.complete_len
-            ));
-        }
-        if scanned.fragments.is_empty() && !open {
-            wrong.push("no complete fragment".into());
-        }
-        if wrong.is_empty() {
-            continue;
-        }
-        rep.problems
-            .push(format!("{}: {}", row.path, wrong.join("; ")));
-        if repair && !open {
-            if scanned.fragments.is_empty() {
-                remove_unless_held(pool, data_dir, row, "check: empty", &mut rep).await?;
-                continue;
-            } else {
-                if scanned.file_len > scanned.complete_len {
-                    truncate(&abs, scanned.complete_len)
-                        .map_err(|e| DbError::Invalid(e.to_string()))?;
-                }
-                index::update_stats(pool, row.id, expect.start_us, &scanned.stats, "complete")
-                    .await?;
-            }
-            rep.repaired
-                .push(format!("{}: re-derived from the file", row.path));
-        }
+        check_row(pool, data_dir, row, repair, &mut rep).await?;
     }
-    let mut orphans: Vec<&String> = files
+    let known: HashSet<&str> = rows.iter().map(|r| r.path.as_str()).collect();
+    let orphans: Vec<&String> = files
         .iter()
         .filter(|f| !known.contains(f.as_str()) && !garbage.contains(*f))
         .collect();
-    if !orphans.is_empty() {
-        // A writer may be between creating a file and inserting its row: look again in a moment.
-        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-        let now_known: HashSet<String> = index::all(pool)
-            .await?
-            .into_iter()
-            .map(|r| r.path)
-            .collect();
-        // ... and a file retention removed meanwhile is no orphan either.
-        orphans.retain(|f| !now_known.contains(*f) && data_dir.join(f.as_str()).exists());
-    }
-    for f in orphans {
+    for f in still_orphans(pool, data_dir, orphans).await? {
         rep.problems.push(format!("{f}: file not in the index"));
         if repair {
             let mut r = RecoveryReport::default();
             adopt_orphan(pool, data_dir, f, &mut r)
                 .await
                 .map_err(|e| DbError::Invalid(e.to_string()))?;
-            rep.repaired.push(format!(
-                "{f}: {}",
-                if r.orphans_indexed > 0 {
-                    "indexed"
-                } else {
-                    "removed (no complete fragment)"
-                }
-            ));
+            let what = if r.orphans_indexed > 0 {
+                "indexed"
+            } else {
+                "removed (no complete fragment)"
+            };
+            rep.repaired.push(format!("{f}: {what}"));
         }
     }
     Ok(rep)
+}
+
+/// Files without a row, looked at again after a moment: a writer may be between creating a file and
+/// inserting its row, and a file retention removed meanwhile is no orphan either.
+async fn still_orphans<'a>(
+    pool: &Pool,
+    data_dir: &Path,
+    mut orphans: Vec<&'a String>,
+) -> Result<Vec<&'a String>, DbError> {
+    if orphans.is_empty() {
+        return Ok(orphans);
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let now_known: HashSet<String> = index::all(pool)
+        .await?
+        .into_iter()
+        .map(|r| r.path)
+        .collect();
+    orphans.retain(|f| !now_known.contains(*f) && data_dir.join(f.as_str()).exists());
+    Ok(orphans)
+}
+
+/// Checks one row against its file, and with `repair` makes them agree.
+async fn check_row(
+    pool: &Pool,
+    data_dir: &Path,
+    row: &SegmentRow,
+    repair: bool,
+    rep: &mut CheckReport,
+) -> Result<(), DbError> {
+    let abs = data_dir.join(&row.path);
+    let open = row.state == "open";
+    let limit = open.then_some(row.bytes as u64);
+    let a = abs.clone();
+    let scanned = match tokio::task::spawn_blocking(move || scan(&a, limit)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            rep.problems.push(format!("{}: {e}", row.path));
+            if repair && !e.is_about_content() {
+                rep.problems.push(format!(
+                    "{}: cannot be read now; left as it is (try again once the disk answers)",
+                    row.path
+                ));
+            } else if repair {
+                remove_unless_held(pool, data_dir, row, "check: unreadable", rep).await?;
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(DbError::Invalid(e.to_string())),
+    };
+    let mut expect = row_from_scan(&row.path, &scanned);
+    expect.site_kind = row.site_kind.clone();
+    let wrong = differences(row, &expect, &scanned);
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    rep.problems
+        .push(format!("{}: {}", row.path, wrong.join("; ")));
+    if !repair || open {
+        return Ok(());
+    }
+    if scanned.fragments.is_empty() {
+        return remove_unless_held(pool, data_dir, row, "check: empty", rep).await;
+    }
+    if scanned.file_len > scanned.complete_len {
+        truncate(&abs, scanned.complete_len).map_err(|e| DbError::Invalid(e.to_string()))?;
+    }
+    index::update_stats(pool, row.id, expect.start_us, &scanned.stats, "complete").await?;
+    rep.repaired
+        .push(format!("{}: re-derived from the file", row.path));
+    Ok(())
+}
+
+/// What the row says and the file shows differently.
+fn differences(row: &SegmentRow, expect: &SegmentRow, scanned: &Scanned) -> Vec<String> {
+    let open = row.state == "open";
+    let mut wrong = Vec::new();
+    if !same_columns(expect, row) {
+        wrong.push(format!(
+            "index says {} frames / {} bytes / {}..{}, file has {} / {} / {}..{}",
+            row.frames,
+            row.bytes,
+            row.start_us,
+            row.end_us,
+            expect.frames,
+            expect.bytes,
+            expect.start_us,
+            expect.end_us
+        ));
+    }
+    if !open && scanned.file_len != scanned.complete_len {
+        wrong.push(format!(
+            "{} bytes after the last complete fragment",
+            scanned.file_len - scanned.complete_len
+        ));
+    }
+    if scanned.fragments.is_empty() && !open {
+        wrong.push("no complete fragment".into());
+    }
+    wrong
 }
 
 /// The index made from the files alone, in [`index::all`]'s order.

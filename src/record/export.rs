@@ -17,7 +17,7 @@
 //!   whole range.
 
 use super::index::SegmentRow;
-use super::scan::{scan, ScanError};
+use super::scan::{scan, ScanError, ScannedFragment};
 use super::segment::{ticks_to_us, us_to_ticks};
 use crate::media::fmp4::{self, BoxWriter, TrackHeader};
 use bytes::Bytes;
@@ -81,138 +81,227 @@ pub fn plan(
     start_us: i64,
     end_us: i64,
 ) -> Result<Option<Plan>, ScanError> {
-    let mut entries: Vec<Vec<u8>> = Vec::new();
-    let mut chunks: Vec<Chunk> = Vec::new();
-    let mut durations: Vec<u32> = Vec::new();
-    let mut sizes: Vec<u32> = Vec::new();
-    let mut syncs: Vec<u32> = Vec::new();
-    let mut gaps = Vec::new();
-    let mut t0: Option<i64> = None;
-    let mut dts: i64 = 0; // end of the timeline so far, in ticks from t0
-    let mut last_wall_end: i64 = i64::MIN;
-    let mut last_frag_wall: i64 = i64::MIN;
-    let mut last_run: i64 = i64::MIN;
-    let (mut width, mut height) = (0u32, 0u32);
-    let mut missing = Vec::new();
+    let mut p = Planner::new(start_us, end_us);
     for row in rows {
+        p.add_segment(data_dir, row);
+    }
+    Ok(p.finish())
+}
+
+/// The sample tables of the planned file as its segments' fragments are taken in.
+struct Planner {
+    start_us: i64,
+    end_us: i64,
+    entries: Vec<Vec<u8>>,
+    chunks: Vec<Chunk>,
+    durations: Vec<u32>,
+    sizes: Vec<u32>,
+    /// 1-based numbers of the keyframe samples.
+    syncs: Vec<u32>,
+    gaps: Vec<(i64, i64)>,
+    missing: Vec<(i64, i64)>,
+    /// Wall time of the first fragment taken: the file's time zero.
+    t0: Option<i64>,
+    /// End of the timeline so far, in ticks from `t0`.
+    dts: i64,
+    last_wall_end: i64,
+    last_frag_wall: i64,
+    last_run: i64,
+    width: u32,
+    height: u32,
+}
+
+impl Planner {
+    fn new(start_us: i64, end_us: i64) -> Planner {
+        Planner {
+            start_us,
+            end_us,
+            entries: Vec::new(),
+            chunks: Vec::new(),
+            durations: Vec::new(),
+            sizes: Vec::new(),
+            syncs: Vec::new(),
+            gaps: Vec::new(),
+            missing: Vec::new(),
+            t0: None,
+            dts: 0,
+            last_wall_end: i64::MIN,
+            last_frag_wall: i64::MIN,
+            last_run: i64::MIN,
+            width: 0,
+            height: 0,
+        }
+    }
+
+    /// Takes in the fragments of one segment that fall in the range. A segment whose file is gone or
+    /// unreadable is a gap in the footage, not a failure of the range: the rest plays, and the hole is
+    /// reported.
+    fn add_segment(&mut self, data_dir: &Path, row: &SegmentRow) {
         let abs = data_dir.join(&row.path);
-        // A segment whose file is gone or unreadable is a gap in the footage, not a failure of the range:
-        // the rest plays, and the hole is reported.
         let s = match scan(&abs, Some(row.bytes as u64)) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(camera = row.camera_id, path = %abs.display(), error = %e,
                     "segment unreadable: played as a gap");
-                missing.push((row.start_us.max(start_us), row.end_us.min(end_us)));
-                continue;
+                let span = (row.start_us.max(self.start_us), row.end_us.min(self.end_us));
+                self.missing.push(span);
+                return;
             }
         };
-        let entry = match entries.iter().position(|e| *e == s.sample_entry) {
+        let entry = match self.entries.iter().position(|e| *e == s.sample_entry) {
             Some(i) => i,
             None => {
-                entries.push(s.sample_entry.clone());
-                entries.len() - 1
+                self.entries.push(s.sample_entry.clone());
+                self.entries.len() - 1
             }
         } as u32;
         for f in &s.fragments {
-            let f_end = f.wall_us + ticks_to_us(f.duration_90k());
-            // Within a run a fragment follows the one before it: its wall time may read a little earlier
-            // than that one's end (the clock is slewed toward the server's), but it starts where that one
-            // ended. So a range ending at the end of the footage recorded so far does not take in the next
-            // fragment once it is written: the range's bytes never change as recording goes on.
-            let begins = if row.run == last_run {
-                f.wall_us.max(last_wall_end)
-            } else {
-                f.wall_us
-            };
-            if f_end <= start_us || begins >= end_us || f.wall_us <= last_frag_wall {
-                continue;
-            }
-            last_frag_wall = f.wall_us;
-            let base = *t0.get_or_insert(f.wall_us);
-            if width == 0 {
-                width = row.width as u32;
-                height = row.height as u32;
-            }
-            let target = us_to_ticks(f.wall_us - base);
-            if let Some(last) = durations.last_mut() {
-                // Within a run, media time is the clock (exact durations). Across runs, gaps and clock
-                // steps, place the fragment at its wall-clock position: stretch (gap) or trim the last
-                // frame before it.
-                if row.run != last_run || (target - dts).abs() > us_to_ticks(GAP_REPORT_US) {
-                    let prev_start = dts - i64::from(*last);
-                    let d = (target - prev_start).clamp(1, i64::from(u32::MAX));
-                    *last = d as u32;
-                    dts = prev_start + d;
-                }
-                if f.wall_us - last_wall_end > GAP_REPORT_US {
-                    gaps.push((last_wall_end, f.wall_us));
-                }
-            }
-            last_run = row.run;
-            let limit = us_to_ticks(end_us - base);
-            let mut len = 0u64;
-            let mut n = 0u32;
-            for (size, dur, key) in &f.samples {
-                if n > 0 && dts >= limit {
-                    break;
-                }
-                if *key {
-                    syncs.push(sizes.len() as u32 + 1);
-                }
-                sizes.push(*size);
-                durations.push(*dur);
-                dts += i64::from(*dur);
-                len += u64::from(*size);
-                n += 1;
-            }
-            last_wall_end = f_end;
-            chunks.push(Chunk {
-                entry: entry + 1,
-                path: abs.clone(),
-                offset: f.data_offset,
-                len,
-                samples: n,
-            });
+            self.add_fragment(row, &abs, entry + 1, f);
         }
     }
-    let Some(base) = t0 else { return Ok(None) };
-    let eff_start = start_us.max(base);
-    let eff_end = end_us.min(base + ticks_to_us(dts));
-    if eff_end <= eff_start {
-        return Ok(None);
+
+    fn add_fragment(&mut self, row: &SegmentRow, path: &Path, entry: u32, f: &ScannedFragment) {
+        let f_end = f.wall_us + ticks_to_us(f.duration_90k());
+        // Within a run a fragment follows the one before it: its wall time may read a little earlier than
+        // that one's end (the clock is slewed toward the server's), but it starts where that one ended. So
+        // a range ending at the end of the footage recorded so far does not take in the next fragment once
+        // it is written: the range's bytes never change as recording goes on.
+        let begins = if row.run == self.last_run {
+            f.wall_us.max(self.last_wall_end)
+        } else {
+            f.wall_us
+        };
+        if f_end <= self.start_us || begins >= self.end_us || f.wall_us <= self.last_frag_wall {
+            return;
+        }
+        self.last_frag_wall = f.wall_us;
+        let base = *self.t0.get_or_insert(f.wall_us);
+        if self.width == 0 {
+            (self.width, self.height) = (row.width as u32, row.height as u32);
+        }
+        self.place(row.run, f.wall_us, base);
+        self.last_run = row.run;
+        let (len, samples) = self.take_samples(f, us_to_ticks(self.end_us - base));
+        self.last_wall_end = f_end;
+        self.chunks.push(Chunk {
+            entry,
+            path: path.to_path_buf(),
+            offset: f.data_offset,
+            len,
+            samples,
+        });
     }
-    let edit_media = us_to_ticks(eff_start - base);
-    let edit_dur = us_to_ticks(eff_end - eff_start).max(1);
-    let entry_refs: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
-    let data_len: u64 = chunks.iter().map(|c| c.len).sum();
-    let moov = |offsets_base: u64| -> Vec<u8> {
-        let mut buf = Vec::with_capacity(1024 + sizes.len() * 8 + chunks.len() * 20);
+
+    /// Within a run, media time is the clock (exact durations). Across runs, gaps and clock steps, the
+    /// fragment goes at its wall-clock position: the last frame before it is stretched (gap) or trimmed.
+    fn place(&mut self, run: i64, wall_us: i64, base: i64) {
+        let target = us_to_ticks(wall_us - base);
+        let Some(last) = self.durations.last_mut() else {
+            return;
+        };
+        if run != self.last_run || (target - self.dts).abs() > us_to_ticks(GAP_REPORT_US) {
+            let prev_start = self.dts - i64::from(*last);
+            let d = (target - prev_start).clamp(1, i64::from(u32::MAX));
+            *last = d as u32;
+            self.dts = prev_start + d;
+        }
+        if wall_us - self.last_wall_end > GAP_REPORT_US {
+            self.gaps.push((self.last_wall_end, wall_us));
+        }
+    }
+
+    /// The fragment's samples up to `limit` (ticks from `t0`): their bytes and count.
+    fn take_samples(&mut self, f: &ScannedFragment, limit: i64) -> (u64, u32) {
+        let (mut len, mut n) = (0u64, 0u32);
+        for (size, dur, key) in &f.samples {
+            if n > 0 && self.dts >= limit {
+                break;
+            }
+            if *key {
+                self.syncs.push(self.sizes.len() as u32 + 1);
+            }
+            self.sizes.push(*size);
+            self.durations.push(*dur);
+            self.dts += i64::from(*dur);
+            len += u64::from(*size);
+            n += 1;
+        }
+        (len, n)
+    }
+
+    /// The plan: the header built with the chunks' final offsets, then the chunks' file ranges.
+    fn finish(self) -> Option<Plan> {
+        let base = self.t0?;
+        let eff_start = self.start_us.max(base);
+        let eff_end = self.end_us.min(base + ticks_to_us(self.dts));
+        if eff_end <= eff_start {
+            return None;
+        }
+        let edit = Edit {
+            media: us_to_ticks(eff_start - base) as u64,
+            duration: us_to_ticks(eff_end - eff_start).max(1) as u64,
+        };
+        let data_len: u64 = self.chunks.iter().map(|c| c.len).sum();
+        let header_len = self.moov(&edit, 0).len() as u64 + 16;
+        let mut header = self.moov(&edit, header_len);
+        header.extend_from_slice(&1u32.to_be_bytes());
+        header.extend_from_slice(b"mdat");
+        header.extend_from_slice(&(data_len + 16).to_be_bytes());
+        let mut parts = Vec::with_capacity(self.chunks.len() + 1);
+        parts.push(Part::Mem(Bytes::from(header)));
+        parts.extend(self.chunks.into_iter().map(|c| Part::File {
+            path: c.path,
+            offset: c.offset,
+            len: c.len,
+        }));
+        let len = parts.iter().map(Part::len).sum();
+        let etag = etag(&parts);
+        Some(Plan {
+            parts,
+            len,
+            etag,
+            start_us: eff_start,
+            end_us: eff_end,
+            gaps: self.gaps,
+            missing: self.missing,
+            frames: self.sizes.len(),
+        })
+    }
+
+    /// `ftyp` and `moov`, with chunk offsets counted from `offsets_base` (where the data starts).
+    fn moov(&self, edit: &Edit, offsets_base: u64) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(1024 + self.sizes.len() * 8 + self.chunks.len() * 20);
         let mut w = BoxWriter::new(&mut buf);
         fmp4::write_ftyp(&mut w);
         w.open(b"moov");
-        fmp4::write_mvhd(&mut w, edit_dur as u64);
+        fmp4::write_mvhd(&mut w, edit.duration);
         w.open(b"trak");
-        fmp4::write_tkhd(
-            &mut w,
-            &TrackHeader {
-                width,
-                height,
-                duration: edit_dur as u64,
-            },
-        );
+        let track = TrackHeader {
+            width: self.width,
+            height: self.height,
+            duration: edit.duration,
+        };
+        fmp4::write_tkhd(&mut w, &track);
         w.open(b"edts").open_full(b"elst", 1, 0).u32(1);
-        w.u64(edit_dur as u64).u64(edit_media as u64).u16(1).u16(0);
+        w.u64(edit.duration).u64(edit.media).u16(1).u16(0);
         w.close().close();
         w.open(b"mdia");
-        fmp4::write_mdhd_hdlr(&mut w, dts as u64);
+        fmp4::write_mdhd_hdlr(&mut w, self.dts as u64);
         w.open(b"minf");
         fmp4::write_vmhd_dinf(&mut w);
         w.open(b"stbl");
+        let entry_refs: Vec<&[u8]> = self.entries.iter().map(Vec::as_slice).collect();
         fmp4::write_stsd(&mut w, &entry_refs);
-        // stts: run-length durations
+        self.write_sample_tables(&mut w, offsets_base);
+        w.close().close().close().close(); // stbl minf mdia trak
+        w.close(); // moov
+        buf
+    }
+
+    /// `stts` (run-length durations), `stss`, `stsz`, `stsc` and `co64`.
+    fn write_sample_tables(&self, w: &mut BoxWriter<'_>, offsets_base: u64) {
         let mut runs: Vec<(u32, u32)> = Vec::new();
-        for d in &durations {
+        for d in &self.durations {
             match runs.last_mut() {
                 Some((n, v)) if v == d => *n += 1,
                 _ => runs.push((1, *d)),
@@ -223,18 +312,20 @@ pub fn plan(
             w.u32(*n).u32(*v);
         }
         w.close();
-        w.open_full(b"stss", 0, 0).u32(syncs.len() as u32);
-        for s in &syncs {
+        w.open_full(b"stss", 0, 0).u32(self.syncs.len() as u32);
+        for s in &self.syncs {
             w.u32(*s);
         }
         w.close();
-        w.open_full(b"stsz", 0, 0).u32(0).u32(sizes.len() as u32);
-        for s in &sizes {
+        w.open_full(b"stsz", 0, 0)
+            .u32(0)
+            .u32(self.sizes.len() as u32);
+        for s in &self.sizes {
             w.u32(*s);
         }
         w.close();
         let mut stsc: Vec<(u32, u32, u32)> = Vec::new();
-        for (i, c) in chunks.iter().enumerate() {
+        for (i, c) in self.chunks.iter().enumerate() {
             if stsc
                 .last()
                 .is_none_or(|l| l.1 != c.samples || l.2 != c.entry)
@@ -247,42 +338,20 @@ pub fn plan(
             w.u32(*a).u32(*b).u32(*c);
         }
         w.close();
-        w.open_full(b"co64", 0, 0).u32(chunks.len() as u32);
+        w.open_full(b"co64", 0, 0).u32(self.chunks.len() as u32);
         let mut off = offsets_base;
-        for c in &chunks {
+        for c in &self.chunks {
             w.u64(off);
             off += c.len;
         }
         w.close();
-        w.close().close().close().close(); // stbl minf mdia trak
-        w.close(); // moov
-        buf
-    };
-    let probe = moov(0);
-    let header_len = probe.len() as u64 + 16;
-    let mut header = moov(header_len);
-    header.extend_from_slice(&1u32.to_be_bytes());
-    header.extend_from_slice(b"mdat");
-    header.extend_from_slice(&(data_len + 16).to_be_bytes());
-    let mut parts = Vec::with_capacity(chunks.len() + 1);
-    parts.push(Part::Mem(Bytes::from(header)));
-    parts.extend(chunks.into_iter().map(|c| Part::File {
-        path: c.path,
-        offset: c.offset,
-        len: c.len,
-    }));
-    let len = parts.iter().map(Part::len).sum();
-    let etag = etag(&parts);
-    Ok(Some(Plan {
-        parts,
-        len,
-        etag,
-        start_us: eff_start,
-        end_us: eff_end,
-        gaps,
-        missing,
-        frames: sizes.len(),
-    }))
+    }
+}
+
+/// The edit list's one entry: where in the media the presentation starts, and how long it lasts (ticks).
+struct Edit {
+    media: u64,
+    duration: u64,
 }
 
 /// A strong validator of the planned bytes: the header and which bytes of which segment files follow it

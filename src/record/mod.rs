@@ -60,6 +60,29 @@ pub struct RecStatus {
     pub last_error: Mutex<Option<String>>,
 }
 
+/// A reading of a recorder's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecCounts {
+    pub gops_written: u64,
+    pub gops_dropped: u64,
+    pub frames_skipped: u64,
+    pub bytes_written: u64,
+    pub errors: u64,
+}
+
+impl RecStatus {
+    pub fn counts(&self) -> RecCounts {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        RecCounts {
+            gops_written: get(&self.gops_written),
+            gops_dropped: get(&self.gops_dropped),
+            frames_skipped: get(&self.frames_skipped),
+            bytes_written: get(&self.bytes_written),
+            errors: get(&self.errors),
+        }
+    }
+}
+
 /// What every writer and the retention task share.
 pub struct Shared {
     pub pool: Pool,
@@ -177,24 +200,12 @@ impl Recorders {
             .contains_key(&camera_id)
     }
 
-    /// Counters per recorded camera: (camera, written GOPs, dropped GOPs, skipped frames, bytes, errors).
-    pub fn statuses(&self) -> Vec<(i64, [u64; 5])> {
+    /// The counters of every recorded camera, by camera id.
+    pub fn statuses(&self) -> Vec<(i64, RecCounts)> {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let mut v: Vec<_> = running
             .iter()
-            .map(|(id, r)| {
-                let s = &r.status;
-                (
-                    *id,
-                    [
-                        s.gops_written.load(Ordering::Relaxed),
-                        s.gops_dropped.load(Ordering::Relaxed),
-                        s.frames_skipped.load(Ordering::Relaxed),
-                        s.bytes_written.load(Ordering::Relaxed),
-                        s.errors.load(Ordering::Relaxed),
-                    ],
-                )
-            })
+            .map(|(id, r)| (*id, r.status.counts()))
             .collect();
         v.sort_by_key(|x| x.0);
         v

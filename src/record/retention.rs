@@ -65,13 +65,8 @@ pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
 
 /// (total, free for unprivileged use) bytes of the file system of `path`.
 pub fn disk_space(path: &std::path::Path) -> Option<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a valid out-pointer.
-    let r = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    let unit = st.f_frsize as u64;
-    (r == 0).then(|| (st.f_blocks as u64 * unit, st.f_bavail as u64 * unit))
+    let st = rustix::fs::statvfs(path).ok()?;
+    Some((st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize))
 }
 
 /// What a pass removed.
@@ -82,11 +77,10 @@ pub struct PassReport {
     pub bytes: i64,
 }
 
-/// One retention pass.
-pub async fn pass(shared: &Shared) -> Result<PassReport, DbError> {
+/// Footage past its site kind's days goes (unless held).
+async fn by_age(shared: &Shared, report: &mut PassReport) -> Result<(), DbError> {
     let pool = &shared.pool;
-    let now = chrono::Utc::now().timestamp_micros();
-    let mut report = PassReport::default();
+    let now = crate::time::now_us();
     for (kind, days) in kind_days(shared) {
         if days == 0 {
             continue;
@@ -110,12 +104,16 @@ pub async fn pass(shared: &Shared) -> Result<PassReport, DbError> {
             report.by_age += super::index::to_garbage(pool, &ids, "retention: age").await?;
         }
     }
-    // Budget and free space.
+    Ok(())
+}
+
+/// Bytes over the disk budget or under the free-space floor. Open segments will grow to about a full
+/// segment each: their space counts as used already. The running totals are read, not a sum over the
+/// whole index.
+async fn excess_bytes(shared: &Shared) -> Result<i64, DbError> {
     let budget = shared.cfg.disk_budget_mb as i64 * MIB;
-    // The running totals, not a sum over the whole index.
-    let t = super::index::totals(pool).await?;
+    let t = super::index::totals(&shared.pool).await?;
     let avg = t.complete_bytes.checked_div(t.complete_count).unwrap_or(0);
-    // Open segments will grow to about a full segment each: count that space as used already.
     let in_flight = t.open_count * avg;
     let mut excess = if budget > 0 {
         (t.bytes + in_flight - budget).max(0)
@@ -126,6 +124,15 @@ pub async fn pass(shared: &Shared) -> Result<PassReport, DbError> {
     if let Some(free) = free_bytes(&shared.data_dir) {
         excess = excess.max(min_free - free as i64);
     }
+    Ok(excess)
+}
+
+/// One retention pass.
+pub async fn pass(shared: &Shared) -> Result<PassReport, DbError> {
+    let pool = &shared.pool;
+    let mut report = PassReport::default();
+    by_age(shared, &mut report).await?;
+    let mut excess = excess_bytes(shared).await?;
     let finite = finite_kinds(shared);
     while excess > 0 {
         let rows: Vec<(i64, String, i64)> = sqlx::query_as(&format!(

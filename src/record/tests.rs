@@ -355,7 +355,11 @@ async fn export_throughput_of_one_hour() {
         if i % 250 == 0 {
             // Stay within the queue: wait for the writer when it is more than 200 GOPs behind.
             loop {
-                let written = r.recorders.statuses().first().map_or(0, |x| x.1[0]) as i64;
+                let written = r
+                    .recorders
+                    .statuses()
+                    .first()
+                    .map_or(0, |x| x.1.gops_written) as i64;
                 if i / 25 - written < 200 {
                     break;
                 }

@@ -19,6 +19,7 @@ use super::segment::{
 use super::{Gop, RecStatus, Shared};
 use crate::hub::{Frame, StreamKey, VideoParams};
 use crate::media::fmp4::{self, Fragment, InitOptions, Sample};
+use crate::private::fsync_dir;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -381,8 +382,4 @@ fn create_segment_file(abs: &Path, init: &[u8], fsync: bool) -> std::io::Result<
     }
     super::crash::point("segment.synced");
     Ok(file)
-}
-
-pub fn fsync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
 }
