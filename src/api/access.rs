@@ -30,6 +30,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use axum::{RequestExt, Router};
+use axum_extra::extract::cookie::CookieJar;
 use std::net::SocketAddr;
 
 pub const SESSION_COOKIE: &str = "vigil_session";
@@ -183,28 +184,7 @@ async fn checked(rule: RouteRule, mut req: Request, next: Next) -> Response {
             .collect(),
         Err(_) => Vec::new(),
     };
-    let mut object: Option<target::Target> = None;
-    let refused = if !rule.roles.contains(&principal.role) {
-        Some(ApiError::forbidden(format!(
-            "the {} role may not do this",
-            principal.role.as_str()
-        )))
-    } else if let Err(e) = check_ws_origin(req.headers(), &state.cfg.auth.allowed_origins) {
-        Some(e)
-    } else {
-        match target::resolve(&state.pool, rule.path, &params).await {
-            Err(e) => Some(e),
-            Ok(t) => {
-                object = t;
-                match &object {
-                    Some(t) if !principal.scope.covers(&t.region_codes) => {
-                        Some(ApiError::not_found())
-                    }
-                    _ => None,
-                }
-            }
-        }
-    };
+    let (object, refused) = admit(&state, &rule, &principal, req.headers(), &params).await;
     let resp = match refused {
         Some(e) => e.into_response(),
         None => next.run(req).await,
@@ -231,6 +211,48 @@ async fn checked(rule: RouteRule, mut req: Request, next: Next) -> Response {
     };
     let collapse =
         note.collapse && (resp.status().is_success() || resp.status() == StatusCode::NOT_MODIFIED);
+    write_audit(&state, entry, collapse, resp).await
+}
+
+/// Whether the caller may make this request: the route's roles, a WebSocket's origin, and the region of
+/// the object the path names (out of scope reads as 404). Gives the object, refused or not: a refusal's
+/// audit row carries the object's region too.
+async fn admit(
+    state: &AppState,
+    rule: &RouteRule,
+    principal: &Principal,
+    headers: &HeaderMap,
+    params: &[(String, String)],
+) -> (Option<target::Target>, Option<ApiError>) {
+    if !rule.roles.contains(&principal.role) {
+        let role = principal.role.as_str();
+        return (
+            None,
+            Some(ApiError::forbidden(format!(
+                "the {role} role may not do this"
+            ))),
+        );
+    }
+    if let Err(e) = check_ws_origin(headers, &state.cfg.auth.allowed_origins) {
+        return (None, Some(e));
+    }
+    match target::resolve(&state.pool, rule.path, params).await {
+        Err(e) => (None, Some(e)),
+        Ok(Some(t)) if !principal.scope.covers(&t.region_codes) => {
+            (Some(t), Some(ApiError::not_found()))
+        }
+        Ok(object) => (object, None),
+    }
+}
+
+/// Writes the audit row of a request, then gives its response; a row that cannot be written turns the
+/// response into an error. A collapsible row repeated lately is not written again (see [`super::repeats`]).
+async fn write_audit(
+    state: &AppState,
+    entry: audit::Entry,
+    collapse: bool,
+    resp: Response,
+) -> Response {
     let key = collapse.then(|| {
         (
             entry.actor.clone(),
@@ -255,20 +277,11 @@ async fn checked(rule: RouteRule, mut req: Request, next: Next) -> Response {
     }
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
 /// The session cookie's value, if the request carries one.
-pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
-    cookie_value(headers, SESSION_COOKIE)
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    CookieJar::from_headers(headers)
+        .get(SESSION_COOKIE)
+        .map(|c| c.value().to_owned())
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -313,7 +326,7 @@ async fn authenticate(
         auth::principal_from_token(&state.pool, token).await?
     } else if let Some(cookie) = session_cookie(req.headers()) {
         let idle_ms = (state.cfg.auth.session_idle_minutes * 60_000) as i64;
-        let p = auth::principal_from_session(&state.pool, cookie, idle_ms).await?;
+        let p = auth::principal_from_session(&state.pool, &cookie, idle_ms).await?;
         if let Some(p) = &p {
             if !is_safe(req.method()) {
                 let sent = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok());

@@ -8,11 +8,13 @@ use super::AppState;
 use crate::auth::Principal;
 use crate::hub::StreamKind;
 use crate::record::{export, index};
+use crate::time::us_to_rfc3339;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
+use headers::ETag;
 use serde::{Deserialize, Serialize};
 
 /// Segments closer than this are one span.
@@ -28,16 +30,9 @@ pub struct RangeQuery {
     stream: Option<String>,
 }
 
+/// An RFC 3339 time of a query, as Unix microseconds.
 pub(super) fn parse_time(field: &str, v: &str) -> ApiResult<i64> {
-    chrono::DateTime::parse_from_rfc3339(v)
-        .map(|t| t.timestamp_micros())
-        .map_err(|_| ApiError::invalid(format!("{field} must be an RFC 3339 time with offset")))
-}
-
-pub(super) fn us_to_rfc3339(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-        .unwrap_or_default()
+    crate::time::parse_us(field, v).map_err(|e| ApiError::invalid(e.to_string()))
 }
 
 pub(super) fn range(q: &RangeQuery) -> ApiResult<(i64, i64, StreamKind)> {
@@ -114,39 +109,107 @@ pub async fn spans(
     }))
 }
 
-/// A single `bytes=` range of a file of `len` bytes: `Ok(None)` for none (or several: the whole file is
-/// sent), `Err(())` when it cannot be satisfied.
-pub fn parse_range(h: Option<&HeaderValue>, len: u64) -> Result<Option<(u64, u64)>, ()> {
-    let Some(v) = h.and_then(|h| h.to_str().ok()) else {
-        return Ok(None);
-    };
-    let Some(spec) = v.trim().strip_prefix("bytes=") else {
-        return Ok(None);
-    };
-    if spec.contains(',') {
-        return Ok(None);
-    }
-    let (a, b) = spec.split_once('-').ok_or(())?;
-    let (a, b) = (a.trim(), b.trim());
-    let r = if a.is_empty() {
-        let n: u64 = b.parse().map_err(|_| ())?;
-        if n == 0 {
-            return Err(());
+/// What a conditional, ranged GET of a representation asks for, by its typed headers (RFC 9110).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Wanted {
+    /// The client's copy is current (If-None-Match matched): 304.
+    NotModified,
+    /// The whole representation: no Range, several ranges, or an If-Range of another version.
+    Whole,
+    /// One byte range `[from, to)`.
+    Part(u64, u64),
+    /// A range outside the representation: 416.
+    Unsatisfiable,
+}
+
+/// What the request wants of a representation of `len` bytes whose entity tag is `etag`.
+pub fn wanted(headers: &HeaderMap, etag: &ETag, len: u64) -> Wanted {
+    use headers::HeaderMapExt;
+    use std::ops::Bound;
+    if let Some(inm) = headers.typed_get::<headers::IfNoneMatch>() {
+        if !inm.precondition_passes(etag) {
+            return Wanted::NotModified;
         }
-        (len.saturating_sub(n), len)
-    } else {
-        let from: u64 = a.parse().map_err(|_| ())?;
-        let to = if b.is_empty() {
-            len
-        } else {
-            b.parse::<u64>().map_err(|_| ())?.saturating_add(1).min(len)
-        };
-        (from, to)
-    };
-    if r.0 >= len || r.0 >= r.1 {
-        return Err(());
     }
-    Ok(Some(r))
+    // A Range applies only while the file is the one the client has (If-Range).
+    if let Some(if_range) = headers.typed_get::<headers::IfRange>() {
+        if if_range.is_modified(Some(etag), None) {
+            return Wanted::Whole;
+        }
+    }
+    let Some(range) = headers.typed_get::<headers::Range>() else {
+        return Wanted::Whole;
+    };
+    let ranges: Vec<_> = range.satisfiable_ranges(len).collect();
+    let [(start, end)] = ranges.as_slice() else {
+        // Several ranges are answered with the whole file; none that fits is an error.
+        return if ranges.is_empty() {
+            Wanted::Unsatisfiable
+        } else {
+            Wanted::Whole
+        };
+    };
+    let from = match *start {
+        Bound::Included(a) => a,
+        Bound::Excluded(a) => a + 1,
+        Bound::Unbounded => 0,
+    };
+    let to = match *end {
+        Bound::Included(b) => b.saturating_add(1).min(len),
+        Bound::Excluded(b) => b.min(len),
+        Bound::Unbounded => len,
+    };
+    if from >= to {
+        return Wanted::Unsatisfiable;
+    }
+    Wanted::Part(from, to)
+}
+
+/// The MP4 of a camera's stream over `[start, end)`, planned from its segments; 404 without footage.
+async fn plan_video(
+    s: &AppState,
+    id: i64,
+    stream: StreamKind,
+    start: i64,
+    end: i64,
+) -> ApiResult<export::Plan> {
+    let rows = index::overlapping(&s.pool, id, stream.as_str(), start, end).await?;
+    let dir = s.cfg.data_dir.clone();
+    let plan = tokio::task::spawn_blocking(move || export::plan(&dir, &rows, start, end))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    plan.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_footage",
+            "no footage of this camera in this range",
+        )
+    })
+}
+
+/// The headers of every answer about a planned video: type, validator, and the range it presents with
+/// its gaps and its missing footage (indexed footage whose files could not be read, played as gaps).
+fn video_headers(plan: &export::Plan, filename: &str) -> axum::http::response::Builder {
+    let ranges = |r: &[(i64, i64)]| -> String {
+        r.iter()
+            .map(|(a, b)| format!("{}/{}", us_to_rfc3339(*a), us_to_rfc3339(*b)))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, "video/mp4")
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::ETAG, plan.etag.as_str())
+        .header(header::CACHE_CONTROL, "private, no-cache")
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("inline; filename=\"{filename}\""),
+        )
+        .header("vigil-start", us_to_rfc3339(plan.start_us))
+        .header("vigil-end", us_to_rfc3339(plan.end_us))
+        .header("vigil-gaps", ranges(&plan.gaps))
+        .header("vigil-missing", ranges(&plan.missing))
 }
 
 pub async fn video(
@@ -161,28 +224,9 @@ pub async fn video(
     if end - start > MAX_EXPORT_US {
         return Err(ApiError::invalid("a video covers at most 24 hours"));
     }
-    let rows = index::overlapping(&s.pool, id, stream.as_str(), start, end).await?;
-    let dir = s.cfg.data_dir.clone();
-    let plan = tokio::task::spawn_blocking(move || export::plan(&dir, &rows, start, end))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-    let Some(plan) = plan else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no_footage",
-            "no footage of this camera in this range",
-        ));
-    };
+    let plan = plan_video(&s, id, stream, start, end).await?;
     tracing::info!(camera = id, actor = %p.actor(), start = %q.start, end = %q.end, "playback");
-    let etag = HeaderValue::from_str(&plan.etag).map_err(ApiError::internal)?;
-    let ranges = |r: &[(i64, i64)]| -> String {
-        r.iter()
-            .map(|(a, b)| format!("{}/{}", us_to_rfc3339(*a), us_to_rfc3339(*b)))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let (gaps, missing) = (ranges(&plan.gaps), ranges(&plan.missing));
+    let etag: ETag = plan.etag.parse().map_err(ApiError::internal)?;
     // One row per view of a range: the element's later byte ranges and revalidations are the same view.
     let note = AuditNote {
         target: Some(format!("/cameras/{id}/video.mp4")),
@@ -195,59 +239,36 @@ pub async fn video(
         )),
         collapse: true,
     };
-    let mut resp = Response::builder()
-        .extension(note.clone())
-        .header(header::CONTENT_TYPE, "video/mp4")
-        .header(header::ACCEPT_RANGES, "bytes")
-        .header(header::ETAG, etag.clone())
-        .header(header::CACHE_CONTROL, "private, no-cache")
-        .header(
-            header::CONTENT_DISPOSITION,
-            format!(
-                "inline; filename=\"camera{}-{}.mp4\"",
-                cam.id,
-                start / 1_000_000
-            ),
-        )
-        .header("vigil-start", us_to_rfc3339(plan.start_us))
-        .header("vigil-end", us_to_rfc3339(plan.end_us))
-        .header("vigil-gaps", gaps)
-        // Indexed footage whose files could not be read: played as gaps.
-        .header("vigil-missing", missing);
-    if headers.get(header::IF_NONE_MATCH) == Some(&etag) {
-        return resp
-            .status(StatusCode::NOT_MODIFIED)
-            .body(Body::empty())
-            .map_err(ApiError::internal);
-    }
-    // A Range applies only while the file is the one the client has (If-Range).
-    let if_range_ok = headers.get(header::IF_RANGE).is_none_or(|v| *v == etag);
-    let range = if if_range_ok {
-        parse_range(headers.get(header::RANGE), plan.len)
-    } else {
-        Ok(None)
-    };
-    let (status, from, to) = match range {
-        Ok(None) => (StatusCode::OK, 0, plan.len),
-        Ok(Some((a, b))) => {
-            resp = resp.header(
-                header::CONTENT_RANGE,
-                format!("bytes {a}-{}/{}", b - 1, plan.len),
-            );
+    let filename = format!("camera{}-{}.mp4", cam.id, start / 1_000_000);
+    let mut resp = video_headers(&plan, &filename).extension(note.clone());
+    let (status, from, to) = match wanted(&headers, &etag, plan.len) {
+        Wanted::NotModified => {
+            return resp
+                .status(StatusCode::NOT_MODIFIED)
+                .body(Body::empty())
+                .map_err(ApiError::internal);
+        }
+        Wanted::Whole => (StatusCode::OK, 0, plan.len),
+        Wanted::Part(a, b) => {
+            let range = headers::ContentRange::bytes(a..b, plan.len).map_err(ApiError::internal)?;
+            let headers = resp
+                .headers_mut()
+                .ok_or_else(|| ApiError::internal("response"))?;
+            headers::HeaderMapExt::typed_insert(headers, range);
             (StatusCode::PARTIAL_CONTENT, a, b)
         }
-        Err(()) => {
+        Wanted::Unsatisfiable => {
             // Written with its range, and never collapsed (an error is not a view).
-            return Ok(noted(
-                (
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    [(header::CONTENT_RANGE, format!("bytes */{}", plan.len))],
-                ),
-                AuditNote {
-                    collapse: false,
-                    ..note
-                },
-            ));
+            let mut h = HeaderMap::new();
+            headers::HeaderMapExt::typed_insert(
+                &mut h,
+                headers::ContentRange::unsatisfied_bytes(plan.len),
+            );
+            let note = AuditNote {
+                collapse: false,
+                ..note
+            };
+            return Ok(noted((StatusCode::RANGE_NOT_SATISFIABLE, h), note));
         }
     };
     let body = Body::from_stream(export::stream(plan.parts, from, to, 1 << 20));
@@ -260,30 +281,38 @@ pub async fn video(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     #[test]
-    fn ranges() {
-        let v = |s: &str| HeaderValue::from_str(s).ok();
+    fn ranges_follow_the_conditional_headers() {
+        let etag: ETag = "\"v1\"".parse().expect("etag");
+        let ask = |pairs: &[(header::HeaderName, &str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(k, HeaderValue::from_str(v).expect("value"));
+            }
+            wanted(&h, &etag, 1000)
+        };
+        let range = |v: &str| ask(&[(header::RANGE, v)]);
+        assert_eq!(range("bytes=0-99"), Wanted::Part(0, 100));
+        assert_eq!(range("bytes=900-"), Wanted::Part(900, 1000));
+        assert_eq!(range("bytes=-10"), Wanted::Part(990, 1000));
+        assert_eq!(range("bytes=0-5000"), Wanted::Part(0, 1000));
+        assert_eq!(range("bytes=1000-"), Wanted::Unsatisfiable);
+        assert_eq!(range("bytes=0-1,5-6"), Wanted::Whole);
+        assert_eq!(range("bytes=x-"), Wanted::Unsatisfiable);
+        assert_eq!(ask(&[]), Wanted::Whole);
         assert_eq!(
-            parse_range(v("bytes=0-99").as_ref(), 1000),
-            Ok(Some((0, 100)))
+            ask(&[(header::IF_NONE_MATCH, "\"v1\"")]),
+            Wanted::NotModified
         );
+        assert_eq!(ask(&[(header::IF_NONE_MATCH, "\"v0\"")]), Wanted::Whole);
+        let (r, ir) = (header::RANGE, header::IF_RANGE);
         assert_eq!(
-            parse_range(v("bytes=900-").as_ref(), 1000),
-            Ok(Some((900, 1000)))
+            ask(&[(r.clone(), "bytes=0-9"), (ir.clone(), "\"v1\"")]),
+            Wanted::Part(0, 10)
         );
-        assert_eq!(
-            parse_range(v("bytes=-10").as_ref(), 1000),
-            Ok(Some((990, 1000)))
-        );
-        assert_eq!(
-            parse_range(v("bytes=0-5000").as_ref(), 1000),
-            Ok(Some((0, 1000)))
-        );
-        assert_eq!(parse_range(v("bytes=1000-").as_ref(), 1000), Err(()));
-        assert_eq!(parse_range(v("bytes=0-1,5-6").as_ref(), 1000), Ok(None));
-        assert_eq!(parse_range(v("bytes=x-").as_ref(), 1000), Err(()));
-        assert_eq!(parse_range(None, 1000), Ok(None));
+        assert_eq!(ask(&[(r, "bytes=0-9"), (ir, "\"v0\"")]), Wanted::Whole);
     }
 
     #[test]
