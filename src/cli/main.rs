@@ -1,5 +1,8 @@
 //! The `vigil` command line: serve, sim, demo, user add, token create, check.
 
+#![deny(unsafe_code)]
+#![warn(clippy::too_many_lines)]
+
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use std::io::Read;
@@ -8,7 +11,9 @@ use std::path::PathBuf;
 use vigil::auth::{self, Role};
 use vigil::config::Config;
 use vigil::server::{shutdown_signal, Server};
-use vigil::sim::{SimCodec, SimOptions, SimServer};
+
+mod sim;
+use sim::SimArgs;
 
 #[derive(Parser)]
 #[command(
@@ -117,36 +122,6 @@ enum AuditCommand {
     },
 }
 
-#[derive(Args)]
-struct SimArgs {
-    #[arg(long, default_value_t = 4)]
-    cameras: u32,
-    #[arg(long, default_value = "127.0.0.1:8554")]
-    listen: SocketAddr,
-    #[arg(long, default_value = "h264", value_parser = ["h264", "h265"])]
-    codec: String,
-    #[arg(long, default_value_t = 640)]
-    width: u32,
-    #[arg(long, default_value_t = 360)]
-    height: u32,
-    #[arg(long, default_value_t = 25)]
-    fps: u32,
-    /// Bitrate in kbit/s.
-    #[arg(long, default_value_t = 1000)]
-    bitrate: u32,
-    /// Frames from one keyframe to the next.
-    #[arg(long, default_value_t = 25)]
-    gop: u32,
-    #[arg(long, requires = "password")]
-    username: Option<String>,
-    #[arg(long, requires = "username")]
-    password: Option<String>,
-    /// Encode once and serve every camera from it (cheap enough for 64+ cameras on 2 cores); the picture
-    /// then shows "Vigil sim" instead of each camera's name.
-    #[arg(long)]
-    shared_encoder: bool,
-}
-
 #[derive(Subcommand)]
 enum UserCommand {
     /// Add a user; the password is read from standard input.
@@ -189,26 +164,6 @@ fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-}
-
-fn sim_options(a: &SimArgs) -> SimOptions {
-    SimOptions {
-        cameras: a.cameras,
-        listen: a.listen,
-        codec: if a.codec == "h265" {
-            SimCodec::H265
-        } else {
-            SimCodec::H264
-        },
-        width: a.width,
-        height: a.height,
-        fps: a.fps,
-        bitrate_kbps: a.bitrate,
-        gop: a.gop,
-        username: a.username.clone(),
-        password: a.password.clone(),
-        shared_encoder: a.shared_encoder,
-    }
 }
 
 async fn open_db(storage: &Storage) -> anyhow::Result<vigil::db::Pool> {
@@ -263,16 +218,8 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(addr = %server.local_addr()?, "serving");
             server.run(shutdown_signal()).await
         }
-        Command::Sim(args) => {
-            let sim = SimServer::start(sim_options(&args))?;
-            for n in 1..=args.cameras {
-                println!("{}", sim.url(n));
-            }
-            shutdown_signal().await;
-            sim.stop();
-            Ok(())
-        }
-        Command::Demo { listen, data_dir } => demo(listen, data_dir).await,
+        Command::Sim(args) => sim::run(args).await,
+        Command::Demo { listen, data_dir } => sim::demo(listen, data_dir).await,
         Command::Check {
             repair,
             rebuild,
@@ -281,16 +228,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Verify { package, key } => verify(&package, key.as_deref()),
         Command::Audit {
             command: AuditCommand::Verify { storage },
-        } => {
-            let cfg = storage.load()?;
-            let pool = open_db(&storage).await?;
-            let log = vigil::audit::Log::open_to_verify(pool, &cfg.data_dir).await?;
-            if vigil::check::audit_chain(&log).await? {
-                Ok(())
-            } else {
-                std::process::exit(1)
-            }
-        }
+        } => audit_verify(&storage).await,
         Command::User {
             command:
                 UserCommand::Add {
@@ -300,33 +238,7 @@ async fn main() -> anyhow::Result<()> {
                     password_stdin: _,
                     storage,
                 },
-        } => {
-            let role = parse_role(&role)?;
-            let mut password = String::new();
-            std::io::stdin()
-                .read_to_string(&mut password)
-                .context("reading the password from stdin")?;
-            let password = password.trim_end_matches(['\n', '\r']);
-            if password.len() < 8 {
-                bail!("the password must have at least 8 characters");
-            }
-            let pool = open_db(&storage).await?;
-            let user = auth::create_user(&pool, &name, password, role, &regions).await?;
-            cli_audit(
-                &storage,
-                &pool,
-                "user.create",
-                format!("/users/{}", user.id),
-                regions.first(),
-                format!("{} ({})", user.username, user.role),
-            )
-            .await?;
-            println!(
-                "user {} ({}) added with id {}",
-                user.username, user.role, user.id
-            );
-            Ok(())
-        }
+        } => user_add(&storage, &name, &role, &regions).await,
         Command::Token {
             command:
                 TokenCommand::Create {
@@ -336,25 +248,82 @@ async fn main() -> anyhow::Result<()> {
                     expires_days,
                     storage,
                 },
-        } => {
-            let role = parse_role(&role)?;
-            let pool = open_db(&storage).await?;
-            let expires = expires_days.map(|d| vigil::db::now_ms() + i64::from(d) * 86_400_000);
-            let (id, secret) =
-                auth::create_token_by(&pool, &name, role, &regions, expires, Some("cli")).await?;
-            cli_audit(
-                &storage,
-                &pool,
-                "token.create",
-                format!("/tokens/{id}"),
-                regions.first(),
-                format!("{name} ({})", role.as_str()),
-            )
-            .await?;
-            println!("{secret}");
-            Ok(())
-        }
+        } => token_create(&storage, &name, &role, &regions, expires_days).await,
     }
+}
+
+/// `vigil audit verify`: exits 1 when the chain is broken.
+async fn audit_verify(storage: &Storage) -> anyhow::Result<()> {
+    let cfg = storage.load()?;
+    let pool = open_db(storage).await?;
+    let log = vigil::audit::Log::open_to_verify(pool, &cfg.data_dir).await?;
+    if vigil::check::audit_chain(&log).await? {
+        Ok(())
+    } else {
+        std::process::exit(1)
+    }
+}
+
+/// `vigil user add`: the password is read from standard input.
+async fn user_add(
+    storage: &Storage,
+    name: &str,
+    role: &str,
+    regions: &[String],
+) -> anyhow::Result<()> {
+    let role = parse_role(role)?;
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .context("reading the password from stdin")?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    if password.len() < 8 {
+        bail!("the password must have at least 8 characters");
+    }
+    let pool = open_db(storage).await?;
+    let user = auth::create_user(&pool, name, password, role, regions).await?;
+    let detail = format!("{} ({})", user.username, user.role);
+    cli_audit(
+        storage,
+        &pool,
+        "user.create",
+        format!("/users/{}", user.id),
+        regions.first(),
+        detail,
+    )
+    .await?;
+    println!(
+        "user {} ({}) added with id {}",
+        user.username, user.role, user.id
+    );
+    Ok(())
+}
+
+/// `vigil token create`: prints the token's secret, shown this once.
+async fn token_create(
+    storage: &Storage,
+    name: &str,
+    role: &str,
+    regions: &[String],
+    expires_days: Option<u32>,
+) -> anyhow::Result<()> {
+    let role = parse_role(role)?;
+    let pool = open_db(storage).await?;
+    let expires = expires_days.map(|d| vigil::db::now_ms() + i64::from(d) * 86_400_000);
+    let (id, secret) =
+        auth::create_token_by(&pool, name, role, regions, expires, Some("cli")).await?;
+    let detail = format!("{name} ({})", role.as_str());
+    cli_audit(
+        storage,
+        &pool,
+        "token.create",
+        format!("/tokens/{id}"),
+        regions.first(),
+        detail,
+    )
+    .await?;
+    println!("{secret}");
+    Ok(())
 }
 
 /// `vigil check [--repair] [--rebuild]`.
@@ -405,37 +374,4 @@ fn verify(package: &std::path::Path, key: Option<&str>) -> anyhow::Result<()> {
         eprintln!("{warning}");
     }
     Ok(())
-}
-
-/// The demo: simulated cameras and the server on `config/demo.toml`.
-async fn demo(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
-    let mut cfg = Config::parse(include_str!("../config/demo.toml"))
-        .context("embedded demo configuration")?;
-    cfg.listen = listen;
-    cfg.data_dir = data_dir;
-    let sim = SimServer::start(SimOptions {
-        cameras: 8,
-        listen: SocketAddr::from(([127, 0, 0, 1], 8554)),
-        ..SimOptions::default()
-    })
-    .context("starting the simulator on 127.0.0.1:8554")?;
-    let server = Server::bind(cfg.clone()).await?;
-    let addr = server.local_addr()?;
-    vigil::demo::start_feeder(
-        server.state.cases.clone(),
-        std::time::Duration::from_secs(30),
-    );
-    println!();
-    println!("Vigil demo is running.");
-    println!("  console:  http://{addr}/");
-    println!("  API:      http://{addr}/api/v1/openapi.json");
-    for u in &cfg.seed.users {
-        println!("  login:    {} / {}  ({})", u.username, u.password, u.role);
-    }
-    println!("  cameras:  {} ... {} (simulated)", sim.url(1), sim.url(8));
-    println!("  cases:    a simulated approval system posts case events every 30 s");
-    println!("Press Ctrl-C to stop.");
-    let result = server.run(shutdown_signal()).await;
-    sim.stop();
-    result
 }

@@ -118,78 +118,92 @@ impl OutputParams {
     }
 }
 
-/// Transcodes the stream `key` of `source` (the camera hub) into the stream `out_key` of `out` (the live
-/// registry's own hub) until `cancel` fires.
-pub async fn run(
-    key: StreamKey,
-    out_key: StreamKey,
-    target: Target,
-    source: Arc<Hub>,
-    out: Arc<Hub>,
-    cancel: CancellationToken,
-) -> Result<(), TranscodeError> {
-    let camera = key.camera_id;
-    let stream = out_key.kind.as_str();
-    gst::init().map_err(|e| TranscodeError::Gst(e.to_string()))?;
+/// The transcode's pipeline and its two ends.
+struct Pipeline {
+    pipeline: gst::Pipeline,
+    src: gst_app::AppSrc,
+    sink: gst_app::AppSink,
+}
+
+fn build(target: Target) -> Result<Pipeline, TranscodeError> {
+    let gst_err = |e: &dyn std::fmt::Display| TranscodeError::Gst(e.to_string());
+    gst::init().map_err(|e| gst_err(&e))?;
     let pipeline = gst::parse::launch(&describe(target))
-        .map_err(|e| TranscodeError::Gst(e.to_string()))?
+        .map_err(|e| gst_err(&e))?
         .downcast::<gst::Pipeline>()
-        .map_err(|_| TranscodeError::Gst("not a pipeline".into()))?;
+        .map_err(|_| gst_err(&"not a pipeline"))?;
     let src = pipeline
         .by_name("src")
         .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
-        .ok_or_else(|| TranscodeError::Gst("no appsrc".into()))?;
+        .ok_or_else(|| gst_err(&"no appsrc"))?;
     let sink = pipeline
         .by_name("sink")
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-        .ok_or_else(|| TranscodeError::Gst("no appsink".into()))?;
-    let out_stream = out.stream(out_key);
+        .ok_or_else(|| gst_err(&"no appsink"))?;
+    Ok(Pipeline {
+        pipeline,
+        src,
+        sink,
+    })
+}
+
+/// Publishes the encoder's output into `out_stream`, one hub frame per sample. The output's parameters
+/// are remade whenever the encoder's caps change (a new size after the camera changed resolution): a new
+/// `Arc` means a new init segment for the viewers.
+fn publish_output(sink: &gst_app::AppSink, out_stream: Arc<crate::hub::StreamHub>) {
     let run_id: u64 = rand::random();
-    // The output's parameters, remade whenever the encoder's caps change (a new size after the camera
-    // changed resolution): a new `Arc` means a new init segment for the viewers.
     let state: Arc<Mutex<OutputParams>> = Arc::default();
+    let on_sample = move |sink: &gst_app::AppSink| {
+        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+        let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else {
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(params) = st.for_caps(caps) else {
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        let Ok(map) = buffer.map_readable() else {
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        let pts = buffer.pts().map_or(0, |t| t.nseconds());
+        out_stream.publish(Arc::new(Frame {
+            data: Bytes::copy_from_slice(map.as_slice()),
+            media_time: (pts as u128 * 90_000 / 1_000_000_000) as i64,
+            wall_time_us: crate::time::now_us(),
+            keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+            params,
+            run: run_id,
+            loss: 0,
+        }));
+        Ok(gst::FlowSuccess::Ok)
+    };
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |sink| {
-                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else {
-                    return Ok(gst::FlowSuccess::Ok);
-                };
-                let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-                let Some(params) = st.for_caps(caps) else {
-                    return Ok(gst::FlowSuccess::Ok);
-                };
-                let Ok(map) = buffer.map_readable() else {
-                    return Ok(gst::FlowSuccess::Ok);
-                };
-                let pts = buffer.pts().map_or(0, |t| t.nseconds());
-                out_stream.publish(Arc::new(Frame {
-                    data: Bytes::copy_from_slice(map.as_slice()),
-                    media_time: (pts as u128 * 90_000 / 1_000_000_000) as i64,
-                    wall_time_us: chrono::Utc::now().timestamp_micros(),
-                    keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
-                    params,
-                    run: run_id,
-                    loss: 0,
-                }));
-                Ok(gst::FlowSuccess::Ok)
-            })
+            .new_sample(on_sample)
             .build(),
     );
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|e| TranscodeError::Gst(e.to_string()))?;
-    tracing::info!(camera, stream, ?target, "live transcode started");
-    let (gop, mut sub) = source.stream(key).subscribe();
-    let mut caps_set: Option<Arc<VideoParams>> = None;
-    // One input timeline across the camera's runs: a reconnect restarts its media time, the encoder's
-    // input must not go back.
-    let mut timeline = crate::hub::Timeline::default();
-    let mut push = |f: &Frame| {
-        if target == Target::H264 && !f.params.is_h265() {
+}
+
+/// Feeds the encoder: the camera's frames on one input timeline across its runs (a reconnect restarts
+/// its media time, the encoder's input must not go back), with caps set from each new set of parameters.
+struct Input {
+    src: gst_app::AppSrc,
+    target: Target,
+    caps_set: Option<Arc<VideoParams>>,
+    timeline: crate::hub::Timeline,
+    camera: i64,
+}
+
+impl Input {
+    fn push(&mut self, f: &Frame) {
+        if self.target == Target::H264 && !f.params.is_h265() {
             return;
         }
-        if caps_set.as_ref().is_none_or(|p| !Arc::ptr_eq(p, &f.params)) {
+        if self
+            .caps_set
+            .as_ref()
+            .is_none_or(|p| !Arc::ptr_eq(p, &f.params))
+        {
             let (media, format) = if f.params.is_h265() {
                 ("video/x-h265", "hvc1")
             } else {
@@ -203,10 +217,10 @@ pub async fn run(
                     gst::Buffer::from_slice(f.params.extra_data.clone()),
                 )
                 .build();
-            src.set_caps(Some(&caps));
-            caps_set = Some(f.params.clone());
+            self.src.set_caps(Some(&caps));
+            self.caps_set = Some(f.params.clone());
         }
-        let (dts, _) = timeline.place(f);
+        let (dts, _) = self.timeline.place(f);
         let mut buf = gst::Buffer::from_slice(f.data.clone());
         if let Some(b) = buf.get_mut() {
             let ns = dts.saturating_mul(1_000_000_000) / 90_000;
@@ -215,12 +229,40 @@ pub async fn run(
                 b.set_flags(gst::BufferFlags::DELTA_UNIT);
             }
         }
-        if src.push_buffer(buf).is_err() {
-            tracing::debug!(camera, "transcode appsrc refused a buffer");
+        if self.src.push_buffer(buf).is_err() {
+            tracing::debug!(camera = self.camera, "transcode appsrc refused a buffer");
         }
+    }
+}
+
+/// Transcodes the stream `key` of `source` (the camera hub) into the stream `out_key` of `out` (the live
+/// registry's own hub) until `cancel` fires.
+pub async fn run(
+    key: StreamKey,
+    out_key: StreamKey,
+    target: Target,
+    source: Arc<Hub>,
+    out: Arc<Hub>,
+    cancel: CancellationToken,
+) -> Result<(), TranscodeError> {
+    let camera = key.camera_id;
+    let stream = out_key.kind.as_str();
+    let p = build(target)?;
+    publish_output(&p.sink, out.stream(out_key));
+    p.pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| TranscodeError::Gst(e.to_string()))?;
+    tracing::info!(camera, stream, ?target, "live transcode started");
+    let (gop, mut sub) = source.stream(key).subscribe();
+    let mut input = Input {
+        src: p.src.clone(),
+        target,
+        caps_set: None,
+        timeline: crate::hub::Timeline::default(),
+        camera,
     };
     for f in &gop {
-        push(f);
+        input.push(f);
     }
     loop {
         let r = tokio::select! {
@@ -228,12 +270,12 @@ pub async fn run(
             r = sub.recv() => r,
         };
         match r {
-            Received::Frame(f) => push(&f),
+            Received::Frame(f) => input.push(&f),
             Received::Skipped { .. } => {}
             Received::Closed => break,
         }
     }
-    let _ = pipeline.set_state(gst::State::Null);
+    let _ = p.pipeline.set_state(gst::State::Null);
     tracing::info!(camera, stream, ?target, "live transcode stopped");
     Ok(())
 }

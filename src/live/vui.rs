@@ -192,94 +192,13 @@ pub fn rewrite_sps(nal: &[u8]) -> Result<Vec<u8>, VuiError> {
         pos: 0,
         out: BitWriter::default(),
     };
-    let profile = c.u(8)?;
-    c.u(16)?; // constraint flags, level
-    c.ue()?; // seq_parameter_set_id
-    if HIGH_PROFILES.contains(&profile) {
-        let chroma = c.ue()?;
-        if chroma == 3 {
-            c.u(1)?;
-        }
-        c.ue()?;
-        c.ue()?;
-        c.u(1)?;
-        if c.flag()? {
-            for i in 0..if chroma == 3 { 12 } else { 8 } {
-                if c.flag()? {
-                    c.scaling_list(if i < 6 { 16 } else { 64 })?;
-                }
-            }
-        }
-    }
-    c.ue()?; // log2_max_frame_num_minus4
-    match c.ue()? {
-        0 => {
-            c.ue()?;
-        }
-        1 => {
-            c.u(1)?;
-            c.se()?;
-            c.se()?;
-            let n = c.ue()?;
-            if n > 255 {
-                return Err(VuiError::Malformed("pic order cycle"));
-            }
-            for _ in 0..n {
-                c.se()?;
-            }
-        }
-        _ => {}
-    }
-    let max_num_ref_frames = c.ue()?;
-    c.u(1)?;
-    c.ue()?;
-    c.ue()?;
-    if !c.flag()? {
-        c.u(1)?; // mb_adaptive_frame_field_flag
-    }
-    c.u(1)?; // direct_8x8_inference_flag
-    if c.flag()? {
-        for _ in 0..4 {
-            c.ue()?;
-        }
-    }
+    c.sps_profile()?;
+    let max_num_ref_frames = c.sps_frames()?;
     // vui_parameters_present_flag: read it, and write 1 in its place.
     let vui = c.read_bit()? == 1;
     c.out.bit(1);
     if vui {
-        if c.flag()? && c.u(8)? == 255 {
-            c.u(32)?;
-        }
-        if c.flag()? {
-            c.u(1)?;
-        }
-        if c.flag()? {
-            c.u(4)?;
-            if c.flag()? {
-                c.u(24)?;
-            }
-        }
-        if c.flag()? {
-            c.ue()?;
-            c.ue()?;
-        }
-        if c.flag()? {
-            c.u(32)?;
-            c.u(32)?;
-            c.u(1)?;
-        }
-        let nal_hrd = c.flag()?;
-        if nal_hrd {
-            c.hrd()?;
-        }
-        let vcl_hrd = c.flag()?;
-        if vcl_hrd {
-            c.hrd()?;
-        }
-        if nal_hrd || vcl_hrd {
-            c.u(1)?;
-        }
-        c.u(1)?; // pic_struct_present_flag
+        c.vui_before_restriction()?;
         if c.read_bit()? == 1 {
             return Err(VuiError::AlreadyRestricted);
         }
@@ -299,6 +218,109 @@ pub fn rewrite_sps(nal: &[u8]) -> Result<Vec<u8>, VuiError> {
     let mut out = vec![header];
     out.extend(to_nal(&w.finish()));
     Ok(out)
+}
+
+impl Copier<'_> {
+    /// `profile_idc` to the end of the high profiles' chroma and scaling-list fields.
+    fn sps_profile(&mut self) -> Result<(), VuiError> {
+        let profile = self.u(8)?;
+        self.u(16)?; // constraint flags, level
+        self.ue()?; // seq_parameter_set_id
+        if !HIGH_PROFILES.contains(&profile) {
+            return Ok(());
+        }
+        let chroma = self.ue()?;
+        if chroma == 3 {
+            self.u(1)?;
+        }
+        self.ue()?;
+        self.ue()?;
+        self.u(1)?;
+        if self.flag()? {
+            for i in 0..if chroma == 3 { 12 } else { 8 } {
+                if self.flag()? {
+                    self.scaling_list(if i < 6 { 16 } else { 64 })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Frame numbering, picture order, reference frames, size and cropping; returns
+    /// `max_num_ref_frames`.
+    fn sps_frames(&mut self) -> Result<u32, VuiError> {
+        self.ue()?; // log2_max_frame_num_minus4
+        match self.ue()? {
+            0 => {
+                self.ue()?;
+            }
+            1 => {
+                self.u(1)?;
+                self.se()?;
+                self.se()?;
+                let n = self.ue()?;
+                if n > 255 {
+                    return Err(VuiError::Malformed("pic order cycle"));
+                }
+                for _ in 0..n {
+                    self.se()?;
+                }
+            }
+            _ => {}
+        }
+        let max_num_ref_frames = self.ue()?;
+        self.u(1)?;
+        self.ue()?;
+        self.ue()?;
+        if !self.flag()? {
+            self.u(1)?; // mb_adaptive_frame_field_flag
+        }
+        self.u(1)?; // direct_8x8_inference_flag
+        if self.flag()? {
+            for _ in 0..4 {
+                self.ue()?;
+            }
+        }
+        Ok(max_num_ref_frames)
+    }
+
+    /// The VUI fields before `bitstream_restriction_flag`.
+    fn vui_before_restriction(&mut self) -> Result<(), VuiError> {
+        if self.flag()? && self.u(8)? == 255 {
+            self.u(32)?;
+        }
+        if self.flag()? {
+            self.u(1)?;
+        }
+        if self.flag()? {
+            self.u(4)?;
+            if self.flag()? {
+                self.u(24)?;
+            }
+        }
+        if self.flag()? {
+            self.ue()?;
+            self.ue()?;
+        }
+        if self.flag()? {
+            self.u(32)?;
+            self.u(32)?;
+            self.u(1)?;
+        }
+        let nal_hrd = self.flag()?;
+        if nal_hrd {
+            self.hrd()?;
+        }
+        let vcl_hrd = self.flag()?;
+        if vcl_hrd {
+            self.hrd()?;
+        }
+        if nal_hrd || vcl_hrd {
+            self.u(1)?;
+        }
+        self.u(1)?; // pic_struct_present_flag
+        Ok(())
+    }
 }
 
 fn be16(b: &[u8], at: usize) -> Result<usize, VuiError> {

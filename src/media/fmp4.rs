@@ -448,6 +448,98 @@ fn be64(b: &[u8], at: usize) -> Result<u64, ParseError> {
     Ok((u64::from(be32(b, at)?) << 32) | u64::from(be32(b, at + 4)?))
 }
 
+/// The sample defaults of a `tfhd`.
+struct TrackDefaults {
+    duration: u32,
+    size: u32,
+    flags: u32,
+}
+
+impl Default for TrackDefaults {
+    fn default() -> Self {
+        TrackDefaults {
+            duration: 0,
+            size: 0,
+            flags: SAMPLE_FLAGS_NON_SYNC,
+        }
+    }
+}
+
+fn parse_tfhd(b: &[u8]) -> Result<TrackDefaults, ParseError> {
+    let mut d = TrackDefaults::default();
+    let flags = be32(b, 0)? & 0xff_ffff;
+    let mut at = 8;
+    if flags & 0x1 != 0 {
+        at += 8;
+    }
+    if flags & 0x2 != 0 {
+        at += 4;
+    }
+    if flags & 0x8 != 0 {
+        d.duration = be32(b, at)?;
+        at += 4;
+    }
+    if flags & 0x10 != 0 {
+        d.size = be32(b, at)?;
+        at += 4;
+    }
+    if flags & 0x20 != 0 {
+        d.flags = be32(b, at)?;
+    }
+    Ok(d)
+}
+
+/// A `trun`'s data offset and samples `(size, duration, sync)`, its absent fields taken from `d`.
+fn parse_trun(b: &[u8], d: &TrackDefaults, info: &mut MoofInfo) -> Result<(), ParseError> {
+    let flags = be32(b, 0)? & 0xff_ffff;
+    let count = be32(b, 4)? as usize;
+    let mut at = 8;
+    if flags & 0x1 != 0 {
+        info.data_offset = be32(b, at)?;
+        at += 4;
+    }
+    let mut first_flags = None;
+    if flags & 0x4 != 0 {
+        first_flags = Some(be32(b, at)?);
+        at += 4;
+    }
+    let per = [0x100, 0x200, 0x400, 0x800]
+        .iter()
+        .filter(|bit| flags & **bit != 0)
+        .count()
+        * 4;
+    if count.saturating_mul(per) > b.len().saturating_sub(at) {
+        return Err(ParseError("trun shorter than its sample count"));
+    }
+    info.samples.reserve(count);
+    for i in 0..count {
+        let (mut dur, mut size) = (d.duration, d.size);
+        let mut sflags = match (i, first_flags) {
+            (0, Some(f)) => f,
+            _ => d.flags,
+        };
+        if flags & 0x100 != 0 {
+            dur = be32(b, at)?;
+            at += 4;
+        }
+        if flags & 0x200 != 0 {
+            size = be32(b, at)?;
+            at += 4;
+        }
+        if flags & 0x400 != 0 {
+            sflags = be32(b, at)?;
+            at += 4;
+        }
+        if flags & 0x800 != 0 {
+            at += 4;
+        }
+        // sample_is_non_sync_sample (bit 16) clear and depends_on != 1: a sync sample.
+        let key = sflags & 0x0001_0000 == 0 && (sflags >> 24) & 0x3 != 1;
+        info.samples.push((size, dur, key));
+    }
+    Ok(())
+}
+
 /// Parses the body of a `moof` written by [`Fragment::build`] (or any single-track `moof` whose `trun`
 /// has sizes; missing durations or flags fall back to the `tfhd` defaults or 0).
 pub fn parse_moof(body: &[u8]) -> Result<MoofInfo, ParseError> {
@@ -455,34 +547,12 @@ pub fn parse_moof(body: &[u8]) -> Result<MoofInfo, ParseError> {
     let mfhd = find(body, b"mfhd")?.ok_or(ParseError("no mfhd"))?;
     info.sequence = be32(mfhd, 4)?;
     let traf = find(body, b"traf")?.ok_or(ParseError("no traf"))?;
-    let mut default_dur = 0;
-    let mut default_size = 0;
-    let mut default_flags = SAMPLE_FLAGS_NON_SYNC;
+    let mut defaults = TrackDefaults::default();
     let mut seen_trun = false;
     for c in children(traf) {
         let (f, b) = c?;
         match &f {
-            b"tfhd" => {
-                let flags = be32(b, 0)? & 0xff_ffff;
-                let mut at = 8;
-                if flags & 0x1 != 0 {
-                    at += 8;
-                }
-                if flags & 0x2 != 0 {
-                    at += 4;
-                }
-                if flags & 0x8 != 0 {
-                    default_dur = be32(b, at)?;
-                    at += 4;
-                }
-                if flags & 0x10 != 0 {
-                    default_size = be32(b, at)?;
-                    at += 4;
-                }
-                if flags & 0x20 != 0 {
-                    default_flags = be32(b, at)?;
-                }
-            }
+            b"tfhd" => defaults = parse_tfhd(b)?,
             b"tfdt" => {
                 let version = b.first().copied().ok_or(ParseError("empty tfdt"))?;
                 info.base_media_time = if version == 1 {
@@ -493,54 +563,7 @@ pub fn parse_moof(body: &[u8]) -> Result<MoofInfo, ParseError> {
             }
             b"trun" if !seen_trun => {
                 seen_trun = true;
-                let flags = be32(b, 0)? & 0xff_ffff;
-                let count = be32(b, 4)? as usize;
-                let mut at = 8;
-                if flags & 0x1 != 0 {
-                    info.data_offset = be32(b, at)?;
-                    at += 4;
-                }
-                let mut first_flags = None;
-                if flags & 0x4 != 0 {
-                    first_flags = Some(be32(b, at)?);
-                    at += 4;
-                }
-                let per = [0x100, 0x200, 0x400, 0x800]
-                    .iter()
-                    .filter(|bit| flags & **bit != 0)
-                    .count()
-                    * 4;
-                if count.saturating_mul(per) > b.len().saturating_sub(at) {
-                    return Err(ParseError("trun shorter than its sample count"));
-                }
-                info.samples.reserve(count);
-                for i in 0..count {
-                    let mut dur = default_dur;
-                    let mut size = default_size;
-                    let mut sflags = if i == 0 {
-                        first_flags.unwrap_or(default_flags)
-                    } else {
-                        default_flags
-                    };
-                    if flags & 0x100 != 0 {
-                        dur = be32(b, at)?;
-                        at += 4;
-                    }
-                    if flags & 0x200 != 0 {
-                        size = be32(b, at)?;
-                        at += 4;
-                    }
-                    if flags & 0x400 != 0 {
-                        sflags = be32(b, at)?;
-                        at += 4;
-                    }
-                    if flags & 0x800 != 0 {
-                        at += 4;
-                    }
-                    // sample_is_non_sync_sample (bit 16) clear and depends_on != 1: a sync sample.
-                    let key = sflags & 0x0001_0000 == 0 && (sflags >> 24) & 0x3 != 1;
-                    info.samples.push((size, dur, key));
-                }
+                parse_trun(b, &defaults, &mut info)?;
             }
             _ => {}
         }

@@ -18,6 +18,10 @@
 //!   FFmpeg 5.1's HEVC decoder has no error concealment and returns a damaged slice as decoded. So
 //!   callers pass only keyframes that arrived without loss (retina reports it per frame); this module
 //!   cannot be the integrity check.
+//!
+//! Unsafe: two FFmpeg steps have no safe call in `ffmpeg-next`: giving the decoder its `extradata` (which
+//! FFmpeg must own, allocated by `av_mallocz` with its padding) and setting the scaler's colour matrix
+//! and range. Each block says what it relies on; nothing else in Vigil's media path is unsafe.
 //! - Only a keyframe's picture is returned, never a predicted picture built on missing references.
 //! - Every call builds and drops its own decoder and scaler; nothing is shared between calls or threads.
 

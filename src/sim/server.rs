@@ -1,5 +1,8 @@
 //! The RTSP side of the simulator: server, mounts and credentials, built and torn down on
 //! the simulator thread (whose private main context is the thread default while these run).
+//!
+//! Unsafe: `gst_rtsp_auth_set_supported_methods` takes a bit set of methods where the Rust binding
+//! takes one enum value, so offering Basic and Digest together goes through its FFI function once.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +43,64 @@ pub(super) struct Running {
     mounts: Vec<String>,
     encoder: Option<SharedEncoder>,
     local_addr: SocketAddr,
+}
+
+/// The media factory of camera `n`: its own encoder, or a relay of the shared one; the credentials'
+/// role when the simulator asks for them.
+fn camera_factory(
+    n: u32,
+    name: &str,
+    plan: &Plan,
+    encoder: Option<&SharedEncoder>,
+    credentials: bool,
+) -> Result<RTSPMediaFactory, SimError> {
+    let factory = RTSPMediaFactory::new();
+    // One media per mount, whatever the number of clients: one encode per camera.
+    factory.set_shared(true);
+    factory.connect_media_configure(|_, media| refuse_seeks(media));
+    match (plan, encoder) {
+        (Plan::PerCamera { launches }, _) => {
+            let launch = launches
+                .get(n as usize - 1)
+                .ok_or_else(|| SimError::setup("fewer camera descriptions than cameras"))?;
+            factory.set_launch(&format!("( {launch} )"));
+        }
+        (Plan::Shared { relay, .. }, Some(encoder)) => {
+            factory.set_launch(&format!("( {relay} )"));
+            // The relay rebases timestamps through the clock it shares with the encoder; pin both to
+            // the system clock rather than rely on defaults.
+            factory.set_clock(Some(&gst::SystemClock::obtain()));
+            connect_relay(&factory, name, encoder.hub());
+        }
+        (Plan::Shared { .. }, None) => return Err(SimError::setup("shared encoder missing")),
+    }
+    if credentials {
+        factory.add_role_from_structure(
+            &gst::Structure::builder(ROLE)
+                .field(rtsp_server::RTSP_PERM_MEDIA_FACTORY_ACCESS.as_str(), true)
+                .field(
+                    rtsp_server::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT.as_str(),
+                    true,
+                )
+                .build(),
+        );
+    }
+    Ok(factory)
+}
+
+/// Sessions of clients that vanish without TEARDOWN (UDP clients) expire through this watch; TCP
+/// sessions end with their connection.
+fn session_cleanup(server: &RTSPServer) -> Result<glib::Source, SimError> {
+    let pool = server
+        .session_pool()
+        .ok_or_else(|| SimError::setup("RTSP server has no session pool"))?;
+    Ok(pool.create_watch(None, glib::Priority::DEFAULT, |pool| {
+        let removed = pool.cleanup();
+        if removed > 0 {
+            debug!(removed, "sim expired RTSP sessions removed");
+        }
+        glib::ControlFlow::Continue
+    }))
 }
 
 impl Running {
@@ -87,39 +148,7 @@ impl Running {
         let mut mounts = Vec::with_capacity(opts.cameras as usize);
         for n in 1..=opts.cameras {
             let name = mount_name(n);
-            let factory = RTSPMediaFactory::new();
-            // One media per mount, whatever the number of clients: one encode per camera.
-            factory.set_shared(true);
-            factory.connect_media_configure(|_, media| refuse_seeks(media));
-            match (plan, &encoder) {
-                (Plan::PerCamera { launches }, _) => {
-                    let launch = launches
-                        .get(n as usize - 1)
-                        .ok_or_else(|| SimError::setup("fewer camera descriptions than cameras"))?;
-                    factory.set_launch(&format!("( {launch} )"));
-                }
-                (Plan::Shared { relay, .. }, Some(encoder)) => {
-                    factory.set_launch(&format!("( {relay} )"));
-                    // The relay rebases timestamps through the clock it shares with the
-                    // encoder; pin both to the system clock rather than rely on defaults.
-                    factory.set_clock(Some(&gst::SystemClock::obtain()));
-                    connect_relay(&factory, &name, encoder.hub());
-                }
-                (Plan::Shared { .. }, None) => {
-                    return Err(SimError::setup("shared encoder missing"))
-                }
-            }
-            if credentials {
-                factory.add_role_from_structure(
-                    &gst::Structure::builder(ROLE)
-                        .field(rtsp_server::RTSP_PERM_MEDIA_FACTORY_ACCESS.as_str(), true)
-                        .field(
-                            rtsp_server::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT.as_str(),
-                            true,
-                        )
-                        .build(),
-                );
-            }
+            let factory = camera_factory(n, &name, plan, encoder.as_ref(), credentials)?;
             let path = format!("/{name}");
             mount_points.add_factory(&path, factory);
             mounts.push(path);
@@ -139,18 +168,7 @@ impl Running {
             .map_err(|_| SimError::setup("RTSP server reports no bound port"))?;
         let local_addr = SocketAddr::new(opts.listen.ip(), port);
 
-        // Sessions of clients that vanish without TEARDOWN (UDP clients) expire through
-        // this watch; TCP sessions end with their connection.
-        let pool = server
-            .session_pool()
-            .ok_or_else(|| SimError::setup("RTSP server has no session pool"))?;
-        let session_cleanup = pool.create_watch(None, glib::Priority::DEFAULT, |pool| {
-            let removed = pool.cleanup();
-            if removed > 0 {
-                debug!(removed, "sim expired RTSP sessions removed");
-            }
-            glib::ControlFlow::Continue
-        });
+        let session_cleanup = session_cleanup(&server)?;
         session_cleanup.attach(Some(context));
 
         info!(

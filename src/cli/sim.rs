@@ -1,0 +1,126 @@
+//! `vigil sim` and `vigil demo`: the simulated cameras, in a binary built with the `sim` feature (on by
+//! default). Without it the server links no GStreamer RTSP server and these commands say so.
+
+use clap::Args;
+use std::net::SocketAddr;
+
+#[derive(Args)]
+pub struct SimArgs {
+    #[arg(long, default_value_t = 4)]
+    cameras: u32,
+    #[arg(long, default_value = "127.0.0.1:8554")]
+    listen: SocketAddr,
+    #[arg(long, default_value = "h264", value_parser = ["h264", "h265"])]
+    codec: String,
+    #[arg(long, default_value_t = 640)]
+    width: u32,
+    #[arg(long, default_value_t = 360)]
+    height: u32,
+    #[arg(long, default_value_t = 25)]
+    fps: u32,
+    /// Bitrate in kbit/s.
+    #[arg(long, default_value_t = 1000)]
+    bitrate: u32,
+    /// Frames from one keyframe to the next.
+    #[arg(long, default_value_t = 25)]
+    gop: u32,
+    #[arg(long, requires = "password")]
+    username: Option<String>,
+    #[arg(long, requires = "username")]
+    password: Option<String>,
+    /// Encode once and serve every camera from it (cheap enough for 64+ cameras on 2 cores); the picture
+    /// then shows "Vigil sim" instead of each camera's name.
+    #[arg(long)]
+    shared_encoder: bool,
+}
+
+#[cfg(not(feature = "sim"))]
+const NO_SIM: &str = "this vigil was built without the simulator (cargo feature `sim`)";
+
+#[cfg(not(feature = "sim"))]
+pub async fn run(_: SimArgs) -> anyhow::Result<()> {
+    anyhow::bail!(NO_SIM)
+}
+
+#[cfg(not(feature = "sim"))]
+pub async fn demo(_: SocketAddr, _: std::path::PathBuf) -> anyhow::Result<()> {
+    anyhow::bail!(NO_SIM)
+}
+
+#[cfg(feature = "sim")]
+pub use with_sim::{demo, run};
+
+#[cfg(feature = "sim")]
+mod with_sim {
+    use super::SimArgs;
+    use anyhow::Context;
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+    use vigil::config::Config;
+    use vigil::server::{shutdown_signal, Server};
+    use vigil::sim::{SimCodec, SimOptions, SimServer};
+
+    /// Runs the simulated cameras until Ctrl-C, after printing their URLs.
+    pub async fn run(args: SimArgs) -> anyhow::Result<()> {
+        let sim = SimServer::start(sim_options(&args))?;
+        for n in 1..=args.cameras {
+            println!("{}", sim.url(n));
+        }
+        shutdown_signal().await;
+        sim.stop();
+        Ok(())
+    }
+
+    fn sim_options(a: &SimArgs) -> SimOptions {
+        SimOptions {
+            cameras: a.cameras,
+            listen: a.listen,
+            codec: if a.codec == "h265" {
+                SimCodec::H265
+            } else {
+                SimCodec::H264
+            },
+            width: a.width,
+            height: a.height,
+            fps: a.fps,
+            bitrate_kbps: a.bitrate,
+            gop: a.gop,
+            username: a.username.clone(),
+            password: a.password.clone(),
+            shared_encoder: a.shared_encoder,
+        }
+    }
+
+    /// The demo: simulated cameras and the server on `config/demo.toml`.
+    pub async fn demo(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
+        let mut cfg = Config::parse(include_str!("../../config/demo.toml"))
+            .context("embedded demo configuration")?;
+        cfg.listen = listen;
+        cfg.data_dir = data_dir;
+        let sim = SimServer::start(SimOptions {
+            cameras: 8,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8554)),
+            ..SimOptions::default()
+        })
+        .context("starting the simulator on 127.0.0.1:8554")?;
+        let server = Server::bind(cfg.clone()).await?;
+        let addr = server.local_addr()?;
+        vigil::demo::start_feeder(
+            server.state.cases.clone(),
+            std::time::Duration::from_secs(30),
+        );
+        println!();
+        println!("Vigil demo is running.");
+        println!("  console:  http://{addr}/");
+        println!("  API:      http://{addr}/api/v1/openapi.json");
+        for u in &cfg.seed.users {
+            println!("  login:    {} / {}  ({})", u.username, u.password, u.role);
+        }
+        println!("  cameras:  {} ... {} (simulated)", sim.url(1), sim.url(8));
+        println!("  cases:    a simulated approval system posts case events every 30 s");
+        println!("Press Ctrl-C to stop.");
+        let result = server.run(shutdown_signal()).await;
+        sim.stop();
+        result
+    }
+}
