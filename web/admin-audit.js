@@ -2,21 +2,8 @@
 // newest first, filtered by actor, action and time. The server caps each answer (limit); "older" asks for
 // the rows before the oldest shown, so a long log is read page by page without loading it all. The log is
 // append-only and hash-chained on the server; this page only reads it.
-import { api, fmtTime, h, strings, t } from './core.js';
+import { api, fmtTime, h, t } from './core.js';
 import { field, form, select, table, val } from './admin-kit.js';
-
-strings({
-  'zh-CN': { adm_aud_filters: '筛选审计日志', adm_aud_actor: '操作人', adm_aud_action: '动作', adm_aud_from: '起始时间',
-    adm_aud_to: '截止时间', adm_aud_limit: '每页条数', adm_aud_search: '查询', adm_aud_at: '时间', adm_aud_role: '角色',
-    adm_aud_target: '对象', adm_aud_region: '区划', adm_aud_status: '结果', adm_aud_client: '来源地址',
-    adm_aud_detail: '详情', adm_aud_older: '更早的记录', adm_aud_count: '已显示 {n} 条', adm_aud_end: '没有更早的记录',
-    adm_aud_clear: '清空条件' },
-  en: { adm_aud_filters: 'Filter the audit log', adm_aud_actor: 'Actor', adm_aud_action: 'Action', adm_aud_from: 'From',
-    adm_aud_to: 'To', adm_aud_limit: 'Rows per page', adm_aud_search: 'Search', adm_aud_at: 'Time', adm_aud_role: 'Role',
-    adm_aud_target: 'Target', adm_aud_region: 'Region', adm_aud_status: 'Status', adm_aud_client: 'Client',
-    adm_aud_detail: 'Detail', adm_aud_older: 'Older rows', adm_aud_count: '{n} rows shown', adm_aud_end: 'No older rows',
-    adm_aud_clear: 'Clear' },
-});
 
 // The audit actions the server writes (api::routes and the login), offered as suggestions.
 const ACTIONS = ['login', 'login_failed', 'login_locked', 'login_throttled', 'logout', 'live.start', 'live.stop',

@@ -5,24 +5,8 @@
 // The password is write-only: it is never shown; when editing, an empty password keeps the stored one. For
 // the same reason a test of the camera being edited sends its `camera_id`: the server fills what the form
 // leaves empty (the password, even the URL) from the stored camera, so it is tested without retyping.
-import { api, h, strings, t, toast } from './core.js';
+import { api, h, t, toast } from './core.js';
 import { field, form, select, stateBadge, val } from './admin-kit.js';
-
-strings({
-  'zh-CN': { adm_cam_new: '添加摄像机', adm_cam_edit: '编辑摄像机：{name}', adm_cam_site: '场所',
-    adm_cam_sub: '子码流地址（可选）', adm_cam_test: '测试', adm_cam_testing: '测试中…',
-    adm_cam_test_title: '测试结果', adm_cam_codec: '编码', adm_cam_resolution: '分辨率', adm_cam_elapsed: '耗时',
-    adm_cam_error: '错误', adm_cam_snapshot: '测试截图', adm_cam_url_hint: '如 rtsp://192.168.1.64:554/Streaming/Channels/101',
-    adm_cam_test_hint: '按当前填写的地址和账号连接一次，不保存',
-    adm_cam_test_hint_edit: '按当前填写的内容连接一次，不保存；密码留空则用已保存的密码' },
-  en: { adm_cam_new: 'Add a camera', adm_cam_edit: 'Edit camera: {name}', adm_cam_site: 'Site',
-    adm_cam_sub: 'Sub stream URL (optional)',
-    adm_cam_test: 'Test', adm_cam_testing: 'Testing…', adm_cam_test_title: 'Test result',
-    adm_cam_codec: 'Codec', adm_cam_resolution: 'Resolution', adm_cam_elapsed: 'Took', adm_cam_error: 'Error',
-    adm_cam_snapshot: 'Test snapshot', adm_cam_url_hint: 'e.g. rtsp://192.168.1.64:554/Streaming/Channels/101',
-    adm_cam_test_hint: 'Connects once with what is typed here; saves nothing',
-    adm_cam_test_hint_edit: 'Connects once with what is typed here, saves nothing; an empty password uses the saved one' },
-});
 
 /** The form; `onsaved(camera)` after a save, `edit(camera)` fills it, `reset()` empties it. */
 export function cameraForm({ sites, site, onsaved }) {

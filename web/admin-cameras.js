@@ -3,18 +3,9 @@
 // (admin-camera-form.js). States follow the notifications socket (camera_status) at once and a poll every
 // 5 s as a safety net; a poll only rewrites the state cells when the set of cameras is unchanged, so the
 // keyboard focus in the table survives it.
-import { api, bus, h, showError, strings, t, toast } from './core.js';
+import { api, bus, h, showError, t, toast } from './core.js';
 import { dangerButton, field, load, select, smallButton, split, stateBadge, table } from './admin-kit.js';
 import { cameraForm } from './admin-camera-form.js';
-
-strings({
-  'zh-CN': { adm_cams_site: '场所', adm_cams_search: '搜索名称或地址', adm_cams_recording: '正在录像',
-    adm_cams_streams: '码流地址', adm_cams_nvr: 'NVR 通道', adm_cams_count: '共 {n} 路', adm_cams_no_site: '请先新建场所',
-    adm_cams_nvr_ch: 'NVR {nvr} · 通道 {ch}' },
-  en: { adm_cams_site: 'Site', adm_cams_search: 'Search name or URL', adm_cams_recording: 'Recording',
-    adm_cams_streams: 'Stream URLs', adm_cams_nvr: 'NVR channel', adm_cams_count: '{n} cameras',
-    adm_cams_no_site: 'Create a site first', adm_cams_nvr_ch: 'NVR {nvr} · channel {ch}' },
-});
 
 const POLL_MS = 5000;
 

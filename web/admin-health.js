@@ -3,27 +3,8 @@
 // table of percentage bars, with the
 // totals and the disk (total, free, taken by recordings) above. Worst sites come first by default. Refreshes
 // every 30 s while open; sorting is kept across refreshes.
-import { api, fmtBytes, h, strings, t } from './core.js';
+import { api, fmtBytes, h, t } from './core.js';
 import { field, rateBar, regionName, select, smallButton } from './admin-kit.js';
-
-strings({
-  'zh-CN': { adm_hl_hours: '统计时段', adm_hl_h24: '最近 24 小时', adm_hl_h72: '最近 3 天', adm_hl_h168: '最近 7 天',
-    adm_hl_disk: '存储', adm_hl_total: '总容量', adm_hl_free: '可用', adm_hl_recordings: '录像占用', adm_hl_other: '其他占用',
-    adm_hl_sites: '各场所考核指标', adm_hl_site: '场所', adm_hl_kind: '类型', adm_hl_region: '区划', adm_hl_cameras: '摄像机',
-    adm_hl_online: '在线', adm_hl_online_rate: '当前在线率', adm_hl_online_time: '时段在线率', adm_hl_recording: '录像路数', adm_hl_completeness: '录像完整率',
-    adm_hl_recorded: '已录 / 应录', adm_hl_seconds: '{n} 秒', adm_hl_minutes: '{n} 分钟', adm_hl_hours_n: '{n} 小时', adm_hl_overall: '全部场所', adm_hl_sort: '按此列排序',
-    adm_hl_no_disk: '存储信息不可用', adm_hl_legend: '绿色 ≥ 95%，黄色 ≥ 80%，红色 < 80%；无摄像机的场所记为 —' },
-  en: { adm_hl_hours: 'Period', adm_hl_h24: 'Last 24 hours', adm_hl_h72: 'Last 3 days', adm_hl_h168: 'Last 7 days',
-    adm_hl_disk: 'Storage', adm_hl_total: 'Total', adm_hl_free: 'Free', adm_hl_recordings: 'Recordings',
-    adm_hl_other: 'Other', adm_hl_sites: 'Sites by assessment figures', adm_hl_site: 'Site', adm_hl_kind: 'Kind',
-    adm_hl_region: 'Region', adm_hl_cameras: 'Cameras', adm_hl_online: 'Online', adm_hl_online_rate: 'Online now',
-    adm_hl_online_time: 'Online over the period',
-    adm_hl_recording: 'Set to record', adm_hl_completeness: 'Recording completeness',
-    adm_hl_recorded: 'Recorded / expected', adm_hl_seconds: '{n} s', adm_hl_minutes: '{n} min',
-    adm_hl_hours_n: '{n} h', adm_hl_overall: 'All sites', adm_hl_sort: 'Sort by this column',
-    adm_hl_no_disk: 'Storage figures are unavailable',
-    adm_hl_legend: 'Green ≥ 95 %, amber ≥ 80 %, red < 80 %; a site without cameras shows —' },
-});
 
 const REFRESH_MS = 30000;
 /** A duration in seconds: seconds below a minute, minutes below an hour, else hours with one decimal. */

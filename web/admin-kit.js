@@ -4,41 +4,7 @@
 //
 // Invariants: a failed request never clears a form (the user corrects and sends again); every control is a
 // real <button>/<input>/<select>, so the keyboard works without extra code; Escape in a form cancels it.
-import { api, h, strings, t } from './core.js';
-
-strings({
-  'zh-CN': {
-    adm_save: '保存', adm_cancel: '取消', adm_create: '新建', adm_edit: '编辑', adm_delete: '删除',
-    adm_confirm: '确认删除？', adm_refresh: '刷新', adm_actions: '操作', adm_none: '（无）', adm_loading: '加载中…',
-    adm_empty: '暂无数据', adm_saved: '已保存', adm_deleted: '已删除', adm_busy: '处理中…', adm_yes: '是', adm_no: '否',
-    adm_keys: 'Enter 提交，Esc 取消', adm_all: '全部', adm_filter: '筛选', adm_state: '状态', adm_id: '编号',
-    adm_state_connecting: '连接中', adm_state_online: '在线', adm_state_offline: '离线',
-    adm_state_auth_failed: '认证失败', adm_state_unsupported: '编码不支持', adm_state_unknown: '未知',
-    adm_level_province: '省', adm_level_city: '市', adm_level_district: '区/县',
-    adm_kind_service_hall: '政务服务大厅', adm_kind_bid_evaluation: '评标场所',
-    adm_cam_name: '名称', adm_cam_main: '主码流地址', adm_cam_user: '用户名', adm_cam_password: '密码',
-    adm_cam_password_hint: '只写不读：保存后不再显示', adm_cam_transport: '传输', adm_cam_record: '录像',
-    adm_cam_channel: '通道', adm_cam_password_keep: '留空则保持原密码',
-    adm_role_admin: '管理员', adm_role_supervisor: '监察员', adm_role_investigator: '调查员', adm_role_integrator: '系统对接',
-  },
-  en: {
-    adm_save: 'Save', adm_cancel: 'Cancel', adm_create: 'New', adm_edit: 'Edit', adm_delete: 'Delete',
-    adm_confirm: 'Really delete?', adm_refresh: 'Refresh', adm_actions: 'Actions', adm_none: '(none)',
-    adm_loading: 'Loading…', adm_empty: 'Nothing yet', adm_saved: 'Saved', adm_deleted: 'Deleted',
-    adm_busy: 'Working…', adm_yes: 'yes', adm_no: 'no', adm_keys: 'Enter submits, Esc cancels', adm_all: 'All',
-    adm_filter: 'Filter', adm_state: 'State', adm_id: 'ID',
-    adm_state_connecting: 'connecting', adm_state_online: 'online', adm_state_offline: 'offline',
-    adm_state_auth_failed: 'auth failed', adm_state_unsupported: 'unsupported codec', adm_state_unknown: 'unknown',
-    adm_level_province: 'Province', adm_level_city: 'City', adm_level_district: 'District',
-    adm_kind_service_hall: 'Service hall', adm_kind_bid_evaluation: 'Bid evaluation site',
-    adm_cam_name: 'Name', adm_cam_main: 'Main stream URL', adm_cam_user: 'Username', adm_cam_password: 'Password',
-    adm_cam_password_hint: 'Write-only: never shown after saving', adm_cam_transport: 'Transport',
-    adm_cam_record: 'Record', adm_cam_channel: 'Channel',
-    adm_cam_password_keep: 'Leave empty to keep the current password',
-    adm_role_admin: 'Administrator', adm_role_supervisor: 'Supervisor', adm_role_investigator: 'Investigator',
-    adm_role_integrator: 'Integration',
-  },
-});
+import { api, h, t } from './core.js';
 
 /** A label wrapping its caption and control (so a click on the caption focuses it); `hint` below. */
 export function field(labelKey, control, hint) {

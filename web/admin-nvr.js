@@ -2,26 +2,8 @@
 // nothing on the server) and then lists the cameras it created with their state, which fills in as ingest
 // connects (poll every 3 s while the tab is open). Hikvision and Dahua have known RTSP paths; a generic NVR
 // needs a URL template with {channel} (and may use {host} and {port}).
-import { api, h, strings, t, toast } from './core.js';
+import { api, h, t, toast } from './core.js';
 import { field, form, select, split, stateBadge, table, val } from './admin-kit.js';
-
-strings({
-  'zh-CN': { adm_nvr_title: '导入 NVR 的全部通道', adm_nvr_site: '场所', adm_nvr_vendor: '厂商', adm_nvr_host: '主机地址',
-    adm_nvr_port: 'RTSP 端口', adm_nvr_channels: '通道', adm_nvr_channels_hint: '通道数（如 16，即 1..16）或通道号列表（如 1,2,5）',
-    adm_nvr_template: '地址模板', adm_nvr_template_hint: '通用 NVR 必填，可用 {host} {port} {channel}',
-    adm_nvr_prefix: '名称前缀（可选）', adm_nvr_import: '导入', adm_nvr_created: '已创建 {n} 路摄像机',
-    adm_nvr_result: '本次导入的摄像机', adm_nvr_none: '导入后，新建的摄像机会列在这里',
-    adm_nvr_vendor_hikvision: '海康威视', adm_nvr_vendor_dahua: '大华', adm_nvr_vendor_generic: '通用（自定义模板）',
-    adm_nvr_bad_channels: '通道请填写数字，或以逗号分隔的通道号', adm_nvr_no_site: '请先新建场所' },
-  en: { adm_nvr_title: 'Import all channels of an NVR', adm_nvr_site: 'Site', adm_nvr_vendor: 'Vendor',
-    adm_nvr_host: 'Host', adm_nvr_port: 'RTSP port', adm_nvr_channels: 'Channels',
-    adm_nvr_channels_hint: 'A count (16 means 1..16) or a list of channel numbers (1,2,5)',
-    adm_nvr_template: 'URL template', adm_nvr_template_hint: 'Required for a generic NVR; may use {host} {port} {channel}',
-    adm_nvr_prefix: 'Name prefix (optional)', adm_nvr_import: 'Import', adm_nvr_created: '{n} cameras created',
-    adm_nvr_result: 'Cameras of this import', adm_nvr_none: 'The cameras an import creates are listed here',
-    adm_nvr_vendor_hikvision: 'Hikvision', adm_nvr_vendor_dahua: 'Dahua', adm_nvr_vendor_generic: 'Generic (own template)',
-    adm_nvr_bad_channels: 'Channels: a number, or channel numbers separated by commas', adm_nvr_no_site: 'Create a site first' },
-});
 
 const VENDORS = ['hikvision', 'dahua', 'generic'];
 

@@ -4,21 +4,9 @@
 // code cannot change (case events name it), so the field is read-only while editing. Delete asks twice.
 // The chosen site is kept in the address (#/admin/positions?site=ID) without reloading the page, so a link
 // or a reload comes back to it.
-import { api, h, showError, strings, t, toast } from './core.js';
+import { api, h, showError, t, toast } from './core.js';
 import { checkedValues, dangerButton, field, form, load, select, smallButton, split, stateBadge, table, val }
   from './admin-kit.js';
-
-strings({
-  'zh-CN': { adm_pos_site: '场所', adm_pos_new: '新建点位', adm_pos_edit: '编辑点位：{code}', adm_pos_code: '点位编号',
-    adm_pos_kind: '类型', adm_pos_cameras: '覆盖摄像机', adm_pos_kind_window: '窗口', adm_pos_kind_room: '房间',
-    adm_pos_kind_seat: '座位', adm_pos_no_site: '请先新建场所', adm_pos_no_cameras: '该场所还没有摄像机',
-    adm_pos_code_hint: '如 A12、开标室1', adm_pos_code_fixed: '编号不可更改：案件事件按编号记录点位' },
-  en: { adm_pos_site: 'Site', adm_pos_new: 'New position', adm_pos_edit: 'Edit position: {code}', adm_pos_code: 'Code',
-    adm_pos_kind: 'Kind', adm_pos_cameras: 'Cameras covering it', adm_pos_kind_window: 'Window',
-    adm_pos_kind_room: 'Room', adm_pos_kind_seat: 'Seat', adm_pos_no_site: 'Create a site first',
-    adm_pos_no_cameras: 'This site has no camera yet', adm_pos_code_hint: 'e.g. A12, Opening room 1',
-    adm_pos_code_fixed: 'The code cannot change: case events record positions by it' },
-});
 
 const KINDS = ['window', 'room', 'seat'];
 

@@ -4,18 +4,9 @@
 // it, sites, or users or tokens bound to it is not deleted and the server's message says why. A regional
 // admin sees the regions above their own too (the server sends them so the tree can be drawn) but may only
 // change their own and below; the server's refusal is shown as a message.
-import { api, h, showError, strings, t, toast } from './core.js';
+import { api, h, showError, t, toast } from './core.js';
 import { dangerButton, field, form, load, regionOptions, regionTree, select, smallButton, split, val }
   from './admin-kit.js';
-
-strings({
-  'zh-CN': { adm_region_new: '新建行政区划', adm_region_code: '区划代码', adm_region_name: '名称', adm_region_level: '级别',
-    adm_region_parent: '上级', adm_region_add_below: '添加下级', adm_region_code_hint: '六位 GB/T 2260 代码，如 360702',
-    adm_region_rename: '改名' },
-  en: { adm_region_new: 'New region', adm_region_code: 'Code', adm_region_name: 'Name', adm_region_level: 'Level',
-    adm_region_parent: 'Parent', adm_region_add_below: 'Add below',
-    adm_region_code_hint: 'Six-digit GB/T 2260 code, e.g. 360702', adm_region_rename: 'Rename' },
-});
 
 const LEVELS = ['province', 'city', 'district'];
 const NEXT_LEVEL = { province: 'city', city: 'district', district: 'district' };

@@ -1,16 +1,9 @@
 // Administration, 场所 tab: service halls and bid-evaluation sites, each in one region. List, create, edit,
 // delete. Editing fills the same form (the list row stays as it was until the server accepts the change); a
 // site that still has cameras or positions cannot be deleted and the server's message says why.
-import { api, h, showError, strings, t, toast } from './core.js';
+import { api, h, showError, t, toast } from './core.js';
 import { dangerButton, field, form, load, regionName, regionOptions, select, smallButton, split, table, val }
   from './admin-kit.js';
-
-strings({
-  'zh-CN': { adm_site_new: '新建场所', adm_site_edit: '编辑场所：{name}', adm_site_name: '场所名称', adm_site_kind: '类型',
-    adm_site_region: '所属区划', adm_site_cameras: '摄像机', adm_site_positions: '点位' },
-  en: { adm_site_new: 'New site', adm_site_edit: 'Edit site: {name}', adm_site_name: 'Site name', adm_site_kind: 'Kind',
-    adm_site_region: 'Region', adm_site_cameras: 'Cameras', adm_site_positions: 'Positions' },
-});
 
 const KINDS = ['service_hall', 'bid_evaluation'];
 

@@ -2,25 +2,9 @@
 // events with one). The secret exists only in the answer that creates the token: it is shown once, with a
 // copy button, and dropped from the page when the admin closes the box or leaves the tab; the list shows
 // only names, roles, regions and dates. Revoking stops a token at once.
-import { api, fmtTime, h, showError, strings, t, toast } from './core.js';
+import { api, fmtTime, h, showError, t, toast } from './core.js';
 import { checkedValues, dangerButton, field, form, load, regionChecks, select, split, table, val } from './admin-kit.js';
 import { HUMAN_ROLES, regionsText } from './admin-users.js';
-
-strings({
-  'zh-CN': { adm_tok_new: '新建接口令牌', adm_tok_name: '名称', adm_tok_role: '角色', adm_tok_regions: '区划',
-    adm_tok_expires: '有效期至（可选）', adm_tok_expiry: '有效期至', adm_tok_created: '创建时间', adm_tok_by: '创建人', adm_tok_state: '状态',
-    adm_tok_active: '有效', adm_tok_revoked: '已吊销', adm_tok_expired: '已过期', adm_tok_revoke: '吊销',
-    adm_tok_never: '永久', adm_tok_secret_title: '令牌已创建：请立即复制', adm_tok_secret_once: '此密钥只显示这一次，关闭后无法再查看。',
-    adm_tok_copy: '复制', adm_tok_copied: '已复制', adm_tok_done: '我已保存', adm_tok_secret: '令牌密钥',
-    adm_tok_name_hint: '如 approval-system，不含空格' },
-  en: { adm_tok_new: 'New API token', adm_tok_name: 'Name', adm_tok_role: 'Role', adm_tok_regions: 'Regions',
-    adm_tok_expires: 'Expires (optional)', adm_tok_expiry: 'Expires', adm_tok_created: 'Created', adm_tok_by: 'By', adm_tok_state: 'State',
-    adm_tok_active: 'active', adm_tok_revoked: 'revoked', adm_tok_expired: 'expired', adm_tok_revoke: 'Revoke',
-    adm_tok_never: 'never', adm_tok_secret_title: 'Token created: copy it now',
-    adm_tok_secret_once: 'The secret is shown this once; it cannot be seen again after closing.',
-    adm_tok_copy: 'Copy', adm_tok_copied: 'Copied', adm_tok_done: 'I have saved it', adm_tok_secret: 'Token secret',
-    adm_tok_name_hint: 'e.g. approval-system, no spaces' },
-});
 
 function tokenState(tok) {
   if (tok.revoked_at) return h('span', { class: 'adm-muted', text: t('adm_tok_revoked') });

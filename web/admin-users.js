@@ -2,20 +2,9 @@
 // whole subtree, none means global), and accounts locked by failed logins. Create, edit (role, regions,
 // password), unlock, delete. Passwords are write-only: the form never shows one and, when editing, an
 // empty password keeps the current one. The server refuses what the admin may not grant and says why.
-import { api, h, showError, strings, t, toast } from './core.js';
+import { api, h, showError, t, toast } from './core.js';
 import { checkedValues, dangerButton, field, form, load, regionChecks, regionName, select, smallButton, split, table,
   val } from './admin-kit.js';
-
-strings({
-  'zh-CN': { adm_user_new: '新建用户', adm_user_edit: '编辑用户：{name}', adm_user_name: '用户名', adm_user_role: '角色',
-    adm_user_regions: '管辖区划', adm_user_regions_hint: '选中的区划含其全部下级；不选即全局（仅全局管理员可授予）',
-    adm_user_password_hint: '至少 8 个字符', adm_user_locked: '已锁定', adm_user_status: '状态', adm_user_active: '正常',
-    adm_user_unlock: '解锁', adm_user_unlocked: '已解锁', adm_user_global: '全局' },
-  en: { adm_user_new: 'New user', adm_user_edit: 'Edit user: {name}', adm_user_name: 'Username', adm_user_role: 'Role',
-    adm_user_regions: 'Jurisdiction', adm_user_regions_hint: 'A region includes all below it; none means global (only a global admin grants that)',
-    adm_user_password_hint: 'At least 8 characters', adm_user_locked: 'Locked', adm_user_status: 'Status',
-    adm_user_active: 'Active', adm_user_unlock: 'Unlock', adm_user_unlocked: 'Unlocked', adm_user_global: 'Global' },
-});
 
 export const HUMAN_ROLES = ['admin', 'supervisor', 'investigator', 'integrator'];
 

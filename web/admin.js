@@ -5,17 +5,7 @@
 // exports { mount(root, route) } and may return a clean-up function, like a page of the shell. A language
 // switch re-mounts the tab, so every string is drawn again in the new language. Everything a tab shows is
 // scoped by the server to the admin's regions; the pages never filter for security.
-import { bus, h, showError, strings, stylesheet, t } from './core.js';
-
-strings({
-  'zh-CN': { adm_tabs: '管理分类', adm_tab_regions: '行政区划', adm_tab_sites: '场所', adm_tab_positions: '点位',
-    adm_tab_cameras: '摄像机', adm_tab_nvr: 'NVR 导入', adm_tab_users: '用户', adm_tab_tokens: '接口令牌',
-    adm_tab_audit: '审计日志', adm_tab_health: '运行状况', adm_tab_keys: '[ 和 ] 切换分类' },
-  en: { adm_tabs: 'Administration sections', adm_tab_regions: 'Regions', adm_tab_sites: 'Sites',
-    adm_tab_positions: 'Positions', adm_tab_cameras: 'Cameras', adm_tab_nvr: 'NVR import', adm_tab_users: 'Users',
-    adm_tab_tokens: 'API tokens', adm_tab_audit: 'Audit log', adm_tab_health: 'Health',
-    adm_tab_keys: '[ and ] switch sections' },
-});
+import { bus, h, showError, stylesheet, t } from './core.js';
 
 const TABS = ['regions', 'sites', 'positions', 'cameras', 'nvr', 'users', 'tokens', 'audit', 'health'];
 const DEFAULT = 'sites';

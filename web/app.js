@@ -6,19 +6,7 @@
 // left (stop players, timers, listeners). `route` is { parts: ['cases', 'ZW-1'], query: URLSearchParams }
 // from the address `#/cases/ZW-1?x=y`. Pages talk to the server only through core.js's `api`.
 import { api, bus, can, connectNotifications, disconnectNotifications, h, lang, LANGS, session, setCsrf, setLang,
-  showError, strings, t } from './core.js';
-
-strings({
-  'zh-CN': { title: '视频监察', login: '登录', username: '用户名', password: '密码', signin: '登录', logout: '退出',
-    bad_login: '用户名或密码错误', locked: '登录尝试过多，请稍后再试', nav_wall: '实时监控', nav_cases: '案件调阅',
-    nav_playback: '录像回放', nav_admin: '系统管理', no_console: '此账号没有可用的页面', page_failed: '页面加载失败',
-    not_found: '没有这个页面', lang_switch: 'English', skip: '跳到内容' },
-  en: { title: 'Video supervision', login: 'Log in', username: 'Username', password: 'Password', signin: 'Log in',
-    logout: 'Log out', bad_login: 'Wrong username or password', locked: 'Too many attempts; try again later',
-    nav_wall: 'Live wall', nav_cases: 'Cases', nav_playback: 'Playback', nav_admin: 'Administration',
-    no_console: 'This account has no console page', page_failed: 'The page failed to load',
-    not_found: 'No such page', lang_switch: '中文', skip: 'Skip to content' },
-});
+  showError, t } from './core.js';
 
 /** The pages, in the order of the navigation. */
 const PAGES = [

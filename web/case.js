@@ -8,32 +8,10 @@
 // done or failed and polling stops when the page is left; a hold needs a reason, as the server does. New
 // events of the case (a `cases_updated` notification) are announced with a reload button, never applied
 // under the investigator's feet: a reload would stop the player.
-import { api, bus, fmtBytes, fmtTime, h, showError, strings, t, toast } from './core.js';
+import { api, bus, fmtBytes, fmtTime, h, showError, t, toast } from './core.js';
 import { zoomSelect } from './timeline.js';
 import { cardLabel, coverageLabel, kindLabel, remountOnLang, statusLabel, typeLabel } from './case-terms.js';
 import { iso, playerKeys, Replay, speedButtons, toMs } from './replay.js';
-
-strings({
-  'zh-CN': { ck_back: '返回查询', ck_site: '场所', ck_first: '开始', ck_last: '最后事件', ck_deadline: '办理期限',
-    ck_followup: '督办期限', ck_completed: '办结时间', ck_events: '事件', ck_clips: '录像片段', ck_no_clips:
-    '没有摄像机覆盖此案件的位置', ck_play: '播放', ck_jump: '跳转', ck_export: '导出证据包', ck_exporting: '正在导出 {p}%',
-    ck_export_done: '导出完成', ck_export_failed: '导出失败：{e}', ck_download: '下载证据包', ck_hold: '保全录像',
-    ck_reason: '保全原因', ck_reason_hint: '例如：投诉调查，保留至结案', ck_held: '已保全 {n} 段录像（{by}，{at}）',
-    ck_no_cover: '没有摄像机覆盖位置 {pos}', ck_time: '时间', ck_kind: '环节', ck_position: '位置', ck_operator: '经办人',
-    ck_camera: '摄像机', ck_range: '时段', ck_coverage: '录像', ck_open: '进行中', ck_prev_event: '上一个事件',
-    ck_next_event: '下一个事件', ck_player: '录像播放', ck_no_thumb: '无画面', ck_actions: '证据',
-    ck_updated: '此案件有新的事件', ck_reload: '刷新' },
-  en: { ck_back: 'Back to search', ck_site: 'Site', ck_first: 'Started', ck_last: 'Last event', ck_deadline: 'Deadline',
-    ck_followup: 'Follow-up deadline', ck_completed: 'Completed at', ck_events: 'Events', ck_clips: 'Clips', ck_no_clips:
-    'No camera covers the positions of this case', ck_play: 'Play', ck_jump: 'Go', ck_export: 'Export evidence package',
-    ck_exporting: 'Exporting {p}%', ck_export_done: 'Export done', ck_export_failed: 'Export failed: {e}',
-    ck_download: 'Download package', ck_hold: 'Hold footage', ck_reason: 'Reason for the hold',
-    ck_reason_hint: 'e.g. complaint under investigation, keep until closed', ck_held: '{n} clips held ({by}, {at})',
-    ck_no_cover: 'No camera covers position {pos}', ck_time: 'Time', ck_kind: 'Step', ck_position: 'Position',
-    ck_operator: 'Operator', ck_camera: 'Camera', ck_range: 'Time span', ck_coverage: 'Footage', ck_open: 'ongoing',
-    ck_prev_event: 'Previous event', ck_next_event: 'Next event', ck_player: 'Playback', ck_no_thumb: 'No picture',
-    ck_actions: 'Evidence', ck_updated: 'This case has new events', ck_reload: 'Reload' },
-});
 
 const fact = (label, value) => (value ? [h('dt', { text: label }), h('dd', { text: value })] : []);
 

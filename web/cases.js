@@ -6,21 +6,8 @@
 // search can be bookmarked and the back button returns to it; days are local days, sent as the RFC 3339
 // bounds of [first day 00:00, day after the last 00:00) and matched against each case's activity
 // (GET /cases: last_at >= from and first_at < to); pages of 50 follow `next_after`.
-import { api, dayBounds, fmtTime, h, showError, strings, stylesheet, t } from './core.js';
+import { api, dayBounds, fmtTime, h, showError, stylesheet, t } from './core.js';
 import { cardLabel, remountOnLang, statusLabel, typeLabel } from './case-terms.js';
-
-strings({
-  'zh-CN': { cs_title: '案件调阅', cs_q: '办件编号 / 项目编号', cs_q_hint: '输入编号或其开头', cs_from: '起始日期',
-    cs_to: '截止日期', cs_site: '场所', cs_type: '类型', cs_card: '亮牌', cs_any: '全部', cs_search: '查询',
-    cs_reset: '清空', cs_more: '加载更多', cs_none: '没有符合条件的案件', cs_count: '已显示 {n} 个案件',
-    cs_no: '编号', cs_status: '状态', cs_first: '首个事件', cs_last: '最后事件', cs_events: '事件数',
-    cs_help: '按 Enter 查询；结果中按 Enter 打开案件' },
-  en: { cs_title: 'Cases', cs_q: 'Case or project number', cs_q_hint: 'A number or its beginning', cs_from: 'From',
-    cs_to: 'To', cs_site: 'Site', cs_type: 'Type', cs_card: 'Card', cs_any: 'All', cs_search: 'Search',
-    cs_reset: 'Clear', cs_more: 'Load more', cs_none: 'No case matches', cs_count: '{n} cases shown',
-    cs_no: 'Number', cs_status: 'Status', cs_first: 'First event', cs_last: 'Last event', cs_events: 'Events',
-    cs_help: 'Enter searches; Enter on a result opens the case' },
-});
 
 const FIELDS = ['q', 'from', 'to', 'site_id', 'case_type', 'card'];
 

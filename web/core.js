@@ -1,18 +1,17 @@
 // What every page of the console shares: the API client, strings and the language switch, an element
 // builder, time formats, the notifications socket and toasts. Pages import from here and from nothing else
 // of the shell (see app.js for the page contract).
-const STRINGS = { 'zh-CN': {}, en: {} };
+import en from './i18n-en.js';
+import zhCN from './i18n-zh-CN.js';
+
+/** The strings of each language, one table per language (i18n-*.js); zh-CN is the reference. */
+const STRINGS = { 'zh-CN': zhCN, en };
 export const LANGS = ['zh-CN', 'en'];
 export let lang = LANGS.includes(localStorage.getItem('vigil.lang')) ? localStorage.getItem('vigil.lang') : 'zh-CN';
 
 /** Events: 'lang' (language changed), 'notification' (detail: a message of GET /notifications),
  *  'unauthorized' (the session ended). */
 export const bus = new EventTarget();
-
-/** Adds a page's strings: { 'zh-CN': { key: '…' }, en: { key: '…' } }. zh-CN is the reference. */
-export function strings(table) {
-  for (const l of LANGS) Object.assign(STRINGS[l], table[l] || {});
-}
 
 /** The string of `key` in the current language; `{name}` placeholders are filled from `vars`. */
 export function t(key, vars) {
@@ -45,13 +44,6 @@ export class ApiError extends Error {
 // The server explains itself in English. A zh-CN reader gets the kind of refusal in Chinese first and the
 // server's detail after it (it names the field, the limit or what is left), or a whole Chinese sentence
 // where the detail adds nothing. English readers get the server's message as it is.
-strings({
-  'zh-CN': { err_invalid: '输入有误', err_bad_request: '请求有误', err_conflict: '无法完成', err_forbidden: '无权操作',
-    err_unavailable: '服务暂不可用', err_unsupported_media_type: '请求格式不受支持',
-    err_not_found: '对象不存在或不在您的管辖范围内', err_internal: '服务器内部错误，请查看服务器日志',
-    err_unauthorized: '请先登录', err_bad_credentials: '用户名或密码错误', err_no_footage: '该时间段没有录像',
-    err_too_many_requests: '尝试过于频繁，请稍后再试' },
-});
 const WHOLE_SENTENCE = new Set(['not_found', 'internal', 'unauthorized', 'bad_credentials', 'no_footage',
   'too_many_requests']);
 

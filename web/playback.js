@@ -6,24 +6,10 @@
 // does not remount and the back button still leaves the page); only the window around the playhead is
 // loaded (replay.js); a camera's events come from GET /cameras/{id}/events (case events at the positions
 // it covers) and a failure there leaves playback working without markers.
-import { api, dayBounds, fmtTime, h, showError, strings, stylesheet, t, ymd } from './core.js';
+import { api, dayBounds, fmtTime, h, showError, stylesheet, t, ymd } from './core.js';
 import { zoomSelect } from './timeline.js';
 import { iso, playerKeys, Replay, speedButtons, toMs } from './replay.js';
 import { kindLabel, remountOnLang } from './case-terms.js';
-
-strings({
-  'zh-CN': { pb_cameras: '摄像机', pb_filter: '筛选摄像机', pb_pick: '请选择一台摄像机', pb_day: '日期',
-    pb_prev_day: '前一天', pb_next_day: '后一天', pb_prev_event: '上一个事件', pb_next_event: '下一个事件',
-    pb_back: '后退 5 秒', pb_fwd: '前进 5 秒', pb_no_rec: '这一天没有录像',
-    pb_recorded: '录像 {n} 段，共 {h}', pb_no_event: '没有更多事件', pb_events: '事件 {n} 个', pb_recording: '录像中',
-    pb_site_empty: '（无摄像机）', pb_dur_h: '{h} 小时 {m} 分', pb_dur_m: '{m} 分 {s} 秒', pb_dur_s: '{s} 秒', pb_event_at: '{kind} · {case} · {pos}' },
-  en: { pb_cameras: 'Cameras', pb_filter: 'Filter cameras', pb_pick: 'Pick a camera', pb_day: 'Day',
-    pb_prev_day: 'Previous day', pb_next_day: 'Next day', pb_prev_event: 'Previous event', pb_next_event: 'Next event',
-    pb_back: 'Back 5 s', pb_fwd: 'Forward 5 s', pb_no_rec: 'No recording on this day',
-    pb_recorded: 'Recorded spans: {n} ({h} in all)', pb_no_event: 'No more events', pb_events: '{n} events',
-    pb_recording: 'Recording', pb_site_empty: '(no cameras)', pb_dur_h: '{h} h {m} min', pb_dur_m: '{m} min {s} s',
-    pb_dur_s: '{s} s', pb_event_at: '{kind} · {case} · {pos}' },
-});
 
 /** `1 h 5 min` style duration of ms. */
 export function fmtDuration(ms) {

@@ -8,16 +8,7 @@
 // Invariants: `time` is always wall time in ms; a seek inside the loaded window only moves currentTime;
 // a seek into a gap lands on the next recorded footage; the speed survives a window change; a window ends
 // at the footage known when it loads, so the bytes of every video URL it asks for never change.
-import { h, strings, t } from './core.js';
-
-strings({
-  'zh-CN': { rp_play: '播放', rp_pause: '暂停', rp_speed: '倍速', rp_no_footage: '此时间没有录像',
-    rp_failed: '录像无法播放', rp_loading: '加载中…',
-    rp_keys: '空格 播放/暂停，←/→ 后退/前进 5 秒（Shift 30 秒），[ ] 调整倍速，n/p 下一个/上一个事件' },
-  en: { rp_play: 'Play', rp_pause: 'Pause', rp_speed: 'Speed', rp_no_footage: 'No footage at this time',
-    rp_failed: 'The footage cannot be played', rp_loading: 'Loading…',
-    rp_keys: 'Space play/pause, ←/→ back/forward 5 s (Shift 30 s), [ ] speed, n/p next/previous event' },
-});
+import { h, t } from './core.js';
 
 export const SPEEDS = [1, 2, 4, 8];
 const WINDOW_MS = 10 * 60e3;

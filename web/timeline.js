@@ -13,16 +13,7 @@
 //         'scrub' (detail {time}) while dragging, for a preview of the playhead only.
 // Invariants: the playhead is clamped to the range; the view keeps the playhead inside it when it zooms;
 // the element is one focusable slider (role=slider with aria-valuetext) so a keyboard user can scrub.
-import { fmtClock, fmtTime, h, strings, t } from './core.js';
-
-strings({
-  'zh-CN': { tl_label: '时间轴', tl_help: '←/→ 步进，Shift 加大步长，Home/End 到首尾，+/- 缩放，点击或拖动定位',
-    tl_recorded: '有录像', tl_gap: '无录像', tl_zoom: '缩放', tl_z_all: '全部', tl_z_6h: '6 小时', tl_z_1h: '1 小时',
-    tl_z_15m: '15 分钟', tl_z_5m: '5 分钟', tl_z_1m: '1 分钟' },
-  en: { tl_label: 'Timeline', tl_help: '←/→ step, Shift for larger steps, Home/End to the ends, +/- zoom, click or drag to seek',
-    tl_recorded: 'Recorded', tl_gap: 'No recording', tl_zoom: 'Zoom', tl_z_all: 'All', tl_z_6h: '6 hours',
-    tl_z_1h: '1 hour', tl_z_15m: '15 minutes', tl_z_5m: '5 minutes', tl_z_1m: '1 minute' },
-});
+import { fmtClock, fmtTime, h, t } from './core.js';
 
 // Tick spacing candidates, in ms: the first that leaves at least ~80 px between labels wins.
 const TICKS = [1e3, 5e3, 10e3, 30e3, 60e3, 5 * 60e3, 10 * 60e3, 30 * 60e3, 3600e3, 3 * 3600e3, 6 * 3600e3];

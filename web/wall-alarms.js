@@ -4,15 +4,7 @@
 //
 // One entry per alarm: an alarm has an id; a case card is keyed by case number and colour, so that the
 // same card seen as GET /alarms row, `alarm` message and `case_card` message is listed once.
-import { fmtTime, h, strings, t } from './core.js';
-
-strings({
-  'zh-CN': { alarms: '报警', alarms_none: '当前没有报警', kind_camera_offline: '摄像机离线', kind_case_yellow: '黄牌',
-    kind_case_red: '红牌', kind_other: '报警', alarm_show: '在画面中显示', list_sep: '、' },
-  en: { alarms: 'Alarms', alarms_none: 'No active alarm', kind_camera_offline: 'Camera offline',
-    kind_case_yellow: 'Yellow card', kind_case_red: 'Red card', kind_other: 'Alarm', alarm_show: 'Show on the wall',
-    list_sep: ', ' },
-});
+import { fmtTime, h, t } from './core.js';
 
 const CARD_KIND = { yellow: 'case_yellow', red: 'case_red' };
 

@@ -2,20 +2,8 @@
 // seconds per page). Native <dialog>: modal, Escape cancels, focus returns to the opener. The limits are
 // those of PUT /me/wall (names 1-40 characters unique in their list, 1-256 cameras, 5-3600 seconds), checked
 // here so that the user sees why before the server says no.
-import { h, strings, t } from './core.js';
+import { h, t } from './core.js';
 import { CameraTree } from './wall-tree.js';
-
-strings({
-  'zh-CN': { dlg_ok: '确定', dlg_cancel: '取消', dlg_delete: '删除', name: '名称', name_taken: '名称已存在',
-    name_bad: '名称须为 1 到 40 个字符', layout_name: '保存为布局', tour_new: '新建轮巡', tour_edit: '编辑轮巡',
-    tour_seconds: '每页停留（秒，5 至 3600）', tour_cameras: '轮巡摄像机（已选 {n} 个）', tour_no_cameras: '请至少选择一个摄像机',
-    tour_too_many: '最多 256 个摄像机', seconds_bad: '秒数须在 5 到 3600 之间' },
-  en: { dlg_ok: 'OK', dlg_cancel: 'Cancel', dlg_delete: 'Delete', name: 'Name', name_taken: 'That name is taken',
-    name_bad: 'A name has 1 to 40 characters', layout_name: 'Save as a layout', tour_new: 'New tour',
-    tour_edit: 'Edit tour', tour_seconds: 'Seconds per page (5 to 3600)', tour_cameras: 'Cameras of the tour ({n} chosen)',
-    tour_no_cameras: 'Choose at least one camera', tour_too_many: 'At most 256 cameras',
-    seconds_bad: 'Seconds must be 5 to 3600' },
-});
 
 function validName(name, taken) {
   const n = name.trim();

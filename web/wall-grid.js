@@ -6,17 +6,9 @@
 // see (a camera missing from GET /cameras is out of scope or deleted: it is never asked for). Cells keep
 // 16:9 and the grid is sized to fit its box (ResizeObserver), so the whole wall is always on screen.
 // One tile is "selected" (roving tabindex): clicks in the tree fill it, arrows move it.
-import { h, strings, t } from './core.js';
+import { h, t } from './core.js';
 import './live-player.js';
 import { stateLabel } from './wall-tree.js';
-
-strings({
-  'zh-CN': { tile_connecting: '连接中…', tile_empty: '空闲：点击或拖入摄像机', tile_hidden: '摄像机不可用（无权限或已删除）',
-    badge_rec: '录像', badge_alarm: '报警', tile_clear: '移出画面', tile_label: '画面 {n}', grid_label: '监控画面' },
-  en: { tile_connecting: 'Connecting…', tile_empty: 'Empty: click or drop a camera',
-    tile_hidden: 'Camera unavailable (no access or deleted)', badge_rec: 'REC', badge_alarm: 'ALARM',
-    tile_clear: 'Remove from the wall', tile_label: 'Tile {n}', grid_label: 'Live tiles' },
-});
 
 /** A layout of `cols` x `rows` whose `bigs` cells span; the rest is filled with 1x1 cells, row by row. */
 export function makeLayout(name, cols, rows, bigs = []) {

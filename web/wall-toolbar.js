@@ -1,26 +1,8 @@
 // The live wall's toolbar: layout choice (squares, templates and the user's saved layouts), merge/split,
 // save, tours, the saved/touring status and the keyboard help. It only draws: every action is a method of
 // the wall (web/wall.js), and the toolbar is drawn again whenever what it shows changes.
-import { h, strings, t } from './core.js';
+import { h, t } from './core.js';
 import { isPreset, SQUARES, TEMPLATES } from './wall-grid.js';
-
-strings({
-  'zh-CN': { layout: '布局', layout_n: '{n} 画面', more_layouts: '更多布局…', tpl: '模板', saved_layouts: '已保存',
-    'tpl_1+5': '1 大 5 小', 'tpl_1+7': '1 大 7 小', 'tpl_1+12': '中间 1 大 12 小', 'tpl_2+8': '2 大 8 小',
-    merge: '合并', merge_title: '合并所选区域（Shift+点击或 Shift+方向键选择）', merge_bad: '所选区域会切开其他画面',
-    split: '拆分', split_title: '把选中的大画面拆成小画面', save: '保存', save_as: '另存为', delete_layout: '删除布局',
-    saved: '已保存', unsaved: '未保存', tour: '轮巡', tours_none: '无轮巡', tour_start: '开始轮巡', tour_stop: '停止轮巡',
-    tour_new: '新建轮巡', tour_edit: '编辑轮巡', touring: '轮巡中：{name}（第 {page}/{pages} 页，每 {s} 秒）',
-    help: '帮助', help_text: '摄像机目录：↑↓ 移动，→ ← 展开/收起，Enter 或单击把摄像机放到选中画面（分组：从选中画面起依次放入，也可双击分组）；也可以把摄像机拖到画面上。画面：方向键选择，Enter、F 或双击全屏看主码流，Esc 退出全屏，Delete 移出摄像机，拖动画面交换位置，Shift+方向键或 Shift+点击选择区域后可合并。' },
-  en: { layout: 'Layout', layout_n: '{n} tiles', more_layouts: 'More layouts…', tpl: 'Templates', saved_layouts: 'Saved',
-    'tpl_1+5': '1 big + 5', 'tpl_1+7': '1 big + 7', 'tpl_1+12': '1 big centre + 12', 'tpl_2+8': '2 big + 8',
-    merge: 'Merge', merge_title: 'Merge the selected area (Shift+click or Shift+arrows to select)',
-    merge_bad: 'The area would cut another tile', split: 'Split', split_title: 'Split the selected big tile',
-    save: 'Save', save_as: 'Save as', delete_layout: 'Delete layout', saved: 'Saved', unsaved: 'Unsaved', tour: 'Tour',
-    tours_none: 'No tour', tour_start: 'Start tour', tour_stop: 'Stop tour', tour_new: 'New tour', tour_edit: 'Edit tour',
-    touring: 'Touring: {name} (page {page}/{pages}, every {s} s)', help: 'Help',
-    help_text: 'Camera tree: Up/Down move, Right/Left open/close, Enter or a click puts the camera on the selected tile (a group fills the tiles from the selected one; a double click does too); cameras can also be dragged onto tiles. Tiles: arrows select, Enter, F or a double click opens the main stream full screen, Escape closes it, Delete removes the camera, drag a tile to swap, Shift+arrows or Shift+click select an area to merge.' },
-});
 
 /** Draws the toolbar of `wall` into `wall.toolbar`; keeps the merge and split buttons on `wall`. */
 export function renderToolbar(wall) {

@@ -7,16 +7,7 @@
 //
 // Two uses: the wall's picker (Enter or a click puts a camera, or a whole group, on the wall; rows can be
 // dragged onto tiles) and, with `checkable`, the tour editor's camera chooser (Space or a click ticks).
-import { api, h, strings, t } from './core.js';
-
-strings({
-  'zh-CN': { tree_filter: '筛选摄像机', tree_empty: '没有可见的摄像机', tree_label: '摄像机目录',
-    st_online: '在线', st_connecting: '连接中', st_offline: '离线', st_auth_failed: '认证失败',
-    st_unsupported: '不支持', st_unknown: '未知' },
-  en: { tree_filter: 'Filter cameras', tree_empty: 'No camera visible', tree_label: 'Cameras',
-    st_online: 'online', st_connecting: 'connecting', st_offline: 'offline', st_auth_failed: 'login failed',
-    st_unsupported: 'unsupported', st_unknown: 'unknown' },
-});
+import { api, h, t } from './core.js';
 
 /** The label of a camera state of GET /cameras (`state`), or of a missing one. */
 export const stateLabel = (s) => t(`st_${s || 'unknown'}`);

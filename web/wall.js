@@ -12,19 +12,12 @@
 //   removes every player and timer (the cleanup returned by mount).
 // - Camera state comes from GET /cameras, then camera_status notifications, with a poll every 10 s in
 //   case a message was missed. Only cameras of GET /cameras are ever shown: the server scopes them.
-import { api, bus, h, showError, strings, stylesheet, t, toast } from './core.js';
+import { api, bus, h, showError, stylesheet, t, toast } from './core.js';
 import { AlarmPanel } from './wall-alarms.js';
 import { askLayoutName, editTour } from './wall-dialogs.js';
 import { copyLayout, fill, merge, SQUARES, split, TEMPLATES, WallGrid } from './wall-grid.js';
 import { renderToolbar, stateText } from './wall-toolbar.js';
 import { CameraTree, loadTreeData, stateLabel } from './wall-tree.js';
-
-strings({
-  'zh-CN': { limit_layouts: '最多保存 32 个布局', limit_tours: '最多 32 个轮巡', wall_load_failed: '无法读取已保存的布局：{msg}',
-    fullscreen_close: '关闭（Esc）', main_stream: '主码流' },
-  en: { limit_layouts: 'At most 32 saved layouts', limit_tours: 'At most 32 tours',
-    wall_load_failed: 'Saved layouts could not be read: {msg}', fullscreen_close: 'Close (Esc)', main_stream: 'main stream' },
-});
 
 const POLL_MS = 10000;
 const DEFAULT_LAYOUT = '4';
