@@ -141,3 +141,39 @@ async fn tls_serves_https_with_secure_cookies() {
         .await;
     assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true));
 }
+
+/// Two servers in one process (as a node and its test peer will be): each keeps its own key, so neither
+/// can open the other's sealed passwords, and neither changes what the other seals with.
+#[tokio::test]
+async fn two_servers_in_one_process_keep_their_own_keys() {
+    let (a_dir, b_dir) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let bind = |dir: &std::path::Path| {
+        let mut cfg = vigil::config::Config::default();
+        cfg.data_dir = dir.to_owned();
+        cfg.listen = "127.0.0.1:0".parse().expect("addr");
+        vigil::server::Server::bind(cfg)
+    };
+    let a = bind(a_dir.path()).await.expect("server a");
+    let b = bind(b_dir.path()).await.expect("server b");
+    let sealed_by_a = a.state.secrets.seal("Pa55-of-a").expect("seal");
+    let sealed_by_b = b.state.secrets.seal("Pa55-of-b").expect("seal");
+    assert_eq!(
+        a.state.secrets.open(&sealed_by_a).expect("a opens its own"),
+        "Pa55-of-a"
+    );
+    assert_eq!(
+        b.state.secrets.open(&sealed_by_b).expect("b opens its own"),
+        "Pa55-of-b"
+    );
+    assert!(
+        b.state.secrets.open(&sealed_by_a).is_err(),
+        "b cannot open a's"
+    );
+    assert!(
+        a.state.secrets.open(&sealed_by_b).is_err(),
+        "a cannot open b's"
+    );
+}
