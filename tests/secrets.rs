@@ -151,10 +151,11 @@ async fn two_servers_in_one_process_keep_their_own_keys() {
         tempfile::tempdir().expect("dir"),
     );
     let bind = |dir: &std::path::Path| {
-        let mut cfg = vigil::config::Config::default();
-        cfg.data_dir = dir.to_owned();
-        cfg.listen = "127.0.0.1:0".parse().expect("addr");
-        vigil::server::Server::bind(cfg)
+        vigil::server::Server::bind(vigil::config::Config {
+            data_dir: dir.to_owned(),
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            ..Default::default()
+        })
     };
     let a = bind(a_dir.path()).await.expect("server a");
     let b = bind(b_dir.path()).await.expect("server b");
