@@ -140,7 +140,15 @@ pub fn wanted(headers: &HeaderMap, etag: &ETag, len: u64) -> Wanted {
     let Some(range) = headers.typed_get::<headers::Range>() else {
         return Wanted::Whole;
     };
-    let ranges: Vec<_> = range.satisfiable_ranges(len).collect();
+    let mut ranges: Vec<_> = range.satisfiable_ranges(len).collect();
+    // A suffix longer than the representation means all of it (RFC 9110 14.1.3); the crate drops it.
+    let raw = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let suffix = raw
+        .and_then(|v| v.trim().strip_prefix("bytes=-"))
+        .is_some_and(|n| !n.contains(','));
+    if ranges.is_empty() && len > 0 && suffix {
+        ranges.push((Bound::Included(0), Bound::Unbounded));
+    }
     let [(start, end)] = ranges.as_slice() else {
         // Several ranges are answered with the whole file; none that fits is an error.
         return if ranges.is_empty() {
@@ -299,6 +307,11 @@ mod tests {
         assert_eq!(range("bytes=-10"), Wanted::Part(990, 1000));
         assert_eq!(range("bytes=0-5000"), Wanted::Part(0, 1000));
         assert_eq!(range("bytes=1000-"), Wanted::Unsatisfiable);
+        assert_eq!(
+            range("bytes=-5000"),
+            Wanted::Part(0, 1000),
+            "a long suffix is the whole file"
+        );
         assert_eq!(range("bytes=0-1,5-6"), Wanted::Whole);
         assert_eq!(range("bytes=x-"), Wanted::Unsatisfiable);
         assert_eq!(ask(&[]), Wanted::Whole);
