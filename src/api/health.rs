@@ -60,18 +60,9 @@ pub struct Health {
     sites: Vec<SiteHealth>,
 }
 
-pub async fn health(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Query(q): Query<HealthQuery>,
-) -> ApiResult<Json<Health>> {
-    let hours = q.hours.unwrap_or(24);
-    if !(1..=24 * 90).contains(&hours) {
-        return Err(ApiError::invalid("hours must be between 1 and 2160"));
-    }
-    let now_us = crate::time::now_us();
-    let from_us = now_us - i64::from(hours) * 3_600_000_000;
-    let mut sites: BTreeMap<i64, SiteHealth> = db::sites::list(&s.pool)
+/// The sites of the caller's regions, by id, with nothing counted yet.
+async fn visible_sites(s: &AppState, p: &Principal) -> ApiResult<BTreeMap<i64, SiteHealth>> {
+    Ok(db::sites::list(&s.pool)
         .await?
         .into_iter()
         .filter(|site| p.scope.allows(&site.region_code))
@@ -85,7 +76,44 @@ pub async fn health(
             };
             (h.site_id, h)
         })
-        .collect();
+        .collect())
+}
+
+impl SiteHealth {
+    /// The rates from the counts: online now, online over the period (`online` of its uptime samples),
+    /// and recording completeness. `None` where there is nothing to divide by.
+    fn set_rates(&mut self, online: i64) {
+        self.online_rate =
+            (self.cameras > 0).then(|| f64::from(self.online) / f64::from(self.cameras));
+        self.online_time_rate =
+            (self.uptime_samples > 0).then(|| online as f64 / self.uptime_samples as f64);
+        self.completeness = (self.expected_seconds > 0.0)
+            .then(|| (self.recorded_seconds / self.expected_seconds).min(1.0));
+    }
+}
+
+/// The data directory's file system and the footage on it (admins only).
+async fn disk(s: &AppState) -> ApiResult<Disk> {
+    let (total_bytes, free_bytes) = retention::disk_space(&s.cfg.data_dir).unwrap_or((0, 0));
+    Ok(Disk {
+        total_bytes,
+        free_bytes,
+        recordings_bytes: index::total_bytes(&s.pool).await?,
+    })
+}
+
+pub async fn health(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<HealthQuery>,
+) -> ApiResult<Json<Health>> {
+    let hours = q.hours.unwrap_or(24);
+    if !(1..=24 * 90).contains(&hours) {
+        return Err(ApiError::invalid("hours must be between 1 and 2160"));
+    }
+    let now_us = crate::time::now_us();
+    let from_us = now_us - i64::from(hours) * 3_600_000_000;
+    let mut sites = visible_sites(&s, &p).await?;
     let recorded = index::recorded_us(&s.pool, from_us, now_us).await?;
     let uptime = crate::cases::uptime::rates(&s.pool, from_us / 1000, now_us / 1000).await?;
     let mut online_samples: BTreeMap<i64, i64> = BTreeMap::new();
@@ -119,21 +147,10 @@ pub async fn health(
         }
     }
     for site in sites.values_mut() {
-        site.online_rate =
-            (site.cameras > 0).then(|| f64::from(site.online) / f64::from(site.cameras));
-        let online = online_samples.get(&site.site_id).copied().unwrap_or(0);
-        site.online_time_rate =
-            (site.uptime_samples > 0).then(|| online as f64 / site.uptime_samples as f64);
-        site.completeness = (site.expected_seconds > 0.0)
-            .then(|| (site.recorded_seconds / site.expected_seconds).min(1.0));
+        site.set_rates(online_samples.get(&site.site_id).copied().unwrap_or(0));
     }
     let disk = if p.role == Role::Admin {
-        let (total_bytes, free_bytes) = retention::disk_space(&s.cfg.data_dir).unwrap_or((0, 0));
-        Some(Disk {
-            total_bytes,
-            free_bytes,
-            recordings_bytes: index::total_bytes(&s.pool).await?,
-        })
+        Some(disk(&s).await?)
     } else {
         None
     };
