@@ -32,6 +32,17 @@ pub struct SimArgs {
     /// then shows "Vigil sim" instead of each camera's name.
     #[arg(long)]
     shared_encoder: bool,
+    /// Replay a clip of moving footage (made once at these settings with x264 "faster", High profile,
+    /// B-frames, constant bitrate, and cached) to every camera, instead of a test pattern: the stimulus
+    /// that costs a recorder what a real camera does.
+    #[arg(long, conflicts_with = "clip_file")]
+    clip: bool,
+    /// Length of the --clip footage, in seconds.
+    #[arg(long, default_value_t = 30, requires = "clip")]
+    clip_seconds: u32,
+    /// Replay this H.264 file (MP4, Matroska, MPEG-TS) to every camera, e.g. a real camera's footage.
+    #[arg(long, value_name = "FILE")]
+    clip_file: Option<std::path::PathBuf>,
 }
 
 #[cfg(not(feature = "sim"))]
@@ -58,7 +69,7 @@ mod with_sim {
     use std::path::PathBuf;
     use vigil::config::Config;
     use vigil::server::{shutdown_signal, Server};
-    use vigil::sim::{SimCodec, SimOptions, SimServer};
+    use vigil::sim::{ClipSource, SimCodec, SimOptions, SimServer};
 
     /// Runs the simulated cameras until Ctrl-C, after printing their URLs.
     pub async fn run(args: SimArgs) -> anyhow::Result<()> {
@@ -88,6 +99,13 @@ mod with_sim {
             username: a.username.clone(),
             password: a.password.clone(),
             shared_encoder: a.shared_encoder,
+            clip: match (&a.clip_file, a.clip) {
+                (Some(path), _) => Some(ClipSource::File(path.clone())),
+                (None, true) => Some(ClipSource::MovingFootage {
+                    seconds: a.clip_seconds,
+                }),
+                (None, false) => None,
+            },
         }
     }
 

@@ -8,6 +8,9 @@
 //! - shared encoder (`shared_encoder: true`, the cheap mode for load tests): one encoder for
 //!   the whole server, relayed to every mount (`pipelines/sim-shared-*.txt`,
 //!   `sim-relay-*.txt`, see `relay.rs`), so dozens of 1080p cameras fit on two cores.
+//! - clip (`clip: Some(..)`): every mount replays one encoded clip of moving footage in a loop
+//!   through the same relay (`clip.rs`): the stimulus that costs a recorder what a real camera's
+//!   main stream costs, which a still test pattern does not.
 //!
 //! Invariants:
 //! - Each server owns a private GLib main context, run by a dedicated thread. Nothing
@@ -26,6 +29,7 @@
 //!   camera go offline, and frees the port: a new server can bind it right away.
 //! - With credentials, every mount requires them (basic or digest); others get 401.
 
+pub mod clip;
 mod pipelines;
 mod relay;
 #[allow(unsafe_code)] // one GStreamer call the binding lacks; see the module's doc
@@ -35,8 +39,10 @@ mod tests;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use gstreamer as gst;
@@ -99,6 +105,19 @@ pub struct SimOptions {
     pub password: Option<String>,
     /// One encoder for all mounts (cheap mode) instead of one per mount.
     pub shared_encoder: bool,
+    /// Replay a clip to every mount instead of encoding a test pattern.
+    pub clip: Option<ClipSource>,
+}
+
+/// The clip of clip mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClipSource {
+    /// Moving footage of the options' size, rate, bitrate and GOP, this many seconds long,
+    /// made once and cached (see [`clip::cache_dir`]).
+    MovingFootage { seconds: u32 },
+    /// An H.264 file (MP4, Matroska, MPEG-TS), e.g. footage of a real camera; its own size,
+    /// rate and bitrate apply.
+    File(PathBuf),
 }
 
 impl Default for SimOptions {
@@ -115,6 +134,7 @@ impl Default for SimOptions {
             username: None,
             password: None,
             shared_encoder: false,
+            clip: None,
         }
     }
 }
@@ -134,6 +154,7 @@ impl fmt::Debug for SimOptions {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("shared_encoder", &self.shared_encoder)
+            .field("clip", &self.clip)
             .finish()
     }
 }
@@ -160,6 +181,15 @@ impl SimOptions {
         }
         if self.bitrate_kbps == 0 || self.gop == 0 {
             return bad("bitrate and gop must be at least 1".into());
+        }
+        match &self.clip {
+            Some(_) if self.codec != SimCodec::H264 => {
+                return bad("clip mode replays H.264 only".into())
+            }
+            Some(ClipSource::MovingFootage { seconds: 0 }) => {
+                return bad("a clip lasts at least one second".into())
+            }
+            _ => {}
         }
         match (&self.username, &self.password) {
             (None, None) => Ok(()),
@@ -226,7 +256,16 @@ impl SimServer {
     pub fn start(opts: SimOptions) -> Result<SimServer, SimError> {
         opts.validate()?;
         gst::init().map_err(SimError::Init)?;
-        let plan = Plan::new(&opts)?;
+        let plan = match &opts.clip {
+            None => Plan::new(&opts)?,
+            Some(source) => {
+                let path = match source {
+                    ClipSource::MovingFootage { seconds } => clip::moving_footage(&opts, *seconds)?,
+                    ClipSource::File(path) => path.clone(),
+                };
+                Plan::clip(&opts, Arc::new(clip::Clip::load(&path)?))?
+            }
+        };
         plan.check_elements()?;
 
         let context = glib::MainContext::new();

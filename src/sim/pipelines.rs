@@ -5,6 +5,9 @@
 //! fails if a placeholder is left unfilled, so a typo in a file is a start-up error rather
 //! than a pipeline that fails to parse when the first client connects.
 
+use std::sync::Arc;
+
+use super::clip::Clip;
 use super::{SimCodec, SimError, SimOptions};
 
 const PER_CAMERA_H264: &str = include_str!("../../pipelines/sim-h264.txt");
@@ -13,6 +16,8 @@ const SHARED_H264: &str = include_str!("../../pipelines/sim-shared-h264.txt");
 const SHARED_H265: &str = include_str!("../../pipelines/sim-shared-h265.txt");
 const RELAY_H264: &str = include_str!("../../pipelines/sim-relay-h264.txt");
 const RELAY_H265: &str = include_str!("../../pipelines/sim-relay-h265.txt");
+/// Makes the moving-footage clip of clip mode (see `clip.rs`).
+pub(super) const CLIP_H264: &str = include_str!("../../pipelines/sim-clip-h264.txt");
 
 /// Text the shared encoder burns into its picture (every mount shows the same picture).
 pub(super) const SHARED_LABEL: &str = "Vigil sim";
@@ -29,9 +34,25 @@ pub(super) enum Plan {
     PerCamera { launches: Vec<String> },
     /// One encoder for the whole server, and the description every mount uses.
     Shared { encoder: String, relay: String },
+    /// A clip replayed in a loop to every mount, through the same relay description.
+    Clip { clip: Arc<Clip>, relay: String },
 }
 
 impl Plan {
+    /// The plan of clip mode: `opts` give the clip's picture (its size and rate).
+    pub(super) fn clip(opts: &SimOptions, clip: Arc<Clip>) -> Result<Plan, SimError> {
+        let vars = [
+            ("width", clip.width.to_string()),
+            ("height", clip.height.to_string()),
+            ("fps", clip.fps.to_string()),
+            ("bitrate_kbps", opts.bitrate_kbps.to_string()),
+            ("gop", opts.gop.to_string()),
+            ("label", SHARED_LABEL.to_owned()),
+        ];
+        let relay = render("relay", RELAY_H264, &vars)?;
+        Ok(Plan::Clip { clip, relay })
+    }
+
     pub(super) fn new(opts: &SimOptions) -> Result<Plan, SimError> {
         let picture = |label: &str| {
             vec![
@@ -75,6 +96,7 @@ impl Plan {
                 .into_iter()
                 .collect(),
             Plan::Shared { encoder, relay } => vec![("encoder", encoder), ("relay", relay)],
+            Plan::Clip { relay, .. } => vec![("relay", relay)],
         };
         for (what, launch) in samples {
             gstreamer::parse::launch(launch)
@@ -90,7 +112,11 @@ pub(super) fn mount_name(n: u32) -> String {
 }
 
 /// Drops `#` comment lines, joins the rest into one line and fills in `{name}` placeholders.
-fn render(what: &'static str, template: &str, vars: &[(&str, String)]) -> Result<String, SimError> {
+pub(super) fn render(
+    what: &'static str,
+    template: &str,
+    vars: &[(&str, String)],
+) -> Result<String, SimError> {
     let mut out = template
         .lines()
         .map(str::trim)
@@ -126,6 +152,7 @@ mod tests {
                 let all = match &plan {
                     Plan::PerCamera { launches } => launches.join("\n"),
                     Plan::Shared { encoder, relay } => format!("{encoder}\n{relay}"),
+                    Plan::Clip { relay, .. } => relay.clone(),
                 };
                 assert!(all.contains("width=640"), "{all}");
                 assert!(!all.contains('#'), "comments are stripped: {all}");

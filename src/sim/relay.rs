@@ -139,8 +139,8 @@ struct Subscriber {
     appsrc: glib::WeakRef<gst_app::AppSrc>,
     /// False until the first keyframe was pushed, and again after falling behind.
     streaming: bool,
-    /// Last PTS pushed, so a restart never steps backwards.
-    last_pts: Option<gst::ClockTime>,
+    /// Decode time (or PTS, without one) last pushed, so a restart never steps backwards.
+    last_pushed: Option<gst::ClockTime>,
 }
 
 enum Fate {
@@ -149,7 +149,7 @@ enum Fate {
 }
 
 impl Hub {
-    fn new(max_backlog_bytes: u64) -> Hub {
+    pub(super) fn new(max_backlog_bytes: u64) -> Hub {
         Hub {
             subscribers: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
@@ -171,7 +171,7 @@ impl Hub {
             mount: mount.to_owned(),
             appsrc: appsrc.downgrade(),
             streaming: false,
-            last_pts: None,
+            last_pushed: None,
         });
         debug!(
             mount,
@@ -195,7 +195,7 @@ impl Hub {
         );
     }
 
-    fn clear(&self) {
+    pub(super) fn clear(&self) {
         self.subscribers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -227,24 +227,31 @@ impl Hub {
             dts: buffer.dts().map(to_clock),
             keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
         };
+        self.publish(&frame);
+    }
 
+    /// Hands one access unit to every registered mount (the encoder's streaming thread, or the
+    /// clip player's thread).
+    pub(super) fn publish(&self, frame: &Frame<'_>) {
         let mut subs = self
             .subscribers
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        subs.retain_mut(|sub| match sub.feed(&frame, self.max_backlog_bytes) {
+        subs.retain_mut(|sub| match sub.feed(frame, self.max_backlog_bytes) {
             Fate::Keep => true,
             Fate::Drop => false,
         });
     }
 }
 
-/// One access unit, timestamps as clock times.
-struct Frame<'a> {
-    buffer: &'a gst::BufferRef,
-    pts: gst::ClockTime,
-    dts: Option<gst::ClockTime>,
-    keyframe: bool,
+/// One access unit, timestamps as clock times (of the system clock every mount uses).
+pub(super) struct Frame<'a> {
+    pub(super) buffer: &'a gst::BufferRef,
+    pub(super) pts: gst::ClockTime,
+    /// Decode time; differs from `pts` in streams with B-frames, whose frames arrive in
+    /// decode order.
+    pub(super) dts: Option<gst::ClockTime>,
+    pub(super) keyframe: bool,
 }
 
 impl Subscriber {
@@ -279,7 +286,10 @@ impl Subscriber {
         let Some(pts) = frame.pts.checked_sub(mount_base) else {
             return Fate::Keep;
         };
-        if self.last_pts.is_some_and(|last| pts <= last) {
+        let dts = frame.dts.and_then(|dts| dts.checked_sub(mount_base));
+        // Frames come in decode order: with B-frames only the decode time rises steadily.
+        let order = dts.unwrap_or(pts);
+        if self.last_pushed.is_some_and(|last| order <= last) {
             // Only possible if the mount pipeline's base time moved; never step back.
             debug!(mount = %self.mount, %pts, "sim relay frame not after the last one; dropped");
             self.streaming = false;
@@ -295,7 +305,7 @@ impl Subscriber {
         {
             let out = out.make_mut();
             out.set_pts(pts);
-            out.set_dts(frame.dts.and_then(|dts| dts.checked_sub(mount_base)));
+            out.set_dts(dts);
             // Tell the parser and payloader that the stream (re)starts here.
             if starting {
                 out.set_flags(gst::BufferFlags::DISCONT);
@@ -306,7 +316,7 @@ impl Subscriber {
         match appsrc.push_buffer(out) {
             Ok(_) => {
                 self.streaming = true;
-                self.last_pts = Some(pts);
+                self.last_pushed = Some(order);
                 Fate::Keep
             }
             Err(flow) => {

@@ -18,6 +18,7 @@ use rtsp_server::prelude::*;
 use rtsp_server::{gio, RTSPAuth, RTSPFilterResult, RTSPMediaFactory, RTSPServer, RTSPToken};
 use tracing::{debug, info, warn};
 
+use super::clip::ClipPlayer;
 use super::pipelines::{mount_name, Plan, RELAY_SRC};
 use super::relay::{Hub, SharedEncoder};
 use super::{SimError, SimOptions};
@@ -41,8 +42,37 @@ pub(super) struct Running {
     listen: glib::Source,
     session_cleanup: glib::Source,
     mounts: Vec<String>,
-    encoder: Option<SharedEncoder>,
+    encoder: Option<Source>,
     local_addr: SocketAddr,
+}
+
+/// What feeds the relay mounts: the shared encoder or the clip player.
+enum Source {
+    Encoder(SharedEncoder),
+    Clip(ClipPlayer),
+}
+
+impl Source {
+    fn start(plan: &Plan, opts: &SimOptions) -> Result<Option<Source>, SimError> {
+        Ok(match plan {
+            Plan::Shared { encoder, .. } => Some(Source::Encoder(SharedEncoder::start(
+                encoder,
+                max_backlog_bytes(opts),
+            )?)),
+            Plan::Clip { clip, .. } => Some(Source::Clip(ClipPlayer::start(
+                Arc::clone(clip),
+                max_backlog_bytes(opts),
+            )?)),
+            Plan::PerCamera { .. } => None,
+        })
+    }
+
+    fn hub(&self) -> Arc<Hub> {
+        match self {
+            Source::Encoder(encoder) => encoder.hub(),
+            Source::Clip(player) => player.hub(),
+        }
+    }
 }
 
 /// The media factory of camera `n`: its own encoder, or a relay of the shared one; the credentials'
@@ -51,7 +81,7 @@ fn camera_factory(
     n: u32,
     name: &str,
     plan: &Plan,
-    encoder: Option<&SharedEncoder>,
+    encoder: Option<&Source>,
     credentials: bool,
 ) -> Result<RTSPMediaFactory, SimError> {
     let factory = RTSPMediaFactory::new();
@@ -65,14 +95,16 @@ fn camera_factory(
                 .ok_or_else(|| SimError::setup("fewer camera descriptions than cameras"))?;
             factory.set_launch(&format!("( {launch} )"));
         }
-        (Plan::Shared { relay, .. }, Some(encoder)) => {
+        (Plan::Shared { relay, .. } | Plan::Clip { relay, .. }, Some(encoder)) => {
             factory.set_launch(&format!("( {relay} )"));
             // The relay rebases timestamps through the clock it shares with the encoder; pin both to
             // the system clock rather than rely on defaults.
             factory.set_clock(Some(&gst::SystemClock::obtain()));
             connect_relay(&factory, name, encoder.hub());
         }
-        (Plan::Shared { .. }, None) => return Err(SimError::setup("shared encoder missing")),
+        (Plan::Shared { .. } | Plan::Clip { .. }, None) => {
+            return Err(SimError::setup("shared encoder missing"))
+        }
     }
     if credentials {
         factory.add_role_from_structure(
@@ -138,12 +170,7 @@ impl Running {
 
         // Start the encoder before the mounts exist, so no media can configure against a hub
         // that is not fed yet.
-        let encoder = match plan {
-            Plan::Shared { encoder, .. } => {
-                Some(SharedEncoder::start(encoder, max_backlog_bytes(opts))?)
-            }
-            Plan::PerCamera { .. } => None,
-        };
+        let encoder = Source::start(plan, opts)?;
 
         let mut mounts = Vec::with_capacity(opts.cameras as usize);
         for n in 1..=opts.cameras {
