@@ -51,8 +51,12 @@ impl VideoParams {
 #[derive(Debug, Clone)]
 pub struct Frame {
     pub data: Bytes,
-    /// Media time in 90 kHz units from the RTP timestamps, monotonic within one run of the session.
+    /// Decode time in 90 kHz units from the RTP timestamps, rising within one run of the session
+    /// (frames come in decode order; see `ingest::reorder`).
     pub media_time: i64,
+    /// Presentation time minus decode time, 90 kHz ticks: 0 unless the stream has B-frames. RTP
+    /// timestamps and MP4 composition offsets carry it.
+    pub composition_offset: u32,
     /// Wall-clock time of the frame, Unix microseconds, anchored per run (see docs/time.md).
     pub wall_time_us: i64,
     pub keyframe: bool,

@@ -15,6 +15,7 @@ fn frame(i: i64, keyframe: bool, params: &Arc<VideoParams>) -> Arc<Frame> {
     Arc::new(Frame {
         data: Bytes::from(vec![0u8; 16]),
         media_time: i * 3600,
+        composition_offset: 0,
         wall_time_us: i * 40_000,
         keyframe,
         params: params.clone(),

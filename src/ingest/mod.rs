@@ -7,6 +7,7 @@
 
 pub mod clock;
 mod probe;
+mod reorder;
 mod session;
 pub mod status;
 

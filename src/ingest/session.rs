@@ -9,6 +9,7 @@
 //! - Anything the camera sends that retina rejects ends this run with an error and a reconnect; it never
 //!   panics the server.
 
+use super::reorder::DecodeTimes;
 use super::status::{RateMeter, StreamState, StreamStatus};
 use crate::config::IngestConfig;
 use crate::hub::{Frame, StreamHub, VideoParams};
@@ -71,6 +72,8 @@ pub async fn run_stream(
 ) {
     let mut delay = Duration::from_millis(cfg.backoff_initial_ms);
     let mut run: u64 = 0;
+    // Learned once per stream: whether (and how deep) it reorders frames.
+    let mut decode = DecodeTimes::default();
     loop {
         run += 1;
         update(&status, |s| {
@@ -81,7 +84,7 @@ pub async fn run_stream(
         });
         let started = Instant::now();
         let result = tokio::select! {
-            r = run_once(&source, &hub, &status, &cfg, run) => r,
+            r = run_once(&source, &hub, &status, &cfg, run, &mut decode) => r,
             _ = cancel.cancelled() => return,
         };
         hub.reset();
@@ -262,8 +265,10 @@ async fn run_once(
     status: &Mutex<StreamStatus>,
     cfg: &IngestConfig,
     run: u64,
+    decode: &mut DecodeTimes,
 ) -> Result<(), RunError> {
     let (mut demuxed, index) = connect(source, cfg).await?;
+    decode.new_run();
     let stall = Duration::from_millis(cfg.stall_timeout_ms);
     let mut st = RunState::default();
     loop {
@@ -293,7 +298,7 @@ async fn run_once(
             continue;
         }
         st.seen_keyframe = true;
-        let media_time = frame.timestamp().elapsed();
+        let (media_time, composition_offset) = decode.next(frame.timestamp().elapsed());
         let wall_now_us = crate::time::now_us();
         let wall_time_us = st.wall_time(media_time, wall_now_us);
         let loss = frame.loss();
@@ -303,6 +308,7 @@ async fn run_once(
         hub.publish(Arc::new(Frame {
             data,
             media_time,
+            composition_offset,
             wall_time_us,
             keyframe,
             params: p.clone(),

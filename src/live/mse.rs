@@ -210,6 +210,7 @@ impl Builder {
                 data,
                 duration,
                 keyframe: frame.keyframe,
+                composition_offset: frame.composition_offset,
             }],
         );
         shared.ring.publish(Frag {
@@ -241,6 +242,7 @@ mod tests {
         Arc::new(Frame {
             data: Bytes::from(vec![0, 0, 0, 2, 0x65, i as u8]),
             media_time: 1_000 + i * 3_600,
+            composition_offset: 0,
             wall_time_us: i,
             keyframe,
             params: p.clone(),

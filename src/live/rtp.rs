@@ -214,8 +214,10 @@ impl Builder {
                 })
                 .collect();
         }
-        // RTP time wraps at 32 bits by design (RFC 3550); each viewer adds its own random offset.
-        let time = self.timeline.place(frame).0 as u32;
+        // RTP time wraps at 32 bits by design (RFC 3550); each viewer adds its own random offset. It is
+        // the presentation time: with B-frames it goes back and forth in decode order, as the camera sent it.
+        let dts = self.timeline.place(frame).0;
+        let time = dts.wrapping_add(u64::from(frame.composition_offset)) as u32;
         let data = if self.rewrite_vui {
             vui::rewrite_in_band(&frame.data)
         } else {

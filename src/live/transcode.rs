@@ -169,6 +169,7 @@ fn publish_output(sink: &gst_app::AppSink, out_stream: Arc<crate::hub::StreamHub
         out_stream.publish(Arc::new(Frame {
             data: Bytes::copy_from_slice(map.as_slice()),
             media_time: (pts as u128 * 90_000 / 1_000_000_000) as i64,
+            composition_offset: 0,
             wall_time_us: crate::time::now_us(),
             keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
             params,
@@ -223,8 +224,11 @@ impl Input {
         let (dts, _) = self.timeline.place(f);
         let mut buf = gst::Buffer::from_slice(f.data.clone());
         if let Some(b) = buf.get_mut() {
-            let ns = dts.saturating_mul(1_000_000_000) / 90_000;
-            b.set_pts(gst::ClockTime::from_nseconds(ns));
+            let ns = |ticks: u64| {
+                gst::ClockTime::from_nseconds(crate::time::ticks_to_us(ticks as i64) as u64 * 1000)
+            };
+            b.set_dts(ns(dts));
+            b.set_pts(ns(dts + u64::from(f.composition_offset)));
             if !f.keyframe {
                 b.set_flags(gst::BufferFlags::DELTA_UNIT);
             }

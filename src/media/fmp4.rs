@@ -248,6 +248,8 @@ pub struct Sample {
     pub data: Bytes,
     pub duration: u32,
     pub keyframe: bool,
+    /// Presentation time minus decode time (B-frames), [`TIMESCALE`] units.
+    pub composition_offset: u32,
 }
 
 /// A built fragment: its header (`prft`? + `moof` + `mdat` header) and the frames' data, untouched.
@@ -299,8 +301,10 @@ impl Fragment {
         w.open(b"traf");
         w.open_full(b"tfhd", 0, 0x02_0000).u32(1).close(); // default-base-is-moof
         w.open_full(b"tfdt", 1, 0).u64(base_media_time).close();
-        // data offset, duration, size, flags per sample
-        w.open_full(b"trun", 0, 0x0001 | 0x0100 | 0x0200 | 0x0400)
+        // data offset, duration, size, flags per sample; composition offsets when any frame has one
+        let reordered = samples.iter().any(|s| s.composition_offset != 0);
+        let trun_flags = 0x0001 | 0x0100 | 0x0200 | 0x0400 | if reordered { 0x0800 } else { 0 };
+        w.open_full(b"trun", 0, trun_flags)
             .u32(samples.len() as u32);
         let data_offset_at = w.pos();
         w.u32(0);
@@ -314,6 +318,9 @@ impl Fragment {
                 } else {
                     SAMPLE_FLAGS_NON_SYNC
                 });
+            if reordered {
+                w.u32(s.composition_offset);
+            }
         }
         w.close().close().close(); // trun traf moof
         let moof_len = w.pos() - moof_offset;
@@ -386,6 +393,9 @@ pub struct MoofInfo {
     pub data_offset: u32,
     /// (size, duration, keyframe) of each sample.
     pub samples: Vec<(u32, u32, bool)>,
+    /// Each sample's composition offset, when the `trun` has them (streams with B-frames); empty
+    /// otherwise.
+    pub composition_offsets: Vec<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -531,6 +541,12 @@ fn parse_trun(b: &[u8], d: &TrackDefaults, info: &mut MoofInfo) -> Result<(), Pa
             at += 4;
         }
         if flags & 0x800 != 0 {
+            // Signed in version 1 `trun`s; a negative offset (which Vigil never writes) reads as 0.
+            let offset = be32(b, at)?;
+            let version = b.first().copied().unwrap_or(0);
+            let negative = version == 1 && offset & 0x8000_0000 != 0;
+            info.composition_offsets
+                .push(if negative { 0 } else { offset });
             at += 4;
         }
         // sample_is_non_sync_sample (bit 16) clear and depends_on != 1: a sync sample.

@@ -94,6 +94,7 @@ fn init_and_fragments_play_in_ffprobe() {
                     data: d.clone(),
                     duration: 3600,
                     keyframe: i == 0,
+                    composition_offset: 0,
                 })
                 .collect();
             let base = u64::from(seq) * 3600 * frames.len() as u64;
@@ -134,6 +135,7 @@ fn fragment_parses_back() {
             data: d.clone(),
             duration: 3000 + i as u32,
             keyframe: i == 0,
+            composition_offset: 0,
         })
         .collect();
     let frag = Fragment::build(7, 123_456_789_000, Some(1_700_000_000_123_457), &samples);
@@ -189,6 +191,7 @@ fn truncated_input_is_an_error_not_a_panic() {
             data: d.clone(),
             duration: 3600,
             keyframe: true,
+            composition_offset: 0,
         })
         .collect();
     let frag = Fragment::build(1, 0, None, &samples);

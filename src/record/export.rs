@@ -95,6 +95,8 @@ struct Planner {
     entries: Vec<Vec<u8>>,
     chunks: Vec<Chunk>,
     durations: Vec<u32>,
+    /// Composition offset of each sample (all 0 without B-frames).
+    offsets: Vec<u32>,
     sizes: Vec<u32>,
     /// 1-based numbers of the keyframe samples.
     syncs: Vec<u32>,
@@ -119,6 +121,7 @@ impl Planner {
             entries: Vec::new(),
             chunks: Vec::new(),
             durations: Vec::new(),
+            offsets: Vec::new(),
             sizes: Vec::new(),
             syncs: Vec::new(),
             gaps: Vec::new(),
@@ -213,10 +216,12 @@ impl Planner {
     /// The fragment's samples up to `limit` (ticks from `t0`): their bytes and count.
     fn take_samples(&mut self, f: &ScannedFragment, limit: i64) -> (u64, u32) {
         let (mut len, mut n) = (0u64, 0u32);
-        for (size, dur, key) in &f.samples {
+        for (i, (size, dur, key)) in f.samples.iter().enumerate() {
             if n > 0 && self.dts >= limit {
                 break;
             }
+            self.offsets
+                .push(f.composition_offsets.get(i).copied().unwrap_or(0));
             if *key {
                 self.syncs.push(self.sizes.len() as u32 + 1);
             }
@@ -298,20 +303,22 @@ impl Planner {
         buf
     }
 
-    /// `stts` (run-length durations), `stss`, `stsz`, `stsc` and `co64`.
+    /// `stts` (run-length durations), `ctts` (B-frames' composition offsets, when any), `stss`, `stsz`, `stsc` and `co64`.
     fn write_sample_tables(&self, w: &mut BoxWriter<'_>, offsets_base: u64) {
-        let mut runs: Vec<(u32, u32)> = Vec::new();
-        for d in &self.durations {
-            match runs.last_mut() {
-                Some((n, v)) if v == d => *n += 1,
-                _ => runs.push((1, *d)),
-            }
-        }
+        let runs = run_lengths(&self.durations);
         w.open_full(b"stts", 0, 0).u32(runs.len() as u32);
         for (n, v) in &runs {
             w.u32(*n).u32(*v);
         }
         w.close();
+        if self.offsets.iter().any(|&o| o != 0) {
+            let runs = run_lengths(&self.offsets);
+            w.open_full(b"ctts", 0, 0).u32(runs.len() as u32);
+            for (n, v) in &runs {
+                w.u32(*n).u32(*v);
+            }
+            w.close();
+        }
         w.open_full(b"stss", 0, 0).u32(self.syncs.len() as u32);
         for s in &self.syncs {
             w.u32(*s);
@@ -346,6 +353,18 @@ impl Planner {
         }
         w.close();
     }
+}
+
+/// `(count, value)` runs of equal values, as `stts` and `ctts` store them.
+fn run_lengths(values: &[u32]) -> Vec<(u32, u32)> {
+    let mut runs: Vec<(u32, u32)> = Vec::new();
+    for &v in values {
+        match runs.last_mut() {
+            Some((n, last)) if *last == v => *n += 1,
+            _ => runs.push((1, v)),
+        }
+    }
+    runs
 }
 
 /// The edit list's one entry: where in the media the presentation starts, and how long it lasts (ticks).

@@ -51,6 +51,8 @@ pub struct ScannedFragment {
     pub data_len: u64,
     /// (size, duration, keyframe) per sample.
     pub samples: Vec<(u32, u32, bool)>,
+    /// Composition offset per sample (B-frames), or empty when the fragment has none.
+    pub composition_offsets: Vec<u32>,
     pub end: u64,
 }
 
@@ -203,6 +205,7 @@ fn fragment_at(
         data_offset,
         data_len,
         samples: info.samples,
+        composition_offsets: info.composition_offsets,
         end: mdat_at + mdat_len,
     }))
 }

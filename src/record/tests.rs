@@ -92,6 +92,7 @@ async fn publish(
         s.publish(Arc::new(Frame {
             data: frames[0].clone(),
             media_time: i * 3600,
+            composition_offset: 0,
             wall_time_us: t0 + i * 40_000,
             keyframe: k == 0,
             params: p.clone(),
@@ -356,6 +357,7 @@ async fn export_throughput_of_one_hour() {
         s.publish(Arc::new(Frame {
             data: data.clone(),
             media_time: i * 3600,
+            composition_offset: 0,
             wall_time_us: t + i * 40_000,
             keyframe: i % 25 == 0,
             params: p.clone(),

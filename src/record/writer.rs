@@ -244,6 +244,7 @@ impl Writer {
                 data: f.data.clone(),
                 duration: *d,
                 keyframe: f.keyframe,
+                composition_offset: f.composition_offset,
             })
             .collect();
         seg.seq += 1;
