@@ -246,8 +246,7 @@ impl RunState {
     }
 
     /// The frame's wall time (the run's clock starts at its first frame).
-    fn wall_time(&mut self, media_time: i64, wall_now_us: i64) -> i64 {
-        let mono_now = Instant::now();
+    fn wall_time(&mut self, media_time: i64, wall_now_us: i64, mono_now: Instant) -> i64 {
         match self.clock.as_mut() {
             Some(c) => c.frame(media_time, wall_now_us, mono_now),
             None => {
@@ -271,12 +270,27 @@ async fn run_once(
     decode.new_run();
     let stall = Duration::from_millis(cfg.stall_timeout_ms);
     let mut st = RunState::default();
+    // One timer for the whole run, re-armed only when it fires (from the last item's time): a
+    // timeout around every read would insert and remove a timer 50 times a second per camera.
+    let mut last_item = tokio::time::Instant::now();
+    let watchdog = tokio::time::sleep(stall);
+    tokio::pin!(watchdog);
     loop {
-        let item = match tokio::time::timeout(stall, demuxed.next()).await {
-            Err(_) => return Err(RunError::Stalled(stall)),
-            Ok(None) => return Ok(()),
-            Ok(Some(Err(e))) => return Err(RunError::Rtsp(e.to_string())),
-            Ok(Some(Ok(item))) => item,
+        let next = tokio::select! {
+            next = demuxed.next() => next,
+            () = &mut watchdog => {
+                if last_item.elapsed() >= stall {
+                    return Err(RunError::Stalled(stall));
+                }
+                watchdog.as_mut().reset(last_item + stall);
+                continue;
+            }
+        };
+        last_item = tokio::time::Instant::now();
+        let item = match next {
+            None => return Ok(()),
+            Some(Err(e)) => return Err(RunError::Rtsp(e.to_string())),
+            Some(Ok(item)) => item,
         };
         let CodecItem::VideoFrame(frame) = item else {
             continue;
@@ -300,7 +314,7 @@ async fn run_once(
         st.seen_keyframe = true;
         let (media_time, composition_offset) = decode.next(frame.timestamp().elapsed());
         let wall_now_us = crate::time::now_us();
-        let wall_time_us = st.wall_time(media_time, wall_now_us);
+        let wall_time_us = st.wall_time(media_time, wall_now_us, last_item.into_std());
         let loss = frame.loss();
         let data = Bytes::from(frame.into_data());
         st.meter.push(media_time, data.len());
