@@ -545,3 +545,71 @@ region_codes = ["360100"]
     assert_eq!(before, after, "no more footage once record = false");
     assert!(!after.is_empty());
 }
+
+/// A camera whose encoder uses B-frames (the simulator's clip of moving footage: x264 "faster", High
+/// profile) sends frames in decode order with presentation times that go back and forth. Its recording
+/// keeps every frame, in decode order with rising decode times and the B-frames' composition offsets, and
+/// plays back at the camera's rate: decoders see no timestamp going backwards.
+#[tokio::test]
+async fn b_frames_are_recorded_in_decode_order_and_play_back_at_their_rate() {
+    let mut args: Vec<String> = SMALL.iter().map(|s| s.to_string()).collect();
+    args.extend(["--cameras", "1", "--clip", "--clip-seconds", "4"].map(String::from));
+    let sim = Sim::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let server = Server::start_with("[record]\nsegment_seconds = 4\n");
+    let c = server.admin().await;
+    let site = c.site("B-frames", "service_hall", "360702").await;
+    let t0 = now_us();
+    let cam = recorded_camera(&c, site, "B", sim.url(1)).await;
+    let first = wait_footage(&c, cam, t0 - 5_000_000, 9.0, Duration::from_secs(60)).await;
+    // From the third second on: the first GOP of a run is where the reorder depth is learned.
+    let v = video(&c, cam, first + 2_000_000, first + 7_000_000, &[]).await;
+    assert_eq!(v.status, 200);
+    let dir = tempfile::tempdir().expect("tmp");
+    let f = dir.path().join("b.mp4");
+    std::fs::write(&f, &v.body).expect("write");
+    let (dur, rate, frames) = ffprobe(&f);
+    assert!(
+        (dur - 5.0).abs() <= 0.2 && rate == "25/1" && (125..=130).contains(&frames),
+        "{dur} {rate} {frames}"
+    );
+    let packets = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=pts,dts",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&f)
+        .output()
+        .expect("ffprobe");
+    let times: Vec<(i64, i64)> = String::from_utf8_lossy(&packets.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (p, d) = l.split_once(',')?;
+            Some((p.parse().ok()?, d.parse().ok()?))
+        })
+        .collect();
+    assert!(times.len() >= 125);
+    assert!(
+        times.windows(2).all(|w| w[1].1 > w[0].1),
+        "decode times rise"
+    );
+    assert!(
+        times.iter().all(|(p, d)| p >= d),
+        "no frame shown before it is decoded"
+    );
+    assert!(
+        times.windows(2).any(|w| w[1].0 < w[0].0),
+        "presentation order differs from decode order: the B-frames are kept"
+    );
+    let decode = std::process::Command::new("ffmpeg")
+        .args(["-v", "warning", "-i"])
+        .arg(&f)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    let err = String::from_utf8_lossy(&decode.stderr);
+    assert!(decode.status.success() && err.trim().is_empty(), "{err}");
+}

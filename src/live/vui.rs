@@ -3,8 +3,8 @@
 //! An SPS without `bitstream_restriction` gives a decoder no bound on frame reordering, so browsers keep a
 //! full decoded-picture buffer before showing anything: over a second of delay. We add
 //! `bitstream_restriction` with `max_num_reorder_frames = 0` and `max_dec_frame_buffering =
-//! max_num_ref_frames`, which is true of the streams Vigil carries: cameras on this path send no
-//! B-frames (the recording and live paths already rely on decode order = presentation order).
+//! max_num_ref_frames`, which is true of streams without B-frames. Encoders that use B-frames write
+//! `bitstream_restriction` themselves (x264 does), and such an SPS is left alone (docs/live.md).
 //!
 //! Invariants:
 //! - Only the SPS changes, and only by appending to (or adding) its VUI; every other bit is copied as read.
