@@ -16,6 +16,7 @@ use axum::response::Response;
 use axum::Extension;
 use headers::ETag;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Segments closer than this are one span.
 const SPAN_JOIN_US: i64 = 500_000;
@@ -180,12 +181,12 @@ async fn plan_video(
     stream: StreamKind,
     start: i64,
     end: i64,
-) -> ApiResult<export::Plan> {
-    let rows = index::overlapping(&s.pool, id, stream.as_str(), start, end).await?;
-    let dir = s.cfg.data_dir.clone();
-    let plan = tokio::task::spawn_blocking(move || export::plan(&dir, &rows, start, end))
+) -> ApiResult<Arc<export::Plan>> {
+    let (plan, _) = s
+        .recorders
+        .plans
+        .plan(&s.pool, id, stream.as_str(), start, end)
         .await
-        .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
     plan.ok_or_else(|| {
         ApiError::new(
@@ -279,7 +280,7 @@ pub async fn video(
             return Ok(noted((StatusCode::RANGE_NOT_SATISFIABLE, h), note));
         }
     };
-    let body = Body::from_stream(export::stream(plan.parts, from, to, 1 << 20));
+    let body = Body::from_stream(export::stream(plan.parts.clone(), from, to, 1 << 20));
     resp.status(status)
         .header(header::CONTENT_LENGTH, to - from)
         .body(body)

@@ -128,18 +128,57 @@ pub async fn overlapping(
     end_us: i64,
 ) -> Result<Vec<SegmentRow>, DbError> {
     Ok(sqlx::query_as::<_, SegmentRow>(&format!(
-        "SELECT {COLUMNS} FROM segments
-         WHERE camera_id = ?1 AND stream = ?2 AND start_us < ?3 AND end_us > ?4 AND frames > 0
-           AND start_us >= coalesce(
-               (SELECT max(start_us) FROM segments
-                WHERE camera_id = ?1 AND stream = ?2 AND start_us <= ?4 AND frames > 0), ?4)
-         ORDER BY start_us, id"
+        "SELECT {COLUMNS} FROM segments WHERE {OVERLAPPING} ORDER BY start_us, id"
     ))
     .bind(camera_id)
     .bind(stream)
     .bind(end_us)
     .bind(start_us)
     .fetch_all(pool)
+    .await?)
+}
+
+/// The rows of [`overlapping`]: `?1` camera, `?2` stream, `?3` end, `?4` start.
+const OVERLAPPING: &str =
+    "camera_id = ?1 AND stream = ?2 AND start_us < ?3 AND end_us > ?4 AND frames > 0
+    AND start_us >= coalesce(
+        (SELECT max(start_us) FROM segments
+         WHERE camera_id = ?1 AND stream = ?2 AND start_us <= ?4 AND frames > 0), ?4)";
+
+/// What a playback plan of a range depends on in the index, summed over the rows [`overlapping`]
+/// returns: which rows (count and ids), where they lie (times modulo a prime, so that a year of rows
+/// cannot overflow the sum) and how many bytes of each are indexed. Any
+/// change to those rows (a fragment committed, a segment added, retimed or removed) changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct Fingerprint {
+    pub rows: i64,
+    pub ids: i64,
+    pub max_id: i64,
+    pub bytes: i64,
+    pub starts: i64,
+    pub ends: i64,
+}
+
+/// The [`Fingerprint`] of a range: one aggregate over the same two index range scans, no rows sent.
+pub async fn fingerprint(
+    pool: &Pool,
+    camera_id: i64,
+    stream: &str,
+    start_us: i64,
+    end_us: i64,
+) -> Result<Fingerprint, DbError> {
+    Ok(sqlx::query_as::<_, Fingerprint>(&format!(
+        "SELECT count(*) AS rows, coalesce(sum(id), 0) AS ids, coalesce(max(id), 0) AS max_id,
+                coalesce(sum(bytes), 0) AS bytes,
+                coalesce(sum(start_us % 2147483647), 0) AS starts,
+                coalesce(sum(end_us % 2147483647), 0) AS ends
+         FROM segments WHERE {OVERLAPPING}"
+    ))
+    .bind(camera_id)
+    .bind(stream)
+    .bind(end_us)
+    .bind(start_us)
+    .fetch_one(pool)
     .await?)
 }
 

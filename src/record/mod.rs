@@ -18,6 +18,7 @@ pub mod check;
 pub mod crash;
 pub mod export;
 pub mod index;
+pub mod plans;
 pub mod recorder;
 pub mod recovery;
 pub mod retention;
@@ -107,11 +108,14 @@ pub struct Recorders {
     shared: Arc<Shared>,
     running: Mutex<HashMap<i64, Running>>,
     stop_retention: CancellationToken,
+    /// Playback plans of recent ranges (`video.mp4`).
+    pub plans: plans::PlanCache,
 }
 
 impl Recorders {
     /// Must run inside tokio; starts the retention task. Run [`recovery::recover`] before.
     pub fn new(hub: Arc<Hub>, pool: Pool, cfg: RecordConfig, data_dir: PathBuf) -> Arc<Recorders> {
+        let plans = plans::PlanCache::new(data_dir.clone());
         let shared = Arc::new(Shared {
             pool,
             cfg,
@@ -127,6 +131,7 @@ impl Recorders {
             shared,
             running: Mutex::new(HashMap::new()),
             stop_retention,
+            plans,
         })
     }
 
@@ -233,5 +238,7 @@ impl Recorders {
     }
 }
 
+#[cfg(test)]
+mod plans_tests;
 #[cfg(test)]
 mod tests;

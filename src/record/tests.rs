@@ -8,7 +8,7 @@ use crate::hub::{Frame, VideoParams};
 use crate::media::fmp4::tests::{sample_entry, samples, H264_AVCC, H264_SAMPLES};
 use bytes::Bytes;
 
-fn params(generation: u64) -> Arc<VideoParams> {
+pub(super) fn params(generation: u64) -> Arc<VideoParams> {
     let entry = sample_entry(b"avc1", b"avcC", H264_AVCC, 640, 360);
     Arc::new(VideoParams {
         codec: "avc1.640029".into(),
@@ -20,7 +20,7 @@ fn params(generation: u64) -> Arc<VideoParams> {
     })
 }
 
-fn camera(id: i64) -> Camera {
+pub(super) fn camera(id: i64) -> Camera {
     Camera {
         id,
         site_id: 1,
@@ -37,14 +37,14 @@ fn camera(id: i64) -> Camera {
     }
 }
 
-struct Rig {
-    dir: tempfile::TempDir,
-    pool: Pool,
-    hub: Arc<Hub>,
-    recorders: Arc<Recorders>,
+pub(super) struct Rig {
+    pub(super) dir: tempfile::TempDir,
+    pub(super) pool: Pool,
+    pub(super) hub: Arc<Hub>,
+    pub(super) recorders: Arc<Recorders>,
 }
 
-async fn rig(segment_seconds: u64) -> Rig {
+pub(super) async fn rig(segment_seconds: u64) -> Rig {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("vigil.db").display());
     let pool = crate::db::connect(&url).await.expect("db");
@@ -68,12 +68,12 @@ async fn rig(segment_seconds: u64) -> Rig {
 }
 
 /// An hour ago, on a whole second: recovery looks for unindexed files in recent days only.
-fn t0() -> i64 {
+pub(super) fn t0() -> i64 {
     (chrono::Utc::now().timestamp() - 3600) * 1_000_000
 }
 
 /// Publishes `seconds` of 25 fps video (1 s GOPs) of camera `cam` starting at frame `from`.
-async fn publish(
+pub(super) async fn publish(
     hub: &Hub,
     t0: i64,
     cam: i64,
