@@ -47,6 +47,7 @@ fn segment() -> Vec<u8> {
                 data: Bytes::from(vec![0x65 + i as u8; 40 + i * 3]),
                 duration: 3600,
                 keyframe: i == 0,
+                composition_offset: 0,
             })
             .collect();
         let f = Fragment::build(

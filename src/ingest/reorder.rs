@@ -95,7 +95,7 @@ impl DecodeTimes {
                     Some(l) if dts <= l => l + 1,
                     Some(l) => {
                         let step = dts - l;
-                        if popped.is_some() && step < 10 * i64::from(TICKS_PER_SECOND) {
+                        if popped.is_some() && step < 10 * TICKS_PER_SECOND {
                             self.duration = step;
                         }
                         dts
