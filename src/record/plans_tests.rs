@@ -95,36 +95,7 @@ async fn plan_of_a_day_cold_and_cached() {
     let day = 86_400 * 1_000_000i64;
     let t = t0() - day;
     r.recorders.apply(&camera(9));
-    let p = params(0);
-    let s = r.hub.stream(StreamKey {
-        camera_id: 9,
-        kind: StreamKind::Main,
-    });
-    let data = bytes::Bytes::from(vec![0u8; 64]);
-    let frames: i64 = 86_400 * 25;
-    for i in 0..frames {
-        s.publish(Arc::new(crate::hub::Frame {
-            data: data.clone(),
-            media_time: i * 3600,
-            composition_offset: 0,
-            wall_time_us: t + i * 40_000,
-            keyframe: i % 25 == 0,
-            params: p.clone(),
-            run: 1,
-            loss: 0,
-        }));
-        if i % 250 == 0 {
-            // Stay within the queue: wait when the writer is more than 200 GOPs behind.
-            let gops = r
-                .recorders
-                .statuses()
-                .first()
-                .map_or(0, |x| x.1.gops_written) as i64;
-            if i / 25 - gops >= 200 {
-                written(&r, (i / 25 - 100) as u64).await;
-            }
-        }
-    }
+    super::tests::publish_fast(&r, 9, t, 86_400 * 25, 64).await;
     written(&r, 86_399).await;
     r.recorders.shutdown().await;
     let cache = PlanCache::new(r.dir.path().to_owned());

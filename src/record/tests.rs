@@ -337,22 +337,15 @@ async fn retention_removes_oldest_unheld_first_and_keeps_held() {
     assert!(index::garbage(&r.pool).await.expect("garbage").is_empty());
 }
 
-/// `scripts/bench-record` runs this in release: one hour of 25 fps, 4 Mbit/s footage recorded (fsync off),
-/// then the MP4 of the whole hour planned and read back through the same stream the API serves.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn export_throughput_of_one_hour() {
-    use futures::StreamExt;
-    let r = rig(60).await;
-    let t = t0() - 3600 * 1_000_000;
-    r.recorders.apply(&camera(9));
+/// Publishes `frames` frames of `size` zero bytes of camera `cam` (25 fps, 1 s GOPs, one run) from wall
+/// time `t`, as fast as the writer takes them: never more than 200 GOPs ahead of it.
+pub(super) async fn publish_fast(r: &Rig, cam: i64, t: i64, frames: i64, size: usize) {
     let p = params(0);
     let s = r.hub.stream(StreamKey {
-        camera_id: 9,
+        camera_id: cam,
         kind: StreamKind::Main,
     });
-    let data = Bytes::from(vec![0u8; 20_000]);
-    let frames: i64 = 3600 * 25;
+    let data = Bytes::from(vec![0u8; size]);
     for i in 0..frames {
         s.publish(Arc::new(Frame {
             data: data.clone(),
@@ -365,7 +358,6 @@ async fn export_throughput_of_one_hour() {
             loss: 0,
         }));
         if i % 250 == 0 {
-            // Stay within the queue: wait for the writer when it is more than 200 GOPs behind.
             loop {
                 let written = r
                     .recorders
@@ -379,6 +371,18 @@ async fn export_throughput_of_one_hour() {
             }
         }
     }
+}
+
+/// `scripts/bench-record` runs this in release: one hour of 25 fps, 4 Mbit/s footage recorded (fsync off),
+/// then the MP4 of the whole hour planned and read back through the same stream the API serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn export_throughput_of_one_hour() {
+    use futures::StreamExt;
+    let r = rig(60).await;
+    let t = t0() - 3600 * 1_000_000;
+    r.recorders.apply(&camera(9));
+    publish_fast(&r, 9, t, 3600 * 25, 20_000).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     r.recorders.shutdown().await;
     let (start, end) = (t, t + 3600 * 1_000_000);
