@@ -18,8 +18,10 @@
 //! misplacement of a frame or two at the start of a B-frame stream); the depth is kept across the
 //! stream's runs.
 //!
-//! Invariants: decode times rise strictly within a run; every frame's presentation time is at or
-//! after its decode time (the offset is never negative).
+//! Invariants: decode times rise strictly within a run, except that a presentation time more than
+//! 10 s before the last decode time is a camera clock jump, not reordering, and starts a new timeline
+//! (as a reconnection does) instead of squeezing the frames after it into ticks; every frame's
+//! presentation time is at or after its decode time (the offset is never negative).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -28,6 +30,8 @@ use crate::time::TICKS_PER_SECOND;
 
 /// Deeper reordering than this is not H.264 or H.265 (both cap the decoded picture buffer at 16).
 const MAX_DEPTH: usize = 16;
+/// A presentation time this far before the last decode time is a clock jump, not B-frame reordering.
+const MAX_REORDER_SPAN: i64 = 10 * TICKS_PER_SECOND;
 /// The frame duration assumed before one is measured (25 fps), in 90 kHz ticks.
 const DEFAULT_DURATION: i64 = 3_600;
 
@@ -70,6 +74,14 @@ impl DecodeTimes {
     /// The decode time of the next frame in decode order, given its presentation time, and the
     /// presentation offset (presentation - decode, never negative).
     pub fn next(&mut self, pts: i64) -> (i64, u32) {
+        if self.last.is_some_and(|last| pts < last - MAX_REORDER_SPAN) {
+            // Not reordering but a camera whose clock went back: a new timeline, as across runs.
+            tracing::warn!(
+                back_ticks = self.last.unwrap_or(pts) - pts,
+                "stream timestamps went back; timeline restarted"
+            );
+            self.new_run();
+        }
         let dts = match self.last {
             Some(last) if pts <= last => self.deepen(last),
             last => {
@@ -181,6 +193,20 @@ mod tests {
     }
 
     #[test]
+    fn a_clock_that_goes_back_restarts_the_timeline_instead_of_squeezing_it() {
+        let mut d = DecodeTimes::default();
+        for i in 0..50 {
+            d.next(3_600_000_000 + i * F);
+        }
+        let times: Vec<_> = (0..50).map(|i| d.next(i * F)).collect();
+        assert_eq!(d.depth(), 0);
+        assert!(times
+            .iter()
+            .enumerate()
+            .all(|(i, &(dts, off))| dts == i as i64 * F && off == 0));
+    }
+
+    #[test]
     fn garbage_timestamps_never_break_the_invariants() {
         let mut d = DecodeTimes::default();
         let mut t: i64 = 12345;
@@ -189,7 +215,7 @@ mod tests {
             t = t
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            let pts = (t >> 40) + i * 100;
+            let pts = (t >> 50) + i * 100;
             let (dts, off) = d.next(pts);
             assert!(last.is_none_or(|l| dts > l));
             assert!(dts <= pts && i64::from(off) == pts - dts || off == 0);
