@@ -280,7 +280,7 @@ pub async fn video(
             return Ok(noted((StatusCode::RANGE_NOT_SATISFIABLE, h), note));
         }
     };
-    let body = Body::from_stream(export::stream(plan.parts.clone(), from, to, 1 << 20));
+    let body = Body::from_stream(plan.body(from, to, 1 << 20));
     resp.status(status)
         .header(header::CONTENT_LENGTH, to - from)
         .body(body)

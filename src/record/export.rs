@@ -393,9 +393,50 @@ fn etag(parts: &[Part]) -> String {
     format!("\"{}\"", hex::encode(&hasher.finalize()[..16]))
 }
 
+impl Plan {
+    /// The bytes `[from, to)` of the planned file, read lazily in chunks of at most `chunk` bytes. Only
+    /// the parts that hold them are taken from the plan (a Range request near the end of a 24 h plan
+    /// copies a few of its 1,440 parts, not all).
+    pub fn body(
+        &self,
+        from: u64,
+        to: u64,
+        chunk: usize,
+    ) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send {
+        // `first`: where the first part kept starts in the file; `at`: where the current one does.
+        let (mut first, mut at) = (0, 0);
+        let mut parts = Vec::new();
+        for p in &self.parts {
+            let end = at + p.len();
+            if end > from && at < to {
+                if parts.is_empty() {
+                    first = at;
+                }
+                parts.push(p.clone());
+            }
+            if end >= to {
+                break;
+            }
+            at = end;
+        }
+        stream_from(parts, first, from, to, chunk)
+    }
+}
+
 /// The bytes `[from, to)` of a planned file, read lazily in chunks of at most `chunk` bytes.
 pub fn stream(
     plan_parts: Vec<Part>,
+    from: u64,
+    to: u64,
+    chunk: usize,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send {
+    stream_from(plan_parts, 0, from, to, chunk)
+}
+
+/// [`stream`] of parts whose first starts at byte `parts_start` of the file.
+fn stream_from(
+    plan_parts: Vec<Part>,
+    parts_start: u64,
     from: u64,
     to: u64,
     chunk: usize,
@@ -410,7 +451,7 @@ pub fn stream(
     }
     let st = St {
         parts: plan_parts.into_iter(),
-        part_start: 0,
+        part_start: parts_start,
         cur: None,
         pos: from,
         to,

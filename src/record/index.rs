@@ -146,8 +146,8 @@ const OVERLAPPING: &str =
          WHERE camera_id = ?1 AND stream = ?2 AND start_us <= ?4 AND frames > 0), ?4)";
 
 /// What a playback plan of a range depends on in the index, summed over the rows [`overlapping`]
-/// returns: which rows (count and ids), where they lie (times modulo a prime, so that a year of rows
-/// cannot overflow the sum) and how many bytes of each are indexed. Any
+/// returns: which rows (count and ids), where they lie (times modulo [`TIME_MODULUS`]) and how many
+/// bytes of each are indexed. Any
 /// change to those rows (a fragment committed, a segment added, retimed or removed) changes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
 pub struct Fingerprint {
@@ -157,6 +157,23 @@ pub struct Fingerprint {
     pub bytes: i64,
     pub starts: i64,
     pub ends: i64,
+}
+
+/// Times enter the [`Fingerprint`] modulo this prime, so that the sum over a year of rows cannot overflow.
+const TIME_MODULUS: i64 = 2_147_483_647;
+
+impl Fingerprint {
+    /// The fingerprint of rows already read: what [`fingerprint`] returns for the same rows.
+    pub fn of(rows: &[SegmentRow]) -> Fingerprint {
+        Fingerprint {
+            rows: rows.len() as i64,
+            ids: rows.iter().map(|r| r.id).sum(),
+            max_id: rows.iter().map(|r| r.id).max().unwrap_or(0),
+            bytes: rows.iter().map(|r| r.bytes).sum(),
+            starts: rows.iter().map(|r| r.start_us % TIME_MODULUS).sum(),
+            ends: rows.iter().map(|r| r.end_us % TIME_MODULUS).sum(),
+        }
+    }
 }
 
 /// The [`Fingerprint`] of a range: one aggregate over the same two index range scans, no rows sent.
@@ -170,8 +187,8 @@ pub async fn fingerprint(
     Ok(sqlx::query_as::<_, Fingerprint>(&format!(
         "SELECT count(*) AS rows, coalesce(sum(id), 0) AS ids, coalesce(max(id), 0) AS max_id,
                 coalesce(sum(bytes), 0) AS bytes,
-                coalesce(sum(start_us % 2147483647), 0) AS starts,
-                coalesce(sum(end_us % 2147483647), 0) AS ends
+                coalesce(sum(start_us % {TIME_MODULUS}), 0) AS starts,
+                coalesce(sum(end_us % {TIME_MODULUS}), 0) AS ends
          FROM segments WHERE {OVERLAPPING}"
     ))
     .bind(camera_id)

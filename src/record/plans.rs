@@ -89,15 +89,8 @@ impl PlanCache {
             }
         }
         let rows = index::overlapping(pool, camera_id, stream, start_us, end_us).await?;
-        // The rows just read are what the plan is made from; their own fingerprint is the key's.
-        let print = Fingerprint {
-            rows: rows.len() as i64,
-            ids: rows.iter().map(|r| r.id).sum(),
-            max_id: rows.iter().map(|r| r.id).max().unwrap_or(0),
-            bytes: rows.iter().map(|r| r.bytes).sum(),
-            starts: rows.iter().map(|r| r.start_us % 2_147_483_647).sum(),
-            ends: rows.iter().map(|r| r.end_us % 2_147_483_647).sum(),
-        };
+        // The rows just read are what the plan is made from: their own fingerprint is its key's.
+        let print = Fingerprint::of(&rows);
         let dir = self.data_dir.clone();
         let plan = tokio::task::spawn_blocking(move || export::plan(&dir, &rows, start_us, end_us))
             .await
