@@ -171,6 +171,9 @@ pub struct LiveConfig {
     /// Addresses offered to WebRTC clients as host candidates (one UDP socket per session on each).
     /// Empty: 127.0.0.1 and the address of the default route.
     pub webrtc_ips: Vec<std::net::IpAddr>,
+    /// Send each frame's WebRTC datagrams to a viewer in one UDP GSO send where the kernel has it
+    /// (`false`: one send per datagram; for a network path that mishandles GSO, and for measuring).
+    pub webrtc_batch: bool,
     /// Width of the sub stream made (GStreamer, on demand) for cameras that have none.
     pub sub_width: u32,
     /// A live session (WebSocket or WHEP) ends after this many seconds whatever happens; the console
@@ -185,6 +188,7 @@ impl Default for LiveConfig {
             send_timeout_ms: 10_000,
             rewrite_vui: true,
             webrtc_ips: Vec::new(),
+            webrtc_batch: true,
             sub_width: 640,
             max_session_seconds: 43_200,
         }

@@ -14,6 +14,7 @@
 //! - The session ends when ICE disconnects, the signalling side goes away (`Control` channel closed), or
 //!   nothing comes from the browser for 30 s after the handshake.
 
+use super::outbox::{Outbox, Socket};
 use super::rtp::RtpViewer;
 use super::{Live, LiveError, RtpLease};
 use crate::hub::Received;
@@ -80,20 +81,21 @@ pub async fn accept(
         .build(Instant::now());
     let mut sockets = Vec::new();
     for ip in candidate_ips(&live.config().webrtc_ips) {
-        let sock = match UdpSocket::bind(SocketAddr::new(ip, 0)).await {
+        let sock = match UdpSocket::bind(SocketAddr::new(ip, 0))
+            .await
+            .and_then(Socket::new)
+        {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!(%ip, error = %e, "no WebRTC socket on this address");
                 continue;
             }
         };
-        let addr = sock
-            .local_addr()
-            .map_err(|e| LiveError::Rtc(e.to_string()))?;
+        let addr = sock.local;
         match Candidate::host(addr, "udp") {
             Ok(c) => {
                 rtc.add_local_candidate(c);
-                sockets.push(Arc::new(sock));
+                sockets.push(sock);
             }
             Err(e) => tracing::debug!(%addr, error = %e, "address not usable as a candidate"),
         }
@@ -113,6 +115,7 @@ pub async fn accept(
         key,
         transcoded,
         user,
+        outbox: Outbox::default(),
         mid: None,
         send: None,
         viewer: None,
@@ -128,7 +131,9 @@ pub async fn accept(
 
 struct Session {
     rtc: Rtc,
-    sockets: Vec<Arc<UdpSocket>>,
+    sockets: Vec<Socket>,
+    /// Datagrams of the current poll, sent together when str0m has nothing more to send.
+    outbox: Outbox,
     live: Arc<Live>,
     key: StreamKey,
     /// Reading the registry's transcode of the stream (a made sub stream).
@@ -179,13 +184,9 @@ impl Session {
         let (dgram_tx, mut dgram_rx) = mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(256);
         let mut readers = Vec::new();
         for sock in &self.sockets {
-            let sock = sock.clone();
+            let (sock, local) = (sock.udp.clone(), sock.local);
             let tx = dgram_tx.clone();
             readers.push(tokio::spawn(async move {
-                let local = match sock.local_addr() {
-                    Ok(a) => a,
-                    Err(_) => return,
-                };
                 let mut buf = vec![0u8; 2048];
                 while let Ok((n, from)) = sock.recv_from(&mut buf).await {
                     if tx.send((from, local, buf[..n].to_vec())).await.is_err() {
@@ -263,15 +264,13 @@ impl Session {
     async fn poll(&mut self) -> Result<Option<Instant>, LiveError> {
         loop {
             match self.rtc.poll_output() {
-                Ok(Output::Timeout(t)) => return Ok(Some(t)),
+                Ok(Output::Timeout(t)) => {
+                    self.flush();
+                    return Ok(Some(t));
+                }
                 Ok(Output::Transmit(t)) => {
-                    if let Some(s) = self
-                        .sockets
-                        .iter()
-                        .find(|s| s.local_addr().ok() == Some(t.source))
-                    {
-                        // A full socket buffer drops the datagram, as the network would.
-                        let _ = s.try_send_to(&t.contents, t.destination);
+                    if let Some(i) = self.sockets.iter().position(|s| s.local == t.source) {
+                        self.outbox.push(i, t.destination, &t.contents);
                     }
                 }
                 Ok(Output::Event(e)) => match e {
@@ -284,6 +283,23 @@ impl Session {
                 },
                 Err(e) => return Err(LiveError::Rtc(e.to_string())),
             }
+        }
+    }
+
+    /// Sends the datagrams of this poll in as few system calls as the kernel allows.
+    fn flush(&mut self) {
+        let batch = self.live.config().webrtc_batch;
+        let done = self.outbox.flush(&self.sockets, batch);
+        let stats = &self.live.stats;
+        stats.rtc_sends.fetch_add(done.sends as u64, Relaxed);
+        stats.bytes_sent.fetch_add(done.bytes as u64, Relaxed);
+        if done.dropped > 0 {
+            stats.rtc_dropped.fetch_add(done.dropped as u64, Relaxed);
+            tracing::debug!(
+                camera = self.key.camera_id,
+                dropped = done.dropped,
+                "WebRTC socket buffer full: datagrams dropped"
+            );
         }
     }
 

@@ -18,6 +18,12 @@ pub struct Stats {
     pub skips: AtomicU64,
     pub rtc_viewers: AtomicU64,
     pub rtp_packets_sent: AtomicU64,
+    /// Bytes handed to viewers' sockets: WebSocket messages (MSE) and SRTP datagrams (WebRTC).
+    pub bytes_sent: AtomicU64,
+    /// WebRTC send system calls: fewer than datagrams where UDP GSO batches them.
+    pub rtc_sends: AtomicU64,
+    /// WebRTC datagrams dropped because a socket buffer was full.
+    pub rtc_dropped: AtomicU64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -28,6 +34,9 @@ pub struct Snapshot {
     pub max_us: u64,
     pub fragments_sent: u64,
     pub rtp_packets_sent: u64,
+    pub bytes_sent: u64,
+    pub rtc_sends: u64,
+    pub rtc_dropped: u64,
     pub skips: u64,
     /// Counted by the registry at the time of the snapshot (`Live::stats_snapshot`).
     pub mse_viewers: u64,
@@ -42,6 +51,9 @@ impl Default for Stats {
             skips: AtomicU64::new(0),
             rtc_viewers: AtomicU64::new(0),
             rtp_packets_sent: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            rtc_sends: AtomicU64::new(0),
+            rtc_dropped: AtomicU64::new(0),
         }
     }
 }
@@ -76,6 +88,9 @@ impl Stats {
             max_us: h.max(),
             fragments_sent: self.fragments_sent.load(Relaxed),
             rtp_packets_sent: self.rtp_packets_sent.load(Relaxed),
+            bytes_sent: self.bytes_sent.load(Relaxed),
+            rtc_sends: self.rtc_sends.load(Relaxed),
+            rtc_dropped: self.rtc_dropped.load(Relaxed),
             skips: self.skips.load(Relaxed),
             mse_viewers: 0,
             rtc_viewers: self.rtc_viewers.load(Relaxed),

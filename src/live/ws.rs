@@ -108,6 +108,8 @@ impl Conn {
     async fn fragment(&mut self, f: &Frag, live: bool) -> Result<(), ()> {
         self.binary(f.data.clone()).await?;
         self.live.stats.fragments_sent.fetch_add(1, Relaxed);
+        let bytes = f.data.len() as u64;
+        self.live.stats.bytes_sent.fetch_add(bytes, Relaxed);
         if live {
             self.live.stats.record(f.received.elapsed());
         }
