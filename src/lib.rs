@@ -4,9 +4,10 @@
 //! whose broadcasts feed the recorder, live viewers and `media` (snapshots); `db` stores the registry;
 //! `auth` says who may do what and `audit` keeps the trace of it; `api` serves it all over HTTP; `sim` stands in for the cameras.
 //!
-//! Unsafe code is refused crate-wide; the three modules that need it say why in their docs and are the
+//! Unsafe code is refused crate-wide; the four modules that need it say why in their docs and are the
 //! only ones allowed it: `media::snapshot` (FFmpeg calls its binding lacks), `live::socket` (one
-//! socket option) and `sim::server` (one GStreamer call its binding lacks).
+//! socket option), `memory` (one allocator parameter) and `sim::server` (one GStreamer call its binding
+//! lacks).
 
 #![deny(unsafe_code)]
 #![warn(clippy::too_many_lines)]
@@ -23,6 +24,8 @@ pub mod hub;
 pub mod ingest;
 pub mod live;
 pub mod media;
+#[allow(unsafe_code)] // one mallopt; see the module's doc
+pub mod memory;
 pub mod private;
 pub mod record;
 pub mod seed;
