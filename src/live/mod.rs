@@ -14,13 +14,13 @@
 
 pub mod fanout;
 pub mod mse;
-pub mod outbox;
 pub mod rtc;
 pub mod rtp;
 #[allow(unsafe_code)] // one setsockopt; see the module's doc
 pub mod socket;
 pub mod stats;
 pub mod transcode;
+pub mod udp;
 pub mod vui;
 pub mod ws;
 

@@ -14,8 +14,8 @@
 //! - The session ends when ICE disconnects, the signalling side goes away (`Control` channel closed), or
 //!   nothing comes from the browser for 30 s after the handshake.
 
-use super::outbox::{Outbox, Socket};
 use super::rtp::RtpViewer;
+use super::udp::{Incoming, Outbox, Socket};
 use super::{Live, LiveError, RtpLease};
 use crate::hub::Received;
 use crate::hub::StreamKey;
@@ -131,7 +131,7 @@ pub async fn accept(
 
 struct Session {
     rtc: Rtc,
-    sockets: Vec<Socket>,
+    sockets: Vec<Arc<Socket>>,
     /// Datagrams of the current poll, sent together when str0m has nothing more to send.
     outbox: Outbox,
     live: Arc<Live>,
@@ -181,20 +181,12 @@ impl Session {
         let stream = self.key.kind.as_str();
         self.live.stats.rtc_viewers.fetch_add(1, Relaxed);
         tracing::info!(camera, stream, user = %self.user, "WebRTC live view started");
-        let (dgram_tx, mut dgram_rx) = mpsc::channel::<(SocketAddr, SocketAddr, Vec<u8>)>(256);
-        let mut readers = Vec::new();
-        for sock in &self.sockets {
-            let (sock, local) = (sock.udp.clone(), sock.local);
-            let tx = dgram_tx.clone();
-            readers.push(tokio::spawn(async move {
-                let mut buf = vec![0u8; 2048];
-                while let Ok((n, from)) = sock.recv_from(&mut buf).await {
-                    if tx.send((from, local, buf[..n].to_vec())).await.is_err() {
-                        break;
-                    }
-                }
-            }));
-        }
+        let (dgram_tx, mut dgram_rx) = mpsc::channel::<Incoming>(256);
+        let readers: Vec<_> = self
+            .sockets
+            .iter()
+            .map(|sock| tokio::spawn(sock.clone().receive(dgram_tx.clone())))
+            .collect();
         drop(dgram_tx);
         let result = self.drive(&mut ctl, &mut dgram_rx).await;
         for r in readers {
@@ -212,7 +204,7 @@ impl Session {
     async fn drive(
         &mut self,
         ctl: &mut mpsc::Receiver<Control>,
-        dgrams: &mut mpsc::Receiver<(SocketAddr, SocketAddr, Vec<u8>)>,
+        dgrams: &mut mpsc::Receiver<Incoming>,
     ) -> Result<(), LiveError> {
         loop {
             let deadline = match self.poll().await? {

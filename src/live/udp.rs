@@ -1,40 +1,78 @@
-//! Batched sending of a WebRTC session's datagrams. str0m hands out one SRTP packet at a time; the
-//! session collects every packet of one poll (all the packets of a frame) here and sends them in as few
-//! system calls as the kernel allows: consecutive datagrams to the same destination whose sizes are equal
-//! (the last may be shorter) go out as one UDP GSO send (`UDP_SEGMENT`, Linux 4.18 and later), so a
-//! keyframe of a hundred packets costs two `sendmsg` calls instead of a hundred. quinn-udp does the
-//! sending; where the kernel has no GSO it reports one segment per send and each datagram goes alone.
+//! A WebRTC session's UDP sockets, through quinn-udp: batched sending and segmented receiving.
+//!
+//! Sending: str0m hands out one SRTP packet at a time; the session collects every packet of one poll (all
+//! the packets of a frame) in an [`Outbox`] and sends them in as few system calls as the kernel allows:
+//! consecutive datagrams to the same destination whose sizes are equal (the last may be shorter) go out as
+//! one UDP GSO send (`UDP_SEGMENT`, Linux 4.18 and later), so a keyframe of a hundred packets costs two
+//! `sendmsg` calls instead of a hundred. Where the kernel has no GSO, quinn-udp reports one segment per
+//! send and each datagram goes alone.
+//!
+//! Receiving: quinn-udp turns UDP GRO on, so one read may return several datagrams of one peer joined
+//! together; [`Socket::receive`] splits them at quinn-udp's stride before str0m sees them.
 //!
 //! Invariants:
-//! - Datagrams leave in the order str0m produced them.
+//! - Datagrams leave in the order str0m produced them, and reach str0m one by one.
 //! - Sending never waits: a full socket buffer drops the batch it would have blocked on, as the network
 //!   would drop packets (the browser asks again by NACK or PLI, and the next keyframe resumes anyway).
 
+use std::io::IoSliceMut;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 /// A UDP GSO send carries at most this many payload bytes (the IP length field's 64 KiB less headers).
 const MAX_BATCH_BYTES: usize = 65_000;
 
-/// One of the session's sockets, with what batching needs to know of it.
+/// A read's buffer: room for the most datagrams GRO joins (64) of the largest WebRTC size.
+const RECEIVE_BUFFER: usize = 64 * 1500;
+
+/// One of the session's sockets.
 pub struct Socket {
-    pub udp: Arc<UdpSocket>,
+    udp: UdpSocket,
     /// Its bound address: the `source` str0m names in each transmit (read once, not per datagram).
     pub local: SocketAddr,
     state: quinn_udp::UdpSocketState,
 }
 
+/// A datagram received: from, to (the socket's address), contents.
+pub type Incoming = (SocketAddr, SocketAddr, Vec<u8>);
+
 impl Socket {
-    pub fn new(udp: UdpSocket) -> std::io::Result<Socket> {
+    pub fn new(udp: UdpSocket) -> std::io::Result<Arc<Socket>> {
         let local = udp.local_addr()?;
         let state = quinn_udp::UdpSocketState::new((&udp).into())?;
-        Ok(Socket {
-            udp: Arc::new(udp),
-            local,
-            state,
-        })
+        Ok(Arc::new(Socket { udp, local, state }))
+    }
+
+    /// Hands every datagram the socket receives to `to`, one by one, until the socket fails or `to` is
+    /// closed.
+    pub async fn receive(self: Arc<Self>, to: tokio::sync::mpsc::Sender<Incoming>) {
+        let mut buf = vec![0u8; RECEIVE_BUFFER];
+        loop {
+            let mut meta = [quinn_udp::RecvMeta::default()];
+            let read = self
+                .udp
+                .async_io(Interest::READABLE, || {
+                    let mut bufs = [IoSliceMut::new(&mut buf)];
+                    self.state.recv((&self.udp).into(), &mut bufs, &mut meta)
+                })
+                .await;
+            if read.is_err() {
+                return;
+            }
+            let m = &meta[0];
+            for datagram in buf[..m.len].chunks(m.stride.max(1)) {
+                if to
+                    .send((m.addr, self.local, datagram.to_vec()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
     }
 }
 
@@ -86,7 +124,7 @@ impl Outbox {
 
     /// Sends everything queued, never waiting, and empties the outbox; `batch: false` sends each
     /// datagram alone.
-    pub fn flush(&mut self, sockets: &[Socket], batch: bool) -> Flushed {
+    pub fn flush(&mut self, sockets: &[Arc<Socket>], batch: bool) -> Flushed {
         let mut done = Flushed::default();
         let max_segments = match batch {
             true => sockets.iter().map(|s| s.state.max_gso_segments()).min(),
@@ -104,8 +142,8 @@ impl Outbox {
                 segment_size: batch.segment,
                 src_ip: None,
             };
-            let sent = socket.udp.try_io(tokio::io::Interest::WRITABLE, || {
-                socket.state.send((&*socket.udp).into(), &transmit)
+            let sent = socket.udp.try_io(Interest::WRITABLE, || {
+                socket.state.send((&socket.udp).into(), &transmit)
             });
             done.datagrams += batch.count;
             done.sends += 1;
@@ -229,8 +267,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_flushed_batch_arrives_as_separate_datagrams_in_order() {
-        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let to = rx.local_addr().unwrap();
+        let rx = Socket::new(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
+        let to = rx.local;
+        let (got_tx, mut got) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(rx.receive(got_tx));
         let tx = Socket::new(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
         // Sending never waits, so it needs the reactor to have seen the new socket writable once.
         tx.udp.writable().await.unwrap();
@@ -244,11 +284,11 @@ mod tests {
         if tx.state.max_gso_segments() > 1 {
             assert_eq!(done.sends, 2, "GSO: 1200 x3 + 17, then 1200 + 900");
         }
-        let mut buf = [0u8; 2048];
+        // The receiving socket has GRO on: whether the kernel joined them or not, they come out one by one.
         for (i, &n) in sizes.iter().enumerate() {
-            let (len, from) = rx.recv_from(&mut buf).await.unwrap();
-            assert_eq!((len, from), (n, tx.local));
-            assert!(buf[..len].iter().all(|&b| b == i as u8));
+            let (from, at, data) = got.recv().await.unwrap();
+            assert_eq!((from, at, data.len()), (tx.local, to, n));
+            assert!(data.iter().all(|&b| b == i as u8));
         }
     }
 }
