@@ -20,6 +20,9 @@ fn content_type(name: &str) -> &'static str {
 fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
     println!("cargo:rerun-if-changed=web");
+    // `sqlx::migrate!` embeds `migrations/` at compile time; naming any path above turns off Cargo's
+    // default of rebuilding on every change, so a new migration must be named too.
+    println!("cargo:rerun-if-changed=migrations");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .expect("read web/")
         .filter_map(|e| e.ok())

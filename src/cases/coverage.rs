@@ -1,9 +1,11 @@
 //! How much of a clip the recordings cover, from the recording engine's segment index (`segments`,
 //! migrations/0002; main stream, wall times in microseconds).
 //!
-//! The lookup is two index range scans on `segments_camera_time (camera_id, stream, start_us)`: the last
-//! segment that starts at or before the clip start, and the segments that start inside the clip. So its
-//! cost does not grow with the length of the camera's history (a year is ~525,000 one-minute segments).
+//! The lookup is two index range scans on `segments_recorded_span (camera_id, stream, start_us, end_us)
+//! WHERE frames > 0` (migrations/0009): the last segment that starts at or before the clip start, and the
+//! segments that start inside the clip. So its cost does not grow with the length of the camera's history
+//! (a year is ~525,000 one-minute segments), and the index covers it: one camera's rows lie far apart in
+//! the table, since a server appends them in time order across all its cameras.
 //!
 //! Invariant: `full` means the uncovered part of the clip is at most `TOLERANCE_US` (a cut between
 //! segments, the frame at the clip's edge); `missing` means nothing of it is recorded.
