@@ -25,7 +25,8 @@ use tokio::net::UdpSocket;
 /// A UDP GSO send carries at most this many payload bytes (the IP length field's 64 KiB less headers).
 const MAX_BATCH_BYTES: usize = 65_000;
 
-/// A read's buffer: room for the most datagrams GRO joins (64) of the largest WebRTC size.
+/// A read's buffer: room for the most datagrams GRO joins (64) of the largest WebRTC size. One per
+/// runtime thread (see [`Socket::read_split`]).
 const RECEIVE_BUFFER: usize = 64 * 1500;
 
 /// One of the session's sockets.
@@ -49,31 +50,36 @@ impl Socket {
     /// Hands every datagram the socket receives to `to`, one by one, until the socket fails or `to` is
     /// closed.
     pub async fn receive(self: Arc<Self>, to: tokio::sync::mpsc::Sender<Incoming>) {
-        let mut buf = vec![0u8; RECEIVE_BUFFER];
         loop {
-            let mut meta = [quinn_udp::RecvMeta::default()];
             let read = self
                 .udp
-                .async_io(Interest::READABLE, || {
-                    let mut bufs = [IoSliceMut::new(&mut buf)];
-                    self.state.recv((&self.udp).into(), &mut bufs, &mut meta)
-                })
+                .async_io(Interest::READABLE, || self.read_split())
                 .await;
-            if read.is_err() {
-                return;
-            }
-            let m = &meta[0];
-            for datagram in buf[..m.len].chunks(m.stride.max(1)) {
-                if to
-                    .send((m.addr, self.local, datagram.to_vec()))
-                    .await
-                    .is_err()
-                {
+            let Ok((from, datagrams)) = read else { return };
+            for datagram in datagrams {
+                if to.send((from, self.local, datagram)).await.is_err() {
                     return;
                 }
             }
         }
     }
+
+    /// One read, split into its datagrams. The read buffer is the thread's, not the session's: it is large
+    /// (what GRO may join) and needed only for the length of this call.
+    fn read_split(&self) -> std::io::Result<(SocketAddr, Vec<Vec<u8>>)> {
+        READ_BUFFER.with_borrow_mut(|buf| {
+            let mut meta = [quinn_udp::RecvMeta::default()];
+            let mut bufs = [IoSliceMut::new(buf)];
+            self.state.recv((&self.udp).into(), &mut bufs, &mut meta)?;
+            let m = &meta[0];
+            let datagrams = buf[..m.len].chunks(m.stride.max(1)).map(<[u8]>::to_vec);
+            Ok((m.addr, datagrams.collect()))
+        })
+    }
+}
+
+thread_local! {
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; RECEIVE_BUFFER]);
 }
 
 struct Datagram {
