@@ -16,14 +16,14 @@
 /// fixed).
 pub const OWN_MAPPING_BYTES: i32 = 128 * 1024;
 
-/// Fixes glibc's mmap threshold (see the module's doc). Does nothing with another C library.
-pub fn tune_allocator() {
+/// Fixes glibc's mmap threshold (see the module's doc); whether it was set. Does nothing with another C
+/// library. Called before logging starts, so the caller reports the answer.
+pub fn tune_allocator() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: sets one allocator parameter; called before other threads exist (see the module doc).
-        let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, OWN_MAPPING_BYTES) };
-        if ok != 1 {
-            tracing::debug!("glibc refused the mmap threshold; the allocator keeps its default");
-        }
+        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, OWN_MAPPING_BYTES) == 1 }
     }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    false
 }

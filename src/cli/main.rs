@@ -205,15 +205,18 @@ fn parse_role(s: &str) -> anyhow::Result<Role> {
 
 fn main() -> anyhow::Result<()> {
     // Before the runtime's threads exist (see vigil::memory).
-    vigil::memory::tune_allocator();
+    let tuned = vigil::memory::tune_allocator();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(run())
+        .block_on(run(tuned))
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run(allocator_tuned: bool) -> anyhow::Result<()> {
     init_tracing();
+    if !allocator_tuned {
+        tracing::debug!("the allocator keeps its default mmap threshold (not glibc, or refused)");
+    }
     // Evidence, keys and the database are this user's alone (see vigil::private).
     vigil::private::restrict_new_files();
     match Cli::parse().command {

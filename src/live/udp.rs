@@ -132,6 +132,10 @@ impl Outbox {
     /// datagram alone.
     pub fn flush(&mut self, sockets: &[Arc<Socket>], batch: bool) -> Flushed {
         let mut done = Flushed::default();
+        // Most polls (timers, RTCP in) queue nothing: no work for them.
+        if self.datagrams.is_empty() {
+            return done;
+        }
         let max_segments = match batch {
             true => sockets.iter().map(|s| s.state.max_gso_segments()).min(),
             false => None,
