@@ -32,4 +32,5 @@ pub mod seed;
 pub mod server;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod storage;
 pub mod time;

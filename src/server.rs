@@ -55,6 +55,7 @@ impl Server {
             pool.clone(),
             cfg.record.clone(),
             cfg.data_dir.clone(),
+            object_tier(&cfg)?,
         );
         let live = Live::new(hub.clone(), cfg.live.clone());
         let ingest = Arc::new(Supervisor::new(hub, cfg.ingest.clone()));
@@ -70,9 +71,13 @@ impl Server {
             cfg.auth.login_address_window_seconds,
         ));
         crate::cases::export::fail_interrupted(&pool).await?;
-        let cases =
-            crate::cases::CaseService::new(pool.clone(), cfg.cases.clone(), cfg.data_dir.clone())
-                .context("loading the evidence signing key")?;
+        let cases = crate::cases::CaseService::new(
+            pool.clone(),
+            cfg.cases.clone(),
+            cfg.data_dir.clone(),
+            recorders.shared().footage.clone(),
+        )
+        .context("loading the evidence signing key")?;
         cases.start_sweeper();
         crate::cases::camera_alarms::start(cases.clone(), ingest.clone());
         crate::cases::uptime::start(
@@ -168,4 +173,13 @@ pub async fn shutdown_signal() {
         _ = term => {}
     }
     tracing::info!("shutting down");
+}
+
+/// The object storage tier of `[storage.object]`, if configured.
+fn object_tier(cfg: &Config) -> anyhow::Result<Option<record::tier::Tier>> {
+    let Some(o) = &cfg.storage.object else {
+        return Ok(None);
+    };
+    let bucket = crate::storage::Bucket::connect(o).context("[storage.object]")?;
+    Ok(Some(record::tier::Tier::new(Arc::new(bucket), o.clone())))
 }

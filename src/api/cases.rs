@@ -396,8 +396,8 @@ pub async fn clip_thumbnail(
     )
     .await?
     .ok_or_else(no_footage)?;
-    let dir = s.cfg.data_dir.clone();
-    let jpg = tokio::task::spawn_blocking(move || thumbnail::thumbnail(&dir, &seg, at))
+    let footage = s.recorders.shared().footage.clone();
+    let jpg = tokio::task::spawn_blocking(move || thumbnail::thumbnail(&footage, &seg, at))
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| match e {

@@ -168,6 +168,59 @@ fn register_recorders(reg: &mut Registry, rec: &[(i64, RecCounts)], disk_alarm: 
     );
 }
 
+/// The object storage tier (none without `[storage.object]`).
+fn register_tier(reg: &mut Registry, tier: Option<&crate::record::tier::Tier>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Some(t) = tier else {
+        return;
+    };
+    let st = &t.status;
+    let counters = [
+        (
+            "vigil_storage_moved_segments",
+            "Segments moved to the bucket",
+            st.moved.load(Relaxed),
+        ),
+        (
+            "vigil_storage_moved_bytes",
+            "Bytes moved to the bucket",
+            st.moved_bytes.load(Relaxed),
+        ),
+        (
+            "vigil_storage_failures",
+            "Passes of the mover that failed",
+            st.failures.load(Relaxed),
+        ),
+    ];
+    for (name, help, v) in counters {
+        let c = Counter::<u64>::default();
+        c.inc_by(v);
+        reg.register(name, help, c);
+    }
+    let gauges = [
+        (
+            "vigil_storage_backlog_segments",
+            "Segments due to move that are still on the local disk",
+            st.backlog.load(Relaxed),
+        ),
+        (
+            "vigil_storage_backlog_bytes",
+            "Bytes due to move that are still on the local disk",
+            st.backlog_bytes.load(Relaxed),
+        ),
+        (
+            "vigil_storage_alarm",
+            "1 while the bucket cannot be reached (footage stays local)",
+            i64::from(st.alarm.load(Relaxed)),
+        ),
+    ];
+    for (name, help, v) in gauges {
+        let g = Gauge::<i64>::default();
+        g.set(v);
+        reg.register(name, help, g);
+    }
+}
+
 pub async fn metrics(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -183,6 +236,7 @@ pub async fn metrics(
     );
     register_streams(&mut reg, &statuses);
     register_recorders(&mut reg, &rec, s.recorders.disk_full());
+    register_tier(&mut reg, s.recorders.shared().tier.as_deref());
     let mut out = String::with_capacity(256 + statuses.len() * 512);
     encode(&mut out, &reg).map_err(ApiError::internal)?;
     let mime = "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -242,11 +242,11 @@ async fn run(
     let dir = svc.data_dir.join("exports");
     let rel = format!("exports/{id}.zip");
     let out = svc.data_dir.join(&rel);
-    let data_dir = svc.data_dir.clone();
+    let footage = svc.footage.clone();
     let key = svc.key.clone();
     let entry = tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        package::write(&data_dir, &out, manifest, sources, &key, &progress)
+        package::write(&footage, &out, manifest, sources, &key, &progress)
             .map_err(|e| e.to_string())
     })
     .await

@@ -47,6 +47,8 @@ pub struct CaseService {
     pub pool: Pool,
     pub cfg: CasesConfig,
     pub data_dir: PathBuf,
+    /// Where recorded segments are read from (local disk or bucket).
+    pub footage: crate::record::footage::Footage,
     pub key: SigningKey,
     /// JSON notifications: case cards, camera status changes and alarms.
     pub notify: broadcast::Sender<Arc<str>>,
@@ -60,6 +62,7 @@ impl CaseService {
         pool: Pool,
         cfg: CasesConfig,
         data_dir: PathBuf,
+        footage: crate::record::footage::Footage,
     ) -> Result<Arc<CaseService>, signing::KeyError> {
         let key = signing::load_or_create(&data_dir)?;
         let (notify, _) = broadcast::channel(256);
@@ -67,6 +70,7 @@ impl CaseService {
             pool,
             cfg,
             data_dir,
+            footage,
             key,
             notify,
             exports: Mutex::new(HashMap::new()),

@@ -12,6 +12,7 @@
 
 use super::signing::sign_manifest;
 use crate::record::export::{plan, Part};
+use crate::record::footage::{read_object, Footage};
 use crate::record::index::SegmentRow;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
@@ -72,12 +73,36 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
+/// Copies `len` bytes at `offset` of a bucket object, a few MiB per ranged GET.
+fn copy_object<W: Write>(
+    bucket: &crate::storage::Bucket,
+    key: &str,
+    offset: u64,
+    len: u64,
+    out: &mut W,
+) -> std::io::Result<()> {
+    const STEP: u64 = 8 << 20;
+    let mut at = 0;
+    while at < len {
+        let n = STEP.min(len - at);
+        out.write_all(&read_object(bucket, key, offset + at, n)?)?;
+        at += n;
+    }
+    Ok(())
+}
+
 fn copy_parts<W: Write>(parts: &[Part], out: &mut W) -> std::io::Result<()> {
     let mut buf = vec![0u8; 1 << 20];
     let mut open: Option<(PathBuf, std::fs::File)> = None;
     for p in parts {
         match p {
             Part::Mem(b) => out.write_all(b)?,
+            Part::Object {
+                bucket,
+                key,
+                offset,
+                len,
+            } => copy_object(bucket, key, *offset, *len, out)?,
             Part::File { path, offset, len } => {
                 if open.as_ref().is_none_or(|(p, _)| p != path) {
                     open = Some((path.clone(), std::fs::File::open(path)?));
@@ -108,12 +133,12 @@ fn us_to_rfc3339(us: i64) -> String {
 /// range it presents, and the file's entry; a clip without footage has `"file": null` and no entry.
 fn write_clip(
     zip: &mut zip::ZipWriter<std::fs::File>,
-    data_dir: &Path,
+    footage: &Footage,
     c: ClipSource,
     stored: zip::write::SimpleFileOptions,
 ) -> Result<(serde_json::Map<String, Value>, Option<FileEntry>), PackageError> {
     let mut meta = c.meta;
-    let planned = plan(data_dir, &c.rows, c.start_us, c.end_us)
+    let planned = plan(footage, &c.rows, c.start_us, c.end_us)
         .map_err(|e| PackageError::Scan(e.to_string()))?;
     let Some(p) = planned else {
         meta.insert("file".into(), Value::Null);
@@ -152,7 +177,7 @@ fn write_clip(
 
 /// Writes the package to `out` (blocking). `progress` goes from 0 to 1000 (per mille).
 pub fn write(
-    data_dir: &Path,
+    footage: &Footage,
     out: &Path,
     mut manifest: serde_json::Map<String, Value>,
     clips: Vec<ClipSource>,
@@ -171,7 +196,7 @@ pub fn write(
     let mut clip_meta = Vec::new();
     let total = clips.len().max(1) as u32;
     for (i, c) in clips.into_iter().enumerate() {
-        let (meta, entry) = write_clip(&mut zip, data_dir, c, stored)?;
+        let (meta, entry) = write_clip(&mut zip, footage, c, stored)?;
         files.extend(entry);
         clip_meta.push(Value::Object(meta));
         progress.store((i as u32 + 1) * 950 / total, Ordering::Relaxed);

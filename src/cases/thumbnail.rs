@@ -7,9 +7,8 @@
 
 use crate::media::fmp4;
 use crate::media::snapshot::{keyframe_to_jpeg, VideoCodec};
-use crate::record::scan::scan;
-use std::io::Read;
-use std::path::Path;
+use crate::record::footage::Footage;
+use crate::record::index::{self, SegmentRow};
 
 /// Width of a thumbnail.
 pub const WIDTH: u32 = 320;
@@ -21,9 +20,6 @@ pub enum ThumbError {
     #[error("{0}")]
     Read(String),
 }
-
-/// The segment that holds `at_us`: (path, indexed bytes, codec).
-pub type SegmentRef = (String, i64, String);
 
 /// The `avcC`/`hvcC` body inside a visual sample entry (`avc1`/`hvc1` box with its header).
 fn decoder_config(entry: &[u8]) -> Option<&[u8]> {
@@ -38,11 +34,10 @@ fn decoder_config(entry: &[u8]) -> Option<&[u8]> {
 }
 
 /// The JPEG thumbnail of the keyframe at or before `at_us` in the segment.
-pub fn thumbnail(data_dir: &Path, seg: &SegmentRef, at_us: i64) -> Result<Vec<u8>, ThumbError> {
-    let (path, bytes, codec) = seg;
-    let abs = data_dir.join(path);
-    let s =
-        scan(&abs, Some((*bytes).max(0) as u64)).map_err(|e| ThumbError::Read(e.to_string()))?;
+pub fn thumbnail(footage: &Footage, seg: &SegmentRow, at_us: i64) -> Result<Vec<u8>, ThumbError> {
+    let (s, at) = footage
+        .scan(seg)
+        .map_err(|e| ThumbError::Read(e.to_string()))?;
     let frag = s
         .fragments
         .iter()
@@ -56,15 +51,11 @@ pub fn thumbnail(data_dir: &Path, seg: &SegmentRef, at_us: i64) -> Result<Vec<u8
             "fragment does not start with a keyframe".into(),
         ));
     }
-    let mut f = std::fs::File::open(&abs).map_err(|e| ThumbError::Read(e.to_string()))?;
-    use std::io::Seek;
-    f.seek(std::io::SeekFrom::Start(frag.data_offset))
+    let frame = at
+        .read_blocking(frag.data_offset, u64::from(size))
         .map_err(|e| ThumbError::Read(e.to_string()))?;
-    let mut frame = vec![0u8; size as usize];
-    f.read_exact(&mut frame)
-        .map_err(|e| ThumbError::Read(e.to_string()))?;
-    let codec = VideoCodec::from_rfc6381(codec)
-        .ok_or_else(|| ThumbError::Read(format!("unknown codec {codec}")))?;
+    let codec = VideoCodec::from_rfc6381(&seg.codec)
+        .ok_or_else(|| ThumbError::Read(format!("unknown codec {}", seg.codec)))?;
     let extra = decoder_config(&s.sample_entry)
         .ok_or_else(|| ThumbError::Read("sample entry without avcC/hvcC".into()))?;
     keyframe_to_jpeg(codec, extra, &[&frame], Some(WIDTH), 80)
@@ -77,22 +68,22 @@ pub async fn segment_at(
     camera_id: i64,
     at_us: i64,
     end_us: i64,
-) -> Result<Option<(SegmentRef, i64)>, crate::db::DbError> {
-    let before: Option<(String, i64, String, i64, i64)> = sqlx::query_as(
-        "SELECT path, bytes, codec, start_us, end_us FROM segments WHERE camera_id = ? AND stream = 'main'
+) -> Result<Option<(SegmentRow, i64)>, crate::db::DbError> {
+    let before: Option<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT id, start_us, end_us FROM segments WHERE camera_id = ? AND stream = 'main'
            AND start_us <= ? AND frames > 0 ORDER BY start_us DESC LIMIT 1",
     )
     .bind(camera_id)
     .bind(at_us)
     .fetch_optional(pool)
     .await?;
-    if let Some((p, b, c, _, e)) = before {
+    if let Some((id, _, e)) = before {
         if e > at_us {
-            return Ok(Some(((p, b, c), at_us)));
+            return Ok(Some((index::get(pool, id).await?, at_us)));
         }
     }
-    let after: Option<(String, i64, String, i64)> = sqlx::query_as(
-        "SELECT path, bytes, codec, start_us FROM segments WHERE camera_id = ? AND stream = 'main'
+    let after: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT id, start_us FROM segments WHERE camera_id = ? AND stream = 'main'
            AND start_us > ? AND start_us < ? AND frames > 0 ORDER BY start_us LIMIT 1",
     )
     .bind(camera_id)
@@ -100,5 +91,8 @@ pub async fn segment_at(
     .bind(end_us)
     .fetch_optional(pool)
     .await?;
-    Ok(after.map(|(p, b, c, s)| ((p, b, c), s)))
+    match after {
+        Some((id, s)) => Ok(Some((index::get(pool, id).await?, s))),
+        None => Ok(None),
+    }
 }

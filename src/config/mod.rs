@@ -4,9 +4,12 @@
 //! database and recordings under `./recordings`. Regions, sites and cameras listed here are seeded into the
 //! database at start-up when they are missing; the database stays the source of truth afterwards.
 
+mod storage;
+
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+pub use storage::{ObjectConfig, StorageConfig};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -24,6 +27,8 @@ pub struct Config {
     pub record: RecordConfig,
     pub live: LiveConfig,
     pub cases: CasesConfig,
+    /// Object storage tier (`[storage.object]`).
+    pub storage: StorageConfig,
     /// Objects created at start-up when missing (the demo uses this).
     pub seed: Seed,
 }
@@ -269,6 +274,7 @@ impl Default for Config {
             record: RecordConfig::default(),
             live: LiveConfig::default(),
             cases: CasesConfig::default(),
+            storage: StorageConfig::default(),
             seed: Seed::default(),
         }
     }

@@ -7,7 +7,8 @@
 //! - `--repair` makes them agree the way start-up recovery does: truncate incomplete tails, re-derive rows
 //!   from files, index unindexed files, drop rows whose file is gone.
 //! - `--rebuild` replaces the whole index with one made from the files alone (run it with the server
-//!   stopped); holds are kept.
+//!   stopped); holds are kept, and so are the rows of footage in the object storage tier (their bytes
+//!   were verified when they were uploaded, and no local file stands for them).
 
 use super::index::{self, SegmentRow};
 use super::recovery::{adopt_orphan, collect_garbage, row_from_scan, truncate, RecoveryReport};
@@ -125,6 +126,10 @@ async fn check_row(
     repair: bool,
     rep: &mut CheckReport,
 ) -> Result<(), DbError> {
+    if row.in_bucket() {
+        // Checked against its bytes when it was uploaded; there is no local file to compare.
+        return Ok(());
+    }
     let abs = data_dir.join(&row.path);
     let open = row.state == "open";
     let limit = open.then_some(row.bytes as u64);
@@ -252,7 +257,8 @@ pub async fn rebuild(pool: &Pool, data_dir: &Path) -> Result<usize, DbError> {
         .map_err(|e| DbError::Invalid(e.to_string()))?
         .map_err(|e| DbError::Invalid(format!("rebuild stopped, the index is unchanged: {e}")))?;
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    sqlx::query("DELETE FROM segments")
+    // Footage in the bucket has no local file to be rebuilt from: its rows stay.
+    sqlx::query("DELETE FROM segments WHERE stored = 'local'")
         .execute(&mut *tx)
         .await?;
     for r in &rows {

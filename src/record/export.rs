@@ -16,13 +16,15 @@
 //! - A segment file that is missing or unreadable is a gap (listed in `missing`), never a failure of the
 //!   whole range.
 
+use super::footage::{Footage, Location};
 use super::index::SegmentRow;
-use super::scan::{scan, ScanError, ScannedFragment};
+use super::scan::{ScanError, ScannedFragment};
 use super::segment::{ticks_to_us, us_to_ticks};
 use crate::media::fmp4::{self, BoxWriter, TrackHeader};
 use bytes::Bytes;
 use sha2::Digest;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// A gap longer than this between fragments is reported.
 const GAP_REPORT_US: i64 = 500_000;
@@ -35,13 +37,20 @@ pub enum Part {
         offset: u64,
         len: u64,
     },
+    /// Bytes of a segment in the object storage tier.
+    Object {
+        bucket: Arc<crate::storage::Bucket>,
+        key: String,
+        offset: u64,
+        len: u64,
+    },
 }
 
 impl Part {
     pub fn len(&self) -> u64 {
         match self {
             Part::Mem(b) => b.len() as u64,
-            Part::File { len, .. } => *len,
+            Part::File { len, .. } | Part::Object { len, .. } => *len,
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -66,7 +75,7 @@ pub struct Plan {
 
 struct Chunk {
     entry: u32,
-    path: PathBuf,
+    at: Location,
     offset: u64,
     len: u64,
     samples: u32,
@@ -76,14 +85,14 @@ struct Chunk {
 /// `None` when no footage falls in the range. Blocking (reads the segments' fragment headers). A segment
 /// that cannot be read is left out and listed in [`Plan::missing`].
 pub fn plan(
-    data_dir: &Path,
+    footage: &Footage,
     rows: &[SegmentRow],
     start_us: i64,
     end_us: i64,
 ) -> Result<Option<Plan>, ScanError> {
     let mut p = Planner::new(start_us, end_us);
     for row in rows {
-        p.add_segment(data_dir, row);
+        p.add_segment(footage, row);
     }
     Ok(p.finish())
 }
@@ -139,12 +148,11 @@ impl Planner {
     /// Takes in the fragments of one segment that fall in the range. A segment whose file is gone or
     /// unreadable is a gap in the footage, not a failure of the range: the rest plays, and the hole is
     /// reported.
-    fn add_segment(&mut self, data_dir: &Path, row: &SegmentRow) {
-        let abs = data_dir.join(&row.path);
-        let s = match scan(&abs, Some(row.bytes as u64)) {
+    fn add_segment(&mut self, footage: &Footage, row: &SegmentRow) {
+        let (s, at) = match footage.scan(row) {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(camera = row.camera_id, path = %abs.display(), error = %e,
+                tracing::warn!(camera = row.camera_id, path = %row.path, stored = %row.stored, error = %e,
                     "segment unreadable: played as a gap");
                 let span = (row.start_us.max(self.start_us), row.end_us.min(self.end_us));
                 self.missing.push(span);
@@ -159,11 +167,11 @@ impl Planner {
             }
         } as u32;
         for f in &s.fragments {
-            self.add_fragment(row, &abs, entry + 1, f);
+            self.add_fragment(row, &at, entry + 1, f);
         }
     }
 
-    fn add_fragment(&mut self, row: &SegmentRow, path: &Path, entry: u32, f: &ScannedFragment) {
+    fn add_fragment(&mut self, row: &SegmentRow, at: &Location, entry: u32, f: &ScannedFragment) {
         let f_end = f.wall_us + ticks_to_us(f.duration_90k());
         // Within a run a fragment follows the one before it: its wall time may read a little earlier than
         // that one's end (the clock is slewed toward the server's), but it starts where that one ended. So
@@ -188,7 +196,7 @@ impl Planner {
         self.last_wall_end = f_end;
         self.chunks.push(Chunk {
             entry,
-            path: path.to_path_buf(),
+            at: at.clone(),
             offset: f.data_offset,
             len,
             samples,
@@ -254,10 +262,18 @@ impl Planner {
         header.extend_from_slice(&(data_len + 16).to_be_bytes());
         let mut parts = Vec::with_capacity(self.chunks.len() + 1);
         parts.push(Part::Mem(Bytes::from(header)));
-        parts.extend(self.chunks.into_iter().map(|c| Part::File {
-            path: c.path,
-            offset: c.offset,
-            len: c.len,
+        parts.extend(self.chunks.into_iter().map(|c| match c.at {
+            Location::File(path) => Part::File {
+                path,
+                offset: c.offset,
+                len: c.len,
+            },
+            Location::Object { bucket, key } => Part::Object {
+                bucket,
+                key,
+                offset: c.offset,
+                len: c.len,
+            },
         }));
         let len = parts.iter().map(Part::len).sum();
         let etag = etag(&parts);
@@ -388,6 +404,11 @@ fn etag(parts: &[Part]) -> String {
             Part::File { path, offset, len } => {
                 hasher.update(format!("file {} {offset} {len}\n", path.display()));
             }
+            Part::Object {
+                key, offset, len, ..
+            } => {
+                hasher.update(format!("object {key} {offset} {len}\n"));
+            }
         }
     }
     format!("\"{}\"", hex::encode(&hasher.finalize()[..16]))
@@ -475,6 +496,15 @@ fn stream_from(
             let n = (part.len() - within).min(st.to - st.pos).min(chunk as u64) as usize;
             let res = match &part {
                 Part::Mem(b) => Ok(b.slice(within as usize..within as usize + n)),
+                Part::Object {
+                    bucket,
+                    key,
+                    offset,
+                    ..
+                } => bucket
+                    .get_range(key, offset + within..offset + within + n as u64)
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string())),
                 Part::File { path, offset, .. } => {
                     let r: std::io::Result<Bytes> = async {
                         if st.file.as_ref().is_none_or(|(p, _)| p != path) {

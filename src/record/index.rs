@@ -25,11 +25,22 @@ pub struct SegmentRow {
     pub keyframes: Vec<u8>,
     pub path: String,
     pub state: String,
+    /// Where the bytes are: `local` (the file at `path`) or `bucket` (the object named `path`).
+    pub stored: String,
+}
+
+/// [`SegmentRow::stored`] of footage in the object storage tier.
+pub const IN_BUCKET: &str = "bucket";
+
+impl SegmentRow {
+    pub fn in_bucket(&self) -> bool {
+        self.stored == IN_BUCKET
+    }
 }
 
 const COLUMNS: &str =
     "id, camera_id, stream, run, site_kind, start_us, end_us, duration_90k, frames, bytes, \
-     codec, width, height, keyframes, path, state";
+     codec, width, height, keyframes, path, state, stored";
 
 /// A row about to be inserted (`id` is ignored).
 pub async fn insert<'e, E>(db: E, r: &SegmentRow) -> Result<i64, DbError>
@@ -157,6 +168,8 @@ pub struct Fingerprint {
     pub bytes: i64,
     pub starts: i64,
     pub ends: i64,
+    /// Rows whose footage is in the bucket: a move changes where a plan reads.
+    pub in_bucket: i64,
 }
 
 /// Times enter the [`Fingerprint`] modulo this prime, so that the sum over a year of rows cannot overflow.
@@ -172,6 +185,7 @@ impl Fingerprint {
             bytes: rows.iter().map(|r| r.bytes).sum(),
             starts: rows.iter().map(|r| r.start_us % TIME_MODULUS).sum(),
             ends: rows.iter().map(|r| r.end_us % TIME_MODULUS).sum(),
+            in_bucket: rows.iter().filter(|r| r.in_bucket()).count() as i64,
         }
     }
 }
@@ -188,7 +202,8 @@ pub async fn fingerprint(
         "SELECT count(*) AS rows, coalesce(sum(id), 0) AS ids, coalesce(max(id), 0) AS max_id,
                 coalesce(sum(bytes), 0) AS bytes,
                 coalesce(sum(start_us % {TIME_MODULUS}), 0) AS starts,
-                coalesce(sum(end_us % {TIME_MODULUS}), 0) AS ends
+                coalesce(sum(end_us % {TIME_MODULUS}), 0) AS ends,
+                coalesce(sum(stored = 'bucket'), 0) AS in_bucket
          FROM segments WHERE {OVERLAPPING}"
     ))
     .bind(camera_id)
@@ -211,16 +226,28 @@ pub async fn to_garbage(
     rows: &[(i64, String)],
     reason: &str,
 ) -> Result<usize, DbError> {
+    let mut conn = full_sync(pool).await?;
+    let done = garbage_tx(&mut conn, rows, reason).await;
+    normal_sync(&mut conn).await?;
+    done
+}
+
+/// A connection whose commits sync the WAL (`synchronous = FULL`): for the transactions after which a
+/// file is unlinked. Hand it back through [`normal_sync`].
+async fn full_sync(pool: &Pool) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, DbError> {
     let mut conn = pool.acquire().await?;
     sqlx::query("PRAGMA synchronous = FULL")
         .execute(&mut *conn)
         .await?;
-    let done = garbage_tx(&mut conn, rows, reason).await;
-    // Back to the pool's setting whatever happened (the connection is reused).
+    Ok(conn)
+}
+
+/// Back to the pool's setting whatever happened (the connection is reused).
+async fn normal_sync(conn: &mut sqlx::SqliteConnection) -> Result<(), DbError> {
     sqlx::query("PRAGMA synchronous = NORMAL")
         .execute(&mut *conn)
         .await?;
-    done
+    Ok(())
 }
 
 async fn garbage_tx(
@@ -232,19 +259,20 @@ async fn garbage_tx(
     let now = now_ms();
     let mut n = 0;
     for (id, path) in rows {
-        let gone = sqlx::query(&format!(
-            "DELETE FROM segments AS s WHERE s.id = ? AND (s.frames = 0 OR NOT {HELD})"
+        let gone: Option<String> = sqlx::query_scalar(&format!(
+            "DELETE FROM segments AS s WHERE s.id = ? AND (s.frames = 0 OR NOT {HELD}) RETURNING stored"
         ))
         .bind(id)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        if gone.rows_affected() == 0 {
+        let Some(stored) = gone else {
             continue;
-        }
-        sqlx::query("INSERT INTO garbage (path, reason, created_at) VALUES (?, ?, ?)")
+        };
+        sqlx::query("INSERT INTO garbage (path, reason, created_at, stored) VALUES (?, ?, ?, ?)")
             .bind(path)
             .bind(reason)
             .bind(now)
+            .bind(stored)
             .execute(&mut *tx)
             .await?;
         n += 1;
@@ -254,12 +282,80 @@ async fn garbage_tx(
     Ok(n)
 }
 
-pub async fn garbage(pool: &Pool) -> Result<Vec<(i64, String)>, DbError> {
-    Ok(
-        sqlx::query_as::<_, (i64, String)>("SELECT id, path FROM garbage ORDER BY id")
-            .fetch_all(pool)
-            .await?,
+/// Records that a complete local segment of `bytes` bytes now lives in the bucket, and lists its local
+/// file as garbage, in one transaction committed with `synchronous = FULL` (the file is unlinked after
+/// it). `false` when the row changed meanwhile (removed, or not the bytes uploaded): nothing is done.
+pub async fn moved_to_bucket(pool: &Pool, id: i64, bytes: i64) -> Result<bool, DbError> {
+    let mut conn = full_sync(pool).await?;
+    let done = async {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let path: Option<String> = sqlx::query_scalar(
+            "UPDATE segments SET stored = 'bucket'
+             WHERE id = ? AND bytes = ? AND stored = 'local' AND state = 'complete' RETURNING path",
+        )
+        .bind(id)
+        .bind(bytes)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(path) = &path {
+            sqlx::query("INSERT INTO garbage (path, reason, created_at) VALUES (?, ?, ?)")
+                .bind(path)
+                .bind("moved to the bucket")
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok::<_, DbError>(path.is_some())
+    }
+    .await;
+    normal_sync(&mut conn).await?;
+    done
+}
+
+/// Complete local segments that ended before `before_us`, oldest first: (id, path, bytes).
+pub async fn local_complete_before(
+    pool: &Pool,
+    before_us: i64,
+    limit: i64,
+) -> Result<Vec<(i64, String, i64)>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT id, path, bytes FROM segments WHERE stored = 'local' AND state = 'complete'
+         AND end_us < ? ORDER BY end_us LIMIT ?",
     )
+    .bind(before_us)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// How many complete local segments ended before `before_us`, and their bytes.
+pub async fn local_complete_totals(pool: &Pool, before_us: i64) -> Result<(i64, i64), DbError> {
+    Ok(sqlx::query_as(
+        "SELECT count(*), coalesce(sum(bytes), 0) FROM segments
+         WHERE stored = 'local' AND state = 'complete' AND end_us < ?",
+    )
+    .bind(before_us)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// The garbage list's local files (id, path).
+pub async fn garbage(pool: &Pool) -> Result<Vec<(i64, String)>, DbError> {
+    Ok(sqlx::query_as::<_, (i64, String)>(
+        "SELECT id, path FROM garbage WHERE stored = 'local' ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The garbage list's objects in the bucket (id, key).
+pub async fn bucket_garbage(pool: &Pool) -> Result<Vec<(i64, String)>, DbError> {
+    Ok(sqlx::query_as::<_, (i64, String)>(
+        "SELECT id, path FROM garbage WHERE stored = 'bucket' ORDER BY id LIMIT 1000",
+    )
+    .fetch_all(pool)
+    .await?)
 }
 
 pub async fn garbage_done(pool: &Pool, id: i64) -> Result<(), DbError> {
@@ -358,11 +454,15 @@ pub struct Totals {
     pub open_count: i64,
     pub complete_count: i64,
     pub complete_bytes: i64,
+    /// Segments in the object storage tier and their bytes (the fields above are the local disk's).
+    pub bucket_count: i64,
+    pub bucket_bytes: i64,
 }
 
 pub async fn totals(pool: &Pool) -> Result<Totals, DbError> {
     Ok(sqlx::query_as(
-        "SELECT bytes, open_count, complete_count, complete_bytes FROM segment_totals WHERE id = 1",
+        "SELECT bytes, open_count, complete_count, complete_bytes, bucket_count, bucket_bytes
+         FROM segment_totals WHERE id = 1",
     )
     .fetch_optional(pool)
     .await?

@@ -17,6 +17,7 @@
 pub mod check;
 pub mod crash;
 pub mod export;
+pub mod footage;
 pub mod index;
 pub mod plans;
 pub mod recorder;
@@ -24,11 +25,14 @@ pub mod recovery;
 pub mod retention;
 pub mod scan;
 pub mod segment;
+pub mod skeleton;
+pub mod tier;
 pub mod writer;
 
 use crate::config::RecordConfig;
 use crate::db::{cameras::Camera, Pool};
 use crate::hub::{Frame, Hub, StreamKey, StreamKind};
+use footage::Footage;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -94,6 +98,10 @@ pub struct Shared {
     /// Set when a write failed for lack of space; cleared when retention has freed space.
     pub disk_full: AtomicBool,
     pub retention_kick: Notify,
+    /// Where segments are read from (the data directory, and the bucket of the tier).
+    pub footage: Footage,
+    /// The object storage tier, when `[storage.object]` is configured.
+    pub tier: Option<Arc<tier::Tier>>,
 }
 
 struct Running {
@@ -113,9 +121,18 @@ pub struct Recorders {
 }
 
 impl Recorders {
-    /// Must run inside tokio; starts the retention task. Run [`recovery::recover`] before.
-    pub fn new(hub: Arc<Hub>, pool: Pool, cfg: RecordConfig, data_dir: PathBuf) -> Arc<Recorders> {
-        let plans = plans::PlanCache::new(data_dir.clone());
+    /// Must run inside tokio; starts the retention task (and the tier's mover). Run
+    /// [`recovery::recover`] before.
+    pub fn new(
+        hub: Arc<Hub>,
+        pool: Pool,
+        cfg: RecordConfig,
+        data_dir: PathBuf,
+        tier: Option<tier::Tier>,
+    ) -> Arc<Recorders> {
+        let tier = tier.map(Arc::new);
+        let footage = Footage::new(data_dir.clone(), tier.as_ref().map(|t| t.bucket.clone()));
+        let plans = plans::PlanCache::new(footage.clone());
         let shared = Arc::new(Shared {
             pool,
             cfg,
@@ -123,9 +140,14 @@ impl Recorders {
             boot_ms: crate::db::now_ms(),
             disk_full: AtomicBool::new(false),
             retention_kick: Notify::new(),
+            footage,
+            tier: tier.clone(),
         });
         let stop_retention = CancellationToken::new();
         tokio::spawn(retention::run(shared.clone(), stop_retention.clone()));
+        if let Some(t) = tier {
+            tokio::spawn(tier::run(shared.clone(), t, stop_retention.clone()));
+        }
         Arc::new(Recorders {
             hub,
             shared,

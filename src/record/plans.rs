@@ -15,12 +15,12 @@
 //! - The cache is bounded ([`CAPACITY`] plans, least recently used out first); plans of one range that
 //!   raced are both correct, the later one stays.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use hashlink::LruCache;
 
 use super::export::{self, Plan};
+use super::footage::Footage;
 use super::index::{self, Fingerprint};
 use super::scan::ScanError;
 use crate::db::{DbError, Pool};
@@ -54,14 +54,14 @@ pub enum Source {
 }
 
 pub struct PlanCache {
-    data_dir: PathBuf,
+    footage: Footage,
     plans: Mutex<LruCache<Key, (Fingerprint, Arc<Plan>)>>,
 }
 
 impl PlanCache {
-    pub fn new(data_dir: PathBuf) -> PlanCache {
+    pub fn new(footage: Footage) -> PlanCache {
         PlanCache {
-            data_dir,
+            footage,
             plans: Mutex::new(LruCache::new(CAPACITY)),
         }
     }
@@ -91,11 +91,12 @@ impl PlanCache {
         let rows = index::overlapping(pool, camera_id, stream, start_us, end_us).await?;
         // The rows just read are what the plan is made from: their own fingerprint is its key's.
         let print = Fingerprint::of(&rows);
-        let dir = self.data_dir.clone();
-        let plan = tokio::task::spawn_blocking(move || export::plan(&dir, &rows, start_us, end_us))
-            .await
-            .map_err(|e| PlanError::Task(e.to_string()))??
-            .map(Arc::new);
+        let footage = self.footage.clone();
+        let plan =
+            tokio::task::spawn_blocking(move || export::plan(&footage, &rows, start_us, end_us))
+                .await
+                .map_err(|e| PlanError::Task(e.to_string()))??
+                .map(Arc::new);
         if let Some(plan) = &plan {
             self.lock().insert(key, (print, Arc::clone(plan)));
         }

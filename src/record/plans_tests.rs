@@ -31,7 +31,7 @@ async fn a_plan_is_reused_until_a_fragment_lands_in_its_range() {
     let p = params(0);
     publish(&r.hub, t, 1, 1, &p, 0, 12).await;
     written(&r, 11).await;
-    let cache = PlanCache::new(r.dir.path().to_owned());
+    let cache = PlanCache::new(Footage::local(r.dir.path()));
     let (start, end) = (t, t + 60_000_000);
 
     let (first, how) = cache
@@ -98,7 +98,7 @@ async fn plan_of_a_day_cold_and_cached() {
     super::tests::publish_fast(&r, 9, t, 86_400 * 25, 64).await;
     written(&r, 86_399).await;
     r.recorders.shutdown().await;
-    let cache = PlanCache::new(r.dir.path().to_owned());
+    let cache = PlanCache::new(Footage::local(r.dir.path()));
     let (start, end) = (t, t + day);
 
     let cold = Instant::now();

@@ -58,6 +58,7 @@ pub fn row_from_scan(rel: &str, s: &Scanned) -> SegmentRow {
         keyframes: s.stats.keyframes.clone(),
         path: rel.to_owned(),
         state: "complete".into(),
+        stored: "local".into(),
     }
 }
 

@@ -110,7 +110,7 @@ async fn by_age(shared: &Shared, report: &mut PassReport) -> Result<(), DbError>
 /// Bytes over the disk budget or under the free-space floor. Open segments will grow to about a full
 /// segment each: their space counts as used already. The running totals are read, not a sum over the
 /// whole index.
-async fn excess_bytes(shared: &Shared) -> Result<i64, DbError> {
+pub(super) async fn excess_bytes(shared: &Shared) -> Result<i64, DbError> {
     let budget = shared.cfg.disk_budget_mb as i64 * MIB;
     let t = super::index::totals(&shared.pool).await?;
     let avg = t.complete_bytes.checked_div(t.complete_count).unwrap_or(0);
@@ -134,7 +134,8 @@ pub async fn pass(shared: &Shared) -> Result<PassReport, DbError> {
     by_age(shared, &mut report).await?;
     let mut excess = excess_bytes(shared).await?;
     let finite = finite_kinds(shared);
-    while excess > 0 {
+    // With an object storage tier, local footage over the budget moves to the bucket (`tier`) instead.
+    while excess > 0 && shared.tier.is_none() {
         let rows: Vec<(i64, String, i64)> = sqlx::query_as(&format!(
             "SELECT s.id, s.path, s.bytes {FROM} WHERE s.state = 'complete' AND {finite} AND NOT {HELD}
              ORDER BY s.start_us LIMIT 100"

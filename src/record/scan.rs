@@ -10,6 +10,18 @@ use crate::media::fmp4::{self, parse_moof, parse_prft};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+/// What a segment can be read from: its file, or the skeleton of one in the bucket
+/// (`record::skeleton`), which holds every byte a scan reads at the same offsets.
+pub trait ReadAt {
+    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<()>;
+}
+
+impl ReadAt for std::fs::File {
+    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+        FileExt::read_exact_at(self, buf, at)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
     #[error("{0}")]
@@ -76,18 +88,14 @@ pub struct Scanned {
 
 const MAX_HEADER_BOX: u64 = 4 << 20;
 
-fn read_at(f: &std::fs::File, at: u64, len: u64) -> Result<Vec<u8>, ScanError> {
+fn read_at(f: &dyn ReadAt, at: u64, len: u64) -> Result<Vec<u8>, ScanError> {
     let mut buf = vec![0u8; len as usize];
     f.read_exact_at(&mut buf, at)?;
     Ok(buf)
 }
 
 /// (fourcc, header length, total length) of the box at `at`, if its header lies within `limit`.
-fn box_at(
-    f: &std::fs::File,
-    at: u64,
-    limit: u64,
-) -> Result<Option<([u8; 4], u64, u64)>, ScanError> {
+fn box_at(f: &dyn ReadAt, at: u64, limit: u64) -> Result<Option<([u8; 4], u64, u64)>, ScanError> {
     if at + 8 > limit {
         return Ok(None);
     }
@@ -115,18 +123,23 @@ fn box_at(
 pub fn scan(path: &Path, limit: Option<u64>) -> Result<Scanned, ScanError> {
     let f = std::fs::File::open(path)?;
     let file_len = f.metadata()?.len();
+    scan_from(&f, file_len, limit)
+}
+
+/// Scans a segment of `file_len` bytes read through `f`, reading no further than `limit`.
+pub fn scan_from(f: &dyn ReadAt, file_len: u64, limit: Option<u64>) -> Result<Scanned, ScanError> {
     let limit = limit.map_or(file_len, |l| l.min(file_len));
     let bad = |m: &str| ScanError::Format(m.to_owned());
-    let (ftyp, _, ftyp_len) = box_at(&f, 0, limit)?.ok_or_else(|| bad("no complete ftyp"))?;
+    let (ftyp, _, ftyp_len) = box_at(f, 0, limit)?.ok_or_else(|| bad("no complete ftyp"))?;
     if &ftyp != b"ftyp" {
         return Err(bad("does not start with ftyp"));
     }
     let (moov, moov_hdr, moov_len) =
-        box_at(&f, ftyp_len, limit)?.ok_or_else(|| bad("no complete moov"))?;
+        box_at(f, ftyp_len, limit)?.ok_or_else(|| bad("no complete moov"))?;
     if &moov != b"moov" || moov_len > MAX_HEADER_BOX {
         return Err(bad("no moov after ftyp"));
     }
-    let moov_body = read_at(&f, ftyp_len + moov_hdr, moov_len - moov_hdr)?;
+    let moov_body = read_at(f, ftyp_len + moov_hdr, moov_len - moov_hdr)?;
     let sample_entry = fmp4::sample_entry_of_moov(&moov_body)?.to_vec();
     let udta = fmp4::find(&moov_body, b"udta")?.ok_or_else(|| bad("no udta"))?;
     let meta_json = fmp4::find(udta, META_BOX)?.ok_or_else(|| bad("no vgil metadata"))?;
@@ -137,7 +150,7 @@ pub fn scan(path: &Path, limit: Option<u64>) -> Result<Scanned, ScanError> {
     let mut fragments = Vec::new();
     let mut pos = init_len;
     loop {
-        match fragment_at(&f, pos, limit) {
+        match fragment_at(f, pos, limit) {
             Ok(Some(frag)) => {
                 stats.push(&FragmentSummary {
                     wall_us: frag.wall_us,
@@ -166,11 +179,7 @@ pub fn scan(path: &Path, limit: Option<u64>) -> Result<Scanned, ScanError> {
     })
 }
 
-fn fragment_at(
-    f: &std::fs::File,
-    at: u64,
-    limit: u64,
-) -> Result<Option<ScannedFragment>, ScanError> {
+fn fragment_at(f: &dyn ReadAt, at: u64, limit: u64) -> Result<Option<ScannedFragment>, ScanError> {
     let Some((fourcc, hdr, len)) = box_at(f, at, limit)? else {
         return Ok(None);
     };

@@ -58,7 +58,7 @@ pub(super) async fn rig(segment_seconds: u64) -> Rig {
         retention_interval_seconds: 3600,
         ..RecordConfig::default()
     };
-    let recorders = Recorders::new(hub.clone(), pool.clone(), cfg, dir.path().to_owned());
+    let recorders = Recorders::new(hub.clone(), pool.clone(), cfg, dir.path().to_owned(), None);
     Rig {
         dir,
         pool,
@@ -188,7 +188,7 @@ async fn export_plays_the_range(r: &Rig, t: i64) {
     let segs = index::overlapping(&r.pool, 1, "main", start, end)
         .await
         .expect("rows");
-    let plan = export::plan(r.dir.path(), &segs, start, end)
+    let plan = export::plan(&Footage::local(r.dir.path()), &segs, start, end)
         .expect("plan")
         .expect("footage");
     assert_eq!(plan.start_us, start);
@@ -311,6 +311,8 @@ async fn retention_removes_oldest_unheld_first_and_keeps_held() {
         boot_ms: 0,
         disk_full: Default::default(),
         retention_kick: Default::default(),
+        footage: Footage::local(r.dir.path()),
+        tier: None,
     };
     // Scale: the budget in MiB is coarse, so compare against the bytes the pass says it removed.
     let rep = retention::pass(&shared).await.expect("pass");
@@ -403,11 +405,12 @@ async fn export_throughput_of_one_hour() {
         .await
         .expect("rows");
     let dir = r.dir.path().to_owned();
-    let plan = tokio::task::spawn_blocking(move || export::plan(&dir, &rows, start, end))
-        .await
-        .expect("join")
-        .expect("plan")
-        .expect("footage");
+    let plan =
+        tokio::task::spawn_blocking(move || export::plan(&Footage::local(&dir), &rows, start, end))
+            .await
+            .expect("join")
+            .expect("plan")
+            .expect("footage");
     let planned = started.elapsed();
     let mut n = 0u64;
     let mut body = std::pin::pin!(export::stream(plan.parts.clone(), 0, plan.len, 1 << 20));
@@ -448,6 +451,7 @@ async fn retention_by_age_follows_the_site_kind_and_holds() {
         keyframes: Vec::new(),
         path: format!("recordings/{cam}/x/{n}.mp4"),
         state: "complete".into(),
+        stored: "local".into(),
     };
     let hall_old = row(11, "service_hall", 31, 1);
     let hall_new = row(11, "service_hall", 29, 2);

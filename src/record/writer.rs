@@ -182,6 +182,7 @@ impl Writer {
             keyframes: Vec::new(),
             path: rel,
             state: "open".into(),
+            stored: "local".into(),
         };
         let id = index::insert(&shared.pool, &row).await?;
         super::crash::point("segment.indexed");

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod weed;
 pub mod ws;
 
 use serde_json::{json, Value};

