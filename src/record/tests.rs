@@ -457,27 +457,52 @@ async fn retention_by_age_follows_the_site_kind_and_holds() {
     let hall_new = row(11, "service_hall", 29, 2);
     let bid_old = row(12, "bid_evaluation", 400, 3);
     let held_old = row(13, "service_hall", 45, 4);
-    for x in [&hall_old, &hall_new, &bid_old, &held_old] {
+    // The same rules hold for footage in the object storage tier.
+    let bucket_old = row(14, "service_hall", 31, 5);
+    let bucket_held = row(15, "service_hall", 45, 6);
+    for x in [
+        &hall_old,
+        &hall_new,
+        &bid_old,
+        &held_old,
+        &bucket_old,
+        &bucket_held,
+    ] {
         index::insert(&r.pool, x).await.expect("insert");
     }
-    index::insert_hold(
-        &r.pool,
-        13,
-        None,
-        held_old.start_us,
-        held_old.start_us + 1,
-        "complaint",
-        "test",
-    )
-    .await
-    .expect("hold");
+    sqlx::query("UPDATE segments SET stored = 'bucket' WHERE camera_id IN (14, 15)")
+        .execute(&r.pool)
+        .await
+        .expect("to the bucket");
+    for (cam, seg) in [(13, &held_old), (15, &bucket_held)] {
+        index::insert_hold(
+            &r.pool,
+            cam,
+            None,
+            seg.start_us,
+            seg.start_us + 1,
+            "complaint",
+            "test",
+        )
+        .await
+        .expect("hold");
+    }
     let rep = retention::pass(r.recorders.shared()).await.expect("pass");
-    assert_eq!(rep.by_age, 1);
+    assert_eq!(rep.by_age, 2);
     let left: Vec<String> = index::all(&r.pool)
         .await
         .expect("rows")
         .into_iter()
         .map(|x| x.path)
         .collect();
-    assert_eq!(left, vec![hall_new.path, bid_old.path, held_old.path]);
+    assert_eq!(
+        left,
+        vec![hall_new.path, bid_old.path, held_old.path, bucket_held.path]
+    );
+    // The bucket's object is on the garbage list for the tier's mover, not for the local unlink.
+    let objects = index::bucket_garbage(&r.pool).await.expect("garbage");
+    assert_eq!(objects.len(), 1);
+    assert_eq!(objects[0].1, bucket_old.path);
+    let totals = index::totals(&r.pool).await.expect("totals");
+    assert_eq!((totals.bucket_count, totals.bucket_bytes), (1, 1000));
 }

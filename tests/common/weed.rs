@@ -80,6 +80,8 @@ impl Weed {
                 "-master.telemetry=false",
             ])
             .args(["-master.volumeSizeLimitMB=64", "-volume.max=20"])
+            // Its Iceberg and Lance servers would take fixed ports: two tests could not run at once.
+            .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
             .arg(format!("-master.port={}", p(0)))
             .arg(format!("-master.port.grpc={}", p(1)))
             .arg(format!("-volume.port={}", p(2)))
