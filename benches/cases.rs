@@ -107,15 +107,15 @@ async fn generate(pool: &vigil::db::Pool, a: &Args, t0: i64) -> anyhow::Result<(
     let halls = (a.cameras / 5).max(1);
     sqlx::query("BEGIN").execute(&mut *conn).await?;
     for h in 0..halls {
-        sqlx::query("INSERT INTO sites (id, name, kind, region_code, created_at) VALUES (?, ?, 'service_hall', '360702', 0)")
+        sqlx::query("INSERT INTO sites (id, name, kind, region_code, created_at) VALUES ($1, $2, 'service_hall', '360702', 0)")
             .bind(h + 1).bind(format!("hall {h}")).execute(&mut *conn).await?;
         for w in 0..5 {
             let cam = h * 5 + w + 1;
-            sqlx::query("INSERT INTO cameras (id, site_id, name, main_url, record, created_at, updated_at) VALUES (?, ?, ?, 'rtsp://127.0.0.1:9/x', 0, 0, 0)")
+            sqlx::query("INSERT INTO cameras (id, site_id, name, main_url, record, created_at, updated_at) VALUES ($1, $2, $3, 'rtsp://127.0.0.1:9/x', 0, 0, 0)")
                 .bind(cam).bind(h + 1).bind(format!("cam{cam}")).execute(&mut *conn).await?;
-            sqlx::query("INSERT INTO positions (id, site_id, code, kind, created_at) VALUES (?, ?, ?, 'window', 0)")
+            sqlx::query("INSERT INTO positions (id, site_id, code, kind, created_at) VALUES ($1, $2, $3, 'window', 0)")
                 .bind(cam).bind(h + 1).bind(format!("W{}", w + 1)).execute(&mut *conn).await?;
-            sqlx::query("INSERT INTO position_cameras (position_id, camera_id) VALUES (?, ?)")
+            sqlx::query("INSERT INTO position_cameras (position_id, camera_id) VALUES ($1, $2)")
                 .bind(cam)
                 .bind(cam)
                 .execute(&mut *conn)
@@ -209,10 +209,10 @@ async fn generate(pool: &vigil::db::Pool, a: &Args, t0: i64) -> anyhow::Result<(
     for day in 0..a.days {
         let first_us = (t0 + day * DAY_MS) * 1000;
         n += sqlx::query(
-            "WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i + 1 < ?1)
+            "WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i + 1 < $1)
              INSERT INTO segments (camera_id, stream, run, site_kind, start_us, end_us, duration_90k, frames, bytes, codec, width, height, keyframes, path, state)
-             SELECT c.id, 'main', 1, 'service_hall', ?2 + k.i * ?3, ?2 + (k.i + 1) * ?3, ?4 * 90000, ?4 * 25, ?4 * 500000,
-                    'avc1.64001f', 1920, 1080, zeroblob(16), 'recordings/' || c.id || '/' || (?2 + k.i * ?3) || '.mp4', 'complete'
+             SELECT c.id, 'main', 1, 'service_hall', $2 + k.i * $3, $2 + (k.i + 1) * $3, $4 * 90000, $4 * 25, $4 * 500000,
+                    'avc1.64001f', 1920, 1080, zeroblob(16), 'recordings/' || c.id || '/' || ($2 + k.i * $3) || '.mp4', 'complete'
              FROM k CROSS JOIN cameras c ORDER BY k.i, c.id",
         )
         .bind(per_day)

@@ -28,7 +28,7 @@ const BID_STEPS: &[(u64, &str, &str)] = &[
 ];
 
 async fn site_id(cases: &CaseService, name: &str) -> Option<i64> {
-    sqlx::query_scalar("SELECT id FROM sites WHERE name = ?")
+    sqlx::query_scalar("SELECT id FROM sites WHERE name = $1")
         .bind(name)
         .fetch_optional(&cases.pool)
         .await

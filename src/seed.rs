@@ -91,7 +91,7 @@ pub async fn apply(pool: &Pool, seed: &Seed) -> anyhow::Result<()> {
 /// Records that the seed has had its one chance to make this object; true the first time only.
 async fn first_time(pool: &Pool, kind: &str, key: &str) -> Result<bool, DbError> {
     let done = sqlx::query(
-        "INSERT INTO seeded (kind, key, at) VALUES (?, ?, ?) ON CONFLICT (kind, key) DO NOTHING",
+        "INSERT INTO seeded (kind, key, at) VALUES ($1, $2, $3) ON CONFLICT (kind, key) DO NOTHING",
     )
     .bind(kind)
     .bind(key)

@@ -18,7 +18,7 @@ async fn camera_passwords_are_encrypted_at_rest() {
         .camera(json!({"name": "A区", "site_id": site, "main_url": "rtsp://127.0.0.1:9/x", "username": "op", "password": SECRET}))
         .await;
     let pool = server.db().await;
-    let (stored,): (String,) = sqlx::query_as("SELECT password FROM cameras WHERE id = ?")
+    let (stored,): (String,) = sqlx::query_as("SELECT password FROM cameras WHERE id = $1")
         .bind(cam)
         .fetch_one(&pool)
         .await
@@ -38,7 +38,7 @@ async fn camera_passwords_are_encrypted_at_rest() {
         assert_eq!(mode & 0o777, 0o600);
     }
     // A row left in plaintext by an older version is sealed at the next start.
-    sqlx::query("UPDATE cameras SET password = ? WHERE id = ?")
+    sqlx::query("UPDATE cameras SET password = $1 WHERE id = $2")
         .bind(SECRET)
         .bind(cam)
         .execute(&pool)
@@ -47,7 +47,7 @@ async fn camera_passwords_are_encrypted_at_rest() {
     pool.close().await;
     server.restart();
     let pool = server.db().await;
-    let (stored,): (String,) = sqlx::query_as("SELECT password FROM cameras WHERE id = ?")
+    let (stored,): (String,) = sqlx::query_as("SELECT password FROM cameras WHERE id = $1")
         .bind(cam)
         .fetch_one(&pool)
         .await

@@ -93,7 +93,7 @@ async fn csrf_and_session_expiry() {
     // Absolute expiry: however busy, a session ends at expires_at.
     let busy = server.admin().await;
     assert_eq!(busy.get("/api/v1/me").await.status, 200);
-    sqlx::query("UPDATE sessions SET expires_at = ?")
+    sqlx::query("UPDATE sessions SET expires_at = $1")
         .bind(vigil::db::now_ms() - 1)
         .execute(&pool)
         .await
@@ -200,7 +200,7 @@ async fn tokens_expire_and_are_revoked() {
     let listed = admin.get("/api/v1/tokens").await;
     assert!(listed.text.contains("approval-system") && !listed.text.contains(&secret));
     let pool = server.db().await;
-    let (stored,): (String,) = sqlx::query_as("SELECT token_hash FROM api_tokens WHERE id = ?")
+    let (stored,): (String,) = sqlx::query_as("SELECT token_hash FROM api_tokens WHERE id = $1")
         .bind(id)
         .fetch_one(&pool)
         .await

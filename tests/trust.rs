@@ -891,7 +891,7 @@ async fn the_audit_chain_cannot_be_rewritten_without_its_key() {
             r.actor = "someone-else".into();
         }
         let hash = plain_hash(&prev, &r);
-        sqlx::query("UPDATE audit SET actor = ?, prev_hash = ?, hash = ? WHERE id = ?")
+        sqlx::query("UPDATE audit SET actor = $1, prev_hash = $2, hash = $3 WHERE id = $4")
             .bind(&r.actor)
             .bind(&prev)
             .bind(&hash)
@@ -986,7 +986,7 @@ async fn holds_and_exports_have_limits_and_ends() {
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let kept = export(&inv, "GZ-LIM-1").await;
-    sqlx::query("UPDATE exports SET created_at = created_at - 2 * 86400000 WHERE id = ?")
+    sqlx::query("UPDATE exports SET created_at = created_at - 2 * 86400000 WHERE id = $1")
         .bind(kept["id"].as_str())
         .execute(&pool)
         .await

@@ -208,7 +208,7 @@ pub async fn release(
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
     let (created_by, released): (String, Option<i64>) =
-        sqlx::query_as("SELECT created_by, released_at FROM holds WHERE id = ?")
+        sqlx::query_as("SELECT created_by, released_at FROM holds WHERE id = $1")
             .bind(id)
             .fetch_optional(&s.pool)
             .await
@@ -223,7 +223,7 @@ pub async fn release(
         ));
     }
     sqlx::query(
-        "UPDATE holds SET released_at = ?, released_by = ? WHERE id = ? AND released_at IS NULL",
+        "UPDATE holds SET released_at = $1, released_by = $2 WHERE id = $3 AND released_at IS NULL",
     )
     .bind(crate::db::now_ms())
     .bind(p.actor())

@@ -41,7 +41,7 @@ where
 async fn hold_regions(pool: &Pool, id: i64) -> Result<Option<Vec<String>>, ApiError> {
     let row: Option<(Option<String>,)> = sqlx::query_as(
         "SELECT s.region_code FROM holds h LEFT JOIN cameras c ON c.id = h.camera_id
-         LEFT JOIN sites s ON s.id = c.site_id WHERE h.id = ?",
+         LEFT JOIN sites s ON s.id = c.site_id WHERE h.id = $1",
     )
     .bind(id)
     .fetch_optional(pool)
@@ -55,7 +55,7 @@ async fn hold_regions(pool: &Pool, id: i64) -> Result<Option<Vec<String>>, ApiEr
 /// with it.
 async fn export_regions(pool: &Pool, id: &str) -> Result<Option<Vec<String>>, ApiError> {
     let row: Option<(String, String)> =
-        sqlx::query_as("SELECT region_code, camera_ids FROM exports WHERE id = ?")
+        sqlx::query_as("SELECT region_code, camera_ids FROM exports WHERE id = $1")
             .bind(id)
             .fetch_optional(pool)
             .await
@@ -64,7 +64,7 @@ async fn export_regions(pool: &Pool, id: &str) -> Result<Option<Vec<String>>, Ap
         return Ok(None);
     };
     let mut regions: Vec<String> = sqlx::query_scalar(
-        "SELECT s.region_code FROM json_each(?) j JOIN cameras c ON c.id = j.value
+        "SELECT s.region_code FROM json_each($1) j JOIN cameras c ON c.id = j.value
          JOIN sites s ON s.id = c.site_id",
     )
     .bind(cameras)
@@ -95,18 +95,18 @@ async fn regions_of(
     let found = match (kind, key.parse::<i64>().ok()) {
         ("regions", _) => (
             "region",
-            by_text("SELECT code FROM regions WHERE code = ? AND deleted_at IS NULL").await?,
+            by_text("SELECT code FROM regions WHERE code = $1 AND deleted_at IS NULL").await?,
         ),
         ("cases", _) => (
             "case",
-            by_text("SELECT region_code FROM cases WHERE case_no = ?").await?,
+            by_text("SELECT region_code FROM cases WHERE case_no = $1").await?,
         ),
         ("exports", _) => ("export", export_regions(pool, key).await?),
         ("cameras", Some(id)) => (
             "camera",
             one(
                 pool,
-                "SELECT s.region_code FROM cameras c JOIN sites s ON s.id = c.site_id WHERE c.id = ?",
+                "SELECT s.region_code FROM cameras c JOIN sites s ON s.id = c.site_id WHERE c.id = $1",
                 id,
             )
             .await?,
@@ -114,7 +114,7 @@ async fn regions_of(
         ("holds", Some(id)) => ("hold", hold_regions(pool, id).await?),
         ("sites", Some(id)) => (
             "site",
-            one(pool, "SELECT region_code FROM sites WHERE id = ?", id).await?,
+            one(pool, "SELECT region_code FROM sites WHERE id = $1", id).await?,
         ),
         ("users", Some(id)) => ("user", bound(db::users::get(pool, id).await.map(|u| u.region_codes))?),
         ("tokens", Some(id)) => ("token", bound(db::tokens::get(pool, id).await.map(|t| t.region_codes))?),

@@ -178,7 +178,7 @@ impl Log {
         };
         row.hash = row.expected_hash(&row.prev_hash, self.key_for(id));
         sqlx::query(&format!(
-            "INSERT INTO audit ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO audit ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind(row.id)
         .bind(row.at)
@@ -235,7 +235,7 @@ async fn verify_chain<'k>(
     let mut prev_id = 0i64;
     loop {
         let batch: Vec<Row> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM audit WHERE id > ? ORDER BY id LIMIT 1000"
+            "SELECT {COLUMNS} FROM audit WHERE id > $1 ORDER BY id LIMIT 1000"
         ))
         .bind(prev_id)
         .fetch_all(pool)

@@ -40,7 +40,7 @@ struct CameraInfo {
 async fn camera_info(pool: &Pool, id: i64) -> Result<Option<CameraInfo>, DbError> {
     let row: Option<(String, i64, String)> = sqlx::query_as(
         "SELECT c.name, c.site_id, s.region_code FROM cameras c JOIN sites s ON s.id = c.site_id
-         WHERE c.id = ?",
+         WHERE c.id = $1",
     )
     .bind(id)
     .fetch_optional(pool)
@@ -71,7 +71,7 @@ async fn raise(
     let ids = format!("[{camera_id}]");
     let done = sqlx::query(
         "INSERT INTO alarms (kind, subject, region_code, site_id, case_no, camera_ids, message, state, raised_at)
-         VALUES (?, ?, ?, ?, NULL, ?, ?, 'active', ?)
+         VALUES ($1, $2, $3, $4, NULL, $5, $6, 'active', $7)
          ON CONFLICT (kind, subject) DO UPDATE SET state = 'active', raised_at = excluded.raised_at,
              cleared_at = NULL, message = excluded.message, region_code = excluded.region_code,
              site_id = excluded.site_id, camera_ids = excluded.camera_ids
@@ -89,7 +89,7 @@ async fn raise(
     if done.rows_affected() == 0 {
         return Ok(None);
     }
-    let id: i64 = sqlx::query_scalar("SELECT id FROM alarms WHERE kind = ? AND subject = ?")
+    let id: i64 = sqlx::query_scalar("SELECT id FROM alarms WHERE kind = $1 AND subject = $2")
         .bind(KIND)
         .bind(subject(camera_id))
         .fetch_one(pool)
@@ -110,7 +110,7 @@ async fn raise(
 async fn clear(pool: &Pool, camera_id: i64) -> Result<Option<Value>, DbError> {
     let now = now_ms();
     let row: Option<(i64, Option<i64>, String, String)> = sqlx::query_as(
-        "UPDATE alarms SET state = 'cleared', cleared_at = ? WHERE kind = ? AND subject = ? AND state = 'active'
+        "UPDATE alarms SET state = 'cleared', cleared_at = $1 WHERE kind = $2 AND subject = $3 AND state = 'active'
          RETURNING id, site_id, region_code, message",
     )
     .bind(now)

@@ -76,7 +76,7 @@ pub async fn raise_card_alarm(
         "SELECT DISTINCT c.id, c.name FROM case_events e
          JOIN positions p ON p.site_id = e.site_id AND p.code = e.position
          JOIN position_cameras pc ON pc.position_id = p.id JOIN cameras c ON c.id = pc.camera_id
-         WHERE e.case_no = ? ORDER BY c.id",
+         WHERE e.case_no = $1 ORDER BY c.id",
     )
     .bind(&case.case_no)
     .fetch_all(pool)
@@ -101,7 +101,7 @@ pub async fn raise_card_alarm(
     let now = now_ms();
     let done = sqlx::query(
         "INSERT INTO alarms (kind, subject, region_code, site_id, case_no, camera_ids, message, state, raised_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'active', ?) ON CONFLICT (kind, subject) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8) ON CONFLICT (kind, subject) DO NOTHING",
     )
     .bind(&kind)
     .bind(&case.case_no)
@@ -119,7 +119,7 @@ pub async fn raise_card_alarm(
     // A red card supersedes the yellow one.
     if card == Card::Red {
         sqlx::query(
-            "UPDATE alarms SET state = 'cleared', cleared_at = ? WHERE kind = 'case_yellow' AND subject = ?
+            "UPDATE alarms SET state = 'cleared', cleared_at = $1 WHERE kind = 'case_yellow' AND subject = $2
              AND state = 'active'",
         )
         .bind(now)
@@ -146,8 +146,8 @@ pub async fn sweep(pool: &Pool, now: i64) -> Result<Vec<(CaseRow, Card)>, DbErro
     let rows: Vec<CaseRow> = sqlx::query_as(
         "SELECT case_no, case_type, site_id, region_code, status, first_at, last_at, completed_at, deadline,
              followup_deadline, card, events
-         FROM cases WHERE status = 'open' AND deadline <= ?
-           AND (card = 'none' OR (card = 'yellow' AND followup_deadline <= ?))
+         FROM cases WHERE status = 'open' AND deadline <= $1
+           AND (card = 'none' OR (card = 'yellow' AND followup_deadline <= $2))
          LIMIT 1000",
     )
     .bind(now)
@@ -161,7 +161,7 @@ pub async fn sweep(pool: &Pool, now: i64) -> Result<Vec<(CaseRow, Card)>, DbErro
             continue;
         }
         sqlx::query(
-            "UPDATE cases SET card = ?, updated_at = ? WHERE case_no = ? AND status = 'open'",
+            "UPDATE cases SET card = $1, updated_at = $2 WHERE case_no = $3 AND status = 'open'",
         )
         .bind(card.as_str())
         .bind(now)
@@ -184,10 +184,15 @@ pub async fn list_alarms(
         "SELECT id, kind, subject, region_code, site_id, case_no, camera_ids, message, state, raised_at,
              cleared_at FROM alarms",
     );
-    if state.is_some() {
-        sql.push_str(" WHERE state = ?");
-    }
-    sql.push_str(" ORDER BY raised_at DESC, id DESC LIMIT ?");
+    let limit_at = if state.is_some() {
+        sql.push_str(" WHERE state = $1");
+        2
+    } else {
+        1
+    };
+    sql.push_str(&format!(
+        " ORDER BY raised_at DESC, id DESC LIMIT ${limit_at}"
+    ));
     let mut q = sqlx::query_as::<_, AlarmRow>(&sql);
     if let Some(s) = state {
         q = q.bind(s);

@@ -42,7 +42,7 @@ pub async fn spans(
     end_us: i64,
 ) -> Result<Vec<(i64, i64)>, DbError> {
     let before: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT start_us, end_us FROM segments WHERE camera_id = ? AND stream = 'main' AND start_us <= ?
+        "SELECT start_us, end_us FROM segments WHERE camera_id = $1 AND stream = 'main' AND start_us <= $2
            AND frames > 0 ORDER BY start_us DESC LIMIT 1",
     )
     .bind(camera_id)
@@ -50,8 +50,8 @@ pub async fn spans(
     .fetch_optional(pool)
     .await?;
     let inside: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT start_us, end_us FROM segments WHERE camera_id = ? AND stream = 'main' AND start_us > ?
-           AND start_us < ? AND frames > 0 ORDER BY start_us",
+        "SELECT start_us, end_us FROM segments WHERE camera_id = $1 AND stream = 'main' AND start_us > $2
+           AND start_us < $3 AND frames > 0 ORDER BY start_us",
     )
     .bind(camera_id)
     .bind(start_us)
@@ -85,24 +85,20 @@ pub async fn spans_many(
             if i > 0 {
                 sql.push_str(" UNION ALL ");
             }
-            sql.push_str(
-                "SELECT * FROM (SELECT ? AS k, start_us, end_us FROM segments WHERE camera_id = ? AND stream = 'main'
-                   AND start_us <= ? AND frames > 0 ORDER BY start_us DESC LIMIT 1)
-                 UNION ALL SELECT ? AS k, start_us, end_us FROM segments WHERE camera_id = ? AND stream = 'main'
-                   AND start_us > ? AND start_us < ? AND frames > 0",
-            );
+            // Each range binds (key, camera, start, end): its placeholders are numbered after the
+            // ranges before it.
+            let [k, cam, s, e] = [1, 2, 3, 4].map(|n| format!("${}", 4 * i + n));
+            sql.push_str(&format!(
+                "SELECT * FROM (SELECT {k} AS k, start_us, end_us FROM segments WHERE camera_id = {cam}
+                   AND stream = 'main' AND start_us <= {s} AND frames > 0 ORDER BY start_us DESC LIMIT 1)
+                 UNION ALL SELECT {k} AS k, start_us, end_us FROM segments WHERE camera_id = {cam}
+                   AND stream = 'main' AND start_us > {s} AND start_us < {e} AND frames > 0"
+            ));
         }
         let mut q = sqlx::query_as::<_, (i64, i64, i64)>(&sql);
         for (i, (cam, s, e)) in chunk.iter().enumerate() {
             let k = (chunk_no * 100 + i) as i64;
-            q = q
-                .bind(k)
-                .bind(cam)
-                .bind(s)
-                .bind(k)
-                .bind(cam)
-                .bind(s)
-                .bind(e);
+            q = q.bind(k).bind(cam).bind(s).bind(e);
         }
         let mut rows = q.fetch_all(pool).await?;
         rows.sort_unstable();

@@ -49,7 +49,7 @@ pub struct ExportRow {
 pub async fn get(pool: &Pool, id: &str) -> Result<ExportRow, DbError> {
     sqlx::query_as::<_, ExportRow>(
         "SELECT id, case_no, region_code, state, progress, path, bytes, sha256, error, created_by, created_at,
-             finished_at, expired_at, camera_ids FROM exports WHERE id = ?",
+             finished_at, expired_at, camera_ids FROM exports WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(pool)
@@ -60,7 +60,7 @@ pub async fn get(pool: &Pool, id: &str) -> Result<ExportRow, DbError> {
 /// Marks the jobs a previous run left unfinished as failed.
 pub async fn fail_interrupted(pool: &Pool) -> Result<(), DbError> {
     sqlx::query(
-        "UPDATE exports SET state = 'failed', error = 'interrupted by a server stop', finished_at = ?
+        "UPDATE exports SET state = 'failed', error = 'interrupted by a server stop', finished_at = $1
          WHERE state = 'running'",
     )
     .bind(now_ms())
@@ -83,7 +83,7 @@ pub enum StartError {
 pub async fn check_quota(svc: &CaseService, actor: &str) -> Result<(), StartError> {
     let (n, bytes): (i64, i64) = sqlx::query_as(
         "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM exports
-         WHERE created_by = ? AND state IN ('running', 'done') AND expired_at IS NULL",
+         WHERE created_by = $1 AND state IN ('running', 'done') AND expired_at IS NULL",
     )
     .bind(actor)
     .fetch_one(&svc.pool)
@@ -107,7 +107,7 @@ pub async fn expire(svc: &CaseService, now: i64) -> Result<usize, DbError> {
     let cutoff = now - (svc.cfg.export_days.max(1) as i64) * 86_400_000;
     let due: Vec<(String, Option<String>)> = sqlx::query_as(
         "SELECT e.id, e.path FROM exports e WHERE e.state = 'done' AND e.expired_at IS NULL
-           AND e.created_at < ? AND NOT EXISTS (
+           AND e.created_at < $1 AND NOT EXISTS (
              SELECT 1 FROM holds h WHERE h.case_no = e.case_no AND h.released_at IS NULL)",
     )
     .bind(cutoff)
@@ -115,7 +115,7 @@ pub async fn expire(svc: &CaseService, now: i64) -> Result<usize, DbError> {
     .await?;
     for (id, path) in &due {
         // The row first: a package that can no longer be downloaded, then its file.
-        sqlx::query("UPDATE exports SET expired_at = ? WHERE id = ?")
+        sqlx::query("UPDATE exports SET expired_at = $1 WHERE id = $2")
             .bind(now)
             .bind(id)
             .execute(&svc.pool)
@@ -145,7 +145,7 @@ pub async fn start(
     let id = hex::encode(id);
     sqlx::query(
         "INSERT INTO exports (id, case_no, region_code, state, progress, created_by, created_at)
-         VALUES (?, ?, ?, 'running', 0, ?, ?)",
+         VALUES ($1, $2, $3, 'running', 0, $4, $5)",
     )
     .bind(&id)
     .bind(&case.case_no)
@@ -168,8 +168,8 @@ pub async fn start(
             Ok((rel, entry)) => {
                 tracing::info!(export = %job, actor = %actor, bytes = entry.bytes, "export done");
                 sqlx::query(
-                    "UPDATE exports SET state = 'done', progress = 1, path = ?, bytes = ?, sha256 = ?,
-                         finished_at = ? WHERE id = ?",
+                    "UPDATE exports SET state = 'done', progress = 1, path = $1, bytes = $2, sha256 = $3,
+                         finished_at = $4 WHERE id = $5",
                 )
                 .bind(rel)
                 .bind(entry.bytes as i64)
@@ -182,7 +182,7 @@ pub async fn start(
             Err(e) => {
                 tracing::error!(export = %job, error = %e, "export failed");
                 sqlx::query(
-                    "UPDATE exports SET state = 'failed', error = ?, finished_at = ? WHERE id = ?",
+                    "UPDATE exports SET state = 'failed', error = $1, finished_at = $2 WHERE id = $3",
                 )
                 .bind(e)
                 .bind(now)
@@ -226,7 +226,7 @@ async fn run(
     let mut cameras: Vec<i64> = clips.iter().map(|c| c.camera_id).collect();
     cameras.sort_unstable();
     cameras.dedup();
-    sqlx::query("UPDATE exports SET camera_ids = ? WHERE id = ?")
+    sqlx::query("UPDATE exports SET camera_ids = $1 WHERE id = $2")
         .bind(json!(cameras).to_string())
         .bind(id)
         .execute(&svc.pool)
@@ -291,7 +291,7 @@ async fn manifest(
     actor: &str,
     now: i64,
 ) -> Result<Map<String, Value>, DbError> {
-    let site_name: Option<String> = sqlx::query_scalar("SELECT name FROM sites WHERE id = ?")
+    let site_name: Option<String> = sqlx::query_scalar("SELECT name FROM sites WHERE id = $1")
         .bind(case.site_id)
         .fetch_optional(&svc.pool)
         .await?;

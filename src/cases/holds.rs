@@ -21,7 +21,7 @@ pub async fn redo_bid_holds(
     case: &CaseRow,
     now: i64,
 ) -> Result<(), DbError> {
-    sqlx::query("DELETE FROM holds WHERE case_no = ? AND created_by = ?")
+    sqlx::query("DELETE FROM holds WHERE case_no = $1 AND created_by = $2")
         .bind(&case.case_no)
         .bind(BID_HOLDER)
         .execute(&mut **tx)
@@ -34,7 +34,7 @@ pub async fn redo_bid_holds(
         for p in &s.positions {
             let cams: Vec<(i64,)> = sqlx::query_as(
                 "SELECT pc.camera_id FROM positions p JOIN position_cameras pc ON pc.position_id = p.id
-                 WHERE p.site_id = ? AND p.code = ?",
+                 WHERE p.site_id = $1 AND p.code = $2",
             )
             .bind(case.site_id)
             .bind(p)
@@ -72,7 +72,7 @@ pub async fn insert(
 ) -> Result<i64, DbError> {
     Ok(sqlx::query(
         "INSERT INTO holds (camera_id, case_no, start_us, end_us, reason, created_by, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(camera_id)
     .bind(case_no)

@@ -74,7 +74,7 @@ pub async fn events(
     Ok(sqlx::query_as::<_, EventRow>(
         "SELECT event_id, case_no, case_type, kind, at, site_id, position, operator, deadline, attributes,
              received_at, received_by
-         FROM case_events WHERE case_no = ? ORDER BY at, event_id",
+         FROM case_events WHERE case_no = $1 ORDER BY at, event_id",
     )
     .bind(case_no)
     .fetch_all(&mut *conn)
@@ -86,7 +86,7 @@ pub(super) async fn get_conn(
     case_no: &str,
 ) -> Result<CaseRow, DbError> {
     sqlx::query_as::<_, CaseRow>(&format!(
-        "SELECT {CASE_COLUMNS} FROM cases WHERE case_no = ?"
+        "SELECT {CASE_COLUMNS} FROM cases WHERE case_no = $1"
     ))
     .bind(case_no)
     .fetch_optional(&mut *conn)

@@ -50,7 +50,7 @@ pub async fn rules_for(
     defaults: &Rules,
 ) -> Result<Rules, DbError> {
     let row: Option<(i64, i64, Option<i64>, i64)> = sqlx::query_as(
-        "SELECT pre_roll_s, post_roll_s, deadline_hours, followup_hours FROM case_rules WHERE site_id = ?",
+        "SELECT pre_roll_s, post_roll_s, deadline_hours, followup_hours FROM case_rules WHERE site_id = $1",
     )
     .bind(site_id)
     .fetch_optional(&mut *conn)
@@ -69,7 +69,7 @@ pub async fn rules_for(
 pub async fn set_rules(pool: &Pool, site_id: i64, r: &Rules) -> Result<(), DbError> {
     sqlx::query(
         "INSERT INTO case_rules (site_id, pre_roll_s, post_roll_s, deadline_hours, followup_hours, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (site_id) DO UPDATE SET pre_roll_s = excluded.pre_roll_s,
              post_roll_s = excluded.post_roll_s, deadline_hours = excluded.deadline_hours,
              followup_hours = excluded.followup_hours, updated_at = excluded.updated_at",
@@ -100,7 +100,7 @@ async fn site_info(
     if cache.contains_key(&site_id) {
         return Ok(());
     }
-    let region: Option<(String,)> = sqlx::query_as("SELECT region_code FROM sites WHERE id = ?")
+    let region: Option<(String,)> = sqlx::query_as("SELECT region_code FROM sites WHERE id = $1")
         .bind(site_id)
         .fetch_optional(&mut **tx)
         .await?;
@@ -108,7 +108,7 @@ async fn site_info(
         None => None,
         Some((region_code,)) => {
             let codes: Vec<(String,)> =
-                sqlx::query_as("SELECT code FROM positions WHERE site_id = ?")
+                sqlx::query_as("SELECT code FROM positions WHERE site_id = $1")
                     .bind(site_id)
                     .fetch_all(&mut **tx)
                     .await?;
@@ -214,7 +214,7 @@ impl Batch<'_> {
             return Ok(Some(h.clone()));
         }
         Ok(sqlx::query_scalar::<_, String>(
-            "SELECT content_hash FROM case_events WHERE event_id = ?",
+            "SELECT content_hash FROM case_events WHERE event_id = $1",
         )
         .bind(event_id)
         .fetch_optional(&mut *self.tx)
@@ -248,7 +248,7 @@ impl Batch<'_> {
             Some(c) => Some(c.clone()),
             None => {
                 sqlx::query_as::<_, (String, i64, String)>(
-                    "SELECT case_type, site_id, region_code FROM cases WHERE case_no = ?",
+                    "SELECT case_type, site_id, region_code FROM cases WHERE case_no = $1",
                 )
                 .bind(&e.case_no)
                 .fetch_optional(&mut *self.tx)
@@ -288,7 +288,7 @@ impl Batch<'_> {
         sqlx::query(
             "INSERT INTO cases (case_no, case_type, site_id, region_code, status, first_at, last_at,
                  card, events, updated_at)
-             VALUES (?, ?, ?, ?, 'open', ?, ?, 'none', 0, ?)",
+             VALUES ($1, $2, $3, $4, 'open', $5, $6, 'none', 0, $7)",
         )
         .bind(&e.case_no)
         .bind(&e.case_type)
@@ -306,7 +306,7 @@ impl Batch<'_> {
         sqlx::query(
             "INSERT INTO case_events (event_id, content_hash, case_no, case_type, kind, at, site_id, position,
                  operator, deadline, attributes, received_at, received_by)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(&e.event_id)
         .bind(&e.content_hash)
@@ -399,8 +399,8 @@ async fn recompute(
     let mut refs: Vec<EventRef> = evs.iter().map(EventRow::to_ref).collect();
     sort_events(&mut refs);
     sqlx::query(
-        "UPDATE cases SET status = ?, first_at = ?, last_at = ?, completed_at = ?, deadline = ?,
-             followup_deadline = ?, card = ?, events = ?, updated_at = ? WHERE case_no = ?",
+        "UPDATE cases SET status = $1, first_at = $2, last_at = $3, completed_at = $4, deadline = $5,
+             followup_deadline = $6, card = $7, events = $8, updated_at = $9 WHERE case_no = $10",
     )
     .bind(status)
     .bind(first.at)
@@ -481,7 +481,7 @@ pub async fn position_cameras(
         "SELECT p.code, c.id, c.name, s.region_code FROM positions p
          JOIN position_cameras pc ON pc.position_id = p.id JOIN cameras c ON c.id = pc.camera_id
          JOIN sites s ON s.id = c.site_id
-         WHERE p.site_id = ? ORDER BY p.code, c.id",
+         WHERE p.site_id = $1 ORDER BY p.code, c.id",
     )
     .bind(site_id)
     .fetch_all(pool)

@@ -31,7 +31,7 @@ pub async fn record(pool: &Pool, at_ms: i64, states: &[(i64, bool)]) -> Result<(
         // A camera deleted since the statuses were read has no row to count into (foreign key): skipped.
         sqlx::query(
             "INSERT INTO camera_uptime (camera_id, hour, samples, online)
-             SELECT ?1, ?2, 1, ?3 WHERE EXISTS (SELECT 1 FROM cameras WHERE id = ?1)
+             SELECT $1, $2, 1, $3 WHERE EXISTS (SELECT 1 FROM cameras WHERE id = $1)
              ON CONFLICT (camera_id, hour) DO UPDATE
                SET samples = samples + 1, online = online + excluded.online",
         )
@@ -47,7 +47,7 @@ pub async fn record(pool: &Pool, at_ms: i64, states: &[(i64, bool)]) -> Result<(
 
 /// Removes the hours older than [`KEEP_DAYS`] before `now_ms`.
 pub async fn prune(pool: &Pool, now_ms: i64) -> Result<u64, DbError> {
-    let done = sqlx::query("DELETE FROM camera_uptime WHERE hour < ?")
+    let done = sqlx::query("DELETE FROM camera_uptime WHERE hour < $1")
         .bind(now_ms - KEEP_DAYS * 24 * HOUR_MS)
         .execute(pool)
         .await?;
@@ -63,7 +63,7 @@ pub async fn rates(
     let first_hour = from_ms.div_euclid(HOUR_MS) * HOUR_MS;
     let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
         "SELECT camera_id, sum(samples), sum(online) FROM camera_uptime
-         WHERE hour >= ? AND hour < ? GROUP BY camera_id",
+         WHERE hour >= $1 AND hour < $2 GROUP BY camera_id",
     )
     .bind(first_hour)
     .bind(to_ms)

@@ -157,7 +157,7 @@ pub async fn case_view(
     scope: &Scope,
 ) -> Result<CaseView, DbError> {
     let site = async {
-        sqlx::query_scalar::<_, String>("SELECT name FROM sites WHERE id = ?")
+        sqlx::query_scalar::<_, String>("SELECT name FROM sites WHERE id = $1")
             .bind(case.site_id)
             .fetch_optional(pool)
             .await

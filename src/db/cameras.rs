@@ -30,14 +30,14 @@ pub async fn seal_plaintext_rows(
 ) -> Result<u64, DbError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let rows: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT id, password FROM cameras WHERE password IS NOT NULL AND substr(password, 1, length(?)) <> ?",
+        "SELECT id, password FROM cameras WHERE password IS NOT NULL AND substr(password, 1, length($1)) <> $2",
     )
     .bind(prefix)
     .bind(prefix)
     .fetch_all(&mut *tx)
     .await?;
     for (id, plain) in &rows {
-        sqlx::query("UPDATE cameras SET password = ? WHERE id = ?")
+        sqlx::query("UPDATE cameras SET password = $1 WHERE id = $2")
             .bind(seal(plain).map_err(DbError::Secret)?)
             .bind(id)
             .execute(&mut *tx)
@@ -110,7 +110,7 @@ pub async fn list(pool: &Pool) -> Result<Vec<Camera>, DbError> {
 }
 
 pub async fn get(pool: &Pool, id: i64) -> Result<Camera, DbError> {
-    sqlx::query_as::<_, Camera>(&format!("{SELECT} WHERE c.id = ?"))
+    sqlx::query_as::<_, Camera>(&format!("{SELECT} WHERE c.id = $1"))
         .bind(id)
         .fetch_optional(pool)
         .await?
@@ -123,7 +123,7 @@ pub async fn find_by_name(
     name: &str,
 ) -> Result<Option<Camera>, DbError> {
     Ok(
-        sqlx::query_as::<_, Camera>(&format!("{SELECT} WHERE c.site_id = ? AND c.name = ?"))
+        sqlx::query_as::<_, Camera>(&format!("{SELECT} WHERE c.site_id = $1 AND c.name = $2"))
             .bind(site_id)
             .bind(name)
             .fetch_optional(pool)
@@ -137,7 +137,7 @@ async fn insert_in<'c, E: sqlx::SqliteExecutor<'c>>(e: E, c: &CameraInput) -> Re
     Ok(sqlx::query(
         "INSERT INTO cameras (site_id, nvr_id, channel, name, main_url, sub_url, username, password, transport,
              record, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(c.site_id)
     .bind(c.nvr_id)
@@ -165,9 +165,9 @@ pub async fn insert(pool: &Pool, c: &CameraInput) -> Result<Camera, DbError> {
 pub async fn update(pool: &Pool, id: i64, c: &CameraInput) -> Result<Camera, DbError> {
     let password = &c.password;
     let done = sqlx::query(
-        "UPDATE cameras SET site_id = ?, name = ?, main_url = ?, sub_url = ?, username = ?, password = ?,
-             transport = ?, record = ?, updated_at = ?
-         WHERE id = ?",
+        "UPDATE cameras SET site_id = $1, name = $2, main_url = $3, sub_url = $4, username = $5, password = $6,
+             transport = $7, record = $8, updated_at = $9
+         WHERE id = $10",
     )
     .bind(c.site_id)
     .bind(&c.name)
@@ -189,7 +189,7 @@ pub async fn update(pool: &Pool, id: i64, c: &CameraInput) -> Result<Camera, DbE
 }
 
 pub async fn delete(pool: &Pool, id: i64) -> Result<(), DbError> {
-    let done = sqlx::query("DELETE FROM cameras WHERE id = ?")
+    let done = sqlx::query("DELETE FROM cameras WHERE id = $1")
         .bind(id)
         .execute(pool)
         .await?;
@@ -232,7 +232,7 @@ pub async fn insert_nvr(pool: &Pool, n: &NvrInput) -> Result<Nvr, DbError> {
     let mut tx = pool.begin().await?;
     let nvr_id = sqlx::query(
         "INSERT INTO nvrs (site_id, vendor, host, port, url_template, username, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(n.site_id)
     .bind(&n.vendor)

@@ -26,7 +26,7 @@ pub async fn list(pool: &Pool) -> Result<Vec<Region>, DbError> {
 
 pub async fn get(pool: &Pool, code: &str) -> Result<Region, DbError> {
     sqlx::query_as::<_, Region>(
-        "SELECT code, name, level, parent_code FROM regions WHERE code = ? AND deleted_at IS NULL",
+        "SELECT code, name, level, parent_code FROM regions WHERE code = $1 AND deleted_at IS NULL",
     )
     .bind(code)
     .fetch_optional(pool)
@@ -35,7 +35,7 @@ pub async fn get(pool: &Pool, code: &str) -> Result<Region, DbError> {
 }
 
 const INSERT: &str =
-    "INSERT INTO regions (code, name, level, parent_code, created_at) VALUES (?, ?, ?, ?, ?)";
+    "INSERT INTO regions (code, name, level, parent_code, created_at) VALUES ($1, $2, $3, $4, $5)";
 
 /// Runs `sql` (an [`INSERT`], maybe with a conflict clause) for `r`; the rows it wrote.
 async fn write(pool: &Pool, r: &Region, sql: &str) -> Result<u64, DbError> {
@@ -71,7 +71,7 @@ pub async fn create_or_revive(pool: &Pool, r: &Region) -> Result<(), DbError> {
     );
     if write(pool, r, &sql).await? == 0 {
         let deleted: Option<(Option<i64>,)> =
-            sqlx::query_as("SELECT deleted_at FROM regions WHERE code = ?")
+            sqlx::query_as("SELECT deleted_at FROM regions WHERE code = $1")
                 .bind(&r.code)
                 .fetch_optional(pool)
                 .await?;
@@ -91,7 +91,7 @@ pub async fn create_or_revive(pool: &Pool, r: &Region) -> Result<(), DbError> {
 pub async fn ancestors(pool: &Pool, code: &str) -> Result<Vec<String>, DbError> {
     let rows: Vec<(String,)> = sqlx::query_as(
         "WITH RECURSIVE up(code, parent_code, depth) AS (
-             SELECT code, parent_code, 0 FROM regions WHERE code = ?
+             SELECT code, parent_code, 0 FROM regions WHERE code = $1
              UNION ALL
              SELECT r.code, r.parent_code, up.depth + 1 FROM regions r JOIN up ON r.code = up.parent_code
          )
@@ -109,7 +109,7 @@ pub async fn subtree(pool: &Pool, roots: &[String]) -> Result<Vec<String>, DbErr
     for root in roots {
         let rows: Vec<(String,)> = sqlx::query_as(
             "WITH RECURSIVE down(code) AS (
-                 SELECT code FROM regions WHERE code = ?
+                 SELECT code FROM regions WHERE code = $1
                  UNION
                  SELECT r.code FROM regions r JOIN down ON r.parent_code = down.code
              )
@@ -127,7 +127,7 @@ pub async fn subtree(pool: &Pool, roots: &[String]) -> Result<Vec<String>, DbErr
 
 /// Renames a region (its code, level and parent are what it is, and do not change).
 pub async fn rename(pool: &Pool, code: &str, name: &str) -> Result<(), DbError> {
-    let done = sqlx::query("UPDATE regions SET name = ? WHERE code = ? AND deleted_at IS NULL")
+    let done = sqlx::query("UPDATE regions SET name = $1 WHERE code = $2 AND deleted_at IS NULL")
         .bind(name)
         .bind(code)
         .execute(pool)
@@ -143,11 +143,11 @@ pub async fn rename(pool: &Pool, code: &str, name: &str) -> Result<(), DbError> 
 pub async fn delete(pool: &Pool, code: &str) -> Result<(), DbError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let (children, sites, bound): (i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM regions WHERE parent_code = ?1 AND deleted_at IS NULL),
-                (SELECT count(*) FROM sites WHERE region_code = ?1),
-                (SELECT count(*) FROM user_regions WHERE region_code = ?1)
+        "SELECT (SELECT count(*) FROM regions WHERE parent_code = $1 AND deleted_at IS NULL),
+                (SELECT count(*) FROM sites WHERE region_code = $1),
+                (SELECT count(*) FROM user_regions WHERE region_code = $1)
                   + (SELECT count(*) FROM token_regions tr JOIN api_tokens t ON t.id = tr.token_id
-                     WHERE tr.region_code = ?1 AND t.revoked_at IS NULL)",
+                     WHERE tr.region_code = $1 AND t.revoked_at IS NULL)",
     )
     .bind(code)
     .fetch_one(&mut *tx)
@@ -168,7 +168,7 @@ pub async fn delete(pool: &Pool, code: &str) -> Result<(), DbError> {
         )));
     }
     let done =
-        sqlx::query("UPDATE regions SET deleted_at = ? WHERE code = ? AND deleted_at IS NULL")
+        sqlx::query("UPDATE regions SET deleted_at = $1 WHERE code = $2 AND deleted_at IS NULL")
             .bind(now_ms())
             .bind(code)
             .execute(&mut *tx)

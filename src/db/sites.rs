@@ -32,7 +32,7 @@ pub async fn list(pool: &Pool) -> Result<Vec<Site>, DbError> {
 }
 
 pub async fn get(pool: &Pool, id: i64) -> Result<Site, DbError> {
-    sqlx::query_as::<_, Site>(&format!("SELECT {SITE_COLUMNS} FROM sites WHERE id = ?"))
+    sqlx::query_as::<_, Site>(&format!("SELECT {SITE_COLUMNS} FROM sites WHERE id = $1"))
         .bind(id)
         .fetch_optional(pool)
         .await?
@@ -45,7 +45,7 @@ pub async fn find_by_name(
     name: &str,
 ) -> Result<Option<Site>, DbError> {
     Ok(sqlx::query_as::<_, Site>(&format!(
-        "SELECT {SITE_COLUMNS} FROM sites WHERE region_code = ? AND name = ?"
+        "SELECT {SITE_COLUMNS} FROM sites WHERE region_code = $1 AND name = $2"
     ))
     .bind(region_code)
     .bind(name)
@@ -59,21 +59,22 @@ pub async fn insert(
     kind: &str,
     region_code: &str,
 ) -> Result<Site, DbError> {
-    let id =
-        sqlx::query("INSERT INTO sites (name, kind, region_code, created_at) VALUES (?, ?, ?, ?)")
-            .bind(name)
-            .bind(kind)
-            .bind(region_code)
-            .bind(now_ms())
-            .execute(pool)
-            .await
-            .map_err(|e| DbError::from_constraint(e, "site"))?
-            .last_insert_rowid();
+    let id = sqlx::query(
+        "INSERT INTO sites (name, kind, region_code, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(name)
+    .bind(kind)
+    .bind(region_code)
+    .bind(now_ms())
+    .execute(pool)
+    .await
+    .map_err(|e| DbError::from_constraint(e, "site"))?
+    .last_insert_rowid();
     get(pool, id).await
 }
 
 pub async fn update(pool: &Pool, site: &Site) -> Result<(), DbError> {
-    let done = sqlx::query("UPDATE sites SET name = ?, kind = ?, region_code = ? WHERE id = ?")
+    let done = sqlx::query("UPDATE sites SET name = $1, kind = $2, region_code = $3 WHERE id = $4")
         .bind(&site.name)
         .bind(&site.kind)
         .bind(&site.region_code)
@@ -89,7 +90,7 @@ pub async fn update(pool: &Pool, site: &Site) -> Result<(), DbError> {
 
 /// Deletes a site that has no cameras left (its positions go with it).
 pub async fn delete(pool: &Pool, id: i64) -> Result<(), DbError> {
-    let done = sqlx::query("DELETE FROM sites WHERE id = ?")
+    let done = sqlx::query("DELETE FROM sites WHERE id = $1")
         .bind(id)
         .execute(pool)
         .await
@@ -109,7 +110,7 @@ pub async fn positions(pool: &Pool, site_id: i64) -> Result<Vec<Position>, DbErr
     let rows: Vec<(i64, i64, String, String, Option<String>)> = sqlx::query_as(
         "SELECT p.id, p.site_id, p.code, p.kind, group_concat(pc.camera_id)
          FROM positions p LEFT JOIN position_cameras pc ON pc.position_id = p.id
-         WHERE p.site_id = ? GROUP BY p.id ORDER BY p.code",
+         WHERE p.site_id = $1 GROUP BY p.id ORDER BY p.code",
     )
     .bind(site_id)
     .fetch_all(pool)
@@ -146,7 +147,7 @@ async fn tie_cameras(
     ids.sort_unstable();
     ids.dedup();
     for cam in &ids {
-        let owner: Option<(i64,)> = sqlx::query_as("SELECT site_id FROM cameras WHERE id = ?")
+        let owner: Option<(i64,)> = sqlx::query_as("SELECT site_id FROM cameras WHERE id = $1")
             .bind(cam)
             .fetch_optional(&mut **tx)
             .await?;
@@ -158,12 +159,12 @@ async fn tie_cameras(
             )));
         }
     }
-    sqlx::query("DELETE FROM position_cameras WHERE position_id = ?")
+    sqlx::query("DELETE FROM position_cameras WHERE position_id = $1")
         .bind(position_id)
         .execute(&mut **tx)
         .await?;
     for cam in &ids {
-        sqlx::query("INSERT INTO position_cameras (position_id, camera_id) VALUES (?, ?)")
+        sqlx::query("INSERT INTO position_cameras (position_id, camera_id) VALUES ($1, $2)")
             .bind(position_id)
             .bind(cam)
             .execute(&mut **tx)
@@ -182,16 +183,17 @@ pub async fn insert_position(
     camera_ids: &[i64],
 ) -> Result<Position, DbError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let id =
-        sqlx::query("INSERT INTO positions (site_id, code, kind, created_at) VALUES (?, ?, ?, ?)")
-            .bind(site_id)
-            .bind(code)
-            .bind(kind)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| DbError::from_constraint(e, "position"))?
-            .last_insert_rowid();
+    let id = sqlx::query(
+        "INSERT INTO positions (site_id, code, kind, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(site_id)
+    .bind(code)
+    .bind(kind)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| DbError::from_constraint(e, "position"))?
+    .last_insert_rowid();
     let camera_ids = tie_cameras(&mut tx, site_id, id, camera_ids).await?;
     tx.commit().await?;
     Ok(Position {
@@ -213,7 +215,7 @@ pub async fn update_position(
 ) -> Result<Position, DbError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let found: Option<(String, String)> =
-        sqlx::query_as("SELECT code, kind FROM positions WHERE id = ? AND site_id = ?")
+        sqlx::query_as("SELECT code, kind FROM positions WHERE id = $1 AND site_id = $2")
             .bind(position_id)
             .bind(site_id)
             .fetch_optional(&mut *tx)
@@ -222,7 +224,7 @@ pub async fn update_position(
         return Err(DbError::NotFound);
     };
     let kind = kind.map(str::to_owned).unwrap_or(old_kind);
-    sqlx::query("UPDATE positions SET kind = ? WHERE id = ?")
+    sqlx::query("UPDATE positions SET kind = $1 WHERE id = $2")
         .bind(&kind)
         .bind(position_id)
         .execute(&mut *tx)
@@ -231,7 +233,7 @@ pub async fn update_position(
         match camera_ids {
             Some(ids) => tie_cameras(&mut tx, site_id, position_id, ids).await?,
             None => sqlx::query_scalar(
-                "SELECT camera_id FROM position_cameras WHERE position_id = ? ORDER BY camera_id",
+                "SELECT camera_id FROM position_cameras WHERE position_id = $1 ORDER BY camera_id",
             )
             .bind(position_id)
             .fetch_all(&mut *tx)
@@ -249,7 +251,7 @@ pub async fn update_position(
 
 /// Removes a position of the site (its camera ties go with it; its events keep their position code).
 pub async fn delete_position(pool: &Pool, site_id: i64, position_id: i64) -> Result<(), DbError> {
-    let done = sqlx::query("DELETE FROM positions WHERE id = ? AND site_id = ?")
+    let done = sqlx::query("DELETE FROM positions WHERE id = $1 AND site_id = $2")
         .bind(position_id)
         .bind(site_id)
         .execute(pool)

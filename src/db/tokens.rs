@@ -59,7 +59,7 @@ pub async fn list(pool: &Pool) -> Result<Vec<Token>, DbError> {
 }
 
 pub async fn get(pool: &Pool, id: i64) -> Result<Token, DbError> {
-    let row: Row = sqlx::query_as(&format!("{SELECT} WHERE id = ?"))
+    let row: Row = sqlx::query_as(&format!("{SELECT} WHERE id = $1"))
         .bind(id)
         .fetch_optional(pool)
         .await?
@@ -70,7 +70,7 @@ pub async fn get(pool: &Pool, id: i64) -> Result<Token, DbError> {
 /// Revokes a token for good (revoking twice keeps the first time).
 pub async fn revoke(pool: &Pool, id: i64) -> Result<(), DbError> {
     let done =
-        sqlx::query("UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
+        sqlx::query("UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
             .bind(now_ms())
             .bind(id)
             .execute(pool)

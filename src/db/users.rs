@@ -34,7 +34,7 @@ pub(crate) async fn regions_of(
     id: i64,
 ) -> Result<Vec<String>, DbError> {
     let rows: Vec<(String,)> = sqlx::query_as(&format!(
-        "SELECT region_code FROM {table} WHERE {column} = ? ORDER BY region_code"
+        "SELECT region_code FROM {table} WHERE {column} = $1 ORDER BY region_code"
     ))
     .bind(id)
     .fetch_all(pool)
@@ -63,7 +63,7 @@ pub async fn list(pool: &Pool) -> Result<Vec<User>, DbError> {
 
 pub async fn get(pool: &Pool, id: i64) -> Result<User, DbError> {
     let (id, username, role, locked_until): (i64, String, String, Option<i64>) =
-        sqlx::query_as("SELECT id, username, role, locked_until FROM users WHERE id = ?")
+        sqlx::query_as("SELECT id, username, role, locked_until FROM users WHERE id = $1")
             .bind(id)
             .fetch_optional(pool)
             .await?
@@ -82,7 +82,7 @@ pub async fn credentials(pool: &Pool, username: &str) -> Result<Option<Credentia
     type Row = (i64, String, String, String, i64, Option<i64>);
     let row: Option<Row> = sqlx::query_as(
         "SELECT id, username, role, password_hash, failed_logins, locked_until
-         FROM users WHERE username = ?",
+         FROM users WHERE username = $1",
     )
     .bind(username)
     .fetch_optional(pool)
@@ -128,12 +128,12 @@ pub async fn charge_attempt(
     let now = now_ms();
     let (nth, locked_until): (i64, Option<i64>) = sqlx::query_as(
         "UPDATE users SET
-             failed_logins = CASE WHEN locked_until IS NOT NULL AND locked_until <= ?1 THEN 1
+             failed_logins = CASE WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN 1
                                   WHEN locked_until IS NOT NULL THEN failed_logins
                                   ELSE failed_logins + 1 END,
-             locked_until = CASE WHEN locked_until IS NOT NULL AND locked_until <= ?1 THEN NULL
+             locked_until = CASE WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN NULL
                                  ELSE locked_until END
-         WHERE id = ?2 RETURNING failed_logins, locked_until",
+         WHERE id = $2 RETURNING failed_logins, locked_until",
     )
     .bind(now)
     .bind(id)
@@ -151,7 +151,7 @@ pub async fn charge_attempt(
 
 /// Locks the account until `until`, unless it is locked already.
 pub async fn lock(pool: &Pool, id: i64, until: i64) -> Result<(), DbError> {
-    sqlx::query("UPDATE users SET locked_until = ? WHERE id = ? AND locked_until IS NULL")
+    sqlx::query("UPDATE users SET locked_until = $1 WHERE id = $2 AND locked_until IS NULL")
         .bind(until)
         .bind(id)
         .execute(pool)
@@ -161,7 +161,7 @@ pub async fn lock(pool: &Pool, id: i64, until: i64) -> Result<(), DbError> {
 
 /// Clears the failure count and any lock (a good login, or an admin's unlock).
 pub async fn clear_failures(pool: &Pool, id: i64) -> Result<(), DbError> {
-    let done = sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?")
+    let done = sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
         .bind(id)
         .execute(pool)
         .await?;
@@ -183,7 +183,7 @@ pub struct UserChange {
 /// Changes a user in one transaction. A new password or new rights end the user's sessions.
 pub async fn update(pool: &Pool, id: i64, c: &UserChange) -> Result<User, DbError> {
     let mut tx = pool.begin().await?;
-    let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE id = ?")
+    let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM users WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
@@ -191,8 +191,8 @@ pub async fn update(pool: &Pool, id: i64, c: &UserChange) -> Result<User, DbErro
         return Err(DbError::NotFound);
     }
     sqlx::query(
-        "UPDATE users SET username = COALESCE(?, username), password_hash = COALESCE(?, password_hash),
-             role = COALESCE(?, role) WHERE id = ?",
+        "UPDATE users SET username = COALESCE($1, username), password_hash = COALESCE($2, password_hash),
+             role = COALESCE($3, role) WHERE id = $4",
     )
     .bind(&c.username)
     .bind(&c.password_hash)
@@ -202,12 +202,12 @@ pub async fn update(pool: &Pool, id: i64, c: &UserChange) -> Result<User, DbErro
     .await
     .map_err(|e| DbError::from_constraint(e, "user"))?;
     if let Some(codes) = &c.region_codes {
-        sqlx::query("DELETE FROM user_regions WHERE user_id = ?")
+        sqlx::query("DELETE FROM user_regions WHERE user_id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
         for code in codes {
-            sqlx::query("INSERT INTO user_regions (user_id, region_code) VALUES (?, ?)")
+            sqlx::query("INSERT INTO user_regions (user_id, region_code) VALUES ($1, $2)")
                 .bind(id)
                 .bind(code)
                 .execute(&mut *tx)
@@ -216,7 +216,7 @@ pub async fn update(pool: &Pool, id: i64, c: &UserChange) -> Result<User, DbErro
         }
     }
     if c.password_hash.is_some() || c.role.is_some() || c.region_codes.is_some() {
-        sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -226,7 +226,7 @@ pub async fn update(pool: &Pool, id: i64, c: &UserChange) -> Result<User, DbErro
 }
 
 pub async fn delete(pool: &Pool, id: i64) -> Result<(), DbError> {
-    let done = sqlx::query("DELETE FROM users WHERE id = ?")
+    let done = sqlx::query("DELETE FROM users WHERE id = $1")
         .bind(id)
         .execute(pool)
         .await?;
@@ -245,7 +245,7 @@ pub async fn insert(
 ) -> Result<User, DbError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let id = sqlx::query(
-        "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)",
+        "INSERT INTO users (username, password_hash, role, created_at) VALUES ($1, $2, $3, $4)",
     )
     .bind(username)
     .bind(password_hash)
@@ -256,7 +256,7 @@ pub async fn insert(
     .map_err(|e| DbError::from_constraint(e, "user"))?
     .last_insert_rowid();
     for code in region_codes {
-        sqlx::query("INSERT INTO user_regions (user_id, region_code) VALUES (?, ?)")
+        sqlx::query("INSERT INTO user_regions (user_id, region_code) VALUES ($1, $2)")
             .bind(id)
             .bind(code)
             .execute(&mut *tx)
@@ -305,7 +305,7 @@ pub async fn insert_token_by(
     let mut tx = pool.begin().await?;
     let id = sqlx::query(
         "INSERT INTO api_tokens (name, token_hash, role, created_at, expires_at, created_by)
-         VALUES (?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(name)
     .bind(token_hash)
@@ -318,7 +318,7 @@ pub async fn insert_token_by(
     .map_err(|e| DbError::from_constraint(e, "token"))?
     .last_insert_rowid();
     for code in region_codes {
-        sqlx::query("INSERT INTO token_regions (token_id, region_code) VALUES (?, ?)")
+        sqlx::query("INSERT INTO token_regions (token_id, region_code) VALUES ($1, $2)")
             .bind(id)
             .bind(code)
             .execute(&mut *tx)
@@ -333,7 +333,7 @@ pub async fn insert_token_by(
 pub async fn token_by_hash(pool: &Pool, token_hash: &str) -> Result<Option<TokenRow>, DbError> {
     let row: Option<(i64, String, String)> = sqlx::query_as(
         "SELECT id, name, role FROM api_tokens
-         WHERE token_hash = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+         WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
     )
     .bind(token_hash)
     .bind(now_ms())
@@ -361,7 +361,7 @@ pub async fn insert_session(
     let now = now_ms();
     sqlx::query(
         "INSERT INTO sessions (token_hash, csrf_token, user_id, created_at, last_seen_at, expires_at)
-         VALUES (?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(token_hash)
     .bind(csrf_token)
@@ -382,7 +382,7 @@ pub async fn session_by_hash(
 ) -> Result<Option<(User, String)>, DbError> {
     let now = now_ms();
     let row: Option<(i64, i64, String)> = sqlx::query_as(
-        "SELECT id, user_id, csrf_token FROM sessions WHERE token_hash = ? AND expires_at > ? AND last_seen_at > ?",
+        "SELECT id, user_id, csrf_token FROM sessions WHERE token_hash = $1 AND expires_at > $2 AND last_seen_at > $3",
     )
     .bind(token_hash)
     .bind(now)
@@ -392,7 +392,7 @@ pub async fn session_by_hash(
     let Some((session_id, user_id, csrf)) = row else {
         return Ok(None);
     };
-    sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE id = ?")
+    sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
         .bind(now)
         .bind(session_id)
         .execute(pool)
@@ -406,7 +406,7 @@ pub async fn session_by_hash(
 }
 
 pub async fn delete_session(pool: &Pool, token_hash: &str) -> Result<(), DbError> {
-    sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+    sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
         .bind(token_hash)
         .execute(pool)
         .await?;

@@ -50,7 +50,7 @@ where
     Ok(sqlx::query(
         "INSERT INTO segments (camera_id, stream, run, site_kind, start_us, end_us, duration_90k, frames, bytes,
              codec, width, height, keyframes, path, state)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(r.camera_id)
     .bind(&r.stream)
@@ -82,8 +82,8 @@ pub async fn update_stats(
     state: &str,
 ) -> Result<(), DbError> {
     sqlx::query(
-        "UPDATE segments SET start_us = ?, end_us = ?, duration_90k = ?, frames = ?, bytes = ?, keyframes = ?,
-             state = ? WHERE id = ?",
+        "UPDATE segments SET start_us = $1, end_us = $2, duration_90k = $3, frames = $4, bytes = $5, keyframes = $6,
+             state = $7 WHERE id = $8",
     )
     .bind(s.start_us.unwrap_or(start_us))
     .bind(s.end_us.max(s.start_us.unwrap_or(start_us)))
@@ -99,7 +99,7 @@ pub async fn update_stats(
 }
 
 pub async fn get(pool: &Pool, id: i64) -> Result<SegmentRow, DbError> {
-    sqlx::query_as::<_, SegmentRow>(&format!("SELECT {COLUMNS} FROM segments WHERE id = ?"))
+    sqlx::query_as::<_, SegmentRow>(&format!("SELECT {COLUMNS} FROM segments WHERE id = $1"))
         .bind(id)
         .fetch_optional(pool)
         .await?
@@ -151,10 +151,10 @@ pub async fn overlapping(
 
 /// The rows of [`overlapping`]: `?1` camera, `?2` stream, `?3` end, `?4` start.
 const OVERLAPPING: &str =
-    "camera_id = ?1 AND stream = ?2 AND start_us < ?3 AND end_us > ?4 AND frames > 0
+    "camera_id = $1 AND stream = $2 AND start_us < $3 AND end_us > $4 AND frames > 0
     AND start_us >= coalesce(
         (SELECT max(start_us) FROM segments
-         WHERE camera_id = ?1 AND stream = ?2 AND start_us <= ?4 AND frames > 0), ?4)";
+         WHERE camera_id = $1 AND stream = $2 AND start_us <= $4 AND frames > 0), $4)";
 
 /// What a playback plan of a range depends on in the index, summed over the rows [`overlapping`]
 /// returns: which rows (count and ids), where they lie (times modulo [`TIME_MODULUS`]) and how many
@@ -260,7 +260,7 @@ async fn garbage_tx(
     let mut n = 0;
     for (id, path) in rows {
         let gone: Option<String> = sqlx::query_scalar(&format!(
-            "DELETE FROM segments AS s WHERE s.id = ? AND (s.frames = 0 OR NOT {HELD}) RETURNING stored"
+            "DELETE FROM segments AS s WHERE s.id = $1 AND (s.frames = 0 OR NOT {HELD}) RETURNING stored"
         ))
         .bind(id)
         .fetch_optional(&mut *tx)
@@ -268,13 +268,15 @@ async fn garbage_tx(
         let Some(stored) = gone else {
             continue;
         };
-        sqlx::query("INSERT INTO garbage (path, reason, created_at, stored) VALUES (?, ?, ?, ?)")
-            .bind(path)
-            .bind(reason)
-            .bind(now)
-            .bind(stored)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO garbage (path, reason, created_at, stored) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(path)
+        .bind(reason)
+        .bind(now)
+        .bind(stored)
+        .execute(&mut *tx)
+        .await?;
         n += 1;
     }
     tx.commit().await?;
@@ -291,14 +293,14 @@ pub async fn moved_to_bucket(pool: &Pool, id: i64, bytes: i64) -> Result<bool, D
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let path: Option<String> = sqlx::query_scalar(
             "UPDATE segments SET stored = 'bucket'
-             WHERE id = ? AND bytes = ? AND stored = 'local' AND state = 'complete' RETURNING path",
+             WHERE id = $1 AND bytes = $2 AND stored = 'local' AND state = 'complete' RETURNING path",
         )
         .bind(id)
         .bind(bytes)
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(path) = &path {
-            sqlx::query("INSERT INTO garbage (path, reason, created_at) VALUES (?, ?, ?)")
+            sqlx::query("INSERT INTO garbage (path, reason, created_at) VALUES ($1, $2, $3)")
                 .bind(path)
                 .bind("moved to the bucket")
                 .bind(now_ms())
@@ -321,7 +323,7 @@ pub async fn local_complete_before(
 ) -> Result<Vec<(i64, String, i64)>, DbError> {
     Ok(sqlx::query_as(
         "SELECT id, path, bytes FROM segments WHERE stored = 'local' AND state = 'complete'
-         AND end_us < ? ORDER BY end_us LIMIT ?",
+         AND end_us < $1 ORDER BY end_us LIMIT $2",
     )
     .bind(before_us)
     .bind(limit)
@@ -333,7 +335,7 @@ pub async fn local_complete_before(
 pub async fn local_complete_totals(pool: &Pool, before_us: i64) -> Result<(i64, i64), DbError> {
     Ok(sqlx::query_as(
         "SELECT count(*), coalesce(sum(bytes), 0) FROM segments
-         WHERE stored = 'local' AND state = 'complete' AND end_us < ?",
+         WHERE stored = 'local' AND state = 'complete' AND end_us < $1",
     )
     .bind(before_us)
     .fetch_one(pool)
@@ -359,7 +361,7 @@ pub async fn bucket_garbage(pool: &Pool) -> Result<Vec<(i64, String)>, DbError> 
 }
 
 pub async fn garbage_done(pool: &Pool, id: i64) -> Result<(), DbError> {
-    sqlx::query("DELETE FROM garbage WHERE id = ?")
+    sqlx::query("DELETE FROM garbage WHERE id = $1")
         .bind(id)
         .execute(pool)
         .await?;
@@ -369,7 +371,7 @@ pub async fn garbage_done(pool: &Pool, id: i64) -> Result<(), DbError> {
 /// The kind of the camera's site, `service_hall` when the camera is gone.
 pub async fn site_kind(pool: &Pool, camera_id: i64) -> Result<String, DbError> {
     let kind: Option<String> = sqlx::query_scalar(
-        "SELECT s.kind FROM cameras c JOIN sites s ON s.id = c.site_id WHERE c.id = ?",
+        "SELECT s.kind FROM cameras c JOIN sites s ON s.id = c.site_id WHERE c.id = $1",
     )
     .bind(camera_id)
     .fetch_optional(pool)
@@ -401,7 +403,7 @@ pub async fn insert_hold(
     let now = now_ms();
     let id = sqlx::query(
         "INSERT INTO holds (camera_id, case_no, start_us, end_us, reason, created_by, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(camera_id)
     .bind(case_no)
@@ -437,8 +439,8 @@ pub async fn recorded_us(
     to_us: i64,
 ) -> Result<std::collections::HashMap<i64, i64>, DbError> {
     let rows: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT camera_id, SUM(MIN(end_us, ?2) - MAX(start_us, ?1)) FROM segments
-         WHERE stream = 'main' AND end_us > ?1 AND start_us < ?2 GROUP BY camera_id",
+        "SELECT camera_id, SUM(MIN(end_us, $2) - MAX(start_us, $1)) FROM segments
+         WHERE stream = 'main' AND end_us > $1 AND start_us < $2 GROUP BY camera_id",
     )
     .bind(from_us)
     .bind(to_us)
