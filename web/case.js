@@ -12,6 +12,7 @@ import { api, bus, fmtBytes, fmtTime, h, showError, t, toast } from './core.js';
 import { zoomSelect } from './timeline.js';
 import { cardLabel, coverageLabel, kindLabel, remountOnLang, statusLabel, typeLabel } from './case-terms.js';
 import { iso, playerKeys, Replay, speedButtons, toMs } from './replay.js';
+import { thumbnailFeed } from './thumbs.js';
 
 const fact = (label, value) => (value ? [h('dt', { text: label }), h('dd', { text: value })] : []);
 
@@ -86,6 +87,7 @@ export async function mountCase(root, caseNo) {
   const replay = new Replay(video);
   const timeline = h('vigil-timeline', { class: 'ck-timeline' });
   timeline.range = range;
+  const thumbs = thumbnailFeed(timeline);
   timeline.markers = events.map((e) => ({ at: e.ms, kind: c.case_type, label: `${kindLabel(e.kind)} · ${e.position}` }));
   const clock = h('span', { class: 'rp-clock' });
   const status = h('span', { class: 'rp-status', role: 'status' });
@@ -104,6 +106,7 @@ export async function mountCase(root, caseNo) {
     }
     const spans = spansOf.get(clip.camera_id);
     timeline.spans = spans;
+    thumbs.camera(clip.camera_id);
     replay.setCamera(clip.camera_id, spans);
     replay.clip = { start: clip.s, end: clip.e };
     root.dataset.camera = String(clip.camera_id);
@@ -209,7 +212,7 @@ export async function mountCase(root, caseNo) {
   const unlang = remountOnLang();
   if (clips.length) select(0, undefined, false);
   return () => {
-    unkeys(); unlang(); stopExport(); replay.destroy();
+    unkeys(); unlang(); stopExport(); thumbs.stop(); replay.destroy();
     bus.removeEventListener('notification', onNotification);
   };
 }

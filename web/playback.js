@@ -9,6 +9,7 @@
 import { api, dayBounds, fmtTime, h, showError, stylesheet, t, ymd } from './core.js';
 import { zoomSelect } from './timeline.js';
 import { iso, playerKeys, Replay, speedButtons, toMs } from './replay.js';
+import { thumbnailFeed } from './thumbs.js';
 import { kindLabel, remountOnLang } from './case-terms.js';
 
 /** `1 h 5 min` style duration of ms. */
@@ -72,6 +73,7 @@ export default {
     const video = h('video', { class: 'rp-video', 'aria-label': camera.name });
     const replay = new Replay(video);
     const timeline = h('vigil-timeline', { class: 'pb-timeline' });
+    const thumbs = thumbnailFeed(timeline);
     const status = h('span', { class: 'rp-status', role: 'status' });
     const clock = h('span', { class: 'rp-clock', 'aria-live': 'off' });
     const summary = h('p', { class: 'muted pb-summary' });
@@ -148,6 +150,8 @@ export default {
       ]);
       spans = toMs(rec.spans);
       timeline.spans = spans;
+      thumbs.camera(camera.id);
+      thumbs.refresh();
       replay.setCamera(camera.id, spans);
       events = (ev?.events || []).map((x) => ({ ...x, ms: Date.parse(x.at) })).sort((a, b) => a.ms - b.ms);
       timeline.markers = events.map((x) => ({ at: x.ms, kind: x.case_type,
@@ -159,7 +163,7 @@ export default {
     timeline.range = { start: d0, end: d1 };
     await refresh();
     // Left while loading: the shell has already moved on, so clean up here.
-    if (!root.isConnected) { unkeys(); unlang(); replay.destroy(); return null; }
+    if (!root.isConnected) { unkeys(); unlang(); thumbs.stop(); replay.destroy(); return null; }
     const timer = d1 > Date.now() ? setInterval(() => refresh().catch(() => {}), 30000) : null;
     const asked = Number(route.query.get('t'));
     const start = asked >= d0 && asked < d1 ? asked : spans[0]?.start ?? d0;
@@ -169,6 +173,6 @@ export default {
     if (z && z.value !== '0') { z.selected = true; timeline.zoom(Number(z.value)); }
     root.dataset.ready = 'true';
     if (spans.length) replay.seek(start, false);
-    return () => { clearInterval(timer); unkeys(); unlang(); replay.destroy(); };
+    return () => { clearInterval(timer); unkeys(); unlang(); thumbs.stop(); replay.destroy(); };
   },
 };

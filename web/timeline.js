@@ -7,10 +7,15 @@
 //   view    {start, end}         the visible part (zoom); defaults to the range
 //   spans   [{start, end}]       recorded stretches
 //   markers [{at, label, kind}]  events; `kind` becomes a class (marker-<kind>) for colour
+//   thumbnails [{at, url}]       pictures of the footage (keyframes), drawn as a strip above the bar; while
+//                                the pointer is over the bar or drags it, the picture at the time under it
+//                                is shown above the pointer (the preview)
 //   value   ms                   the playhead
 //   step    ms                   one arrow-key step (default: 1/100 of the view; Shift: ten steps)
 // Events: 'seek' (detail {time}) when the user picks a time: a click, the end of a drag, a key;
-//         'scrub' (detail {time}) while dragging, for a preview of the playhead only.
+//         'scrub' (detail {time}) while dragging, for a preview of the playhead only;
+//         'viewchange' (detail {start, end}) when the visible part changes, so that its owner can fetch the
+//         pictures of the new view.
 // Invariants: the playhead is clamped to the range; the view keeps the playhead inside it when it zooms;
 // the element is one focusable slider (role=slider with aria-valuetext) so a keyboard user can scrub.
 import { fmtClock, fmtTime, h, t } from './core.js';
@@ -25,6 +30,7 @@ class VigilTimeline extends HTMLElement {
     this._view = null;
     this._spans = [];
     this._markers = [];
+    this._thumbs = [];
     this._value = 0;
     this._step = null;
     this.dragging = false;
@@ -41,7 +47,11 @@ class VigilTimeline extends HTMLElement {
     this.marks = h('div', { class: 'tl-markers' });
     this.head = h('div', { class: 'tl-head' }, h('span', { class: 'tl-head-label' }));
     this.bar = h('div', { class: 'tl-bar', title: t('tl_gap') }, this.layer, this.marks, this.head);
-    this.append(this.bar, this.ticks);
+    this.strip = h('div', { class: 'tl-thumbs', 'aria-hidden': 'true' });
+    this.preview = h('div', { class: 'tl-preview', hidden: true, 'aria-hidden': 'true' },
+      h('img', { alt: '' }), h('span'));
+    this.append(this.strip, this.bar, this.ticks, this.preview);
+    this.bar.addEventListener('pointerleave', () => { if (!this.dragging) this.preview.hidden = true; });
     this.bar.addEventListener('pointerdown', (e) => this.onDown(e));
     this.bar.addEventListener('pointermove', (e) => this.onMove(e));
     this.bar.addEventListener('pointerup', (e) => this.onUp(e));
@@ -62,6 +72,8 @@ class VigilTimeline extends HTMLElement {
   set spans(s) { this._spans = s || []; this.render(); }
   get markers() { return this._markers; }
   set markers(m) { this._markers = m || []; this.render(); }
+  get thumbnails() { return this._thumbs; }
+  set thumbnails(list) { this._thumbs = (list || []).slice().sort((a, b) => a.at - b.at); this.renderThumbs(); }
   get value() { return this._value; }
   set value(v) {
     if (this.dragging) return;
@@ -144,6 +156,58 @@ class VigilTimeline extends HTMLElement {
     this.dataset.viewStart = String(Math.round(v.start));
     this.dataset.viewEnd = String(Math.round(v.end));
     this.renderHead();
+    this.renderThumbs();
+    if (this._shown?.start !== v.start || this._shown?.end !== v.end) {
+      this._shown = { start: v.start, end: v.end };
+      this.dispatchEvent(new CustomEvent('viewchange', { detail: { ...this._shown } }));
+    }
+  }
+
+  /** The strip: the pictures in view, at most one per 72 px (the first of each stretch). */
+  renderThumbs() {
+    if (!this.strip) return;
+    const width = this.bar.clientWidth || 800;
+    let last = -Infinity;
+    const imgs = [];
+    for (const p of this._thumbs) {
+      const x = this.x(p.at);
+      if (x < 0 || x > 100) continue;
+      const px = (x / 100) * width;
+      if (px - last < 72) continue;
+      last = px;
+      imgs.push(h('img', { src: p.url, alt: '', loading: 'lazy', title: fmtTime(p.at), style: { left: `${x}%` } }));
+    }
+    this.strip.hidden = !imgs.length;
+    this.strip.replaceChildren(...imgs);
+    // The pictures between those drawn are fetched too, so that the preview never waits for one.
+    const drawn = new Set(imgs.map((i) => i.getAttribute('src')));
+    this._preload = this._thumbs.filter((p) => !drawn.has(p.url)).slice(0, 200).map((p) => {
+      const i = new Image();
+      i.src = p.url;
+      return i;
+    });
+  }
+
+  /** The picture at `time`: the last one at or before it (the first before any). */
+  thumbAt(time) {
+    const list = this._thumbs;
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (list[mid].at <= time) lo = mid + 1; else hi = mid; }
+    return list[Math.max(0, lo - 1)];
+  }
+
+  /** Shows the picture at `time` above the pointer (nothing without pictures). */
+  showPreview(time, clientX) {
+    const p = this.thumbAt(time);
+    if (!p) { this.preview.hidden = true; return; }
+    const img = this.preview.firstChild;
+    if (img.getAttribute('src') !== p.url) img.src = p.url;
+    this.preview.lastChild.textContent = fmtClock(time);
+    const box = this.bar.getBoundingClientRect();
+    this.preview.style.left = `${Math.min(box.width - 80, Math.max(80, clientX - box.left))}px`;
+    this.preview.dataset.at = String(p.at);
+    this.preview.hidden = false;
   }
 
   renderHead() {
@@ -165,19 +229,25 @@ class VigilTimeline extends HTMLElement {
     this.bar.setPointerCapture(e.pointerId);
     this._value = this.timeAt(e.clientX);
     this.renderHead();
+    this.showPreview(this._value, e.clientX);
     this.emit('scrub', this._value);
   }
 
   onMove(e) {
-    if (!this.dragging) return;
+    if (!this.dragging) {
+      if (e.pointerType === 'mouse') this.showPreview(this.timeAt(e.clientX), e.clientX);
+      return;
+    }
     this._value = this.timeAt(e.clientX);
     this.renderHead();
+    this.showPreview(this._value, e.clientX);
     this.emit('scrub', this._value);
   }
 
   onUp(e) {
     if (!this.dragging) return;
     this.dragging = false;
+    if (e.pointerType !== 'mouse') this.preview.hidden = true;
     this._value = this.timeAt(e.clientX);
     this.renderHead();
     this.emit('seek', this._value);

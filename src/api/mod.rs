@@ -23,6 +23,7 @@ mod revoke;
 mod session;
 mod sites;
 pub mod target;
+mod thumbnails;
 mod users;
 mod validate;
 mod wall;
@@ -96,6 +97,8 @@ pub fn routes() -> Routes {
         .add(M::GET, "/cameras/{id}/recordings", ANY_HUMAN, None, get(recordings::spans))
         .add(M::GET, "/cameras/{id}/events", ANY_HUMAN, Some("camera.events"), get(cases::camera_events))
         .add(M::GET, "/cameras/{id}/video.mp4", ANY_HUMAN, Some("playback"), get(recordings::video))
+        .add(M::GET, "/cameras/{id}/thumbnails", ANY_HUMAN, None, get(thumbnails::strip))
+        .add(M::GET, "/cameras/{id}/thumbnail.jpg", ANY_HUMAN, Some("playback.thumbnail"), get(thumbnails::picture))
         .add(M::GET, "/holds", ADMIN_INVESTIGATOR, None, get(holds::list))
         .add(M::POST, "/holds", ADMIN_INVESTIGATOR, Some("hold.create"), post(holds::create))
         .add(M::DELETE, "/holds/{id}", ADMIN, Some("hold.release"), delete(holds::release))

@@ -114,6 +114,9 @@ pub struct RecordConfig {
     /// fsync every fragment (a GOP) before indexing it. Turning it off keeps crash safety against a
     /// process crash but not against a power cut.
     pub fsync: bool,
+    /// Disk kept for timeline thumbnails (`<data_dir>/cache/thumbs`), in MiB; the least recently made go
+    /// first when it is full (checked with every retention pass).
+    pub thumbnail_cache_mb: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -304,6 +307,7 @@ impl Default for RecordConfig {
             min_free_mb: 512,
             retention_interval_seconds: 60,
             fsync: true,
+            thumbnail_cache_mb: 512,
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod retention;
 pub mod scan;
 pub mod segment;
 pub mod skeleton;
+pub mod thumbs;
 pub mod tier;
 pub mod writer;
 

@@ -82,7 +82,10 @@ pub async fn collect_garbage(pool: &Pool, data_dir: &Path) -> usize {
     let mut n = 0;
     for (id, rel) in list {
         let abs = data_dir.join(&rel);
+        let (dd, seg) = (data_dir.to_owned(), rel.clone());
         let res = tokio::task::spawn_blocking(move || {
+            // Its pictures go first: a thumbnail never outlives the footage it shows.
+            super::thumbs::forget(&dd, &seg);
             match std::fs::remove_file(&abs) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -258,7 +261,7 @@ pub async fn recover(pool: &Pool, data_dir: &Path) -> Result<RecoveryReport, Rec
         .map_err(std::io::Error::other)?;
     if !files.is_empty() {
         let known: HashSet<String> =
-            sqlx::query_scalar::<_, String>("SELECT path FROM segments WHERE start_us > ?")
+            sqlx::query_scalar::<_, String>("SELECT path FROM segments WHERE start_us > $1")
                 .bind(crate::time::now_us() - 4 * 86_400_000_000)
                 .fetch_all(pool)
                 .await?

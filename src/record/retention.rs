@@ -88,8 +88,8 @@ async fn by_age(shared: &Shared, report: &mut PassReport) -> Result<(), DbError>
         let cutoff = now - days as i64 * 86_400_000_000;
         loop {
             let rows: Vec<(i64, String, i64)> = sqlx::query_as(&format!(
-                "SELECT s.id, s.path, s.bytes {FROM} WHERE s.state = 'complete' AND s.end_us < ?
-                 AND COALESCE(t.kind, s.site_kind) = ? AND NOT {HELD} ORDER BY s.start_us LIMIT 500"
+                "SELECT s.id, s.path, s.bytes {FROM} WHERE s.state = 'complete' AND s.end_us < $1
+                 AND COALESCE(t.kind, s.site_kind) = $2 AND NOT {HELD} ORDER BY s.start_us LIMIT 500"
             ))
             .bind(cutoff)
             .bind(kind)
@@ -157,6 +157,8 @@ pub async fn pass(shared: &Shared) -> Result<PassReport, DbError> {
         report.by_budget += super::index::to_garbage(pool, &take, "retention: disk budget").await?;
     }
     collect_garbage(pool, &shared.data_dir).await;
+    let (dir, cap) = (shared.data_dir.clone(), shared.cfg.thumbnail_cache_mb << 20);
+    let _ = tokio::task::spawn_blocking(move || super::thumbs::prune(&dir, cap)).await;
     if excess > 0 {
         shared.disk_full.store(true, Ordering::Relaxed);
         tracing::error!(

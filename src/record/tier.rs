@@ -174,6 +174,7 @@ async fn delete_garbage(shared: &Shared, tier: &Tier) -> Result<(), MoveError> {
         tier.bucket.delete(&key).await?;
         tier.bucket.delete(&skeleton_key(&key)).await?;
         shared.footage.forget(&key);
+        super::thumbs::forget(&shared.data_dir, &key);
         index::garbage_done(&shared.pool, id).await?;
     }
     Ok(())

@@ -132,6 +132,44 @@ try {
   await page.screenshot({ path: path.join(shots, 'case-page.png') });
   step('play clip', { clips, thumbs, spans, ...played });
 
+  // The timeline's strip of pictures, and the picture under the cursor while dragging across it.
+  await page.waitForFunction(() => [...document.querySelectorAll('.ck-timeline .tl-thumbs img')]
+    .some((i) => i.complete && i.naturalWidth > 0), null, { timeout: LONG, polling: 100 });
+  const strip = await page.$$eval('.ck-timeline .tl-thumbs img', (imgs) => imgs.length);
+  const bar = await page.$eval('.ck-timeline .tl-bar', (el) => {
+    const r = el.getBoundingClientRect();
+    return { x: r.left, y: r.top + r.height / 2, w: r.width };
+  });
+  await page.mouse.move(bar.x + bar.w * 0.3, bar.y);
+  await page.mouse.down();
+  const scrubs = [];
+  for (const f of [0.4, 0.5, 0.6]) {
+    const t0 = Date.now();
+    await page.mouse.move(bar.x + bar.w * f, bar.y, { steps: 4 });
+    // The picture shown is the one at the time under the cursor, loaded, within 150 ms of the move.
+    const shown = await page.waitForFunction(() => {
+      const tl = document.querySelector('.ck-timeline');
+      const pv = tl.querySelector('.tl-preview');
+      const img = pv.querySelector('img');
+      if (pv.hidden || !img.complete || img.naturalWidth === 0) return null;
+      const at = Number(pv.dataset.at);
+      const pics = tl.thumbnails;
+      const head = Number(tl.getAttribute('aria-valuenow'));
+      const want = [...pics].reverse().find((p) => p.at <= head) || pics[0];
+      return { at, want: want.at, width: img.naturalWidth, src: img.src };
+    }, null, { timeout: LONG, polling: 10 }).then((h) => h.jsonValue());
+    scrubs.push({ ...shown, ms: Date.now() - t0 });
+  }
+  await page.mouse.up();
+  for (const s of scrubs) {
+    check(s.at === s.want, 'the preview shows the picture at the time under the cursor', s);
+    check(s.width === 320, 'the preview is a thumbnail', s);
+  }
+  const slowest = Math.max(...scrubs.map((s) => s.ms));
+  check(slowest <= 150, 'the picture under the cursor shows within 150 ms', scrubs);
+  await page.screenshot({ path: path.join(shots, 'case-scrub.png') });
+  step('scrub timeline', { strip, slowest });
+
   // Jump to the second event (at the other window, A2): the player switches to that camera and shows its time.
   const firstCamera = await page.$eval('.page-cases', (el) => el.dataset.camera);
   const second = await page.$eval('.ck-events tbody tr:nth-child(2)', (tr) => Number(tr.dataset.at));
