@@ -1,5 +1,6 @@
 //! The console's live wall in headless Chromium (tests/browser/wall.mjs) against the real server and
-//! simulator: a supervisor logs in through the form, fills a 16-tile wall from the camera tree and sees
+//! simulator: a supervisor logs in through the form and finds a first wall that already plays the cameras of
+//! their regions, fills a 16-tile wall from the camera tree and sees
 //! every tile play, saves it and finds it again after a reload, runs a tour, sees a camera that dies go
 //! offline on its tile and in the alarms panel; a supervisor of another city sees none of it.
 
@@ -180,6 +181,7 @@ async fn supervisor_fills_a_16_tile_wall_saves_it_tours_and_sees_a_camera_go_off
         watcher.join().expect("watcher"),
         "the script never asked for the kill"
     );
+    assert_eq!(step(&lines, "first-wall")["playing"], 16, "{lines:?}");
     assert_eq!(step(&lines, "play")["playing"], 16, "{lines:?}");
     assert_eq!(step(&lines, "reload")["same"], true);
     assert_eq!(step(&lines, "tour")["switched"], true);

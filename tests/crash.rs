@@ -6,7 +6,7 @@
 mod common;
 use common::*;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Short segments and a retention that always has work (free space it can never reach), so that every
 /// point, deletion included, is reached within seconds.
@@ -20,25 +20,10 @@ async fn crash_and_check(sim: &Sim, point: &str, nth: u32) {
     let site = admin
         .site("章贡区政务服务中心", "service_hall", "360702")
         .await;
-    server.env = vec![("VIGIL_CRASH_AT".into(), format!("{point}:{nth}"))];
     admin
         .camera(json!({"name": "A12", "site_id": site, "main_url": sim.url(1)}))
         .await;
-    server.restart();
-    let start = Instant::now();
-    while server.alive() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{point}: never reached; log:\n{}",
-            server.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        server.log().contains(&format!("crash point {point}")),
-        "{point}: died elsewhere"
-    );
-    server.env.clear();
+    server.crash_at(point, nth).await;
     server.restart();
     // Recording goes on after the recovery.
     let admin = server.admin().await;

@@ -439,24 +439,9 @@ async fn h265_is_recorded_and_played_and_access_follows_roles_and_regions() {
     let mut args: Vec<String> = SMALL.iter().map(|s| s.to_string()).collect();
     args.extend(["--cameras", "1", "--codec", "h265"].map(String::from));
     let sim = Sim::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let server = Server::start_with(
-        r#"
-[record]
-segment_seconds = 4
-
-[[seed.users]]
-username = "sup-ganzhou"
-password = "supervisor-pass-1"
-role = "supervisor"
-region_codes = ["360700"]
-
-[[seed.users]]
-username = "sup-nanchang"
-password = "supervisor-pass-2"
-role = "supervisor"
-region_codes = ["360100"]
-"#,
-    );
+    let server = Server::start_with(&format!(
+        "[record]\nsegment_seconds = 4\n{CITY_SUPERVISORS}"
+    ));
     let c = server.admin().await;
     let site = c.site("章贡区政务服务中心", "service_hall", "360702").await;
     let t0 = now_us();

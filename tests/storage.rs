@@ -11,19 +11,6 @@ use common::*;
 use serde_json::json;
 use std::time::Duration;
 
-const SMALL: &[&str] = &[
-    "--width",
-    "320",
-    "--height",
-    "240",
-    "--fps",
-    "25",
-    "--bitrate",
-    "300",
-    "--gop",
-    "25",
-];
-
 /// A metric's value from `/metrics` (0 when absent).
 async fn metric(c: &Client, name: &str) -> f64 {
     let r = c.get("/metrics").await;
@@ -55,7 +42,7 @@ fn rfc_us(us: i64) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn footage_moves_to_the_bucket_and_plays_across_the_boundary() {
     let mut weed = Weed::start();
-    let sim = Sim::start(&[SMALL, &["--cameras", "1"]].concat());
+    let sim = Sim::small(1, 25, &[]);
     let record = "[record]\nsegment_seconds = 3\n";
     // A wrong secret: every upload is refused by the service.
     let mut server = Server::start_with(&format!("{record}{}", weed.config("not-the-key", 4)));
@@ -225,7 +212,7 @@ async fn footage_where_rows_say(server: &Server, weed: &Weed) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_step_of_moving_a_segment_survives_a_crash() {
     let weed = Weed::start();
-    let sim = Sim::start(&[SMALL, &["--cameras", "1"]].concat());
+    let sim = Sim::small(1, 25, &[]);
     let config = format!(
         "[record]\nsegment_seconds = 2\n{}",
         weed.config(SECRET_KEY, 1)
@@ -237,22 +224,7 @@ async fn every_step_of_moving_a_segment_survives_a_crash() {
         let cam = admin
             .camera(json!({"name": "Cam", "site_id": site, "main_url": sim.url(1), "record": true}))
             .await;
-        server.env = vec![("VIGIL_CRASH_AT".into(), format!("{point}:1"))];
-        server.restart();
-        let start = std::time::Instant::now();
-        while server.alive() {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "{point}: never reached; log:\n{}",
-                server.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(
-            server.log().contains(&format!("crash point {point}")),
-            "{point}: died elsewhere"
-        );
-        server.env.clear();
+        server.crash_at(point, 1).await;
         server.restart();
         let admin = server.admin().await;
         let moved = wait_for(Duration::from_secs(60), || async {

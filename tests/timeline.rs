@@ -7,22 +7,7 @@ use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-const USERS: &str = r#"
-[record]
-segment_seconds = 4
-
-[[seed.users]]
-username = "sup-ganzhou"
-password = "supervisor-pass-1"
-role = "supervisor"
-region_codes = ["360700"]
-
-[[seed.users]]
-username = "sup-nanchang"
-password = "supervisor-pass-2"
-role = "supervisor"
-region_codes = ["360100"]
-"#;
+const RECORD: &str = "[record]\nsegment_seconds = 4\n";
 
 fn rfc_us(us: i64) -> String {
     rfc_ms(us / 1000).replace('+', "%2B")
@@ -37,7 +22,7 @@ fn parse(t: &Value) -> i64 {
 #[tokio::test]
 async fn a_strip_of_thumbnails_follows_the_keyframes_and_the_regions() {
     let sim = Sim::small(1, 25, &[]);
-    let server = Server::start_with(USERS);
+    let server = Server::start_with(&format!("{RECORD}{CITY_SUPERVISORS}"));
     let admin = server.admin().await;
     let site = admin
         .site("章贡区政务服务中心", "service_hall", "360702")

@@ -54,6 +54,13 @@ function buildNodes({ regions, sites, cameras, positions }) {
   return [...roots, ...[...siteNodes.values()].filter((s) => !placed.has(s.key))];
 }
 
+/** Every camera id the tree shows, in its order (regions, sites, positions), without repeats. */
+export function treeOrder(data) {
+  const ids = [];
+  buildNodes(data).forEach((n) => cameraIds(n).forEach((id) => { if (!ids.includes(id)) ids.push(id); }));
+  return ids;
+}
+
 /** Every camera id under a node, in tree order, without repeats. */
 function cameraIds(node) {
   const ids = [];

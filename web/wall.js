@@ -17,10 +17,23 @@ import { AlarmPanel } from './wall-alarms.js';
 import { askLayoutName, editTour } from './wall-dialogs.js';
 import { copyLayout, fill, merge, SQUARES, split, TEMPLATES, WallGrid } from './wall-grid.js';
 import { renderToolbar, stateText } from './wall-toolbar.js';
-import { CameraTree, loadTreeData, stateLabel } from './wall-tree.js';
+import { CameraTree, loadTreeData, stateLabel, treeOrder } from './wall-tree.js';
 
 const POLL_MS = 10000;
 const DEFAULT_LAYOUT = '4';
+/** Tiles a first wall fills at most. */
+const FIRST_WALL_MAX = 16;
+
+/** The wall of a user who never arranged one: the cameras of their regions in the tree's order, those online
+ *  first, on the smallest square layout that holds them (up to FIRST_WALL_MAX), so that it plays at once. */
+function firstWall(data) {
+  const state = new Map(data.cameras.map((c) => [c.id, c.state]));
+  const order = treeOrder(data);
+  const ids = [...order.filter((id) => state.get(id) === 'online'), ...order.filter((id) => state.get(id) !== 'online')]
+    .slice(0, FIRST_WALL_MAX);
+  const side = Math.max(1, Math.ceil(Math.sqrt(ids.length)));
+  return fill(SQUARES.find((l) => l.name === String(side * side)) || SQUARES[1], ids);
+}
 
 export default {
   title: 'nav_wall',
@@ -88,7 +101,8 @@ class Wall {
     const name = this.doc.current?.layout;
     const shape = this.doc.layouts.find((l) => l.name === name) || [...SQUARES, ...TEMPLATES].find((l) => l.name === name)
       || SQUARES.find((l) => l.name === DEFAULT_LAYOUT);
-    this.layout = copyLayout(shape);
+    this.layout = doc && !name && !this.doc.layouts.length && !this.doc.current?.tour
+      ? firstWall(data) : copyLayout(shape);
     this.renderChrome();
     this.show();
     const tour = this.doc.tours.find((x) => x.name === this.doc.current?.tour);

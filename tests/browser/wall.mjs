@@ -81,6 +81,22 @@ async function main() {
   const inTree = await page.$$eval('.camera-tree [data-camera]', (ls) => ls.map((l) => Number(l.dataset.camera)));
   check(foreign.every((id) => !inTree.includes(id)), 'another city in the tree', { inTree, foreign });
 
+  // 1. A first login (no layout saved yet): the wall already holds the cameras of the user's regions, and
+  // they play without a click.
+  const first = (await tileCameras()).filter(Boolean);
+  const own = cameras.length + (extra ? 1 : 0);
+  check(first.length === Math.min(16, own), 'the first wall holds the cameras of the regions', { first, own });
+  check(first.every((id) => inTree.includes(id) && !foreign.includes(id)), 'only the user\'s cameras on it', first);
+  let firstPlay = { count: 0 };
+  const firstEnd = Date.now() + 90000;
+  while (Date.now() < firstEnd) {
+    firstPlay = await playing();
+    if (firstPlay.count === first.length) break;
+  }
+  await page.screenshot({ path: path.join(shots, 'wall-first.png') });
+  log('first-wall', { tiles: first.length, playing: firstPlay.count });
+  check(firstPlay.count === first.length, 'the first wall plays without a click', firstPlay);
+
   // 2. The 16 layout, filled from the tree: select the first tile, then click cameras (each click fills
   // the selected tile and selects the next one).
   await page.click('.wall-toolbar [data-layout="16"]');

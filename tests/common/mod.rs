@@ -272,6 +272,21 @@ password = "admin-password-1"
 role = "admin"
 "#;
 
+/// A supervisor of each of two cities (赣州 `sup-ganzhou`, 南昌 `sup-nanchang`), for region checks.
+pub const CITY_SUPERVISORS: &str = r#"
+[[seed.users]]
+username = "sup-ganzhou"
+password = "supervisor-pass-1"
+role = "supervisor"
+region_codes = ["360700"]
+
+[[seed.users]]
+username = "sup-nanchang"
+password = "supervisor-pass-2"
+role = "supervisor"
+region_codes = ["360100"]
+"#;
+
 impl Server {
     pub fn start() -> Server {
         Self::start_with("")
@@ -396,6 +411,27 @@ impl Server {
     }
 
     /// `kill -9`: the process dies wherever it is.
+    /// Restarts the server with the test hook `VIGIL_CRASH_AT=point:nth` and waits (a minute at most) until
+    /// it aborts there; the hook is cleared for the next start.
+    pub async fn crash_at(&mut self, point: &str, nth: u32) {
+        self.env = vec![("VIGIL_CRASH_AT".into(), format!("{point}:{nth}"))];
+        self.restart();
+        let start = Instant::now();
+        while self.alive() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{point}: never reached; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            self.log().contains(&format!("crash point {point}")),
+            "{point}: died elsewhere"
+        );
+        self.env.clear();
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
