@@ -1,6 +1,7 @@
 //! The investigator's timeline through the real server and simulator: a strip of thumbnails over recorded
 //! footage (one picture per slot, from keyframes, none inside a gap), each picture a real JPEG of the
-//! thumbnail width, cached on disk, audited once per camera-hour, and invisible to another region.
+//! thumbnail width, cached on disk, audited once per camera-hour, and invisible to another region; and the
+//! keyframe-only video of fast playback (the same timeline, a frame per GOP).
 
 mod common;
 use common::*;
@@ -89,6 +90,50 @@ async fn a_strip_of_thumbnails_follows_the_keyframes_and_the_regions() {
         "{n} audit rows for {} pictures",
         pics.len()
     );
+    // Fast playback: the keyframes alone, over the same timeline (GOP 1 s: a frame a second).
+    let video = |kf: bool| {
+        format!(
+            "/api/v1/cameras/{cam}/video.mp4?start={}&end={}{}",
+            rfc_us(start),
+            rfc_us(end),
+            if kf { "&keyframes=true" } else { "" }
+        )
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut probed = Vec::new();
+    for kf in [false, true] {
+        let (st, body, _) = sup.download(&video(kf)).await;
+        assert_eq!(st, 200);
+        let f = dir.path().join(format!("kf-{kf}.mp4"));
+        std::fs::write(&f, &body).expect("write");
+        let (dur, _, frames) = ffprobe(&f);
+        probed.push((dur, frames, body.len()));
+    }
+    let ((dur, frames, bytes), (kdur, kframes, kbytes)) = (probed[0], probed[1]);
+    assert!(
+        (dur - kdur).abs() < 0.1,
+        "same timeline: {dur} s and {kdur} s"
+    );
+    let secs = (end - start) as f64 / 1e6;
+    assert!(
+        (kframes as f64 - secs).abs() <= 2.0,
+        "{kframes} keyframes in {secs} s"
+    );
+    assert!(
+        frames >= kframes * 20 && kbytes < bytes,
+        "{frames} frames / {bytes} B vs {kframes} / {kbytes} B"
+    );
+    assert_eq!(
+        sup.get(&format!(
+            "/api/v1/cameras/{cam}/recordings?start={}&end={}&keyframes=true",
+            rfc_us(start),
+            rfc_us(end)
+        ))
+        .await
+        .status,
+        422
+    );
+
     // Bad input is refused with a clear error; another region sees nothing.
     assert_eq!(sup.get(&path("0.1")).await.status, 422);
     assert_eq!(sup.get(&path("abc")).await.status, 400);

@@ -7,10 +7,14 @@
 // gap. So wall time = base + currentTime, where base = max(start, first recorded span's start in range).
 // Invariants: `time` is always wall time in ms; a seek inside the loaded window only moves currentTime;
 // a seek into a gap lands on the next recorded footage; the speed survives a window change; a window ends
-// at the footage known when it loads, so the bytes of every video URL it asks for never change.
+// at the footage known when it loads, so the bytes of every video URL it asks for never change. Above 4x a
+// window is the keyframes alone (`video.mp4?keyframes=true`: the same timeline, a fraction of the bytes and
+// of the decoding); crossing that speed reloads the window at the same moment.
 import { h, t } from './core.js';
 
 export const SPEEDS = [1, 2, 4, 8];
+/** From this speed on, windows hold keyframes only. */
+const KEYFRAMES_FROM = 8;
 const WINDOW_MS = 10 * 60e3;
 
 export const iso = (ms) => new Date(ms).toISOString();
@@ -108,7 +112,8 @@ export class Replay extends EventTarget {
     this.lastNext = undefined;
     // While a window loads the element is paused: the intent is what counts.
     const wantPlay = play ?? (this.loading ? this.loadPlay : !this.video.paused);
-    if (w && w.camera === this.camera && to >= w.base && to < w.end - 250 && this.video.readyState > 0
+    if (w && w.camera === this.camera && w.keyframes === this.keyframes && to >= w.base && to < w.end - 250
+      && this.video.readyState > 0
       && to - w.base <= (this.video.duration || 0) * 1000) {
       this.video.currentTime = (to - w.base) / 1000;
       if (wantPlay) this.play();
@@ -131,10 +136,10 @@ export class Replay extends EventTarget {
     this.loading = true;
     this.loadPlay = play;
     this.pending = at;
-    this.win = { ...win, base, camera: this.camera };
+    this.win = { ...win, base, camera: this.camera, keyframes: this.keyframes };
     this.setState('loading', t('rp_loading'));
     v.src = `/api/v1/cameras/${encodeURIComponent(this.camera)}/video.mp4?start=${encodeURIComponent(iso(win.start))}`
-      + `&end=${encodeURIComponent(iso(win.end))}`;
+      + `&end=${encodeURIComponent(iso(win.end))}${this.keyframes ? '&keyframes=true' : ''}`;
     const ok = await new Promise((resolve) => {
       const done = (r) => { v.removeEventListener('loadedmetadata', yes); v.removeEventListener('error', no); resolve(r); };
       const yes = () => done(true);
@@ -183,12 +188,18 @@ export class Replay extends EventTarget {
     if (this.loading ? this.loadPlay : !this.video.paused) this.pause(); else this.play();
   }
 
+  /** Whether windows hold keyframes only at the current speed. */
+  get keyframes() { return this.rate >= KEYFRAMES_FROM; }
+
   setRate(r) {
+    const before = this.keyframes;
     this.rate = r;
     sessionStorage.setItem('vigil.rate', String(r));
     this.video.defaultPlaybackRate = r;
     this.video.playbackRate = r;
     this.dispatchEvent(new CustomEvent('rate', { detail: { rate: r } }));
+    // Into or out of keyframes-only: the same moment from the other kind of window.
+    if (before !== this.keyframes && this.win && !this.loading) this.seek(this.time, !this.video.paused);
   }
 
   /** One speed up (+1) or down (-1) through SPEEDS. */

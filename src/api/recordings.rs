@@ -29,6 +29,9 @@ pub struct RangeQuery {
     pub start: String,
     pub end: String,
     stream: Option<String>,
+    /// `video.mp4` of the keyframes alone (fast playback).
+    #[serde(default)]
+    keyframes: bool,
 }
 
 /// An RFC 3339 time of a query, as Unix microseconds.
@@ -88,6 +91,9 @@ pub async fn spans(
 ) -> ApiResult<Json<Spans>> {
     visible_camera(&s, &p, id).await?;
     let (start, end, stream) = range(&q)?;
+    if q.keyframes {
+        return Err(ApiError::invalid("keyframes applies to video.mp4 only"));
+    }
     let rows = index::overlapping(&s.pool, id, stream.as_str(), start, end).await?;
     let segs: Vec<(i64, i64)> = rows.iter().map(|r| (r.start_us, r.end_us)).collect();
     let merged = merge_spans(&segs, start, end);
@@ -179,13 +185,13 @@ async fn plan_video(
     s: &AppState,
     id: i64,
     stream: StreamKind,
-    start: i64,
-    end: i64,
+    (start, end): (i64, i64),
+    keyframes_only: bool,
 ) -> ApiResult<Arc<export::Plan>> {
     let (plan, _) = s
         .recorders
         .plans
-        .plan(&s.pool, id, stream.as_str(), start, end)
+        .plan_with(&s.pool, id, stream.as_str(), (start, end), keyframes_only)
         .await
         .map_err(ApiError::internal)?;
     plan.ok_or_else(|| {
@@ -233,7 +239,7 @@ pub async fn video(
     if end - start > MAX_EXPORT_US {
         return Err(ApiError::invalid("a video covers at most 24 hours"));
     }
-    let plan = plan_video(&s, id, stream, start, end).await?;
+    let plan = plan_video(&s, id, stream, (start, end), q.keyframes).await?;
     tracing::info!(camera = id, actor = %p.actor(), start = %q.start, end = %q.end, "playback");
     let etag: ETag = plan.etag.parse().map_err(ApiError::internal)?;
     // One row per view of a range: the element's later byte ranges and revalidations are the same view.
@@ -241,10 +247,11 @@ pub async fn video(
         target: Some(format!("/cameras/{id}/video.mp4")),
         region_code: Some(cam.region_code.clone()),
         detail: Some(format!(
-            "{} {}/{}",
+            "{} {}/{}{}",
             stream.as_str(),
             us_to_rfc3339(start),
-            us_to_rfc3339(end)
+            us_to_rfc3339(end),
+            if q.keyframes { " keyframes" } else { "" }
         )),
         collapse: true,
     };

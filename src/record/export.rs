@@ -15,6 +15,8 @@
 //! - Only bytes covered by the index are read (an open segment is cut at its indexed length).
 //! - A segment file that is missing or unreadable is a gap (listed in `missing`), never a failure of the
 //!   whole range.
+//! - A keyframe-only file (fast playback, 8x) holds the first frame of each fragment lasting the whole
+//!   fragment: the same timeline, a fraction of the bytes.
 
 use super::footage::{Footage, Location};
 use super::index::SegmentRow;
@@ -90,7 +92,19 @@ pub fn plan(
     start_us: i64,
     end_us: i64,
 ) -> Result<Option<Plan>, ScanError> {
+    plan_with(footage, rows, start_us, end_us, false)
+}
+
+/// [`plan`], or with `keyframes_only` the file of the keyframes alone, each lasting its whole fragment.
+pub fn plan_with(
+    footage: &Footage,
+    rows: &[SegmentRow],
+    start_us: i64,
+    end_us: i64,
+    keyframes_only: bool,
+) -> Result<Option<Plan>, ScanError> {
     let mut p = Planner::new(start_us, end_us);
+    p.keyframes_only = keyframes_only;
     for row in rows {
         p.add_segment(footage, row);
     }
@@ -101,6 +115,8 @@ pub fn plan(
 struct Planner {
     start_us: i64,
     end_us: i64,
+    /// Each fragment's keyframe alone, lasting the fragment.
+    keyframes_only: bool,
     entries: Vec<Vec<u8>>,
     chunks: Vec<Chunk>,
     durations: Vec<u32>,
@@ -127,6 +143,7 @@ impl Planner {
         Planner {
             start_us,
             end_us,
+            keyframes_only: false,
             entries: Vec::new(),
             chunks: Vec::new(),
             durations: Vec::new(),
@@ -223,6 +240,9 @@ impl Planner {
 
     /// The fragment's samples up to `limit` (ticks from `t0`): their bytes and count.
     fn take_samples(&mut self, f: &ScannedFragment, limit: i64) -> (u64, u32) {
+        if self.keyframes_only {
+            return self.take_keyframe(f, limit);
+        }
         let (mut len, mut n) = (0u64, 0u32);
         for (i, (size, dur, key)) in f.samples.iter().enumerate() {
             if n > 0 && self.dts >= limit {
@@ -240,6 +260,30 @@ impl Planner {
             n += 1;
         }
         (len, n)
+    }
+
+    /// The fragment's keyframe (its first sample, where its data starts), lasting what the fragment's
+    /// samples up to `limit` last: its bytes and count.
+    fn take_keyframe(&mut self, f: &ScannedFragment, limit: i64) -> (u64, u32) {
+        let Some(&(size, _, key)) = f.samples.first() else {
+            return (0, 0);
+        };
+        let mut dur = 0i64;
+        for (_, d, _) in &f.samples {
+            if dur > 0 && self.dts + dur >= limit {
+                break;
+            }
+            dur += i64::from(*d);
+        }
+        self.offsets.push(0);
+        if key {
+            self.syncs.push(self.sizes.len() as u32 + 1);
+        }
+        self.sizes.push(size);
+        self.durations
+            .push(dur.clamp(1, i64::from(u32::MAX)) as u32);
+        self.dts += dur;
+        (u64::from(size), 1)
     }
 
     /// The plan: the header built with the chunks' final offsets, then the chunks' file ranges.

@@ -34,6 +34,7 @@ struct Key {
     stream: String,
     start_us: i64,
     end_us: i64,
+    keyframes_only: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,11 +77,25 @@ impl PlanCache {
         start_us: i64,
         end_us: i64,
     ) -> Result<(Option<Arc<Plan>>, Source), PlanError> {
+        self.plan_with(pool, camera_id, stream, (start_us, end_us), false)
+            .await
+    }
+
+    /// [`PlanCache::plan`] of the whole footage, or of its keyframes alone (`export::plan_with`).
+    pub async fn plan_with(
+        &self,
+        pool: &Pool,
+        camera_id: i64,
+        stream: &str,
+        (start_us, end_us): (i64, i64),
+        keyframes_only: bool,
+    ) -> Result<(Option<Arc<Plan>>, Source), PlanError> {
         let key = Key {
             camera_id,
             stream: stream.to_owned(),
             start_us,
             end_us,
+            keyframes_only,
         };
         let print = index::fingerprint(pool, camera_id, stream, start_us, end_us).await?;
         if let Some((cached, plan)) = self.lock().get(&key) {
@@ -92,11 +107,12 @@ impl PlanCache {
         // The rows just read are what the plan is made from: their own fingerprint is its key's.
         let print = Fingerprint::of(&rows);
         let footage = self.footage.clone();
-        let plan =
-            tokio::task::spawn_blocking(move || export::plan(&footage, &rows, start_us, end_us))
-                .await
-                .map_err(|e| PlanError::Task(e.to_string()))??
-                .map(Arc::new);
+        let plan = tokio::task::spawn_blocking(move || {
+            export::plan_with(&footage, &rows, start_us, end_us, keyframes_only)
+        })
+        .await
+        .map_err(|e| PlanError::Task(e.to_string()))??
+        .map(Arc::new);
         if let Some(plan) = &plan {
             self.lock().insert(key, (print, Arc::clone(plan)));
         }

@@ -277,6 +277,21 @@ try {
   }, atEvent, { timeout: LONG, polling: 100 }).then((h) => h.jsonValue());
   step('space plays', { advancedMs: ran, ratio: ran / (Date.now() - t1) });
 
+  // 8x plays the keyframes alone: the window is reloaded as such at the same moment and runs on.
+  const at8 = Number(await page.$eval('.page-playback', (el) => el.dataset.time));
+  await page.click('.rp-speeds button[data-speed="8"]');
+  const fast = await page.waitForFunction((from) => {
+    const root = document.querySelector('.page-playback');
+    const v = root.querySelector('video');
+    const at = Number(root.dataset.time);
+    return v.src.includes('keyframes=true') && !v.paused && v.playbackRate === 8 && at - from > 8000
+      ? { advanced: at - from, src: v.src } : null;
+  }, at8, { timeout: LONG, polling: 100 }).then((h) => h.jsonValue());
+  step('keyframes at 8x', fast);
+  await page.click('.rp-speeds button[data-speed="4"]');
+  await page.waitForFunction(() => !document.querySelector('.page-playback video').src.includes('keyframes'),
+    null, { timeout: LONG, polling: 100 });
+
   // A gap (the cameras were away for a while): the timeline shows two spans; a click in the gap lands on the
   // footage after it.
   await page.keyboard.press('Space');
