@@ -3,7 +3,8 @@
 //! the local disk; `video.mp4` across the local/bucket boundary plays in ffprobe with the right duration;
 //! a bucket that stops leaves footage local, raises the alarm, and the backlog drains when it returns.
 //! And the move's ordering (docs/storage.md, "Object storage"): killed at each step, the server recovers to
-//! an index that `vigil check` agrees with, every row's bytes where the row says.
+//! an index that `vigil check` agrees with, every row's bytes where the row says. A segment file that cannot
+//! be read stays on the local disk and does not hold up the others.
 
 mod common;
 use common::weed::{Weed, SECRET_KEY};
@@ -243,4 +244,47 @@ async fn every_step_of_moving_a_segment_survives_a_crash() {
         assert!(ok && out.contains(" 0 problems"), "{point}: {out}");
         assert!(footage_where_rows_say(&server, &weed).await >= 2, "{point}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_that_cannot_be_read_stays_local_and_the_others_move() {
+    let weed = Weed::start();
+    let sim = Sim::small(1, 25, &[]);
+    let server = Server::start_with(&format!(
+        "[record]\nsegment_seconds = 2\n{}",
+        weed.config(SECRET_KEY, 12)
+    ));
+    let admin = server.admin().await;
+    let site = admin.site("Hall", "service_hall", "360702").await;
+    admin
+        .camera(json!({"name": "Cam", "site_id": site, "main_url": sim.url(1), "record": true}))
+        .await;
+    // The oldest segment is damaged on the disk before it is due to move.
+    let first = wait_for(Duration::from_secs(30), || async {
+        segments(&server).await.into_iter().next()
+    })
+    .await
+    .expect("a complete segment");
+    let file = server.data_dir().join(&first.0);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .and_then(|f| f.set_len(100))
+        .expect("truncate");
+    let moved = wait_for(Duration::from_secs(60), || async {
+        (metric(&admin, "vigil_storage_moved_segments_total").await >= 3.0).then_some(())
+    })
+    .await;
+    assert!(moved.is_some(), "the others move; log:\n{}", server.log());
+    let segs = segments(&server).await;
+    let bad = segs.iter().find(|s| s.0 == first.0).expect("its row stays");
+    assert_eq!(bad.1, "local");
+    assert!(file.exists(), "the damaged file is left for vigil check");
+    assert_eq!(
+        metric(&admin, "vigil_storage_alarm").await,
+        0.0,
+        "not a bucket failure"
+    );
+    assert!(server.log().contains("segment cannot be read for its move"));
+    drop(sim);
 }

@@ -13,7 +13,8 @@
 //!   crash or a failed call at any step leaves the footage readable where the row says it is (an object
 //!   uploaded before a crash is uploaded again, under the same key).
 //! - A bucket that fails stops the pass: the footage stays on the local disk, the backlog and the alarm
-//!   show it (`/metrics`), nothing is deleted, and the next pass tries again.
+//!   show it (`/metrics`), nothing is deleted, and the next pass tries again. A segment file that cannot be
+//!   read stays where it is (`vigil check` reports it) and does not hold up the others.
 //! - With a tier, the disk budget never deletes footage waiting to move: over budget, the oldest local
 //!   segments move early instead.
 
@@ -75,9 +76,12 @@ enum MoveError {
 pub async fn run(shared: Arc<Shared>, tier: Arc<Tier>, stop: CancellationToken) {
     let every = Duration::from_secs(tier.cfg.interval_s.max(1));
     loop {
-        if let Err(e) = pass(&shared, &tier).await {
+        let res = pass(&shared, &tier).await;
+        if let Err(e) = &res {
             tier.status.failures.fetch_add(1, Ordering::Relaxed);
-            if !tier.status.alarm.swap(true, Ordering::Relaxed) {
+            if !matches!(e, MoveError::Storage(_)) {
+                tracing::error!(error = %e, "object storage tier: pass failed; footage stays local");
+            } else if !tier.status.alarm.swap(true, Ordering::Relaxed) {
                 tracing::error!(bucket = tier.bucket.name(), error = %e,
                     "object storage unreachable: footage stays on the local disk; alarm raised");
             }
@@ -86,7 +90,8 @@ pub async fn run(shared: Arc<Shared>, tier: Arc<Tier>, stop: CancellationToken) 
                 .last_error
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
-        } else if tier.status.alarm.swap(false, Ordering::Relaxed) {
+        }
+        if res.is_ok() && tier.status.alarm.swap(false, Ordering::Relaxed) {
             tracing::info!(
                 bucket = tier.bucket.name(),
                 "object storage reachable again; alarm cleared"
@@ -99,23 +104,38 @@ pub async fn run(shared: Arc<Shared>, tier: Arc<Tier>, stop: CancellationToken) 
     }
 }
 
-/// One pass: the bucket's garbage, then the segments due, oldest first.
+/// One pass: the bucket's garbage, then the segments due, oldest first. A segment whose file cannot be
+/// read is left on the local disk (logged) and the others move on: one bad file never holds up the tier.
+/// A failing bucket or database ends the pass.
 async fn pass(shared: &Shared, tier: &Tier) -> Result<(), MoveError> {
     delete_garbage(shared, tier).await?;
     let due_us = crate::time::now_us() - tier.cfg.move_after_s as i64 * 1_000_000;
+    let mut unreadable = std::collections::HashSet::new();
     loop {
         // Over the disk budget, the oldest local footage moves whatever its age.
         let early = super::retention::excess_bytes(shared).await? > 0;
         let before = if early { i64::MAX } else { due_us };
-        let rows = index::local_complete_before(&shared.pool, before, 20).await?;
+        let limit = 20 + unreadable.len() as i64;
+        let rows = index::local_complete_before(&shared.pool, before, limit).await?;
         let (n, b) = index::local_complete_totals(&shared.pool, due_us).await?;
         tier.status.backlog.store(n, Ordering::Relaxed);
         tier.status.backlog_bytes.store(b, Ordering::Relaxed);
-        if rows.is_empty() {
+        let todo: Vec<_> = rows
+            .into_iter()
+            .filter(|r| !unreadable.contains(&r.0))
+            .collect();
+        if todo.is_empty() {
             return Ok(());
         }
-        for (id, path, bytes) in rows {
-            move_one(shared, tier, id, &path, bytes).await?;
+        for (id, path, bytes) in todo {
+            match move_one(shared, tier, id, &path, bytes).await {
+                Err(MoveError::Read(e)) => {
+                    tracing::warn!(segment = id, path, error = %e,
+                        "segment cannot be read for its move: left on the local disk");
+                    unreadable.insert(id);
+                }
+                other => other?,
+            }
         }
     }
 }
