@@ -40,14 +40,6 @@ impl Location {
             Location::Object { bucket, key } => read_object(bucket, key, offset, len),
         }
     }
-
-    /// A name for logs and validators.
-    pub fn describe(&self) -> String {
-        match self {
-            Location::File(p) => format!("file {}", p.display()),
-            Location::Object { bucket, key } => format!("object {}/{key}", bucket.name()),
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -73,10 +65,6 @@ impl Footage {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
-    }
-
-    pub fn bucket(&self) -> Option<&Arc<Bucket>> {
-        self.bucket.as_ref()
     }
 
     /// Scans the row's segment (within its indexed bytes) wherever it lives. Blocking: call it from
@@ -116,19 +104,24 @@ impl Footage {
             .block_on(bucket.get(&skeleton_key(&row.path)))
             .map_err(|e| ScanError::Io(std::io::Error::other(e.to_string())))?;
         let s = Skeleton::decode(b.clone())?;
-        // The cache only saves a GET: failing to keep it is not an error.
-        if let Some(dir) = cached.parent() {
-            let tmp = cached.with_extension("tmp");
-            let _ = std::fs::create_dir_all(dir)
-                .and_then(|()| std::fs::write(&tmp, &b))
-                .and_then(|()| std::fs::rename(&tmp, &cached));
-        }
+        keep_cached(&cached, &b);
         Ok(s)
     }
 
     /// Forgets the cached skeleton of a segment that is gone.
     pub fn forget(&self, path: &str) {
         let _ = std::fs::remove_file(self.cache_path(path));
+    }
+}
+
+/// Writes a cache file whole (a temporary name, then a rename: a crash never leaves half of one). A cache
+/// only saves work, so failing to keep one is not an error.
+pub(super) fn keep_cached(path: &Path, bytes: &[u8]) {
+    if let Some(dir) = path.parent() {
+        let tmp = path.with_extension("tmp");
+        let _ = std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(&tmp, bytes))
+            .and_then(|()| std::fs::rename(&tmp, path));
     }
 }
 

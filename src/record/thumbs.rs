@@ -12,7 +12,7 @@
 //!   footage it shows, and [`prune`] keeps the cache under its budget, least recently written first.
 //! - A picture is served only for a segment row the caller was allowed to read: the cache is never listed.
 
-use super::footage::Footage;
+use super::footage::{keep_cached, Footage};
 use super::index::SegmentRow;
 use super::segment::{decode_keyframes, ticks_to_us};
 use crate::media::fmp4;
@@ -92,13 +92,7 @@ pub fn jpeg(footage: &Footage, row: &SegmentRow, k: Keyframe) -> Result<Vec<u8>,
         return Ok(b);
     }
     let jpg = decode(footage, row, k.offset)?;
-    // The cache only saves a decode: failing to keep it is not an error.
-    if let Some(dir) = cached.parent() {
-        let tmp = cached.with_extension("tmp");
-        let _ = std::fs::create_dir_all(dir)
-            .and_then(|()| std::fs::write(&tmp, &jpg))
-            .and_then(|()| std::fs::rename(&tmp, &cached));
-    }
+    keep_cached(&cached, &jpg);
     Ok(jpg)
 }
 

@@ -27,7 +27,7 @@ use super::Shared;
 use crate::storage::{Bucket, ObjectConfig, StorageError};
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -59,7 +59,6 @@ pub struct TierStatus {
     pub backlog_bytes: AtomicI64,
     /// Raised when the last attempt to reach the bucket failed; cleared by the next success.
     pub alarm: AtomicBool,
-    pub last_error: Mutex<Option<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,11 +84,6 @@ pub async fn run(shared: Arc<Shared>, tier: Arc<Tier>, stop: CancellationToken) 
                 tracing::error!(bucket = tier.bucket.name(), error = %e,
                     "object storage unreachable: footage stays on the local disk; alarm raised");
             }
-            *tier
-                .status
-                .last_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
         }
         if res.is_ok() && tier.status.alarm.swap(false, Ordering::Relaxed) {
             tracing::info!(

@@ -37,16 +37,6 @@ pub enum StorageError {
     Config(String),
 }
 
-impl StorageError {
-    /// Whether the object is not there (as opposed to the service failing).
-    pub fn is_not_found(&self) -> bool {
-        matches!(
-            self,
-            StorageError::Service(object_store::Error::NotFound { .. })
-        )
-    }
-}
-
 /// One S3 bucket.
 pub struct Bucket {
     store: Arc<dyn ObjectStore>,
