@@ -16,7 +16,9 @@ use crate::hub::{Frame, StreamHub, VideoParams};
 use bytes::Bytes;
 use futures::StreamExt;
 use rand::Rng;
-use retina::client::{Credentials, PlayOptions, SessionOptions, SetupOptions, Transport};
+use retina::client::{
+    Credentials, InitialSequenceNumberPolicy, PlayOptions, SessionOptions, SetupOptions, Transport,
+};
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -199,7 +201,11 @@ async fn connect(
         .await
         .map_err(|_| RunError::ConnectTimeout)?
         .map_err(rtsp_err)?;
-    let playing = tokio::time::timeout(connect_timeout, session.play(PlayOptions::default()))
+    // The first packet, not RTP-Info, starts the sequence: servers with shared media (gst-rtsp-server,
+    // many NVRs) can send one packet queued before the PLAY answer, one below RTP-Info's seq, and
+    // retina would refuse the whole session for it.
+    let play = PlayOptions::default().initial_seq(InitialSequenceNumberPolicy::Ignore);
+    let playing = tokio::time::timeout(connect_timeout, session.play(play))
         .await
         .map_err(|_| RunError::ConnectTimeout)?
         .map_err(rtsp_err)?;
