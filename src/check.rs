@@ -9,22 +9,29 @@ use crate::db::Pool;
 use std::path::Path;
 
 /// What the command was asked to do.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     pub repair: bool,
+    /// This node's name in a cluster: its disk's rows are checked (`[cluster] node_name`).
+    pub node: Option<String>,
 }
 
 /// Runs every check; `true` when all passed.
 pub async fn run(pool: &Pool, data_dir: &Path, opts: Options) -> anyhow::Result<bool> {
     let mut ok = true;
     ok &= audit_chain(&audit::Log::open_to_verify(pool.clone(), data_dir).await?).await?;
-    ok &= recordings(pool, data_dir, opts.repair).await?;
+    ok &= recordings(pool, data_dir, opts.node.as_deref(), opts.repair).await?;
     Ok(ok)
 }
 
 /// Checks the segment files against the index (and with `repair`, makes them agree).
-pub async fn recordings(pool: &Pool, data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
-    let rep = crate::record::check::check(pool, data_dir, repair).await?;
+pub async fn recordings(
+    pool: &Pool,
+    data_dir: &Path,
+    node: Option<&str>,
+    repair: bool,
+) -> anyhow::Result<bool> {
+    let rep = crate::record::check::check(pool, data_dir, node, repair).await?;
     for p in &rep.problems {
         println!("recordings: problem: {p}");
     }

@@ -17,6 +17,7 @@ pub mod audit;
 pub mod auth;
 pub mod cases;
 pub mod check;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod demo;

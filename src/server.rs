@@ -5,6 +5,7 @@
 use crate::api::{self, AppState};
 use crate::auth::secrets::Secrets;
 use crate::auth::throttle::AddressThrottle;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::ingest::Supervisor;
@@ -30,15 +31,7 @@ impl Server {
         let pool = db::connect(&cfg.database_url())
             .await
             .context("opening the database")?;
-        let secrets = Secrets::load(&cfg.data_dir, cfg.auth.secrets_key.as_deref())
-            .context("loading the secrets key")?;
-        let sealed = secrets
-            .seal_plaintext_rows(&pool)
-            .await
-            .context("encrypting stored camera passwords")?;
-        if sealed > 0 {
-            tracing::info!(cameras = sealed, "camera passwords encrypted at rest");
-        }
+        let secrets = load_secrets(&cfg, &pool).await?;
         let audit = crate::audit::Log::open(pool.clone(), &cfg.data_dir)
             .await
             .context("loading the audit key")?;
@@ -46,7 +39,8 @@ impl Server {
             .await
             .context("seeding from the configuration")?;
         // Recovery first: the open segments of the last run are closed before anything records again.
-        record::recovery::recover(&pool, &cfg.data_dir)
+        let node = cfg.cluster.node_name.clone();
+        record::recovery::recover(&pool, &cfg.data_dir, node.as_deref())
             .await
             .context("recovering recordings")?;
         let hub = Arc::new(Hub::new(cfg.ingest.broadcast_capacity));
@@ -56,16 +50,17 @@ impl Server {
             cfg.record.clone(),
             cfg.data_dir.clone(),
             object_tier(&cfg)?,
+            node,
         );
         let live = Live::new(hub.clone(), cfg.live.clone());
         let ingest = Arc::new(Supervisor::new(hub, cfg.ingest.clone()));
-        for cam in db::cameras::list(&pool).await? {
-            // The recorder subscribes before ingest starts, so it sees the first keyframe.
-            recorders.apply(&cam);
-            if let Some(spec) = api::camera_spec(&cam, &secrets) {
-                ingest.apply(&spec);
-            }
-        }
+        let secrets = Arc::new(secrets);
+        let runner = Arc::new(api::CameraRunner {
+            recorders: recorders.clone(),
+            ingest: ingest.clone(),
+            secrets: secrets.clone(),
+        });
+        let cluster = start_cameras(&cfg, &pool, runner).await?;
         let login_throttle = Arc::new(AddressThrottle::new(
             cfg.auth.login_address_max_failures,
             cfg.auth.login_address_window_seconds,
@@ -100,7 +95,8 @@ impl Server {
             cases,
             started: std::time::Instant::now(),
             audit_repeats: Default::default(),
-            secrets: Arc::new(secrets),
+            secrets,
+            cluster,
         };
         Ok(Server { state, listener })
     }
@@ -116,6 +112,7 @@ impl Server {
     ) -> anyhow::Result<()> {
         let ingest = self.state.ingest.clone();
         let recorders = self.state.recorders.clone();
+        let cluster = self.state.cluster.clone();
         let tls = self.state.cfg.tls.clone();
         let app = api::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         match (&tls.cert, &tls.key) {
@@ -146,10 +143,43 @@ impl Server {
                     .await?
             }
         }
+        if let Some(cluster) = cluster {
+            cluster.leave().await;
+        }
         ingest.shutdown();
         recorders.shutdown().await;
         Ok(())
     }
+}
+
+/// Loads the key of camera passwords and seals those still stored in plaintext.
+async fn load_secrets(cfg: &Config, pool: &db::Pool) -> anyhow::Result<Secrets> {
+    let secrets = Secrets::load(&cfg.data_dir, cfg.auth.secrets_key.as_deref())
+        .context("loading the secrets key")?;
+    let sealed = secrets
+        .seal_plaintext_rows(pool)
+        .await
+        .context("encrypting stored camera passwords")?;
+    if sealed > 0 {
+        tracing::info!(cameras = sealed, "camera passwords encrypted at rest");
+    }
+    Ok(secrets)
+}
+
+/// Starts the cameras: a single server runs them all; a node of a cluster joins it and runs those it
+/// holds leases on.
+async fn start_cameras(
+    cfg: &Config,
+    pool: &db::Pool,
+    runner: Arc<api::CameraRunner>,
+) -> anyhow::Result<Option<Arc<Cluster>>> {
+    let cluster = Cluster::start(&cfg.cluster, cfg.listen, pool.clone(), runner.clone());
+    if cluster.is_none() {
+        for cam in db::cameras::list(pool).await? {
+            runner.run(&cam, None);
+        }
+    }
+    Ok(cluster)
 }
 
 /// Completes on Ctrl-C or SIGTERM.

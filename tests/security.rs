@@ -262,6 +262,8 @@ fn vigil_check(server: &Server) -> (bool, String) {
         .arg("check")
         .arg("--data-dir")
         .arg(server.data_dir())
+        .arg("--database-url")
+        .arg(&server.database_url)
         .output()
         .expect("vigil check");
     (

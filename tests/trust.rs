@@ -865,11 +865,13 @@ async fn the_audit_chain_cannot_be_rewritten_without_its_key() {
     assert!(ok && out.contains("intact"), "{out}");
     let key = std::fs::read_to_string(server.data_dir().join("keys/audit.key")).expect("key");
     let b64 = key.split_whitespace().nth(1).expect("key field").to_owned();
-    let db = std::fs::read(server.data_dir().join("vigil.db")).expect("db");
-    assert!(
-        !db.windows(b64.len()).any(|w| w == b64.as_bytes()),
-        "the database never holds the audit key"
-    );
+    if common::test_postgres().is_none() {
+        let db = std::fs::read(server.data_dir().join("vigil.db")).expect("db");
+        assert!(
+            !db.windows(b64.len()).any(|w| w == b64.as_bytes()),
+            "the database never holds the audit key"
+        );
+    }
 
     // Someone with the database rewrites row 3 and recomputes the chain after it, as they could when
     // the chain was a plain hash.

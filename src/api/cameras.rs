@@ -16,6 +16,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 pub(super) const TRANSPORTS: &[&str] = &["tcp", "udp"];
 
@@ -45,15 +46,54 @@ pub fn camera_spec(c: &Camera, secrets: &Secrets) -> Option<CameraSpec> {
     })
 }
 
+/// Pulls and records cameras on this node: what a single server does for every camera, and what the
+/// cluster asks for the cameras this node holds.
+pub struct CameraRunner {
+    pub recorders: Arc<crate::record::Recorders>,
+    pub ingest: Arc<crate::ingest::Supervisor>,
+    pub secrets: Arc<Secrets>,
+}
+
+impl CameraRunner {
+    /// Starts or re-applies the camera (its rows under `fence` in a cluster).
+    pub fn run(&self, c: &Camera, fence: Option<crate::record::index::Fence>) {
+        // The recorder subscribes before ingest (re)starts, so it sees the first keyframe.
+        self.recorders.apply_leased(c, fence);
+        match camera_spec(c, &self.secrets) {
+            Some(spec) => self.ingest.apply(&spec),
+            None => tracing::warn!(
+                camera = c.id,
+                "stored camera URL does not parse; not started"
+            ),
+        }
+    }
+}
+
+impl crate::cluster::Cameras for CameraRunner {
+    fn start(&self, camera: &Camera, fence: crate::record::index::Fence) {
+        self.run(camera, Some(fence));
+    }
+
+    fn stop(&self, camera_id: i64) {
+        self.recorders.remove(camera_id);
+        self.ingest.remove(camera_id);
+    }
+}
+
+/// Applies a created or changed camera: at once on a single server; in a cluster by the node that holds
+/// it (this one at once, another at its next lease round).
 fn apply(s: &AppState, c: &Camera) {
-    // The recorder subscribes before ingest (re)starts, so it sees the first keyframe.
-    s.recorders.apply(c);
-    match camera_spec(c, &s.secrets) {
-        Some(spec) => s.ingest.apply(&spec),
-        None => tracing::warn!(
-            camera = c.id,
-            "stored camera URL does not parse; not started"
-        ),
+    let runner = CameraRunner {
+        recorders: s.recorders.clone(),
+        ingest: s.ingest.clone(),
+        secrets: s.secrets.clone(),
+    };
+    match &s.cluster {
+        None => runner.run(c, None),
+        Some(cluster) => match cluster.fence(c.id) {
+            Some(fence) => runner.run(c, Some(fence)),
+            None => cluster.kick(),
+        },
     }
 }
 
@@ -256,6 +296,10 @@ pub async fn remove(
     db::cameras::delete(&s.pool, id).await?;
     s.recorders.remove(id);
     s.ingest.remove(id);
+    if let Some(cluster) = &s.cluster {
+        // The node that records it stops at its next lease round (its lease goes with the camera).
+        cluster.kick();
+    }
     tracing::info!(camera = id, actor = %p.actor(), "camera deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -265,6 +309,8 @@ pub struct CameraStatus {
     #[serde(flatten)]
     main: StreamStatus,
     sub: Option<StreamStatus>,
+    /// The node that records the camera (cluster; null on a single server or while no node holds it).
+    node: Option<String>,
 }
 
 pub async fn status(
@@ -288,7 +334,11 @@ pub async fn status(
             })
             .unwrap_or_else(StreamStatus::connecting)
     });
-    Ok(Json(CameraStatus { main, sub }))
+    let node = match &s.cluster {
+        Some(_) => crate::cluster::store::holder(&s.pool, id, db::now_ms()).await?,
+        None => None,
+    };
+    Ok(Json(CameraStatus { main, sub, node }))
 }
 
 #[derive(Deserialize)]

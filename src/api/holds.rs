@@ -178,7 +178,7 @@ pub async fn list(
     Extension(p): Extension<Principal>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<Hold>>> {
-    let mut sql = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+    let mut sql = crate::db::sql::SqlBuilder::new(
         "SELECT h.id, h.camera_id, h.case_no, h.start_us, h.end_us, h.reason, h.created_by
          FROM holds h LEFT JOIN cameras c ON c.id = h.camera_id LEFT JOIN sites t ON t.id = c.site_id
          WHERE h.released_at IS NULL",
@@ -194,8 +194,7 @@ pub async fn list(
     }
     sql.push(" ORDER BY h.id DESC LIMIT 1000");
     Ok(Json(
-        sql.build_query_as::<Hold>()
-            .fetch_all(&s.pool)
+        sql.fetch_all::<Hold>(&s.pool)
             .await
             .map_err(ApiError::internal)?,
     ))

@@ -10,12 +10,13 @@ mod audit;
 mod camera_test;
 mod cameras;
 pub mod cases;
-pub use cameras::camera_spec;
+pub use cameras::{camera_spec, CameraRunner};
 pub mod error;
 mod health;
 mod holds;
 mod live;
 mod metrics;
+mod nodes;
 mod ops;
 mod recordings;
 pub mod repeats;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub audit: crate::audit::Log,
     /// The key of camera passwords at rest.
     pub secrets: Arc<crate::auth::secrets::Secrets>,
+    /// This node's membership of a cluster (None: a single server that runs every camera).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// Who may watch live video: the contract's "supervisor: live, playback, alarms", and admins.
@@ -129,6 +132,7 @@ pub fn routes() -> Routes {
         .add(M::DELETE, "/tokens/{id}", ADMIN, Some("token.revoke"), delete(users::revoke_token))
         .add(M::GET, "/audit", ADMIN, None, get(audit::list))
         .add(M::GET, "/health", ANY_HUMAN, None, get(health::health))
+        .add(M::GET, "/nodes", ADMIN, None, get(nodes::list))
         .add(M::GET, "/openapi.json", ANYONE, None, get(ops::openapi))
 }
 

@@ -27,7 +27,7 @@ pub struct Target {
 /// The one region a query with one parameter finds, if it finds a row.
 async fn one<'q, T>(pool: &Pool, sql: &'q str, key: T) -> Result<Option<Vec<String>>, ApiError>
 where
-    T: 'q + Send + sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+    T: 'q + Send + sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any>,
 {
     Ok(sqlx::query_as::<_, (String,)>(sql)
         .bind(key)
@@ -63,14 +63,23 @@ async fn export_regions(pool: &Pool, id: &str) -> Result<Option<Vec<String>>, Ap
     let Some((region, cameras)) = row else {
         return Ok(None);
     };
-    let mut regions: Vec<String> = sqlx::query_scalar(
-        "SELECT s.region_code FROM json_each($1) j JOIN cameras c ON c.id = j.value
-         JOIN sites s ON s.id = c.site_id",
-    )
-    .bind(cameras)
-    .fetch_all(pool)
-    .await
-    .map_err(ApiError::internal)?;
+    // The package's camera ids, kept as a JSON array (written by the server; a row that does not parse
+    // is refused rather than read as naming no camera).
+    let ids: Vec<i64> = serde_json::from_str(&cameras).map_err(ApiError::internal)?;
+    let mut regions = Vec::new();
+    if !ids.is_empty() {
+        let mut q = crate::db::sql::SqlBuilder::new(
+            "SELECT s.region_code FROM cameras c JOIN sites s ON s.id = c.site_id WHERE c.id IN ",
+        );
+        q.push_list(ids);
+        regions = q
+            .fetch_all::<(String,)>(pool)
+            .await
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .map(|(r,)| r)
+            .collect();
+    }
     regions.insert(0, region);
     Ok(Some(regions))
 }

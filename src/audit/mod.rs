@@ -153,7 +153,7 @@ impl Log {
     /// Appends one record to the chain and returns its id.
     pub async fn append(&self, e: &Entry) -> Result<i64, DbError> {
         let _serial = self.lock.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = crate::db::begin_write(&self.pool).await?;
         let last: Option<(i64, String)> =
             sqlx::query_as("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")
                 .fetch_optional(&mut *tx)
@@ -289,8 +289,7 @@ pub struct Filter {
 /// The newest rows that match the filter and whose region is in the scope (rows without a region only for
 /// a global scope), newest first.
 pub async fn query(pool: &Pool, f: &Filter, scope: &Scope) -> Result<Vec<Row>, DbError> {
-    let mut q =
-        sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!("SELECT {COLUMNS} FROM audit WHERE 1 = 1"));
+    let mut q = crate::db::sql::SqlBuilder::new(format!("SELECT {COLUMNS} FROM audit WHERE 1 = 1"));
     if let Some(a) = &f.actor {
         q.push(" AND actor = ").push_bind(a.clone());
     }
@@ -307,7 +306,7 @@ pub async fn query(pool: &Pool, f: &Filter, scope: &Scope) -> Result<Vec<Row>, D
         return Ok(Vec::new());
     }
     q.push(" ORDER BY id DESC LIMIT ").push_bind(f.limit);
-    Ok(q.build_query_as::<Row>().fetch_all(pool).await?)
+    Ok(q.fetch_all::<Row>(pool).await?)
 }
 
 #[cfg(test)]

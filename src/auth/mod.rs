@@ -84,19 +84,15 @@ impl Scope {
 
     /// Narrows a query to the scope: appends ` AND {column} IN (...)` for a regional scope (nothing for a
     /// global one). False when the scope is empty: nothing can match, the query need not run.
-    pub fn push_filter(&self, q: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>, column: &str) -> bool {
+    pub fn push_filter(&self, q: &mut crate::db::sql::SqlBuilder, column: &str) -> bool {
         let Scope::Regions(set) = self else {
             return true;
         };
         if set.is_empty() {
             return false;
         }
-        q.push(format!(" AND {column} IN ("));
-        let mut sep = q.separated(", ");
-        for code in set {
-            sep.push_bind(code.clone());
-        }
-        sep.push_unseparated(")");
+        q.push(format!(" AND {column} IN "))
+            .push_list(set.iter().cloned());
         true
     }
 

@@ -90,7 +90,7 @@ pub async fn spans_many(
             let [k, cam, s, e] = [1, 2, 3, 4].map(|n| format!("${}", 4 * i + n));
             sql.push_str(&format!(
                 "SELECT * FROM (SELECT {k} AS k, start_us, end_us FROM segments WHERE camera_id = {cam}
-                   AND stream = 'main' AND start_us <= {s} AND frames > 0 ORDER BY start_us DESC LIMIT 1)
+                   AND stream = 'main' AND start_us <= {s} AND frames > 0 ORDER BY start_us DESC LIMIT 1) AS before_{i}
                  UNION ALL SELECT {k} AS k, start_us, end_us FROM segments WHERE camera_id = {cam}
                    AND stream = 'main' AND start_us > {s} AND start_us < {e} AND frames > 0"
             ));

@@ -82,7 +82,7 @@ pub enum StartError {
 /// `cfg.export_quota_mb` (expired and failed ones do not count).
 pub async fn check_quota(svc: &CaseService, actor: &str) -> Result<(), StartError> {
     let (n, bytes): (i64, i64) = sqlx::query_as(
-        "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM exports
+        "SELECT COUNT(*), CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM exports
          WHERE created_by = $1 AND state IN ('running', 'done') AND expired_at IS NULL",
     )
     .bind(actor)

@@ -11,13 +11,12 @@
 use super::clips::{sessions, sort_events, EventRef};
 use super::rows::{events, CaseRow, EventRow};
 use crate::db::DbError;
-use sqlx::{Sqlite, Transaction};
 
 pub const BID_HOLDER: &str = "vigil:bid-session";
 
 /// Redoes the automatic holds of a bid case's sessions.
 pub async fn redo_bid_holds(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut crate::db::Tx<'_>,
     case: &CaseRow,
     now: i64,
 ) -> Result<(), DbError> {
@@ -61,7 +60,7 @@ pub async fn redo_bid_holds(
 /// One hold row; times in milliseconds (stored in microseconds, as the segment index keeps them).
 #[allow(clippy::too_many_arguments)]
 pub async fn insert(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut crate::db::Tx<'_>,
     camera_id: i64,
     case_no: &str,
     start_ms: i64,
@@ -70,9 +69,9 @@ pub async fn insert(
     by: &str,
     now: i64,
 ) -> Result<i64, DbError> {
-    Ok(sqlx::query(
+    Ok(sqlx::query_scalar::<_, i64>(
         "INSERT INTO holds (camera_id, case_no, start_us, end_us, reason, created_by, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(camera_id)
     .bind(case_no)
@@ -85,7 +84,6 @@ pub async fn insert(
     .bind(reason)
     .bind(by)
     .bind(now)
-    .execute(&mut **tx)
-    .await?
-    .last_insert_rowid())
+    .fetch_one(&mut **tx)
+    .await?)
 }

@@ -67,10 +67,7 @@ impl EventRow {
 }
 
 /// Events of a case, in rule order.
-pub async fn events(
-    conn: &mut sqlx::SqliteConnection,
-    case_no: &str,
-) -> Result<Vec<EventRow>, DbError> {
+pub async fn events(conn: &mut crate::db::Conn, case_no: &str) -> Result<Vec<EventRow>, DbError> {
     Ok(sqlx::query_as::<_, EventRow>(
         "SELECT event_id, case_no, case_type, kind, at, site_id, position, operator, deadline, attributes,
              received_at, received_by
@@ -82,7 +79,7 @@ pub async fn events(
 }
 
 pub(super) async fn get_conn(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut crate::db::Conn,
     case_no: &str,
 ) -> Result<CaseRow, DbError> {
     sqlx::query_as::<_, CaseRow>(&format!(

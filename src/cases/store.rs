@@ -16,10 +16,10 @@ use super::model::{self, Event};
 pub use super::rows::{events, get, CaseRow, EventRow};
 use super::rows::{get_conn, CASE_COLUMNS};
 use crate::auth::Scope;
+use crate::db::sql::SqlBuilder;
 use crate::db::{now_ms, DbError, Pool};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::{QueryBuilder, Sqlite, Transaction};
 use std::collections::{BTreeSet, HashMap};
 
 /// What one `POST /events` did.
@@ -45,7 +45,7 @@ pub struct Rejected {
 
 /// The rules in force at a site.
 pub async fn rules_for(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut crate::db::Conn,
     site_id: i64,
     defaults: &Rules,
 ) -> Result<Rules, DbError> {
@@ -93,7 +93,7 @@ struct SiteInfo {
 }
 
 async fn site_info(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut crate::db::Tx<'_>,
     cache: &mut HashMap<i64, Option<SiteInfo>>,
     site_id: i64,
 ) -> Result<(), DbError> {
@@ -131,7 +131,7 @@ enum Outcome {
 
 /// A batch being stored: its transaction and what it learned so far.
 struct Batch<'a> {
-    tx: Transaction<'static, Sqlite>,
+    tx: crate::db::Tx<'static>,
     scope: &'a Scope,
     actor: &'a str,
     now: i64,
@@ -153,7 +153,7 @@ pub async fn ingest(
 ) -> Result<IngestReport, DbError> {
     let mut report = IngestReport::default();
     let mut b = Batch {
-        tx: pool.begin_with("BEGIN IMMEDIATE").await?,
+        tx: crate::db::begin_write(pool).await?,
         scope,
         actor,
         now: now_ms(),
@@ -354,7 +354,7 @@ impl Batch<'_> {
 
 /// Recomputes a case from all its events; returns the card before and the row after.
 async fn recompute(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut crate::db::Tx<'_>,
     case_no: &str,
     defaults: &Rules,
     rules_cache: &mut HashMap<i64, Rules>,
@@ -439,8 +439,7 @@ fn prefix_end(prefix: &str) -> String {
 
 /// Cases matching the filter within the scope, by case number.
 pub async fn search(pool: &Pool, scope: &Scope, f: &Filter) -> Result<Vec<CaseRow>, DbError> {
-    let mut q =
-        QueryBuilder::<Sqlite>::new(format!("SELECT {CASE_COLUMNS} FROM cases WHERE 1 = 1"));
+    let mut q = SqlBuilder::new(format!("SELECT {CASE_COLUMNS} FROM cases WHERE 1 = 1"));
     if let Some(p) = f.prefix.as_deref().filter(|p| !p.is_empty()) {
         q.push(" AND case_no >= ").push_bind(p.to_owned());
         q.push(" AND case_no < ").push_bind(prefix_end(p));
@@ -467,7 +466,7 @@ pub async fn search(pool: &Pool, scope: &Scope, f: &Filter) -> Result<Vec<CaseRo
         return Ok(Vec::new());
     }
     q.push(" ORDER BY case_no LIMIT ").push_bind(f.limit);
-    Ok(q.build_query_as::<CaseRow>().fetch_all(pool).await?)
+    Ok(q.fetch_all::<CaseRow>(pool).await?)
 }
 
 /// Cameras of the positions of a site, by position code, with their names and the region they are in
@@ -515,7 +514,7 @@ pub async fn camera_events(
 ) -> Result<Vec<CameraEvent>, DbError> {
     // Only the events of cases the caller may see: a camera that moved to another city keeps its links
     // to its old site's positions, whose cases are not the new city's to see.
-    let mut q = QueryBuilder::<Sqlite>::new(
+    let mut q = SqlBuilder::new(
         "SELECT e.at, e.case_no, e.case_type, e.kind, e.position, e.site_id FROM position_cameras pc
          JOIN positions p ON p.id = pc.position_id
          JOIN case_events e ON e.site_id = p.site_id AND e.position = p.code
@@ -528,5 +527,5 @@ pub async fn camera_events(
         return Ok(Vec::new());
     }
     q.push(" ORDER BY e.at, e.id LIMIT ").push_bind(limit);
-    Ok(q.build_query_as::<CameraEvent>().fetch_all(pool).await?)
+    Ok(q.fetch_all::<CameraEvent>(pool).await?)
 }

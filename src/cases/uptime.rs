@@ -33,7 +33,7 @@ pub async fn record(pool: &Pool, at_ms: i64, states: &[(i64, bool)]) -> Result<(
             "INSERT INTO camera_uptime (camera_id, hour, samples, online)
              SELECT $1, $2, 1, $3 WHERE EXISTS (SELECT 1 FROM cameras WHERE id = $1)
              ON CONFLICT (camera_id, hour) DO UPDATE
-               SET samples = samples + 1, online = online + excluded.online",
+               SET samples = camera_uptime.samples + 1, online = camera_uptime.online + excluded.online",
         )
         .bind(camera_id)
         .bind(hour)
@@ -62,7 +62,7 @@ pub async fn rates(
 ) -> Result<HashMap<i64, (i64, i64)>, DbError> {
     let first_hour = from_ms.div_euclid(HOUR_MS) * HOUR_MS;
     let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT camera_id, sum(samples), sum(online) FROM camera_uptime
+        "SELECT camera_id, CAST(sum(samples) AS BIGINT), CAST(sum(online) AS BIGINT) FROM camera_uptime
          WHERE hour >= $1 AND hour < $2 GROUP BY camera_id",
     )
     .bind(first_hour)

@@ -35,7 +35,8 @@ struct Storage {
     /// Data directory (recordings, keys, and the SQLite database by default).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Database URL, e.g. sqlite:///var/lib/vigil/vigil.db.
+    /// Database URL: sqlite:///var/lib/vigil/vigil.db (the default is vigil.db in the data directory) or
+    /// postgres://USER:PASSWORD@HOST/DATABASE (a shared index for several nodes; docs/cluster.md).
     #[arg(long)]
     database_url: Option<String>,
 }
@@ -62,6 +63,13 @@ enum Command {
         /// Address to listen on, e.g. 0.0.0.0:8080.
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// This node's name in a cluster sharing the database (docs/cluster.md); overrides
+        /// `[cluster] node_name`.
+        #[arg(long)]
+        node_name: Option<String>,
+        /// How other nodes and consoles reach this node, e.g. http://10.0.0.5:8080.
+        #[arg(long)]
+        advertise: Option<String>,
     },
     /// Run simulated RTSP cameras at rtsp://ADDR/cam1 ... camN.
     Sim(SimArgs),
@@ -98,6 +106,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The nodes of a cluster sharing the database (docs/cluster.md).
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
     /// Check the stored data: the audit log's hash chain and the recordings against their index; exits
     /// non-zero when a check fails.
     Check {
@@ -117,6 +130,18 @@ enum Command {
 enum AuditCommand {
     /// Check the audit log's keyed hash chain: exit 0 when intact, 1 naming the first broken row.
     Verify {
+        #[command(flatten)]
+        storage: Storage,
+    },
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Hand a node's cameras over to the other nodes (before maintenance); it records none until it
+    /// starts again.
+    Drain {
+        /// The node's name (`--node-name`).
+        name: String,
         #[command(flatten)]
         storage: Storage,
     },
@@ -220,11 +245,23 @@ async fn run(allocator_tuned: bool) -> anyhow::Result<()> {
     // Evidence, keys and the database are this user's alone (see vigil::private).
     vigil::private::restrict_new_files();
     match Cli::parse().command {
-        Command::Serve { storage, listen } => {
+        Command::Serve {
+            storage,
+            listen,
+            node_name,
+            advertise,
+        } => {
             let mut cfg = storage.load()?;
             if let Some(l) = listen {
                 cfg.listen = l;
             }
+            if node_name.is_some() {
+                cfg.cluster.node_name = node_name;
+            }
+            if advertise.is_some() {
+                cfg.cluster.advertise = advertise;
+            }
+            cfg.cluster.validate().map_err(anyhow::Error::msg)?;
             let server = Server::bind(cfg).await?;
             tracing::info!(addr = %server.local_addr()?, "serving");
             server.run(shutdown_signal()).await
@@ -240,6 +277,9 @@ async fn run(allocator_tuned: bool) -> anyhow::Result<()> {
         Command::Audit {
             command: AuditCommand::Verify { storage },
         } => audit_verify(&storage).await,
+        Command::Node {
+            command: NodeCommand::Drain { name, storage },
+        } => node_drain(&storage, &name).await,
         Command::User {
             command:
                 UserCommand::Add {
@@ -273,6 +313,26 @@ async fn audit_verify(storage: &Storage) -> anyhow::Result<()> {
     } else {
         std::process::exit(1)
     }
+}
+
+/// `vigil node drain NAME`: the node gives its leases back at its next round (each camera stopped first),
+/// and the other nodes take them.
+async fn node_drain(storage: &Storage, name: &str) -> anyhow::Result<()> {
+    let pool = open_db(storage).await?;
+    if !vigil::cluster::store::set_draining(&pool, name, true).await? {
+        bail!("no node named {name:?} in this database");
+    }
+    cli_audit(
+        storage,
+        &pool,
+        "node.drain",
+        format!("/nodes/{name}"),
+        None,
+        format!("node {name} drains"),
+    )
+    .await?;
+    println!("node {name} drains: its cameras move to the other nodes");
+    Ok(())
 }
 
 /// `vigil user add`: the password is read from standard input.
@@ -342,11 +402,16 @@ async fn check(storage: &Storage, repair: bool, rebuild: bool) -> anyhow::Result
     let cfg = storage.load()?;
     let pool = open_db(storage).await?;
     if rebuild {
-        let n = vigil::record::check::rebuild(&pool, &cfg.data_dir).await?;
+        let node = cfg.cluster.node_name.as_deref();
+        let n = vigil::record::check::rebuild(&pool, &cfg.data_dir, node).await?;
         println!("index rebuilt from the files: {n} segments");
         return Ok(());
     }
-    if vigil::check::run(&pool, &cfg.data_dir, vigil::check::Options { repair }).await? {
+    let opts = vigil::check::Options {
+        repair,
+        node: cfg.cluster.node_name.clone(),
+    };
+    if vigil::check::run(&pool, &cfg.data_dir, opts).await? {
         Ok(())
     } else {
         std::process::exit(1)

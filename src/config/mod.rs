@@ -4,8 +4,10 @@
 //! database and recordings under `./recordings`. Regions, sites and cameras listed here are seeded into the
 //! database at start-up when they are missing; the database stays the source of truth afterwards.
 
+mod cluster;
 mod storage;
 
+pub use cluster::ClusterConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,7 +20,7 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory for recordings and server state (keys). Created when missing.
     pub data_dir: PathBuf,
-    /// sqlx database URL; defaults to `sqlite://<data_dir>/vigil.db`.
+    /// Database URL, `sqlite://FILE` or `postgres://...`; defaults to `sqlite://<data_dir>/vigil.db`.
     pub database_url: Option<String>,
     pub ingest: IngestConfig,
     pub auth: AuthConfig,
@@ -29,6 +31,8 @@ pub struct Config {
     pub cases: CasesConfig,
     /// Object storage tier (`[storage.object]`).
     pub storage: StorageConfig,
+    /// This server as a node of a cluster (`[cluster]`).
+    pub cluster: ClusterConfig,
     /// Objects created at start-up when missing (the demo uses this).
     pub seed: Seed,
 }
@@ -278,6 +282,7 @@ impl Default for Config {
             live: LiveConfig::default(),
             cases: CasesConfig::default(),
             storage: StorageConfig::default(),
+            cluster: ClusterConfig::default(),
             seed: Seed::default(),
         }
     }

@@ -28,7 +28,7 @@ pub async fn seal_plaintext_rows(
     prefix: &str,
     seal: impl Fn(&str) -> Result<Sealed, String>,
 ) -> Result<u64, DbError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = crate::db::begin_write(pool).await?;
     let rows: Vec<(i64, String)> = sqlx::query_as(
         "SELECT id, password FROM cameras WHERE password IS NOT NULL AND substr(password, 1, length($1)) <> $2",
     )
@@ -47,7 +47,7 @@ pub async fn seal_plaintext_rows(
     Ok(rows.len() as u64)
 }
 
-#[derive(Clone, Serialize, sqlx::FromRow)]
+#[derive(Clone, Serialize)]
 pub struct Camera {
     pub id: i64,
     pub site_id: i64,
@@ -63,6 +63,27 @@ pub struct Camera {
     pub password: Option<Sealed>,
     pub transport: String,
     pub record: bool,
+}
+
+impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for Camera {
+    // Hand-written: `record` is an integer flag on both engines (migration 0011).
+    fn from_row(row: &'r sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(Camera {
+            id: row.try_get("id")?,
+            site_id: row.try_get("site_id")?,
+            region_code: row.try_get("region_code")?,
+            nvr_id: row.try_get("nvr_id")?,
+            channel: row.try_get("channel")?,
+            name: row.try_get("name")?,
+            main_url: row.try_get("main_url")?,
+            sub_url: row.try_get("sub_url")?,
+            username: row.try_get("username")?,
+            password: row.try_get("password")?,
+            transport: row.try_get("transport")?,
+            record: row.try_get::<i64, _>("record")? != 0,
+        })
+    }
 }
 
 impl std::fmt::Debug for Camera {
@@ -131,13 +152,16 @@ pub async fn find_by_name(
     )
 }
 
-async fn insert_in<'c, E: sqlx::SqliteExecutor<'c>>(e: E, c: &CameraInput) -> Result<i64, DbError> {
+async fn insert_in<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
+    e: E,
+    c: &CameraInput,
+) -> Result<i64, DbError> {
     let now = now_ms();
     let password = &c.password;
-    Ok(sqlx::query(
+    sqlx::query_scalar::<_, i64>(
         "INSERT INTO cameras (site_id, nvr_id, channel, name, main_url, sub_url, username, password, transport,
              record, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     )
     .bind(c.site_id)
     .bind(c.nvr_id)
@@ -148,13 +172,12 @@ async fn insert_in<'c, E: sqlx::SqliteExecutor<'c>>(e: E, c: &CameraInput) -> Re
     .bind(&c.username)
     .bind(password)
     .bind(&c.transport)
-    .bind(c.record)
+    .bind(i64::from(c.record))
     .bind(now)
     .bind(now)
-    .execute(e)
+    .fetch_one(e)
     .await
-    .map_err(|e| DbError::from_constraint(e, "camera"))?
-    .last_insert_rowid())
+    .map_err(|e| DbError::from_constraint(e, "camera"))
 }
 
 pub async fn insert(pool: &Pool, c: &CameraInput) -> Result<Camera, DbError> {
@@ -176,7 +199,7 @@ pub async fn update(pool: &Pool, id: i64, c: &CameraInput) -> Result<Camera, DbE
     .bind(&c.username)
     .bind(password)
     .bind(&c.transport)
-    .bind(c.record)
+    .bind(i64::from(c.record))
     .bind(now_ms())
     .bind(id)
     .execute(pool)
@@ -230,9 +253,9 @@ pub struct Nvr {
 
 pub async fn insert_nvr(pool: &Pool, n: &NvrInput) -> Result<Nvr, DbError> {
     let mut tx = pool.begin().await?;
-    let nvr_id = sqlx::query(
+    let nvr_id = sqlx::query_scalar::<_, i64>(
         "INSERT INTO nvrs (site_id, vendor, host, port, url_template, username, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(n.site_id)
     .bind(&n.vendor)
@@ -241,10 +264,9 @@ pub async fn insert_nvr(pool: &Pool, n: &NvrInput) -> Result<Nvr, DbError> {
     .bind(&n.url_template)
     .bind(&n.username)
     .bind(now_ms())
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await
-    .map_err(|e| DbError::from_constraint(e, "nvr"))?
-    .last_insert_rowid();
+    .map_err(|e| DbError::from_constraint(e, "nvr"))?;
     let mut camera_ids = Vec::with_capacity(n.channels.len());
     for (channel, name, main_url, sub_url) in &n.channels {
         let input = CameraInput {

@@ -67,7 +67,7 @@ pub async fn create_or_revive(pool: &Pool, r: &Region) -> Result<(), DbError> {
         "{INSERT} ON CONFLICT (code) DO UPDATE
            SET name = excluded.name, deleted_at = NULL
            WHERE regions.deleted_at IS NOT NULL AND regions.level = excluded.level
-             AND regions.parent_code IS excluded.parent_code"
+             AND regions.parent_code IS NOT DISTINCT FROM excluded.parent_code"
     );
     if write(pool, r, &sql).await? == 0 {
         let deleted: Option<(Option<i64>,)> =
@@ -141,7 +141,7 @@ pub async fn rename(pool: &Pool, code: &str, name: &str) -> Result<(), DbError> 
 /// Deletes (marks deleted) a region that nothing live refers to. Refused (Conflict, saying what is left)
 /// while it has live regions below it, sites, or users or unrevoked tokens bound to it.
 pub async fn delete(pool: &Pool, code: &str) -> Result<(), DbError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = crate::db::begin_write(pool).await?;
     let (children, sites, bound): (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM regions WHERE parent_code = $1 AND deleted_at IS NULL),
                 (SELECT count(*) FROM sites WHERE region_code = $1),

@@ -59,17 +59,16 @@ pub async fn insert(
     kind: &str,
     region_code: &str,
 ) -> Result<Site, DbError> {
-    let id = sqlx::query(
-        "INSERT INTO sites (name, kind, region_code, created_at) VALUES ($1, $2, $3, $4)",
+    let id = sqlx::query_scalar::<_, i64>(
+        "INSERT INTO sites (name, kind, region_code, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
     )
     .bind(name)
     .bind(kind)
     .bind(region_code)
     .bind(now_ms())
-    .execute(pool)
+    .fetch_one(pool)
     .await
-    .map_err(|e| DbError::from_constraint(e, "site"))?
-    .last_insert_rowid();
+    .map_err(|e| DbError::from_constraint(e, "site"))?;
     get(pool, id).await
 }
 
@@ -107,30 +106,32 @@ pub async fn delete(pool: &Pool, id: i64) -> Result<(), DbError> {
 }
 
 pub async fn positions(pool: &Pool, site_id: i64) -> Result<Vec<Position>, DbError> {
-    let rows: Vec<(i64, i64, String, String, Option<String>)> = sqlx::query_as(
-        "SELECT p.id, p.site_id, p.code, p.kind, group_concat(pc.camera_id)
-         FROM positions p LEFT JOIN position_cameras pc ON pc.position_id = p.id
-         WHERE p.site_id = $1 GROUP BY p.id ORDER BY p.code",
+    let rows: Vec<(i64, i64, String, String)> = sqlx::query_as(
+        "SELECT id, site_id, code, kind FROM positions WHERE site_id = $1 ORDER BY code",
     )
     .bind(site_id)
     .fetch_all(pool)
     .await?;
+    let ties: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT pc.position_id, pc.camera_id FROM positions p
+         JOIN position_cameras pc ON pc.position_id = p.id
+         WHERE p.site_id = $1 ORDER BY pc.position_id, pc.camera_id",
+    )
+    .bind(site_id)
+    .fetch_all(pool)
+    .await?;
+    let mut cameras: std::collections::HashMap<i64, Vec<i64>> = Default::default();
+    for (position, camera) in ties {
+        cameras.entry(position).or_default().push(camera);
+    }
     Ok(rows
         .into_iter()
-        .map(|(id, site_id, code, kind, cams)| {
-            let mut camera_ids: Vec<i64> = cams
-                .unwrap_or_default()
-                .split(',')
-                .filter_map(|c| c.trim().parse().ok())
-                .collect();
-            camera_ids.sort_unstable();
-            Position {
-                id,
-                site_id,
-                code,
-                kind,
-                camera_ids,
-            }
+        .map(|(id, site_id, code, kind)| Position {
+            id,
+            site_id,
+            code,
+            kind,
+            camera_ids: cameras.remove(&id).unwrap_or_default(),
         })
         .collect())
 }
@@ -138,7 +139,7 @@ pub async fn positions(pool: &Pool, site_id: i64) -> Result<Vec<Position>, DbErr
 /// Ties a position to exactly `camera_ids` (which must belong to its site), inside the caller's transaction.
 /// Returns the ids sorted and without repeats.
 async fn tie_cameras(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut crate::db::Tx<'_>,
     site_id: i64,
     position_id: i64,
     camera_ids: &[i64],
@@ -182,18 +183,17 @@ pub async fn insert_position(
     kind: &str,
     camera_ids: &[i64],
 ) -> Result<Position, DbError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let id = sqlx::query(
-        "INSERT INTO positions (site_id, code, kind, created_at) VALUES ($1, $2, $3, $4)",
+    let mut tx = crate::db::begin_write(pool).await?;
+    let id = sqlx::query_scalar::<_, i64>(
+        "INSERT INTO positions (site_id, code, kind, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
     )
     .bind(site_id)
     .bind(code)
     .bind(kind)
     .bind(now_ms())
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await
-    .map_err(|e| DbError::from_constraint(e, "position"))?
-    .last_insert_rowid();
+    .map_err(|e| DbError::from_constraint(e, "position"))?;
     let camera_ids = tie_cameras(&mut tx, site_id, id, camera_ids).await?;
     tx.commit().await?;
     Ok(Position {
@@ -213,7 +213,7 @@ pub async fn update_position(
     kind: Option<&str>,
     camera_ids: Option<&[i64]>,
 ) -> Result<Position, DbError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = crate::db::begin_write(pool).await?;
     let found: Option<(String, String)> =
         sqlx::query_as("SELECT code, kind FROM positions WHERE id = $1 AND site_id = $2")
             .bind(position_id)

@@ -243,18 +243,17 @@ pub async fn insert(
     role: &str,
     region_codes: &[String],
 ) -> Result<User, DbError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let id = sqlx::query(
-        "INSERT INTO users (username, password_hash, role, created_at) VALUES ($1, $2, $3, $4)",
+    let mut tx = crate::db::begin_write(pool).await?;
+    let id = sqlx::query_scalar::<_, i64>(
+        "INSERT INTO users (username, password_hash, role, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
     )
     .bind(username)
     .bind(password_hash)
     .bind(role)
     .bind(now_ms())
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await
-    .map_err(|e| DbError::from_constraint(e, "user"))?
-    .last_insert_rowid();
+    .map_err(|e| DbError::from_constraint(e, "user"))?;
     for code in region_codes {
         sqlx::query("INSERT INTO user_regions (user_id, region_code) VALUES ($1, $2)")
             .bind(id)
@@ -303,9 +302,9 @@ pub async fn insert_token_by(
     created_by: Option<&str>,
 ) -> Result<i64, DbError> {
     let mut tx = pool.begin().await?;
-    let id = sqlx::query(
+    let id = sqlx::query_scalar::<_, i64>(
         "INSERT INTO api_tokens (name, token_hash, role, created_at, expires_at, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(name)
     .bind(token_hash)
@@ -313,10 +312,9 @@ pub async fn insert_token_by(
     .bind(now_ms())
     .bind(expires_at)
     .bind(created_by)
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await
-    .map_err(|e| DbError::from_constraint(e, "token"))?
-    .last_insert_rowid();
+    .map_err(|e| DbError::from_constraint(e, "token"))?;
     for code in region_codes {
         sqlx::query("INSERT INTO token_regions (token_id, region_code) VALUES ($1, $2)")
             .bind(id)

@@ -55,19 +55,26 @@ fn same_columns(a: &SegmentRow, b: &SegmentRow) -> bool {
     a == *b
 }
 
-pub async fn check(pool: &Pool, data_dir: &Path, repair: bool) -> Result<CheckReport, DbError> {
+/// `node`: this node's name in a cluster (the rows of its disk and the bucket's), None for a single server.
+pub async fn check(
+    pool: &Pool,
+    data_dir: &Path,
+    node: Option<&str>,
+    repair: bool,
+) -> Result<CheckReport, DbError> {
     let mut rep = CheckReport::default();
     if repair {
-        collect_garbage(pool, data_dir).await;
+        collect_garbage(pool, data_dir, node).await;
     }
     let dd = data_dir.to_owned();
     let files = tokio::task::spawn_blocking(move || all_files(&dd))
         .await
         .unwrap_or_default();
     rep.files = files.len();
-    let rows = index::all(pool).await?;
+    let mut rows = index::all(pool).await?;
+    rows.retain(|r| r.in_bucket() || r.node.as_deref() == node);
     rep.segments = rows.len();
-    let garbage: HashSet<String> = index::garbage(pool)
+    let garbage: HashSet<String> = index::garbage(pool, node)
         .await?
         .into_iter()
         .map(|g| g.1)
@@ -84,7 +91,7 @@ pub async fn check(pool: &Pool, data_dir: &Path, repair: bool) -> Result<CheckRe
         rep.problems.push(format!("{f}: file not in the index"));
         if repair {
             let mut r = RecoveryReport::default();
-            adopt_orphan(pool, data_dir, f, &mut r)
+            adopt_orphan(pool, data_dir, node, f, &mut r)
                 .await
                 .map_err(|e| DbError::Invalid(e.to_string()))?;
             let what = if r.orphans_indexed > 0 {
@@ -167,7 +174,15 @@ async fn check_row(
     if scanned.file_len > scanned.complete_len {
         truncate(&abs, scanned.complete_len).map_err(|e| DbError::Invalid(e.to_string()))?;
     }
-    index::update_stats(pool, row.id, expect.start_us, &scanned.stats, "complete").await?;
+    index::update_stats(
+        pool,
+        row.id,
+        expect.start_us,
+        &scanned.stats,
+        "complete",
+        None,
+    )
+    .await?;
     rep.repaired
         .push(format!("{}: re-derived from the file", row.path));
     Ok(())
@@ -235,7 +250,7 @@ async fn remove_unless_held(
     rep: &mut CheckReport,
 ) -> Result<(), DbError> {
     let removed = index::to_garbage(pool, &[(row.id, row.path.clone())], reason).await?;
-    collect_garbage(pool, data_dir).await;
+    collect_garbage(pool, data_dir, row.node.as_deref()).await;
     if removed == 1 {
         rep.repaired
             .push(format!("{}: row and file removed", row.path));
@@ -249,20 +264,28 @@ async fn remove_unless_held(
 /// Replaces the segment index with [`rows_from_files`], in one transaction: until it commits the old
 /// index stands whole, and it commits only complete. A file that cannot be read now stops the rebuild.
 /// Returns the number of rows.
-pub async fn rebuild(pool: &Pool, data_dir: &Path) -> Result<usize, DbError> {
-    collect_garbage(pool, data_dir).await;
+pub async fn rebuild(pool: &Pool, data_dir: &Path, node: Option<&str>) -> Result<usize, DbError> {
+    collect_garbage(pool, data_dir, node).await;
     let dd = data_dir.to_owned();
     let rows = tokio::task::spawn_blocking(move || rows_from_files(&dd))
         .await
         .map_err(|e| DbError::Invalid(e.to_string()))?
         .map_err(|e| DbError::Invalid(format!("rebuild stopped, the index is unchanged: {e}")))?;
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = crate::db::begin_write(pool).await?;
     // Footage in the bucket has no local file to be rebuilt from: its rows stay.
-    sqlx::query("DELETE FROM segments WHERE stored = 'local'")
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(&format!(
+        "DELETE FROM segments WHERE stored = 'local' AND {}",
+        index::this_disk("", 1)
+    ))
+    .bind(node)
+    .execute(&mut *tx)
+    .await?;
     for r in &rows {
-        index::insert(&mut *tx, r).await?;
+        let r = SegmentRow {
+            node: node.map(str::to_owned),
+            ..r.clone()
+        };
+        index::insert(&mut *tx, &r, None).await?;
     }
     tx.commit().await?;
     Ok(rows.len())

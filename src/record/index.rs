@@ -3,6 +3,11 @@
 //! Invariants: a segment row is inserted only after its file's init segment is fsynced (and its directory);
 //! its progress is updated only after the fragments it covers are fsynced; a row is removed only in the
 //! transaction that puts its file on the garbage list.
+//!
+//! Several nodes may share one database (docs/cluster.md). A row's `node` names the node whose disk holds
+//! its local file (NULL: a single server's); every query about local files is limited to this node's rows
+//! ([`this_disk`]). A node writes a camera's rows under its lease ([`Fence`]): the write is refused when the
+//! lease has moved to another node since, so a node that was paused cannot write over its successor.
 
 use super::segment::SegmentStats;
 use crate::db::{now_ms, DbError, Pool};
@@ -27,6 +32,29 @@ pub struct SegmentRow {
     pub state: String,
     /// Where the bytes are: `local` (the file at `path`) or `bucket` (the object named `path`).
     pub stored: String,
+    /// The node whose disk holds the local file (None: a single server's own).
+    pub node: Option<String>,
+}
+
+/// A node's lease on a camera: its rows for that camera are written only while the lease's epoch is
+/// still the camera's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub node: String,
+    pub epoch: i64,
+}
+
+/// The condition "this row's local file is on this node's disk" for `segments` or `garbage` (aliased
+/// `alias`, or empty), with this node's name bound at placeholder `$param`.
+pub fn this_disk(alias: &str, param: usize) -> String {
+    format!("{alias}node IS NOT DISTINCT FROM ${param}")
+}
+
+/// The condition "the lease (camera `camera`, node `$node`, epoch `$epoch`) is still current".
+fn leased(camera: &str, node: usize, epoch: usize) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM leases l WHERE l.camera_id = {camera} AND l.node = ${node} AND l.epoch = ${epoch})"
+    )
 }
 
 /// [`SegmentRow::stored`] of footage in the object storage tier.
@@ -40,61 +68,99 @@ impl SegmentRow {
 
 const COLUMNS: &str =
     "id, camera_id, stream, run, site_kind, start_us, end_us, duration_90k, frames, bytes, \
-     codec, width, height, keyframes, path, state, stored";
+     codec, width, height, keyframes, path, state, stored, node";
 
-/// A row about to be inserted (`id` is ignored).
-pub async fn insert<'e, E>(db: E, r: &SegmentRow) -> Result<i64, DbError>
+/// A row about to be inserted (`id` is ignored), under `fence` when the camera is leased (cluster).
+pub async fn insert<'e, E>(db: E, r: &SegmentRow, fence: Option<&Fence>) -> Result<i64, DbError>
 where
-    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    Ok(sqlx::query(
+    let condition = match fence {
+        Some(_) => format!("WHERE {}", leased("$1", 17, 18)),
+        None => String::new(),
+    };
+    let sql = format!(
         "INSERT INTO segments (camera_id, stream, run, site_kind, start_us, end_us, duration_90k, frames, bytes,
-             codec, width, height, keyframes, path, state)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-    )
-    .bind(r.camera_id)
-    .bind(&r.stream)
-    .bind(r.run)
-    .bind(&r.site_kind)
-    .bind(r.start_us)
-    .bind(r.end_us)
-    .bind(r.duration_90k)
-    .bind(r.frames)
-    .bind(r.bytes)
-    .bind(&r.codec)
-    .bind(r.width)
-    .bind(r.height)
-    .bind(&r.keyframes)
-    .bind(&r.path)
-    .bind(&r.state)
-    .execute(db)
-    .await
-    .map_err(|e| DbError::from_constraint(e, "segment"))?
-    .last_insert_rowid())
+             codec, width, height, keyframes, path, state, node)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 {condition} RETURNING id"
+    );
+    let mut q = sqlx::query_scalar::<_, i64>(&sql)
+        .bind(r.camera_id)
+        .bind(&r.stream)
+        .bind(r.run)
+        .bind(&r.site_kind)
+        .bind(r.start_us)
+        .bind(r.end_us)
+        .bind(r.duration_90k)
+        .bind(r.frames)
+        .bind(r.bytes)
+        .bind(&r.codec)
+        .bind(r.width)
+        .bind(r.height)
+        .bind(&r.keyframes)
+        .bind(&r.path)
+        .bind(&r.state)
+        .bind(&r.node);
+    if let Some(f) = fence {
+        q = q.bind(f.node.clone()).bind(f.epoch);
+    }
+    let id = q
+        .fetch_optional(db)
+        .await
+        .map_err(|e| DbError::from_constraint(e, "segment"))?;
+    id.ok_or_else(|| stale(r.camera_id, fence))
 }
 
-/// Records the fragments now covered by the row (and its state).
+fn stale(camera_id: i64, fence: Option<&Fence>) -> DbError {
+    let epoch = fence.map_or(0, |f| f.epoch);
+    DbError::Stale(format!(
+        "camera {camera_id}: lease epoch {epoch} is no longer this node's; nothing written"
+    ))
+}
+
+/// Records the fragments now covered by the row (and its state), under `fence` when leased.
 pub async fn update_stats(
     pool: &Pool,
     id: i64,
     start_us: i64,
     s: &SegmentStats,
     state: &str,
+    fence: Option<&Fence>,
 ) -> Result<(), DbError> {
-    sqlx::query(
+    let condition = match fence {
+        Some(_) => format!("AND {}", leased("segments.camera_id", 9, 10)),
+        None => String::new(),
+    };
+    let sql = format!(
         "UPDATE segments SET start_us = $1, end_us = $2, duration_90k = $3, frames = $4, bytes = $5, keyframes = $6,
-             state = $7 WHERE id = $8",
-    )
-    .bind(s.start_us.unwrap_or(start_us))
-    .bind(s.end_us.max(s.start_us.unwrap_or(start_us)))
-    .bind(s.duration_90k)
-    .bind(s.frames)
-    .bind(s.bytes as i64)
-    .bind(&s.keyframes)
-    .bind(state)
-    .bind(id)
-    .execute(pool)
-    .await?;
+             state = $7 WHERE id = $8 {condition}"
+    );
+    let mut q = sqlx::query(&sql)
+        .bind(s.start_us.unwrap_or(start_us))
+        .bind(s.end_us.max(s.start_us.unwrap_or(start_us)))
+        .bind(s.duration_90k)
+        .bind(s.frames)
+        .bind(s.bytes as i64)
+        .bind(&s.keyframes)
+        .bind(state)
+        .bind(id);
+    if let Some(f) = fence {
+        q = q.bind(f.node.clone()).bind(f.epoch);
+    }
+    let done = q.execute(pool).await?;
+    match fence {
+        Some(_) if done.rows_affected() == 0 => Err(stale(0, fence)),
+        _ => Ok(()),
+    }
+}
+
+/// Closes a row as it stands, without the lease: what it covers was written under the lease, so
+/// closing it never claims time beyond that (a fenced writer's last step).
+pub async fn complete_as_is(pool: &Pool, id: i64) -> Result<(), DbError> {
+    sqlx::query("UPDATE segments SET state = 'complete' WHERE id = $1 AND state = 'open'")
+        .bind(id)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
@@ -106,10 +172,13 @@ pub async fn get(pool: &Pool, id: i64) -> Result<SegmentRow, DbError> {
         .ok_or(DbError::NotFound)
 }
 
-pub async fn open_rows(pool: &Pool) -> Result<Vec<SegmentRow>, DbError> {
+/// This node's open rows.
+pub async fn open_rows(pool: &Pool, node: Option<&str>) -> Result<Vec<SegmentRow>, DbError> {
     Ok(sqlx::query_as::<_, SegmentRow>(&format!(
-        "SELECT {COLUMNS} FROM segments WHERE state = 'open' ORDER BY id"
+        "SELECT {COLUMNS} FROM segments WHERE state = 'open' AND {} ORDER BY id",
+        this_disk("", 1)
     ))
+    .bind(node)
     .fetch_all(pool)
     .await?)
 }
@@ -199,11 +268,11 @@ pub async fn fingerprint(
     end_us: i64,
 ) -> Result<Fingerprint, DbError> {
     Ok(sqlx::query_as::<_, Fingerprint>(&format!(
-        "SELECT count(*) AS rows, coalesce(sum(id), 0) AS ids, coalesce(max(id), 0) AS max_id,
-                coalesce(sum(bytes), 0) AS bytes,
-                coalesce(sum(start_us % {TIME_MODULUS}), 0) AS starts,
-                coalesce(sum(end_us % {TIME_MODULUS}), 0) AS ends,
-                coalesce(sum(stored = 'bucket'), 0) AS in_bucket
+        "SELECT count(*) AS rows, CAST(coalesce(sum(id), 0) AS BIGINT) AS ids,
+                coalesce(max(id), 0) AS max_id, CAST(coalesce(sum(bytes), 0) AS BIGINT) AS bytes,
+                CAST(coalesce(sum(start_us % {TIME_MODULUS}), 0) AS BIGINT) AS starts,
+                CAST(coalesce(sum(end_us % {TIME_MODULUS}), 0) AS BIGINT) AS ends,
+                count(CASE WHEN stored = 'bucket' THEN 1 END) AS in_bucket
          FROM segments WHERE {OVERLAPPING}"
     ))
     .bind(camera_id)
@@ -226,32 +295,43 @@ pub async fn to_garbage(
     rows: &[(i64, String)],
     reason: &str,
 ) -> Result<usize, DbError> {
-    let mut conn = full_sync(pool).await?;
-    let done = garbage_tx(&mut conn, rows, reason).await;
-    normal_sync(&mut conn).await?;
+    let mut synced = full_sync(pool).await?;
+    let done = garbage_tx(&mut synced.conn, rows, reason).await;
+    normal_sync(&mut synced).await?;
     done
 }
 
-/// A connection whose commits sync the WAL (`synchronous = FULL`): for the transactions after which a
-/// file is unlinked. Hand it back through [`normal_sync`].
-async fn full_sync(pool: &Pool) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, DbError> {
+/// A connection whose commits sync the WAL (SQLite `synchronous = FULL`): for the transactions after
+/// which a file is unlinked. Hand it back through [`normal_sync`]. PostgreSQL commits are durable already.
+async fn full_sync(pool: &Pool) -> Result<SyncedConn, DbError> {
     let mut conn = pool.acquire().await?;
-    sqlx::query("PRAGMA synchronous = FULL")
-        .execute(&mut *conn)
-        .await?;
-    Ok(conn)
+    let sqlite = crate::db::engine(pool) == crate::db::Engine::Sqlite;
+    if sqlite {
+        sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(SyncedConn { conn, sqlite })
+}
+
+/// A connection from [`full_sync`].
+struct SyncedConn {
+    conn: sqlx::pool::PoolConnection<sqlx::Any>,
+    sqlite: bool,
 }
 
 /// Back to the pool's setting whatever happened (the connection is reused).
-async fn normal_sync(conn: &mut sqlx::SqliteConnection) -> Result<(), DbError> {
-    sqlx::query("PRAGMA synchronous = NORMAL")
-        .execute(&mut *conn)
-        .await?;
+async fn normal_sync(synced: &mut SyncedConn) -> Result<(), DbError> {
+    if synced.sqlite {
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *synced.conn)
+            .await?;
+    }
     Ok(())
 }
 
 async fn garbage_tx(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut crate::db::Conn,
     rows: &[(i64, String)],
     reason: &str,
 ) -> Result<usize, DbError> {
@@ -259,22 +339,23 @@ async fn garbage_tx(
     let now = now_ms();
     let mut n = 0;
     for (id, path) in rows {
-        let gone: Option<String> = sqlx::query_scalar(&format!(
-            "DELETE FROM segments AS s WHERE s.id = $1 AND (s.frames = 0 OR NOT {HELD}) RETURNING stored"
+        let gone: Option<(String, Option<String>)> = sqlx::query_as(&format!(
+            "DELETE FROM segments AS s WHERE s.id = $1 AND (s.frames = 0 OR NOT {HELD}) RETURNING stored, node"
         ))
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(stored) = gone else {
+        let Some((stored, node)) = gone else {
             continue;
         };
         sqlx::query(
-            "INSERT INTO garbage (path, reason, created_at, stored) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO garbage (path, reason, created_at, stored, node) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(path)
         .bind(reason)
         .bind(now)
         .bind(stored)
+        .bind(node)
         .execute(&mut *tx)
         .await?;
         n += 1;
@@ -288,65 +369,79 @@ async fn garbage_tx(
 /// file as garbage, in one transaction committed with `synchronous = FULL` (the file is unlinked after
 /// it). `false` when the row changed meanwhile (removed, or not the bytes uploaded): nothing is done.
 pub async fn moved_to_bucket(pool: &Pool, id: i64, bytes: i64) -> Result<bool, DbError> {
-    let mut conn = full_sync(pool).await?;
+    let mut synced = full_sync(pool).await?;
     let done = async {
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let path: Option<String> = sqlx::query_scalar(
+        let mut tx = sqlx::Connection::begin(&mut *synced.conn).await?;
+        let moved: Option<(String, Option<String>)> = sqlx::query_as(
             "UPDATE segments SET stored = 'bucket'
-             WHERE id = $1 AND bytes = $2 AND stored = 'local' AND state = 'complete' RETURNING path",
+             WHERE id = $1 AND bytes = $2 AND stored = 'local' AND state = 'complete' RETURNING path, node",
         )
         .bind(id)
         .bind(bytes)
         .fetch_optional(&mut *tx)
         .await?;
-        if let Some(path) = &path {
-            sqlx::query("INSERT INTO garbage (path, reason, created_at) VALUES ($1, $2, $3)")
-                .bind(path)
-                .bind("moved to the bucket")
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await?;
+        if let Some((path, node)) = &moved {
+            sqlx::query(
+                "INSERT INTO garbage (path, reason, created_at, node) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(path)
+            .bind("moved to the bucket")
+            .bind(now_ms())
+            .bind(node)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
-        Ok::<_, DbError>(path.is_some())
+        Ok::<_, DbError>(moved.is_some())
     }
     .await;
-    normal_sync(&mut conn).await?;
+    normal_sync(&mut synced).await?;
     done
 }
 
-/// Complete local segments that ended before `before_us`, oldest first: (id, path, bytes).
+/// Complete local segments of this node that ended before `before_us`, oldest first: (id, path, bytes).
 pub async fn local_complete_before(
     pool: &Pool,
+    node: Option<&str>,
     before_us: i64,
     limit: i64,
 ) -> Result<Vec<(i64, String, i64)>, DbError> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(&format!(
         "SELECT id, path, bytes FROM segments WHERE stored = 'local' AND state = 'complete'
-         AND end_us < $1 ORDER BY end_us LIMIT $2",
-    )
+         AND end_us < $1 AND {} ORDER BY end_us LIMIT $2",
+        this_disk("", 3)
+    ))
     .bind(before_us)
     .bind(limit)
+    .bind(node)
     .fetch_all(pool)
     .await?)
 }
 
-/// How many complete local segments ended before `before_us`, and their bytes.
-pub async fn local_complete_totals(pool: &Pool, before_us: i64) -> Result<(i64, i64), DbError> {
-    Ok(sqlx::query_as(
-        "SELECT count(*), coalesce(sum(bytes), 0) FROM segments
-         WHERE stored = 'local' AND state = 'complete' AND end_us < $1",
-    )
+/// How many complete local segments of this node ended before `before_us`, and their bytes.
+pub async fn local_complete_totals(
+    pool: &Pool,
+    node: Option<&str>,
+    before_us: i64,
+) -> Result<(i64, i64), DbError> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT count(*), CAST(coalesce(sum(bytes), 0) AS BIGINT) FROM segments
+         WHERE stored = 'local' AND state = 'complete' AND end_us < $1 AND {}",
+        this_disk("", 2)
+    ))
     .bind(before_us)
+    .bind(node)
     .fetch_one(pool)
     .await?)
 }
 
-/// The garbage list's local files (id, path).
-pub async fn garbage(pool: &Pool) -> Result<Vec<(i64, String)>, DbError> {
-    Ok(sqlx::query_as::<_, (i64, String)>(
-        "SELECT id, path FROM garbage WHERE stored = 'local' ORDER BY id",
-    )
+/// The garbage list's local files on this node's disk (id, path).
+pub async fn garbage(pool: &Pool, node: Option<&str>) -> Result<Vec<(i64, String)>, DbError> {
+    Ok(sqlx::query_as::<_, (i64, String)>(&format!(
+        "SELECT id, path FROM garbage WHERE stored = 'local' AND {} ORDER BY id",
+        this_disk("", 1)
+    ))
+    .bind(node)
     .fetch_all(pool)
     .await?)
 }
@@ -401,9 +496,9 @@ pub async fn insert_hold(
     created_by: &str,
 ) -> Result<HoldRow, DbError> {
     let now = now_ms();
-    let id = sqlx::query(
+    let id = sqlx::query_scalar::<_, i64>(
         "INSERT INTO holds (camera_id, case_no, start_us, end_us, reason, created_by, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(camera_id)
     .bind(case_no)
@@ -412,10 +507,9 @@ pub async fn insert_hold(
     .bind(reason)
     .bind(created_by)
     .bind(now)
-    .execute(pool)
+    .fetch_one(pool)
     .await
-    .map_err(|e| DbError::from_constraint(e, "hold"))?
-    .last_insert_rowid();
+    .map_err(|e| DbError::from_constraint(e, "hold"))?;
     Ok(HoldRow {
         id,
         camera_id: Some(camera_id),
@@ -439,7 +533,8 @@ pub async fn recorded_us(
     to_us: i64,
 ) -> Result<std::collections::HashMap<i64, i64>, DbError> {
     let rows: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT camera_id, SUM(MIN(end_us, $2) - MAX(start_us, $1)) FROM segments
+        "SELECT camera_id, CAST(SUM(CASE WHEN end_us < $2 THEN end_us ELSE $2 END
+                              - CASE WHEN start_us > $1 THEN start_us ELSE $1 END) AS BIGINT) FROM segments
          WHERE stream = 'main' AND end_us > $1 AND start_us < $2 GROUP BY camera_id",
     )
     .bind(from_us)
@@ -469,6 +564,29 @@ pub async fn totals(pool: &Pool) -> Result<Totals, DbError> {
     .fetch_optional(pool)
     .await?
     .unwrap_or_default())
+}
+
+/// The totals of one node's disk (its local rows), summed: a cluster shares `segment_totals`. The bucket's
+/// figures are the whole bucket's.
+pub async fn totals_of(pool: &Pool, node: &str) -> Result<Totals, DbError> {
+    let local: (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT CAST(coalesce(sum(bytes), 0) AS BIGINT),
+                count(CASE WHEN state = 'open' THEN 1 END),
+                count(CASE WHEN state = 'complete' THEN 1 END),
+                CAST(coalesce(sum(CASE WHEN state = 'complete' THEN bytes ELSE 0 END), 0) AS BIGINT)
+         FROM segments WHERE stored = 'local' AND node = $1",
+    )
+    .bind(node)
+    .fetch_one(pool)
+    .await?;
+    let all = totals(pool).await?;
+    Ok(Totals {
+        bytes: local.0,
+        open_count: local.1,
+        complete_count: local.2,
+        complete_bytes: local.3,
+        ..all
+    })
 }
 
 /// Bytes of every indexed segment.

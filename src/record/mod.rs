@@ -103,6 +103,8 @@ pub struct Shared {
     pub footage: Footage,
     /// The object storage tier, when `[storage.object]` is configured.
     pub tier: Option<Arc<tier::Tier>>,
+    /// This node's name in a cluster (its rows are those of its disk), None for a single server.
+    pub node: Option<String>,
 }
 
 struct Running {
@@ -130,6 +132,7 @@ impl Recorders {
         cfg: RecordConfig,
         data_dir: PathBuf,
         tier: Option<tier::Tier>,
+        node: Option<String>,
     ) -> Arc<Recorders> {
         let tier = tier.map(Arc::new);
         let footage = Footage::new(data_dir.clone(), tier.as_ref().map(|t| t.bucket.clone()));
@@ -143,6 +146,7 @@ impl Recorders {
             retention_kick: Notify::new(),
             footage,
             tier: tier.clone(),
+            node,
         });
         let stop_retention = CancellationToken::new();
         tokio::spawn(retention::run(shared.clone(), stop_retention.clone()));
@@ -164,6 +168,12 @@ impl Recorders {
 
     /// Starts recording the camera's main stream when `record` is set, stops it otherwise.
     pub fn apply(&self, cam: &Camera) {
+        self.apply_leased(cam, None);
+    }
+
+    /// [`Recorders::apply`] under a lease (cluster): every row is written under `fence`, and the
+    /// recorder stops writing once the lease is found to have moved on.
+    pub fn apply_leased(&self, cam: &Camera, fence: Option<index::Fence>) {
         if !cam.record {
             self.remove(cam.id);
             return;
@@ -193,7 +203,7 @@ impl Recorders {
             .instrument(span.clone()),
         );
         let writer = tokio::spawn(
-            writer::Writer::new(key, self.shared.clone(), status.clone())
+            writer::Writer::new(key, self.shared.clone(), status.clone(), fence)
                 .run(rx)
                 .instrument(span),
         );

@@ -59,6 +59,7 @@ pub fn row_from_scan(rel: &str, s: &Scanned) -> SegmentRow {
         path: rel.to_owned(),
         state: "complete".into(),
         stored: "local".into(),
+        node: None,
     }
 }
 
@@ -71,8 +72,8 @@ pub fn truncate(path: &Path, len: u64) -> std::io::Result<()> {
 
 /// Unlinks every file on the garbage list, then forgets it. Errors are logged and left for the next
 /// pass.
-pub async fn collect_garbage(pool: &Pool, data_dir: &Path) -> usize {
-    let list = match index::garbage(pool).await {
+pub async fn collect_garbage(pool: &Pool, data_dir: &Path, node: Option<&str>) -> usize {
+    let list = match index::garbage(pool, node).await {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, "reading the garbage list");
@@ -144,7 +145,7 @@ async fn recover_open(
                     .map_err(std::io::Error::other)??;
                 r.bytes_cut += s.file_len - s.complete_len;
             }
-            index::update_stats(pool, row.id, row.start_us, &s.stats, "complete").await?;
+            index::update_stats(pool, row.id, row.start_us, &s.stats, "complete", None).await?;
             r.open_recovered += 1;
             tracing::info!(
                 camera = row.camera_id,
@@ -207,6 +208,7 @@ pub fn files_of_days(data_dir: &Path, days: &[chrono::NaiveDate]) -> Vec<String>
 pub async fn adopt_orphan(
     pool: &Pool,
     data_dir: &Path,
+    node: Option<&str>,
     rel: &str,
     r: &mut RecoveryReport,
 ) -> Result<(), RecoveryError> {
@@ -221,7 +223,12 @@ pub async fn adopt_orphan(
                     .map_err(std::io::Error::other)??;
                 r.bytes_cut += s.file_len - s.complete_len;
             }
-            index::insert(pool, &row_from_scan(rel, &s)).await?;
+            // Written by this node before a crash, under its lease then: indexed as this node's.
+            let row = SegmentRow {
+                node: node.map(str::to_owned),
+                ..row_from_scan(rel, &s)
+            };
+            index::insert(pool, &row, None).await?;
             r.orphans_indexed += 1;
         }
         Err(e) if !e.is_about_content() => {
@@ -242,12 +249,17 @@ pub async fn adopt_orphan(
 }
 
 /// The start-up recovery (see the module docs).
-pub async fn recover(pool: &Pool, data_dir: &Path) -> Result<RecoveryReport, RecoveryError> {
+/// `node`: this node's name in a cluster (its rows only), None for a single server.
+pub async fn recover(
+    pool: &Pool,
+    data_dir: &Path,
+    node: Option<&str>,
+) -> Result<RecoveryReport, RecoveryError> {
     let mut r = RecoveryReport {
-        garbage_removed: collect_garbage(pool, data_dir).await,
+        garbage_removed: collect_garbage(pool, data_dir, node).await,
         ..Default::default()
     };
-    for row in index::open_rows(pool).await? {
+    for row in index::open_rows(pool, node).await? {
         recover_open(pool, data_dir, &row, &mut r).await?;
     }
     let today = chrono::Utc::now().date_naive();
@@ -268,10 +280,10 @@ pub async fn recover(pool: &Pool, data_dir: &Path) -> Result<RecoveryReport, Rec
                 .into_iter()
                 .collect();
         for rel in files.iter().filter(|f| !known.contains(*f)) {
-            adopt_orphan(pool, data_dir, rel, &mut r).await?;
+            adopt_orphan(pool, data_dir, node, rel, &mut r).await?;
         }
     }
-    r.garbage_removed += collect_garbage(pool, data_dir).await;
+    r.garbage_removed += collect_garbage(pool, data_dir, node).await;
     if r.open_recovered + r.orphans_indexed + r.removed > 0 {
         tracing::info!(?r, "recording recovery done");
     }

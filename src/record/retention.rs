@@ -9,7 +9,7 @@
 //! - Held footage (any hold overlapping a segment) and footage kept for good are never deleted; when the
 //!   budget cannot be met without them, the disk alarm stays raised.
 
-use super::index::HELD;
+use super::index::{this_disk, HELD};
 use super::recovery::collect_garbage;
 use super::Shared;
 use crate::db::DbError;
@@ -87,12 +87,16 @@ async fn by_age(shared: &Shared, report: &mut PassReport) -> Result<(), DbError>
         }
         let cutoff = now - days as i64 * 86_400_000_000;
         loop {
+            // Another node's local files are its own to remove; footage in the bucket is anyone's.
             let rows: Vec<(i64, String, i64)> = sqlx::query_as(&format!(
                 "SELECT s.id, s.path, s.bytes {FROM} WHERE s.state = 'complete' AND s.end_us < $1
-                 AND COALESCE(t.kind, s.site_kind) = $2 AND NOT {HELD} ORDER BY s.start_us LIMIT 500"
+                 AND COALESCE(t.kind, s.site_kind) = $2 AND NOT {HELD}
+                 AND (s.stored = 'bucket' OR {}) ORDER BY s.start_us LIMIT 500",
+                this_disk("s.", 3)
             ))
             .bind(cutoff)
             .bind(kind)
+            .bind(shared.node.as_deref())
             .fetch_all(pool)
             .await?;
             if rows.is_empty() {
@@ -112,7 +116,11 @@ async fn by_age(shared: &Shared, report: &mut PassReport) -> Result<(), DbError>
 /// whole index.
 pub(super) async fn excess_bytes(shared: &Shared) -> Result<i64, DbError> {
     let budget = shared.cfg.disk_budget_mb as i64 * MIB;
-    let t = super::index::totals(&shared.pool).await?;
+    let t = match shared.node.as_deref() {
+        // The running totals are the whole index's: a node of a cluster sums its own disk's rows.
+        Some(node) => super::index::totals_of(&shared.pool, node).await?,
+        None => super::index::totals(&shared.pool).await?,
+    };
     let avg = t.complete_bytes.checked_div(t.complete_count).unwrap_or(0);
     let in_flight = t.open_count * avg;
     let mut excess = if budget > 0 {
@@ -138,8 +146,10 @@ pub async fn pass(shared: &Shared) -> Result<PassReport, DbError> {
     while excess > 0 && shared.tier.is_none() {
         let rows: Vec<(i64, String, i64)> = sqlx::query_as(&format!(
             "SELECT s.id, s.path, s.bytes {FROM} WHERE s.state = 'complete' AND {finite} AND NOT {HELD}
-             ORDER BY s.start_us LIMIT 100"
+             AND s.stored = 'local' AND {} ORDER BY s.start_us LIMIT 100",
+            this_disk("s.", 1)
         ))
+        .bind(shared.node.as_deref())
         .fetch_all(pool)
         .await?;
         if rows.is_empty() {
@@ -156,7 +166,7 @@ pub async fn pass(shared: &Shared) -> Result<PassReport, DbError> {
         }
         report.by_budget += super::index::to_garbage(pool, &take, "retention: disk budget").await?;
     }
-    collect_garbage(pool, &shared.data_dir).await;
+    collect_garbage(pool, &shared.data_dir, shared.node.as_deref()).await;
     let (dir, cap) = (shared.data_dir.clone(), shared.cfg.thumbnail_cache_mb << 20);
     let _ = tokio::task::spawn_blocking(move || super::thumbs::prune(&dir, cap)).await;
     if excess > 0 {

@@ -58,7 +58,14 @@ pub(super) async fn rig(segment_seconds: u64) -> Rig {
         retention_interval_seconds: 3600,
         ..RecordConfig::default()
     };
-    let recorders = Recorders::new(hub.clone(), pool.clone(), cfg, dir.path().to_owned(), None);
+    let recorders = Recorders::new(
+        hub.clone(),
+        pool.clone(),
+        cfg,
+        dir.path().to_owned(),
+        None,
+        None,
+    );
     Rig {
         dir,
         pool,
@@ -158,7 +165,7 @@ async fn records_checks_rebuilds_and_exports() {
 /// `check` finds nothing, every segment file plays as it is, and the index rebuilt from the files equals
 /// the one kept.
 async fn files_agree_with_the_index(r: &Rig, rows: &[index::SegmentRow]) {
-    let c = check::check(&r.pool, r.dir.path(), false)
+    let c = check::check(&r.pool, r.dir.path(), None, false)
         .await
         .expect("check");
     assert!(c.problems.is_empty(), "{:?}", c.problems);
@@ -259,7 +266,7 @@ async fn open_segment_after_a_crash_is_recovered_to_its_complete_fragments() {
     // An orphan file with only an init segment (crash before its row was inserted).
     let orphan = path.with_file_name("1-main-deadbeef.mp4");
     std::fs::write(&orphan, &full[..700]).expect("orphan");
-    let rep = recovery::recover(&r.pool, r.dir.path())
+    let rep = recovery::recover(&r.pool, r.dir.path(), None)
         .await
         .expect("recover");
     assert_eq!(rep.open_recovered, 1);
@@ -272,7 +279,7 @@ async fn open_segment_after_a_crash_is_recovered_to_its_complete_fragments() {
         std::fs::metadata(&path).expect("meta").len() as i64,
         after.bytes
     );
-    let c = check::check(&r.pool, r.dir.path(), false)
+    let c = check::check(&r.pool, r.dir.path(), None, false)
         .await
         .expect("check");
     assert!(c.problems.is_empty(), "{:?}", c.problems);
@@ -313,6 +320,7 @@ async fn retention_removes_oldest_unheld_first_and_keeps_held() {
         retention_kick: Default::default(),
         footage: Footage::local(r.dir.path()),
         tier: None,
+        node: None,
     };
     // Scale: the budget in MiB is coarse, so compare against the bytes the pass says it removed.
     let rep = retention::pass(&shared).await.expect("pass");
@@ -348,7 +356,10 @@ async fn retention_removes_oldest_unheld_first_and_keeps_held() {
     for s in &removed {
         assert!(!r.dir.path().join(&s.path).exists());
     }
-    assert!(index::garbage(&r.pool).await.expect("garbage").is_empty());
+    assert!(index::garbage(&r.pool, None)
+        .await
+        .expect("garbage")
+        .is_empty());
 }
 
 /// Publishes `frames` frames of `size` zero bytes of camera `cam` (25 fps, 1 s GOPs, one run) from wall
@@ -452,6 +463,7 @@ async fn retention_by_age_follows_the_site_kind_and_holds() {
         path: format!("recordings/{cam}/x/{n}.mp4"),
         state: "complete".into(),
         stored: "local".into(),
+        node: None,
     };
     let hall_old = row(11, "service_hall", 31, 1);
     let hall_new = row(11, "service_hall", 29, 2);
@@ -468,7 +480,7 @@ async fn retention_by_age_follows_the_site_kind_and_holds() {
         &bucket_old,
         &bucket_held,
     ] {
-        index::insert(&r.pool, x).await.expect("insert");
+        index::insert(&r.pool, x, None).await.expect("insert");
     }
     sqlx::query("UPDATE segments SET stored = 'bucket' WHERE camera_id IN (14, 15)")
         .execute(&r.pool)

@@ -110,8 +110,9 @@ async fn pass(shared: &Shared, tier: &Tier) -> Result<(), MoveError> {
         let early = super::retention::excess_bytes(shared).await? > 0;
         let before = if early { i64::MAX } else { due_us };
         let limit = 20 + unreadable.len() as i64;
-        let rows = index::local_complete_before(&shared.pool, before, limit).await?;
-        let (n, b) = index::local_complete_totals(&shared.pool, due_us).await?;
+        let node = shared.node.as_deref();
+        let rows = index::local_complete_before(&shared.pool, node, before, limit).await?;
+        let (n, b) = index::local_complete_totals(&shared.pool, node, due_us).await?;
         tier.status.backlog.store(n, Ordering::Relaxed);
         tier.status.backlog_bytes.store(b, Ordering::Relaxed);
         let todo: Vec<_> = rows
@@ -174,7 +175,7 @@ async fn move_one(
         return Ok(());
     }
     super::crash::point("tier.committed");
-    collect_garbage(&shared.pool, &shared.data_dir).await;
+    collect_garbage(&shared.pool, &shared.data_dir, shared.node.as_deref()).await;
     tier.status.moved.fetch_add(1, Ordering::Relaxed);
     tier.status.moved_bytes.fetch_add(len, Ordering::Relaxed);
     tracing::debug!(segment = id, path, bytes, "moved to the bucket");

@@ -17,6 +17,7 @@ use super::segment::{
     cut_time, relative_path, ticks_to_us, FragmentSummary, SegmentMeta, SegmentStats,
 };
 use super::{Gop, RecStatus, Shared};
+use crate::db::DbError;
 use crate::hub::{Frame, StreamKey, VideoParams};
 use crate::media::fmp4::{self, Fragment, InitOptions, Sample};
 use crate::private::fsync_dir;
@@ -51,6 +52,10 @@ pub struct Writer {
     status: Arc<RecStatus>,
     seg: Option<Open>,
     last_duration: u32,
+    /// The lease this camera is recorded under (cluster), and whether it was found stale: then nothing
+    /// more is written (the cluster stops this recorder).
+    fence: Option<index::Fence>,
+    fenced: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,13 +69,20 @@ pub enum WriteError {
 }
 
 impl Writer {
-    pub fn new(key: StreamKey, shared: Arc<Shared>, status: Arc<RecStatus>) -> Writer {
+    pub fn new(
+        key: StreamKey,
+        shared: Arc<Shared>,
+        status: Arc<RecStatus>,
+        fence: Option<index::Fence>,
+    ) -> Writer {
         Writer {
             key,
             shared,
             status,
             seg: None,
             last_duration: FALLBACK_DURATION,
+            fence,
+            fenced: false,
         }
     }
 
@@ -86,6 +98,9 @@ impl Writer {
         let Some(first) = gop.frames.first().cloned() else {
             return;
         };
+        if self.fenced {
+            return;
+        }
         let new_segment = match &self.seg {
             None => true,
             Some(s) => {
@@ -118,7 +133,13 @@ impl Writer {
         }
     }
 
-    fn failed(&self, what: &str, e: &WriteError) {
+    fn failed(&mut self, what: &str, e: &WriteError) {
+        if let WriteError::Db(DbError::Stale(why)) = e {
+            // Not a failure of this node's disk: another node records the camera now.
+            tracing::warn!(camera = self.key.camera_id, %why, "recording: lease lost; this node stops writing");
+            self.fenced = true;
+            return;
+        }
         self.status.errors.fetch_add(1, Ordering::Relaxed);
         if let WriteError::Io(io) = e {
             if io.raw_os_error() == Some(28) {
@@ -183,8 +204,9 @@ impl Writer {
             path: rel,
             state: "open".into(),
             stored: "local".into(),
+            node: shared.node.clone(),
         };
-        let id = index::insert(&shared.pool, &row).await?;
+        let id = index::insert(&shared.pool, &row, self.fence.as_ref()).await?;
         super::crash::point("segment.indexed");
         tracing::debug!(camera = self.key.camera_id, segment = id, path = %row.path, "segment opened");
         let len_us = (shared.cfg.segment_seconds.max(1) as i64) * 1_000_000;
@@ -284,7 +306,16 @@ impl Writer {
         seg.file = Some(file);
         res?;
         seg.stats.push(&summary);
-        index::update_stats(&self.shared.pool, seg.id, seg.start_us, &seg.stats, "open").await?;
+        let fence = self.fence.as_ref();
+        index::update_stats(
+            &self.shared.pool,
+            seg.id,
+            seg.start_us,
+            &seg.stats,
+            "open",
+            fence,
+        )
+        .await?;
         super::crash::point("fragment.indexed");
         self.status.gops_written.fetch_add(1, Ordering::Relaxed);
         self.status
@@ -304,13 +335,21 @@ impl Writer {
                     let r = index::to_garbage(pool, &[(seg.id, rel)], "empty segment")
                         .await
                         .map(|_| ());
-                    super::recovery::collect_garbage(pool, &self.shared.data_dir).await;
+                    let node = self.shared.node.as_deref();
+                    super::recovery::collect_garbage(pool, &self.shared.data_dir, node).await;
                     r
                 }
                 Err(e) => Err(e),
             }
         } else {
-            let r = index::update_stats(pool, seg.id, seg.start_us, &seg.stats, "complete").await;
+            let fence = self.fence.as_ref();
+            let mut r =
+                index::update_stats(pool, seg.id, seg.start_us, &seg.stats, "complete", fence)
+                    .await;
+            if let Err(DbError::Stale(_)) = r {
+                // The lease moved on: the row is closed as the lease last saw it.
+                r = index::complete_as_is(pool, seg.id).await;
+            }
             super::crash::point("segment.completed");
             r
         };

@@ -38,10 +38,19 @@ pub async fn hang_up_while_the_database_is_held(
 ) {
     use tokio::io::AsyncWriteExt;
     let mut writer = db.acquire().await.expect("connection");
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut *writer)
-        .await
-        .expect("hold the write lock");
+    let hold = match vigil::db::engine(db) {
+        vigil::db::Engine::Sqlite => vec!["BEGIN IMMEDIATE".to_owned()],
+        vigil::db::Engine::Postgres => vec![
+            "BEGIN".to_owned(),
+            format!("SELECT pg_advisory_xact_lock({})", vigil::db::WRITE_LOCK),
+        ],
+    };
+    for statement in hold {
+        sqlx::query(&statement)
+            .execute(&mut *writer)
+            .await
+            .expect("hold the write lock");
+    }
     let mut tcp = tokio::net::TcpStream::connect(server.addr)
         .await
         .expect("connect");
@@ -234,6 +243,52 @@ pub struct Server {
     log: PathBuf,
     /// Extra environment of the server process (e.g. `VIGIL_CRASH_AT`), for its next start.
     pub env: Vec<(String, String)>,
+    /// The server's database: its own SQLite file, or a new database of the PostgreSQL cluster named by
+    /// `VIGIL_TEST_POSTGRES` (see [`test_database`]).
+    pub database_url: String,
+}
+
+/// The PostgreSQL cluster the tests run on instead of SQLite, when `VIGIL_TEST_POSTGRES` names one
+/// (`postgres://vigil@127.0.0.1:PORT`, from `scripts/postgres start`; `scripts/test` runs the API tests
+/// a second time that way).
+pub fn test_postgres() -> Option<String> {
+    std::env::var("VIGIL_TEST_POSTGRES")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// A database for one server: a new, empty database on the test cluster when there is one, else the
+/// SQLite file in the server's data directory.
+pub fn test_database(data_dir: &std::path::Path) -> String {
+    let Some(base) = test_postgres() else {
+        return format!("sqlite://{}", data_dir.join("vigil.db").display());
+    };
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let name = format!("vigil_{}_{n}_{}", std::process::id(), rand_suffix());
+    let out = Command::new("psql")
+        .args(["-q", "-v", "ON_ERROR_STOP=1", "-d"])
+        .arg(format!("{base}/postgres"))
+        .args(["-c", &format!("CREATE DATABASE {name}")])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "create database {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    format!("{base}/{name}")
+}
+
+/// A few random lowercase letters (database names of concurrent test processes never meet).
+fn rand_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    (0..6)
+        .map(|i| (b'a' + ((nanos >> (i * 5)) % 26) as u8) as char)
+        .collect()
 }
 
 pub const BASE_CONFIG: &str = r#"
@@ -294,17 +349,24 @@ impl Server {
 
     /// Starts with the base configuration plus `extra` TOML.
     pub fn start_with(extra: &str) -> Server {
+        Self::start_on(extra, None)
+    }
+
+    /// Starts on `database_url` (a database another server shares) instead of a new one.
+    pub fn start_on(extra: &str, database_url: Option<String>) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let config = dir.path().join("vigil.toml");
         std::fs::write(&config, format!("{BASE_CONFIG}\n{extra}")).expect("write config");
         let log = dir.path().join("server.log");
+        let database_url = database_url.unwrap_or_else(|| test_database(&dir.path().join("data")));
         let mut server = Server {
             addr,
             child: None,
             log,
             dir,
             env: Vec::new(),
+            database_url,
         };
         // A port from `free_port` may be taken by another process before the server binds it: then the
         // server exits with a bind error and is started again on another port.
@@ -338,6 +400,8 @@ impl Server {
             .arg(self.addr.to_string())
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
+            .arg("--database-url")
+            .arg(&self.database_url)
             .env("RUST_LOG", "debug,sqlx=warn,hyper=info,tower_http=debug")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
@@ -399,10 +463,11 @@ impl Server {
         self.dir.path().join("data")
     }
 
-    /// Opens the server's own database (SQLite, WAL: safe beside the running server).
+    /// Opens the server's own database (SQLite in WAL mode or PostgreSQL: safe beside the running server).
     pub async fn db(&self) -> vigil::db::Pool {
-        let url = format!("sqlite://{}", self.data_dir().join("vigil.db").display());
-        vigil::db::connect(&url).await.expect("open the database")
+        vigil::db::connect(&self.database_url)
+            .await
+            .expect("open the database")
     }
 
     /// The server's configuration file.
@@ -476,6 +541,8 @@ impl Server {
             .arg(self.config_path())
             .arg("--data-dir")
             .arg(self.data_dir())
+            .arg("--database-url")
+            .arg(&self.database_url)
             .env("RUST_LOG", "warn")
             .output()
             .expect("run vigil")
@@ -522,6 +589,14 @@ impl Drop for Server {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        // A failing test shows the server's errors (its log goes with the temporary folder).
+        if std::thread::panicking() {
+            let log = self.log();
+            let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+            for line in &errors[errors.len().saturating_sub(20)..] {
+                eprintln!("server: {line}");
+            }
         }
     }
 }

@@ -1,0 +1,271 @@
+//! Cluster: several `vigil serve` processes on one shared database (PostgreSQL), each a node
+//! (docs/cluster.md). Which node pulls and records which camera is decided by leases in the database:
+//! no consensus of our own, only compare-and-set rows ([`store`]).
+//!
+//! Invariants:
+//! - A camera is pulled and recorded only by the node whose lease on it is current; every segment row
+//!   is written under the lease's epoch ([`crate::record::index::Fence`]) and refused once the epoch has
+//!   moved on, so a node that was paused or cut off cannot write over its successor.
+//! - A node renews its leases every third of the lease period; leases not renewed for a whole period
+//!   are free to take, and the live nodes take them in shares of their capacities.
+//! - A node stops a camera before it gives the lease back, and stops any camera whose lease it finds it
+//!   no longer holds.
+
+pub mod store;
+
+use crate::config::ClusterConfig;
+use crate::db::{cameras::Camera, now_ms, DbError, Pool};
+use crate::record::index::Fence;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use store::NodeRow;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// What the cluster starts and stops on this node: pulling and recording a camera.
+pub trait Cameras: Send + Sync + 'static {
+    /// Starts pulling and recording `camera`, its rows written under `fence`.
+    fn start(&self, camera: &Camera, fence: Fence);
+    /// Stops pulling and recording the camera (its open segment is closed).
+    fn stop(&self, camera_id: i64);
+}
+
+/// This node's membership: its identity, the leases it acts on, and the task that keeps them.
+pub struct Cluster {
+    /// This node's name.
+    pub node: String,
+    /// How other nodes and consoles reach it.
+    pub address: String,
+    capacity: u32,
+    lease: Duration,
+    started_at: i64,
+    pool: Pool,
+    cameras: Arc<dyn Cameras>,
+    /// The cameras this node runs now: the epoch each was started under, and its settings then.
+    running: Mutex<HashMap<i64, (i64, String)>>,
+    wake: Notify,
+    /// Ends the lease rounds ([`Cluster::leave`]).
+    stop: CancellationToken,
+    /// Held through a round and by [`Cluster::leave`]: leaving never races a round that takes leases.
+    round: tokio::sync::Mutex<()>,
+}
+
+impl Cluster {
+    /// Joins the cluster as `cfg.node_name` and starts keeping its leases until `stop`. None when no
+    /// node name is configured (a single server).
+    pub fn start(
+        cfg: &ClusterConfig,
+        listen: std::net::SocketAddr,
+        pool: Pool,
+        cameras: Arc<dyn Cameras>,
+    ) -> Option<Arc<Cluster>> {
+        let node = cfg.node_name.clone()?;
+        let cluster = Arc::new(Cluster {
+            address: cfg
+                .advertise
+                .clone()
+                .unwrap_or_else(|| format!("http://{listen}")),
+            node,
+            capacity: cfg.capacity.max(1),
+            lease: Duration::from_secs(cfg.lease_seconds.max(3)),
+            started_at: now_ms(),
+            pool,
+            cameras,
+            running: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            stop: CancellationToken::new(),
+            round: tokio::sync::Mutex::new(()),
+        });
+        tokio::spawn(cluster.clone().keep());
+        Some(cluster)
+    }
+
+    /// The epoch this node runs the camera under, if it runs it.
+    pub fn fence(&self, camera_id: i64) -> Option<Fence> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.get(&camera_id).map(|&(epoch, _)| Fence {
+            node: self.node.clone(),
+            epoch,
+        })
+    }
+
+    /// Looks at the leases now (a camera was added, changed or deleted).
+    pub fn kick(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The lease period.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    async fn keep(self: Arc<Self>) {
+        let every = self.lease / 3;
+        loop {
+            let round = self.round.lock().await;
+            if self.stop.is_cancelled() {
+                break;
+            }
+            let done = self.tick(self.cameras.as_ref()).await;
+            drop(round);
+            if let Err(e) = done {
+                tracing::warn!(node = %self.node, error = %e, "cluster: lease round failed");
+            }
+            tokio::select! {
+                _ = self.stop.cancelled() => break,
+                _ = tokio::time::sleep(every) => {}
+                _ = self.wake.notified() => {}
+            }
+        }
+    }
+
+    /// Leaves the cluster (the server stops): stops every camera, then gives its lease back for the
+    /// other nodes to take at once rather than after the lease period.
+    pub async fn leave(&self) {
+        self.stop.cancel();
+        let _round = self.round.lock().await;
+        let running: Vec<i64> = self.take_running().into_keys().collect();
+        for id in running {
+            self.cameras.stop(id);
+            if let Err(e) = store::release(&self.pool, id, &self.node).await {
+                tracing::warn!(node = %self.node, camera = id, error = %e, "cluster: lease not given back");
+            }
+        }
+    }
+
+    fn take_running(&self) -> HashMap<i64, (i64, String)> {
+        std::mem::take(&mut *self.running.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// One round: heartbeat, renew, stop what was lost, take or give back to reach this node's share,
+    /// start what was gained.
+    async fn tick(&self, cameras: &dyn Cameras) -> Result<(), DbError> {
+        let now = now_ms();
+        let until = now + self.lease.as_millis() as i64;
+        store::heartbeat(&self.pool, &self.row(now)).await?;
+        store::renew(&self.pool, &self.node, until).await?;
+        let mut mine: HashMap<i64, i64> = store::held(&self.pool, &self.node)
+            .await?
+            .into_iter()
+            .collect();
+        self.stop_lost(&mine, cameras);
+        let all = crate::db::cameras::list(&self.pool).await?;
+        let target = self.share(all.len(), now).await?;
+        if mine.len() < target {
+            for id in store::free(&self.pool, now).await? {
+                if mine.len() >= target {
+                    break;
+                }
+                if let Some(epoch) = store::take(&self.pool, id, &self.node, now, until).await? {
+                    tracing::info!(node = %self.node, camera = id, epoch, "cluster: lease taken");
+                    mine.insert(id, epoch);
+                }
+            }
+        } else if mine.len() > target + usize::from(target > 0) {
+            // Over the share by more than one (a node joined, or this one drains): give back the
+            // highest ids; each is stopped before its lease is free.
+            let mut ids: Vec<i64> = mine.keys().copied().collect();
+            ids.sort_unstable();
+            for id in ids.into_iter().rev().take(mine.len() - target) {
+                self.stop_one(id, cameras);
+                store::release(&self.pool, id, &self.node).await?;
+                mine.remove(&id);
+                tracing::info!(node = %self.node, camera = id, "cluster: lease given back");
+            }
+        }
+        store::forget_deleted(&self.pool).await?;
+        self.start_gained(&mine, &all, cameras);
+        Ok(())
+    }
+
+    fn row(&self, now: i64) -> NodeRow {
+        NodeRow {
+            name: self.node.clone(),
+            address: self.address.clone(),
+            capacity: i64::from(self.capacity),
+            started_at: self.started_at,
+            heartbeat_at: now,
+            draining: 0,
+        }
+    }
+
+    /// This node's share of `cameras`: in proportion to its capacity among the live nodes that do not
+    /// drain (rounded up, so that the shares cover every camera); none while it drains.
+    async fn share(&self, cameras: usize, now: i64) -> Result<usize, DbError> {
+        let alive_after = now - self.lease.as_millis() as i64;
+        let nodes = store::nodes(&self.pool).await?;
+        let me = nodes.iter().find(|n| n.name == self.node);
+        if me.is_none_or(|n| n.draining != 0) {
+            return Ok(0);
+        }
+        let total: i64 = nodes
+            .iter()
+            .filter(|n| n.heartbeat_at > alive_after && n.draining == 0)
+            .map(|n| n.capacity.max(1))
+            .sum();
+        let mine = i64::from(self.capacity);
+        let share = (cameras as i64 * mine + total.max(mine) - 1) / total.max(mine);
+        Ok(share as usize)
+    }
+
+    fn stop_lost(&self, mine: &HashMap<i64, i64>, cameras: &dyn Cameras) {
+        let lost: Vec<i64> = {
+            let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            running
+                .iter()
+                .filter(|(id, (epoch, _))| mine.get(id) != Some(epoch))
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        for id in lost {
+            tracing::warn!(node = %self.node, camera = id, "cluster: lease lost; camera stopped here");
+            self.stop_one(id, cameras);
+        }
+    }
+
+    fn stop_one(&self, id: i64, cameras: &dyn Cameras) {
+        cameras.stop(id);
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+
+    fn start_gained(&self, mine: &HashMap<i64, i64>, all: &[Camera], cameras: &dyn Cameras) {
+        for cam in all {
+            let Some(&epoch) = mine.get(&cam.id) else {
+                continue;
+            };
+            // Started when gained, and again when its settings changed (a change made on another node).
+            let key = settings(cam);
+            let started = {
+                let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+                running.insert(cam.id, (epoch, key.clone())) != Some((epoch, key))
+            };
+            if started {
+                let fence = Fence {
+                    node: self.node.clone(),
+                    epoch,
+                };
+                cameras.start(cam, fence);
+            }
+        }
+    }
+}
+
+/// What running a camera depends on: a change of any of these restarts it.
+fn settings(c: &Camera) -> String {
+    format!(
+        "{}|{:?}|{:?}|{:?}|{}|{}",
+        c.main_url,
+        c.sub_url,
+        c.username,
+        c.password.as_ref().map(|p| &p.0),
+        c.transport,
+        c.record
+    )
+}
+
+#[cfg(test)]
+mod tests;
