@@ -173,7 +173,9 @@ async fn start_cameras(
     pool: &db::Pool,
     runner: Arc<api::CameraRunner>,
 ) -> anyhow::Result<Option<Arc<Cluster>>> {
-    let cluster = Cluster::start(&cfg.cluster, cfg.listen, pool.clone(), runner.clone());
+    let hub = runner.ingest.hub().clone();
+    let cluster =
+        Cluster::start(&cfg.cluster, cfg.listen, pool.clone(), runner.clone(), hub).await?;
     if cluster.is_none() {
         for cam in db::cameras::list(pool).await? {
             runner.run(&cam, None);

@@ -6,10 +6,13 @@
 //! `vigil node drain` hands a node's cameras over. No two nodes ever index the same camera's same time.
 
 mod common;
+use common::ws::{connect, cookie, Ws};
 use common::*;
+use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
 
 const CAMERAS: usize = 12;
 const LEASE_S: u64 = 3;
@@ -162,6 +165,30 @@ async fn three_nodes_share_take_over_fence_and_drain() {
         "status names the recording node: {status}"
     );
 
+    // Live on n1 of a camera n2 records: relayed, one node-to-node stream for two viewers.
+    let remote = *start["n2"].iter().next().expect("a camera of n2");
+    let session = cookie(&n1, "admin", ADMIN_PASSWORD).await;
+    let mut viewers = Vec::new();
+    for _ in 0..2 {
+        let mut ws = connect(&n1, remote, &session).await;
+        first_fragment(&mut ws).await;
+        viewers.push(ws);
+    }
+    let streams = n1
+        .log()
+        .lines()
+        .filter(|l| l.contains("relay: streaming from the recording node"))
+        .count();
+    assert_eq!(streams, 1, "one node-to-node stream for both viewers");
+    drop(viewers);
+    let url = format!("ws://{}/api/v1/internal/streams/{remote}/main", n2.addr);
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+            assert_eq!(r.status(), 401, "node-to-node calls need the cluster key")
+        }
+        other => panic!("a stream without the cluster key: {:?}", other.map(|_| ())),
+    }
+
     // 2. kill -9 of n2: its cameras are recorded again by the others within 15 s.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let lost = start["n2"].clone();
@@ -240,4 +267,29 @@ async fn three_nodes_share_take_over_fence_and_drain() {
     let audit = admin.get("/api/v1/audit?action=node.drain").await;
     assert!(audit.text.contains("node.drain"), "{}", audit.text);
     n3.stop();
+}
+
+/// Asks for MSE and waits (10 s at most) for the init segment and a first fragment.
+async fn first_fragment(ws: &mut Ws) {
+    ws.send(Message::text(
+        json!({"type": "mse", "codecs": ["avc1.640029", "avc1.42e01e"]}).to_string(),
+    ))
+    .await
+    .expect("send mse");
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut binaries = 0;
+    while binaries < 2 {
+        let left = end.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, ws.next()).await {
+            Ok(Some(Ok(Message::Binary(b)))) => {
+                if binaries == 0 {
+                    assert_eq!(&b[4..8], b"ftyp", "the init segment comes first");
+                }
+                binaries += 1;
+            }
+            Ok(Some(Ok(Message::Text(t)))) => assert!(t.contains("\"mse\""), "{t}"),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("no live picture relayed within 10 s: {other:?}"),
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Fuzz targets (proptest) for the parsers of outside bytes that Vigil owns: the MP4 box reader that
 //! reads segment files back (`record::scan`, `media::fmp4`), the skeletons of segments read back from
-//! the object storage bucket (`record::skeleton`), the evidence package verifier
+//! the object storage bucket (`record::skeleton`), the frame messages of another node (`cluster::wire`),
+//! the evidence package verifier
 //! (`cases::verify`), the SPS rewriter of the live path (`live::vui`, fed by cameras) and the case event
 //! checker (`cases::model::check`, fed by the approval systems). Each gets arbitrary bytes and mutations
 //! of a valid input; none may panic, hang or claim that a damaged input is intact.
@@ -74,6 +75,29 @@ fn skeleton() -> Vec<u8> {
         .expect("skeleton")
         .encode()
         .to_vec()
+}
+
+/// A node-to-node frame message with its stream parameters (`cluster::wire`).
+fn node_message() -> Vec<u8> {
+    let params = std::sync::Arc::new(vigil::hub::VideoParams {
+        codec: "avc1.64001f".into(),
+        width: 1280,
+        height: 720,
+        extra_data: Bytes::from_static(&[1, 0x64, 0, 0x1f, 0xff]),
+        sample_entry: Bytes::from_static(&[0, 0, 0, 8, b'a', b'v', b'c', b'1']),
+        generation: 0,
+    });
+    let frame = vigil::hub::Frame {
+        data: Bytes::from_static(&[0, 0, 0, 2, 0x65, 0x88]),
+        media_time: 3600,
+        composition_offset: 0,
+        wall_time_us: 1_700_000_000_000_000,
+        keyframe: true,
+        params,
+        run: 1,
+        loss: 0,
+    };
+    vigil::cluster::wire::encode(&frame, true).to_vec()
 }
 
 /// Flips, overwrites and truncations of `base`.
@@ -160,6 +184,20 @@ proptest! {
         if let Ok(s) = Skeleton::decode(Bytes::from(bytes.clone())) {
             let _ = vigil::record::scan::scan_from(&s, s.file_len(), None);
             prop_assert!(s.encode().len() == bytes.len());
+        }
+    }
+
+    /// A frame message from another node never panics the decoder; what it accepts has its bounds.
+    #[test]
+    fn the_node_stream_reader_survives_any_message(bytes in prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..512),
+        mutated(node_message()),
+    ]) {
+        let mut params = None;
+        if let Ok(f) = vigil::cluster::wire::decode(Bytes::from(bytes), &mut params) {
+            let p = params.expect("a frame has parameters");
+            prop_assert!(!f.data.is_empty());
+            prop_assert!(p.width > 0 && p.height > 0 && p.width <= 16_384 && p.sample_entry.len() >= 8);
         }
     }
 

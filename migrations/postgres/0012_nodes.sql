@@ -23,3 +23,10 @@ CREATE INDEX leases_node ON leases(node);
 -- The node whose disk holds a segment's local file (NULL: a single server's own).
 ALTER TABLE segments ADD COLUMN node TEXT;
 ALTER TABLE garbage ADD COLUMN node TEXT;
+
+-- Settings every node shares: the cluster key that node-to-node calls carry (made by the first node
+-- unless `[cluster] key` sets one).
+CREATE TABLE cluster_settings (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);

@@ -51,10 +51,7 @@ pub async fn live(
     let cam = visible_camera(&s, &p, id).await?;
     let (kind, scaled) = stream_kind(&q, cam.sub_url.is_some())?;
     let viewer = Viewer {
-        key: StreamKey {
-            camera_id: cam.id,
-            kind,
-        },
+        key: relayed(&s, cam.id, kind),
         user: p.actor(),
         scaled,
     };
@@ -127,10 +124,7 @@ pub async fn whep(
     }
     let cam = visible_camera(&s, &p, id).await?;
     let (kind, scaled) = stream_kind(&q, cam.sub_url.is_some())?;
-    let key = StreamKey {
-        camera_id: cam.id,
-        kind,
-    };
+    let key = relayed(&s, cam.id, kind);
     let (answer, session) = s
         .live
         .whep(key, scaled, &body, p.actor())
@@ -231,4 +225,14 @@ pub async fn reset_stats(
     global_admin(&p)?;
     s.live.stats.reset_latency();
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The stream a viewer of this node watches; in a cluster, relayed here first when another node records
+/// the camera (one node-to-node stream however many viewers).
+fn relayed(s: &AppState, camera_id: i64, kind: crate::hub::StreamKind) -> StreamKey {
+    let key = StreamKey { camera_id, kind };
+    if let Some(cluster) = &s.cluster {
+        cluster.relay(key);
+    }
+    key
 }

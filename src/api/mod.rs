@@ -14,6 +14,7 @@ pub use cameras::{camera_spec, CameraRunner};
 pub mod error;
 mod health;
 mod holds;
+mod internal;
 mod live;
 mod metrics;
 mod nodes;
@@ -155,6 +156,11 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", public.merge(api))
         .merge(metrics)
         .route("/healthz", get(ops::healthz))
+        // Node-to-node (cluster key, not a session): see `internal`.
+        .route(
+            "/api/v1/internal/streams/{camera}/{kind}",
+            get(internal::stream),
+        )
         .merge(web::router())
         .fallback(ops::not_found);
     security_headers(router, tls)

@@ -11,10 +11,13 @@
 //! - A node stops a camera before it gives the lease back, and stops any camera whose lease it finds it
 //!   no longer holds.
 
+pub mod relay;
 pub mod store;
+pub mod wire;
 
 use crate::config::ClusterConfig;
 use crate::db::{cameras::Camera, now_ms, DbError, Pool};
+use crate::hub::{Hub, StreamKey, StreamKind};
 use crate::record::index::Fence;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -42,26 +45,43 @@ pub struct Cluster {
     started_at: i64,
     pool: Pool,
     cameras: Arc<dyn Cameras>,
-    /// The cameras this node runs now: the epoch each was started under, and its settings then.
-    running: Mutex<HashMap<i64, (i64, String)>>,
+    /// The cameras this node runs now: the epoch each was started under, when, and its settings then.
+    running: Mutex<HashMap<i64, Running>>,
     wake: Notify,
     /// Ends the lease rounds ([`Cluster::leave`]).
     stop: CancellationToken,
     /// Held through a round and by [`Cluster::leave`]: leaving never races a round that takes leases.
     round: tokio::sync::Mutex<()>,
+    /// Live streams of cameras other nodes record, relayed here for viewers of this node.
+    relays: relay::Relays,
+    hub: Arc<Hub>,
+    /// SHA-256 of the cluster key: node-to-node calls are checked against it.
+    key_hash: [u8; 32],
+    key: String,
 }
 
 impl Cluster {
-    /// Joins the cluster as `cfg.node_name` and starts keeping its leases until `stop`. None when no
-    /// node name is configured (a single server).
-    pub fn start(
+    /// Joins the cluster as `cfg.node_name` and starts keeping its leases until [`Cluster::leave`].
+    /// None when no node name is configured (a single server).
+    pub async fn start(
         cfg: &ClusterConfig,
         listen: std::net::SocketAddr,
         pool: Pool,
         cameras: Arc<dyn Cameras>,
-    ) -> Option<Arc<Cluster>> {
-        let node = cfg.node_name.clone()?;
+        hub: Arc<Hub>,
+    ) -> Result<Option<Arc<Cluster>>, DbError> {
+        let Some(node) = cfg.node_name.clone() else {
+            return Ok(None);
+        };
+        let key = match &cfg.key {
+            Some(k) => k.clone(),
+            None => store::cluster_key(&pool).await?,
+        };
         let cluster = Arc::new(Cluster {
+            relays: relay::Relays::default(),
+            hub,
+            key_hash: sha256(&key),
+            key,
             address: cfg
                 .advertise
                 .clone()
@@ -78,15 +98,31 @@ impl Cluster {
             round: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(cluster.clone().keep());
-        Some(cluster)
+        Ok(Some(cluster))
+    }
+
+    /// Whether `presented` is the cluster key (compared as digests, so in constant time).
+    pub fn key_matches(&self, presented: &str) -> bool {
+        sha256(presented) == self.key_hash
+    }
+
+    /// Relays the stream here when another node records the camera (a viewer of this node wants it).
+    pub fn relay(self: &Arc<Self>, key: StreamKey) {
+        if self.fence(key.camera_id).is_some() {
+            return;
+        }
+        let source: Arc<dyn relay::Source> = self.clone();
+        self.relays
+            .ensure(key, self.hub.clone(), source, self.key.clone());
     }
 
     /// The epoch this node runs the camera under, if it runs it.
     pub fn fence(&self, camera_id: i64) -> Option<Fence> {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        running.get(&camera_id).map(|&(epoch, _)| Fence {
+        running.get(&camera_id).map(|r| Fence {
             node: self.node.clone(),
-            epoch,
+            epoch: r.epoch,
+            since_us: r.since_us,
         })
     }
 
@@ -124,6 +160,7 @@ impl Cluster {
     /// other nodes to take at once rather than after the lease period.
     pub async fn leave(&self) {
         self.stop.cancel();
+        self.relays.stop_all();
         let _round = self.round.lock().await;
         let running: Vec<i64> = self.take_running().into_keys().collect();
         for id in running {
@@ -134,7 +171,7 @@ impl Cluster {
         }
     }
 
-    fn take_running(&self) -> HashMap<i64, (i64, String)> {
+    fn take_running(&self) -> HashMap<i64, Running> {
         std::mem::take(&mut *self.running.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
@@ -214,7 +251,7 @@ impl Cluster {
             let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
             running
                 .iter()
-                .filter(|(id, (epoch, _))| mine.get(id) != Some(epoch))
+                .filter(|(id, r)| mine.get(id) != Some(&r.epoch))
                 .map(|(id, _)| *id)
                 .collect()
         };
@@ -238,20 +275,54 @@ impl Cluster {
                 continue;
             };
             // Started when gained, and again when its settings changed (a change made on another node).
-            let key = settings(cam);
-            let started = {
+            let settings = settings(cam);
+            let (fence, gained) = {
                 let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-                running.insert(cam.id, (epoch, key.clone())) != Some((epoch, key))
-            };
-            if started {
+                let old = running.get(&cam.id).filter(|r| r.epoch == epoch);
+                if old.is_some_and(|r| r.settings == settings) {
+                    continue;
+                }
+                let since_us = match old {
+                    Some(r) => r.since_us,
+                    None => crate::time::now_us(),
+                };
+                let gained = old.is_none();
+                let r = Running {
+                    epoch,
+                    since_us,
+                    settings,
+                };
+                running.insert(cam.id, r);
                 let fence = Fence {
                     node: self.node.clone(),
                     epoch,
+                    since_us,
                 };
-                cameras.start(cam, fence);
+                (fence, gained)
+            };
+            if gained {
+                // Frames a relay left in the hub are not this node's to record or to show as its own.
+                self.relays.stop(cam.id);
+                for kind in [StreamKind::Main, StreamKind::Sub] {
+                    self.hub
+                        .stream(StreamKey {
+                            camera_id: cam.id,
+                            kind,
+                        })
+                        .reset();
+                }
             }
+            cameras.start(cam, fence);
         }
     }
+}
+
+/// A camera this node runs.
+struct Running {
+    epoch: i64,
+    /// When this node took the lease (µs): the writer indexes no earlier footage.
+    since_us: i64,
+    settings: String,
 }
 
 /// What running a camera depends on: a change of any of these restarts it.
@@ -265,6 +336,25 @@ fn settings(c: &Camera) -> String {
         c.transport,
         c.record
     )
+}
+
+impl relay::Source for Cluster {
+    fn holder(&self, camera_id: i64) -> futures::future::BoxFuture<'_, Option<String>> {
+        Box::pin(async move {
+            store::holder_address(&self.pool, camera_id, &self.node, now_ms())
+                .await
+                .map_err(
+                    |e| tracing::warn!(camera = camera_id, error = %e, "relay: holder unknown"),
+                )
+                .ok()
+                .flatten()
+        })
+    }
+}
+
+fn sha256(s: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(s.as_bytes()).into()
 }
 
 #[cfg(test)]

@@ -166,3 +166,37 @@ pub async fn forget_deleted(pool: &Pool) -> Result<(), DbError> {
         .await?;
     Ok(())
 }
+
+/// The cluster key in the database, made (random) by the first node that asks.
+pub async fn cluster_key(pool: &Pool) -> Result<String, DbError> {
+    let fresh = hex::encode(rand::random::<[u8; 32]>());
+    sqlx::query(
+        "INSERT INTO cluster_settings (name, value) VALUES ('key', $1) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(fresh)
+    .execute(pool)
+    .await?;
+    Ok(
+        sqlx::query_scalar("SELECT value FROM cluster_settings WHERE name = 'key'")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// The address of the node whose lease on the camera is current, unless it is `me`.
+pub async fn holder_address(
+    pool: &Pool,
+    camera_id: i64,
+    me: &str,
+    now: i64,
+) -> Result<Option<String>, DbError> {
+    Ok(sqlx::query_scalar(
+        "SELECT n.address FROM leases l JOIN nodes n ON n.name = l.node
+         WHERE l.camera_id = $1 AND l.expires_at >= $2 AND l.node <> $3",
+    )
+    .bind(camera_id)
+    .bind(now)
+    .bind(me)
+    .fetch_optional(pool)
+    .await?)
+}

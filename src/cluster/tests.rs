@@ -47,6 +47,7 @@ fn fence(node: &str, epoch: i64) -> Fence {
     Fence {
         node: node.into(),
         epoch,
+        since_us: 0,
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
     /// This node's name (`--node-name`); unset = a single server, which records every camera itself.
@@ -13,6 +13,8 @@ pub struct ClusterConfig {
     pub capacity: u32,
     /// A lease not renewed for this long may be taken by another node; a node silent this long is dead.
     pub lease_seconds: u64,
+    /// The key node-to-node calls carry; unset = one made by the first node, kept in the database.
+    pub key: Option<String>,
 }
 
 impl Default for ClusterConfig {
@@ -22,7 +24,20 @@ impl Default for ClusterConfig {
             advertise: None,
             capacity: 100,
             lease_seconds: 10,
+            key: None,
         }
+    }
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    // Hand-written: the key must never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("node_name", &self.node_name)
+            .field("advertise", &self.advertise)
+            .field("capacity", &self.capacity)
+            .field("lease_seconds", &self.lease_seconds)
+            .finish_non_exhaustive()
     }
 }
 

@@ -42,6 +42,9 @@ pub struct SegmentRow {
 pub struct Fence {
     pub node: String,
     pub epoch: i64,
+    /// Wall time (µs) the lease was taken: earlier footage is not this lease's to index (frames a relay
+    /// left in the hub, or the predecessor's time).
+    pub since_us: i64,
 }
 
 /// The condition "this row's local file is on this node's disk" for `segments` or `garbage` (aliased

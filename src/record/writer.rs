@@ -101,6 +101,17 @@ impl Writer {
         if self.fenced {
             return;
         }
+        if let Some(f) = &self.fence {
+            if first.wall_time_us < f.since_us {
+                // Footage from before this node took the lease (a relayed GOP still cached in the hub):
+                // the previous holder indexed it, or nobody may.
+                tracing::debug!(
+                    camera = self.key.camera_id,
+                    "recording: GOP from before the lease skipped"
+                );
+                return;
+            }
+        }
         let new_segment = match &self.seg {
             None => true,
             Some(s) => {

@@ -593,8 +593,11 @@ impl Drop for Server {
         // A failing test shows the server's errors (its log goes with the temporary folder).
         if std::thread::panicking() {
             let log = self.log();
-            let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
-            for line in &errors[errors.len().saturating_sub(20)..] {
+            let errors: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("ERROR") || l.contains("cluster:"))
+                .collect();
+            for line in &errors[errors.len().saturating_sub(60)..] {
                 eprintln!("server: {line}");
             }
         }
