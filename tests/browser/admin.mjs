@@ -375,6 +375,13 @@ try {
   await shot('admin-health.png');
   log('health', { rate, overPeriod, row: healthRow });
 
+  // Cluster nodes: this server runs alone (tests/cluster.rs covers a cluster through GET /nodes).
+  await tab('nodes');
+  await page.waitForSelector('.adm-node-list p.empty');
+  const nodesText = await page.locator('.adm-node-list').textContent();
+  if (!nodesText.includes('单机运行')) throw new Error(`nodes tab: ${nodesText}`);
+  log('nodes', { text: nodesText });
+
   // English, and a 1366x768 laptop: the tab still fits without a horizontal scroll.
   await page.click('#lang');
   await page.waitForSelector('.adm-tabs a[data-tab=cameras]:text("Cameras")');
