@@ -176,6 +176,10 @@ async fn start_cameras(
     let hub = runner.ingest.hub().clone();
     let cluster =
         Cluster::start(&cfg.cluster, cfg.listen, pool.clone(), runner.clone(), hub).await?;
+    if let Some(c) = &cluster {
+        // Footage on the other nodes' disks is read through them.
+        runner.recorders.shared().footage.set_peers(c.peers());
+    }
     if cluster.is_none() {
         for cam in db::cameras::list(pool).await? {
             runner.run(&cam, None);

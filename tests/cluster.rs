@@ -181,6 +181,44 @@ async fn three_nodes_share_take_over_fence_and_drain() {
         .count();
     assert_eq!(streams, 1, "one node-to-node stream for both viewers");
     drop(viewers);
+    // Playback on n1 of footage on n2's disk: read through n2 (skeleton, then byte ranges).
+    let seg = wait_for(Duration::from_secs(20), || async {
+        rows(&pool)
+            .await
+            .into_iter()
+            .find(|r| r.0 == remote && r.1.as_deref() == Some("n2") && r.3 - r.2 >= 3_000_000)
+    })
+    .await
+    .expect("a segment of n2 with 3 s of footage");
+    let (from, to) = (seg.2 + 500_000, seg.2 + 2_500_000);
+    let (status, body, _) = admin
+        .download(&format!(
+            "/api/v1/cameras/{remote}/video.mp4?start={}&end={}",
+            rfc_ms(from / 1000).replace('+', "%2B"),
+            rfc_ms(to / 1000).replace('+', "%2B")
+        ))
+        .await;
+    assert_eq!(status, 200, "playback on n1 of footage on n2's disk");
+    let file = n1.dir.path().join("remote.mp4");
+    std::fs::write(&file, &body).expect("write");
+    let (duration, rate, frames) = ffprobe(&file);
+    assert_eq!(rate, "25/1");
+    assert!(
+        (duration - 2.0).abs() < 0.5,
+        "duration {duration} s of a 2 s range"
+    );
+    assert!((45..=55).contains(&frames), "{frames} frames in 2 s");
+    let wrong_key = reqwest::Client::new()
+        .get(n2.url(&format!(
+            "/api/v1/internal/segments/{}/bytes?offset=0&len=8",
+            1
+        )))
+        .header("x-vigil-cluster-key", "not-the-key")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(wrong_key.status(), 401, "a wrong cluster key is refused");
+
     let url = format!("ws://{}/api/v1/internal/streams/{remote}/main", n2.addr);
     match tokio_tungstenite::connect_async(url).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {

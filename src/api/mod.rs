@@ -161,6 +161,14 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/internal/streams/{camera}/{kind}",
             get(internal::stream),
         )
+        .route(
+            "/api/v1/internal/segments/{id}/skeleton",
+            get(internal::segment_skeleton),
+        )
+        .route(
+            "/api/v1/internal/segments/{id}/bytes",
+            get(internal::segment_bytes),
+        )
         .merge(web::router())
         .fallback(ops::not_found);
     security_headers(router, tls)

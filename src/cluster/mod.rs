@@ -11,6 +11,7 @@
 //! - A node stops a camera before it gives the lease back, and stops any camera whose lease it finds it
 //!   no longer holds.
 
+pub mod peers;
 pub mod relay;
 pub mod store;
 pub mod wire;
@@ -99,6 +100,11 @@ impl Cluster {
         });
         tokio::spawn(cluster.clone().keep());
         Ok(Some(cluster))
+    }
+
+    /// How this node reads segments on the other nodes' disks.
+    pub fn peers(&self) -> Arc<dyn crate::record::footage::Peers> {
+        Arc::new(peers::HttpPeers::new(self.pool.clone(), self.key.clone()))
     }
 
     /// Whether `presented` is the cluster key (compared as digests, so in constant time).

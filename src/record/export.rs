@@ -46,13 +46,21 @@ pub enum Part {
         offset: u64,
         len: u64,
     },
+    /// Bytes of segment `id` on another node's disk (cluster).
+    Peer {
+        peers: Arc<dyn super::footage::Peers>,
+        node: String,
+        id: i64,
+        offset: u64,
+        len: u64,
+    },
 }
 
 impl Part {
     pub fn len(&self) -> u64 {
         match self {
             Part::Mem(b) => b.len() as u64,
-            Part::File { len, .. } | Part::Object { len, .. } => *len,
+            Part::File { len, .. } | Part::Object { len, .. } | Part::Peer { len, .. } => *len,
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -318,6 +326,13 @@ impl Planner {
                 offset: c.offset,
                 len: c.len,
             },
+            Location::Peer { peers, node, id } => Part::Peer {
+                peers,
+                node,
+                id,
+                offset: c.offset,
+                len: c.len,
+            },
         }));
         let len = parts.iter().map(Part::len).sum();
         let etag = etag(&parts);
@@ -453,6 +468,15 @@ fn etag(parts: &[Part]) -> String {
             } => {
                 hasher.update(format!("object {key} {offset} {len}\n"));
             }
+            Part::Peer {
+                node,
+                id,
+                offset,
+                len,
+                ..
+            } => {
+                hasher.update(format!("peer {node} {id} {offset} {len}\n"));
+            }
         }
     }
     format!("\"{}\"", hex::encode(&hasher.finalize()[..16]))
@@ -549,6 +573,13 @@ fn stream_from(
                     .get_range(key, offset + within..offset + within + n as u64)
                     .await
                     .map_err(|e| std::io::Error::other(e.to_string())),
+                Part::Peer {
+                    peers,
+                    node,
+                    id,
+                    offset,
+                    ..
+                } => peers.read(node, *id, offset + within, n as u64).await,
                 Part::File { path, offset, .. } => {
                     let r: std::io::Result<Bytes> = async {
                         if st.file.as_ref().is_none_or(|(p, _)| p != path) {

@@ -8,6 +8,9 @@
 //!   one). An object's bytes never change under its key, so a cached skeleton never goes stale; it goes
 //!   when its segment does.
 //! - Frame data of a bucket segment is read by byte range from the object, at the offsets of the file.
+//! - A segment whose local file is on another node's disk (cluster) is read through that node
+//!   ([`Peers`]): its skeleton as that node scans it now (never cached: an open segment grows), then
+//!   frame data by byte range, within the row's indexed bytes.
 
 use super::index::SegmentRow;
 use super::scan::{scan, scan_from, ScanError, Scanned};
@@ -17,11 +20,38 @@ use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Reads segments whose local file is on another node's disk (`cluster` provides it).
+pub trait Peers: Send + Sync + std::fmt::Debug {
+    /// The skeleton (`record::skeleton`) of segment `id` as `node` scans its file now.
+    fn skeleton(
+        &self,
+        node: &str,
+        id: i64,
+    ) -> futures::future::BoxFuture<'_, std::io::Result<Bytes>>;
+    /// `len` bytes at `offset` of segment `id`'s file on `node`.
+    fn read(
+        &self,
+        node: &str,
+        id: i64,
+        offset: u64,
+        len: u64,
+    ) -> futures::future::BoxFuture<'_, std::io::Result<Bytes>>;
+}
+
 /// Where the bytes of a segment are.
 #[derive(Debug, Clone)]
 pub enum Location {
     File(PathBuf),
-    Object { bucket: Arc<Bucket>, key: String },
+    Object {
+        bucket: Arc<Bucket>,
+        key: String,
+    },
+    /// Segment `id`, on `node`'s disk.
+    Peer {
+        peers: Arc<dyn Peers>,
+        node: String,
+        id: i64,
+    },
 }
 
 impl Location {
@@ -38,6 +68,9 @@ impl Location {
                 Ok(Bytes::from(buf))
             }
             Location::Object { bucket, key } => read_object(bucket, key, offset, len),
+            Location::Peer { peers, node, id } => {
+                tokio::runtime::Handle::current().block_on(peers.read(node, *id, offset, len))
+            }
         }
     }
 }
@@ -46,6 +79,10 @@ impl Location {
 pub struct Footage {
     data_dir: PathBuf,
     bucket: Option<Arc<Bucket>>,
+    /// This node's name (cluster): rows of other nodes' disks are read through [`Peers`].
+    node: Option<String>,
+    /// Set once the cluster has started (it comes after the recorders).
+    peers: Arc<std::sync::OnceLock<Arc<dyn Peers>>>,
 }
 
 /// The key of a segment's skeleton in the bucket.
@@ -54,13 +91,29 @@ pub fn skeleton_key(path: &str) -> String {
 }
 
 impl Footage {
-    pub fn new(data_dir: PathBuf, bucket: Option<Arc<Bucket>>) -> Footage {
-        Footage { data_dir, bucket }
+    pub fn new(data_dir: PathBuf, bucket: Option<Arc<Bucket>>, node: Option<String>) -> Footage {
+        Footage {
+            data_dir,
+            bucket,
+            node,
+            peers: Default::default(),
+        }
     }
 
     /// Footage on the local disk only (no object storage tier).
     pub fn local(data_dir: &Path) -> Footage {
-        Footage::new(data_dir.to_owned(), None)
+        Footage::new(data_dir.to_owned(), None, None)
+    }
+
+    /// How to read the other nodes' disks (set once, when the cluster starts).
+    pub fn set_peers(&self, peers: Arc<dyn Peers>) {
+        let _ = self.peers.set(peers);
+    }
+
+    /// The node whose disk holds the row's local file, when it is another node's.
+    fn elsewhere<'a>(&self, row: &'a SegmentRow) -> Option<&'a str> {
+        let theirs = row.node.as_deref()?;
+        (Some(theirs) != self.node.as_deref()).then_some(theirs)
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -71,6 +124,21 @@ impl Footage {
     /// tokio's blocking pool (a bucket read waits on the runtime).
     pub fn scan(&self, row: &SegmentRow) -> Result<(Scanned, Location), ScanError> {
         let limit = Some(row.bytes.max(0) as u64);
+        if let (false, Some(node), Some(peers)) =
+            (row.in_bucket(), self.elsewhere(row), self.peers.get())
+        {
+            let b = tokio::runtime::Handle::current()
+                .block_on(peers.skeleton(node, row.id))
+                .map_err(ScanError::Io)?;
+            let skel = Skeleton::decode(b)?;
+            let scanned = scan_from(&skel, skel.file_len(), limit)?;
+            let at = Location::Peer {
+                peers: peers.clone(),
+                node: node.to_owned(),
+                id: row.id,
+            };
+            return Ok((scanned, at));
+        }
         if !row.in_bucket() {
             let abs = self.data_dir.join(&row.path);
             return Ok((scan(&abs, limit)?, Location::File(abs)));

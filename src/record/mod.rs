@@ -135,7 +135,8 @@ impl Recorders {
         node: Option<String>,
     ) -> Arc<Recorders> {
         let tier = tier.map(Arc::new);
-        let footage = Footage::new(data_dir.clone(), tier.as_ref().map(|t| t.bucket.clone()));
+        let bucket = tier.as_ref().map(|t| t.bucket.clone());
+        let footage = Footage::new(data_dir.clone(), bucket, node.clone());
         let plans = plans::PlanCache::new(footage.clone());
         let shared = Arc::new(Shared {
             pool,
