@@ -1,9 +1,11 @@
-//! A cluster on loopback: three `vigil serve` nodes on one database (the PostgreSQL cluster of
-//! `VIGIL_TEST_POSTGRES` when set, else one SQLite file shared by the three processes), twelve simulated
-//! cameras. Cameras are spread over the nodes, each recorded by exactly one; a node killed with `kill -9`
-//! has its cameras taken over within 15 s (the gap per camera is measured and printed); a node stopped
-//! with SIGSTOP for longer than the lease writes no row under its stale epoch when it wakes, then rejoins;
-//! `vigil node drain` hands a node's cameras over. No two nodes ever index the same camera's same time.
+//! A cluster on loopback, everything started by the test: PostgreSQL (`common::pg`), SeaweedFS with signed
+//! requests, three `vigil serve` nodes with the object tier, and 24 simulated cameras. Cameras are spread
+//! over the nodes, each recorded by exactly one; a viewer of one node watches live and plays back a camera
+//! another node records; a node killed with `kill -9` has its cameras taken over within 15 s (the gap per
+//! camera is measured and printed); a node stopped with SIGSTOP for longer than the lease writes no row
+//! under its stale epoch when it wakes, then rejoins; `vigil node drain` hands a node's cameras over; the
+//! live nodes' older segments move to the bucket, leave their disks, and play from any node. No two nodes
+//! ever index the same camera's same time.
 
 mod common;
 use common::ws::{connect, cookie, Ws};
@@ -14,12 +16,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-const CAMERAS: usize = 12;
+const CAMERAS: usize = 24;
 const LEASE_S: u64 = 3;
+/// Segments move to the bucket this long after their end: after the playback from another node's disk.
+const MOVE_AFTER_S: u64 = 25;
 
-fn node_config(name: &str) -> String {
+fn node_config(name: &str, weed: &weed::Weed) -> String {
     format!(
-        "[cluster]\nnode_name = \"{name}\"\nlease_seconds = {LEASE_S}\n\n[record]\nsegment_seconds = 4\n"
+        "[cluster]\nnode_name = \"{name}\"\nlease_seconds = {LEASE_S}\n\n[record]\nsegment_seconds = 4\n\n{}",
+        weed.config(weed::SECRET_KEY, MOVE_AFTER_S)
     )
 }
 
@@ -131,11 +136,13 @@ fn gaps(
 
 #[tokio::test]
 async fn three_nodes_share_take_over_fence_and_drain() {
+    let pg = pg::Postgres::start();
+    let weed = weed::Weed::start();
     let sim = Sim::small(CAMERAS as u32, 25, &[]);
-    let n1 = Server::start_with(&node_config("n1"));
-    let db = n1.database_url.clone();
-    let mut n2 = Server::start_on(&node_config("n2"), Some(db.clone()));
-    let mut n3 = Server::start_on(&node_config("n3"), Some(db.clone()));
+    let db = pg.database();
+    let n1 = Server::start_on(&node_config("n1", &weed), Some(db.clone()));
+    let mut n2 = Server::start_on(&node_config("n2", &weed), Some(db.clone()));
+    let mut n3 = Server::start_on(&node_config("n3", &weed), Some(db.clone()));
     let admin = n1.admin().await;
     let site = admin.site("集群大厅", "service_hall", "360702").await;
     let mut ids = Vec::new();
@@ -304,7 +311,73 @@ async fn three_nodes_share_take_over_fence_and_drain() {
     assert_no_double_writes(&rows(&pool).await);
     let audit = admin.get("/api/v1/audit?action=node.drain").await;
     assert!(audit.text.contains("node.drain"), "{}", audit.text);
+
+    // 5. The live nodes' older segments move to the bucket and leave their disks; the dead node's stay.
+    let moved = wait_for(Duration::from_secs(60), || async {
+        let s = stored(&pool).await;
+        let by = |node: &str| s.iter().filter(|r| r.1 == node && r.3 == "bucket").count();
+        (by("n1") > 0 && by("n3") > 0).then_some(s)
+    })
+    .await
+    .expect("segments of n1 and n3 in the bucket");
+    for (_, node, path, where_) in &moved {
+        let disk = match node.as_str() {
+            "n1" => n1.data_dir(),
+            "n2" => n2.data_dir(),
+            _ => n3.data_dir(),
+        };
+        if where_ == "bucket" {
+            assert!(weed.object_size(path).is_some(), "{path} is in the bucket");
+            let gone = wait_for(Duration::from_secs(10), || async {
+                (!disk.join(path).exists()).then_some(())
+            })
+            .await;
+            assert!(gone.is_some(), "{path} left {node}'s disk");
+        }
+    }
+    assert!(
+        moved.iter().filter(|r| r.1 == "n2").all(|r| r.3 == "local"),
+        "the dead node's footage stays on its disk"
+    );
+    // A range of n3's footage, now in the bucket, plays from n1.
+    let (cam, _, path, _) = moved
+        .iter()
+        .find(|r| r.1 == "n3" && r.3 == "bucket")
+        .expect("a moved segment of n3");
+    let (s0, s1): (i64, i64) =
+        sqlx::query_as("SELECT start_us, end_us FROM segments WHERE path = $1")
+            .bind(path)
+            .fetch_one(&pool)
+            .await
+            .expect("row");
+    let (status, body, _) = admin
+        .download(&format!(
+            "/api/v1/cameras/{cam}/video.mp4?start={}&end={}",
+            rfc_ms(s0 / 1000).replace('+', "%2B"),
+            rfc_ms(s1 / 1000).replace('+', "%2B")
+        ))
+        .await;
+    assert_eq!(status, 200);
+    let file = n1.dir.path().join("bucket.mp4");
+    std::fs::write(&file, &body).expect("write");
+    let (duration, _, _) = ffprobe(&file);
+    let want = (s1 - s0) as f64 / 1e6;
+    assert!(
+        (duration - want).abs() < 0.5,
+        "duration {duration} s of {want} s"
+    );
     n3.stop();
+}
+
+/// Segment rows: (camera, node, path, stored).
+async fn stored(pool: &vigil::db::Pool) -> Vec<(i64, String, String, String)> {
+    sqlx::query_as(
+        "SELECT camera_id, node, path, stored FROM segments
+         WHERE frames > 0 AND node IS NOT NULL AND state = 'complete'",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("segments")
 }
 
 /// Asks for MSE and waits (10 s at most) for the init segment and a first fragment.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod pg;
 pub mod weed;
 pub mod ws;
 
@@ -263,6 +264,11 @@ pub fn test_database(data_dir: &std::path::Path) -> String {
     let Some(base) = test_postgres() else {
         return format!("sqlite://{}", data_dir.join("vigil.db").display());
     };
+    create_database(&base)
+}
+
+/// A new, empty database on the PostgreSQL cluster at `base`; its URL.
+pub fn create_database(base: &str) -> String {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let name = format!("vigil_{}_{n}_{}", std::process::id(), rand_suffix());
