@@ -166,6 +166,12 @@ async fn three_nodes_share_take_over_fence_and_drain() {
         "every camera records: {:?}",
         rows(&pool).await
     );
+    let nodes = admin.get("/api/v1/nodes").await.body;
+    for n in nodes["nodes"].as_array().expect("nodes") {
+        assert!(n["upload_backlog"]["segments"].is_i64(), "{n}");
+        assert!(n["load"].as_f64().is_some_and(|l| l > 0.0), "{n}");
+        assert!(n["leases"][0]["epoch"].is_i64(), "{n}");
+    }
     let status = admin.status(ids[0]).await;
     assert!(
         status["node"].is_string(),

@@ -1,8 +1,8 @@
 // Administration, 集群节点 tab: the nodes sharing this server's database (GET /nodes): whether each is alive,
-// draining, when it was last heard from, its capacity and load, the cameras it records (within the admin's
-// regions) with their lease epochs. A single server has no nodes and says so. Refreshes every 5 s while
+// draining, when it was last heard from, its capacity and load, its upload backlog to the bucket, the cameras it
+// records (within the admin's regions) with their lease epochs. A single server has no nodes and says so. Refreshes every 5 s while
 // open, so that a takeover or a drain shows as it happens.
-import { api, fmtTime, h, t } from './core.js';
+import { api, fmtBytes, fmtTime, h, t } from './core.js';
 import { rateBar, table } from './admin-kit.js';
 
 const REFRESH_MS = 5000;
@@ -21,6 +21,8 @@ const COLUMNS = [
   ['adm_nd_capacity', (n) => String(n.capacity)],
   ['adm_nd_load', (n) => rateBar(n.load)],
   ['adm_nd_cameras', (n) => String(n.cameras.length)],
+  ['adm_nd_backlog', (n) => h('span', { class: n.upload_backlog.alarm ? 'state-offline' : '',
+    text: `${n.upload_backlog.segments} / ${fmtBytes(n.upload_backlog.bytes)}${n.upload_backlog.alarm ? ` ${t('adm_nd_alarm')}` : ''}` })],
   ['adm_nd_leases', (n) => h('small', { text: n.leases.map((l) => `${l.camera_id}:${l.epoch}`).join(' ') || '—' })],
 ];
 

@@ -229,6 +229,8 @@ export default {
   adm_nd_load: "Load",
   adm_nd_cameras: "Cameras recorded",
   adm_nd_leases: "Leases (camera:epoch)",
+  adm_nd_backlog: "Upload backlog (segments / bytes)",
+  adm_nd_alarm: "storage alarm",
   adm_nd_single: "This server runs alone: no other node shares its database.",
   adm_tab_keys: "[ and ] switch sections",
   // app.js

@@ -229,6 +229,8 @@ export default {
   adm_nd_load: "负载",
   adm_nd_cameras: "录像摄像机",
   adm_nd_leases: "租约（摄像机:纪元）",
+  adm_nd_backlog: "待上传（段 / 字节）",
+  adm_nd_alarm: "存储告警",
   adm_nd_single: "本服务器单机运行，未与其他节点共享数据库。",
   adm_tab_keys: "[ 和 ] 切换分类",
   // app.js

@@ -6,7 +6,11 @@ CREATE TABLE nodes (
     capacity     BIGINT NOT NULL CHECK (capacity > 0),
     started_at   BIGINT NOT NULL,              -- Unix ms of the running process's start
     heartbeat_at BIGINT NOT NULL,              -- Unix ms; a node silent for a lease period is dead
-    draining     BIGINT NOT NULL DEFAULT 0 CHECK (draining IN (0, 1))
+    draining     BIGINT NOT NULL DEFAULT 0 CHECK (draining IN (0, 1)),
+    -- Its object tier's upload backlog and alarm, as of its last heartbeat.
+    backlog_segments BIGINT NOT NULL DEFAULT 0,
+    backlog_bytes    BIGINT NOT NULL DEFAULT 0,
+    storage_alarm    BIGINT NOT NULL DEFAULT 0 CHECK (storage_alarm IN (0, 1))
 );
 
 -- One row per camera recorded by a node. `epoch` grows by one at every change of owner; every segment

@@ -78,6 +78,18 @@ impl crate::cluster::Cameras for CameraRunner {
         self.recorders.remove(camera_id);
         self.ingest.remove(camera_id);
     }
+
+    fn upload_backlog(&self) -> (i64, i64, bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match &self.recorders.shared().tier {
+            Some(t) => (
+                t.status.backlog.load(Relaxed),
+                t.status.backlog_bytes.load(Relaxed),
+                t.status.alarm.load(Relaxed),
+            ),
+            None => (0, 0, false),
+        }
+    }
 }
 
 /// Applies a created or changed camera: at once on a single server; in a cluster by the node that holds

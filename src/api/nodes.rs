@@ -32,6 +32,16 @@ pub struct Node {
     load: f64,
     /// Its leases on the cameras listed: camera, epoch, expiry.
     leases: Vec<Lease>,
+    /// Its object tier's segments waiting to move, as of its last heartbeat.
+    upload_backlog: Backlog,
+}
+
+#[derive(Serialize)]
+pub struct Backlog {
+    segments: i64,
+    bytes: i64,
+    /// The bucket could not be reached at its last attempt.
+    alarm: bool,
 }
 
 #[derive(Serialize)]
@@ -84,6 +94,11 @@ pub async fn list(
                         expires_at: ms_to_rfc3339(l.expires_at),
                     })
                     .collect(),
+                upload_backlog: Backlog {
+                    segments: n.backlog_segments,
+                    bytes: n.backlog_bytes,
+                    alarm: n.storage_alarm != 0,
+                },
                 name: n.name,
                 address: n.address,
             }

@@ -31,6 +31,8 @@ use tokio_util::sync::CancellationToken;
 pub trait Cameras: Send + Sync + 'static {
     /// Starts pulling and recording `camera`, its rows written under `fence`.
     fn start(&self, camera: &Camera, fence: Fence);
+    /// The object tier's upload backlog (segments, bytes) and whether its alarm is raised.
+    fn upload_backlog(&self) -> (i64, i64, bool);
     /// Stops pulling and recording the camera (its open segment is closed).
     fn stop(&self, camera_id: i64);
 }
@@ -223,7 +225,11 @@ impl Cluster {
     }
 
     fn row(&self, now: i64) -> NodeRow {
+        let (backlog_segments, backlog_bytes, alarm) = self.cameras.upload_backlog();
         NodeRow {
+            backlog_segments,
+            backlog_bytes,
+            storage_alarm: i64::from(alarm),
             name: self.node.clone(),
             address: self.address.clone(),
             capacity: i64::from(self.capacity),

@@ -13,6 +13,10 @@ pub struct NodeRow {
     pub started_at: i64,
     pub heartbeat_at: i64,
     pub draining: i64,
+    /// Its object tier's upload backlog (segments, bytes) and alarm (0/1), at its last heartbeat.
+    pub backlog_segments: i64,
+    pub backlog_bytes: i64,
+    pub storage_alarm: i64,
 }
 
 /// A lease as the table has it.
@@ -28,9 +32,12 @@ pub struct LeaseRow {
 /// (another `started_at`) is no longer draining.
 pub async fn heartbeat(pool: &Pool, n: &NodeRow) -> Result<(), DbError> {
     sqlx::query(
-        "INSERT INTO nodes (name, address, capacity, started_at, heartbeat_at, draining)
-         VALUES ($1, $2, $3, $4, $5, 0)
+        "INSERT INTO nodes (name, address, capacity, started_at, heartbeat_at, draining,
+             backlog_segments, backlog_bytes, storage_alarm)
+         VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8)
          ON CONFLICT (name) DO UPDATE SET address = excluded.address, capacity = excluded.capacity,
+             backlog_segments = excluded.backlog_segments, backlog_bytes = excluded.backlog_bytes,
+             storage_alarm = excluded.storage_alarm,
              draining = CASE WHEN nodes.started_at = excluded.started_at THEN nodes.draining ELSE 0 END,
              started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at",
     )
@@ -39,6 +46,9 @@ pub async fn heartbeat(pool: &Pool, n: &NodeRow) -> Result<(), DbError> {
     .bind(n.capacity)
     .bind(n.started_at)
     .bind(n.heartbeat_at)
+    .bind(n.backlog_segments)
+    .bind(n.backlog_bytes)
+    .bind(n.storage_alarm)
     .execute(pool)
     .await?;
     Ok(())
@@ -47,7 +57,8 @@ pub async fn heartbeat(pool: &Pool, n: &NodeRow) -> Result<(), DbError> {
 /// Every node, by name.
 pub async fn nodes(pool: &Pool) -> Result<Vec<NodeRow>, DbError> {
     Ok(sqlx::query_as(
-        "SELECT name, address, capacity, started_at, heartbeat_at, draining FROM nodes ORDER BY name",
+        "SELECT name, address, capacity, started_at, heartbeat_at, draining, backlog_segments,
+                backlog_bytes, storage_alarm FROM nodes ORDER BY name",
     )
     .fetch_all(pool)
     .await?)
