@@ -139,11 +139,6 @@ impl Cluster {
         self.wake.notify_one();
     }
 
-    /// The lease period.
-    pub fn lease(&self) -> Duration {
-        self.lease
-    }
-
     async fn keep(self: Arc<Self>) {
         let every = self.lease / 3;
         loop {
