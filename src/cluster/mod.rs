@@ -16,6 +16,7 @@ pub mod relay;
 pub mod store;
 pub mod wire;
 
+use crate::auth::secret_hash;
 use crate::config::ClusterConfig;
 use crate::db::{cameras::Camera, now_ms, DbError, Pool};
 use crate::hub::{Hub, StreamKey, StreamKind};
@@ -58,8 +59,8 @@ pub struct Cluster {
     /// Live streams of cameras other nodes record, relayed here for viewers of this node.
     relays: relay::Relays,
     hub: Arc<Hub>,
-    /// SHA-256 of the cluster key: node-to-node calls are checked against it.
-    key_hash: [u8; 32],
+    /// SHA-256 of the cluster key (as API tokens are kept): node-to-node calls are checked against it.
+    key_hash: String,
     key: String,
 }
 
@@ -83,7 +84,7 @@ impl Cluster {
         let cluster = Arc::new(Cluster {
             relays: relay::Relays::default(),
             hub,
-            key_hash: sha256(&key),
+            key_hash: secret_hash(&key),
             key,
             address: cfg
                 .advertise
@@ -111,7 +112,7 @@ impl Cluster {
 
     /// Whether `presented` is the cluster key (compared as digests, so in constant time).
     pub fn key_matches(&self, presented: &str) -> bool {
-        sha256(presented) == self.key_hash
+        secret_hash(presented) == self.key_hash
     }
 
     /// Relays the stream here when another node records the camera (a viewer of this node wants it).
@@ -357,11 +358,6 @@ impl relay::Source for Cluster {
                 .flatten()
         })
     }
-}
-
-fn sha256(s: &str) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(s.as_bytes()).into()
 }
 
 #[cfg(test)]

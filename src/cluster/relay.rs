@@ -73,18 +73,28 @@ impl Relays {
     }
 }
 
+/// How long a stream has had no viewer here.
+#[derive(Default)]
+struct Idle(Option<Instant>);
+
+impl Idle {
+    /// Whether the stream has had no viewer for [`IDLE`], given its viewers now.
+    fn over(&mut self, viewers: usize) -> bool {
+        if viewers > 0 {
+            self.0 = None;
+            return false;
+        }
+        self.0.get_or_insert_with(Instant::now).elapsed() >= IDLE
+    }
+}
+
 async fn run(key: StreamKey, hub: Arc<Hub>, source: Arc<dyn Source>, cluster_key: String) {
     let stream = hub.stream(key);
-    let mut idle_since: Option<Instant> = None;
+    let mut idle = Idle::default();
     loop {
-        if stream.consumers() == 0 {
-            let since = *idle_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= IDLE {
-                tracing::debug!(camera = key.camera_id, "relay: no viewer; stopped");
-                return;
-            }
-        } else {
-            idle_since = None;
+        if idle.over(stream.consumers()) {
+            tracing::debug!(camera = key.camera_id, "relay: no viewer; stopped");
+            return;
         }
         match source.holder(key.camera_id).await {
             Some(base) => {
@@ -129,7 +139,7 @@ async fn relay_once(
     tracing::info!(camera = key.camera_id, node = %base, "relay: streaming from the recording node");
     let stream = hub.stream(key);
     let mut params = None;
-    let mut idle_since: Option<Instant> = None;
+    let mut idle = Idle::default();
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
         let msg = match msg {
@@ -140,12 +150,8 @@ async fn relay_once(
         if let Message::Binary(b) = msg {
             stream.publish(Arc::new(wire::decode(b, &mut params)?));
         }
-        if stream.consumers() == 0 {
-            if idle_since.get_or_insert_with(Instant::now).elapsed() >= IDLE {
-                return Ok(true);
-            }
-        } else {
-            idle_since = None;
+        if idle.over(stream.consumers()) {
+            return Ok(true);
         }
     }
 }

@@ -522,6 +522,48 @@ pub fn stream(
     stream_from(plan_parts, 0, from, to, chunk)
 }
 
+/// `n` bytes of `part` from `within` it; `file` keeps the last file opened (consecutive reads of one
+/// segment open it once).
+async fn read_part(
+    part: &Part,
+    within: u64,
+    n: usize,
+    file: &mut Option<(PathBuf, tokio::fs::File)>,
+) -> std::io::Result<Bytes> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    match part {
+        Part::Mem(b) => Ok(b.slice(within as usize..within as usize + n)),
+        Part::Object {
+            bucket,
+            key,
+            offset,
+            ..
+        } => bucket
+            .get_range(key, offset + within..offset + within + n as u64)
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string())),
+        Part::Peer {
+            peers,
+            node,
+            id,
+            offset,
+            ..
+        } => peers.read(node, *id, offset + within, n as u64).await,
+        Part::File { path, offset, .. } => {
+            if file.as_ref().is_none_or(|(p, _)| p != path) {
+                *file = Some((path.clone(), tokio::fs::File::open(path).await?));
+            }
+            let Some((_, f)) = file.as_mut() else {
+                return Err(std::io::Error::other("file not open"));
+            };
+            f.seek(std::io::SeekFrom::Start(offset + within)).await?;
+            let mut buf = vec![0u8; n];
+            f.read_exact(&mut buf).await?;
+            Ok(Bytes::from(buf))
+        }
+    }
+}
+
 /// [`stream`] of parts whose first starts at byte `parts_start` of the file.
 fn stream_from(
     plan_parts: Vec<Part>,
@@ -547,7 +589,6 @@ fn stream_from(
         file: None,
     };
     futures::stream::unfold(st, move |mut st| async move {
-        use tokio::io::{AsyncReadExt, AsyncSeekExt};
         loop {
             if st.pos >= st.to {
                 return None;
@@ -562,41 +603,7 @@ fn stream_from(
             let (part, pstart) = st.cur.clone()?;
             let within = st.pos - pstart;
             let n = (part.len() - within).min(st.to - st.pos).min(chunk as u64) as usize;
-            let res = match &part {
-                Part::Mem(b) => Ok(b.slice(within as usize..within as usize + n)),
-                Part::Object {
-                    bucket,
-                    key,
-                    offset,
-                    ..
-                } => bucket
-                    .get_range(key, offset + within..offset + within + n as u64)
-                    .await
-                    .map_err(|e| std::io::Error::other(e.to_string())),
-                Part::Peer {
-                    peers,
-                    node,
-                    id,
-                    offset,
-                    ..
-                } => peers.read(node, *id, offset + within, n as u64).await,
-                Part::File { path, offset, .. } => {
-                    let r: std::io::Result<Bytes> = async {
-                        if st.file.as_ref().is_none_or(|(p, _)| p != path) {
-                            st.file = Some((path.clone(), tokio::fs::File::open(path).await?));
-                        }
-                        let Some((_, f)) = st.file.as_mut() else {
-                            return Err(std::io::Error::other("file not open"));
-                        };
-                        f.seek(std::io::SeekFrom::Start(offset + within)).await?;
-                        let mut buf = vec![0u8; n];
-                        f.read_exact(&mut buf).await?;
-                        Ok(Bytes::from(buf))
-                    }
-                    .await;
-                    r
-                }
-            };
+            let res = read_part(&part, within, n, &mut st.file).await;
             return match res {
                 Ok(b) => {
                     st.pos += b.len() as u64;
