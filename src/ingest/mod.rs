@@ -5,18 +5,23 @@
 //! [`Supervisor::remove`] after a delete, so sessions start, restart or stop at once without a server
 //! restart. A change that does not touch a stream's source leaves that stream's session running.
 
+pub mod annexb;
 pub mod clock;
 mod probe;
-mod reorder;
+mod publish;
+pub mod reorder;
 mod session;
 pub mod status;
 
 pub use probe::Probe;
+pub use publish::{Incoming, Publisher};
+pub use reorder::DecodeTimes;
+pub use session::RunError;
 pub use session::StreamSource;
 pub use status::{StreamState, StreamStatus};
 
 use crate::config::IngestConfig;
-use crate::hub::{Hub, StreamKey, StreamKind};
+use crate::hub::{Hub, StreamHub, StreamKey, StreamKind};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
@@ -30,6 +35,20 @@ pub struct CameraSpec {
     pub sub: Option<StreamSource>,
 }
 
+/// Pulls streams whose URL scheme is not RTSP (e.g. `gb28181://DEVICE/CHANNEL`): a part above ingest
+/// registers itself for its scheme with [`Supervisor::register_scheme`], so that ingest needs to know
+/// nothing of the protocol. The future runs until `cancel` fires, and keeps `status` as an RTSP session
+/// does.
+pub trait SchemeRunner: Send + Sync {
+    fn run(
+        &self,
+        source: StreamSource,
+        hub: Arc<StreamHub>,
+        status: Arc<Mutex<StreamStatus>>,
+        cancel: CancellationToken,
+    ) -> futures::future::BoxFuture<'static, ()>;
+}
+
 struct Running {
     source: StreamSource,
     status: Arc<Mutex<StreamStatus>>,
@@ -40,6 +59,7 @@ pub struct Supervisor {
     hub: Arc<Hub>,
     cfg: IngestConfig,
     streams: Mutex<HashMap<StreamKey, Running>>,
+    schemes: Mutex<HashMap<&'static str, Arc<dyn SchemeRunner>>>,
 }
 
 impl Supervisor {
@@ -48,7 +68,19 @@ impl Supervisor {
             hub,
             cfg,
             streams: Mutex::new(HashMap::new()),
+            schemes: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Streams whose URL has this scheme are run by `runner` from now on.
+    pub fn register_scheme(&self, scheme: &'static str, runner: Arc<dyn SchemeRunner>) {
+        let mut schemes = self.schemes.lock().unwrap_or_else(|e| e.into_inner());
+        schemes.insert(scheme, runner);
+    }
+
+    fn runner(&self, scheme: &str) -> Option<Arc<dyn SchemeRunner>> {
+        let schemes = self.schemes.lock().unwrap_or_else(|e| e.into_inner());
+        schemes.get(scheme).cloned()
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
@@ -80,16 +112,23 @@ impl Supervisor {
             let status = Arc::new(Mutex::new(StreamStatus::connecting()));
             let cancel = CancellationToken::new();
             let span = tracing::info_span!("ingest", camera = spec.id, stream = kind.as_str());
-            tokio::spawn(
-                session::run_stream(
-                    src.clone(),
-                    self.hub.stream(key),
-                    status.clone(),
-                    self.cfg.clone(),
-                    cancel.clone(),
-                )
-                .instrument(span),
-            );
+            let hub = self.hub.stream(key);
+            match self.runner(src.url.scheme()) {
+                Some(runner) => {
+                    let run = runner.run(src.clone(), hub, status.clone(), cancel.clone());
+                    tokio::spawn(run.instrument(span));
+                }
+                None => {
+                    let run = session::run_stream(
+                        src.clone(),
+                        hub,
+                        status.clone(),
+                        self.cfg.clone(),
+                        cancel.clone(),
+                    );
+                    tokio::spawn(run.instrument(span));
+                }
+            }
             streams.insert(
                 key,
                 Running {

@@ -9,10 +9,11 @@
 //! - Anything the camera sends that retina rejects ends this run with an error and a reconnect; it never
 //!   panics the server.
 
+use super::publish::{Incoming, Publisher};
 use super::reorder::DecodeTimes;
-use super::status::{RateMeter, StreamState, StreamStatus};
+use super::status::{StreamState, StreamStatus};
 use crate::config::IngestConfig;
-use crate::hub::{Frame, StreamHub, VideoParams};
+use crate::hub::{StreamHub, VideoParams};
 use bytes::Bytes;
 use futures::StreamExt;
 use rand::Rng;
@@ -141,7 +142,7 @@ fn is_supported(encoding: &str) -> bool {
     encoding.eq_ignore_ascii_case("h264") || encoding.eq_ignore_ascii_case("h265")
 }
 
-fn convert_params(
+pub(super) fn convert_params(
     p: &retina::codec::VideoParameters,
     generation: u64,
 ) -> Result<VideoParams, RunError> {
@@ -231,36 +232,20 @@ fn video_stream(streams: &[retina::client::Stream]) -> Result<usize, RunError> {
     Ok(index)
 }
 
-/// One run's state between frames: codec parameters, rates and the wall clock.
+/// The run's codec parameters, as retina last reported them.
 #[derive(Default)]
-struct RunState {
-    params: Option<Arc<VideoParams>>,
+struct Params {
+    current: Option<Arc<VideoParams>>,
     generation: u64,
-    meter: RateMeter,
-    /// Wall time of frames (docs/time.md).
-    clock: Option<super::clock::WallClock>,
-    seen_keyframe: bool,
 }
 
-impl RunState {
-    fn new_params(&mut self, p: &retina::codec::VideoParameters) -> Result<(), RunError> {
+impl Params {
+    fn update(&mut self, p: &retina::codec::VideoParameters) -> Result<(), RunError> {
         let converted = convert_params(p, self.generation)?;
         self.generation += 1;
         info!(codec = %converted.codec, width = converted.width, height = converted.height, "stream parameters");
-        self.params = Some(Arc::new(converted));
+        self.current = Some(Arc::new(converted));
         Ok(())
-    }
-
-    /// The frame's wall time (the run's clock starts at its first frame).
-    fn wall_time(&mut self, media_time: i64, wall_now_us: i64, mono_now: Instant) -> i64 {
-        match self.clock.as_mut() {
-            Some(c) => c.frame(media_time, wall_now_us, mono_now),
-            None => {
-                let clock = super::clock::WallClock::new(media_time, wall_now_us, mono_now);
-                self.clock = Some(clock);
-                wall_now_us
-            }
-        }
     }
 }
 
@@ -275,7 +260,9 @@ async fn run_once(
     let (mut demuxed, index) = connect(source, cfg).await?;
     decode.new_run();
     let stall = Duration::from_millis(cfg.stall_timeout_ms);
-    let mut st = RunState::default();
+    let url = source.url.to_string();
+    let mut publisher = Publisher::new(hub, status, &url, run);
+    let mut params = Params::default();
     // One timer for the whole run, re-armed only when it fires (from the last item's time): a
     // timeout around every read would insert and remove a timer 50 times a second per camera.
     let mut last_item = tokio::time::Instant::now();
@@ -304,67 +291,26 @@ async fn run_once(
         if frame.stream_id() != index {
             continue;
         }
-        if frame.has_new_parameters() || st.params.is_none() {
+        if frame.has_new_parameters() || params.current.is_none() {
             let Some(ParametersRef::Video(p)) = demuxed.streams()[index].parameters() else {
                 // Parameters come with the first keyframe at the latest; until then the frame is unusable.
                 continue;
             };
-            st.new_params(p)?;
+            params.update(p)?;
         }
-        let Some(p) = st.params.clone() else { continue };
-        let keyframe = frame.is_random_access_point();
-        // Consumers start at a keyframe; frames before the first one of a run cannot be decoded.
-        if !st.seen_keyframe && !keyframe {
+        let Some(p) = params.current.clone() else {
             continue;
-        }
-        st.seen_keyframe = true;
-        let (media_time, composition_offset) = decode.next(frame.timestamp().elapsed());
-        let wall_now_us = crate::time::now_us();
-        let wall_time_us = st.wall_time(media_time, wall_now_us, last_item.into_std());
-        let loss = frame.loss();
-        let data = Bytes::from(frame.into_data());
-        st.meter.push(media_time, data.len());
-        let len = data.len() as u64;
-        hub.publish(Arc::new(Frame {
-            data,
-            media_time,
-            composition_offset,
-            wall_time_us,
-            keyframe,
-            params: p.clone(),
-            run,
-            loss,
-        }));
-        update(status, |s| {
-            online(s, source, &p, len, wall_now_us, &st.meter)
-        });
-    }
-}
-
-/// The status after a frame: online, with its codec, size and rates.
-fn online(
-    s: &mut StreamStatus,
-    source: &StreamSource,
-    p: &VideoParams,
-    len: u64,
-    wall_now_us: i64,
-    meter: &RateMeter,
-) {
-    if s.state != StreamState::Online {
-        info!(url = %source.url, "stream online");
-    }
-    s.state = StreamState::Online;
-    s.error = None;
-    if s.codec.as_deref() != Some(p.codec.as_str()) {
-        s.codec = Some(p.codec.clone());
-    }
-    s.width = Some(p.width);
-    s.height = Some(p.height);
-    s.frames += 1;
-    s.bytes += len;
-    s.last_frame_at = chrono::DateTime::from_timestamp_micros(wall_now_us);
-    if let Some((fps, bps)) = meter.rates() {
-        s.fps = Some((fps * 100.0).round() / 100.0);
-        s.bitrate_bps = Some(bps);
+        };
+        publisher.frame(
+            Incoming {
+                pts: frame.timestamp().elapsed(),
+                keyframe: frame.is_random_access_point(),
+                loss: frame.loss(),
+                data: Bytes::from(frame.into_data()),
+                params: p,
+                arrived: last_item.into_std(),
+            },
+            decode,
+        );
     }
 }
