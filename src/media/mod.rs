@@ -5,6 +5,7 @@
 //! an async worker.
 
 pub mod fmp4;
+pub mod ps;
 #[allow(unsafe_code)] // FFmpeg calls the binding lacks; see the module's doc
 pub mod snapshot;
 
