@@ -60,6 +60,8 @@ impl Server {
             ingest: ingest.clone(),
             secrets: secrets.clone(),
         });
+        // Before the cameras start: gb28181:// cameras need their runner registered with ingest.
+        let gb = start_gb28181(&cfg, &pool, &ingest).await?;
         let cluster = start_cameras(&cfg, &pool, runner).await?;
         let login_throttle = Arc::new(AddressThrottle::new(
             cfg.auth.login_address_max_failures,
@@ -97,6 +99,7 @@ impl Server {
             audit_repeats: Default::default(),
             secrets,
             cluster,
+            gb,
         };
         Ok(Server { state, listener })
     }
@@ -218,4 +221,27 @@ fn object_tier(cfg: &Config) -> anyhow::Result<Option<record::tier::Tier>> {
     };
     let bucket = crate::storage::Bucket::connect(o).context("[storage.object]")?;
     Ok(Some(record::tier::Tier::new(Arc::new(bucket), o.clone())))
+}
+
+/// The GB/T 28181 platform when `[gb28181] sip_listen` is set, its runner registered with ingest for
+/// `gb28181://` cameras.
+async fn start_gb28181(
+    cfg: &Config,
+    pool: &crate::db::Pool,
+    ingest: &Supervisor,
+) -> anyhow::Result<Option<Arc<crate::gb28181::Platform>>> {
+    if cfg.gb28181.sip_listen.is_none() {
+        return Ok(None);
+    }
+    let platform = crate::gb28181::Platform::start(
+        &cfg.gb28181,
+        &cfg.ingest,
+        pool.clone(),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .context("starting the GB/T 28181 platform")?;
+    let handle = crate::gb28181::stream::Handle(platform.runner.clone());
+    ingest.register_scheme("gb28181", Arc::new(handle));
+    Ok(Some(Arc::new(platform)))
 }

@@ -94,7 +94,7 @@ impl crate::cluster::Cameras for CameraRunner {
 
 /// Applies a created or changed camera: at once on a single server; in a cluster by the node that holds
 /// it (this one at once, another at its next lease round).
-fn apply(s: &AppState, c: &Camera) {
+pub(super) fn apply(s: &AppState, c: &Camera) {
     let runner = CameraRunner {
         recorders: s.recorders.clone(),
         ingest: s.ingest.clone(),
@@ -116,6 +116,8 @@ fn apply(s: &AppState, c: &Camera) {
 pub struct ListedCamera {
     #[serde(flatten)]
     camera: Camera,
+    /// `rtsp` or `gb28181` (a channel of a registered device).
+    source: &'static str,
     state: StreamState,
     recording: bool,
 }
@@ -139,6 +141,11 @@ pub async fn list(
                     .unwrap_or(StreamState::Offline);
                 let recording = state == StreamState::Online && s.recorders.is_recording(camera.id);
                 ListedCamera {
+                    source: if camera.main_url.starts_with("gb28181:") {
+                        "gb28181"
+                    } else {
+                        "rtsp"
+                    },
                     camera,
                     state,
                     recording,

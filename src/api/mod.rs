@@ -10,6 +10,7 @@ mod audit;
 mod camera_test;
 mod cameras;
 pub mod cases;
+mod gb;
 pub use cameras::{camera_spec, CameraRunner};
 pub mod error;
 mod health;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub secrets: Arc<crate::auth::secrets::Secrets>,
     /// This node's membership of a cluster (None: a single server that runs every camera).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// The GB/T 28181 platform, when `[gb28181] sip_listen` is set.
+    pub gb: Option<Arc<crate::gb28181::Platform>>,
 }
 
 /// Who may watch live video: the contract's "supervisor: live, playback, alarms", and admins.
@@ -111,6 +114,8 @@ pub fn routes() -> Routes {
         .add(M::DELETE, "/cameras/{id}/whep/{session}", LIVE_VIEWERS, Some("live.stop"), delete(live::whep_delete))
         .add(M::GET, "/live/stats", ADMIN, None, get(live::stats))
         .add(M::POST, "/nvrs", ADMIN, Some("nvr.import"), post(cameras::import_nvr))
+        .add(M::GET, "/gb/devices", ADMIN, None, get(gb::list))
+        .add(M::POST, "/gb/devices/{id}/bind", ADMIN, Some("gb.bind"), post(gb::bind))
         .add(M::GET, "/sites/{id}/case-rules", ANY_HUMAN, None, get(cases::get_rules))
         .add(M::PUT, "/sites/{id}/case-rules", ADMIN, Some("case_rules.update"), put(cases::put_rules))
         .add(M::POST, "/events", cases::EVENT_SENDERS, Some("events.post"), post(cases::post_events))

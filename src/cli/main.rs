@@ -70,6 +70,10 @@ enum Command {
         /// How other nodes and consoles reach this node, e.g. http://10.0.0.5:8080.
         #[arg(long)]
         advertise: Option<String>,
+        /// Run the GB/T 28181 platform's SIP on this address (UDP and TCP), e.g. 0.0.0.0:5060; overrides
+        /// `[gb28181] sip_listen`.
+        #[arg(long)]
+        sip_listen: Option<SocketAddr>,
     },
     /// Run simulated RTSP cameras at rtsp://ADDR/cam1 ... camN.
     Sim(SimArgs),
@@ -183,8 +187,9 @@ enum TokenCommand {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn,rsipstack=warn")
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -250,6 +255,7 @@ async fn run(allocator_tuned: bool) -> anyhow::Result<()> {
             listen,
             node_name,
             advertise,
+            sip_listen,
         } => {
             let mut cfg = storage.load()?;
             if let Some(l) = listen {
@@ -261,7 +267,13 @@ async fn run(allocator_tuned: bool) -> anyhow::Result<()> {
             if advertise.is_some() {
                 cfg.cluster.advertise = advertise;
             }
+            if sip_listen.is_some() {
+                cfg.gb28181.sip_listen = sip_listen;
+            }
             cfg.cluster.validate().map_err(anyhow::Error::msg)?;
+            if cfg.gb28181.sip_listen.is_some() {
+                cfg.gb28181.validate().map_err(anyhow::Error::msg)?;
+            }
             let server = Server::bind(cfg).await?;
             tracing::info!(addr = %server.local_addr()?, "serving");
             server.run(shutdown_signal()).await

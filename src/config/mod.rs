@@ -5,9 +5,11 @@
 //! database at start-up when they are missing; the database stays the source of truth afterwards.
 
 mod cluster;
+mod gb28181;
 mod storage;
 
 pub use cluster::ClusterConfig;
+pub use gb28181::Gb28181Config;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -33,6 +35,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// This server as a node of a cluster (`[cluster]`).
     pub cluster: ClusterConfig,
+    /// GB/T 28181 platform (`[gb28181]`).
+    pub gb28181: Gb28181Config,
     /// Objects created at start-up when missing (the demo uses this).
     pub seed: Seed,
 }
@@ -283,6 +287,7 @@ impl Default for Config {
             cases: CasesConfig::default(),
             storage: StorageConfig::default(),
             cluster: ClusterConfig::default(),
+            gb28181: Gb28181Config::default(),
             seed: Seed::default(),
         }
     }

@@ -8,6 +8,7 @@
 //! which the API turns into 409 and 422.
 
 pub mod cameras;
+pub mod gb;
 pub mod regions;
 pub mod sites;
 pub mod sql;

@@ -1,0 +1,93 @@
+//! `[gb28181]`: Vigil as a GB/T 28181 platform that devices register to (docs/gb28181.md).
+
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Gb28181Config {
+    /// SIP over UDP and TCP (`--sip-listen`); unset = no GB/T 28181 platform.
+    pub sip_listen: Option<SocketAddr>,
+    /// The SIP domain (realm of digest authentication), by convention the first 10 digits of `id`.
+    pub domain: String,
+    /// This platform's 20-digit SIP id.
+    pub id: String,
+    /// The password devices register with (digest). Empty = any device may register (pending anyway).
+    pub password: String,
+    /// The address devices send media to and the SIP Contact shows: behind NAT, the public one.
+    pub media_address: Option<IpAddr>,
+    /// The receive ports of media, `FIRST-LAST` (one port per live stream, UDP and TCP).
+    pub media_ports: String,
+    /// The keepalive interval devices are expected to keep; three missed make a device offline.
+    pub keepalive_s: u64,
+    /// The registration expiry granted at most (devices ask; 3600 s is normal).
+    pub max_expires_s: u32,
+    /// Seconds a live stream nobody watches (and nothing records) stays open before its BYE.
+    pub idle_s: u64,
+}
+
+impl Default for Gb28181Config {
+    fn default() -> Self {
+        Gb28181Config {
+            sip_listen: None,
+            domain: "3402000000".into(),
+            id: "34020000002000000001".into(),
+            password: String::new(),
+            media_address: None,
+            media_ports: "30000-30999".into(),
+            keepalive_s: 60,
+            max_expires_s: 3600,
+            idle_s: 15,
+        }
+    }
+}
+
+impl std::fmt::Debug for Gb28181Config {
+    // Hand-written: the password must never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gb28181Config")
+            .field("sip_listen", &self.sip_listen)
+            .field("domain", &self.domain)
+            .field("id", &self.id)
+            .field("media_address", &self.media_address)
+            .field("media_ports", &self.media_ports)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gb28181Config {
+    /// The media port range.
+    pub fn ports(&self) -> Result<(u16, u16), String> {
+        let bad = || {
+            format!(
+                "gb28181.media_ports {:?} is not FIRST-LAST",
+                self.media_ports
+            )
+        };
+        let (a, b) = self.media_ports.split_once('-').ok_or_else(bad)?;
+        let (a, b): (u16, u16) = (
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        );
+        if a == 0 || a > b {
+            return Err(bad());
+        }
+        Ok((a, b))
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+        if self.id.len() != 20 || !digits(&self.id) {
+            return Err(format!("gb28181.id {:?} must be 20 digits", self.id));
+        }
+        if self.domain.is_empty() || !digits(&self.domain) {
+            return Err(format!("gb28181.domain {:?} must be digits", self.domain));
+        }
+        if self.keepalive_s == 0 || self.max_expires_s < 60 {
+            return Err(
+                "gb28181.keepalive_s must be positive and max_expires_s at least 60".into(),
+            );
+        }
+        self.ports().map(|_| ())
+    }
+}

@@ -1,0 +1,301 @@
+//! Receiving PS over RTP from a device into the hub: over UDP, or over TCP where the device connects to
+//! the platform (RFC 4571 framing), one port per stream from the configured range.
+//!
+//! Invariants:
+//! - Whatever arrives (garbage, another SSRC, packets out of order, a PS with no video) never panics
+//!   and never grows memory: the PS demuxer and the access unit assembler are bounded, late packets
+//!   are dropped and counted as loss.
+//! - Packets of another SSRC than the one offered in `y=` are still used (many devices ignore `y=`),
+//!   but the mismatch is logged once: it is the commonest cause of "stream receive timeout".
+
+use crate::ingest::annexb::{AnnexB, Codec};
+use crate::ingest::{DecodeTimes, Incoming, Publisher, RunError};
+use crate::media::ps::{self, Demuxer, Frames};
+use bytes::{Bytes, BytesMut};
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, UdpSocket};
+use tracing::{info, warn};
+
+/// The largest access unit assembled from PS (a 4K keyframe fits).
+const MAX_FRAME: usize = 8 << 20;
+
+/// The media port range, handing out free ports.
+pub struct Ports {
+    first: u16,
+    last: u16,
+    used: Mutex<BTreeSet<u16>>,
+}
+
+/// A port taken from [`Ports`]; given back when dropped.
+pub struct Port<'a> {
+    pub port: u16,
+    ports: &'a Ports,
+}
+
+impl Drop for Port<'_> {
+    fn drop(&mut self) {
+        self.ports
+            .used
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.port);
+    }
+}
+
+impl Ports {
+    pub fn new(first: u16, last: u16) -> Ports {
+        Ports {
+            first,
+            last,
+            used: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    pub fn take(&self) -> Option<Port<'_>> {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        let port = (self.first..=self.last).find(|p| !used.contains(p))?;
+        used.insert(port);
+        Some(Port { port, ports: self })
+    }
+}
+
+/// How the device sends media.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaTransport {
+    Udp,
+    /// The platform listens, the device connects (SDP `a=setup:passive` on the platform's side).
+    TcpPassive,
+}
+
+/// A bound receive socket, before the device sends.
+pub enum Receiver {
+    Udp(UdpSocket),
+    Tcp(TcpListener),
+}
+
+impl Receiver {
+    pub async fn bind(
+        ip: IpAddr,
+        port: u16,
+        transport: MediaTransport,
+    ) -> std::io::Result<Receiver> {
+        let addr = SocketAddr::new(ip, port);
+        Ok(match transport {
+            MediaTransport::Udp => Receiver::Udp(UdpSocket::bind(addr).await?),
+            MediaTransport::TcpPassive => Receiver::Tcp(TcpListener::bind(addr).await?),
+        })
+    }
+}
+
+/// One stream's receive state: RTP → PS → access units → frames.
+pub struct Depacketizer {
+    expected_ssrc: u32,
+    warned_ssrc: bool,
+    last_seq: Option<u16>,
+    loss: u16,
+    demux: Demuxer,
+    frames: Frames,
+    annexb: Option<AnnexB>,
+    pts: Unwrap,
+    /// Why the stream cannot be used (an unsupported codec), once known.
+    pub fatal: Option<RunError>,
+}
+
+impl Depacketizer {
+    pub fn new(expected_ssrc: u32) -> Depacketizer {
+        Depacketizer {
+            expected_ssrc,
+            warned_ssrc: false,
+            last_seq: None,
+            loss: 0,
+            demux: Demuxer::new(),
+            frames: Frames::new(MAX_FRAME),
+            annexb: None,
+            pts: Unwrap::default(),
+            fatal: None,
+        }
+    }
+
+    /// Takes one RTP packet; publishes the frames it completes.
+    pub fn packet(&mut self, data: Bytes, out: &mut Publisher<'_>, decode: &mut DecodeTimes) {
+        let Ok(p) = super::rtp::parse(data) else {
+            return;
+        };
+        if p.ssrc != self.expected_ssrc && !self.warned_ssrc {
+            self.warned_ssrc = true;
+            warn!(
+                offered = self.expected_ssrc,
+                received = p.ssrc,
+                "device sends another SSRC than the SDP's y="
+            );
+        }
+        if let Some(last) = self.last_seq {
+            let step = p.sequence.wrapping_sub(last);
+            if step == 0 || step > 0x8000 {
+                return; // duplicate or late: dropped
+            }
+            self.loss = self.loss.saturating_add(step - 1);
+        }
+        self.last_seq = Some(p.sequence);
+        let arrived = Instant::now();
+        for pes in self.demux.push(&p.payload) {
+            if !pes.is_video() {
+                continue;
+            }
+            if let Some(unit) = self.frames.push(pes) {
+                self.unit(unit, arrived, out, decode);
+            }
+        }
+    }
+
+    fn unit(
+        &mut self,
+        unit: ps::VideoUnit,
+        arrived: Instant,
+        out: &mut Publisher<'_>,
+        decode: &mut DecodeTimes,
+    ) {
+        let codec = match unit.stream_type {
+            ps::STREAM_TYPE_H264 => Codec::H264,
+            ps::STREAM_TYPE_H265 => Codec::H265,
+            other => {
+                self.fatal = Some(RunError::Unsupported(format!(
+                    "PS stream type {other:#x}; only H.264 and H.265 are recorded"
+                )));
+                return;
+            }
+        };
+        let conv = match &mut self.annexb {
+            Some(c) if c.codec() == codec => c,
+            _ => self.annexb.insert(AnnexB::new(codec)),
+        };
+        match conv.convert(&unit.data) {
+            Ok(Some(u)) => {
+                let pts = self.pts.next(unit.pts);
+                out.frame(
+                    Incoming {
+                        pts,
+                        data: u.data,
+                        keyframe: u.keyframe,
+                        params: u.params,
+                        loss: std::mem::take(&mut self.loss),
+                        arrived,
+                    },
+                    decode,
+                );
+            }
+            Ok(None) => {}
+            Err(e) => self.fatal = Some(e),
+        }
+    }
+
+    /// Bytes of PS dropped as garbage so far.
+    pub fn skipped(&self) -> u64 {
+        self.demux.skipped
+    }
+}
+
+/// 33-bit PS timestamps to a rising 64-bit count.
+#[derive(Default)]
+struct Unwrap {
+    last: Option<u64>,
+    value: i64,
+}
+
+impl Unwrap {
+    fn next(&mut self, raw: u64) -> i64 {
+        const M: i64 = 1 << 33;
+        if let Some(last) = self.last {
+            let mut d = (raw as i64 - last as i64).rem_euclid(M);
+            if d >= M / 2 {
+                d -= M;
+            }
+            self.value += d;
+        }
+        self.last = Some(raw);
+        self.value
+    }
+}
+
+/// Receives until `until` resolves, the device stops sending for `stall`, or the stream proves
+/// unusable. Returns why it ended.
+pub async fn receive(
+    rx: Receiver,
+    ssrc: u32,
+    stall: Duration,
+    out: &mut Publisher<'_>,
+    decode: &mut DecodeTimes,
+) -> RunError {
+    let mut d = Depacketizer::new(ssrc);
+    let result = match rx {
+        Receiver::Udp(socket) => udp(&socket, stall, &mut d, out, decode).await,
+        Receiver::Tcp(listener) => tcp(&listener, stall, &mut d, out, decode).await,
+    };
+    if d.skipped() > 0 {
+        info!(skipped = d.skipped(), "PS bytes skipped as garbage");
+    }
+    result
+}
+
+async fn udp(
+    socket: &UdpSocket,
+    stall: Duration,
+    d: &mut Depacketizer,
+    out: &mut Publisher<'_>,
+    decode: &mut DecodeTimes,
+) -> RunError {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let n = match tokio::time::timeout(stall, socket.recv(&mut buf)).await {
+            Err(_) => return RunError::Stalled(stall),
+            Ok(Err(e)) => return RunError::Rtsp(format!("media socket: {e}")),
+            Ok(Ok(n)) => n,
+        };
+        d.packet(Bytes::copy_from_slice(&buf[..n]), out, decode);
+        if let Some(e) = d.fatal.take() {
+            return e;
+        }
+    }
+}
+
+async fn tcp(
+    listener: &TcpListener,
+    stall: Duration,
+    d: &mut Depacketizer,
+    out: &mut Publisher<'_>,
+    decode: &mut DecodeTimes,
+) -> RunError {
+    let (mut conn, peer) = match tokio::time::timeout(stall, listener.accept()).await {
+        Err(_) => return RunError::Stalled(stall),
+        Ok(Err(e)) => return RunError::Rtsp(format!("media listener: {e}")),
+        Ok(Ok(c)) => c,
+    };
+    info!(%peer, "device connected its media (TCP)");
+    let mut buf = BytesMut::with_capacity(128 << 10);
+    loop {
+        // RFC 4571: a two-byte length, then the packet.
+        while buf.len() >= 2 {
+            let len = usize::from(u16::from_be_bytes([buf[0], buf[1]]));
+            if buf.len() < 2 + len {
+                break;
+            }
+            let mut frame = buf.split_to(2 + len);
+            let packet = frame.split_off(2).freeze();
+            d.packet(packet, out, decode);
+            if let Some(e) = d.fatal.take() {
+                return e;
+            }
+        }
+        buf.reserve(64 << 10);
+        match tokio::time::timeout(stall, conn.read_buf(&mut buf)).await {
+            Err(_) => return RunError::Stalled(stall),
+            Ok(Err(e)) => return RunError::Rtsp(format!("media connection: {e}")),
+            Ok(Ok(0)) => return RunError::Ended,
+            Ok(Ok(_)) => {}
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! GB/T 28181: Vigil as the platform that NVRs and cameras register to (downward), over SIP with
+//! MANSCDP bodies and PS over RTP for media.
+//!
+//! Parts: `sip` (the rsipstack endpoint and client transactions), `xml` (MANSCDP), `rtp` (RTP and
+//! RFC 4571 framing), `sdp` (the offers and answers of INVITE), `registry` (devices, their
+//! registrations, keepalives and catalogs), `media` (receiving PS over RTP into the hub) and `stream`
+//! (the ingest runner of `gb28181://DEVICE/CHANNEL` cameras: INVITE on demand, BYE when unneeded).
+//! See docs/gb28181.md.
+
+pub mod media;
+pub mod registry;
+pub mod rtp;
+pub mod sip;
+pub mod stream;
+pub mod xml;
+
+use crate::config::{Gb28181Config, IngestConfig};
+use crate::db::Pool;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The running platform: its registry (for the API) and the runner ingest uses.
+pub struct Platform {
+    pub registry: Arc<registry::Registry>,
+    pub runner: Arc<stream::Runner>,
+    pub sip_addr: std::net::SocketAddr,
+}
+
+impl Platform {
+    /// Starts SIP on `cfg.sip_listen`, the keepalive watch, and the request loop.
+    pub async fn start(
+        cfg: &Gb28181Config,
+        ingest: &IngestConfig,
+        pool: Pool,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<Platform> {
+        let listen = cfg
+            .sip_listen
+            .ok_or_else(|| anyhow::anyhow!("gb28181.sip_listen is not set"))?;
+        let (first, last) = cfg.ports().map_err(anyhow::Error::msg)?;
+        let media_ip: IpAddr = match (cfg.media_address, listen.ip()) {
+            (Some(ip), _) => ip,
+            (None, ip) if !ip.is_unspecified() => ip,
+            _ => anyhow::bail!(
+                "gb28181.media_address must be set when sip_listen is a wildcard address"
+            ),
+        };
+        let advertised = std::net::SocketAddr::new(media_ip, 0);
+        let (stack, mut incoming) = sip::Stack::start(listen, None, true, cancel.clone()).await?;
+        let sip_addr = std::net::SocketAddr::new(advertised.ip(), stack.contact_addr.port());
+        let mut stack = stack;
+        stack.contact_addr = sip_addr;
+        let registry = Arc::new(registry::Registry::new(cfg.clone(), pool, stack));
+        tokio::spawn(registry.clone().watch_keepalives());
+        let handler = registry.clone();
+        tokio::spawn(async move {
+            while let Some(tx) = incoming.recv().await {
+                let r = handler.clone();
+                tokio::spawn(async move { r.handle(tx).await });
+            }
+        });
+        let stall = Duration::from_millis(ingest.stall_timeout_ms);
+        let runner = Arc::new(stream::Runner::new(
+            registry.clone(),
+            media::Ports::new(first, last),
+            media_ip,
+            stall,
+        ));
+        tracing::info!(%listen, %media_ip, "GB/T 28181 platform listening (SIP over UDP and TCP)");
+        Ok(Platform {
+            registry,
+            runner,
+            sip_addr,
+        })
+    }
+}

@@ -1,0 +1,247 @@
+//! MANSCDP, the XML bodies of GB/T 28181 MESSAGEs: a bounded reader into a small element tree
+//! (quick-xml), and the writer of the queries and answers Vigil sends.
+//!
+//! Invariants: bodies come from devices, so reading is bounded ([`MAX_BODY`] bytes, [`MAX_ELEMENTS`]
+//! elements, [`MAX_DEPTH`] levels) and never panics; GB2312/GBK/GB18030 bodies (the declaration says
+//! which; most devices send GB2312) are decoded to UTF-8; what Vigil writes is GB2312-declared and
+//! GB18030-encoded, as devices in the field expect.
+
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+use quick_xml::{Reader, Writer};
+
+pub const MAX_BODY: usize = 256 << 10;
+pub const MAX_ELEMENTS: usize = 20_000;
+pub const MAX_DEPTH: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum XmlError {
+    #[error("body of {0} bytes is larger than {MAX_BODY}")]
+    TooLarge(usize),
+    #[error("more than {MAX_ELEMENTS} elements or {MAX_DEPTH} levels")]
+    TooComplex,
+    #[error("malformed XML: {0}")]
+    Malformed(String),
+    #[error("no root element")]
+    Empty,
+}
+
+/// One element: its name, its own text (trimmed) and its children.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Element {
+    pub name: String,
+    pub attrs: Vec<(String, String)>,
+    pub text: String,
+    pub children: Vec<Element>,
+}
+
+impl Element {
+    pub fn child(&self, name: &str) -> Option<&Element> {
+        self.children
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The text of a direct child (empty children count as absent).
+    pub fn text_of(&self, name: &str) -> Option<&str> {
+        self.child(name)
+            .map(|c| c.text.as_str())
+            .filter(|t| !t.is_empty())
+    }
+
+    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+        self.children
+            .iter()
+            .filter(move |c| c.name.eq_ignore_ascii_case(name))
+    }
+}
+
+/// Decodes a body to UTF-8 following its XML declaration (GB2312 and kin through GB18030).
+fn decode(body: &[u8]) -> String {
+    let head = &body[..body.len().min(100)];
+    let head = String::from_utf8_lossy(head).to_ascii_lowercase();
+    let gb = ["gb2312", "gbk", "gb18030"]
+        .iter()
+        .any(|e| head.contains(e));
+    if gb {
+        encoding_rs::GB18030.decode(body).0.into_owned()
+    } else {
+        String::from_utf8_lossy(body).into_owned()
+    }
+}
+
+/// Reads a MANSCDP body into its root element.
+pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
+    if body.len() > MAX_BODY {
+        return Err(XmlError::TooLarge(body.len()));
+    }
+    let text = decode(body);
+    let mut reader = Reader::from_str(&text);
+    reader.config_mut().trim_text(true);
+    let mut stack: Vec<Element> = Vec::new();
+    let mut count = 0usize;
+    let malformed = |e: &dyn std::fmt::Display| XmlError::Malformed(e.to_string());
+    loop {
+        match reader.read_event().map_err(|e| malformed(&e))? {
+            Event::Start(s) => {
+                count += 1;
+                if count > MAX_ELEMENTS || stack.len() >= MAX_DEPTH {
+                    return Err(XmlError::TooComplex);
+                }
+                stack.push(element(&s)?);
+            }
+            Event::Empty(s) => {
+                count += 1;
+                if count > MAX_ELEMENTS {
+                    return Err(XmlError::TooComplex);
+                }
+                let e = element(&s)?;
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(e),
+                    None => return Ok(e),
+                }
+            }
+            Event::Text(t) => {
+                if let Some(cur) = stack.last_mut() {
+                    let t = t.decode().map_err(|e| malformed(&e))?;
+                    let t = quick_xml::escape::unescape(&t).map_err(|e| malformed(&e))?;
+                    cur.text.push_str(t.trim());
+                }
+            }
+            Event::CData(t) => {
+                if let Some(cur) = stack.last_mut() {
+                    cur.text.push_str(String::from_utf8_lossy(&t).trim());
+                }
+            }
+            Event::End(_) => {
+                let done = stack.pop().ok_or(XmlError::Empty)?;
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(done),
+                    None => return Ok(done),
+                }
+            }
+            Event::Eof => return Err(XmlError::Empty),
+            _ => {}
+        }
+    }
+}
+
+fn element(s: &BytesStart<'_>) -> Result<Element, XmlError> {
+    let name = String::from_utf8_lossy(s.local_name().as_ref()).into_owned();
+    let mut attrs = Vec::new();
+    for a in s.attributes().flatten() {
+        let key = String::from_utf8_lossy(a.key.local_name().as_ref()).into_owned();
+        let value = a
+            .unescape_value()
+            .map(|v| v.into_owned())
+            .unwrap_or_default();
+        attrs.push((key, value));
+    }
+    Ok(Element {
+        name,
+        attrs,
+        ..Element::default()
+    })
+}
+
+/// Writes MANSCDP bodies: `root` with text children, nested lists, encoded as GB18030.
+pub struct Body {
+    w: Writer<Vec<u8>>,
+}
+
+impl Body {
+    pub fn new(root: &str) -> Body {
+        let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
+        // Writing into a Vec cannot fail.
+        let _ = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("GB2312"), None)));
+        let _ = w.write_event(Event::Start(BytesStart::new(root)));
+        Body { w }
+    }
+
+    /// `<name>value</name>`, the value escaped.
+    pub fn field(&mut self, name: &str, value: &str) -> &mut Body {
+        let _ = self.w.write_event(Event::Start(BytesStart::new(name)));
+        let _ = self.w.write_event(Event::Text(BytesText::new(value)));
+        let _ = self.w.write_event(Event::End(BytesEnd::new(name)));
+        self
+    }
+
+    /// Opens `<name attr="value"...>`; close it with [`Body::close`].
+    pub fn open(&mut self, name: &str, attrs: &[(&str, &str)]) -> &mut Body {
+        let mut s = BytesStart::new(name);
+        for (k, v) in attrs {
+            s.push_attribute((*k, *v));
+        }
+        let _ = self.w.write_event(Event::Start(s));
+        self
+    }
+
+    pub fn close(&mut self, name: &str) -> &mut Body {
+        let _ = self.w.write_event(Event::End(BytesEnd::new(name)));
+        self
+    }
+
+    /// Closes the root and encodes the document.
+    pub fn finish(mut self, root: &str) -> Vec<u8> {
+        let _ = self.w.write_event(Event::End(BytesEnd::new(root)));
+        let mut bytes = self.w.into_inner();
+        bytes.push(b'\n');
+        let text = String::from_utf8_lossy(&bytes);
+        encoding_rs::GB18030.encode(&text).0.into_owned()
+    }
+}
+
+/// A query (`<Query><CmdType>..</CmdType><SN>..</SN><DeviceID>..</DeviceID></Query>`).
+pub fn query(cmd: &str, sn: u32, device_id: &str) -> Vec<u8> {
+    let mut b = Body::new("Query");
+    b.field("CmdType", cmd)
+        .field("SN", &sn.to_string())
+        .field("DeviceID", device_id);
+    b.finish("Query")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_gb2312_catalog_page() {
+        let text = "<?xml version=\"1.0\" encoding=\"GB2312\"?>\n<Response><CmdType>Catalog</CmdType><SN>7</SN>\
+            <DeviceID>34020000001320000001</DeviceID><SumNum>2</SumNum><DeviceList Num=\"1\"><Item>\
+            <DeviceID>34020000001310000001</DeviceID><Name>办事大厅 1</Name><CivilCode>340200</CivilCode>\
+            <Status>ON</Status></Item></DeviceList></Response>";
+        let body = encoding_rs::GB18030.encode(text).0.into_owned();
+        let root = parse(&body).unwrap();
+        assert_eq!(root.name, "Response");
+        assert_eq!(root.text_of("SumNum"), Some("2"));
+        let list = root.child("DeviceList").unwrap();
+        assert_eq!(list.attrs, vec![("Num".to_owned(), "1".to_owned())]);
+        let item = list.children_named("Item").next().unwrap();
+        assert_eq!(item.text_of("Name"), Some("办事大厅 1"));
+    }
+
+    #[test]
+    fn writes_what_it_reads() {
+        let mut b = Body::new("Response");
+        b.field("CmdType", "Catalog")
+            .open("DeviceList", &[("Num", "1")]);
+        b.open("Item", &[])
+            .field("Name", "评标室 <A>")
+            .close("Item");
+        b.close("DeviceList");
+        let root = parse(&b.finish("Response")).unwrap();
+        let item = root.child("DeviceList").unwrap().child("Item").unwrap();
+        assert_eq!(item.text_of("Name"), Some("评标室 <A>"));
+    }
+
+    #[test]
+    fn refuses_garbage_and_bombs() {
+        assert!(parse(b"").is_err());
+        assert!(parse(b"<a><b></a>").is_err());
+        let deep = "<a>".repeat(100) + &"</a>".repeat(100);
+        assert!(matches!(parse(deep.as_bytes()), Err(XmlError::TooComplex)));
+        assert!(matches!(
+            parse(&vec![b' '; MAX_BODY + 1]),
+            Err(XmlError::TooLarge(_))
+        ));
+    }
+}
