@@ -26,7 +26,8 @@ pub struct SimArgs {
     gop: u32,
     #[arg(long, requires = "password")]
     username: Option<String>,
-    #[arg(long, requires = "username")]
+    /// The RTSP password (with --username), or the GB/T 28181 registration password.
+    #[arg(long)]
     password: Option<String>,
     /// Encode once and serve every camera from it (cheap enough for 64+ cameras on 2 cores); the picture
     /// then shows "Vigil sim" instead of each camera's name.
@@ -43,6 +44,34 @@ pub struct SimArgs {
     /// Replay this H.264 file (MP4, Matroska, MPEG-TS) to every camera, e.g. a real camera's footage.
     #[arg(long, value_name = "FILE")]
     clip_file: Option<std::path::PathBuf>,
+    /// Be a GB/T 28181 device (an NVR with --channels channels) that registers to --platform, instead
+    /// of RTSP cameras.
+    #[arg(long, requires = "platform")]
+    gb28181: bool,
+    /// The platform's SIP address (UDP).
+    #[arg(long, value_name = "HOST:PORT")]
+    platform: Option<SocketAddr>,
+    /// The platform's 20-digit SIP id.
+    #[arg(long, default_value = "34020000002000000001")]
+    platform_id: String,
+    /// This device's 20-digit id.
+    #[arg(long, default_value = "34020000001180000001")]
+    device_id: String,
+    /// Channels in the catalog.
+    #[arg(long, default_value_t = 4)]
+    channels: u32,
+    /// Catalog items per MESSAGE.
+    #[arg(long, default_value_t = 4)]
+    catalog_page: u32,
+    /// Seconds between keepalives.
+    #[arg(long, default_value_t = 60)]
+    keepalive: u64,
+    /// Registration expiry asked for, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    expires: u32,
+    /// The device's own SIP address.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    sip_listen: SocketAddr,
 }
 
 #[cfg(not(feature = "sim"))]
@@ -73,12 +102,46 @@ mod with_sim {
 
     /// Runs the simulated cameras until Ctrl-C, after printing their URLs.
     pub async fn run(args: SimArgs) -> anyhow::Result<()> {
+        if args.gb28181 {
+            return gb_device(&args).await;
+        }
         let sim = SimServer::start(sim_options(&args))?;
         for n in 1..=args.cameras {
             println!("{}", sim.url(n));
         }
         shutdown_signal().await;
         sim.stop();
+        Ok(())
+    }
+
+    /// The GB/T 28181 device until Ctrl-C.
+    async fn gb_device(a: &SimArgs) -> anyhow::Result<()> {
+        use vigil::sim::gb28181::{channel_id, start, DeviceOptions};
+        let platform = a
+            .platform
+            .context("--platform is required with --gb28181")?;
+        let device = start(DeviceOptions {
+            platform,
+            platform_id: a.platform_id.clone(),
+            device_id: a.device_id.clone(),
+            password: a.password.clone().unwrap_or_default(),
+            channels: a.channels,
+            catalog_page: a.catalog_page,
+            keepalive_s: a.keepalive.max(1),
+            expires_s: a.expires,
+            listen: a.sip_listen,
+            video: sim_options(a),
+        })
+        .await?;
+        println!(
+            "device {} on {} registering to {platform}",
+            a.device_id, device.sip_addr
+        );
+        for n in 1..=a.channels {
+            println!("channel {}", channel_id(&a.device_id, n));
+        }
+        shutdown_signal().await;
+        drop(device);
         Ok(())
     }
 

@@ -30,6 +30,7 @@
 //! - With credentials, every mount requires them (basic or digest); others get 401.
 
 pub mod clip;
+pub mod gb28181;
 mod pipelines;
 mod relay;
 #[allow(unsafe_code)] // one GStreamer call the binding lacks; see the module's doc

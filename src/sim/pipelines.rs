@@ -27,6 +27,23 @@ pub(super) const ENCODER_SINK: &str = "sink";
 /// Name of the appsrc at the head of each relay mount.
 pub(super) const RELAY_SRC: &str = "src";
 
+/// The shared encoder's description alone (the GB/T 28181 device encodes once for all its channels).
+pub(super) fn shared_encoder(opts: &SimOptions) -> Result<String, SimError> {
+    let vars = [
+        ("width", opts.width.to_string()),
+        ("height", opts.height.to_string()),
+        ("fps", opts.fps.to_string()),
+        ("bitrate_kbps", opts.bitrate_kbps.to_string()),
+        ("gop", opts.gop.to_string()),
+        ("label", "Vigil GB/T 28181 sim".to_owned()),
+    ];
+    let template = match opts.codec {
+        SimCodec::H264 => SHARED_H264,
+        SimCodec::H265 => SHARED_H265,
+    };
+    render("encoder", template, &vars)
+}
+
 /// The rendered descriptions for one run.
 #[derive(Debug, Clone)]
 pub(super) enum Plan {

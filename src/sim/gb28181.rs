@@ -1,0 +1,507 @@
+//! The simulated GB/T 28181 device (`vigil sim --gb28181`): an NVR that registers to a platform with
+//! digest authentication, keeps alive, answers Catalog (in pages) and DeviceInfo, and answers live
+//! INVITEs by sending PS over RTP, over UDP or over TCP where it connects to the platform (RFC 4571),
+//! until the BYE.
+//!
+//! One encoder (the shared-encoder pipeline of `pipelines/`) feeds every channel and every session;
+//! each session muxes the access units into PS itself (`media::ps`), so the platform's demuxer is
+//! exercised by bytes that ffprobe also reads.
+
+use super::pipelines::{self, ENCODER_SINK};
+use super::{SimCodec, SimError, SimOptions};
+use crate::gb28181::rtp;
+use crate::gb28181::sip::{self, Outgoing, Stack};
+use crate::gb28181::xml::{self, Body};
+use crate::media::ps;
+use bytes::Bytes;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use rsipstack::dialog::authenticate::Credential;
+use rsipstack::dialog::registration::Registration;
+use rsipstack::sip::prelude::HeadersExt;
+use rsipstack::sip::{Method, StatusCode, Transport};
+use rsipstack::transaction::Transaction;
+use rsipstack::transport::SipAddr;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// What the simulated device is.
+#[derive(Clone)]
+pub struct DeviceOptions {
+    pub platform: SocketAddr,
+    pub platform_id: String,
+    pub device_id: String,
+    pub password: String,
+    pub channels: u32,
+    /// Catalog items per MESSAGE (devices page their catalogs).
+    pub catalog_page: u32,
+    pub keepalive_s: u64,
+    pub expires_s: u32,
+    pub listen: SocketAddr,
+    /// The picture (codec, size, rate, bitrate, GOP) of the one encoder.
+    pub video: SimOptions,
+}
+
+/// One encoded access unit, Annex B, with its 90 kHz time.
+#[derive(Clone)]
+struct Au {
+    data: Bytes,
+    pts: u64,
+    keyframe: bool,
+}
+
+struct Device {
+    opts: DeviceOptions,
+    stack: Stack,
+    platform: SipAddr,
+    frames: broadcast::Sender<Arc<Au>>,
+    sessions: Mutex<HashMap<String, CancellationToken>>,
+    sn: std::sync::atomic::AtomicU32,
+}
+
+/// The running device; stops when dropped.
+pub struct GbDevice {
+    pub sip_addr: SocketAddr,
+    cancel: CancellationToken,
+    pipeline: gst::Pipeline,
+}
+
+impl Drop for GbDevice {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// Starts the device: the encoder, SIP, the registration loop and the request handler.
+pub async fn start(opts: DeviceOptions) -> Result<GbDevice, SimError> {
+    gst::init().map_err(|e| SimError::setup(format!("GStreamer: {e}")))?;
+    let (frames, _) = broadcast::channel(64);
+    let pipeline = encoder(&opts.video, frames.clone())?;
+    let cancel = CancellationToken::new();
+    let (stack, mut incoming) = Stack::start(opts.listen, None, false, cancel.clone())
+        .await
+        .map_err(|e| SimError::setup(e.to_string()))?;
+    let sip_addr = stack.contact_addr;
+    let device = Arc::new(Device {
+        platform: SipAddr {
+            r#type: Some(Transport::Udp),
+            addr: opts.platform.into(),
+        },
+        opts,
+        stack,
+        frames,
+        sessions: Mutex::new(HashMap::new()),
+        sn: std::sync::atomic::AtomicU32::new(1),
+    });
+    tokio::spawn(device.clone().register_loop(cancel.clone()));
+    let handler = device.clone();
+    tokio::spawn(async move {
+        while let Some(tx) = incoming.recv().await {
+            let d = handler.clone();
+            tokio::spawn(async move { d.handle(tx).await });
+        }
+    });
+    Ok(GbDevice {
+        sip_addr,
+        cancel,
+        pipeline,
+    })
+}
+
+/// The shared encoder pipeline, its access units sent to `frames`.
+fn encoder(
+    video: &SimOptions,
+    frames: broadcast::Sender<Arc<Au>>,
+) -> Result<gst::Pipeline, SimError> {
+    let launch = pipelines::shared_encoder(video)?;
+    let pipeline = gst::parse::launch(&launch)
+        .map_err(|source| SimError::Pipeline {
+            what: "encoder",
+            source,
+        })?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| SimError::setup("encoder description is not a pipeline"))?;
+    let sink = pipeline
+        .by_name(ENCODER_SINK)
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or_else(|| SimError::setup("encoder pipeline has no appsink"))?;
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Flushing)?;
+                let Some(buffer) = sample.buffer() else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                let Ok(map) = buffer.map_readable() else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                let pts = buffer
+                    .pts()
+                    .map(|t| t.nseconds() * 9 / 100_000)
+                    .unwrap_or(0);
+                let au = Au {
+                    data: Bytes::copy_from_slice(&map),
+                    pts,
+                    keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+                };
+                let _ = frames.send(Arc::new(au));
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|_| SimError::setup("encoder pipeline refused to start"))?;
+    Ok(pipeline)
+}
+
+impl Device {
+    fn next_sn(&self) -> u32 {
+        self.sn.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Registers (retrying every few seconds until accepted), re-registers before expiry, and sends
+    /// keepalives in between.
+    async fn register_loop(self: Arc<Self>, cancel: CancellationToken) {
+        let credential = Credential {
+            username: self.opts.device_id.clone(),
+            password: self.opts.password.clone(),
+            realm: None,
+            auth_username: None,
+        };
+        let server = format!("sip:{}@{}", self.opts.platform_id, self.opts.platform);
+        let Ok(server) = rsipstack::sip::Uri::try_from(server.as_str()) else {
+            warn!(%server, "bad platform address");
+            return;
+        };
+        loop {
+            let mut reg = Registration::new(self.stack.inner().clone(), Some(credential.clone()));
+            let accepted = match reg
+                .register(server.clone(), Some(self.opts.expires_s))
+                .await
+            {
+                Ok(resp) if resp.status_code == StatusCode::OK => true,
+                Ok(resp) => {
+                    warn!(status = %resp.status_code, "registration refused");
+                    false
+                }
+                Err(e) => {
+                    warn!(error = %e, "registration failed");
+                    false
+                }
+            };
+            if !accepted {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(3)) => continue,
+                    _ = cancel.cancelled() => return,
+                }
+            }
+            info!(device = self.opts.device_id, "registered");
+            let renew = Duration::from_secs(u64::from(self.opts.expires_s) * 2 / 3);
+            let until = tokio::time::Instant::now() + renew;
+            while tokio::time::Instant::now() < until {
+                if !self.keepalive().await {
+                    break; // the platform forgot the registration: register again
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(self.opts.keepalive_s)) => {}
+                    _ = cancel.cancelled() => return,
+                }
+            }
+        }
+    }
+
+    /// False when the platform refused it (it no longer knows the registration).
+    async fn keepalive(&self) -> bool {
+        let mut b = Body::new("Notify");
+        b.field("CmdType", "Keepalive")
+            .field("SN", &self.next_sn().to_string())
+            .field("DeviceID", &self.opts.device_id)
+            .field("Status", "OK");
+        match self.message(b.finish("Notify")).await {
+            Ok(()) => true,
+            Err(sip::SipError::Status(code)) => {
+                warn!(code, "keepalive refused");
+                false
+            }
+            Err(e) => {
+                warn!(error = %e, "keepalive not answered");
+                true
+            }
+        }
+    }
+
+    async fn message(&self, body: Vec<u8>) -> Result<(), sip::SipError> {
+        let domain = self
+            .opts
+            .platform_id
+            .get(..10)
+            .unwrap_or_default()
+            .to_owned();
+        let mut out = Outgoing::new(
+            Method::Message,
+            &self.opts.platform_id,
+            self.opts.platform.to_string(),
+            &self.opts.device_id,
+            &domain,
+        );
+        out.body = Some((sip::MANSCDP, body));
+        let req = self.stack.request(out)?;
+        let resp = self
+            .stack
+            .send(req, self.platform.clone(), Duration::from_secs(5))
+            .await?;
+        match resp.status_code.code() {
+            200..=299 => Ok(()),
+            code => Err(sip::SipError::Status(code)),
+        }
+    }
+
+    async fn handle(self: Arc<Self>, mut tx: Transaction) {
+        let result = match tx.original.method {
+            Method::Message => self.query(&mut tx).await,
+            Method::Invite => self.invite(&mut tx).await,
+            Method::Bye => {
+                let call = tx
+                    .original
+                    .call_id_header()
+                    .map(|c| c.value().to_owned())
+                    .unwrap_or_default();
+                let session = self
+                    .sessions
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&call);
+                if let Some(cancel) = session {
+                    info!(call, "live session ended by the platform");
+                    cancel.cancel();
+                }
+                tx.reply(StatusCode::OK).await.map_err(Into::into)
+            }
+            _ => tx.reply(StatusCode::OK).await.map_err(Into::into),
+        };
+        if let Err(e) = result {
+            warn!(error = %e, "request not handled");
+        }
+    }
+
+    async fn query(&self, tx: &mut Transaction) -> Result<(), sip::SipError> {
+        let Ok(q) = xml::parse(tx.original.body()) else {
+            return Ok(tx.reply(StatusCode::BadRequest).await?);
+        };
+        tx.reply(StatusCode::OK).await?;
+        let sn = q.text_of("SN").unwrap_or("0").to_owned();
+        match q.text_of("CmdType") {
+            Some("Catalog") => {
+                for page in self.catalog(&sn) {
+                    self.message(page).await?;
+                }
+            }
+            Some("DeviceInfo") => {
+                let mut b = Body::new("Response");
+                b.field("CmdType", "DeviceInfo")
+                    .field("SN", &sn)
+                    .field("DeviceID", &self.opts.device_id)
+                    .field("Result", "OK")
+                    .field("DeviceName", "Vigil 模拟 NVR")
+                    .field("Manufacturer", "Vigil")
+                    .field("Model", "SIM-GB")
+                    .field("Firmware", env!("CARGO_PKG_VERSION"))
+                    .field("Channel", &self.opts.channels.to_string());
+                self.message(b.finish("Response")).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The catalog's MESSAGE bodies, `catalog_page` channels each.
+    fn catalog(&self, sn: &str) -> Vec<Vec<u8>> {
+        let ids: Vec<u32> = (1..=self.opts.channels).collect();
+        let civil = self.opts.device_id.get(..6).unwrap_or("340200");
+        ids.chunks(self.opts.catalog_page.max(1) as usize)
+            .map(|page| {
+                let mut b = Body::new("Response");
+                b.field("CmdType", "Catalog")
+                    .field("SN", sn)
+                    .field("DeviceID", &self.opts.device_id)
+                    .field("SumNum", &self.opts.channels.to_string())
+                    .open("DeviceList", &[("Num", &page.len().to_string())]);
+                for n in page {
+                    b.open("Item", &[])
+                        .field("DeviceID", &channel_id(&self.opts.device_id, *n))
+                        .field("Name", &format!("通道 {n}"))
+                        .field("Manufacturer", "Vigil")
+                        .field("Model", "SIM-GB")
+                        .field("CivilCode", civil)
+                        .field("ParentID", &self.opts.device_id)
+                        .field("Status", "ON")
+                        .close("Item");
+                }
+                b.close("DeviceList");
+                b.finish("Response")
+            })
+            .collect()
+    }
+
+    async fn invite(&self, tx: &mut Transaction) -> Result<(), sip::SipError> {
+        let offer = String::from_utf8_lossy(tx.original.body()).into_owned();
+        let Some(target) = Target::parse(&offer) else {
+            return Ok(tx.reply(StatusCode::NotAcceptableHere).await?);
+        };
+        let call = tx
+            .original
+            .call_id_header()
+            .map(|c| c.value().to_owned())
+            .unwrap_or_default();
+        let local = self.stack.contact_addr.ip();
+        let proto = if target.tcp { "TCP/RTP/AVP" } else { "RTP/AVP" };
+        let setup = if target.tcp {
+            "a=setup:active\r\na=connection:new\r\n"
+        } else {
+            ""
+        };
+        let answer = format!(
+            "v=0\r\no={} 0 0 IN IP4 {local}\r\ns=Play\r\nc=IN IP4 {local}\r\nt=0 0\r\nm=video 9 {proto} 96\r\n\
+             a=sendonly\r\na=rtpmap:96 PS/90000\r\n{setup}y={:010}\r\n",
+            self.opts.device_id, target.ssrc
+        );
+        let headers = vec![rsipstack::sip::Header::ContentType(sip::SDP.into())];
+        let contact = format!("<sip:{}@{}>", self.opts.device_id, self.stack.contact_addr);
+        let mut headers = headers;
+        headers.push(rsipstack::sip::Header::Contact(contact.into()));
+        tx.reply_with(StatusCode::OK, headers, Some(answer.into_bytes()))
+            .await?;
+        let cancel = CancellationToken::new();
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(call.clone(), cancel.clone());
+        info!(call, addr = %target.addr, tcp = target.tcp, ssrc = target.ssrc, "live session starts");
+        let frames = self.frames.subscribe();
+        let codec = self.opts.video.codec;
+        tokio::spawn(async move {
+            if let Err(e) = send(target, frames, codec, cancel).await {
+                warn!(error = %e, "live session ended");
+            }
+        });
+        Ok(())
+    }
+}
+
+/// A channel id of the device: its first 10 digits, type 131 (camera), its last 3 digits and a
+/// 4-digit number, so that channels of simulated devices never collide.
+pub fn channel_id(device_id: &str, n: u32) -> String {
+    let prefix = device_id.get(..10).unwrap_or("3402000000");
+    let suffix = device_id
+        .get(device_id.len().saturating_sub(3)..)
+        .unwrap_or("000");
+    format!("{prefix}131{suffix}{:04}", n % 10_000)
+}
+
+/// Where and how the platform wants the media.
+struct Target {
+    addr: SocketAddr,
+    tcp: bool,
+    ssrc: u32,
+}
+
+impl Target {
+    fn parse(sdp: &str) -> Option<Target> {
+        let mut ip = None;
+        let mut port = None;
+        let mut tcp = false;
+        let mut ssrc = 0;
+        for line in sdp.lines().map(str::trim) {
+            if let Some(c) = line
+                .strip_prefix("c=IN IP4 ")
+                .or_else(|| line.strip_prefix("c=IN IP6 "))
+            {
+                ip = c.trim().parse().ok();
+            } else if let Some(m) = line.strip_prefix("m=video ") {
+                let mut parts = m.split_whitespace();
+                port = parts.next().and_then(|p| p.parse::<u16>().ok());
+                tcp = parts.next().is_some_and(|p| p.starts_with("TCP"));
+            } else if let Some(y) = line.strip_prefix("y=") {
+                ssrc = y.parse().unwrap_or(0);
+            }
+        }
+        Some(Target {
+            addr: SocketAddr::new(ip?, port?),
+            tcp,
+            ssrc,
+        })
+    }
+}
+
+/// Sends PS over RTP from the next keyframe on until cancelled.
+async fn send(
+    target: Target,
+    mut frames: broadcast::Receiver<Arc<Au>>,
+    codec: SimCodec,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let video_type = match codec {
+        SimCodec::H264 => ps::STREAM_TYPE_H264,
+        SimCodec::H265 => ps::STREAM_TYPE_H265,
+    };
+    let mut tcp = if target.tcp {
+        Some(tokio::net::TcpStream::connect(target.addr).await?)
+    } else {
+        None
+    };
+    let udp = tokio::net::UdpSocket::bind("0.0.0.0:0").await?;
+    let mut seq: u16 = rand::random();
+    let mut started = false;
+    let (mut ps_buf, mut out) = (Vec::new(), Vec::new());
+    loop {
+        let au = tokio::select! {
+            r = frames.recv() => match r {
+                Ok(au) => au,
+                Err(broadcast::error::RecvError::Lagged(_)) => { started = false; continue }
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+            _ = cancel.cancelled() => return Ok(()),
+        };
+        started |= au.keyframe;
+        if !started {
+            continue;
+        }
+        ps_buf.clear();
+        out.clear();
+        ps::mux_frame(
+            &mut ps_buf,
+            video_type,
+            au.pts,
+            au.pts,
+            au.keyframe,
+            &au.data,
+        );
+        rtp::packetize(
+            &mut out,
+            &ps_buf,
+            &mut seq,
+            au.pts as u32,
+            target.ssrc,
+            tcp.is_some(),
+        );
+        match tcp.as_mut() {
+            Some(stream) => stream.write_all(&out).await?,
+            None => {
+                let mut at = 0;
+                for len in rtp::packet_spans(ps_buf.len()) {
+                    udp.send_to(&out[at..at + len], target.addr).await?;
+                    at += len;
+                }
+            }
+        }
+    }
+}
