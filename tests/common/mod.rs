@@ -408,7 +408,10 @@ impl Server {
             .arg(self.dir.path().join("data"))
             .arg("--database-url")
             .arg(&self.database_url)
-            .env("RUST_LOG", "debug,sqlx=warn,hyper=info,tower_http=debug")
+            .env(
+                "RUST_LOG",
+                "debug,sqlx=warn,hyper=info,tower_http=debug,rsipstack=warn",
+            )
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)

@@ -1,0 +1,286 @@
+//! GB/T 28181 downward, through the real server and the real simulated device (`vigil sim --gb28181`):
+//! registration with digest (and its refusal), a catalog of 16 channels in pages, binding to a site,
+//! live PS over RTP over UDP and TCP into the hub, recorded and played back (ffprobe), H.265, and a
+//! device that stops its keepalives going offline and coming back.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const PASSWORD: &str = "gb-secret-1";
+
+/// A simulated device process.
+struct Device {
+    child: Child,
+    id: String,
+}
+
+impl Device {
+    fn start(sip_port: u16, id: &str, password: &str, extra: &[&str]) -> Device {
+        let child = Command::new(BIN)
+            .args(["sim", "--gb28181", "--platform"])
+            .arg(format!("127.0.0.1:{sip_port}"))
+            .args([
+                "--device-id",
+                id,
+                "--password",
+                password,
+                "--keepalive",
+                "1",
+                "--expires",
+                "120",
+            ])
+            .args([
+                "--width",
+                "320",
+                "--height",
+                "240",
+                "--fps",
+                "25",
+                "--bitrate",
+                "300",
+                "--gop",
+                "25",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "info,rsipstack=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn vigil sim --gb28181");
+        Device {
+            child,
+            id: id.to_owned(),
+        }
+    }
+
+    fn signal(&self, sig: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("pid");
+        rustix::process::kill_process(pid, sig).expect("signal");
+    }
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        self.signal(rustix::process::Signal::CONT);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn platform(sip_port: u16, media: u16) -> Server {
+    Server::start_with(&format!(
+        "[gb28181]\nsip_listen = \"127.0.0.1:{sip_port}\"\npassword = \"{PASSWORD}\"\n\
+         media_ports = \"{media}-{}\"\nkeepalive_s = 1\nidle_s = 2\n",
+        media + 40
+    ))
+}
+
+async fn device(c: &Client, id: &str) -> Option<Value> {
+    let r = c.get("/api/v1/gb/devices").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["devices"]
+        .as_array()?
+        .iter()
+        .find(|d| d["id"] == id)
+        .cloned()
+}
+
+/// Waits until the device is listed online with `channels` channels.
+async fn registered(c: &Client, id: &str, channels: usize) -> Value {
+    let found = wait_for(Duration::from_secs(30), || async {
+        let d = device(c, id).await?;
+        let n = d["channels"].as_array()?.len();
+        (d["state"] == "online" && n == channels).then_some(d)
+    })
+    .await;
+    match found {
+        Some(d) => d,
+        None => panic!(
+            "device {id} with {channels} channels: {:?}",
+            device(c, id).await
+        ),
+    }
+}
+
+async fn bind(c: &Client, id: &str, site: i64, transport: &str) -> Vec<i64> {
+    let r = c
+        .post(
+            &format!("/api/v1/gb/devices/{id}/bind"),
+            json!({"site_id": site, "media_transport": transport}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "bind: {}", r.text);
+    r.body["camera_ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .filter_map(Value::as_i64)
+        .collect()
+}
+
+async fn status(c: &Client, cam: i64) -> Value {
+    c.get(&format!("/api/v1/cameras/{cam}/status")).await.body
+}
+
+async fn online(c: &Client, cam: i64) -> Value {
+    let found = wait_for(Duration::from_secs(30), || async {
+        let s = status(c, cam).await;
+        (s["state"] == "online" && s["frames"].as_u64() > Some(10)).then_some(s)
+    })
+    .await;
+    match found {
+        Some(s) => s,
+        None => panic!("camera {cam} online: {}", status(c, cam).await),
+    }
+}
+
+fn rfc(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .expect("time")
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        .replace('+', "%2B")
+}
+
+/// Waits for `secs` of footage, downloads it as MP4 and returns ffprobe's duration.
+async fn recorded(s: &Server, c: &Client, cam: i64, secs: f64) -> f64 {
+    let since = chrono::Utc::now().timestamp_micros() - 120_000_000;
+    let span = wait_for(Duration::from_secs(60), || async {
+        let until = chrono::Utc::now().timestamp_micros() + 60_000_000;
+        let r = c
+            .get(&format!(
+                "/api/v1/cameras/{cam}/recordings?start={}&end={}",
+                rfc(since),
+                rfc(until)
+            ))
+            .await;
+        let first = r.body["spans"].as_array()?.first()?.clone();
+        let t = |v: &Value| {
+            chrono::DateTime::parse_from_rfc3339(v.as_str()?)
+                .ok()
+                .map(|d| d.timestamp_micros())
+        };
+        let (a, b) = (t(&first["start"])?, t(&first["end"])?);
+        ((b - a) as f64 >= secs * 1e6).then_some((a, b))
+    })
+    .await
+    .unwrap_or_else(|| panic!("camera {cam}: {secs} s of footage"));
+    let (code, body, _) = c
+        .download(&format!(
+            "/api/v1/cameras/{cam}/video.mp4?start={}&end={}",
+            rfc(span.0),
+            rfc(span.1)
+        ))
+        .await;
+    assert_eq!(code, 200);
+    let path = s.data_dir().join(format!("gb-{cam}.mp4"));
+    std::fs::write(&path, body).expect("write mp4");
+    let (duration, _, frames) = ffprobe(&path);
+    assert!(
+        frames as f64 >= duration * 20.0,
+        "{frames} frames in {duration} s"
+    );
+    duration
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_register_list_their_catalog_stream_and_record() {
+    let (sip, media) = (free_port(), free_port());
+    let s = platform(sip, media);
+    let c = s.admin().await;
+
+    // A wrong password is refused: the device never appears.
+    let bad = Device::start(sip, "34020000001180000009", "wrong", &[]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        device(&c, &bad.id).await.is_none(),
+        "a device with a wrong digest was listed"
+    );
+    assert!(
+        s.log().contains("REGISTER with a wrong digest refused"),
+        "{}",
+        s.log()
+    );
+    drop(bad);
+
+    // 16 channels, three per catalog MESSAGE: all of them arrive, named as the device names them.
+    let nvr = Device::start(
+        sip,
+        "34020000001180000001",
+        PASSWORD,
+        &["--channels", "16", "--catalog-page", "3"],
+    );
+    let d = registered(&c, &nvr.id, 16).await;
+    assert_eq!(d["site_id"], Value::Null, "a new device is pending");
+    assert_eq!(d["manufacturer"], "Vigil");
+    let names: Vec<&str> = d["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"通道 1") && names.contains(&"通道 16"),
+        "{names:?}"
+    );
+
+    // Bound to a site, its channels are cameras that record (UDP media).
+    let site = c.site("国标接入大厅", "service_hall", "360702").await;
+    let cams = bind(&c, &nvr.id, site, "udp").await;
+    assert_eq!(cams.len(), 16);
+    let listed = c.get("/api/v1/cameras").await.body;
+    let cam = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == cams[0])
+        .cloned()
+        .unwrap();
+    assert_eq!(cam["source"], "gb28181");
+    assert_eq!(cam["name"], "通道 1");
+    let st = online(&c, cams[0]).await;
+    assert!(st["codec"].as_str().unwrap().starts_with("avc1"), "{st}");
+    let duration = recorded(&s, &c, cams[0], 5.0).await;
+    assert!(duration >= 4.5, "ffprobe duration {duration}");
+
+    // TCP: the device connects to the platform's media port (RFC 4571 framing); H.265 over UDP.
+    let tcp = Device::start(sip, "34020000001180000002", PASSWORD, &["--channels", "1"]);
+    registered(&c, &tcp.id, 1).await;
+    let tcp_cam = bind(&c, &tcp.id, site, "tcp").await[0];
+    let hevc = Device::start(
+        sip,
+        "34020000001180000003",
+        PASSWORD,
+        &["--channels", "1", "--codec", "h265"],
+    );
+    registered(&c, &hevc.id, 1).await;
+    let hevc_cam = bind(&c, &hevc.id, site, "udp").await[0];
+    online(&c, tcp_cam).await;
+    let st = online(&c, hevc_cam).await;
+    assert!(
+        st["codec"].as_str().unwrap().starts_with("hvc1")
+            || st["codec"].as_str().unwrap().starts_with("hev1"),
+        "{st}"
+    );
+    assert!(recorded(&s, &c, tcp_cam, 3.0).await >= 2.5);
+    assert!(recorded(&s, &c, hevc_cam, 3.0).await >= 2.5);
+
+    // A device that stops its keepalives goes offline, its cameras with it; it comes back by itself.
+    nvr.signal(rustix::process::Signal::STOP);
+    wait_for(Duration::from_secs(15), || async {
+        (device(&c, &nvr.id).await?["state"] == "offline").then_some(())
+    })
+    .await
+    .expect("device offline after three missed keepalives");
+    assert!(s.log().contains("device offline: three keepalives missed"));
+    wait_for(Duration::from_secs(20), || async {
+        (status(&c, cams[0]).await["state"] != "online").then_some(())
+    })
+    .await
+    .expect("camera offline with its device");
+    nvr.signal(rustix::process::Signal::CONT);
+    registered(&c, &nvr.id, 16).await;
+    online(&c, cams[0]).await;
+}
