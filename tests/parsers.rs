@@ -1,10 +1,11 @@
 //! Fuzz targets (proptest) for the parsers of outside bytes that Vigil owns: the MP4 box reader that
 //! reads segment files back (`record::scan`, `media::fmp4`), the skeletons of segments read back from
 //! the object storage bucket (`record::skeleton`), the frame messages of another node (`cluster::wire`),
-//! the evidence package verifier
-//! (`cases::verify`), the SPS rewriter of the live path (`live::vui`, fed by cameras) and the case event
-//! checker (`cases::model::check`, fed by the approval systems). Each gets arbitrary bytes and mutations
-//! of a valid input; none may panic, hang or claim that a damaged input is intact.
+//! the evidence package verifier (`cases::verify`), the SPS rewriter of the live path (`live::vui`, fed
+//! by cameras), the case event checker (`cases::model::check`, fed by the approval systems), and what
+//! GB/T 28181 devices send: SIP (rsipstack's parser and what Vigil reads of a request), MANSCDP XML, RTP
+//! and the PS demuxer. Each gets arbitrary bytes and mutations of a valid input; none may panic, hang or
+//! claim that a damaged input is intact.
 //!
 //! `scripts/test` runs them for a bounded number of cases (proptest's default, 256); `scripts/fuzz` sets
 //! `PROPTEST_CASES` far higher. (RTP and SDP of WebRTC are parsed by str0m, RTSP by retina; the event
@@ -293,4 +294,119 @@ fn the_seeds_are_valid() {
     let event = json!({"event_id": "e1", "case_no": "GZ-1", "case_type": "approval", "kind": "accepted",
         "at": "2026-12-02T08:30:00+08:00", "site_id": 1, "position": "A12"});
     assert!(vigil::cases::model::check(&event).is_ok());
+}
+
+/// A program stream of three frames as a GB/T 28181 device sends it (keyframe with map, two more).
+fn program_stream() -> Vec<u8> {
+    use vigil::media::ps;
+    let mut out = Vec::new();
+    let idr = [
+        &[0u8, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1e][..],
+        &[0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80],
+        &[0, 0, 0, 1, 0x65],
+        &[0x88; 300],
+    ]
+    .concat();
+    ps::mux_frame(&mut out, ps::STREAM_TYPE_H264, 3600, 3600, true, &idr);
+    ps::mux_frame(
+        &mut out,
+        ps::STREAM_TYPE_H264,
+        7200,
+        7200,
+        false,
+        &[0, 0, 1, 0x41, 0x9a, 0x11],
+    );
+    ps::mux_audio(&mut out, 7200, &[0xd5; 160]);
+    ps::mux_frame(
+        &mut out,
+        ps::STREAM_TYPE_H264,
+        10800,
+        10800,
+        false,
+        &[0, 0, 1, 0x41, 0x9a, 0x22],
+    );
+    out
+}
+
+/// A catalog page as devices send it, GB2312-encoded.
+fn catalog_page() -> Vec<u8> {
+    let text = "<?xml version=\"1.0\" encoding=\"GB2312\"?><Response><CmdType>Catalog</CmdType><SN>1</SN>\
+        <DeviceID>34020000001180000001</DeviceID><SumNum>2</SumNum><DeviceList Num=\"1\"><Item>\
+        <DeviceID>34020000001310000001</DeviceID><Name>评标室 &amp; 大厅</Name><Status>ON</Status></Item>\
+        </DeviceList></Response>";
+    encoding_rs::GB18030.encode(text).0.into_owned()
+}
+
+fn register() -> Vec<u8> {
+    b"REGISTER sip:34020000002000000001@3402000000 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.168.1.64:5060;rport;branch=z9hG4bK1234\r\n\
+From: <sip:34020000001180000001@3402000000>;tag=abc\r\n\
+To: <sip:34020000001180000001@3402000000>\r\n\
+Call-ID: 1@192.168.1.64\r\nCSeq: 1 REGISTER\r\n\
+Contact: <sip:34020000001180000001@192.168.1.64:5060>\r\nMax-Forwards: 70\r\n\
+Authorization: Digest username=\"34020000001180000001\", realm=\"3402000000\", nonce=\"n\", uri=\"sip:34020000002000000001@3402000000\", response=\"00\", algorithm=MD5\r\n\
+Expires: 3600\r\nContent-Length: 0\r\n\r\n"
+        .to_vec()
+}
+
+proptest! {
+    /// PS from a device: any bytes, cut anywhere, never panic the demuxer or grow it past its bound;
+    /// an intact stream split at any points gives the same packets as in one piece.
+    #[test]
+    fn the_ps_demuxer_survives_any_stream_and_any_split(
+        bytes in prop_oneof![prop::collection::vec(any::<u8>(), 0..4096), mutated(program_stream())],
+        cuts in prop::collection::vec(1usize..700, 0..12),
+    ) {
+        use vigil::media::ps::{Demuxer, Frames};
+        let feed = |data: &[u8], cuts: &[usize]| {
+            let mut d = Demuxer::new();
+            let mut frames = Frames::new(1 << 20);
+            let mut out = Vec::new();
+            let mut rest = data;
+            for &c in cuts.iter().chain(std::iter::repeat(&usize::MAX)) {
+                if rest.is_empty() { break; }
+                let (a, b) = rest.split_at(c.min(rest.len()));
+                for pes in d.push(a) {
+                    if pes.is_video() { if let Some(u) = frames.push(pes.clone()) { out.push(u.data.to_vec()); } }
+                }
+                rest = b;
+            }
+            out
+        };
+        let whole = feed(&bytes, &[]);
+        prop_assert_eq!(&whole, &feed(&bytes, &cuts));
+        if bytes == program_stream() {
+            prop_assert_eq!(whole.len(), 2, "the first two frames complete (the third waits for a next PTS)");
+        }
+    }
+
+    #[test]
+    fn the_rtp_reader_survives_any_packet(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        if let Ok(p) = vigil::gb28181::rtp::parse(Bytes::from(bytes.clone())) {
+            prop_assert!(p.payload.len() + 12 <= bytes.len());
+        }
+    }
+
+    /// MANSCDP bodies from devices: any bytes or a damaged catalog page never panic the reader.
+    #[test]
+    fn the_manscdp_reader_survives_any_body(bytes in prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..1024),
+        mutated(catalog_page()),
+    ]) {
+        if let Ok(root) = vigil::gb28181::xml::parse(&bytes) {
+            let _ = root.child("DeviceList").map(|l| l.children_named("Item").count());
+        }
+    }
+
+    /// SIP from devices, through rsipstack's parser and what Vigil reads of a request.
+    #[test]
+    fn the_sip_reader_survives_any_message(bytes in prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..1024),
+        mutated(register()),
+    ]) {
+        if let Ok(rsipstack::sip::SipMessage::Request(req)) = rsipstack::sip::SipMessage::try_from(bytes) {
+            let _ = vigil::gb28181::sip::peer_addr(&req);
+            let _ = vigil::gb28181::sip::from_user(&req);
+        }
+    }
 }

@@ -76,3 +76,6 @@ impl Platform {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

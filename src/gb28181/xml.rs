@@ -76,7 +76,6 @@ pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
     }
     let text = decode(body);
     let mut reader = Reader::from_str(&text);
-    reader.config_mut().trim_text(true);
     let mut stack: Vec<Element> = Vec::new();
     let mut count = 0usize;
     let malformed = |e: &dyn std::fmt::Display| XmlError::Malformed(e.to_string());
@@ -102,18 +101,34 @@ pub fn parse(body: &[u8]) -> Result<Element, XmlError> {
             }
             Event::Text(t) => {
                 if let Some(cur) = stack.last_mut() {
-                    let t = t.decode().map_err(|e| malformed(&e))?;
-                    let t = quick_xml::escape::unescape(&t).map_err(|e| malformed(&e))?;
-                    cur.text.push_str(t.trim());
+                    cur.text.push_str(&t.decode().map_err(|e| malformed(&e))?);
+                }
+            }
+            // Entities come apart from the text around them (quick-xml 0.38).
+            Event::GeneralRef(r) => {
+                if let Some(cur) = stack.last_mut() {
+                    let c = match r.resolve_char_ref().map_err(|e| malformed(&e))? {
+                        Some(c) => c,
+                        None => {
+                            let name = r.decode().map_err(|e| malformed(&e))?;
+                            quick_xml::escape::resolve_predefined_entity(&name)
+                                .and_then(|s| s.chars().next())
+                                .ok_or_else(|| {
+                                    XmlError::Malformed(format!("unknown entity &{name};"))
+                                })?
+                        }
+                    };
+                    cur.text.push(c);
                 }
             }
             Event::CData(t) => {
                 if let Some(cur) = stack.last_mut() {
-                    cur.text.push_str(String::from_utf8_lossy(&t).trim());
+                    cur.text.push_str(&String::from_utf8_lossy(&t));
                 }
             }
             Event::End(_) => {
-                let done = stack.pop().ok_or(XmlError::Empty)?;
+                let mut done = stack.pop().ok_or(XmlError::Empty)?;
+                done.text = done.text.trim().to_owned();
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(done),
                     None => return Ok(done),

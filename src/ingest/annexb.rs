@@ -106,7 +106,7 @@ impl AnnexB {
             Codec::H264 => match nal[0] & 0x1f {
                 7 => Kind::ParameterSet(Slot::Sps),
                 8 => Kind::ParameterSet(Slot::Pps),
-                9..=12 => Kind::Skip, // AUD, end of sequence/stream, filler
+                10..=12 => Kind::Skip, // end of sequence/stream, filler (AUDs are kept, as retina does)
                 5 => Kind::Slice {
                     random_access: true,
                 },
@@ -119,7 +119,7 @@ impl AnnexB {
                 32 => Kind::ParameterSet(Slot::Vps),
                 33 => Kind::ParameterSet(Slot::Sps),
                 34 => Kind::ParameterSet(Slot::Pps),
-                35..=38 => Kind::Skip, // AUD, EOS, EOB, filler
+                36..=38 => Kind::Skip, // EOS, EOB, filler (AUDs are kept, as retina does)
                 t @ 0..=31 => Kind::Slice {
                     random_access: (16..=23).contains(&t),
                 },
