@@ -284,3 +284,156 @@ async fn devices_register_list_their_catalog_stream_and_record() {
     registered(&c, &nvr.id, 16).await;
     online(&c, cams[0]).await;
 }
+
+/// Sends `datagrams` to `addr` from one socket; the answers that came back within `wait`.
+async fn blast(addr: std::net::SocketAddr, datagrams: &[Vec<u8>], wait: Duration) -> Vec<String> {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    for d in datagrams {
+        sock.send_to(d, addr).await.expect("send");
+    }
+    let mut answers = Vec::new();
+    let mut buf = vec![0u8; 65_536];
+    while let Ok(Ok(n)) = tokio::time::timeout(wait, sock.recv(&mut buf)).await {
+        answers.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    answers
+}
+
+fn request(method: &str, from: &str, n: u32, body: &str) -> Vec<u8> {
+    format!(
+        "{method} sip:34020000002000000001@3402000000 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:5999;rport;branch=z9hG4bK-flood-{n}\r\n\
+         From: <sip:{from}@3402000000>;tag=t{n}\r\nTo: <sip:34020000002000000001@3402000000>\r\n\
+         Call-ID: flood-{n}@127.0.0.1\r\nCSeq: {n} {method}\r\nMax-Forwards: 70\r\n\
+         Contact: <sip:{from}@127.0.0.1:5999>\r\nContent-Type: Application/MANSCDP+xml\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Garbage SIP, an INVITE flood, MESSAGEs of an unregistered device, wrong digests and PS garbage on
+/// every media port: each gets a clear answer or is dropped, nothing is listed, and a recording camera
+/// goes on. A stream nobody needs is invited when a viewer comes and closed (BYE) once they left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_devices_disturb_nothing_and_streams_follow_their_viewers() {
+    let (sip, media) = (free_port(), free_port());
+    let s = platform(sip, media);
+    let c = s.admin().await;
+    let site = c.site("国标接入大厅", "service_hall", "360702").await;
+    let good = Device::start(sip, "34020000001180000001", PASSWORD, &["--channels", "2"]);
+    registered(&c, &good.id, 2).await;
+    let cams = bind(&c, &good.id, site, "udp").await;
+    let before = online(&c, cams[0]).await["frames"].as_u64().unwrap();
+
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{sip}").parse().unwrap();
+    let mut junk: Vec<Vec<u8>> = (0..300u32)
+        .map(|i| (0..(i % 97 + 1)).map(|j| (i * 31 + j * 7) as u8).collect())
+        .collect();
+    junk.push(b"REGISTER sip:x SIP/2.0\r\nVia: nonsense\r\n\r\n".to_vec());
+    assert!(blast(addr, &junk, Duration::from_millis(500))
+        .await
+        .iter()
+        .all(|a| !a.contains("200 OK")));
+
+    let invites: Vec<Vec<u8>> = (0..300)
+        .map(|n| request("INVITE", "34020000001180000066", n, ""))
+        .collect();
+    let answers = blast(addr, &invites, Duration::from_secs(1)).await;
+    assert!(
+        answers
+            .iter()
+            .filter(|a| a.starts_with("SIP/2.0 403"))
+            .count()
+            >= 250,
+        "{:?}",
+        answers.first()
+    );
+
+    let keepalive = "<?xml version=\"1.0\"?><Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>34020000001180000077</DeviceID></Notify>";
+    let messages: Vec<Vec<u8>> = (0..50)
+        .map(|n| request("MESSAGE", "34020000001180000077", 1000 + n, keepalive))
+        .collect();
+    let answers = blast(addr, &messages, Duration::from_secs(1)).await;
+    assert!(
+        answers.iter().all(|a| a.starts_with("SIP/2.0 403")),
+        "{:?}",
+        answers.first()
+    );
+
+    let registers: Vec<Vec<u8>> = (0..50)
+        .map(|n| request("REGISTER", "34020000001180000088", 2000 + n, ""))
+        .collect();
+    let answers = blast(addr, &registers, Duration::from_secs(1)).await;
+    assert!(
+        answers.iter().all(|a| a.starts_with("SIP/2.0 401")),
+        "{:?}",
+        answers.first()
+    );
+
+    let garbage: Vec<Vec<u8>> = (0..2000u32)
+        .map(|i| {
+            [
+                &[0x80u8, 96, 0, i as u8][..],
+                &[0, 0, 1, 0xba, 0x44],
+                &[0xff; 600],
+            ]
+            .concat()
+        })
+        .collect();
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for port in media..=media + 40 {
+        for g in garbage.iter().take(50) {
+            let _ = sock.send_to(g, ("127.0.0.1", port)).await;
+        }
+    }
+
+    for id in [
+        "34020000001180000066",
+        "34020000001180000077",
+        "34020000001180000088",
+    ] {
+        assert!(device(&c, id).await.is_none(), "{id} listed");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = online(&c, cams[0]).await["frames"].as_u64().unwrap();
+    assert!(
+        after > before + 25,
+        "the recording camera stalled: {before} -> {after}"
+    );
+
+    // The second channel records too; make it a live-only camera: no stream until someone watches.
+    let r = c
+        .patch(
+            &format!("/api/v1/cameras/{}", cams[1]),
+            json!({"record": false}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let idle = wait_for(Duration::from_secs(20), || async {
+        let st = status(&c, cams[1]).await;
+        (st["error"] == "idle").then_some(st)
+    })
+    .await;
+    assert!(idle.is_some(), "not idle: {}", status(&c, cams[1]).await);
+    let cookie = common::ws::cookie(&s, "admin", "admin-password-1").await;
+    let mut ws = common::ws::connect(&s, cams[1], &cookie).await;
+    let start = json!({"type": "mse", "codecs": ["avc1.42c00d", "avc1.640029"]}).to_string();
+    use futures::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(start))
+        .await
+        .expect("start MSE");
+    online(&c, cams[1]).await;
+    drop(ws);
+    wait_for(Duration::from_secs(20), || async {
+        (status(&c, cams[1]).await["error"] == "idle").then_some(())
+    })
+    .await
+    .expect("the stream closed after its viewer left");
+    assert!(
+        s.log().contains("GB/T 28181 stream closed (BYE)"),
+        "no BYE in the log"
+    );
+}
