@@ -85,10 +85,26 @@ impl Receiver {
     ) -> std::io::Result<Receiver> {
         let addr = SocketAddr::new(ip, port);
         Ok(match transport {
-            MediaTransport::Udp => Receiver::Udp(UdpSocket::bind(addr).await?),
+            MediaTransport::Udp => Receiver::Udp(udp_socket(addr)?),
             MediaTransport::TcpPassive => Receiver::Tcp(TcpListener::bind(addr).await?),
         })
     }
+}
+
+/// Bytes of receive buffer asked for a media socket (the kernel caps it at `net.core.rmem_max`): a
+/// keyframe of a 4 Mbit/s stream comes as a burst of some 150 datagrams, more than the default holds
+/// while the server is busy with other streams.
+const RECEIVE_BUFFER: usize = 4 << 20;
+
+fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let domain = socket2::Domain::for_address(addr);
+    let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    if let Err(e) = s.set_recv_buffer_size(RECEIVE_BUFFER) {
+        warn!(error = %e, "media socket keeps its default receive buffer");
+    }
+    s.bind(&addr.into())?;
+    s.set_nonblocking(true)?;
+    UdpSocket::from_std(s.into())
 }
 
 /// One stream's receive state: RTP → PS → access units → frames.
