@@ -5,6 +5,7 @@
 use super::media::Depacketizer;
 use super::rtp;
 use crate::hub::{Hub, StreamKey, StreamKind};
+use crate::ingest::annexb::{parameter_sets, to_annex_b};
 use crate::ingest::{DecodeTimes, Publisher, StreamStatus};
 use crate::media::ps;
 use bytes::Bytes;
@@ -25,44 +26,6 @@ fn records(mut data: &[u8]) -> Vec<&[u8]> {
     out
 }
 
-/// Parameter sets of an `avcC` body.
-fn avcc_sets(b: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    let mut p = 6;
-    for count_at in [5usize, usize::MAX] {
-        let count = if count_at == 5 {
-            b[5] & 0x1f
-        } else {
-            let c = b[p];
-            p += 1;
-            c
-        };
-        for _ in 0..count {
-            let len = usize::from(u16::from_be_bytes([b[p], b[p + 1]]));
-            out.push(&b[p + 2..p + 2 + len]);
-            p += 2 + len;
-        }
-    }
-    out
-}
-
-/// Parameter sets of an `hvcC` body.
-fn hvcc_sets(b: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    let arrays = b[22];
-    let mut p = 23;
-    for _ in 0..arrays {
-        let n = u16::from_be_bytes([b[p + 1], b[p + 2]]);
-        p += 3;
-        for _ in 0..n {
-            let len = usize::from(u16::from_be_bytes([b[p], b[p + 1]]));
-            out.push(&b[p + 2..p + 2 + len]);
-            p += 2 + len;
-        }
-    }
-    out
-}
-
 /// The access units as a camera's byte stream: parameter sets before the keyframe, start codes.
 fn annex_b(sets: &[&[u8]], samples: &[&[u8]]) -> Vec<Vec<u8>> {
     samples
@@ -70,19 +33,7 @@ fn annex_b(sets: &[&[u8]], samples: &[&[u8]]) -> Vec<Vec<u8>> {
         .enumerate()
         .map(|(i, s)| {
             let mut out = Vec::new();
-            if i == 0 {
-                for set in sets {
-                    out.extend_from_slice(&[0, 0, 0, 1]);
-                    out.extend_from_slice(set);
-                }
-            }
-            let mut rest = *s;
-            while rest.len() >= 4 {
-                let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-                out.extend_from_slice(&[0, 0, 0, 1]);
-                out.extend_from_slice(&rest[4..4 + len]);
-                rest = &rest[4 + len..];
-            }
+            to_annex_b(&mut out, if i == 0 { sets } else { &[] }, s);
             out
         })
         .collect()
@@ -95,13 +46,13 @@ fn fixtures() -> Vec<Fixture> {
     vec![
         (
             ps::STREAM_TYPE_H264,
-            avcc_sets(H264_AVCC),
+            parameter_sets(H264_AVCC, false),
             records(H264_SAMPLES),
             "h264",
         ),
         (
             ps::STREAM_TYPE_H265,
-            hvcc_sets(H265_HVCC),
+            parameter_sets(H265_HVCC, true),
             records(H265_SAMPLES),
             "hevc",
         ),

@@ -215,6 +215,71 @@ pub fn nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
+/// The parameter sets in an `avcC` (H.264) or `hvcC` (H.265) body, in order; empty when it is malformed.
+pub fn parameter_sets(extra: &[u8], h265: bool) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut p = if h265 { 23 } else { 6 };
+    let take = |p: &mut usize| -> Option<&[u8]> {
+        let len = usize::from(u16::from_be_bytes([*extra.get(*p)?, *extra.get(*p + 1)?]));
+        let nal = extra.get(*p + 2..*p + 2 + len)?;
+        *p += 2 + len;
+        Some(nal)
+    };
+    if h265 {
+        let arrays = extra.get(22).copied().unwrap_or(0);
+        for _ in 0..arrays {
+            let Some(n) = extra.get(p + 1..p + 3) else {
+                return Vec::new();
+            };
+            let n = u16::from_be_bytes([n[0], n[1]]);
+            p += 3;
+            for _ in 0..n {
+                match take(&mut p) {
+                    Some(nal) => out.push(nal),
+                    None => return Vec::new(),
+                }
+            }
+        }
+    } else {
+        let sps = extra.get(5).map_or(0, |b| b & 0x1f);
+        for _ in 0..sps {
+            match take(&mut p) {
+                Some(nal) => out.push(nal),
+                None => return Vec::new(),
+            }
+        }
+        let Some(&pps) = extra.get(p) else {
+            return Vec::new();
+        };
+        p += 1;
+        for _ in 0..pps {
+            match take(&mut p) {
+                Some(nal) => out.push(nal),
+                None => return Vec::new(),
+            }
+        }
+    }
+    out
+}
+
+/// An MP4-framed access unit (4-byte lengths) as an Annex B byte stream, after `prefix` NAL units (the
+/// parameter sets before a keyframe). A length that runs past the data ends the unit.
+pub fn to_annex_b(out: &mut Vec<u8>, prefix: &[&[u8]], mut data: &[u8]) {
+    for nal in prefix {
+        out.extend_from_slice(&[0, 0, 0, 1]);
+        out.extend_from_slice(nal);
+    }
+    while data.len() >= 4 {
+        let len = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
+        let Some(nal) = data.get(4..4 + len) else {
+            break;
+        };
+        out.extend_from_slice(&[0, 0, 0, 1]);
+        out.extend_from_slice(nal);
+        data = &data[4 + len..];
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@
 
 use super::pipelines::{self, ENCODER_SINK};
 use super::{SimCodec, SimError, SimOptions};
-use crate::gb28181::rtp;
+use crate::gb28181::send::{PsSink, Target};
 use crate::gb28181::sip::{self, Outgoing, Stack};
 use crate::gb28181::xml::{self, Body};
 use crate::media::ps;
@@ -27,7 +27,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -407,41 +406,6 @@ pub fn channel_id(device_id: &str, n: u32) -> String {
     format!("{prefix}131{suffix}{:04}", n % 10_000)
 }
 
-/// Where and how the platform wants the media.
-struct Target {
-    addr: SocketAddr,
-    tcp: bool,
-    ssrc: u32,
-}
-
-impl Target {
-    fn parse(sdp: &str) -> Option<Target> {
-        let mut ip = None;
-        let mut port = None;
-        let mut tcp = false;
-        let mut ssrc = 0;
-        for line in sdp.lines().map(str::trim) {
-            if let Some(c) = line
-                .strip_prefix("c=IN IP4 ")
-                .or_else(|| line.strip_prefix("c=IN IP6 "))
-            {
-                ip = c.trim().parse().ok();
-            } else if let Some(m) = line.strip_prefix("m=video ") {
-                let mut parts = m.split_whitespace();
-                port = parts.next().and_then(|p| p.parse::<u16>().ok());
-                tcp = parts.next().is_some_and(|p| p.starts_with("TCP"));
-            } else if let Some(y) = line.strip_prefix("y=") {
-                ssrc = y.parse().unwrap_or(0);
-            }
-        }
-        Some(Target {
-            addr: SocketAddr::new(ip?, port?),
-            tcp,
-            ssrc,
-        })
-    }
-}
-
 /// Sends PS over RTP from the next keyframe on until cancelled.
 async fn send(
     target: Target,
@@ -453,15 +417,8 @@ async fn send(
         SimCodec::H264 => ps::STREAM_TYPE_H264,
         SimCodec::H265 => ps::STREAM_TYPE_H265,
     };
-    let mut tcp = if target.tcp {
-        Some(tokio::net::TcpStream::connect(target.addr).await?)
-    } else {
-        None
-    };
-    let udp = tokio::net::UdpSocket::bind("0.0.0.0:0").await?;
-    let mut seq: u16 = rand::random();
+    let mut sink = PsSink::open(&target, video_type).await?;
     let mut started = false;
-    let (mut ps_buf, mut out) = (Vec::new(), Vec::new());
     loop {
         let au = tokio::select! {
             r = frames.recv() => match r {
@@ -472,36 +429,8 @@ async fn send(
             _ = cancel.cancelled() => return Ok(()),
         };
         started |= au.keyframe;
-        if !started {
-            continue;
-        }
-        ps_buf.clear();
-        out.clear();
-        ps::mux_frame(
-            &mut ps_buf,
-            video_type,
-            au.pts,
-            au.pts,
-            au.keyframe,
-            &au.data,
-        );
-        rtp::packetize(
-            &mut out,
-            &ps_buf,
-            &mut seq,
-            au.pts as u32,
-            target.ssrc,
-            tcp.is_some(),
-        );
-        match tcp.as_mut() {
-            Some(stream) => stream.write_all(&out).await?,
-            None => {
-                let mut at = 0;
-                for len in rtp::packet_spans(ps_buf.len()) {
-                    udp.send_to(&out[at..at + len], target.addr).await?;
-                    at += len;
-                }
-            }
+        if started {
+            sink.frame(&au.data, au.pts, au.pts, au.keyframe).await?;
         }
     }
 }

@@ -1,0 +1,156 @@
+//! Sending PS over RTP to the address an INVITE's SDP names: over UDP, or over TCP where the sender
+//! connects (RFC 4571 framing). Used by the upward cascade (Vigil answering a superior platform) and by
+//! the simulated device.
+
+use super::rtp;
+use crate::media::ps;
+use std::net::SocketAddr;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpStream, UdpSocket};
+
+/// Where and how the receiver wants the media, from its SDP offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub tcp: bool,
+    pub ssrc: u32,
+}
+
+impl Target {
+    /// Reads `c=`, `m=video PORT PROTO` and `y=` of an offer. `None` without an address and port.
+    pub fn parse(sdp: &str) -> Option<Target> {
+        let (mut ip, mut port, mut tcp, mut ssrc) = (None, None, false, 0);
+        for line in sdp.lines().map(str::trim) {
+            if let Some(c) = line
+                .strip_prefix("c=IN IP4 ")
+                .or_else(|| line.strip_prefix("c=IN IP6 "))
+            {
+                ip = c.trim().parse().ok();
+            } else if let Some(m) = line.strip_prefix("m=video ") {
+                let mut parts = m.split_whitespace();
+                port = parts
+                    .next()
+                    .and_then(|p| p.parse::<u16>().ok())
+                    .filter(|p| *p != 0);
+                tcp = parts
+                    .next()
+                    .is_some_and(|p| p.to_ascii_uppercase().starts_with("TCP"));
+            } else if let Some(y) = line.strip_prefix("y=") {
+                ssrc = y.trim().parse().unwrap_or(0);
+            }
+        }
+        Some(Target {
+            addr: SocketAddr::new(ip?, port?),
+            tcp,
+            ssrc,
+        })
+    }
+
+    /// The SDP answer of a sender: PS, `sendonly`, the offer's SSRC.
+    pub fn answer(&self, id: &str, local: std::net::IpAddr) -> String {
+        let proto = if self.tcp { "TCP/RTP/AVP" } else { "RTP/AVP" };
+        let setup = if self.tcp {
+            "a=setup:active\r\na=connection:new\r\n"
+        } else {
+            ""
+        };
+        format!(
+            "v=0\r\no={id} 0 0 IN IP4 {local}\r\ns=Play\r\nc=IN IP4 {local}\r\nt=0 0\r\nm=video 9 {proto} 96\r\n\
+             a=sendonly\r\na=rtpmap:96 PS/90000\r\n{setup}y={:010}\r\n",
+            self.ssrc
+        )
+    }
+}
+
+enum Link {
+    Udp(UdpSocket, SocketAddr),
+    Tcp(TcpStream),
+}
+
+/// One outgoing PS-over-RTP stream.
+pub struct PsSink {
+    link: Link,
+    video_type: u8,
+    ssrc: u32,
+    seq: u16,
+    ps: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl PsSink {
+    /// Connects (TCP) or binds a socket (UDP) towards the target.
+    pub async fn open(target: &Target, video_type: u8) -> std::io::Result<PsSink> {
+        let link = if target.tcp {
+            let s = TcpStream::connect(target.addr).await?;
+            s.set_nodelay(true)?;
+            Link::Tcp(s)
+        } else {
+            let bind: SocketAddr = if target.addr.is_ipv4() {
+                ([0, 0, 0, 0], 0).into()
+            } else {
+                ([0u16; 8], 0).into()
+            };
+            Link::Udp(UdpSocket::bind(bind).await?, target.addr)
+        };
+        Ok(PsSink {
+            link,
+            video_type,
+            ssrc: target.ssrc,
+            seq: rand::random(),
+            ps: Vec::new(),
+            out: Vec::new(),
+        })
+    }
+
+    /// Sends one Annex B access unit (90 kHz times).
+    pub async fn frame(
+        &mut self,
+        annexb: &[u8],
+        pts: u64,
+        dts: u64,
+        keyframe: bool,
+    ) -> std::io::Result<()> {
+        self.ps.clear();
+        self.out.clear();
+        ps::mux_frame(&mut self.ps, self.video_type, pts, dts, keyframe, annexb);
+        let framed = matches!(self.link, Link::Tcp(_));
+        rtp::packetize(
+            &mut self.out,
+            &self.ps,
+            &mut self.seq,
+            pts as u32,
+            self.ssrc,
+            framed,
+        );
+        match &mut self.link {
+            Link::Tcp(s) => s.write_all(&self.out).await,
+            Link::Udp(sock, addr) => {
+                let mut at = 0;
+                for len in rtp::packet_spans(self.ps.len()) {
+                    sock.send_to(&self.out[at..at + len], *addr).await?;
+                    at += len;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_offers_of_platforms() {
+        let udp = "v=0\r\nc=IN IP4 10.1.2.3\r\nm=video 30000 RTP/AVP 96\r\na=rtpmap:96 PS/90000\r\ny=0100000001\r\n";
+        let t = Target::parse(udp).unwrap();
+        assert_eq!(
+            (t.addr, t.tcp, t.ssrc),
+            ("10.1.2.3:30000".parse().unwrap(), false, 100_000_001)
+        );
+        let tcp = udp.replace("RTP/AVP", "TCP/RTP/AVP");
+        assert!(Target::parse(&tcp).unwrap().tcp);
+        assert!(Target::parse("v=0\r\nm=video 0 RTP/AVP 96\r\n").is_none());
+        assert!(Target::parse("garbage").is_none());
+    }
+}
