@@ -61,7 +61,7 @@ impl Server {
             secrets: secrets.clone(),
         });
         // Before the cameras start: gb28181:// cameras need their runner registered with ingest.
-        let gb = start_gb28181(&cfg, &pool, &ingest).await?;
+        let gb = start_gb28181(&cfg, &pool, &ingest, &audit).await?;
         let cluster = start_cameras(&cfg, &pool, runner).await?;
         let login_throttle = Arc::new(AddressThrottle::new(
             cfg.auth.login_address_max_failures,
@@ -228,15 +228,31 @@ fn object_tier(cfg: &Config) -> anyhow::Result<Option<record::tier::Tier>> {
 async fn start_gb28181(
     cfg: &Config,
     pool: &crate::db::Pool,
-    ingest: &Supervisor,
+    ingest: &Arc<Supervisor>,
+    audit: &crate::audit::Log,
 ) -> anyhow::Result<Option<Arc<crate::gb28181::Platform>>> {
     if cfg.gb28181.sip_listen.is_none() {
         return Ok(None);
     }
+    let statuses = ingest.clone();
+    let online = move |camera_id| {
+        let key = crate::hub::StreamKey {
+            camera_id,
+            kind: crate::hub::StreamKind::Main,
+        };
+        let state = statuses.status(key).map(|s| s.state);
+        state == Some(crate::ingest::StreamState::Online)
+    };
+    let shared = crate::gb28181::Shared {
+        hub: ingest.hub().clone(),
+        audit: Some(audit.clone()),
+        online: Arc::new(online),
+    };
     let platform = crate::gb28181::Platform::start(
         &cfg.gb28181,
         &cfg.ingest,
         pool.clone(),
+        shared,
         tokio_util::sync::CancellationToken::new(),
     )
     .await

@@ -437,3 +437,85 @@ async fn bad_devices_disturb_nothing_and_streams_follow_their_viewers() {
         "no BYE in the log"
     );
 }
+
+/// Upward: a city Vigil registers to a province Vigil (the province's own GB/T 28181 platform plays the
+/// superior), which queries its catalog, sees only the shared region's camera, INVITEs it and records
+/// decodable PS; the city audits the province's view; a forged INVITE for an unshared camera gets 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_city_registers_up_and_the_province_records_its_shared_camera() {
+    let (sip_p, media_p, sip_c) = (free_port(), free_port(), free_port());
+    let province = platform(sip_p, media_p);
+    let sim = Sim::small(2, 25, &[]);
+    // The city's halls are seeded, so that its catalog has them when the province first asks.
+    let city = Server::start_with(&format!(
+        "[[seed.sites]]\nname = \"赣州政务大厅\"\nkind = \"service_hall\"\nregion_code = \"360702\"\n\
+         cameras = [ {{ name = \"赣州窗口\", main_url = \"{}\", record = false }} ]\n\
+         [[seed.sites]]\nname = \"南昌政务大厅\"\nkind = \"service_hall\"\nregion_code = \"360100\"\n\
+         cameras = [ {{ name = \"南昌窗口\", main_url = \"{}\", record = false }} ]\n\
+         [gb28181]\nsip_listen = \"127.0.0.1:{sip_c}\"\nid = \"36070000002000000001\"\ndomain = \"3607000000\"\n\
+         media_ports = \"{}-{}\"\n\
+         [[gb28181.upstream]]\nname = \"province\"\nserver = \"127.0.0.1:{sip_p}\"\n\
+         server_id = \"34020000002000000001\"\ndomain = \"3402000000\"\nlocal_id = \"36070000002000000001\"\n\
+         password = \"{PASSWORD}\"\nexpires_s = 60\nkeepalive_s = 1\nregion_codes = [\"360700\"]\n",
+        sim.url(1),
+        sim.url(2),
+        media_p + 100,
+        media_p + 110
+    ));
+    let cc = city.admin().await;
+    let cams = cc.get("/api/v1/cameras").await.body;
+    let id_of = |name: &str| {
+        cams.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .and_then(|c| c["id"].as_i64())
+            .unwrap()
+    };
+    let (shared, hidden) = (id_of("赣州窗口"), id_of("南昌窗口"));
+    online(&cc, shared).await;
+
+    let pc = province.admin().await;
+    let d = registered(&pc, "36070000002000000001", 1).await;
+    let ch = &d["channels"][0];
+    assert_eq!(ch["name"], "赣州窗口");
+    assert_eq!(ch["civil_code"], "360702");
+    let site = pc.site("省级监控", "service_hall", "360000").await;
+    let cams = bind(&pc, "36070000002000000001", site, "udp").await;
+    online(&pc, cams[0]).await;
+    assert!(recorded(&province, &pc, cams[0], 3.0).await >= 2.5);
+    let audit = cc.get("/api/v1/audit?action=live.start").await.body;
+    let rows = audit["items"]
+        .as_array()
+        .or(audit.as_array())
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        rows.iter()
+            .any(|r| r["actor"] == "gb28181:province" && r["region_code"] == "360702"),
+        "no audit row of the province's view: {audit}"
+    );
+
+    // Pretending to be the province, ask the city for the camera it does not share.
+    let channel = format!("3601000000131{hidden:07}");
+    let sdp = "v=0\r\no=x 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+               m=video 9 RTP/AVP 96\r\na=rtpmap:96 PS/90000\r\ny=0000000001\r\n";
+    let invite = format!(
+        "INVITE sip:{channel}@3607000000 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;rport;branch=z9hG4bK-forged\r\n\
+         From: <sip:34020000002000000001@3402000000>;tag=f1\r\nTo: <sip:{channel}@3607000000>\r\n\
+         Call-ID: forged@127.0.0.1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n\
+         Contact: <sip:34020000002000000001@127.0.0.1:5999>\r\nContent-Type: APPLICATION/SDP\r\n\
+         Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{sip_c}").parse().unwrap();
+    let answers = blast(addr, &[invite.into_bytes()], Duration::from_secs(2)).await;
+    assert!(
+        answers.iter().any(|a| a.starts_with("SIP/2.0 404")),
+        "{answers:?}"
+    );
+    assert!(
+        !answers.iter().any(|a| a.starts_with("SIP/2.0 200")),
+        "{answers:?}"
+    );
+}

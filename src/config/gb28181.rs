@@ -24,6 +24,54 @@ pub struct Gb28181Config {
     pub max_expires_s: u32,
     /// Seconds a live stream nobody watches (and nothing records) stays open before its BYE.
     pub idle_s: u64,
+    /// Superior platforms Vigil registers to (`[[gb28181.upstream]]`).
+    pub upstream: Vec<UpstreamConfig>,
+}
+
+/// A superior platform: Vigil registers to it as a device whose catalog is the regions, sites and cameras
+/// of `region_codes` (and their subregions), and answers its INVITEs with PS over RTP.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// What the audit log and the logs call the link.
+    pub name: String,
+    /// The superior's SIP address (UDP).
+    pub server: SocketAddr,
+    /// The superior's 20-digit SIP id.
+    pub server_id: String,
+    /// The superior's SIP domain.
+    pub domain: String,
+    /// Vigil's 20-digit id at the superior.
+    pub local_id: String,
+    pub password: String,
+    #[serde(default = "default_expires")]
+    pub expires_s: u32,
+    #[serde(default = "default_keepalive")]
+    pub keepalive_s: u64,
+    /// The regions shared (with their subregions); empty shares nothing.
+    #[serde(default)]
+    pub region_codes: Vec<String>,
+}
+
+fn default_expires() -> u32 {
+    3600
+}
+
+fn default_keepalive() -> u64 {
+    60
+}
+
+impl std::fmt::Debug for UpstreamConfig {
+    // Hand-written: the password must never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamConfig")
+            .field("name", &self.name)
+            .field("server", &self.server)
+            .field("server_id", &self.server_id)
+            .field("local_id", &self.local_id)
+            .field("region_codes", &self.region_codes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Gb28181Config {
@@ -38,6 +86,7 @@ impl Default for Gb28181Config {
             keepalive_s: 60,
             max_expires_s: 3600,
             idle_s: 15,
+            upstream: Vec::new(),
         }
     }
 }
@@ -87,6 +136,24 @@ impl Gb28181Config {
             return Err(
                 "gb28181.keepalive_s must be positive and max_expires_s at least 60".into(),
             );
+        }
+        for u in &self.upstream {
+            if u.server_id.len() != 20
+                || !digits(&u.server_id)
+                || u.local_id.len() != 20
+                || !digits(&u.local_id)
+            {
+                return Err(format!(
+                    "gb28181.upstream {:?}: server_id and local_id must be 20 digits",
+                    u.name
+                ));
+            }
+            if u.expires_s < 60 || u.keepalive_s == 0 {
+                return Err(format!(
+                    "gb28181.upstream {:?}: expires_s at least 60, keepalive_s positive",
+                    u.name
+                ));
+            }
         }
         self.ports().map(|_| ())
     }

@@ -9,7 +9,7 @@ mod gb28181;
 mod storage;
 
 pub use cluster::ClusterConfig;
-pub use gb28181::Gb28181Config;
+pub use gb28181::{Gb28181Config, UpstreamConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -10,8 +10,10 @@
 pub mod media;
 pub mod registry;
 pub mod rtp;
+pub mod send;
 pub mod sip;
 pub mod stream;
+pub mod upstream;
 pub mod xml;
 
 use crate::config::{Gb28181Config, IngestConfig};
@@ -20,6 +22,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// What the upward cascade needs of the server: the hub (cameras' live streams), the audit log, and
+/// whether a camera is online (for the catalog's status).
+pub struct Shared {
+    pub hub: Arc<crate::hub::Hub>,
+    pub audit: Option<crate::audit::Log>,
+    pub online: Arc<dyn Fn(i64) -> bool + Send + Sync>,
+}
 
 /// The running platform: its registry (for the API) and the runner ingest uses.
 pub struct Platform {
@@ -34,6 +44,7 @@ impl Platform {
         cfg: &Gb28181Config,
         ingest: &IngestConfig,
         pool: Pool,
+        shared: Shared,
         cancel: CancellationToken,
     ) -> anyhow::Result<Platform> {
         let listen = cfg
@@ -52,7 +63,25 @@ impl Platform {
         let sip_addr = std::net::SocketAddr::new(advertised.ip(), stack.contact_addr.port());
         let mut stack = stack;
         stack.contact_addr = sip_addr;
-        let registry = Arc::new(registry::Registry::new(cfg.clone(), pool, stack));
+        let stack = Arc::new(stack);
+        let registry = Arc::new(registry::Registry::new(
+            cfg.clone(),
+            pool.clone(),
+            stack.clone(),
+        ));
+        if !cfg.upstream.is_empty() {
+            let up = upstream::Upstreams::new(
+                &cfg.upstream,
+                stack,
+                pool,
+                shared.hub,
+                shared.audit,
+                shared.online,
+            );
+            let up = Arc::new(up);
+            up.start();
+            let _ = registry.upstream.set(up);
+        }
         tokio::spawn(registry.clone().watch_keepalives());
         let handler = registry.clone();
         tokio::spawn(async move {

@@ -43,13 +43,17 @@ pub struct Session {
 #[derive(Default)]
 struct Catalog {
     sum: usize,
+    /// Items received, channels or not (regions and organisations of a cascaded catalog count too).
+    received: usize,
     items: Vec<Channel>,
 }
 
 pub struct Registry {
     pub cfg: Gb28181Config,
     pub pool: Pool,
-    pub stack: Stack,
+    pub stack: Arc<Stack>,
+    /// The superior platforms, whose requests are theirs to answer.
+    pub upstream: std::sync::OnceLock<Arc<super::upstream::Upstreams>>,
     sessions: Mutex<HashMap<String, Session>>,
     nonces: Mutex<HashMap<String, Instant>>,
     catalogs: Mutex<HashMap<String, Catalog>>,
@@ -59,11 +63,12 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new(cfg: Gb28181Config, pool: Pool, stack: Stack) -> Registry {
+    pub fn new(cfg: Gb28181Config, pool: Pool, stack: Arc<Stack>) -> Registry {
         Registry {
             cfg,
             pool,
             stack,
+            upstream: std::sync::OnceLock::new(),
             sessions: Mutex::new(HashMap::new()),
             nonces: Mutex::new(HashMap::new()),
             catalogs: Mutex::new(HashMap::new()),
@@ -82,6 +87,11 @@ impl Registry {
 
     /// Handles one incoming request (other than those of media dialogs, see `stream`).
     pub async fn handle(self: &Arc<Self>, mut tx: Transaction) {
+        if let Some(up) = self.upstream.get() {
+            if let Some(link) = up.link_of(&tx.original) {
+                return up.handle(link, tx).await;
+            }
+        }
         let result = match tx.original.method {
             Method::Register => self.register(&mut tx).await,
             Method::Message => self.message(&mut tx).await,
@@ -175,9 +185,10 @@ impl Registry {
         }
         if !known {
             info!(device, addr = %addr, "device registered");
-            let me = self.clone();
-            tokio::spawn(async move { me.query_device(&device).await });
         }
+        // Asked at every registration and its renewals, so that channels added since are learnt.
+        let me = self.clone();
+        tokio::spawn(async move { me.query_device(&device).await });
         Ok(())
     }
 
@@ -260,6 +271,21 @@ impl Registry {
                 }
             }
             ("Response", "Catalog") => self.catalog_page(&device, &body).await,
+            // A device telling of channels added or changed (GB/T 28181-2016 §9.7.2).
+            ("Notify", "Catalog") => {
+                let items: Vec<Channel> = body
+                    .child("DeviceList")
+                    .map(|l| {
+                        l.children_named("Item")
+                            .filter_map(|i| channel(&device, i))
+                            .take(MAX_CHANNELS)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if let Err(e) = db::gb::store_catalog(&self.pool, &device, &items).await {
+                    warn!(device, error = %e, "catalog change not stored");
+                }
+            }
             ("Response", "DeviceInfo") => {
                 let t = |n| body.text_of(n).unwrap_or_default();
                 let r = db::gb::set_info(
@@ -286,18 +312,17 @@ impl Registry {
             .and_then(|s| s.parse().ok())
             .unwrap_or(0)
             .min(MAX_CHANNELS);
-        let items: Vec<Channel> = body
+        let all: Vec<&Element> = body
             .child("DeviceList")
-            .map(|l| {
-                l.children_named("Item")
-                    .filter_map(|i| channel(device, i))
-                    .collect()
-            })
+            .map(|l| l.children_named("Item").collect())
             .unwrap_or_default();
+        let received = all.len();
+        let items: Vec<Channel> = all.into_iter().filter_map(|i| channel(device, i)).collect();
         let complete = {
             let mut catalogs = lock(&self.catalogs);
             let c = catalogs.entry(device.to_owned()).or_default();
             c.sum = sum;
+            c.received = c.received.saturating_add(received);
             for item in items {
                 if c.items.len() >= MAX_CHANNELS {
                     break;
@@ -306,7 +331,7 @@ impl Registry {
                     c.items.push(item);
                 }
             }
-            if c.items.len() >= c.sum {
+            if c.received >= c.sum || c.items.len() >= MAX_CHANNELS {
                 catalogs.remove(device)
             } else {
                 None
@@ -387,9 +412,13 @@ impl Registry {
     }
 }
 
-/// A catalog item, when it has a valid channel id.
+/// A catalog item, when it is a video channel: a valid id that is not a region (a short civil code) nor
+/// an organisation (types 2xx: platforms, business groups, virtual organisations of a cascaded catalog).
 fn channel(device: &str, item: &Element) -> Option<Channel> {
     let id = item.text_of("DeviceID").filter(|d| valid_id(d))?;
+    if id.len() == 20 && id.as_bytes()[10] == b'2' {
+        return None;
+    }
     let text = |n: &str| {
         item.text_of(n)
             .unwrap_or_default()

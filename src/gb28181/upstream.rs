@@ -1,0 +1,539 @@
+//! The upward cascade: Vigil registers to superior platforms (`[[gb28181.upstream]]`) as a device,
+//! answers their Catalog with the regions, sites and cameras the link shares, and their INVITEs by sending
+//! the camera's live stream as PS over RTP to the address of their SDP.
+//!
+//! Invariants:
+//! - Nothing crosses a region: the link's scope (its `region_codes` and their subregions) is resolved at
+//!   the time of each catalog answer and each INVITE, so a region removed from the tree or a camera moved
+//!   out is no longer shared from that moment; an INVITE for a camera outside it is answered 404.
+//! - Registration is retried at most 30 s apart until accepted, renewed at two thirds of its expiry, and
+//!   redone when the superior refuses a keepalive.
+//! - Every upward view is audited (`live.start`/`live.stop`, actor `gb28181:NAME`, the camera's region).
+//! - Upward viewers are consumers of the camera's hub stream like any viewer: one ingest per camera
+//!   whatever their number, and a slow superior skips to the next keyframe, never stalls the camera.
+
+use super::send::{PsSink, Target};
+use super::sip::{self, Outgoing, Stack};
+use super::xml::{self, Body};
+use crate::config::UpstreamConfig;
+use crate::db::{self, Pool};
+use crate::hub::{Hub, Received, StreamKey, StreamKind, Timeline};
+use crate::ingest::annexb::{parameter_sets, to_annex_b};
+use crate::media::ps;
+use rsipstack::dialog::authenticate::Credential;
+use rsipstack::dialog::registration::Registration;
+use rsipstack::sip::prelude::HeadersExt;
+use rsipstack::sip::{Header, Method, StatusCode, Transport};
+use rsipstack::transaction::Transaction;
+use rsipstack::transport::SipAddr;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Catalog items per MESSAGE.
+const PAGE: usize = 8;
+
+/// One superior platform and the state of Vigil's registration to it.
+pub struct Link {
+    pub cfg: UpstreamConfig,
+    pub registered: Mutex<bool>,
+}
+
+/// Every superior, and what answering them needs.
+pub struct Upstreams {
+    pub links: Vec<Arc<Link>>,
+    stack: Arc<Stack>,
+    pool: Pool,
+    hub: Arc<Hub>,
+    audit: Option<crate::audit::Log>,
+    online: Arc<dyn Fn(i64) -> bool + Send + Sync>,
+    sessions: Mutex<HashMap<String, CancellationToken>>,
+}
+
+impl Upstreams {
+    pub fn new(
+        cfgs: &[UpstreamConfig],
+        stack: Arc<Stack>,
+        pool: Pool,
+        hub: Arc<Hub>,
+        audit: Option<crate::audit::Log>,
+        online: Arc<dyn Fn(i64) -> bool + Send + Sync>,
+    ) -> Upstreams {
+        let links = cfgs
+            .iter()
+            .map(|cfg| {
+                Arc::new(Link {
+                    cfg: cfg.clone(),
+                    registered: Mutex::new(false),
+                })
+            })
+            .collect();
+        Upstreams {
+            links,
+            stack,
+            pool,
+            hub,
+            audit,
+            online,
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts the registration loop of every link.
+    pub fn start(self: &Arc<Self>) {
+        for link in &self.links {
+            tokio::spawn(self.clone().register_loop(link.clone()));
+        }
+    }
+
+    /// The link a request comes from (its From user is the superior's id), if any.
+    pub fn link_of(&self, req: &rsipstack::sip::Request) -> Option<Arc<Link>> {
+        let from = sip::from_user(req)?;
+        self.links.iter().find(|l| l.cfg.server_id == from).cloned()
+    }
+
+    async fn register_loop(self: Arc<Self>, link: Arc<Link>) {
+        let cfg = &link.cfg;
+        let credential = Credential {
+            username: cfg.local_id.clone(),
+            password: cfg.password.clone(),
+            realm: None,
+            auth_username: None,
+        };
+        let Ok(server) = sip::sip_uri(&cfg.server_id, &cfg.server.to_string()) else {
+            warn!(link = cfg.name, "bad superior address");
+            return;
+        };
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let mut reg = Registration::new(self.stack.inner().clone(), Some(credential.clone()));
+            match reg.register(server.clone(), Some(cfg.expires_s)).await {
+                Ok(r) if r.status_code == StatusCode::OK => {
+                    info!(link = cfg.name, "registered to the superior platform");
+                    *lock(&link.registered) = true;
+                    backoff = Duration::from_secs(1);
+                    self.keep_alive(&link).await;
+                    *lock(&link.registered) = false;
+                }
+                Ok(r) => {
+                    warn!(link = cfg.name, status = %r.status_code, "superior refused the registration")
+                }
+                Err(e) => warn!(link = cfg.name, error = %e, "registration to the superior failed"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    /// Keepalives until the registration needs renewing, or the superior refuses or stops answering.
+    async fn keep_alive(&self, link: &Link) {
+        let cfg = &link.cfg;
+        let until =
+            tokio::time::Instant::now() + Duration::from_secs(u64::from(cfg.expires_s) * 2 / 3);
+        let mut missed = 0;
+        while tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_secs(cfg.keepalive_s)).await;
+            let mut b = Body::new("Notify");
+            b.field("CmdType", "Keepalive")
+                .field("SN", &sn().to_string())
+                .field("DeviceID", &cfg.local_id)
+                .field("Status", "OK");
+            match self.message(link, b.finish("Notify")).await {
+                Ok(()) => missed = 0,
+                Err(sip::SipError::Status(code)) => {
+                    warn!(
+                        link = cfg.name,
+                        code, "superior refused a keepalive; registering again"
+                    );
+                    return;
+                }
+                Err(e) => {
+                    missed += 1;
+                    warn!(link = cfg.name, error = %e, missed, "keepalive not answered");
+                    if missed >= 3 {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn message(&self, link: &Link, body: Vec<u8>) -> Result<(), sip::SipError> {
+        let cfg = &link.cfg;
+        let mut out = Outgoing::new(
+            Method::Message,
+            &cfg.server_id,
+            cfg.server.to_string(),
+            &cfg.local_id,
+            &cfg.domain,
+        );
+        out.body = Some((sip::MANSCDP, body));
+        let req = self.stack.request(out)?;
+        let dest = SipAddr {
+            r#type: Some(Transport::Udp),
+            addr: cfg.server.into(),
+        };
+        let resp = self.stack.send(req, dest, Duration::from_secs(5)).await?;
+        match resp.status_code.code() {
+            200..=299 => Ok(()),
+            code => Err(sip::SipError::Status(code)),
+        }
+    }
+
+    /// Handles a request of a superior.
+    pub async fn handle(self: &Arc<Self>, link: Arc<Link>, mut tx: Transaction) {
+        let result = match tx.original.method {
+            Method::Message => self.query(&link, &mut tx).await,
+            Method::Invite => self.invite(&link, &mut tx).await,
+            Method::Bye => {
+                let call = tx
+                    .original
+                    .call_id_header()
+                    .map(|c| c.value().to_owned())
+                    .unwrap_or_default();
+                if let Some(cancel) = lock(&self.sessions).remove(&call) {
+                    cancel.cancel();
+                }
+                tx.reply(StatusCode::OK).await.map_err(Into::into)
+            }
+            _ => tx.reply(StatusCode::OK).await.map_err(Into::into),
+        };
+        if let Err(e) = result {
+            warn!(link = link.cfg.name, error = %e, "superior's request not handled");
+        }
+    }
+
+    async fn query(&self, link: &Link, tx: &mut Transaction) -> Result<(), sip::SipError> {
+        let Ok(q) = xml::parse(tx.original.body()) else {
+            return Ok(tx.reply(StatusCode::BadRequest).await?);
+        };
+        tx.reply(StatusCode::OK).await?;
+        let sn = q.text_of("SN").unwrap_or("0").to_owned();
+        match q.text_of("CmdType") {
+            Some("Catalog") => {
+                let items = match self.catalog(link).await {
+                    Ok(items) => items,
+                    Err(e) => {
+                        warn!(link = link.cfg.name, error = %e, "catalog not built");
+                        return Ok(());
+                    }
+                };
+                let sum = items.len().to_string();
+                for page in items.chunks(PAGE) {
+                    let mut b = Body::new("Response");
+                    b.field("CmdType", "Catalog")
+                        .field("SN", &sn)
+                        .field("DeviceID", &link.cfg.local_id)
+                        .field("SumNum", &sum);
+                    b.open("DeviceList", &[("Num", &page.len().to_string())]);
+                    for item in page {
+                        item.write(&mut b);
+                    }
+                    b.close("DeviceList");
+                    self.message(link, b.finish("Response")).await?;
+                }
+            }
+            Some("DeviceInfo") => {
+                let mut b = Body::new("Response");
+                b.field("CmdType", "DeviceInfo")
+                    .field("SN", &sn)
+                    .field("DeviceID", &link.cfg.local_id)
+                    .field("Result", "OK")
+                    .field("DeviceName", "Vigil")
+                    .field("Manufacturer", "Vigil")
+                    .field("Model", "Vigil platform")
+                    .field("Firmware", env!("CARGO_PKG_VERSION"));
+                self.message(link, b.finish("Response")).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The regions, sites and cameras the link shares, as of now.
+    async fn catalog(&self, link: &Link) -> Result<Vec<Item>, db::DbError> {
+        let scope: std::collections::BTreeSet<String> = if link.cfg.region_codes.is_empty() {
+            Default::default()
+        } else {
+            db::regions::subtree(&self.pool, &link.cfg.region_codes)
+                .await?
+                .into_iter()
+                .collect()
+        };
+        let mut items = Vec::new();
+        for r in db::regions::list(&self.pool)
+            .await?
+            .into_iter()
+            .filter(|r| scope.contains(&r.code))
+        {
+            let parent = r
+                .parent_code
+                .filter(|p| scope.contains(p))
+                .unwrap_or_else(|| link.cfg.local_id.clone());
+            items.push(Item {
+                id: r.code.clone(),
+                name: r.name,
+                civil: r.code,
+                parent,
+                status: None,
+            });
+        }
+        let sites = db::sites::list(&self.pool).await?;
+        for s in sites.iter().filter(|s| scope.contains(&s.region_code)) {
+            let id = site_id(&s.region_code, s.id);
+            items.push(Item {
+                id,
+                name: s.name.clone(),
+                civil: s.region_code.clone(),
+                parent: s.region_code.clone(),
+                status: None,
+            });
+        }
+        for c in db::cameras::list(&self.pool)
+            .await?
+            .into_iter()
+            .filter(|c| scope.contains(&c.region_code))
+        {
+            let on = (self.online)(c.id);
+            items.push(Item {
+                id: camera_id(&c.region_code, c.id),
+                parent: site_id(&c.region_code, c.site_id),
+                civil: c.region_code,
+                name: c.name,
+                status: Some(if on { "ON" } else { "OFF" }),
+            });
+        }
+        Ok(items)
+    }
+
+    async fn invite(
+        self: &Arc<Self>,
+        link: &Link,
+        tx: &mut Transaction,
+    ) -> Result<(), sip::SipError> {
+        let req = &tx.original;
+        let channel = req.to_header().ok().and_then(|t| {
+            use rsipstack::sip::prelude::ToTypedHeader;
+            t.typed().ok()?.uri.auth.map(|a| a.user)
+        });
+        let camera = match channel.as_deref().and_then(camera_of) {
+            Some(id) => self.shared_camera(link, id).await,
+            None => None,
+        };
+        let Some(camera) = camera else {
+            warn!(
+                link = link.cfg.name,
+                channel, "superior asked for a camera it is not shared"
+            );
+            return Ok(tx.reply(StatusCode::NotFound).await?);
+        };
+        let Some(target) = Target::parse(&String::from_utf8_lossy(req.body())) else {
+            return Ok(tx.reply(StatusCode::NotAcceptableHere).await?);
+        };
+        let call = req
+            .call_id_header()
+            .map(|c| c.value().to_owned())
+            .unwrap_or_default();
+        let answer = target.answer(&link.cfg.local_id, self.stack.contact_addr.ip());
+        let contact = format!("<sip:{}@{}>", link.cfg.local_id, self.stack.contact_addr);
+        let headers = vec![
+            Header::ContentType(sip::SDP.into()),
+            Header::Contact(contact.into()),
+        ];
+        tx.reply_with(StatusCode::OK, headers, Some(answer.into_bytes()))
+            .await?;
+        let cancel = CancellationToken::new();
+        lock(&self.sessions).insert(call.clone(), cancel.clone());
+        info!(link = link.cfg.name, camera = camera.id, addr = %target.addr, tcp = target.tcp, "superior watches a camera");
+        let me = self.clone();
+        let name = link.cfg.name.clone();
+        tokio::spawn(async move {
+            me.audit(&name, "live.start", &camera).await;
+            let key = StreamKey {
+                camera_id: camera.id,
+                kind: StreamKind::Main,
+            };
+            if let Err(e) = send(me.hub.clone(), key, target, cancel).await {
+                warn!(link = name, camera = camera.id, error = %e, "upward stream ended");
+            }
+            lock(&me.sessions).remove(&call);
+            me.audit(&name, "live.stop", &camera).await;
+        });
+        Ok(())
+    }
+
+    /// The camera, when it exists and its region is shared by the link now.
+    async fn shared_camera(&self, link: &Link, id: i64) -> Option<db::cameras::Camera> {
+        let cam = db::cameras::get(&self.pool, id).await.ok()?;
+        if link.cfg.region_codes.is_empty() {
+            return None;
+        }
+        let scope = db::regions::subtree(&self.pool, &link.cfg.region_codes)
+            .await
+            .ok()?;
+        scope.contains(&cam.region_code).then_some(cam)
+    }
+
+    async fn audit(&self, link: &str, action: &str, camera: &db::cameras::Camera) {
+        let Some(log) = &self.audit else { return };
+        let entry = crate::audit::Entry {
+            actor: format!("gb28181:{link}"),
+            role: None,
+            action: action.to_owned(),
+            target: Some(format!("/cameras/{}/live?stream=main", camera.id)),
+            region_code: Some(camera.region_code.clone()),
+            status: 200,
+            client: None,
+            detail: Some("GB/T 28181 superior platform".into()),
+        };
+        if let Err(e) = log.append(&entry).await {
+            tracing::error!(camera = camera.id, error = %e, "audit of an upward view failed");
+        }
+    }
+}
+
+/// Sends the camera's live stream as PS over RTP until cancelled or the receiver goes away.
+async fn send(
+    hub: Arc<Hub>,
+    key: StreamKey,
+    target: Target,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let (gop, mut sub) = hub.stream(key).subscribe();
+    let mut sink: Option<PsSink> = None;
+    let mut timeline = Timeline::default();
+    let mut buf = Vec::new();
+    let mut backlog = gop.into_iter();
+    loop {
+        let frame = match backlog.next() {
+            Some(f) => f,
+            None => tokio::select! {
+                r = sub.recv() => match r {
+                    Received::Frame(f) => f,
+                    Received::Skipped { .. } => continue,
+                    Received::Closed => return Ok(()),
+                },
+                _ = cancel.cancelled() => return Ok(()),
+            },
+        };
+        let h265 = frame.params.is_h265();
+        if sink.is_none() {
+            let video_type = if h265 {
+                ps::STREAM_TYPE_H265
+            } else {
+                ps::STREAM_TYPE_H264
+            };
+            sink = Some(PsSink::open(&target, video_type).await?);
+        }
+        let (dts, _) = timeline.place(&frame);
+        buf.clear();
+        let sets = if frame.keyframe {
+            parameter_sets(&frame.params.extra_data, h265)
+        } else {
+            Vec::new()
+        };
+        to_annex_b(&mut buf, &sets, &frame.data);
+        let pts = dts + u64::from(frame.composition_offset);
+        if let Some(s) = sink.as_mut() {
+            s.frame(&buf, pts, dts, frame.keyframe).await?;
+        }
+    }
+}
+
+/// One catalog item.
+struct Item {
+    id: String,
+    name: String,
+    civil: String,
+    parent: String,
+    /// Cameras only: ON or OFF.
+    status: Option<&'static str>,
+}
+
+impl Item {
+    fn write(&self, b: &mut Body) {
+        b.open("Item", &[])
+            .field("DeviceID", &self.id)
+            .field("Name", &self.name);
+        if let Some(status) = self.status {
+            b.field("Manufacturer", "Vigil")
+                .field("Model", "camera")
+                .field("Owner", "Vigil");
+            b.field("CivilCode", &self.civil)
+                .field("Parental", "0")
+                .field("ParentID", &self.parent);
+            b.field("SafetyWay", "0")
+                .field("RegisterWay", "1")
+                .field("Secrecy", "0")
+                .field("Status", status);
+        } else {
+            b.field("CivilCode", &self.civil)
+                .field("ParentID", &self.parent)
+                .field("Parental", "1");
+        }
+        b.close("Item");
+    }
+}
+
+/// Six digits of a region code (GB/T 2260), padded or cut.
+fn civil6(region: &str) -> String {
+    format!(
+        "{:0<6}",
+        region
+            .chars()
+            .filter(char::is_ascii_digit)
+            .take(6)
+            .collect::<String>()
+    )
+}
+
+/// A site's 20-digit id: its region, 0000, type 216 (virtual organisation), the site id.
+pub fn site_id(region: &str, site: i64) -> String {
+    format!(
+        "{}0000216{:07}",
+        civil6(region),
+        site.rem_euclid(10_000_000)
+    )
+}
+
+/// A camera's 20-digit id: its region, 0000, type 131 (camera), the camera id.
+pub fn camera_id(region: &str, camera: i64) -> String {
+    format!(
+        "{}0000131{:07}",
+        civil6(region),
+        camera.rem_euclid(10_000_000)
+    )
+}
+
+/// The camera id in a camera's 20-digit id.
+fn camera_of(channel: &str) -> Option<i64> {
+    if channel.len() != 20 || channel.get(10..13)? != "131" {
+        return None;
+    }
+    channel.get(13..)?.parse().ok()
+}
+
+fn sn() -> u32 {
+    static SN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    SN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_of_sites_and_cameras() {
+        assert_eq!(camera_id("360702", 42), "36070200001310000042");
+        assert_eq!(site_id("3607", 3), "36070000002160000003");
+        assert_eq!(camera_of("36070200001310000042"), Some(42));
+        assert_eq!(camera_of("36070200002160000042"), None);
+        assert_eq!(camera_of("3607"), None);
+    }
+}
