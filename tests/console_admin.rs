@@ -22,6 +22,16 @@ role = "investigator"
 region_codes = ["360702"]
 "#;
 
+/// A child process killed when the test ends, however it ends.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test]
 async fn an_admin_sets_up_a_site_through_the_administration_pages() {
     if !browser::browser_available() {
@@ -34,7 +44,39 @@ async fn an_admin_sets_up_a_site_through_the_administration_pages() {
         25,
         &["--username", "operator", "--password", "right-pass"],
     );
-    let server = Server::start_with(CONFIG);
+    // A GB/T 28181 NVR that registers to the server, for the 国标设备 tab to bind.
+    let sip = free_port();
+    let server = Server::start_with(&format!(
+        "{CONFIG}\n[gb28181]\nsip_listen = \"127.0.0.1:{sip}\"\npassword = \"gb-pass-1\"\nmedia_ports = \"{}-{}\"\n",
+        sip + 1,
+        sip + 20
+    ));
+    let gb_device = "34020000001180000005";
+    let _nvr = Reaped(
+        std::process::Command::new(BIN)
+            .args([
+                "sim",
+                "--gb28181",
+                "--platform",
+                &format!("127.0.0.1:{sip}"),
+                "--device-id",
+                gb_device,
+            ])
+            .args([
+                "--password",
+                "gb-pass-1",
+                "--channels",
+                "2",
+                "--width",
+                "320",
+                "--height",
+                "240",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn vigil sim --gb28181"),
+    );
     // An account locked by failed logins, for the page to unlock.
     for _ in 0..2 {
         let r = Client::anonymous(&server)
@@ -63,6 +105,7 @@ async fn an_admin_sets_up_a_site_through_the_administration_pages() {
             ("VIGIL_SIM_PORT", sim.port.to_string()),
             ("VIGIL_CRED_SIM_PORT", cred_sim.port.to_string()),
             ("VIGIL_CLOSED_PORT", closed_port.to_string()),
+            ("VIGIL_GB_DEVICE", gb_device.into()),
         ],
     );
 
@@ -79,6 +122,12 @@ async fn an_admin_sets_up_a_site_through_the_administration_pages() {
         "a tested but unsaved camera was stored: {names:?}"
     );
     // The NVR brought two channels; the second was renamed and then deleted on the page.
+    let gb: Vec<_> = cams.iter().filter(|c| c["source"] == "gb28181").collect();
+    assert_eq!(
+        gb.len(),
+        2,
+        "GB/T 28181 channels bound on the page: {cams:?}"
+    );
     let nvr: Vec<_> = cams.iter().filter(|c| c["nvr_id"].is_i64()).collect();
     assert_eq!(nvr.len(), 1, "NVR channels: {cams:?}");
     assert_eq!(nvr[0]["name"], "NVR-1 ch01");
@@ -157,8 +206,8 @@ async fn an_admin_sets_up_a_site_through_the_administration_pages() {
     let seen = supervisor.get("/api/v1/cameras").await.body;
     assert_eq!(
         seen.as_array().map(Vec::len),
-        Some(3),
-        "the supervisor sees the district's cameras: {seen}"
+        Some(5),
+        "the supervisor sees the district's cameras (three RTSP, two GB/T 28181 channels): {seen}"
     );
     // Unlocked on the page: the clerk logs in again.
     Client::login(&server, "clerk", "clerk-password-1").await;

@@ -382,12 +382,25 @@ try {
   if (!nodesText.includes('单机运行')) throw new Error(`nodes tab: ${nodesText}`);
   log('nodes', { text: nodesText });
 
+  // GB/T 28181: the simulated NVR registered (tests/console_admin.rs started it) and waits, pending, with its
+  // catalog; bound to the first site on the page, its two channels become cameras.
+  await tab('gb');
+  const dev = `tr[data-device="${process.env.VIGIL_GB_DEVICE}"]`;
+  await page.waitForSelector(`${dev} [data-pending]`, SLOW);
+  await page.waitForFunction((sel) => document.querySelectorAll(`${sel} li[data-channel]`).length === 2, dev, SLOW);
+  const gbPending = await page.locator(dev).textContent();
+  if (!gbPending.includes('在线') || !gbPending.includes('通道 1')) throw new Error(`GB device row: ${gbPending}`);
+  await shot('admin-gb.png');
+  await page.click(`${dev} button[data-bind]`);
+  await page.waitForFunction((sel) => document.querySelectorAll(`${sel} li[data-channel] a`).length === 2, dev, SLOW);
+  log('gb', { pending: gbPending, bound: await page.locator(dev).textContent() });
+
   // English, and a 1366x768 laptop: the tab still fits without a horizontal scroll.
   await page.click('#lang');
   await page.waitForSelector('.adm-tabs a[data-tab=cameras]:text("Cameras")');
   await page.setViewportSize({ width: 1366, height: 768 });
   const overflow = {};
-  for (const id of ['regions', 'sites', 'positions', 'nvr', 'users', 'tokens', 'audit', 'health', 'cameras']) {
+  for (const id of ['regions', 'sites', 'positions', 'nvr', 'gb', 'users', 'tokens', 'audit', 'health', 'cameras']) {
     await tab(id);
     await page.waitForSelector('.adm-body form, .adm-body table');
     // The page scrolls inside <main id=view>: both it and the document must fit the width.
