@@ -101,11 +101,7 @@ impl Registry {
             }
             Method::Options => tx.reply(StatusCode::OK).await.map_err(Into::into),
             Method::Bye => {
-                let call = tx
-                    .original
-                    .call_id_header()
-                    .map(|c| c.value().to_owned())
-                    .unwrap_or_default();
+                let call = sip::call_id(&tx.original);
                 let known = lock(&self.dialogs).remove(&call);
                 let status = match known {
                     Some(cancel) => {
@@ -248,7 +244,10 @@ impl Registry {
     async fn message(self: &Arc<Self>, tx: &mut Transaction) -> Result<(), sip::SipError> {
         let req = &tx.original;
         let device = sip::from_user(req).unwrap_or_default();
-        let registered = lock(&self.sessions).contains_key(&device);
+        // Registered, and from where it registered: a device id in a From header proves nothing alone.
+        let registered = lock(&self.sessions)
+            .get(&device)
+            .is_some_and(|s| sip::from_host(req, &s.addr));
         if !registered {
             return Ok(tx.reply(StatusCode::Forbidden).await?);
         }

@@ -250,6 +250,18 @@ pub fn peer_addr(req: &Request) -> Result<SipAddr, SipError> {
     })
 }
 
+/// Whether a request came from the host of `addr` (its port may differ behind NAT).
+pub fn from_host(req: &Request, addr: &SipAddr) -> bool {
+    peer_addr(req).is_ok_and(|p| p.addr.host == addr.addr.host)
+}
+
+/// The Call-ID of a request (empty when it has none).
+pub fn call_id(req: &Request) -> String {
+    req.call_id_header()
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default()
+}
+
 /// The user part of the From header (a device's 20-digit id).
 pub fn from_user(req: &Request) -> Option<String> {
     let from = req.from_header().ok()?.typed().ok()?;

@@ -269,10 +269,7 @@ impl Runner {
             .stack
             .request(out)
             .map_err(|e| RunError::Rtsp(e.to_string()))?;
-        let call_id = req
-            .call_id_header()
-            .map(|c| c.value().to_owned())
-            .unwrap_or_default();
+        let call_id = sip::call_id(&req);
         let from_tag = req
             .from_header()
             .ok()

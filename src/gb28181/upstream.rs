@@ -89,9 +89,23 @@ impl Upstreams {
     }
 
     /// The link a request comes from (its From user is the superior's id), if any.
+    /// Only from the superior's own address: anyone can write its id in a From header, and an INVITE
+    /// in its name would send a camera's video wherever the SDP says.
     pub fn link_of(&self, req: &rsipstack::sip::Request) -> Option<Arc<Link>> {
         let from = sip::from_user(req)?;
-        self.links.iter().find(|l| l.cfg.server_id == from).cloned()
+        let link = self.links.iter().find(|l| l.cfg.server_id == from)?;
+        let server = SipAddr {
+            r#type: None,
+            addr: link.cfg.server.into(),
+        };
+        if !sip::from_host(req, &server) {
+            warn!(
+                link = link.cfg.name,
+                "a request in the superior's name from another address refused"
+            );
+            return None;
+        }
+        Some(link.clone())
     }
 
     async fn register_loop(self: Arc<Self>, link: Arc<Link>) {
@@ -188,11 +202,7 @@ impl Upstreams {
             Method::Message => self.query(&link, &mut tx).await,
             Method::Invite => self.invite(&link, &mut tx).await,
             Method::Bye => {
-                let call = tx
-                    .original
-                    .call_id_header()
-                    .map(|c| c.value().to_owned())
-                    .unwrap_or_default();
+                let call = sip::call_id(&tx.original);
                 if let Some(cancel) = lock(&self.sessions).remove(&call) {
                     cancel.cancel();
                 }
@@ -236,16 +246,9 @@ impl Upstreams {
                 }
             }
             Some("DeviceInfo") => {
-                let mut b = Body::new("Response");
-                b.field("CmdType", "DeviceInfo")
-                    .field("SN", &sn)
-                    .field("DeviceID", &link.cfg.local_id)
-                    .field("Result", "OK")
-                    .field("DeviceName", "Vigil")
-                    .field("Manufacturer", "Vigil")
-                    .field("Model", "Vigil platform")
-                    .field("Firmware", env!("CARGO_PKG_VERSION"));
-                self.message(link, b.finish("Response")).await?;
+                let body =
+                    xml::device_info(&sn, &link.cfg.local_id, "Vigil", "Vigil platform", None);
+                self.message(link, body).await?;
             }
             _ => {}
         }
@@ -332,10 +335,7 @@ impl Upstreams {
         let Some(target) = Target::parse(&String::from_utf8_lossy(req.body())) else {
             return Ok(tx.reply(StatusCode::NotAcceptableHere).await?);
         };
-        let call = req
-            .call_id_header()
-            .map(|c| c.value().to_owned())
-            .unwrap_or_default();
+        let call = sip::call_id(req);
         let answer = target.answer(&link.cfg.local_id, self.stack.contact_addr.ip());
         let contact = format!("<sip:{}@{}>", link.cfg.local_id, self.stack.contact_addr);
         let headers = vec![

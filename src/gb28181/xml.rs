@@ -214,6 +214,23 @@ pub fn query(cmd: &str, sn: u32, device_id: &str) -> Vec<u8> {
     b.finish("Query")
 }
 
+/// The answer to a DeviceInfo query (Vigil's, and its simulated device's).
+pub fn device_info(sn: &str, id: &str, name: &str, model: &str, channels: Option<u32>) -> Vec<u8> {
+    let mut b = Body::new("Response");
+    b.field("CmdType", "DeviceInfo")
+        .field("SN", sn)
+        .field("DeviceID", id)
+        .field("Result", "OK")
+        .field("DeviceName", name)
+        .field("Manufacturer", "Vigil")
+        .field("Model", model)
+        .field("Firmware", env!("CARGO_PKG_VERSION"));
+    if let Some(n) = channels {
+        b.field("Channel", &n.to_string());
+    }
+    b.finish("Response")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

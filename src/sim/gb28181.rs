@@ -19,7 +19,6 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::registration::Registration;
-use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{Method, StatusCode, Transport};
 use rsipstack::transaction::Transaction;
 use rsipstack::transport::SipAddr;
@@ -269,11 +268,7 @@ impl Device {
             Method::Message => self.query(&mut tx).await,
             Method::Invite => self.invite(&mut tx).await,
             Method::Bye => {
-                let call = tx
-                    .original
-                    .call_id_header()
-                    .map(|c| c.value().to_owned())
-                    .unwrap_or_default();
+                let call = sip::call_id(&tx.original);
                 let session = self
                     .sessions
                     .lock()
@@ -305,17 +300,15 @@ impl Device {
                 }
             }
             Some("DeviceInfo") => {
-                let mut b = Body::new("Response");
-                b.field("CmdType", "DeviceInfo")
-                    .field("SN", &sn)
-                    .field("DeviceID", &self.opts.device_id)
-                    .field("Result", "OK")
-                    .field("DeviceName", "Vigil 模拟 NVR")
-                    .field("Manufacturer", "Vigil")
-                    .field("Model", "SIM-GB")
-                    .field("Firmware", env!("CARGO_PKG_VERSION"))
-                    .field("Channel", &self.opts.channels.to_string());
-                self.message(b.finish("Response")).await?;
+                let id = &self.opts.device_id;
+                let body = xml::device_info(
+                    &sn,
+                    id,
+                    "Vigil 模拟 NVR",
+                    "SIM-GB",
+                    Some(self.opts.channels),
+                );
+                self.message(body).await?;
             }
             _ => {}
         }
@@ -356,11 +349,7 @@ impl Device {
         let Some(target) = Target::parse(&offer) else {
             return Ok(tx.reply(StatusCode::NotAcceptableHere).await?);
         };
-        let call = tx
-            .original
-            .call_id_header()
-            .map(|c| c.value().to_owned())
-            .unwrap_or_default();
+        let call = sip::call_id(&tx.original);
         let local = self.stack.contact_addr.ip();
         let proto = if target.tcp { "TCP/RTP/AVP" } else { "RTP/AVP" };
         let setup = if target.tcp {
