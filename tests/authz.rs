@@ -114,6 +114,8 @@ fn body(method: &str, path: &str, region: &str, o: &Objects, n: usize) -> Option
         ("POST", "/tokens") => {
             json!({"name": name, "role": "integrator", "region_codes": [region]})
         }
+        // A device id that does not exist: a foreign site is refused before the device is looked up.
+        ("POST", "/gb/devices/{id}/bind") => json!({"site_id": o.site}),
         ("POST", "/holds") => json!({"camera_id": o.camera, "start": rfc_ms(now_ms() - 60_000),
             "end": rfc_ms(now_ms()), "reason": name}),
         _ => json!({}),
