@@ -7,6 +7,8 @@
 //!   are dropped and counted as loss.
 //! - Packets of another SSRC than the one offered in `y=` are still used (many devices ignore `y=`),
 //!   but the mismatch is logged once: it is the commonest cause of "stream receive timeout".
+//! - Over UDP the first sender of RTP is taken as the device; datagrams from other addresses are dropped
+//!   (counted, logged once), so that nobody else can inject into a recording.
 
 use crate::ingest::annexb::{AnnexB, Codec};
 use crate::ingest::{DecodeTimes, Incoming, Publisher, RunError};
@@ -265,12 +267,26 @@ async fn udp(
     decode: &mut DecodeTimes,
 ) -> RunError {
     let mut buf = vec![0u8; 65_536];
+    // The first sender of RTP is the device; datagrams from anywhere else are dropped (injection).
+    let mut source: Option<SocketAddr> = None;
+    let mut foreign = 0u64;
     loop {
-        let n = match tokio::time::timeout(stall, socket.recv(&mut buf)).await {
+        let (n, from) = match tokio::time::timeout(stall, socket.recv_from(&mut buf)).await {
             Err(_) => return RunError::Stalled(stall),
             Ok(Err(e)) => return RunError::Rtsp(format!("media socket: {e}")),
-            Ok(Ok(n)) => n,
+            Ok(Ok(r)) => r,
         };
+        match source {
+            Some(s) if s != from => {
+                foreign += 1;
+                if foreign == 1 {
+                    warn!(%from, device = %s, "media from another address than the device's dropped");
+                }
+                continue;
+            }
+            None if n >= 12 && buf[0] >> 6 == 2 => source = Some(from),
+            _ => {}
+        }
         d.packet(Bytes::copy_from_slice(&buf[..n]), out, decode);
         if let Some(e) = d.fatal.take() {
             return e;
