@@ -54,6 +54,37 @@ pub fn ms_to_compact(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// The time format of GB/T 28181 (MANSCDP bodies, the `Date` of a registration): local time in the
+/// devices' offset, without a zone.
+const GB_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
+
+fn gb_offset(offset_minutes: i32) -> chrono::FixedOffset {
+    chrono::FixedOffset::east_opt(offset_minutes * 60)
+        .unwrap_or(chrono::FixedOffset::east_opt(0).expect("zero offset"))
+}
+
+/// Unix milliseconds as a GB/T 28181 time in the devices' UTC offset (`2026-03-01T09:30:00`).
+pub fn ms_to_gb(ms: i64, offset_minutes: i32) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .map(|t| {
+            t.with_timezone(&gb_offset(offset_minutes))
+                .format(GB_FORMAT)
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// A GB/T 28181 time (seconds, optionally with a fraction; some devices put a space for the `T`) as
+/// Unix milliseconds.
+pub fn gb_to_ms(v: &str, offset_minutes: i32) -> Option<i64> {
+    let v = v.trim().replacen(' ', "T", 1);
+    let naive = chrono::NaiveDateTime::parse_from_str(&v, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+    naive
+        .and_local_timezone(gb_offset(offset_minutes))
+        .single()
+        .map(|t| t.timestamp_millis())
+}
+
 /// Why an outside time was refused; says what was expected.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -105,5 +136,15 @@ mod tests {
         assert!(e
             .to_string()
             .starts_with("deadline must be an RFC 3339 time"));
+    }
+
+    #[test]
+    fn gb_times_are_local_to_the_devices() {
+        let ms = parse_ms("t", "2026-03-01T09:30:00+08:00").expect("parses");
+        assert_eq!(ms_to_gb(ms, 480), "2026-03-01T09:30:00");
+        assert_eq!(gb_to_ms("2026-03-01T09:30:00", 480), Some(ms));
+        assert_eq!(gb_to_ms("2026-03-01 09:30:00.500", 480), Some(ms + 500));
+        assert_eq!(gb_to_ms("2026-03-01T01:30:00", 0), Some(ms));
+        assert_eq!(gb_to_ms("yesterday", 480), None);
     }
 }

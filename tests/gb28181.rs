@@ -555,3 +555,156 @@ fn forged_invite(channel: &str) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// The first and last presentation time (seconds) of an MP4's video packets, and their count.
+fn packet_times(path: &std::path::Path) -> (f64, f64, usize) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v", "-show_entries"])
+        .args(["packet=pts_time", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let times: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect();
+    let first = times.iter().copied().fold(f64::MAX, f64::min);
+    let last = times.iter().copied().fold(f64::MIN, f64::max);
+    (first, last, times.len())
+}
+
+/// Device footage: RecordInfo lists what the simulated NVR holds, and a Playback INVITE of 10 s of it,
+/// sped up to 4x by MANSRTSP, arrives in about a quarter of the time as fragments whose timestamps span
+/// a quarter of the footage (so a player shows it at 4x) with every frame of it; the view is audited
+/// with its region. A camera that is not a device's channel has no device footage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_footage_is_listed_and_plays_at_four_times_speed() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+    let (sip, media) = (free_port(), free_port());
+    let s = platform(sip, media);
+    let c = s.admin().await;
+    let nvr = Device::start(sip, "34020000001180000021", PASSWORD, &["--channels", "1"]);
+    registered(&c, &nvr.id, 1).await;
+    let site = c.site("国标回放大厅", "service_hall", "360702").await;
+    // Not recorded by Vigil: this footage is on the device's disk only.
+    let r = c
+        .post(
+            &format!("/api/v1/gb/devices/{}/bind", nvr.id),
+            json!({"site_id": site, "record": false}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let cam = r.body["camera_ids"][0].as_i64().expect("camera");
+
+    let now = common::now_ms();
+    let listed = format!(
+        "/api/v1/cameras/{cam}/device-recordings?start={}&end={}",
+        rfc((now - 600_000) * 1000),
+        rfc((now + 600_000) * 1000)
+    );
+    let t = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str()?)
+            .ok()
+            .map(|d| d.timestamp_millis())
+    };
+    let record = wait_for(Duration::from_secs(40), || async {
+        let r = c.get(&listed).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let rec = r.body["records"].as_array()?.first()?.clone();
+        let (a, b) = (t(&rec["start"])?, t(&rec["end"])?);
+        (b - a >= 14_000).then_some((a, b))
+    })
+    .await
+    .expect("14 s of footage on the device");
+
+    let (start, end) = (record.0 + 2_000, record.0 + 12_000);
+    let url = format!(
+        "ws://{}/api/v1/cameras/{cam}/device-playback?start={}&end={}",
+        s.addr,
+        rfc(start * 1000),
+        rfc(end * 1000)
+    );
+    let cookie = common::ws::cookie(&s, "admin", common::ADMIN_PASSWORD).await;
+    let mut req = url.into_client_request().expect("request");
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    let origin = format!("http://{}", s.addr);
+    req.headers_mut().insert("origin", origin.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("device playback socket");
+    ws.send(Message::text(r#"{"type":"mse","codecs":[]}"#))
+        .await
+        .unwrap();
+    ws.send(Message::text(r#"{"type":"speed","scale":4}"#))
+        .await
+        .unwrap();
+    let mut mp4 = Vec::new();
+    let (mut steered, mut ended) = (false, false);
+    let (mut first, mut last) = (None, None);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    while let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, ws.next()).await {
+        match m {
+            Message::Binary(b) => {
+                let at = std::time::Instant::now();
+                if !mp4.is_empty() {
+                    first.get_or_insert(at);
+                    last = Some(at);
+                }
+                mp4.extend_from_slice(&b);
+            }
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                assert_ne!(v["type"], "error", "{v}");
+                steered |= v["type"] == "steered" && v["command"] == "speed";
+                if v["type"] == "end" {
+                    ended = true;
+                    break;
+                }
+            }
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    assert!(steered, "the speed command was not passed on");
+    assert!(ended, "the end of the footage was not told");
+    let wall = last.unwrap().duration_since(first.unwrap()).as_secs_f64();
+    let path = s.data_dir().join("device-playback.mp4");
+    std::fs::write(&path, &mp4).unwrap();
+    let (a, b, frames) = packet_times(&path);
+    let span = b - a;
+    // 10 s of 25 fps footage from the keyframe before its start: every frame of it, timestamps scaled.
+    assert!((245..=280).contains(&frames), "{frames} frames");
+    assert!(
+        (2.2..=3.4).contains(&span),
+        "timestamps span {span} s for 10 s of footage at 4x"
+    );
+    assert!(wall < 6.0, "10 s of footage at 4x took {wall} s");
+    println!("device playback at 4x: {frames} frames, timestamps over {span:.2} s, received in {wall:.2} s");
+    let audit = c.get("/api/v1/audit?action=playback.device").await.body;
+    let rows = audit["items"]
+        .as_array()
+        .or(audit.as_array())
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        rows.iter().any(|r| r["region_code"] == "360702"),
+        "no audit row of the device playback: {audit}"
+    );
+    let rtsp = c
+        .camera(json!({"site_id": site, "name": "RTSP", "main_url": "rtsp://127.0.0.1:1/x", "record": false}))
+        .await;
+    let r = c
+        .get(&format!(
+            "/api/v1/cameras/{rtsp}/device-recordings?start={}&end={}",
+            rfc(start * 1000),
+            rfc(end * 1000)
+        ))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+}

@@ -409,4 +409,42 @@ proptest! {
             let _ = vigil::gb28181::sip::from_user(&req);
         }
     }
+
+    /// MANSRTSP bodies of INFO requests (what a superior or a device may send): never a panic, and a
+    /// scale or seek that is read is within its bounds.
+    #[test]
+    fn the_mansrtsp_reader_survives_any_body(bytes in prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..256),
+        mutated(b"PLAY MANSRTSP/1.0\r\nCSeq: 2\r\nScale: 4.0\r\nRange: npt=12.5-\r\n\r\n".to_vec()),
+    ]) {
+        use vigil::gb28181::mansrtsp::{self, Command};
+        if let Ok(Command::Play { scale, from_s }) = mansrtsp::parse(&bytes) {
+            prop_assert!(scale.is_none_or(|s| (mansrtsp::MIN_SCALE..=mansrtsp::MAX_SCALE).contains(&s)));
+            prop_assert!(from_s.is_none_or(|f| f.is_finite() && f >= 0.0));
+        }
+    }
+
+    /// RecordInfo answers: a damaged page never panics the reader of records.
+    #[test]
+    fn the_record_info_reader_survives_any_page(bytes in mutated(record_info_page())) {
+        if let Ok(page) = vigil::gb28181::xml::parse(&bytes) {
+            let _ = vigil::gb28181::playback::records_of(&page, 480);
+        }
+    }
+}
+
+fn record_info_page() -> Vec<u8> {
+    b"<?xml version=\"1.0\" encoding=\"GB2312\"?>\n<Response><CmdType>RecordInfo</CmdType><SN>3</SN>\
+      <DeviceID>34020000001310000001</DeviceID><SumNum>1</SumNum><RecordList Num=\"1\"><Item>\
+      <StartTime>2026-03-01T09:00:00</StartTime><EndTime>2026-03-01T10:00:00</EndTime><Type>time</Type>\
+      </Item></RecordList></Response>"
+        .to_vec()
+}
+
+#[test]
+fn the_record_info_seed_is_one_hour() {
+    let page = vigil::gb28181::xml::parse(&record_info_page()).expect("parses");
+    let (n, records) = vigil::gb28181::playback::records_of(&page, 480);
+    assert_eq!((n, records.len()), (1, 1));
+    assert_eq!(records[0].end_ms - records[0].start_ms, 3_600_000);
 }

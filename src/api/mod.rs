@@ -10,6 +10,7 @@ mod audit;
 mod camera_test;
 mod cameras;
 pub mod cases;
+mod device_footage;
 mod gb;
 pub use cameras::{camera_spec, CameraRunner};
 pub mod error;
@@ -104,6 +105,8 @@ pub fn routes() -> Routes {
         .add(M::GET, "/cameras/{id}/recordings", ANY_HUMAN, None, get(recordings::spans))
         .add(M::GET, "/cameras/{id}/events", ANY_HUMAN, Some("camera.events"), get(cases::camera_events))
         .add(M::GET, "/cameras/{id}/video.mp4", ANY_HUMAN, Some("playback"), get(recordings::video))
+        .add(M::GET, "/cameras/{id}/device-recordings", ANY_HUMAN, Some("playback.device_records"), get(device_footage::records))
+        .add(M::GET, "/cameras/{id}/device-playback", ANY_HUMAN, Some("playback.device"), get(device_footage::playback))
         .add(M::GET, "/cameras/{id}/thumbnails", ANY_HUMAN, None, get(thumbnails::strip))
         .add(M::GET, "/cameras/{id}/thumbnail.jpg", ANY_HUMAN, Some("playback.thumbnail"), get(thumbnails::picture))
         .add(M::GET, "/holds", ADMIN_INVESTIGATOR, None, get(holds::list))

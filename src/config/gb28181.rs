@@ -24,6 +24,10 @@ pub struct Gb28181Config {
     pub max_expires_s: u32,
     /// Seconds a live stream nobody watches (and nothing records) stays open before its BYE.
     pub idle_s: u64,
+    /// The UTC offset of the devices' clocks, in minutes (480: China Standard Time). MANSCDP times
+    /// (RecordInfo ranges) and the `Date` of a registration's answer carry no zone; they are read and
+    /// written in this offset.
+    pub utc_offset_minutes: i32,
     /// Superior platforms Vigil registers to (`[[gb28181.upstream]]`).
     pub upstream: Vec<UpstreamConfig>,
 }
@@ -86,6 +90,7 @@ impl Default for Gb28181Config {
             keepalive_s: 60,
             max_expires_s: 3600,
             idle_s: 15,
+            utc_offset_minutes: 480,
             upstream: Vec::new(),
         }
     }
@@ -154,6 +159,9 @@ impl Gb28181Config {
                     u.name
                 ));
             }
+        }
+        if self.utc_offset_minutes.abs() > 14 * 60 {
+            return Err("gb28181.utc_offset_minutes must be within ±840".into());
         }
         self.ports().map(|_| ())
     }

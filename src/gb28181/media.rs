@@ -16,7 +16,8 @@ use crate::media::ps::{self, Demuxer, Frames};
 use bytes::{Bytes, BytesMut};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, UdpSocket};
@@ -110,6 +111,73 @@ fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 }
 
 /// One stream's receive state: RTP → PS → access units → frames.
+/// What a playback session's MANSRTSP commands change in reception: the speed its timestamps are
+/// scaled by (so that footage sent at 4x plays at 4x), and whether a silence is a pause rather than a
+/// stall.
+pub struct Steering {
+    scale_bits: AtomicU64,
+    paused: AtomicBool,
+}
+
+impl Default for Steering {
+    fn default() -> Self {
+        Steering {
+            scale_bits: AtomicU64::new(1f64.to_bits()),
+            paused: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Steering {
+    pub fn scale(&self) -> f64 {
+        f64::from_bits(self.scale_bits.load(Ordering::Relaxed))
+    }
+    pub fn set_scale(&self, scale: f64) {
+        self.scale_bits.store(scale.to_bits(), Ordering::Relaxed);
+    }
+    pub fn paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
+    }
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
+    }
+}
+
+/// Footage time to playback time: divided by the scale, re-based where the scale changes or the
+/// footage jumps (a seek), so that the output never jumps.
+struct Rescale {
+    steering: Arc<Steering>,
+    scale: f64,
+    base_in: i64,
+    base_out: i64,
+    last: Option<(i64, i64)>,
+}
+
+/// A jump of footage time larger than this is a seek, not a gap.
+const SEEK_TICKS: i64 = 5 * 90_000;
+
+impl Rescale {
+    fn map(&mut self, pts: i64) -> i64 {
+        let scale = self.steering.scale();
+        if let Some((last_in, last_out)) = self.last {
+            let seek = (pts - last_in).abs() > SEEK_TICKS;
+            if seek || scale != self.scale {
+                let step = if seek {
+                    3_600
+                } else {
+                    ((pts - last_in) as f64 / self.scale) as i64
+                };
+                (self.base_in, self.base_out, self.scale) = (pts, last_out + step, scale);
+            }
+        } else {
+            (self.base_in, self.base_out, self.scale) = (pts, 0, scale);
+        }
+        let out = self.base_out + ((pts - self.base_in) as f64 / self.scale) as i64;
+        self.last = Some((pts, out));
+        out
+    }
+}
+
 pub struct Depacketizer {
     expected_ssrc: u32,
     warned_ssrc: bool,
@@ -119,6 +187,7 @@ pub struct Depacketizer {
     frames: Frames,
     annexb: Option<AnnexB>,
     pts: Unwrap,
+    rescale: Option<Rescale>,
     /// Why the stream cannot be used (an unsupported codec), once known.
     pub fatal: Option<RunError>,
 }
@@ -134,8 +203,27 @@ impl Depacketizer {
             frames: Frames::new(MAX_FRAME),
             annexb: None,
             pts: Unwrap::default(),
+            rescale: None,
             fatal: None,
         }
+    }
+
+    /// A depacketizer of playback: timestamps scaled by the session's speed.
+    pub fn steered(expected_ssrc: u32, steering: Arc<Steering>) -> Depacketizer {
+        let mut d = Depacketizer::new(expected_ssrc);
+        d.rescale = Some(Rescale {
+            steering,
+            scale: 1.0,
+            base_in: 0,
+            base_out: 0,
+            last: None,
+        });
+        d
+    }
+
+    /// Whether a silence of the source is expected (a paused playback).
+    fn paused(&self) -> bool {
+        self.rescale.as_ref().is_some_and(|r| r.steering.paused())
     }
 
     /// Takes one RTP packet; publishes the frames it completes.
@@ -193,7 +281,10 @@ impl Depacketizer {
         };
         match conv.convert(&unit.data) {
             Ok(Some(u)) => {
-                let pts = self.pts.next(unit.pts);
+                let mut pts = self.pts.next(unit.pts);
+                if let Some(r) = &mut self.rescale {
+                    pts = r.map(pts);
+                }
                 out.frame(
                     Incoming {
                         pts,
@@ -244,11 +335,15 @@ impl Unwrap {
 pub async fn receive(
     rx: Receiver,
     ssrc: u32,
+    steering: Option<Arc<Steering>>,
     stall: Duration,
     out: &mut Publisher<'_>,
     decode: &mut DecodeTimes,
 ) -> RunError {
-    let mut d = Depacketizer::new(ssrc);
+    let mut d = match steering {
+        Some(s) => Depacketizer::steered(ssrc, s),
+        None => Depacketizer::new(ssrc),
+    };
     let result = match rx {
         Receiver::Udp(socket) => udp(&socket, stall, &mut d, out, decode).await,
         Receiver::Tcp(listener) => tcp(&listener, stall, &mut d, out, decode).await,
@@ -272,6 +367,7 @@ async fn udp(
     let mut foreign = 0u64;
     loop {
         let (n, from) = match tokio::time::timeout(stall, socket.recv_from(&mut buf)).await {
+            Err(_) if d.paused() => continue,
             Err(_) => return RunError::Stalled(stall),
             Ok(Err(e)) => return RunError::Rtsp(format!("media socket: {e}")),
             Ok(Ok(r)) => r,
@@ -324,6 +420,7 @@ async fn tcp(
         }
         buf.reserve(64 << 10);
         match tokio::time::timeout(stall, conn.read_buf(&mut buf)).await {
+            Err(_) if d.paused() => {}
             Err(_) => return RunError::Stalled(stall),
             Ok(Err(e)) => return RunError::Rtsp(format!("media connection: {e}")),
             Ok(Ok(0)) => return RunError::Ended,

@@ -7,7 +7,9 @@
 //! (the ingest runner of `gb28181://DEVICE/CHANNEL` cameras: INVITE on demand, BYE when unneeded).
 //! See docs/gb28181.md.
 
+pub mod mansrtsp;
 pub mod media;
+pub mod playback;
 pub mod registry;
 pub mod rtp;
 pub mod send;

@@ -23,6 +23,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub const MAX_DEVICES: usize = 10_000;
@@ -60,7 +62,14 @@ pub struct Registry {
     sn: AtomicU32,
     /// Media dialogs by Call-ID: a BYE from the device cancels its stream's run.
     pub dialogs: Mutex<HashMap<String, tokio_util::sync::CancellationToken>>,
+    /// Queries waiting for their answers (RecordInfo), by device and SN.
+    waiters: Mutex<HashMap<(String, String), mpsc::Sender<Element>>>,
+    /// Playback sessions by device and channel: the device's "end of file" (MediaStatus 121) ends them.
+    playbacks: Mutex<Vec<(String, String, CancellationToken)>>,
 }
+
+/// At most this many queries wait for answers at once (each holds a small channel).
+pub const MAX_WAITERS: usize = 1_024;
 
 impl Registry {
     pub fn new(cfg: Gb28181Config, pool: Pool, stack: Arc<Stack>) -> Registry {
@@ -74,6 +83,8 @@ impl Registry {
             catalogs: Mutex::new(HashMap::new()),
             sn: AtomicU32::new(1),
             dialogs: Mutex::new(HashMap::new()),
+            waiters: Mutex::new(HashMap::new()),
+            playbacks: Mutex::new(Vec::new()),
         }
     }
 
@@ -160,10 +171,7 @@ impl Registry {
         let headers = vec![
             Header::Expires(expires.to_string().into()),
             Header::Date(
-                chrono::Local::now()
-                    .format("%Y-%m-%dT%H:%M:%S%.3f")
-                    .to_string()
-                    .into(),
+                crate::time::ms_to_gb(crate::time::now_ms(), self.cfg.utc_offset_minutes).into(),
             ),
         ];
         tx.reply_with(StatusCode::OK, headers, None).await?;
@@ -270,20 +278,9 @@ impl Registry {
                 }
             }
             ("Response", "Catalog") => self.catalog_page(&device, &body).await,
-            // A device telling of channels added or changed (GB/T 28181-2016 §9.7.2).
-            ("Notify", "Catalog") => {
-                let items: Vec<Channel> = body
-                    .child("DeviceList")
-                    .map(|l| {
-                        l.children_named("Item")
-                            .filter_map(|i| channel(&device, i))
-                            .take(MAX_CHANNELS)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if let Err(e) = db::gb::store_catalog(&self.pool, &device, &items).await {
-                    warn!(device, error = %e, "catalog change not stored");
-                }
+            ("Response", "RecordInfo") => self.answer(&device, body),
+            ("Notify", "MediaStatus") if body.text_of("NotifyType") == Some("121") => {
+                self.end_of_file(&device, body.text_of("DeviceID").unwrap_or_default());
             }
             ("Response", "DeviceInfo") => {
                 let t = |n| body.text_of(n).unwrap_or_default();
@@ -353,12 +350,67 @@ impl Registry {
         }
     }
 
+    /// Waits for the answers of the query numbered `sn` (until the receiver is dropped, see
+    /// [`Registry::forget_answers`]); `None` when too many queries wait already.
+    pub fn await_answers(&self, device: &str, sn: u32) -> Option<mpsc::Receiver<Element>> {
+        let mut waiters = lock(&self.waiters);
+        waiters.retain(|_, w| !w.is_closed());
+        if waiters.len() >= MAX_WAITERS {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(16);
+        waiters.insert((device.to_owned(), sn.to_string()), tx);
+        Some(rx)
+    }
+
+    pub fn forget_answers(&self, device: &str, sn: u32) {
+        lock(&self.waiters).remove(&(device.to_owned(), sn.to_string()));
+    }
+
+    /// Hands an answer to the query waiting for it.
+    fn answer(&self, device: &str, body: Element) {
+        let sn = body.text_of("SN").unwrap_or_default().to_owned();
+        let waiter = lock(&self.waiters).get(&(device.to_owned(), sn)).cloned();
+        match waiter {
+            Some(w) => {
+                let _ = w.try_send(body);
+            }
+            None => warn!(device, "an answer nobody asked for dropped"),
+        }
+    }
+
+    /// The device sent the last of a playback (MediaStatus 121): its sessions of the channel end.
+    fn end_of_file(&self, device: &str, channel: &str) {
+        let mut playbacks = lock(&self.playbacks);
+        playbacks.retain(|(_, _, t)| !t.is_cancelled());
+        for (d, c, ended) in playbacks.iter() {
+            if d == device && c == channel {
+                info!(device, channel, "device reached the end of a playback");
+                ended.cancel();
+            }
+        }
+    }
+
+    /// A token the device's "end of file" for this channel cancels.
+    pub fn watch_end_of_file(&self, device: &str, channel: &str) -> CancellationToken {
+        let token = CancellationToken::new();
+        let mut playbacks = lock(&self.playbacks);
+        playbacks.retain(|(_, _, t)| !t.is_cancelled());
+        playbacks.push((device.to_owned(), channel.to_owned(), token.clone()));
+        token
+    }
+
     /// Sends a MANSCDP query MESSAGE to a registered device.
     pub async fn query(&self, device: &str, cmd: &str) -> Result<(), sip::SipError> {
+        let body = xml::query(cmd, self.next_sn(), device);
+        self.send_query(device, body).await
+    }
+
+    /// Sends a MANSCDP body (a query) to a registered device; Ok once it accepted the MESSAGE.
+    pub async fn send_query(&self, device: &str, body: Vec<u8>) -> Result<(), sip::SipError> {
         let s = self
             .session(device)
             .ok_or_else(|| sip::SipError::Address(format!("{device} is not registered")))?;
-        let body = xml::query(cmd, self.next_sn(), device);
         let mut out = sip::Outgoing::new(
             Method::Message,
             device,

@@ -14,12 +14,15 @@ pub struct Target {
     pub addr: SocketAddr,
     pub tcp: bool,
     pub ssrc: u32,
+    /// `s=Playback` (or `Download`) with `t=START END` (Unix seconds): footage of that range, not live.
+    pub playback: Option<(i64, i64)>,
 }
 
 impl Target {
     /// Reads `c=`, `m=video PORT PROTO` and `y=` of an offer. `None` without an address and port.
     pub fn parse(sdp: &str) -> Option<Target> {
         let (mut ip, mut port, mut tcp, mut ssrc) = (None, None, false, 0);
+        let (mut recorded, mut range) = (false, None);
         for line in sdp.lines().map(str::trim) {
             if let Some(c) = line
                 .strip_prefix("c=IN IP4 ")
@@ -37,12 +40,22 @@ impl Target {
                     .is_some_and(|p| p.to_ascii_uppercase().starts_with("TCP"));
             } else if let Some(y) = line.strip_prefix("y=") {
                 ssrc = y.trim().parse().unwrap_or(0);
+            } else if let Some(name) = line.strip_prefix("s=") {
+                let name = name.trim();
+                recorded =
+                    name.eq_ignore_ascii_case("Playback") || name.eq_ignore_ascii_case("Download");
+            } else if let Some(t) = line.strip_prefix("t=") {
+                let mut parts = t.split_whitespace().map(|v| v.parse::<i64>().ok());
+                if let (Some(Some(a)), Some(Some(b))) = (parts.next(), parts.next()) {
+                    range = (a > 0 && b > a).then_some((a, b));
+                }
             }
         }
         Some(Target {
             addr: SocketAddr::new(ip?, port?),
             tcp,
             ssrc,
+            playback: if recorded { range } else { None },
         })
     }
 
@@ -59,6 +72,17 @@ impl Target {
              a=sendonly\r\na=rtpmap:96 PS/90000\r\n{setup}y={:010}\r\n",
             self.ssrc
         )
+        .replacen("s=Play\r\n", self.session_line(), 1)
+    }
+}
+
+impl Target {
+    fn session_line(&self) -> &'static str {
+        if self.playback.is_some() {
+            "s=Playback\r\n"
+        } else {
+            "s=Play\r\n"
+        }
     }
 }
 
@@ -150,6 +174,16 @@ mod tests {
         );
         let tcp = udp.replace("RTP/AVP", "TCP/RTP/AVP");
         assert!(Target::parse(&tcp).unwrap().tcp);
+        assert_eq!(t.playback, None);
+        let playback = udp.replace(
+            "v=0\r\n",
+            "v=0\r\ns=Playback\r\nt=1700000000 1700000060\r\n",
+        );
+        let p = Target::parse(&playback).unwrap();
+        assert_eq!(p.playback, Some((1_700_000_000, 1_700_000_060)));
+        assert!(p
+            .answer("1", [127, 0, 0, 1].into())
+            .contains("s=Playback\r\n"));
         assert!(Target::parse("v=0\r\nm=video 0 RTP/AVP 96\r\n").is_none());
         assert!(Target::parse("garbage").is_none());
     }

@@ -54,14 +54,21 @@ pub fn target(url: &url::Url) -> Option<(String, String)> {
     valid.then_some((device, channel))
 }
 
-/// An answered INVITE: what its BYE needs.
-struct Dialog {
+/// An answered INVITE: what its in-dialog requests (INFO, BYE) need.
+pub struct Dialog {
     call_id: String,
     from_tag: String,
     to_tag: String,
-    cseq: u32,
-    device: String,
-    channel: String,
+    cseq: AtomicU32,
+    pub device: String,
+    pub channel: String,
+}
+
+/// What an INVITE asks for: the live stream, or the footage of a range (Unix seconds) on the device.
+#[derive(Clone, Copy, Debug)]
+pub enum Wanted {
+    Live,
+    Playback { start_s: i64, end_s: i64 },
 }
 
 fn update(status: &Mutex<StreamStatus>, f: impl FnOnce(&mut StreamStatus)) {
@@ -202,9 +209,9 @@ impl Runner {
             Ok(rx) => rx,
             Err(e) => return RunError::Rtsp(format!("media port {}: {e}", port.port)),
         };
-        let ssrc = self.ssrc();
+        let ssrc = self.ssrc(Wanted::Live);
         let (dialog, ended) = match self
-            .invite(device, channel, transport, port.port, ssrc)
+            .invite(device, channel, Wanted::Live, transport, port.port, ssrc)
             .await
         {
             Ok(d) => d,
@@ -222,7 +229,7 @@ impl Runner {
         decode.new_run();
         let idle = Duration::from_secs(self.registry.cfg.idle_s);
         let err = tokio::select! {
-            e = media::receive(rx, ssrc, self.stall, &mut publisher, decode) => e,
+            e = media::receive(rx, ssrc, None, self.stall, &mut publisher, decode) => e,
             _ = ended.cancelled() => RunError::Rtsp("the device ended the session (BYE)".into()),
             _ = cancel.cancelled() => RunError::Ended,
             _ = unneeded(hub, idle) => RunError::Ended,
@@ -231,18 +238,23 @@ impl Runner {
         err
     }
 
-    /// The SSRC of `y=`: 0 (live), five digits of the domain, four of a sequence.
-    fn ssrc(&self) -> u32 {
+    /// The SSRC of `y=`: 0 (live) or 1 (playback), five digits of the domain, four of a sequence.
+    pub(super) fn ssrc(&self, wanted: Wanted) -> u32 {
         let domain = &self.registry.cfg.domain;
         let mid: u32 = domain.get(3..8).and_then(|d| d.parse().ok()).unwrap_or(0);
         let n = self.ssrc_seq.fetch_add(1, Ordering::Relaxed) % 10_000;
-        mid * 10_000 + n
+        let first = match wanted {
+            Wanted::Live => 0,
+            Wanted::Playback { .. } => 1_000_000_000,
+        };
+        first + mid * 10_000 + n
     }
 
-    async fn invite(
+    pub(super) async fn invite(
         &self,
         device: &str,
         channel: &str,
+        wanted: Wanted,
         transport: MediaTransport,
         port: u16,
         ssrc: u32,
@@ -252,7 +264,15 @@ impl Runner {
             .session(device)
             .ok_or_else(|| RunError::Rtsp("device not registered".into()))?;
         let cfg = &self.registry.cfg;
-        let sdp = offer(&cfg.id, self.media_ip, port, transport, ssrc);
+        let sdp = offer(
+            &cfg.id,
+            channel,
+            wanted,
+            self.media_ip,
+            port,
+            transport,
+            ssrc,
+        );
         let mut out = Outgoing::new(
             Method::Invite,
             channel,
@@ -304,21 +324,27 @@ impl Runner {
             call_id,
             from_tag,
             to_tag: to_tag(&resp),
-            cseq,
+            cseq: AtomicU32::new(cseq),
             device: device.to_owned(),
             channel: channel.to_owned(),
         };
         Ok((dialog, ended))
     }
 
-    async fn bye(&self, d: &Dialog) {
-        lock(&self.registry.dialogs).remove(&d.call_id);
-        let Some(session) = self.registry.session(&d.device) else {
-            return; // the device is gone; its session went with it
-        };
+    /// Sends a request within the dialog (INFO, BYE); the device's answer code.
+    pub(super) async fn in_dialog(
+        &self,
+        d: &Dialog,
+        method: Method,
+        body: Option<(&'static str, Vec<u8>)>,
+    ) -> Result<u16, sip::SipError> {
+        let session = self
+            .registry
+            .session(&d.device)
+            .ok_or_else(|| sip::SipError::Address(format!("{} is not registered", d.device)))?;
         let cfg = &self.registry.cfg;
         let mut out = Outgoing::new(
-            Method::Bye,
+            method,
             &d.channel,
             session.addr.addr.to_string(),
             &cfg.id,
@@ -328,18 +354,25 @@ impl Runner {
         out.call_id = Some(&d.call_id);
         out.from_tag = Some(d.from_tag.clone());
         out.to_tag = Some(d.to_tag.clone());
-        out.cseq = Some(d.cseq + 1);
-        let sent = match self.registry.stack.request(out) {
-            Ok(req) => self
-                .registry
-                .stack
-                .send(req, session.addr, Duration::from_secs(5))
-                .await
-                .map(|_| ()),
-            Err(e) => Err(e),
-        };
+        out.cseq = Some(d.cseq.fetch_add(1, Ordering::Relaxed) + 1);
+        out.body = body;
+        let req = self.registry.stack.request(out)?;
+        let resp = self
+            .registry
+            .stack
+            .send(req, session.addr, Duration::from_secs(5))
+            .await?;
+        Ok(resp.status_code.code())
+    }
+
+    pub(super) async fn bye(&self, d: &Dialog) {
+        lock(&self.registry.dialogs).remove(&d.call_id);
+        if self.registry.session(&d.device).is_none() {
+            return; // the device is gone; its session went with it
+        }
+        let sent = self.in_dialog(d, Method::Bye, None).await;
         match sent {
-            Ok(()) => info!(
+            Ok(_) => info!(
                 device = d.device,
                 channel = d.channel,
                 "GB/T 28181 stream closed (BYE)"
@@ -365,9 +398,12 @@ async fn unneeded(hub: &StreamHub, idle: Duration) {
     }
 }
 
-/// The SDP offer of a live INVITE (GB/T 28181-2016 §C.2): PS over RTP, `y=` SSRC.
+/// The SDP offer of an INVITE (GB/T 28181-2016 §C.2): PS over RTP, `y=` SSRC; for playback `s=Playback`,
+/// `u=CHANNEL:0` and the range in `t=`.
 pub fn offer(
     platform_id: &str,
+    channel: &str,
+    wanted: Wanted,
     ip: IpAddr,
     port: u16,
     transport: MediaTransport,
@@ -378,8 +414,15 @@ pub fn offer(
         MediaTransport::Udp => ("RTP/AVP", ""),
         MediaTransport::TcpPassive => ("TCP/RTP/AVP", "a=setup:passive\r\na=connection:new\r\n"),
     };
+    let (session, times) = match wanted {
+        Wanted::Live => ("s=Play".to_owned(), "t=0 0".to_owned()),
+        Wanted::Playback { start_s, end_s } => (
+            format!("s=Playback\r\nu={channel}:0"),
+            format!("t={start_s} {end_s}"),
+        ),
+    };
     format!(
-        "v=0\r\no={platform_id} 0 0 IN {family} {ip}\r\ns=Play\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
+        "v=0\r\no={platform_id} 0 0 IN {family} {ip}\r\n{session}\r\nc=IN {family} {ip}\r\n{times}\r\n\
          m=video {port} {proto} 96\r\na=recvonly\r\na=rtpmap:96 PS/90000\r\n{tcp}y={ssrc:010}\r\n"
     )
 }

@@ -214,6 +214,19 @@ pub fn query(cmd: &str, sn: u32, device_id: &str) -> Vec<u8> {
     b.finish("Query")
 }
 
+/// A RecordInfo query for one channel and a range (GB/T 28181 local times, see `time::ms_to_gb`).
+pub fn record_info_query(sn: u32, channel: &str, start: &str, end: &str) -> Vec<u8> {
+    let mut b = Body::new("Query");
+    b.field("CmdType", "RecordInfo")
+        .field("SN", &sn.to_string())
+        .field("DeviceID", channel)
+        .field("StartTime", start)
+        .field("EndTime", end)
+        .field("Secrecy", "0")
+        .field("Type", "all");
+    b.finish("Query")
+}
+
 /// The answer to a DeviceInfo query (Vigil's, and its simulated device's).
 pub fn device_info(sn: &str, id: &str, name: &str, model: &str, channels: Option<u32>) -> Vec<u8> {
     let mut b = Body::new("Response");

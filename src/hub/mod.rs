@@ -119,6 +119,11 @@ impl StreamHub {
         }
     }
 
+    /// A broadcast outside the hub's map, for streams only their owner hands out (a device's playback).
+    pub fn standalone(key: StreamKey, capacity: usize) -> StreamHub {
+        StreamHub::new(key, capacity)
+    }
+
     pub fn key(&self) -> StreamKey {
         self.key
     }

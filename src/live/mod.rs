@@ -14,6 +14,7 @@
 
 pub mod fanout;
 pub mod mse;
+pub mod replay;
 pub mod rtc;
 pub mod rtp;
 #[allow(unsafe_code)] // one setsockopt; see the module's doc

@@ -71,41 +71,53 @@ pub fn accepts(codecs: &[String], init: &Init) -> bool {
     })
 }
 
-struct Conn {
+/// The sending half of a viewer's socket, with the live statistics it counts into.
+pub(super) struct Conn {
     sink: futures::stream::SplitSink<WebSocket, Message>,
     timeout: Duration,
     live: Arc<Live>,
 }
 
 impl Conn {
-    async fn send(&mut self, m: Message) -> Result<(), ()> {
+    pub(super) fn new(
+        sink: futures::stream::SplitSink<WebSocket, Message>,
+        live: Arc<Live>,
+    ) -> Conn {
+        Conn {
+            sink,
+            timeout: Duration::from_millis(live.config().send_timeout_ms.max(100)),
+            live,
+        }
+    }
+
+    pub(super) async fn send(&mut self, m: Message) -> Result<(), ()> {
         match tokio::time::timeout(self.timeout, self.sink.send(m)).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(()),
         }
     }
 
-    async fn text(&mut self, v: serde_json::Value) -> Result<(), ()> {
+    pub(super) async fn text(&mut self, v: serde_json::Value) -> Result<(), ()> {
         self.send(Message::Text(Utf8Bytes::from(v.to_string())))
             .await
     }
 
-    async fn error(&mut self, e: &LiveError) -> Result<(), ()> {
+    pub(super) async fn error(&mut self, e: &LiveError) -> Result<(), ()> {
         self.text(json!({"type": "error", "message": e.to_string()}))
             .await
     }
 
-    async fn binary(&mut self, b: Bytes) -> Result<(), ()> {
+    pub(super) async fn binary(&mut self, b: Bytes) -> Result<(), ()> {
         self.send(Message::Binary(b)).await
     }
 
-    async fn init(&mut self, init: &Init) -> Result<(), ()> {
+    pub(super) async fn init(&mut self, init: &Init) -> Result<(), ()> {
         self.text(json!({"type": "mse", "mime": &*init.mime, "codec": &*init.codec}))
             .await?;
         self.binary(init.data.clone()).await
     }
 
-    async fn fragment(&mut self, f: &Frag, live: bool) -> Result<(), ()> {
+    pub(super) async fn fragment(&mut self, f: &Frag, live: bool) -> Result<(), ()> {
         self.binary(f.data.clone()).await?;
         self.live.stats.fragments_sent.fetch_add(1, Relaxed);
         let bytes = f.data.len() as u64;
@@ -245,14 +257,14 @@ fn wants_transcode(codecs: &[String], init: &Init) -> bool {
 }
 
 /// Reads the client's messages and forwards them parsed; the socket loop owns the sending half.
-fn spawn_reader(
+pub(super) fn spawn_reader<M: serde::de::DeserializeOwned + Send + 'static>(
     mut source: futures::stream::SplitStream<WebSocket>,
-    ctl_tx: mpsc::Sender<Result<ClientMessage, LiveError>>,
+    ctl_tx: mpsc::Sender<Result<M, LiveError>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(Ok(msg)) = source.next().await {
             let parsed = match msg {
-                Message::Text(t) => serde_json::from_str::<ClientMessage>(t.as_str())
+                Message::Text(t) => serde_json::from_str::<M>(t.as_str())
                     .map_err(|e| LiveError::BadMessage(e.to_string())),
                 Message::Binary(_) => Err(LiveError::BadMessage(
                     "binary messages are not expected from clients".into(),
@@ -347,11 +359,7 @@ pub async fn serve(
     let (ctl_tx, mut ctl_rx) = mpsc::channel(16);
     let reader = spawn_reader(source, ctl_tx);
     tracing::info!(camera, stream, user = %viewer.user, "live view started");
-    let conn = Conn {
-        sink,
-        timeout: Duration::from_millis(live.config().send_timeout_ms.max(100)),
-        live: live.clone(),
-    };
+    let conn = Conn::new(sink, live.clone());
     let user = viewer.user.clone();
     let mut socket = Socket {
         live,

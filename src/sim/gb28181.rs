@@ -1,14 +1,17 @@
 //! The simulated GB/T 28181 device (`vigil sim --gb28181`): an NVR that registers to a platform with
 //! digest authentication, keeps alive, answers Catalog (in pages) and DeviceInfo, and answers live
 //! INVITEs by sending PS over RTP, over UDP or over TCP where it connects to the platform (RFC 4571),
-//! until the BYE.
+//! until the BYE. It also records what it encodes and serves it to RecordInfo and Playback INVITEs
+//! (`super::gb_replay`).
 //!
 //! One encoder (the shared-encoder pipeline of `pipelines/`) feeds every channel and every session;
 //! each session muxes the access units into PS itself (`media::ps`), so the platform's demuxer is
 //! exercised by bytes that ffprobe also reads.
 
+use super::gb_replay::{self, Archive};
 use super::pipelines::{self, ENCODER_SINK};
 use super::{SimCodec, SimError, SimOptions};
+use crate::gb28181::mansrtsp::{self, Command};
 use crate::gb28181::send::{PsSink, Target};
 use crate::gb28181::sip::{self, Outgoing, Stack};
 use crate::gb28181::xml::{self, Body};
@@ -26,7 +29,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -49,10 +52,16 @@ pub struct DeviceOptions {
 
 /// One encoded access unit, Annex B, with its 90 kHz time.
 #[derive(Clone)]
-struct Au {
-    data: Bytes,
-    pts: u64,
-    keyframe: bool,
+pub struct Au {
+    pub data: Bytes,
+    pub pts: u64,
+    pub keyframe: bool,
+}
+
+/// A media session the platform invited: its end, and for playback its MANSRTSP steering.
+struct Session {
+    cancel: CancellationToken,
+    control: Option<mpsc::Sender<Command>>,
 }
 
 struct Device {
@@ -60,7 +69,8 @@ struct Device {
     stack: Stack,
     platform: SipAddr,
     frames: broadcast::Sender<Arc<Au>>,
-    sessions: Mutex<HashMap<String, CancellationToken>>,
+    archive: Arc<Mutex<Archive>>,
+    sessions: Mutex<HashMap<String, Session>>,
     sn: std::sync::atomic::AtomicU32,
 }
 
@@ -88,6 +98,8 @@ pub async fn start(opts: DeviceOptions) -> Result<GbDevice, SimError> {
         .await
         .map_err(|e| SimError::setup(e.to_string()))?;
     let sip_addr = stack.contact_addr;
+    let archive = Arc::new(Mutex::new(Archive::default()));
+    tokio::spawn(record(frames.subscribe(), archive.clone(), cancel.clone()));
     let device = Arc::new(Device {
         platform: SipAddr {
             r#type: Some(Transport::Udp),
@@ -96,6 +108,7 @@ pub async fn start(opts: DeviceOptions) -> Result<GbDevice, SimError> {
         opts,
         stack,
         frames,
+        archive,
         sessions: Mutex::new(HashMap::new()),
         sn: std::sync::atomic::AtomicU32::new(1),
     });
@@ -112,6 +125,29 @@ pub async fn start(opts: DeviceOptions) -> Result<GbDevice, SimError> {
         cancel,
         pipeline,
     })
+}
+
+/// Keeps what the encoder makes, as an NVR records.
+async fn record(
+    mut frames: broadcast::Receiver<Arc<Au>>,
+    archive: Arc<Mutex<Archive>>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let au = tokio::select! {
+            r = frames.recv() => match r {
+                Ok(au) => au,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = cancel.cancelled() => return,
+        };
+        lock(&archive).push(crate::time::now_ms(), au);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The shared encoder pipeline, its access units sent to `frames`.
@@ -269,17 +305,14 @@ impl Device {
             Method::Invite => self.invite(&mut tx).await,
             Method::Bye => {
                 let call = sip::call_id(&tx.original);
-                let session = self
-                    .sessions
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&call);
-                if let Some(cancel) = session {
-                    info!(call, "live session ended by the platform");
-                    cancel.cancel();
+                let session = lock(&self.sessions).remove(&call);
+                if let Some(s) = session {
+                    info!(call, "media session ended by the platform");
+                    s.cancel.cancel();
                 }
                 tx.reply(StatusCode::OK).await.map_err(Into::into)
             }
+            Method::Info => self.info(&mut tx).await,
             _ => tx.reply(StatusCode::OK).await.map_err(Into::into),
         };
         if let Err(e) = result {
@@ -298,6 +331,20 @@ impl Device {
                 for page in self.catalog(&sn) {
                     self.message(page).await?;
                 }
+            }
+            Some("RecordInfo") => {
+                let channel = q.text_of("DeviceID").unwrap_or_default();
+                let time = |n| {
+                    q.text_of(n)
+                        .and_then(|t| crate::time::gb_to_ms(t, gb_replay::UTC_OFFSET_MINUTES))
+                };
+                let asked = (
+                    time("StartTime").unwrap_or(0),
+                    time("EndTime").unwrap_or(i64::MAX),
+                );
+                let span = lock(&self.archive).span();
+                self.message(gb_replay::record_info(&sn, channel, span, asked))
+                    .await?;
             }
             Some("DeviceInfo") => {
                 let id = &self.opts.device_id;
@@ -344,24 +391,14 @@ impl Device {
             .collect()
     }
 
-    async fn invite(&self, tx: &mut Transaction) -> Result<(), sip::SipError> {
+    async fn invite(self: &Arc<Self>, tx: &mut Transaction) -> Result<(), sip::SipError> {
         let offer = String::from_utf8_lossy(tx.original.body()).into_owned();
         let Some(target) = Target::parse(&offer) else {
             return Ok(tx.reply(StatusCode::NotAcceptableHere).await?);
         };
         let call = sip::call_id(&tx.original);
         let local = self.stack.contact_addr.ip();
-        let proto = if target.tcp { "TCP/RTP/AVP" } else { "RTP/AVP" };
-        let setup = if target.tcp {
-            "a=setup:active\r\na=connection:new\r\n"
-        } else {
-            ""
-        };
-        let answer = format!(
-            "v=0\r\no={} 0 0 IN IP4 {local}\r\ns=Play\r\nc=IN IP4 {local}\r\nt=0 0\r\nm=video 9 {proto} 96\r\n\
-             a=sendonly\r\na=rtpmap:96 PS/90000\r\n{setup}y={:010}\r\n",
-            self.opts.device_id, target.ssrc
-        );
+        let answer = target.answer(&self.opts.device_id, local);
         let headers = vec![rsipstack::sip::Header::ContentType(sip::SDP.into())];
         let contact = format!("<sip:{}@{}>", self.opts.device_id, self.stack.contact_addr);
         let mut headers = headers;
@@ -369,19 +406,72 @@ impl Device {
         tx.reply_with(StatusCode::OK, headers, Some(answer.into_bytes()))
             .await?;
         let cancel = CancellationToken::new();
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(call.clone(), cancel.clone());
+        let video_type = match self.opts.video.codec {
+            SimCodec::H264 => ps::STREAM_TYPE_H264,
+            SimCodec::H265 => ps::STREAM_TYPE_H265,
+        };
+        if let Some((start, end)) = target.playback {
+            let channel = tx.original.uri.user().unwrap_or_default().to_owned();
+            let (control, steer) = mpsc::channel(8);
+            let session = Session {
+                cancel: cancel.clone(),
+                control: Some(control),
+            };
+            lock(&self.sessions).insert(call.clone(), session);
+            let clip = lock(&self.archive).range(start * 1000, end * 1000);
+            info!(call, start, end, frames = clip.len(), addr = %target.addr, "playback session starts");
+            let me = self.clone();
+            tokio::spawn(async move {
+                match gb_replay::replay(target, clip, video_type, steer, cancel).await {
+                    Ok(true) => {
+                        let body = gb_replay::end_of_file(me.next_sn(), &channel);
+                        if let Err(e) = me.message(body).await {
+                            warn!(error = %e, "end of playback not told");
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(e) => warn!(error = %e, "playback session ended"),
+                }
+            });
+            return Ok(());
+        }
+        let session = Session {
+            cancel: cancel.clone(),
+            control: None,
+        };
+        lock(&self.sessions).insert(call.clone(), session);
         info!(call, addr = %target.addr, tcp = target.tcp, ssrc = target.ssrc, "live session starts");
         let frames = self.frames.subscribe();
-        let codec = self.opts.video.codec;
         tokio::spawn(async move {
-            if let Err(e) = send(target, frames, codec, cancel).await {
+            if let Err(e) = send(target, frames, video_type, cancel).await {
                 warn!(error = %e, "live session ended");
             }
         });
         Ok(())
+    }
+
+    /// MANSRTSP in a playback dialog: pause, play, speed and seek.
+    async fn info(&self, tx: &mut Transaction) -> Result<(), sip::SipError> {
+        let call = sip::call_id(&tx.original);
+        let cmd = match mansrtsp::parse(tx.original.body()) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(call, error = %e, "MANSRTSP refused");
+                return Ok(tx.reply(StatusCode::BadRequest).await?);
+            }
+        };
+        let control = lock(&self.sessions)
+            .get(&call)
+            .and_then(|s| s.control.clone());
+        let status = match control {
+            Some(c) if c.try_send(cmd).is_ok() => {
+                info!(call, ?cmd, "playback steered");
+                StatusCode::OK
+            }
+            Some(_) => StatusCode::ServiceUnavailable,
+            None => StatusCode::CallTransactionDoesNotExist,
+        };
+        Ok(tx.reply(status).await?)
     }
 }
 
@@ -399,13 +489,9 @@ pub fn channel_id(device_id: &str, n: u32) -> String {
 async fn send(
     target: Target,
     mut frames: broadcast::Receiver<Arc<Au>>,
-    codec: SimCodec,
+    video_type: u8,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
-    let video_type = match codec {
-        SimCodec::H264 => ps::STREAM_TYPE_H264,
-        SimCodec::H265 => ps::STREAM_TYPE_H265,
-    };
     let mut sink = PsSink::open(&target, video_type).await?;
     let mut started = false;
     loop {

@@ -31,6 +31,7 @@
 
 pub mod clip;
 pub mod gb28181;
+pub mod gb_replay;
 mod pipelines;
 mod relay;
 #[allow(unsafe_code)] // one GStreamer call the binding lacks; see the module's doc

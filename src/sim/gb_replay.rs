@@ -1,0 +1,229 @@
+//! The simulated device's own recording: it keeps the last minutes of its encoder's access units, answers
+//! RecordInfo with the span it holds, and serves Playback INVITEs from it at the speed, pause and seek
+//! positions the platform's MANSRTSP INFO requests ask for. When the range is sent it tells the platform
+//! (MediaStatus 121, "end of file") as NVRs do.
+//!
+//! Invariants: the archive is bounded by [`KEEP_MS`] and [`KEEP_BYTES`]; a replay starts at a keyframe
+//! (the last one at or before the asked start) and sends each access unit once, with its encoder
+//! timestamps, paced so that `scale` seconds of footage go out per second.
+
+use super::gb28181::Au;
+use crate::gb28181::mansrtsp::Command;
+use crate::gb28181::send::{PsSink, Target};
+use crate::gb28181::xml::Body;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How much footage the device keeps.
+pub const KEEP_MS: i64 = 300_000;
+pub const KEEP_BYTES: usize = 96 << 20;
+/// The devices' clock offset the simulator writes its times in (China Standard Time, as Vigil's default).
+pub const UTC_OFFSET_MINUTES: i32 = 480;
+
+/// The recorded access units, oldest first, with their wall time (Unix milliseconds).
+#[derive(Default)]
+pub struct Archive {
+    frames: VecDeque<(i64, Arc<Au>)>,
+    bytes: usize,
+}
+
+impl Archive {
+    pub fn push(&mut self, at_ms: i64, au: Arc<Au>) {
+        self.bytes += au.data.len();
+        self.frames.push_back((at_ms, au));
+        while let Some((first, au)) = self.frames.front() {
+            if at_ms - first <= KEEP_MS && self.bytes <= KEEP_BYTES {
+                break;
+            }
+            self.bytes -= au.data.len();
+            self.frames.pop_front();
+        }
+    }
+
+    /// The span held, as RecordInfo reports it: from the first keyframe to the last frame.
+    pub fn span(&self) -> Option<(i64, i64)> {
+        let first = self.frames.iter().find(|(_, au)| au.keyframe)?.0;
+        let last = self.frames.back()?.0;
+        (last > first).then_some((first, last))
+    }
+
+    /// The frames of `[start, end]`, from the last keyframe at or before `start` (or the first after it).
+    pub fn range(&self, start_ms: i64, end_ms: i64) -> Vec<(i64, Arc<Au>)> {
+        let keyframes = self
+            .frames
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, au))| au.keyframe);
+        let from = keyframes
+            .clone()
+            .take_while(|(_, (at, _))| *at <= start_ms)
+            .last()
+            .or_else(|| keyframes.clone().next())
+            .map(|(i, _)| i);
+        let Some(from) = from else {
+            return Vec::new();
+        };
+        self.frames
+            .iter()
+            .skip(from)
+            .take_while(|(at, _)| *at <= end_ms)
+            .cloned()
+            .collect()
+    }
+}
+
+/// The RecordInfo answer for one channel: the archive's span clipped to the asked range, if any.
+pub fn record_info(
+    sn: &str,
+    channel: &str,
+    span: Option<(i64, i64)>,
+    asked: (i64, i64),
+) -> Vec<u8> {
+    let clipped = span
+        .map(|(a, b)| (a.max(asked.0), b.min(asked.1)))
+        .filter(|(a, b)| b > a);
+    let gb = |ms| crate::time::ms_to_gb(ms, UTC_OFFSET_MINUTES);
+    let mut b = Body::new("Response");
+    b.field("CmdType", "RecordInfo")
+        .field("SN", sn)
+        .field("DeviceID", channel)
+        .field("Name", "模拟录像")
+        .field("SumNum", if clipped.is_some() { "1" } else { "0" });
+    let n = usize::from(clipped.is_some()).to_string();
+    b.open("RecordList", &[("Num", &n)]);
+    if let Some((a, z)) = clipped {
+        b.open("Item", &[])
+            .field("DeviceID", channel)
+            .field("Name", "模拟录像")
+            .field("FilePath", &format!("/sim/{channel}/{a}.ps"))
+            .field("Address", "simulator")
+            .field("StartTime", &gb(a))
+            .field("EndTime", &gb(z))
+            .field("Secrecy", "0")
+            .field("Type", "time")
+            .close("Item");
+    }
+    b.close("RecordList");
+    b.finish("Response")
+}
+
+/// The MediaStatus notification that a playback reached its end.
+pub fn end_of_file(sn: u32, channel: &str) -> Vec<u8> {
+    let mut b = Body::new("Notify");
+    b.field("CmdType", "MediaStatus")
+        .field("SN", &sn.to_string())
+        .field("DeviceID", channel)
+        .field("NotifyType", "121");
+    b.finish("Notify")
+}
+
+/// Where a replay is: the next frame, and the wall instant and footage time its pacing counts from.
+struct Pace {
+    next: usize,
+    scale: f64,
+    paused: bool,
+    wall: Instant,
+    footage_ms: i64,
+}
+
+impl Pace {
+    fn anchor(&mut self, clip: &[(i64, Arc<Au>)]) {
+        self.wall = Instant::now();
+        self.footage_ms = clip.get(self.next).map_or(0, |(at, _)| *at);
+    }
+
+    fn due(&self, at_ms: i64) -> Instant {
+        let s = (at_ms - self.footage_ms).max(0) as f64 / 1000.0 / self.scale;
+        self.wall + Duration::from_secs_f64(s)
+    }
+
+    fn apply(&mut self, cmd: Command, clip: &[(i64, Arc<Au>)]) {
+        match cmd {
+            Command::Pause => self.paused = true,
+            Command::Play { scale, from_s } => {
+                if let Some(s) = scale {
+                    self.scale = s;
+                }
+                if let Some(from) = from_s {
+                    let target = clip.first().map_or(0, |(at, _)| *at) + (from * 1000.0) as i64;
+                    self.next = clip
+                        .iter()
+                        .enumerate()
+                        .rev()
+                        .find(|(_, (at, au))| au.keyframe && *at <= target)
+                        .map_or(0, |(i, _)| i);
+                }
+                self.paused = false;
+            }
+        }
+        self.anchor(clip);
+    }
+}
+
+/// Sends `clip` as PS over RTP to the target, steered by `control`; true when it reached the end.
+pub async fn replay(
+    target: Target,
+    clip: Vec<(i64, Arc<Au>)>,
+    video_type: u8,
+    mut control: mpsc::Receiver<Command>,
+    cancel: CancellationToken,
+) -> std::io::Result<bool> {
+    let mut sink = PsSink::open(&target, video_type).await?;
+    let mut pace = Pace {
+        next: 0,
+        scale: 1.0,
+        paused: false,
+        wall: Instant::now(),
+        footage_ms: 0,
+    };
+    pace.anchor(&clip);
+    let mut steered = true;
+    while let Some((at, au)) = clip.get(pace.next) {
+        let due = pace.due(*at);
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(false),
+            cmd = control.recv(), if steered => match cmd {
+                Some(cmd) => pace.apply(cmd, &clip),
+                None => steered = false,
+            },
+            _ = tokio::time::sleep_until(due), if !pace.paused => {
+                sink.frame(&au.data, au.pts, au.pts, au.keyframe).await?;
+                pace.next += 1;
+            }
+        }
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn au(keyframe: bool) -> Arc<Au> {
+        Arc::new(Au {
+            data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+            pts: 0,
+            keyframe,
+        })
+    }
+
+    #[test]
+    fn a_range_starts_at_the_keyframe_before_it() {
+        let mut a = Archive::default();
+        for i in 0..100 {
+            a.push(1_000 + i * 40, au(i % 25 == 0));
+        }
+        assert_eq!(a.span(), Some((1_000, 1_000 + 99 * 40)));
+        let r = a.range(2_100, 3_000);
+        assert_eq!(r.first().map(|f| f.0), Some(2_000));
+        assert!(r.last().is_some_and(|f| f.0 <= 3_000));
+        assert!(a.range(0, 500).is_empty() || a.range(0, 500)[0].1.keyframe);
+        a.push(1_000 + KEEP_MS + 4_000, au(false));
+        assert!(a.frames.front().is_some_and(|f| f.0 >= 4_000));
+    }
+}
