@@ -1,6 +1,6 @@
 //! GB/T 28181 downward, through the real server and the real simulated device (`vigil sim --gb28181`):
 //! registration with digest (and its refusal), a catalog of 16 channels in pages, binding to a site,
-//! live PS over RTP over UDP and TCP into the hub, recorded and played back (ffprobe), H.265, and a
+//! live PS over RTP over UDP and TCP (the device connecting, or the platform) into the hub, recorded and played back (ffprobe), H.265, and a
 //! device that stops its keepalives going offline and coming back.
 
 mod common;
@@ -216,6 +216,18 @@ async fn devices_register_list_their_catalog_stream_and_record() {
     let d = registered(&c, &nvr.id, 16).await;
     assert_eq!(d["site_id"], Value::Null, "a new device is pending");
     assert_eq!(d["manufacturer"], "Vigil");
+    // DeviceStatus: its health, recording state and clock (the simulator's is the platform's).
+    let st = wait_for(Duration::from_secs(10), || async {
+        let d = device(&c, &nvr.id).await?;
+        (d["device_status"]["status"] == "OK").then(|| d["device_status"].clone())
+    })
+    .await
+    .expect("DeviceStatus answered");
+    assert_eq!(st["record"], "ON");
+    assert!(
+        st["clock_skew_s"].as_i64().is_some_and(|s| s.abs() <= 2),
+        "{st}"
+    );
     let names: Vec<&str> = d["channels"]
         .as_array()
         .unwrap()
@@ -258,6 +270,10 @@ async fn devices_register_list_their_catalog_stream_and_record() {
     );
     registered(&c, &hevc.id, 1).await;
     let hevc_cam = bind(&c, &hevc.id, site, "udp").await[0];
+    // TCP where the platform connects to the device (`a=setup:active` offered, the device listens).
+    let active = Device::start(sip, "34020000001180000004", PASSWORD, &["--channels", "1"]);
+    registered(&c, &active.id, 1).await;
+    let active_cam = bind(&c, &active.id, site, "tcp_active").await[0];
     online(&c, tcp_cam).await;
     let st = online(&c, hevc_cam).await;
     assert!(
@@ -266,6 +282,8 @@ async fn devices_register_list_their_catalog_stream_and_record() {
         "{st}"
     );
     assert!(recorded(&s, &c, tcp_cam, 3.0).await >= 2.5);
+    assert!(recorded(&s, &c, active_cam, 3.0).await >= 2.5);
+    assert!(s.log().contains("connected to the device's media (TCP)"));
     assert!(recorded(&s, &c, hevc_cam, 3.0).await >= 2.5);
 
     // A device that stops its keepalives goes offline, its cameras with it; it comes back by itself.

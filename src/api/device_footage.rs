@@ -53,11 +53,11 @@ async fn device_camera(
     MediaTransport,
 )> {
     let cam = visible_camera(s, p, id).await?;
-    let target = url::Url::parse(&cam.main_url)
+    let url = url::Url::parse(&cam.main_url)
         .ok()
-        .filter(|u| u.scheme() == "gb28181")
-        .and_then(|u| crate::gb28181::stream::target(&u));
-    let Some((device, channel)) = target else {
+        .filter(|u| u.scheme() == "gb28181");
+    let target = url.as_ref().and_then(crate::gb28181::stream::target);
+    let (Some(url), Some((device, channel))) = (url.as_ref(), target) else {
         return Err(ApiError::bad_request(
             "this camera is not a GB/T 28181 device's channel; its footage is in /recordings",
         ));
@@ -65,11 +65,7 @@ async fn device_camera(
     let gb =
         s.gb.clone()
             .ok_or_else(|| ApiError::unavailable("GB/T 28181 is not enabled on this server"))?;
-    let transport = if cam.transport == "tcp" {
-        MediaTransport::TcpPassive
-    } else {
-        MediaTransport::Udp
-    };
+    let transport = crate::gb28181::stream::media_transport(url, cam.transport == "udp");
     Ok((gb, device, channel, transport))
 }
 

@@ -27,6 +27,8 @@ pub struct ListedDevice {
     last_keepalive: i64,
     site_id: Option<i64>,
     channels: Vec<db::gb::Channel>,
+    /// The device's last DeviceStatus answer (while it is registered).
+    device_status: Option<crate::gb28181::registry::DeviceStatus>,
 }
 
 #[derive(Serialize)]
@@ -51,9 +53,8 @@ pub async fn list(
                 continue;
             }
         }
-        let online =
-            s.gb.as_ref()
-                .is_some_and(|g| g.registry.session(&d.id).is_some());
+        let session = s.gb.as_ref().and_then(|g| g.registry.session(&d.id));
+        let online = session.is_some();
         let channels = db::gb::channels(&s.pool, &d.id).await?;
         devices.push(ListedDevice {
             state: if online { "online" } else { "offline" },
@@ -67,6 +68,7 @@ pub async fn list(
             transport: d.transport,
             last_keepalive: d.keepalive_at,
             site_id: d.site_id,
+            device_status: session.and_then(|s| s.status),
         });
     }
     Ok(Json(Devices { devices }))
@@ -76,7 +78,8 @@ pub async fn list(
 #[serde(deny_unknown_fields)]
 pub struct BindBody {
     site_id: i64,
-    /// How its channels send media: `udp` (default) or `tcp` (the device connects to Vigil).
+    /// How its channels send media: `udp` (default), `tcp` (the device connects to Vigil) or
+    /// `tcp_active` (Vigil connects to the device).
     #[serde(default)]
     media_transport: Option<String>,
     /// Record its channels (default true).
@@ -98,8 +101,10 @@ pub async fn bind(
     Json(b): Json<BindBody>,
 ) -> ApiResult<Response> {
     let transport = b.media_transport.unwrap_or_else(|| "udp".into());
-    if !super::cameras::TRANSPORTS.contains(&transport.as_str()) {
-        return Err(ApiError::bad_request("media_transport must be udp or tcp"));
+    if !["udp", "tcp", "tcp_active"].contains(&transport.as_str()) {
+        return Err(ApiError::bad_request(
+            "media_transport must be udp, tcp (the device connects) or tcp_active (Vigil connects)",
+        ));
     }
     let site = visible_site(&s, &p, b.site_id).await?;
     let device = db::gb::device(&s.pool, &id).await?;
@@ -141,9 +146,14 @@ async fn create_camera(
     s: &AppState,
     ch: &db::gb::Channel,
     site_id: i64,
-    transport: &str,
+    media_transport: &str,
     record: bool,
 ) -> ApiResult<db::cameras::Camera> {
+    // Where Vigil connects to the device, the URL says so; the camera's transport is TCP either way.
+    let (transport, query) = match media_transport {
+        "tcp_active" => ("tcp", "?setup=active"),
+        other => (other, ""),
+    };
     let base = if ch.name.trim().is_empty() {
         ch.channel_id.clone()
     } else {
@@ -155,7 +165,7 @@ async fn create_camera(
             nvr_id: None,
             channel: None,
             name,
-            main_url: format!("gb28181://{}/{}", ch.device_id, ch.channel_id),
+            main_url: format!("gb28181://{}/{}{query}", ch.device_id, ch.channel_id),
             sub_url: None,
             username: None,
             password: None,

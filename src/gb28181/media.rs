@@ -20,10 +20,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tracing::{info, warn};
 
 /// The largest access unit assembled from PS (a 4K keyframe fits).
+/// How long connecting to a device's media may take (TCP where Vigil connects).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 const MAX_FRAME: usize = 8 << 20;
 
 /// The media port range, handing out free ports.
@@ -72,12 +75,17 @@ pub enum MediaTransport {
     Udp,
     /// The platform listens, the device connects (SDP `a=setup:passive` on the platform's side).
     TcpPassive,
+    /// TCP where Vigil connects to the address of the device's answer (`a=setup:active` offered).
+    TcpActive,
 }
 
 /// A bound receive socket, before the device sends.
 pub enum Receiver {
     Udp(UdpSocket),
     Tcp(TcpListener),
+    /// TCP where Vigil connects: nothing to bind before the device's answer says where.
+    Pending,
+    Connected(TcpStream),
 }
 
 impl Receiver {
@@ -90,7 +98,31 @@ impl Receiver {
         Ok(match transport {
             MediaTransport::Udp => Receiver::Udp(udp_socket(addr)?),
             MediaTransport::TcpPassive => Receiver::Tcp(TcpListener::bind(addr).await?),
+            MediaTransport::TcpActive => Receiver::Pending,
         })
+    }
+
+    /// For TCP where Vigil connects: connects to the address of the device's SDP answer.
+    pub async fn connect_to(self, answer: &str) -> std::io::Result<Receiver> {
+        let Receiver::Pending = self else {
+            return Ok(self);
+        };
+        let target = super::send::Target::parse(answer).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the answer names no media address",
+            )
+        })?;
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target.addr))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connecting to the device's media",
+                )
+            })??;
+        info!(device = %target.addr, "connected to the device's media (TCP)");
+        Ok(Receiver::Connected(conn))
     }
 }
 
@@ -346,7 +378,12 @@ pub async fn receive(
     };
     let result = match rx {
         Receiver::Udp(socket) => udp(&socket, stall, &mut d, out, decode).await,
-        Receiver::Tcp(listener) => tcp(&listener, stall, &mut d, out, decode).await,
+        Receiver::Tcp(listener) => match accept(&listener, stall).await {
+            Ok(conn) => tcp(conn, stall, &mut d, out, decode).await,
+            Err(e) => e,
+        },
+        Receiver::Connected(conn) => tcp(conn, stall, &mut d, out, decode).await,
+        Receiver::Pending => RunError::Rtsp("media connection never made".into()),
     };
     if d.skipped() > 0 {
         info!(skipped = d.skipped(), "PS bytes skipped as garbage");
@@ -390,19 +427,24 @@ async fn udp(
     }
 }
 
+/// Waits for the device to connect its media.
+async fn accept(listener: &TcpListener, stall: Duration) -> Result<TcpStream, RunError> {
+    let (conn, peer) = match tokio::time::timeout(stall, listener.accept()).await {
+        Err(_) => return Err(RunError::Stalled(stall)),
+        Ok(Err(e)) => return Err(RunError::Rtsp(format!("media listener: {e}"))),
+        Ok(Ok(c)) => c,
+    };
+    info!(%peer, "device connected its media (TCP)");
+    Ok(conn)
+}
+
 async fn tcp(
-    listener: &TcpListener,
+    mut conn: TcpStream,
     stall: Duration,
     d: &mut Depacketizer,
     out: &mut Publisher<'_>,
     decode: &mut DecodeTimes,
 ) -> RunError {
-    let (mut conn, peer) = match tokio::time::timeout(stall, listener.accept()).await {
-        Err(_) => return RunError::Stalled(stall),
-        Ok(Err(e)) => return RunError::Rtsp(format!("media listener: {e}")),
-        Ok(Ok(c)) => c,
-    };
-    info!(%peer, "device connected its media (TCP)");
     let mut buf = BytesMut::with_capacity(128 << 10);
     loop {
         // RFC 4571: a two-byte length, then the packet.

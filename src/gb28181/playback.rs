@@ -166,6 +166,14 @@ impl Runner {
             eof.cancel();
             PlaybackError::Refused(e.to_string())
         })?;
+        let rx = match rx.connect_to(&dialog.answer).await {
+            Ok(rx) => rx,
+            Err(e) => {
+                self.bye(&dialog).await;
+                eof.cancel();
+                return Err(PlaybackError::Refused(format!("device media: {e}")));
+            }
+        };
         info!(
             device = s.device,
             channel = s.channel,

@@ -39,6 +39,23 @@ pub struct Session {
     pub addr: SipAddr,
     pub expires: Instant,
     pub last_seen: Instant,
+    /// What the device last answered to DeviceStatus.
+    pub status: Option<DeviceStatus>,
+}
+
+/// A DeviceStatus answer (GB/T 28181-2016 §A.2.6.7), as the device says it.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct DeviceStatus {
+    /// `ONLINE` / `OFFLINE`.
+    pub online: String,
+    /// `OK` or `ERROR`: the device's own health.
+    pub status: String,
+    pub encode: String,
+    pub record: String,
+    pub device_time: String,
+    /// The device's clock minus the platform's when it answered, in seconds (footage times on its disk
+    /// are off by this much).
+    pub clock_skew_s: Option<i64>,
 }
 
 /// A catalog being received (its pages arrive as separate MESSAGEs).
@@ -204,10 +221,12 @@ impl Registry {
             return None;
         }
         let now = Instant::now();
+        let status = sessions.get(device).and_then(|s| s.status.clone());
         let session = Session {
             addr: addr.clone(),
             expires: now + Duration::from_secs(u64::from(expires)),
             last_seen: now,
+            status,
         };
         Some(sessions.insert(device.to_owned(), session).is_some())
     }
@@ -279,6 +298,7 @@ impl Registry {
             }
             ("Response", "Catalog") => self.catalog_page(&device, &body).await,
             ("Response", "RecordInfo") => self.answer(&device, body),
+            ("Response", "DeviceStatus") => self.device_status(&device, &body),
             ("Notify", "MediaStatus") if body.text_of("NotifyType") == Some("121") => {
                 self.end_of_file(&device, body.text_of("DeviceID").unwrap_or_default());
             }
@@ -343,7 +363,7 @@ impl Registry {
 
     /// Asks a device that came online for its information and catalog.
     async fn query_device(&self, device: &str) {
-        for cmd in ["DeviceInfo", "Catalog"] {
+        for cmd in ["DeviceInfo", "DeviceStatus", "Catalog"] {
             if let Err(e) = self.query(device, cmd).await {
                 warn!(device, error = %e, cmd, "query not answered");
             }
@@ -365,6 +385,37 @@ impl Registry {
 
     pub fn forget_answers(&self, device: &str, sn: u32) {
         lock(&self.waiters).remove(&(device.to_owned(), sn.to_string()));
+    }
+
+    fn device_status(&self, device: &str, body: &Element) {
+        let t = |n| {
+            body.text_of(n)
+                .unwrap_or_default()
+                .chars()
+                .take(64)
+                .collect::<String>()
+        };
+        let device_time = t("DeviceTime");
+        let offset = self.cfg.utc_offset_minutes;
+        let clock_skew_s = crate::time::gb_to_ms(&device_time, offset)
+            .map(|at| (at - crate::time::now_ms()) / 1000);
+        if clock_skew_s.is_some_and(|s| s.abs() > 10) {
+            warn!(
+                device,
+                clock_skew_s, "device clock is off; its footage times are too"
+            );
+        }
+        let status = DeviceStatus {
+            online: t("Online"),
+            status: t("Status"),
+            encode: t("Encode"),
+            record: t("Record"),
+            device_time,
+            clock_skew_s,
+        };
+        if let Some(s) = lock(&self.sessions).get_mut(device) {
+            s.status = Some(status);
+        }
     }
 
     /// Hands an answer to the query waiting for it.

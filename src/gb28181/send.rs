@@ -16,13 +16,15 @@ pub struct Target {
     pub ssrc: u32,
     /// `s=Playback` (or `Download`) with `t=START END` (Unix seconds): footage of that range, not live.
     pub playback: Option<(i64, i64)>,
+    /// Over TCP, the receiver connects (`a=setup:active` in its offer): the sender listens.
+    pub receiver_connects: bool,
 }
 
 impl Target {
     /// Reads `c=`, `m=video PORT PROTO` and `y=` of an offer. `None` without an address and port.
     pub fn parse(sdp: &str) -> Option<Target> {
         let (mut ip, mut port, mut tcp, mut ssrc) = (None, None, false, 0);
-        let (mut recorded, mut range) = (false, None);
+        let (mut recorded, mut range, mut connects) = (false, None, false);
         for line in sdp.lines().map(str::trim) {
             if let Some(c) = line
                 .strip_prefix("c=IN IP4 ")
@@ -40,6 +42,8 @@ impl Target {
                     .is_some_and(|p| p.to_ascii_uppercase().starts_with("TCP"));
             } else if let Some(y) = line.strip_prefix("y=") {
                 ssrc = y.trim().parse().unwrap_or(0);
+            } else if line.eq_ignore_ascii_case("a=setup:active") {
+                connects = true;
             } else if let Some(name) = line.strip_prefix("s=") {
                 let name = name.trim();
                 recorded =
@@ -56,19 +60,22 @@ impl Target {
             tcp,
             ssrc,
             playback: if recorded { range } else { None },
+            receiver_connects: tcp && connects,
         })
     }
 
-    /// The SDP answer of a sender: PS, `sendonly`, the offer's SSRC.
-    pub fn answer(&self, id: &str, local: std::net::IpAddr) -> String {
+    /// The SDP answer of a sender: PS, `sendonly`, the offer's SSRC; `listening` is the port the sender
+    /// accepts the receiver's connection on, when the receiver connects.
+    fn answer(&self, id: &str, local: std::net::IpAddr, listening: Option<u16>) -> String {
         let proto = if self.tcp { "TCP/RTP/AVP" } else { "RTP/AVP" };
-        let setup = if self.tcp {
-            "a=setup:active\r\na=connection:new\r\n"
-        } else {
-            ""
+        let setup = match (self.tcp, listening) {
+            (false, _) => "",
+            (true, None) => "a=setup:active\r\na=connection:new\r\n",
+            (true, Some(_)) => "a=setup:passive\r\na=connection:new\r\n",
         };
+        let port = listening.unwrap_or(9);
         format!(
-            "v=0\r\no={id} 0 0 IN IP4 {local}\r\ns=Play\r\nc=IN IP4 {local}\r\nt=0 0\r\nm=video 9 {proto} 96\r\n\
+            "v=0\r\no={id} 0 0 IN IP4 {local}\r\ns=Play\r\nc=IN IP4 {local}\r\nt=0 0\r\nm=video {port} {proto} 96\r\n\
              a=sendonly\r\na=rtpmap:96 PS/90000\r\n{setup}y={:010}\r\n",
             self.ssrc
         )
@@ -83,6 +90,64 @@ impl Target {
         } else {
             "s=Play\r\n"
         }
+    }
+}
+
+/// How long a listening sender waits for the receiver to connect.
+const ACCEPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The sender's end of an answered INVITE: the target, and a listener when the receiver connects.
+pub struct Answering {
+    pub target: Target,
+    listener: Option<tokio::net::TcpListener>,
+    answer: String,
+}
+
+impl Answering {
+    /// Prepares the answer of `id` at `local` (binding a listener there when the receiver connects).
+    pub async fn new(
+        target: Target,
+        id: &str,
+        local: std::net::IpAddr,
+    ) -> std::io::Result<Answering> {
+        let listener = if target.receiver_connects {
+            Some(tokio::net::TcpListener::bind(SocketAddr::new(local, 0)).await?)
+        } else {
+            None
+        };
+        let port = match &listener {
+            Some(l) => Some(l.local_addr()?.port()),
+            None => None,
+        };
+        let answer = target.answer(id, local, port);
+        Ok(Answering {
+            target,
+            listener,
+            answer,
+        })
+    }
+
+    /// The SDP answer.
+    pub fn answer(&self) -> &str {
+        &self.answer
+    }
+
+    /// The media link: connected to the target, or the receiver's connection accepted.
+    pub async fn open(self, video_type: u8) -> std::io::Result<PsSink> {
+        let Some(listener) = self.listener else {
+            return PsSink::open(&self.target, video_type).await;
+        };
+        let (stream, _) = tokio::time::timeout(ACCEPT_TIMEOUT, listener.accept())
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "the receiver never connected")
+            })??;
+        stream.set_nodelay(true)?;
+        Ok(PsSink::with_link(
+            Link::Tcp(stream),
+            &self.target,
+            video_type,
+        ))
     }
 }
 
@@ -116,14 +181,18 @@ impl PsSink {
             };
             Link::Udp(UdpSocket::bind(bind).await?, target.addr)
         };
-        Ok(PsSink {
+        Ok(PsSink::with_link(link, target, video_type))
+    }
+
+    fn with_link(link: Link, target: &Target, video_type: u8) -> PsSink {
+        PsSink {
             link,
             video_type,
             ssrc: target.ssrc,
             seq: rand::random(),
             ps: Vec::new(),
             out: Vec::new(),
-        })
+        }
     }
 
     /// Sends one Annex B access unit (90 kHz times).
@@ -182,8 +251,13 @@ mod tests {
         let p = Target::parse(&playback).unwrap();
         assert_eq!(p.playback, Some((1_700_000_000, 1_700_000_060)));
         assert!(p
-            .answer("1", [127, 0, 0, 1].into())
+            .answer("1", [127, 0, 0, 1].into(), None)
             .contains("s=Playback\r\n"));
+        let active = tcp.replace("y=", "a=setup:active\r\ny=");
+        let a = Target::parse(&active).unwrap();
+        assert!(a.receiver_connects);
+        let answer = a.answer("1", [127, 0, 0, 1].into(), Some(4000));
+        assert!(answer.contains("m=video 4000 TCP/RTP/AVP") && answer.contains("a=setup:passive"));
         assert!(Target::parse("v=0\r\nm=video 0 RTP/AVP 96\r\n").is_none());
         assert!(Target::parse("garbage").is_none());
     }

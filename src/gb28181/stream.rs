@@ -54,6 +54,19 @@ pub fn target(url: &url::Url) -> Option<(String, String)> {
     valid.then_some((device, channel))
 }
 
+/// How a `gb28181://` camera's media comes: UDP, or TCP where the device connects, or (with
+/// `?setup=active`) TCP where Vigil connects.
+pub fn media_transport(url: &url::Url, udp: bool) -> MediaTransport {
+    let active = url
+        .query_pairs()
+        .any(|(k, v)| k == "setup" && v == "active");
+    match (udp, active) {
+        (true, _) => MediaTransport::Udp,
+        (false, true) => MediaTransport::TcpActive,
+        (false, false) => MediaTransport::TcpPassive,
+    }
+}
+
 /// An answered INVITE: what its in-dialog requests (INFO, BYE) need.
 pub struct Dialog {
     call_id: String,
@@ -62,6 +75,8 @@ pub struct Dialog {
     cseq: AtomicU32,
     pub device: String,
     pub channel: String,
+    /// The device's SDP answer (where to connect, for TCP where Vigil connects).
+    pub answer: String,
 }
 
 /// What an INVITE asks for: the live stream, or the footage of a range (Unix seconds) on the device.
@@ -100,11 +115,7 @@ impl Runner {
             });
             return;
         };
-        let transport = if source.udp {
-            MediaTransport::Udp
-        } else {
-            MediaTransport::TcpPassive
-        };
+        let transport = media_transport(&source.url, source.udp);
         let mut decode = DecodeTimes::default();
         let mut backoff = Duration::from_secs(1);
         let mut run = 0u64;
@@ -217,6 +228,13 @@ impl Runner {
             Ok(d) => d,
             Err(e) => return e,
         };
+        let rx = match rx.connect_to(&dialog.answer).await {
+            Ok(rx) => rx,
+            Err(e) => {
+                self.bye(&dialog).await;
+                return RunError::Rtsp(format!("device media: {e}"));
+            }
+        };
         info!(
             device,
             channel,
@@ -327,6 +345,7 @@ impl Runner {
             cseq: AtomicU32::new(cseq),
             device: device.to_owned(),
             channel: channel.to_owned(),
+            answer: String::from_utf8_lossy(resp.body()).into_owned(),
         };
         Ok((dialog, ended))
     }
@@ -413,6 +432,7 @@ pub fn offer(
     let (proto, tcp) = match transport {
         MediaTransport::Udp => ("RTP/AVP", ""),
         MediaTransport::TcpPassive => ("TCP/RTP/AVP", "a=setup:passive\r\na=connection:new\r\n"),
+        MediaTransport::TcpActive => ("TCP/RTP/AVP", "a=setup:active\r\na=connection:new\r\n"),
     };
     let (session, times) = match wanted {
         Wanted::Live => ("s=Play".to_owned(), "t=0 0".to_owned()),

@@ -12,7 +12,7 @@
 //! - Upward viewers are consumers of the camera's hub stream like any viewer: one ingest per camera
 //!   whatever their number, and a slow superior skips to the next keyframe, never stalls the camera.
 
-use super::send::{PsSink, Target};
+use super::send::{Answering, PsSink, Target};
 use super::sip::{self, Outgoing, Stack};
 use super::xml::{self, Body};
 use crate::config::UpstreamConfig;
@@ -336,7 +336,16 @@ impl Upstreams {
             return Ok(tx.reply(StatusCode::NotAcceptableHere).await?);
         };
         let call = sip::call_id(req);
-        let answer = target.answer(&link.cfg.local_id, self.stack.contact_addr.ip());
+        let local = self.stack.contact_addr.ip();
+        let answering = match Answering::new(target, &link.cfg.local_id, local).await {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(link = link.cfg.name, error = %e, "no media port for the superior");
+                return Ok(tx.reply(StatusCode::ServerInternalError).await?);
+            }
+        };
+        let answer = answering.answer().to_owned();
+        let target = answering.target.clone();
         let contact = format!("<sip:{}@{}>", link.cfg.local_id, self.stack.contact_addr);
         let headers = vec![
             Header::ContentType(sip::SDP.into()),
@@ -355,7 +364,7 @@ impl Upstreams {
                 camera_id: camera.id,
                 kind: StreamKind::Main,
             };
-            if let Err(e) = send(me.hub.clone(), key, target, cancel).await {
+            if let Err(e) = send(me.hub.clone(), key, answering, cancel).await {
                 warn!(link = name, camera = camera.id, error = %e, "upward stream ended");
             }
             lock(&me.sessions).remove(&call);
@@ -398,10 +407,11 @@ impl Upstreams {
 async fn send(
     hub: Arc<Hub>,
     key: StreamKey,
-    target: Target,
+    answering: Answering,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
     let (gop, mut sub) = hub.stream(key).subscribe();
+    let mut pending = Some(answering);
     let mut sink: Option<PsSink> = None;
     let mut timeline = Timeline::default();
     let mut buf = Vec::new();
@@ -419,13 +429,13 @@ async fn send(
             },
         };
         let h265 = frame.params.is_h265();
-        if sink.is_none() {
+        if let Some(answering) = pending.take() {
             let video_type = if h265 {
                 ps::STREAM_TYPE_H265
             } else {
                 ps::STREAM_TYPE_H264
             };
-            sink = Some(PsSink::open(&target, video_type).await?);
+            sink = Some(answering.open(video_type).await?);
         }
         let (dts, _) = timeline.place(&frame);
         buf.clear();

@@ -12,7 +12,7 @@ use super::gb_replay::{self, Archive};
 use super::pipelines::{self, ENCODER_SINK};
 use super::{SimCodec, SimError, SimOptions};
 use crate::gb28181::mansrtsp::{self, Command};
-use crate::gb28181::send::{PsSink, Target};
+use crate::gb28181::send::{Answering, Target};
 use crate::gb28181::sip::{self, Outgoing, Stack};
 use crate::gb28181::xml::{self, Body};
 use crate::media::ps;
@@ -346,6 +346,21 @@ impl Device {
                 self.message(gb_replay::record_info(&sn, channel, span, asked))
                     .await?;
             }
+            Some("DeviceStatus") => {
+                let mut b = Body::new("Response");
+                let now =
+                    crate::time::ms_to_gb(crate::time::now_ms(), gb_replay::UTC_OFFSET_MINUTES);
+                b.field("CmdType", "DeviceStatus")
+                    .field("SN", &sn)
+                    .field("DeviceID", &self.opts.device_id)
+                    .field("Result", "OK")
+                    .field("Online", "ONLINE")
+                    .field("Status", "OK")
+                    .field("Encode", "ON")
+                    .field("Record", "ON")
+                    .field("DeviceTime", &now);
+                self.message(b.finish("Response")).await?;
+            }
             Some("DeviceInfo") => {
                 let id = &self.opts.device_id;
                 let body = xml::device_info(
@@ -398,7 +413,15 @@ impl Device {
         };
         let call = sip::call_id(&tx.original);
         let local = self.stack.contact_addr.ip();
-        let answer = target.answer(&self.opts.device_id, local);
+        let answering = match Answering::new(target, &self.opts.device_id, local).await {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "no media socket");
+                return Ok(tx.reply(StatusCode::ServerInternalError).await?);
+            }
+        };
+        let answer = answering.answer().to_owned();
+        let target = answering.target.clone();
         let headers = vec![rsipstack::sip::Header::ContentType(sip::SDP.into())];
         let contact = format!("<sip:{}@{}>", self.opts.device_id, self.stack.contact_addr);
         let mut headers = headers;
@@ -422,7 +445,7 @@ impl Device {
             info!(call, start, end, frames = clip.len(), addr = %target.addr, "playback session starts");
             let me = self.clone();
             tokio::spawn(async move {
-                match gb_replay::replay(target, clip, video_type, steer, cancel).await {
+                match gb_replay::replay(answering, clip, video_type, steer, cancel).await {
                     Ok(true) => {
                         let body = gb_replay::end_of_file(me.next_sn(), &channel);
                         if let Err(e) = me.message(body).await {
@@ -443,7 +466,7 @@ impl Device {
         info!(call, addr = %target.addr, tcp = target.tcp, ssrc = target.ssrc, "live session starts");
         let frames = self.frames.subscribe();
         tokio::spawn(async move {
-            if let Err(e) = send(target, frames, video_type, cancel).await {
+            if let Err(e) = send(answering, frames, video_type, cancel).await {
                 warn!(error = %e, "live session ended");
             }
         });
@@ -487,12 +510,12 @@ pub fn channel_id(device_id: &str, n: u32) -> String {
 
 /// Sends PS over RTP from the next keyframe on until cancelled.
 async fn send(
-    target: Target,
+    answering: Answering,
     mut frames: broadcast::Receiver<Arc<Au>>,
     video_type: u8,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
-    let mut sink = PsSink::open(&target, video_type).await?;
+    let mut sink = answering.open(video_type).await?;
     let mut started = false;
     loop {
         let au = tokio::select! {

@@ -9,7 +9,7 @@
 
 use super::gb28181::Au;
 use crate::gb28181::mansrtsp::Command;
-use crate::gb28181::send::{PsSink, Target};
+use crate::gb28181::send::Answering;
 use crate::gb28181::xml::Body;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -166,13 +166,13 @@ impl Pace {
 
 /// Sends `clip` as PS over RTP to the target, steered by `control`; true when it reached the end.
 pub async fn replay(
-    target: Target,
+    answering: Answering,
     clip: Vec<(i64, Arc<Au>)>,
     video_type: u8,
     mut control: mpsc::Receiver<Command>,
     cancel: CancellationToken,
 ) -> std::io::Result<bool> {
-    let mut sink = PsSink::open(&target, video_type).await?;
+    let mut sink = answering.open(video_type).await?;
     let mut pace = Pace {
         next: 0,
         scale: 1.0,
