@@ -61,7 +61,8 @@ impl Server {
             secrets: secrets.clone(),
         });
         // Before the cameras start: gb28181:// cameras need their runner registered with ingest.
-        let gb = start_gb28181(&cfg, &pool, &ingest, &audit).await?;
+        let footage = recorders.shared().footage.clone();
+        let gb = start_gb28181(&cfg, &pool, &ingest, &audit, footage).await?;
         let cluster = start_cameras(&cfg, &pool, runner).await?;
         let login_throttle = Arc::new(AddressThrottle::new(
             cfg.auth.login_address_max_failures,
@@ -230,6 +231,7 @@ async fn start_gb28181(
     pool: &crate::db::Pool,
     ingest: &Arc<Supervisor>,
     audit: &crate::audit::Log,
+    footage: crate::record::footage::Footage,
 ) -> anyhow::Result<Option<Arc<crate::gb28181::Platform>>> {
     if cfg.gb28181.sip_listen.is_none() {
         return Ok(None);
@@ -247,6 +249,7 @@ async fn start_gb28181(
         hub: ingest.hub().clone(),
         audit: Some(audit.clone()),
         online: Arc::new(online),
+        footage,
     };
     let platform = crate::gb28181::Platform::start(
         &cfg.gb28181,

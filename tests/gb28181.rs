@@ -482,7 +482,7 @@ async fn a_city_registers_up_and_the_province_records_its_shared_camera() {
     // The city's halls are seeded, so that its catalog has them when the province first asks.
     let city = Server::start_with(&format!(
         "[[seed.sites]]\nname = \"赣州政务大厅\"\nkind = \"service_hall\"\nregion_code = \"360702\"\n\
-         cameras = [ {{ name = \"赣州窗口\", main_url = \"{}\", record = false }} ]\n\
+         cameras = [ {{ name = \"赣州窗口\", main_url = \"{}\", record = true }} ]\n\
          [[seed.sites]]\nname = \"南昌政务大厅\"\nkind = \"service_hall\"\nregion_code = \"360100\"\n\
          cameras = [ {{ name = \"南昌窗口\", main_url = \"{}\", record = false }} ]\n\
          [gb28181]\nsip_listen = \"127.0.0.1:{sip_c}\"\nid = \"36070000002000000001\"\ndomain = \"3607000000\"\n\
@@ -527,6 +527,51 @@ async fn a_city_registers_up_and_the_province_records_its_shared_camera() {
         rows.iter()
             .any(|r| r["actor"] == "gb28181:province" && r["region_code"] == "360702"),
         "no audit row of the province's view: {audit}"
+    );
+
+    // The province plays back the city's own recordings of the camera: RecordInfo answered from the
+    // city's index, a Playback INVITE answered by replaying them as PS, at 2x by MANSRTSP.
+    let now = common::now_ms();
+    let listed = format!(
+        "/api/v1/cameras/{}/device-recordings?start={}&end={}",
+        cams[0],
+        rfc((now - 600_000) * 1000),
+        rfc((now + 60_000) * 1000)
+    );
+    let t = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str()?)
+            .ok()
+            .map(|d| d.timestamp_millis())
+    };
+    let record = wait_for(Duration::from_secs(40), || async {
+        let r = pc.get(&listed).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let rec = r.body["records"].as_array()?.first()?.clone();
+        let (a, b) = (t(&rec["start"])?, t(&rec["end"])?);
+        (b - a >= 7_000).then_some((a, b))
+    })
+    .await
+    .expect("7 s of the city's recordings listed to the province");
+    let range = (record.0 + 1_000, record.0 + 5_000);
+    let (frames, span, _) = device_playback(&province, cams[0], range, 2.0).await;
+    assert!(
+        (95..=130).contains(&frames),
+        "{frames} frames of 4 s of the city's footage"
+    );
+    assert!(
+        (1.6..=3.2).contains(&span),
+        "timestamps span {span} s for 4 s at 2x"
+    );
+    let audit = cc.get("/api/v1/audit?action=playback").await.body;
+    let rows = audit["items"]
+        .as_array()
+        .or(audit.as_array())
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        rows.iter()
+            .any(|r| r["actor"] == "gb28181:province" && r["region_code"] == "360702"),
+        "no audit row of the province's playback: {audit}"
     );
 
     // Pretending to be the province, ask the city for the camera it does not share; then, from another
@@ -596,14 +641,81 @@ fn packet_times(path: &std::path::Path) -> (f64, f64, usize) {
     (first, last, times.len())
 }
 
+/// Plays `[start, end]` (Unix ms) of a device camera's own footage over the device-playback socket at
+/// `scale`, until the server says it ended: the frames received, the span of their timestamps (s) and
+/// the wall time between the first and the last fragment (s).
+async fn device_playback(
+    s: &Server,
+    cam: i64,
+    (start, end): (i64, i64),
+    scale: f64,
+) -> (usize, f64, f64) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+    let url = format!(
+        "ws://{}/api/v1/cameras/{cam}/device-playback?start={}&end={}",
+        s.addr,
+        rfc(start * 1000),
+        rfc(end * 1000)
+    );
+    let cookie = common::ws::cookie(s, "admin", common::ADMIN_PASSWORD).await;
+    let mut req = url.into_client_request().expect("request");
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    let origin = format!("http://{}", s.addr);
+    req.headers_mut().insert("origin", origin.parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("device playback socket");
+    ws.send(Message::text(r#"{"type":"mse","codecs":[]}"#))
+        .await
+        .unwrap();
+    let speed = json!({"type": "speed", "scale": scale}).to_string();
+    ws.send(Message::text(speed)).await.unwrap();
+    let mut mp4 = Vec::new();
+    let (mut steered, mut ended) = (false, false);
+    let (mut first, mut last) = (None, None);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    while let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, ws.next()).await {
+        match m {
+            Message::Binary(b) => {
+                let at = std::time::Instant::now();
+                if !mp4.is_empty() {
+                    first.get_or_insert(at);
+                    last = Some(at);
+                }
+                mp4.extend_from_slice(&b);
+            }
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                assert_ne!(v["type"], "error", "{v}");
+                steered |= v["type"] == "steered" && v["command"] == "speed";
+                if v["type"] == "end" {
+                    ended = true;
+                    break;
+                }
+            }
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    assert!(steered, "the speed command was not passed on");
+    assert!(ended, "the end of the footage was not told");
+    let wall = last.unwrap().duration_since(first.unwrap()).as_secs_f64();
+    let path = s
+        .data_dir()
+        .join(format!("device-playback-{cam}-{start}.mp4"));
+    std::fs::write(&path, &mp4).unwrap();
+    let (a, b, frames) = packet_times(&path);
+    println!("device playback of camera {cam} at {scale}x: {frames} frames, timestamps over {:.2} s, received in {wall:.2} s", b - a);
+    (frames, b - a, wall)
+}
+
 /// Device footage: RecordInfo lists what the simulated NVR holds, and a Playback INVITE of 10 s of it,
 /// sped up to 4x by MANSRTSP, arrives in about a quarter of the time as fragments whose timestamps span
 /// a quarter of the footage (so a player shows it at 4x) with every frame of it; the view is audited
 /// with its region. A camera that is not a device's channel has no device footage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_footage_is_listed_and_plays_at_four_times_speed() {
-    use futures::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
     let (sip, media) = (free_port(), free_port());
     let s = platform(sip, media);
     let c = s.admin().await;
@@ -642,60 +754,7 @@ async fn device_footage_is_listed_and_plays_at_four_times_speed() {
     .expect("14 s of footage on the device");
 
     let (start, end) = (record.0 + 2_000, record.0 + 12_000);
-    let url = format!(
-        "ws://{}/api/v1/cameras/{cam}/device-playback?start={}&end={}",
-        s.addr,
-        rfc(start * 1000),
-        rfc(end * 1000)
-    );
-    let cookie = common::ws::cookie(&s, "admin", common::ADMIN_PASSWORD).await;
-    let mut req = url.into_client_request().expect("request");
-    req.headers_mut().insert("cookie", cookie.parse().unwrap());
-    let origin = format!("http://{}", s.addr);
-    req.headers_mut().insert("origin", origin.parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("device playback socket");
-    ws.send(Message::text(r#"{"type":"mse","codecs":[]}"#))
-        .await
-        .unwrap();
-    ws.send(Message::text(r#"{"type":"speed","scale":4}"#))
-        .await
-        .unwrap();
-    let mut mp4 = Vec::new();
-    let (mut steered, mut ended) = (false, false);
-    let (mut first, mut last) = (None, None);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-    while let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, ws.next()).await {
-        match m {
-            Message::Binary(b) => {
-                let at = std::time::Instant::now();
-                if !mp4.is_empty() {
-                    first.get_or_insert(at);
-                    last = Some(at);
-                }
-                mp4.extend_from_slice(&b);
-            }
-            Message::Text(t) => {
-                let v: Value = serde_json::from_str(t.as_str()).unwrap();
-                assert_ne!(v["type"], "error", "{v}");
-                steered |= v["type"] == "steered" && v["command"] == "speed";
-                if v["type"] == "end" {
-                    ended = true;
-                    break;
-                }
-            }
-            Message::Close(_) => break,
-            _ => {}
-        }
-    }
-    assert!(steered, "the speed command was not passed on");
-    assert!(ended, "the end of the footage was not told");
-    let wall = last.unwrap().duration_since(first.unwrap()).as_secs_f64();
-    let path = s.data_dir().join("device-playback.mp4");
-    std::fs::write(&path, &mp4).unwrap();
-    let (a, b, frames) = packet_times(&path);
-    let span = b - a;
+    let (frames, span, wall) = device_playback(&s, cam, (start, end), 4.0).await;
     // 10 s of 25 fps footage from the keyframe before its start: every frame of it, timestamps scaled.
     assert!((245..=280).contains(&frames), "{frames} frames");
     assert!(
@@ -703,7 +762,6 @@ async fn device_footage_is_listed_and_plays_at_four_times_speed() {
         "timestamps span {span} s for 10 s of footage at 4x"
     );
     assert!(wall < 6.0, "10 s of footage at 4x took {wall} s");
-    println!("device playback at 4x: {frames} frames, timestamps over {span:.2} s, received in {wall:.2} s");
     let audit = c.get("/api/v1/audit?action=playback.device").await.body;
     let rows = audit["items"]
         .as_array()

@@ -18,8 +18,6 @@ use headers::ETag;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// Segments closer than this are one span.
-const SPAN_JOIN_US: i64 = 500_000;
 /// The longest range one `video.mp4` may cover.
 const MAX_EXPORT_US: i64 = 24 * 3600 * 1_000_000;
 
@@ -67,21 +65,7 @@ pub struct Spans {
     gaps: Vec<Span>,
 }
 
-/// Merges segment times (sorted by start) into spans clipped to `[start, end)`.
-pub fn merge_spans(segs: &[(i64, i64)], start: i64, end: i64) -> Vec<(i64, i64)> {
-    let mut out: Vec<(i64, i64)> = Vec::new();
-    for &(s, e) in segs {
-        let (s, e) = (s.max(start), e.min(end));
-        if e <= s {
-            continue;
-        }
-        match out.last_mut() {
-            Some(last) if s <= last.1 + SPAN_JOIN_US => last.1 = last.1.max(e),
-            _ => out.push((s, e)),
-        }
-    }
-    out
-}
+pub use crate::record::index::merge_spans;
 
 pub async fn spans(
     State(s): State<AppState>,

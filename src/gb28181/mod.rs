@@ -7,8 +7,10 @@
 //! (the ingest runner of `gb28181://DEVICE/CHANNEL` cameras: INVITE on demand, BYE when unneeded).
 //! See docs/gb28181.md.
 
+pub mod archive;
 pub mod mansrtsp;
 pub mod media;
+pub mod pace;
 pub mod playback;
 pub mod registry;
 pub mod rtp;
@@ -31,6 +33,8 @@ pub struct Shared {
     pub hub: Arc<crate::hub::Hub>,
     pub audit: Option<crate::audit::Log>,
     pub online: Arc<dyn Fn(i64) -> bool + Send + Sync>,
+    /// The recordings, for superiors that play them back.
+    pub footage: crate::record::footage::Footage,
 }
 
 /// The running platform: its registry (for the API) and the runner ingest uses.
@@ -76,9 +80,8 @@ impl Platform {
                 &cfg.upstream,
                 stack,
                 pool,
-                shared.hub,
-                shared.audit,
-                shared.online,
+                shared,
+                cfg.utc_offset_minutes,
             );
             let up = Arc::new(up);
             up.start();

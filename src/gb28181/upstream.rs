@@ -12,6 +12,8 @@
 //! - Upward viewers are consumers of the camera's hub stream like any viewer: one ingest per camera
 //!   whatever their number, and a slow superior skips to the next keyframe, never stalls the camera.
 
+use super::archive;
+use super::mansrtsp::{self, Command};
 use super::send::{Answering, PsSink, Target};
 use super::sip::{self, Outgoing, Stack};
 use super::xml::{self, Body};
@@ -29,6 +31,7 @@ use rsipstack::transport::SipAddr;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -49,7 +52,15 @@ pub struct Upstreams {
     hub: Arc<Hub>,
     audit: Option<crate::audit::Log>,
     online: Arc<dyn Fn(i64) -> bool + Send + Sync>,
-    sessions: Mutex<HashMap<String, CancellationToken>>,
+    footage: crate::record::footage::Footage,
+    utc_offset_minutes: i32,
+    sessions: Mutex<HashMap<String, Session>>,
+}
+
+/// A superior's media session: its end, and for a playback its MANSRTSP steering.
+struct Session {
+    cancel: CancellationToken,
+    control: Option<mpsc::Sender<Command>>,
 }
 
 impl Upstreams {
@@ -57,9 +68,8 @@ impl Upstreams {
         cfgs: &[UpstreamConfig],
         stack: Arc<Stack>,
         pool: Pool,
-        hub: Arc<Hub>,
-        audit: Option<crate::audit::Log>,
-        online: Arc<dyn Fn(i64) -> bool + Send + Sync>,
+        shared: super::Shared,
+        utc_offset_minutes: i32,
     ) -> Upstreams {
         let links = cfgs
             .iter()
@@ -74,9 +84,11 @@ impl Upstreams {
             links,
             stack,
             pool,
-            hub,
-            audit,
-            online,
+            hub: shared.hub,
+            audit: shared.audit,
+            online: shared.online,
+            footage: shared.footage,
+            utc_offset_minutes,
             sessions: Mutex::new(HashMap::new()),
         }
     }
@@ -203,11 +215,12 @@ impl Upstreams {
             Method::Invite => self.invite(&link, &mut tx).await,
             Method::Bye => {
                 let call = sip::call_id(&tx.original);
-                if let Some(cancel) = lock(&self.sessions).remove(&call) {
-                    cancel.cancel();
+                if let Some(s) = lock(&self.sessions).remove(&call) {
+                    s.cancel.cancel();
                 }
                 tx.reply(StatusCode::OK).await.map_err(Into::into)
             }
+            Method::Info => self.info(&link, &mut tx).await,
             _ => tx.reply(StatusCode::OK).await.map_err(Into::into),
         };
         if let Err(e) = result {
@@ -249,6 +262,11 @@ impl Upstreams {
                 let body =
                     xml::device_info(&sn, &link.cfg.local_id, "Vigil", "Vigil platform", None);
                 self.message(link, body).await?;
+            }
+            Some("RecordInfo") => {
+                for page in self.record_info(link, &q, &sn).await {
+                    self.message(link, page).await?;
+                }
             }
             _ => {}
         }
@@ -354,7 +372,30 @@ impl Upstreams {
         tx.reply_with(StatusCode::OK, headers, Some(answer.into_bytes()))
             .await?;
         let cancel = CancellationToken::new();
-        lock(&self.sessions).insert(call.clone(), cancel.clone());
+        if let Some(range) = target.playback {
+            let (control, steer) = mpsc::channel(8);
+            let session = Session {
+                cancel: cancel.clone(),
+                control: Some(control),
+            };
+            lock(&self.sessions).insert(call.clone(), session);
+            let channel = channel.unwrap_or_default();
+            self.clone().play_back(
+                link,
+                camera,
+                channel,
+                range,
+                answering,
+                (steer, cancel),
+                call,
+            );
+            return Ok(());
+        }
+        let session = Session {
+            cancel: cancel.clone(),
+            control: None,
+        };
+        lock(&self.sessions).insert(call.clone(), session);
         info!(link = link.cfg.name, camera = camera.id, addr = %target.addr, tcp = target.tcp, "superior watches a camera");
         let me = self.clone();
         let name = link.cfg.name.clone();
@@ -371,6 +412,103 @@ impl Upstreams {
             me.audit(&name, "live.stop", &camera).await;
         });
         Ok(())
+    }
+
+    /// Serves a superior's Playback INVITE from the camera's recordings, until its end or BYE.
+    #[allow(clippy::too_many_arguments)]
+    fn play_back(
+        self: Arc<Self>,
+        link: &Link,
+        camera: db::cameras::Camera,
+        channel: String,
+        range: (i64, i64),
+        answering: Answering,
+        (steer, cancel): (mpsc::Receiver<Command>, CancellationToken),
+        call: String,
+    ) {
+        let name = link.cfg.name.clone();
+        info!(
+            link = name,
+            camera = camera.id,
+            start = range.0,
+            end = range.1,
+            "superior plays recordings back"
+        );
+        tokio::spawn(async move {
+            self.audit(&name, "playback", &camera).await;
+            let footage = self.footage.clone();
+            let ended = cancel.clone();
+            let r = archive::replay(
+                &self.pool, footage, camera.id, range, answering, steer, cancel,
+            )
+            .await;
+            match r {
+                Ok(true) => {
+                    let body = archive::end_of_file(sn(), &channel);
+                    if let Some(link) = self.links.iter().find(|l| l.cfg.name == name) {
+                        if let Err(e) = self.message(link, body).await {
+                            warn!(link = name, error = %e, "end of playback not told");
+                        }
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    warn!(link = name, camera = camera.id, error = %e, "upward playback ended")
+                }
+            }
+            // The session stays for the superior's BYE, a minute at most.
+            let _ = tokio::time::timeout(Duration::from_secs(60), ended.cancelled()).await;
+            lock(&self.sessions).remove(&call);
+        });
+    }
+
+    /// A superior's MANSRTSP for one of its playback sessions.
+    async fn info(&self, link: &Link, tx: &mut Transaction) -> Result<(), sip::SipError> {
+        let call = sip::call_id(&tx.original);
+        let cmd = match mansrtsp::parse(tx.original.body()) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(link = link.cfg.name, error = %e, "MANSRTSP refused");
+                return Ok(tx.reply(StatusCode::BadRequest).await?);
+            }
+        };
+        let control = lock(&self.sessions)
+            .get(&call)
+            .and_then(|s| s.control.clone());
+        let status = match control {
+            Some(c) if c.try_send(cmd).is_ok() => StatusCode::OK,
+            Some(_) => StatusCode::ServiceUnavailable,
+            None => StatusCode::CallTransactionDoesNotExist,
+        };
+        Ok(tx.reply(status).await?)
+    }
+
+    /// The RecordInfo answer pages for a shared camera (an empty answer for anything else).
+    async fn record_info(&self, link: &Link, q: &xml::Element, sn: &str) -> Vec<Vec<u8>> {
+        let channel = q.text_of("DeviceID").unwrap_or_default();
+        let offset = self.utc_offset_minutes;
+        let time = |n| q.text_of(n).and_then(|t| crate::time::gb_to_ms(t, offset));
+        let camera = match camera_of(channel) {
+            Some(id) => self.shared_camera(link, id).await,
+            None => None,
+        };
+        let (Some(camera), Some(start), Some(end)) = (camera, time("StartTime"), time("EndTime"))
+        else {
+            warn!(
+                link = link.cfg.name,
+                channel, "RecordInfo for no shared camera or without a range"
+            );
+            return archive::record_info(&self.pool, 0, channel, sn, (0, 0), offset)
+                .await
+                .unwrap_or_default();
+        };
+        match archive::record_info(&self.pool, camera.id, channel, sn, (start, end), offset).await {
+            Ok(pages) => pages,
+            Err(e) => {
+                warn!(link = link.cfg.name, error = %e, "RecordInfo not answered");
+                Vec::new()
+            }
+        }
     }
 
     /// The camera, when it exists and its region is shared by the link now.
@@ -391,7 +529,11 @@ impl Upstreams {
             actor: format!("gb28181:{link}"),
             role: None,
             action: action.to_owned(),
-            target: Some(format!("/cameras/{}/live?stream=main", camera.id)),
+            target: Some(if action == "playback" {
+                format!("/cameras/{}/video.mp4", camera.id)
+            } else {
+                format!("/cameras/{}/live?stream=main", camera.id)
+            }),
             region_code: Some(camera.region_code.clone()),
             status: 200,
             client: None,

@@ -596,3 +596,22 @@ pub async fn totals_of(pool: &Pool, node: &str) -> Result<Totals, DbError> {
 pub async fn total_bytes(pool: &Pool) -> Result<i64, DbError> {
     Ok(totals(pool).await?.bytes)
 }
+
+/// Segments closer than this are one span.
+pub const SPAN_JOIN_US: i64 = 500_000;
+
+/// Merges segment times (sorted by start) into spans clipped to `[start, end)`.
+pub fn merge_spans(segs: &[(i64, i64)], start: i64, end: i64) -> Vec<(i64, i64)> {
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    for &(s, e) in segs {
+        let (s, e) = (s.max(start), e.min(end));
+        if e <= s {
+            continue;
+        }
+        match out.last_mut() {
+            Some(last) if s <= last.1 + SPAN_JOIN_US => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}

@@ -18,6 +18,7 @@ pub mod check;
 pub mod crash;
 pub mod export;
 pub mod footage;
+pub mod frames;
 pub mod index;
 pub mod plans;
 pub mod recorder;

@@ -122,7 +122,7 @@ fn decode(footage: &Footage, row: &SegmentRow, offset: u64) -> Result<Vec<u8>, T
 }
 
 /// The `avcC`/`hvcC` body inside a visual sample entry (`avc1`/`hvc1` box with its header).
-fn decoder_config(entry: &[u8]) -> Option<&[u8]> {
+pub(crate) fn decoder_config(entry: &[u8]) -> Option<&[u8]> {
     // Box header (8) + VisualSampleEntry fields (78), then the child boxes.
     let children = entry.get(86..)?;
     for fourcc in [b"avcC", b"hvcC"] {

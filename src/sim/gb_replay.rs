@@ -9,13 +9,12 @@
 
 use super::gb28181::Au;
 use crate::gb28181::mansrtsp::Command;
+use crate::gb28181::pace::Pace;
 use crate::gb28181::send::Answering;
 use crate::gb28181::xml::Body;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// How much footage the device keeps.
@@ -121,47 +120,14 @@ pub fn end_of_file(sn: u32, channel: &str) -> Vec<u8> {
     b.finish("Notify")
 }
 
-/// Where a replay is: the next frame, and the wall instant and footage time its pacing counts from.
-struct Pace {
-    next: usize,
-    scale: f64,
-    paused: bool,
-    wall: Instant,
-    footage_ms: i64,
-}
-
-impl Pace {
-    fn anchor(&mut self, clip: &[(i64, Arc<Au>)]) {
-        self.wall = Instant::now();
-        self.footage_ms = clip.get(self.next).map_or(0, |(at, _)| *at);
-    }
-
-    fn due(&self, at_ms: i64) -> Instant {
-        let s = (at_ms - self.footage_ms).max(0) as f64 / 1000.0 / self.scale;
-        self.wall + Duration::from_secs_f64(s)
-    }
-
-    fn apply(&mut self, cmd: Command, clip: &[(i64, Arc<Au>)]) {
-        match cmd {
-            Command::Pause => self.paused = true,
-            Command::Play { scale, from_s } => {
-                if let Some(s) = scale {
-                    self.scale = s;
-                }
-                if let Some(from) = from_s {
-                    let target = clip.first().map_or(0, |(at, _)| *at) + (from * 1000.0) as i64;
-                    self.next = clip
-                        .iter()
-                        .enumerate()
-                        .rev()
-                        .find(|(_, (at, au))| au.keyframe && *at <= target)
-                        .map_or(0, |(i, _)| i);
-                }
-                self.paused = false;
-            }
-        }
-        self.anchor(clip);
-    }
+/// The index of the last keyframe of `clip` at or before `from_s` seconds after its start.
+fn seek(clip: &[(i64, Arc<Au>)], from_s: f64) -> usize {
+    let target = clip.first().map_or(0, |(at, _)| *at) + (from_s * 1000.0) as i64;
+    clip.iter()
+        .enumerate()
+        .rev()
+        .find(|(_, (at, au))| au.keyframe && *at <= target)
+        .map_or(0, |(i, _)| i)
 }
 
 /// Sends `clip` as PS over RTP to the target, steered by `control`; true when it reached the end.
@@ -173,26 +139,25 @@ pub async fn replay(
     cancel: CancellationToken,
 ) -> std::io::Result<bool> {
     let mut sink = answering.open(video_type).await?;
-    let mut pace = Pace {
-        next: 0,
-        scale: 1.0,
-        paused: false,
-        wall: Instant::now(),
-        footage_ms: 0,
-    };
-    pace.anchor(&clip);
+    let mut pace = Pace::new(clip.first().map_or(0, |(at, _)| *at));
+    let mut next = 0;
     let mut steered = true;
-    while let Some((at, au)) = clip.get(pace.next) {
+    while let Some((at, au)) = clip.get(next) {
         let due = pace.due(*at);
         tokio::select! {
             _ = cancel.cancelled() => return Ok(false),
             cmd = control.recv(), if steered => match cmd {
-                Some(cmd) => pace.apply(cmd, &clip),
+                Some(cmd) => {
+                    if let Some(from) = pace.apply(cmd) {
+                        next = seek(&clip, from);
+                    }
+                    pace.anchor(clip.get(next).map_or(0, |(at, _)| *at));
+                }
                 None => steered = false,
             },
             _ = tokio::time::sleep_until(due), if !pace.paused => {
                 sink.frame(&au.data, au.pts, au.pts, au.keyframe).await?;
-                pace.next += 1;
+                next += 1;
             }
         }
     }
@@ -223,6 +188,8 @@ mod tests {
         assert_eq!(r.first().map(|f| f.0), Some(2_000));
         assert!(r.last().is_some_and(|f| f.0 <= 3_000));
         assert!(a.range(0, 500).is_empty() || a.range(0, 500)[0].1.keyframe);
+        let clip = a.range(0, i64::MAX);
+        assert_eq!(clip[seek(&clip, 1.5)].0, 2_000);
         a.push(1_000 + KEEP_MS + 4_000, au(false));
         assert!(a.frames.front().is_some_and(|f| f.0 >= 4_000));
     }
