@@ -21,7 +21,7 @@ function channels(d) {
 /** The bind control of a device: a site and a media transport, then 绑定 (or 重新绑定 once bound). */
 function binder(d, sites, onBound) {
   const siteSel = select('site_id', sites.map((s) => [String(s.id), s.name]), String(d.site_id ?? sites[0]?.id ?? ''));
-  const transport = select('media_transport', [['udp', 'UDP'], ['tcp', 'TCP']], 'udp');
+  const transport = select('media_transport', [['udp', 'UDP'], ['tcp', t('gb_tcp_passive')], ['tcp_active', t('gb_tcp_active')]], 'udp');
   const bind = async () => {
     const body = { site_id: Number(siteSel.value), media_transport: transport.value };
     const r = await api('POST', `/gb/devices/${encodeURIComponent(d.id)}/bind`, body);

@@ -11,6 +11,7 @@ import { zoomSelect } from './timeline.js';
 import { iso, playerKeys, Replay, speedButtons, toMs } from './replay.js';
 import { thumbnailFeed } from './thumbs.js';
 import { kindLabel, remountOnLang } from './case-terms.js';
+import { deviceFootage } from './device-footage.js';
 
 /** `1 h 5 min` style duration of ms. */
 export function fmtDuration(ms) {
@@ -120,7 +121,10 @@ export default {
       h('button', { type: 'button', class: 'secondary', text: '›', title: t('pb_next_day'), 'aria-label': t('pb_next_day'),
         onclick: () => shiftDay(1) }),
       zoom);
-    const main = h('div', { class: 'pb-main' }, head, h('div', { class: 'rp-stage' }, video), controls, timeline, summary);
+    // A device's channel: the footage on the device's own disk too (设备录像).
+    const device = camera.source === 'gb28181' ? deviceFootage(camera, d0, d1) : null;
+    const main = h('div', { class: 'pb-main' }, head, h('div', { class: 'rp-stage' }, video), controls, timeline, summary,
+      device?.el);
     root.append(h('div', { class: 'pb-layout' }, tree, main));
 
     replay.addEventListener('time', (e) => {
@@ -163,7 +167,7 @@ export default {
     timeline.range = { start: d0, end: d1 };
     await refresh();
     // Left while loading: the shell has already moved on, so clean up here.
-    if (!root.isConnected) { unkeys(); unlang(); thumbs.stop(); replay.destroy(); return null; }
+    if (!root.isConnected) { unkeys(); unlang(); thumbs.stop(); replay.destroy(); device?.stop(); return null; }
     const timer = d1 > Date.now() ? setInterval(() => refresh().catch(() => {}), 30000) : null;
     const asked = Number(route.query.get('t'));
     const start = asked >= d0 && asked < d1 ? asked : spans[0]?.start ?? d0;
@@ -173,6 +177,6 @@ export default {
     if (z && z.value !== '0') { z.selected = true; timeline.zoom(Number(z.value)); }
     root.dataset.ready = 'true';
     if (spans.length) replay.seek(start, false);
-    return () => { clearInterval(timer); unkeys(); unlang(); thumbs.stop(); replay.destroy(); };
+    return () => { clearInterval(timer); unkeys(); unlang(); thumbs.stop(); replay.destroy(); device?.stop(); };
   },
 };

@@ -395,6 +395,26 @@ try {
   await page.waitForFunction((sel) => document.querySelectorAll(`${sel} li[data-channel] a`).length === 2, dev, SLOW);
   log('gb', { pending: gbPending, bound: await page.locator(dev).textContent() });
 
+  // 设备录像: the bound channel's playback page lists the footage on the NVR's own disk and plays it; the
+  // device takes a 4x speed (MANSRTSP) and the video moves.
+  const gbHref = await page.locator(`${dev} li[data-channel] a`).first().getAttribute('href');
+  const gbCam = gbHref.split('camera=')[1];
+  await page.evaluate((c) => { location.hash = `#/playback/${c}`; }, gbCam);
+  await page.waitForSelector('section.df');
+  await page.click('section.df .df-query');
+  await page.waitForSelector('section.df tr.df-row', SLOW);
+  await page.click('section.df tr.df-row .df-play');
+  await page.waitForSelector('section.df[data-state=playing]', SLOW);
+  await page.waitForFunction(() => document.querySelector('video.df-video').currentTime > 0.5, null, SLOW);
+  await page.click('section.df .df-speed[data-speed="4"]');
+  await page.waitForSelector('section.df[data-speed="4"]', SLOW);
+  const at = await page.evaluate(() => document.querySelector('video.df-video').currentTime);
+  await shot('playback-device.png');
+  await page.click('section.df .df-pause');
+  await page.waitForSelector('section.df[data-state=paused]', SLOW);
+  log('gb-playback', { camera: gbCam, videoTime: at });
+  await tab('gb');
+
   // English, and a 1366x768 laptop: the tab still fits without a horizontal scroll.
   await page.click('#lang');
   await page.waitForSelector('.adm-tabs a[data-tab=cameras]:text("Cameras")');
