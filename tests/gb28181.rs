@@ -299,6 +299,23 @@ async fn devices_register_list_their_catalog_stream_and_record() {
     })
     .await
     .expect("camera offline with its device");
+    // ... and raises the camera-offline alarm; the channels nobody needs are idle, not alarmed.
+    let alarmed = |active: &Value, cam: i64| {
+        active.as_array().is_some_and(|l| {
+            l.iter()
+                .any(|a| a["kind"] == "camera_offline" && a["camera_ids"] == json!([cam]))
+        })
+    };
+    let active = wait_for(Duration::from_secs(10), || async {
+        let active = c.get("/api/v1/alarms?state=active").await.body;
+        alarmed(&active, cams[0]).then_some(active)
+    })
+    .await
+    .expect("a camera-offline alarm for the silent device's channel");
+    assert!(
+        !alarmed(&active, tcp_cam),
+        "an online camera alarmed: {active}"
+    );
     nvr.signal(rustix::process::Signal::CONT);
     registered(&c, &nvr.id, 16).await;
     online(&c, cams[0]).await;
@@ -447,7 +464,7 @@ async fn bad_devices_disturb_nothing_and_streams_follow_their_viewers() {
     assert_eq!(r.status, 200, "{}", r.text);
     let idle = wait_for(Duration::from_secs(20), || async {
         let st = status(&c, cams[1]).await;
-        (st["error"] == "idle").then_some(st)
+        (st["state"] == "idle").then_some(st)
     })
     .await;
     assert!(idle.is_some(), "not idle: {}", status(&c, cams[1]).await);
@@ -461,7 +478,7 @@ async fn bad_devices_disturb_nothing_and_streams_follow_their_viewers() {
     online(&c, cams[1]).await;
     drop(ws);
     wait_for(Duration::from_secs(20), || async {
-        (status(&c, cams[1]).await["error"] == "idle").then_some(())
+        (status(&c, cams[1]).await["state"] == "idle").then_some(())
     })
     .await
     .expect("the stream closed after its viewer left");
@@ -731,6 +748,21 @@ async fn device_footage_is_listed_and_plays_at_four_times_speed() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let cam = r.body["camera_ids"][0].as_i64().expect("camera");
+    // Not recorded, nobody watching: idle (the stream opens on demand), not offline, no alarm.
+    let idle = wait_for(Duration::from_secs(10), || async {
+        (status(&c, cam).await["state"] == "idle").then_some(())
+    })
+    .await;
+    assert!(idle.is_some(), "{}", status(&c, cam).await);
+    let active = c.get("/api/v1/alarms?state=active").await.body;
+    assert!(
+        !active
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["camera_ids"] == json!([cam])),
+        "an idle channel raised an alarm: {active}"
+    );
 
     let now = common::now_ms();
     let listed = format!(

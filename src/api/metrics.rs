@@ -30,12 +30,13 @@ struct StreamInState {
     state: String,
 }
 
-const STATES: [StreamState; 5] = [
+const STATES: [StreamState; 6] = [
     StreamState::Connecting,
     StreamState::Online,
     StreamState::Offline,
     StreamState::AuthFailed,
     StreamState::Unsupported,
+    StreamState::Idle,
 ];
 
 type Statuses = Vec<(crate::hub::StreamKey, StreamStatus)>;

@@ -181,11 +181,16 @@ impl Runner {
             if hub.consumers() > 0 && registered {
                 return true;
             }
-            let waiting = if registered { "idle" } else { "device offline" };
+            // Registered and unneeded is idle, not down: no offline alarm for a stream nobody asked for.
+            let (state, waiting) = if registered {
+                (StreamState::Idle, None)
+            } else {
+                (StreamState::Offline, Some("device offline"))
+            };
             update(status, |s| {
-                s.state = StreamState::Offline;
-                if s.error.as_deref() != Some(waiting) {
-                    s.error = Some(waiting.into());
+                s.state = state;
+                if s.error.as_deref() != waiting {
+                    s.error = waiting.map(Into::into);
                 }
             });
             tokio::select! {

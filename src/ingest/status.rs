@@ -12,6 +12,8 @@ pub enum StreamState {
     Offline,
     AuthFailed,
     Unsupported,
+    /// Opened on demand and nobody needs it now (a GB/T 28181 channel that is not recorded): not down.
+    Idle,
 }
 
 impl StreamState {
@@ -22,6 +24,7 @@ impl StreamState {
             StreamState::Offline => "offline",
             StreamState::AuthFailed => "auth_failed",
             StreamState::Unsupported => "unsupported",
+            StreamState::Idle => "idle",
         }
     }
 }
