@@ -527,6 +527,23 @@ async fn a_city_registers_up_and_the_province_records_its_shared_camera() {
 
     let pc = province.admin().await;
     let d = registered(&pc, "36070000002000000001", 1).await;
+    // The city's console shows its link up, without its password.
+    let ups = cc.get("/api/v1/gb/upstreams").await;
+    assert_eq!(ups.status, 200, "{}", ups.text);
+    let up = &ups.body["upstreams"][0];
+    assert_eq!(
+        (up["name"].as_str(), up["registered"].as_bool()),
+        (Some("province"), Some(true)),
+        "{up}"
+    );
+    assert!(
+        up["last_keepalive"].is_i64() || up["registered_at"].is_i64(),
+        "{up}"
+    );
+    assert!(
+        !ups.text.contains(PASSWORD),
+        "a link's password left the server"
+    );
     let ch = &d["channels"][0];
     assert_eq!(ch["name"], "赣州窗口");
     assert_eq!(ch["civil_code"], "360702");
@@ -548,27 +565,7 @@ async fn a_city_registers_up_and_the_province_records_its_shared_camera() {
 
     // The province plays back the city's own recordings of the camera: RecordInfo answered from the
     // city's index, a Playback INVITE answered by replaying them as PS, at 2x by MANSRTSP.
-    let now = common::now_ms();
-    let listed = format!(
-        "/api/v1/cameras/{}/device-recordings?start={}&end={}",
-        cams[0],
-        rfc((now - 600_000) * 1000),
-        rfc((now + 60_000) * 1000)
-    );
-    let t = |v: &Value| {
-        chrono::DateTime::parse_from_rfc3339(v.as_str()?)
-            .ok()
-            .map(|d| d.timestamp_millis())
-    };
-    let record = wait_for(Duration::from_secs(40), || async {
-        let r = pc.get(&listed).await;
-        assert_eq!(r.status, 200, "{}", r.text);
-        let rec = r.body["records"].as_array()?.first()?.clone();
-        let (a, b) = (t(&rec["start"])?, t(&rec["end"])?);
-        (b - a >= 7_000).then_some((a, b))
-    })
-    .await
-    .expect("7 s of the city's recordings listed to the province");
+    let record = device_record(&pc, cams[0], 7_000).await;
     let range = (record.0 + 1_000, record.0 + 5_000);
     let (frames, span, _) = device_playback(&province, cams[0], range, 2.0).await;
     assert!(
@@ -656,6 +653,31 @@ fn packet_times(path: &std::path::Path) -> (f64, f64, usize) {
     let first = times.iter().copied().fold(f64::MAX, f64::min);
     let last = times.iter().copied().fold(f64::MIN, f64::max);
     (first, last, times.len())
+}
+
+/// The first record a device camera's device-recordings lists over the last ten minutes, once it is at
+/// least `min_ms` long: its start and end (Unix ms).
+async fn device_record(c: &Client, cam: i64, min_ms: i64) -> (i64, i64) {
+    let now = common::now_ms();
+    let listed = format!(
+        "/api/v1/cameras/{cam}/device-recordings?start={}&end={}",
+        rfc((now - 600_000) * 1000),
+        rfc((now + 600_000) * 1000)
+    );
+    let t = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str()?)
+            .ok()
+            .map(|d| d.timestamp_millis())
+    };
+    wait_for(Duration::from_secs(40), || async {
+        let r = c.get(&listed).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let rec = r.body["records"].as_array()?.first()?.clone();
+        let (a, b) = (t(&rec["start"])?, t(&rec["end"])?);
+        (b - a >= min_ms).then_some((a, b))
+    })
+    .await
+    .unwrap_or_else(|| panic!("{min_ms} ms of camera {cam}'s footage on its device"))
 }
 
 /// Plays `[start, end]` (Unix ms) of a device camera's own footage over the device-playback socket at
@@ -764,26 +786,7 @@ async fn device_footage_is_listed_and_plays_at_four_times_speed() {
         "an idle channel raised an alarm: {active}"
     );
 
-    let now = common::now_ms();
-    let listed = format!(
-        "/api/v1/cameras/{cam}/device-recordings?start={}&end={}",
-        rfc((now - 600_000) * 1000),
-        rfc((now + 600_000) * 1000)
-    );
-    let t = |v: &Value| {
-        chrono::DateTime::parse_from_rfc3339(v.as_str()?)
-            .ok()
-            .map(|d| d.timestamp_millis())
-    };
-    let record = wait_for(Duration::from_secs(40), || async {
-        let r = c.get(&listed).await;
-        assert_eq!(r.status, 200, "{}", r.text);
-        let rec = r.body["records"].as_array()?.first()?.clone();
-        let (a, b) = (t(&rec["start"])?, t(&rec["end"])?);
-        (b - a >= 14_000).then_some((a, b))
-    })
-    .await
-    .expect("14 s of footage on the device");
+    let record = device_record(&c, cam, 14_000).await;
 
     let (start, end) = (record.0 + 2_000, record.0 + 12_000);
     let (frames, span, wall) = device_playback(&s, cam, (start, end), 4.0).await;

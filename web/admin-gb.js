@@ -33,12 +33,31 @@ function binder(d, sites, onBound) {
       { dataset: { bind: d.id }, disabled: !sites.length }));
 }
 
+/** The superior platforms this server registers to ([[gb28181.upstream]] of its configuration). */
+function upstreamTable(upstreams) {
+  const registered = (u) => h('span', { class: u.registered ? 'state-online' : 'state-offline',
+    dataset: { registered: String(u.registered) }, text: t(u.registered ? 'adm_gb_up_registered' : 'adm_gb_up_not') });
+  const columns = [
+    ['adm_gb_up_name', (u) => h('div', {}, h('strong', { text: u.name }), h('br'),
+      h('small', { class: 'adm-muted', text: `${u.server_id} @ ${u.server}` }))],
+    ['adm_gb_up_local', (u) => u.local_id],
+    ['adm_gb_up_regions', (u) => (u.region_codes.length ? u.region_codes.join(', ') : t('adm_gb_up_nothing'))],
+    ['adm_gb_state', registered],
+    ['adm_gb_keepalive', (u) => (u.last_keepalive ? fmtTime(u.last_keepalive) : '')],
+    ['adm_gb_up_error', (u) => h('span', { class: 'adm-muted', text: u.error || '' })],
+  ];
+  return table(columns, upstreams, { empty: 'adm_gb_up_none', rowProps: (u) => ({ dataset: { upstream: u.name } }) });
+}
+
 export default {
   async mount(root) {
     const box = h('section', { class: 'adm-gb-list', 'aria-live': 'polite' });
-    root.replaceChildren(h('h2', { text: t('adm_tab_gb') }), h('p', { class: 'adm-muted', text: t('adm_gb_hint') }), box);
+    const up = h('section', { class: 'adm-gb-upstreams' });
+    root.replaceChildren(h('h2', { text: t('adm_tab_gb') }), h('p', { class: 'adm-muted', text: t('adm_gb_hint') }), box,
+      h('h3', { text: t('adm_gb_up_title') }), h('p', { class: 'adm-muted', text: t('adm_gb_up_hint') }), up);
     const refresh = async () => {
-      const [{ devices }, sites] = await load('/gb/devices', '/sites');
+      const [{ devices }, sites, { upstreams }] = await load('/gb/devices', '/sites', '/gb/upstreams');
+      up.replaceChildren(upstreamTable(upstreams));
       // Pending devices first: they wait for an admin.
       devices.sort((a, b) => (a.site_id !== null) - (b.site_id !== null));
       const siteName = (id) => sites.find((s) => s.id === id)?.name ?? String(id);

@@ -74,6 +74,49 @@ pub async fn list(
     Ok(Json(Devices { devices }))
 }
 
+/// One superior platform as the console shows it (never its password).
+#[derive(Serialize)]
+pub struct ListedUpstream {
+    name: String,
+    server: String,
+    server_id: String,
+    local_id: String,
+    region_codes: Vec<String>,
+    #[serde(flatten)]
+    state: crate::gb28181::upstream::LinkState,
+}
+
+#[derive(Serialize)]
+pub struct Upstreams {
+    upstreams: Vec<ListedUpstream>,
+}
+
+/// The superior platforms Vigil registers to, to the admins whose scope covers every region a link
+/// shares (a link sharing nothing: to global admins).
+pub async fn upstreams(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> ApiResult<Json<Upstreams>> {
+    let links =
+        s.gb.as_ref()
+            .and_then(|g| g.registry.upstream.get())
+            .map(|u| u.links.clone())
+            .unwrap_or_default();
+    let upstreams = links
+        .iter()
+        .filter(|l| p.scope.covers(&l.cfg.region_codes))
+        .map(|l| ListedUpstream {
+            name: l.cfg.name.clone(),
+            server: l.cfg.server.to_string(),
+            server_id: l.cfg.server_id.clone(),
+            local_id: l.cfg.local_id.clone(),
+            region_codes: l.cfg.region_codes.clone(),
+            state: l.state(),
+        })
+        .collect();
+    Ok(Json(Upstreams { upstreams }))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BindBody {

@@ -66,16 +66,6 @@ pub async fn record_info(
     Ok(spans.chunks(PAGE).map(page).collect())
 }
 
-/// The MediaStatus notification that a playback reached its end.
-pub fn end_of_file(sn: u32, channel: &str) -> Vec<u8> {
-    let mut b = Body::new("Notify");
-    b.field("CmdType", "MediaStatus")
-        .field("SN", &sn.to_string())
-        .field("DeviceID", channel)
-        .field("NotifyType", "121");
-    b.finish("Notify")
-}
-
 /// The next fragment of the reader, read on a blocking thread.
 async fn next_gop(reader: Reader) -> (Reader, Option<Gop>) {
     let read = tokio::task::spawn_blocking(move || {

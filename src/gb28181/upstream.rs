@@ -41,7 +41,28 @@ const PAGE: usize = 8;
 /// One superior platform and the state of Vigil's registration to it.
 pub struct Link {
     pub cfg: UpstreamConfig,
-    pub registered: Mutex<bool>,
+    pub state: Mutex<LinkState>,
+}
+
+/// What the console shows of a link: whether the superior accepted Vigil, since when, and what went
+/// wrong last.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct LinkState {
+    pub registered: bool,
+    /// Unix ms of the last accepted registration (or renewal) and of the last answered keepalive.
+    pub registered_at: Option<i64>,
+    pub last_keepalive: Option<i64>,
+    pub error: Option<String>,
+}
+
+impl Link {
+    fn set(&self, f: impl FnOnce(&mut LinkState)) {
+        f(&mut lock(&self.state));
+    }
+
+    pub fn state(&self) -> LinkState {
+        lock(&self.state).clone()
+    }
 }
 
 /// Every superior, and what answering them needs.
@@ -76,7 +97,7 @@ impl Upstreams {
             .map(|cfg| {
                 Arc::new(Link {
                     cfg: cfg.clone(),
-                    registered: Mutex::new(false),
+                    state: Mutex::new(LinkState::default()),
                 })
             })
             .collect();
@@ -138,15 +159,25 @@ impl Upstreams {
             match reg.register(server.clone(), Some(cfg.expires_s)).await {
                 Ok(r) if r.status_code == StatusCode::OK => {
                     info!(link = cfg.name, "registered to the superior platform");
-                    *lock(&link.registered) = true;
+                    link.set(|s| {
+                        s.registered = true;
+                        s.registered_at = Some(crate::time::now_ms());
+                        s.error = None;
+                    });
                     backoff = Duration::from_secs(1);
                     self.keep_alive(&link).await;
-                    *lock(&link.registered) = false;
+                    link.set(|s| s.registered = false);
                 }
                 Ok(r) => {
-                    warn!(link = cfg.name, status = %r.status_code, "superior refused the registration")
+                    warn!(link = cfg.name, status = %r.status_code, "superior refused the registration");
+                    link.set(|s| {
+                        s.error = Some(format!("registration refused: {}", r.status_code))
+                    });
                 }
-                Err(e) => warn!(link = cfg.name, error = %e, "registration to the superior failed"),
+                Err(e) => {
+                    warn!(link = cfg.name, error = %e, "registration to the superior failed");
+                    link.set(|s| s.error = Some(format!("registration failed: {e}")));
+                }
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -167,8 +198,12 @@ impl Upstreams {
                 .field("DeviceID", &cfg.local_id)
                 .field("Status", "OK");
             match self.message(link, b.finish("Notify")).await {
-                Ok(()) => missed = 0,
+                Ok(()) => {
+                    missed = 0;
+                    link.set(|s| s.last_keepalive = Some(crate::time::now_ms()));
+                }
                 Err(sip::SipError::Status(code)) => {
+                    link.set(|s| s.error = Some(format!("keepalive refused: {code}")));
                     warn!(
                         link = cfg.name,
                         code, "superior refused a keepalive; registering again"
@@ -444,7 +479,7 @@ impl Upstreams {
             .await;
             match r {
                 Ok(true) => {
-                    let body = archive::end_of_file(sn(), &channel);
+                    let body = xml::end_of_file(sn(), &channel);
                     if let Some(link) = self.links.iter().find(|l| l.cfg.name == name) {
                         if let Err(e) = self.message(link, body).await {
                             warn!(link = name, error = %e, "end of playback not told");

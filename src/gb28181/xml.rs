@@ -227,6 +227,16 @@ pub fn record_info_query(sn: u32, channel: &str, start: &str, end: &str) -> Vec<
     b.finish("Query")
 }
 
+/// The MediaStatus notification that a playback reached its end (NotifyType 121).
+pub fn end_of_file(sn: u32, channel: &str) -> Vec<u8> {
+    let mut b = Body::new("Notify");
+    b.field("CmdType", "MediaStatus")
+        .field("SN", &sn.to_string())
+        .field("DeviceID", channel)
+        .field("NotifyType", "121");
+    b.finish("Notify")
+}
+
 /// The answer to a DeviceInfo query (Vigil's, and its simulated device's).
 pub fn device_info(sn: &str, id: &str, name: &str, model: &str, channels: Option<u32>) -> Vec<u8> {
     let mut b = Body::new("Response");

@@ -447,7 +447,7 @@ impl Device {
             tokio::spawn(async move {
                 match gb_replay::replay(answering, clip, video_type, steer, cancel).await {
                     Ok(true) => {
-                        let body = gb_replay::end_of_file(me.next_sn(), &channel);
+                        let body = xml::end_of_file(me.next_sn(), &channel);
                         if let Err(e) = me.message(body).await {
                             warn!(error = %e, "end of playback not told");
                         }

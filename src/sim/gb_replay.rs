@@ -110,16 +110,6 @@ pub fn record_info(
     b.finish("Response")
 }
 
-/// The MediaStatus notification that a playback reached its end.
-pub fn end_of_file(sn: u32, channel: &str) -> Vec<u8> {
-    let mut b = Body::new("Notify");
-    b.field("CmdType", "MediaStatus")
-        .field("SN", &sn.to_string())
-        .field("DeviceID", channel)
-        .field("NotifyType", "121");
-    b.finish("Notify")
-}
-
 /// The index of the last keyframe of `clip` at or before `from_s` seconds after its start.
 fn seek(clip: &[(i64, Arc<Au>)], from_s: f64) -> usize {
     let target = clip.first().map_or(0, |(at, _)| *at) + (from_s * 1000.0) as i64;
