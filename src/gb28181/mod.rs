@@ -1,10 +1,13 @@
-//! GB/T 28181: Vigil as the platform that NVRs and cameras register to (downward), over SIP with
-//! MANSCDP bodies and PS over RTP for media.
+//! GB/T 28181: Vigil as the platform that NVRs and cameras register to (downward) and as a device of
+//! superior platforms (upward), over SIP with MANSCDP bodies and PS over RTP for media.
 //!
 //! Parts: `sip` (the rsipstack endpoint and client transactions), `xml` (MANSCDP), `rtp` (RTP and
-//! RFC 4571 framing), `sdp` (the offers and answers of INVITE), `registry` (devices, their
-//! registrations, keepalives and catalogs), `media` (receiving PS over RTP into the hub) and `stream`
-//! (the ingest runner of `gb28181://DEVICE/CHANNEL` cameras: INVITE on demand, BYE when unneeded).
+//! RFC 4571 framing), `registry` (devices, their registrations, keepalives, catalogs and query answers),
+//! `media` (receiving PS over RTP into a hub stream), `stream` (the ingest runner of
+//! `gb28181://DEVICE/CHANNEL` cameras: INVITE on demand, BYE when unneeded), `playback` and `mansrtsp` (a
+//! device's own footage: RecordInfo, playback sessions and their steering), `send` and `pace` (sending PS
+//! to a receiver, at a playback's pace), `upstream` and `archive` (the cascade to superior platforms, live
+//! and from Vigil's recordings).
 //! See docs/gb28181.md.
 
 pub mod archive;
