@@ -19,6 +19,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+/// Upward media sessions at most (all superiors together): each holds a socket, and a playback reads
+/// footage.
+const MAX_SESSIONS: usize = 256;
+
 impl Upstreams {
     pub(super) async fn invite(
         self: &Arc<Self>,
@@ -26,14 +30,7 @@ impl Upstreams {
         tx: &mut Transaction,
     ) -> Result<(), sip::SipError> {
         let req = &tx.original;
-        let channel = req.to_header().ok().and_then(|t| {
-            use rsipstack::sip::prelude::ToTypedHeader;
-            t.typed().ok()?.uri.auth.map(|a| a.user)
-        });
-        let camera = match channel.as_deref().and_then(camera_of) {
-            Some(id) => self.shared_camera(link, id).await,
-            None => None,
-        };
+        let (channel, camera) = self.invited_camera(link, req).await;
         let Some(camera) = camera else {
             warn!(
                 link = link.cfg.name,
@@ -44,6 +41,13 @@ impl Upstreams {
         let Some(target) = Target::parse(&String::from_utf8_lossy(req.body())) else {
             return Ok(tx.reply(StatusCode::NotAcceptableHere).await?);
         };
+        if lock(&self.sessions).len() >= MAX_SESSIONS {
+            warn!(
+                link = link.cfg.name,
+                "too many upward sessions; INVITE refused"
+            );
+            return Ok(tx.reply(StatusCode::BusyHere).await?);
+        }
         let call = sip::call_id(req);
         let local = self.stack.contact_addr.ip();
         let answering = match Answering::new(target, &link.cfg.local_id, local).await {
@@ -103,6 +107,23 @@ impl Upstreams {
             me.audit(&name, "live.stop", &camera).await;
         });
         Ok(())
+    }
+
+    /// The channel an INVITE names (its To user) and its camera, when that is shared by the link now.
+    async fn invited_camera(
+        &self,
+        link: &Link,
+        req: &rsipstack::sip::Request,
+    ) -> (Option<String>, Option<db::cameras::Camera>) {
+        let channel = req.to_header().ok().and_then(|t| {
+            use rsipstack::sip::prelude::ToTypedHeader;
+            t.typed().ok()?.uri.auth.map(|a| a.user)
+        });
+        let camera = match channel.as_deref().and_then(camera_of) {
+            Some(id) => self.shared_camera(link, id).await,
+            None => None,
+        };
+        (channel, camera)
     }
 
     /// Serves a superior's Playback INVITE from the camera's recordings, until its end or BYE.
