@@ -819,3 +819,72 @@ async fn device_footage_is_listed_and_plays_at_four_times_speed() {
         .await;
     assert_eq!(r.status, 400, "{}", r.text);
 }
+
+/// A site's line drops for 8 s (`vigil sim --outage`): the camera goes offline and comes back by itself
+/// (registration and INVITE again), Vigil's recording has the gap, and the device, which kept recording,
+/// lists the interval as footage and plays exactly what the line lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_that_drops_leaves_a_gap_the_device_still_has() {
+    let (sip, media) = (free_port(), free_port());
+    let s = platform(sip, media);
+    let c = s.admin().await;
+    let nvr = Device::start(
+        sip,
+        "34020000001180000031",
+        PASSWORD,
+        &["--channels", "1", "--outage", "14:8"],
+    );
+    registered(&c, &nvr.id, 1).await;
+    let site = c.site("断网大厅", "service_hall", "360702").await;
+    let cam = bind(&c, &nvr.id, site, "udp").await[0];
+    online(&c, cam).await;
+    let since = common::now_ms() - 120_000;
+    let gap = wait_for(Duration::from_secs(90), || async {
+        let until = common::now_ms() + 60_000;
+        let r = c
+            .get(&format!(
+                "/api/v1/cameras/{cam}/recordings?start={}&end={}",
+                rfc(since * 1000),
+                rfc(until * 1000)
+            ))
+            .await;
+        let ms = |v: &Value| {
+            chrono::DateTime::parse_from_rfc3339(v.as_str()?)
+                .ok()
+                .map(|d| d.timestamp_millis())
+        };
+        let spans: Vec<(i64, i64)> = r.body["spans"]
+            .as_array()?
+            .iter()
+            .filter_map(|x| Some((ms(&x["start"])?, ms(&x["end"])?)))
+            .collect();
+        let gap = spans
+            .windows(2)
+            .map(|w| (w[0].1, w[1].0))
+            .find(|(a, b)| b - a >= 5_000)?;
+        // Recording again for a few seconds after the line came back.
+        (spans.last()?.1 - gap.1 >= 3_000).then_some(gap)
+    })
+    .await
+    .expect("a gap in the recording, then recording again");
+    println!("gap in Vigil's recording: {} ms", gap.1 - gap.0);
+    assert!(
+        gap.1 - gap.0 < 30_000,
+        "gap of {} ms for an 8 s outage",
+        gap.1 - gap.0
+    );
+
+    // The device kept recording through it: one record covers the gap, and it plays.
+    let record = device_record(&c, cam, 20_000).await;
+    assert!(
+        record.0 <= gap.0 && record.1 >= gap.1,
+        "{record:?} does not cover {gap:?}"
+    );
+    let (frames, _, _) = device_playback(&s, cam, gap, 4.0).await;
+    let expected = (gap.1 - gap.0) as f64 / 1000.0 * 25.0;
+    assert!(
+        frames as f64 >= expected * 0.9 && frames as f64 <= expected + 60.0,
+        "{frames} frames for a gap of {} ms",
+        gap.1 - gap.0
+    );
+}

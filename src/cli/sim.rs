@@ -72,6 +72,22 @@ pub struct SimArgs {
     /// The device's own SIP address.
     #[arg(long, default_value = "127.0.0.1:0")]
     sip_listen: SocketAddr,
+    /// Drop the link to the platform from START_S seconds after the start for DURATION_S seconds (no SIP,
+    /// no live media) while the device keeps recording, as a site's line that goes down (GB/T 28181 mode).
+    #[arg(long, value_name = "START_S:DURATION_S", value_parser = outage, requires = "gb28181")]
+    outage: Option<(u64, u64)>,
+}
+
+/// `START_S:DURATION_S`.
+fn outage(v: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("{v:?} is not START_S:DURATION_S (seconds)");
+    let (a, b) = v.split_once(':').ok_or_else(bad)?;
+    let start = a.trim().parse().map_err(|_| bad())?;
+    let duration: u64 = b.trim().parse().map_err(|_| bad())?;
+    if duration == 0 {
+        return Err(bad());
+    }
+    Ok((start, duration))
 }
 
 #[cfg(not(feature = "sim"))]
@@ -131,6 +147,7 @@ mod with_sim {
             expires_s: a.expires,
             listen: a.sip_listen,
             video: sim_options(a),
+            outage: a.outage,
         })
         .await?;
         println!(

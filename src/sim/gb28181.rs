@@ -48,6 +48,9 @@ pub struct DeviceOptions {
     pub listen: SocketAddr,
     /// The picture (codec, size, rate, bitrate, GOP) of the one encoder.
     pub video: SimOptions,
+    /// `(start_s, duration_s)`: the link to the platform is down over that interval after the start
+    /// (no SIP sent or answered, no live media), while the device keeps recording.
+    pub outage: Option<(u64, u64)>,
 }
 
 /// One encoded access unit, Annex B, with its 90 kHz time.
@@ -70,6 +73,7 @@ struct Device {
     platform: SipAddr,
     frames: broadcast::Sender<Arc<Au>>,
     archive: Arc<Mutex<Archive>>,
+    link: Link,
     sessions: Mutex<HashMap<String, Session>>,
     sn: std::sync::atomic::AtomicU32,
 }
@@ -99,6 +103,7 @@ pub async fn start(opts: DeviceOptions) -> Result<GbDevice, SimError> {
         .map_err(|e| SimError::setup(e.to_string()))?;
     let sip_addr = stack.contact_addr;
     let archive = Arc::new(Mutex::new(Archive::default()));
+    let opts_outage = opts.outage;
     tokio::spawn(record(frames.subscribe(), archive.clone(), cancel.clone()));
     let device = Arc::new(Device {
         platform: SipAddr {
@@ -109,6 +114,7 @@ pub async fn start(opts: DeviceOptions) -> Result<GbDevice, SimError> {
         stack,
         frames,
         archive,
+        link: Link::new(opts_outage),
         sessions: Mutex::new(HashMap::new()),
         sn: std::sync::atomic::AtomicU32::new(1),
     });
@@ -125,6 +131,29 @@ pub async fn start(opts: DeviceOptions) -> Result<GbDevice, SimError> {
         cancel,
         pipeline,
     })
+}
+
+/// The device's line to the platform, and when it is down.
+#[derive(Clone, Copy)]
+struct Link {
+    down: Option<(tokio::time::Instant, tokio::time::Instant)>,
+}
+
+impl Link {
+    fn new(outage: Option<(u64, u64)>) -> Link {
+        let now = tokio::time::Instant::now();
+        Link {
+            down: outage.map(|(start, duration)| {
+                let from = now + Duration::from_secs(start);
+                (from, from + Duration::from_secs(duration))
+            }),
+        }
+    }
+
+    fn is_down(&self) -> bool {
+        let now = tokio::time::Instant::now();
+        self.down.is_some_and(|(a, b)| now >= a && now < b)
+    }
 }
 
 /// Keeps what the encoder makes, as an NVR records.
@@ -217,6 +246,12 @@ impl Device {
             return;
         };
         loop {
+            if self.link.is_down() {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
+                    _ = cancel.cancelled() => return,
+                }
+            }
             let mut reg = Registration::new(self.stack.inner().clone(), Some(credential.clone()));
             let accepted = match reg
                 .register(server.clone(), Some(self.opts.expires_s))
@@ -242,6 +277,10 @@ impl Device {
             let renew = Duration::from_secs(u64::from(self.opts.expires_s) * 2 / 3);
             let until = tokio::time::Instant::now() + renew;
             while tokio::time::Instant::now() < until {
+                if self.link.is_down() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
                 if !self.keepalive().await {
                     break; // the platform forgot the registration: register again
                 }
@@ -300,6 +339,9 @@ impl Device {
     }
 
     async fn handle(self: Arc<Self>, mut tx: Transaction) {
+        if self.link.is_down() {
+            return; // the line is down: the request never arrived
+        }
         let result = match tx.original.method {
             Method::Message => self.query(&mut tx).await,
             Method::Invite => self.invite(&mut tx).await,
@@ -465,8 +507,9 @@ impl Device {
         lock(&self.sessions).insert(call.clone(), session);
         info!(call, addr = %target.addr, tcp = target.tcp, ssrc = target.ssrc, "live session starts");
         let frames = self.frames.subscribe();
+        let link = self.link;
         tokio::spawn(async move {
-            if let Err(e) = send(answering, frames, video_type, cancel).await {
+            if let Err(e) = send(answering, frames, video_type, link, cancel).await {
                 warn!(error = %e, "live session ended");
             }
         });
@@ -513,6 +556,7 @@ async fn send(
     answering: Answering,
     mut frames: broadcast::Receiver<Arc<Au>>,
     video_type: u8,
+    link: Link,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
     let mut sink = answering.open(video_type).await?;
@@ -526,6 +570,11 @@ async fn send(
             },
             _ = cancel.cancelled() => return Ok(()),
         };
+        if link.is_down() {
+            // A line that drops ends the session, as a device that loses its platform does.
+            info!("live session lost with the line");
+            return Ok(());
+        }
         started |= au.keyframe;
         if started {
             sink.frame(&au.data, au.pts, au.pts, au.keyframe).await?;
