@@ -470,3 +470,37 @@ async fn tcp(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rescale(steering: &Arc<Steering>) -> Rescale {
+        Rescale {
+            steering: steering.clone(),
+            scale: 1.0,
+            base_in: 0,
+            base_out: 0,
+            last: None,
+        }
+    }
+
+    #[test]
+    fn footage_time_is_divided_by_the_speed_and_never_jumps() {
+        let steering = Arc::new(Steering::default());
+        let mut r = rescale(&steering);
+        // 1x: 40 ms frames stay 40 ms apart, counted from the first frame.
+        assert_eq!(r.map(900_000), 0);
+        assert_eq!(r.map(903_600), 3_600);
+        // 4x from the next frame on: a quarter of the footage time.
+        steering.set_scale(4.0);
+        assert_eq!(r.map(907_200), 3_600 + 3_600);
+        assert_eq!(r.map(910_800), 7_200 + 900);
+        // A seek (footage jumps by minutes, either way) continues the output one frame later.
+        let before = r.map(914_400);
+        assert_eq!(r.map(914_400 + 90_000 * 120), before + 3_600);
+        let after = r.map(914_400 + 90_000 * 120 + 3_600);
+        assert_eq!(after, before + 3_600 + 900);
+        assert_eq!(r.map(100_000), after + 3_600);
+    }
+}
