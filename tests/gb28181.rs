@@ -551,16 +551,9 @@ async fn a_city_registers_up_and_the_province_records_its_shared_camera() {
     let cams = bind(&pc, "36070000002000000001", site, "udp").await;
     online(&pc, cams[0]).await;
     assert!(recorded(&province, &pc, cams[0], 3.0).await >= 2.5);
-    let audit = cc.get("/api/v1/audit?action=live.start").await.body;
-    let rows = audit["items"]
-        .as_array()
-        .or(audit.as_array())
-        .cloned()
-        .unwrap_or_default();
     assert!(
-        rows.iter()
-            .any(|r| r["actor"] == "gb28181:province" && r["region_code"] == "360702"),
-        "no audit row of the province's view: {audit}"
+        audited(&cc, "live.start", Some("gb28181:province"), "360702").await,
+        "no audit row of the province's view"
     );
 
     // The province plays back the city's own recordings of the camera: RecordInfo answered from the
@@ -576,16 +569,9 @@ async fn a_city_registers_up_and_the_province_records_its_shared_camera() {
         (1.6..=3.2).contains(&span),
         "timestamps span {span} s for 4 s at 2x"
     );
-    let audit = cc.get("/api/v1/audit?action=playback").await.body;
-    let rows = audit["items"]
-        .as_array()
-        .or(audit.as_array())
-        .cloned()
-        .unwrap_or_default();
     assert!(
-        rows.iter()
-            .any(|r| r["actor"] == "gb28181:province" && r["region_code"] == "360702"),
-        "no audit row of the province's playback: {audit}"
+        audited(&cc, "playback", Some("gb28181:province"), "360702").await,
+        "no audit row of the province's playback"
     );
 
     // Pretending to be the province, ask the city for the camera it does not share; then, from another
@@ -653,6 +639,23 @@ fn packet_times(path: &std::path::Path) -> (f64, f64, usize) {
     let first = times.iter().copied().fold(f64::MAX, f64::min);
     let last = times.iter().copied().fold(f64::MIN, f64::max);
     (first, last, times.len())
+}
+
+/// Whether the audit has a row of `action` (by `actor`, when given) in `region`.
+async fn audited(c: &Client, action: &str, actor: Option<&str>, region: &str) -> bool {
+    let audit = c.get(&format!("/api/v1/audit?action={action}")).await.body;
+    let rows = audit["items"]
+        .as_array()
+        .or(audit.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let found = rows
+        .iter()
+        .any(|r| r["region_code"] == region && actor.is_none_or(|a| r["actor"] == a));
+    if !found {
+        println!("audit rows of {action}: {audit}");
+    }
+    found
 }
 
 /// The first record a device camera's device-recordings lists over the last ten minutes, once it is at
@@ -797,15 +800,9 @@ async fn device_footage_is_listed_and_plays_at_four_times_speed() {
         "timestamps span {span} s for 10 s of footage at 4x"
     );
     assert!(wall < 6.0, "10 s of footage at 4x took {wall} s");
-    let audit = c.get("/api/v1/audit?action=playback.device").await.body;
-    let rows = audit["items"]
-        .as_array()
-        .or(audit.as_array())
-        .cloned()
-        .unwrap_or_default();
     assert!(
-        rows.iter().any(|r| r["region_code"] == "360702"),
-        "no audit row of the device playback: {audit}"
+        audited(&c, "playback.device", None, "360702").await,
+        "no audit row of the device playback"
     );
     let rtsp = c
         .camera(json!({"site_id": site, "name": "RTSP", "main_url": "rtsp://127.0.0.1:1/x", "record": false}))

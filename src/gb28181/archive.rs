@@ -9,7 +9,6 @@
 use super::mansrtsp::Command;
 use super::pace::Pace;
 use super::send::Answering;
-use super::xml::Body;
 use crate::db::Pool;
 use crate::ingest::annexb::{parameter_sets, to_annex_b};
 use crate::media::ps;
@@ -20,50 +19,25 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Records per RecordInfo MESSAGE.
-const PAGE: usize = 8;
+pub const PAGE: usize = 8;
 /// Records answered at most for one query.
 const MAX_RECORDS: usize = 1_000;
 
-/// The RecordInfo answer bodies for a camera's main stream over `[start, end]` (Unix milliseconds).
-pub async fn record_info(
+/// The spans (Unix ms) of a camera's main stream within `[start, end]`, as RecordInfo answers them.
+pub async fn record_spans(
     pool: &Pool,
     camera_id: i64,
-    channel: &str,
-    sn: &str,
     (start_ms, end_ms): (i64, i64),
-    offset_minutes: i32,
-) -> Result<Vec<Vec<u8>>, crate::db::DbError> {
+) -> Result<Vec<(i64, i64)>, crate::db::DbError> {
     let (start_us, end_us) = (start_ms * 1000, end_ms * 1000);
     let rows = index::overlapping(pool, camera_id, "main", start_us, end_us).await?;
     let times: Vec<(i64, i64)> = rows.iter().map(|r| (r.start_us, r.end_us)).collect();
     let mut spans = merge_spans(&times, start_us, end_us);
     spans.truncate(MAX_RECORDS);
-    let gb = |us: i64| crate::time::ms_to_gb(us / 1000, offset_minutes);
-    let page = |items: &[(i64, i64)]| {
-        let mut b = Body::new("Response");
-        b.field("CmdType", "RecordInfo")
-            .field("SN", sn)
-            .field("DeviceID", channel)
-            .field("Name", "Vigil")
-            .field("SumNum", &spans.len().to_string())
-            .open("RecordList", &[("Num", &items.len().to_string())]);
-        for (a, z) in items {
-            b.open("Item", &[])
-                .field("DeviceID", channel)
-                .field("Name", "Vigil")
-                .field("StartTime", &gb(*a))
-                .field("EndTime", &gb(*z))
-                .field("Secrecy", "0")
-                .field("Type", "time")
-                .close("Item");
-        }
-        b.close("RecordList");
-        b.finish("Response")
-    };
-    if spans.is_empty() {
-        return Ok(vec![page(&[])]);
-    }
-    Ok(spans.chunks(PAGE).map(page).collect())
+    Ok(spans
+        .into_iter()
+        .map(|(a, z)| (a / 1000, z / 1000))
+        .collect())
 }
 
 /// The next fragment of the reader, read on a blocking thread.
@@ -104,12 +78,7 @@ pub async fn replay(
         reader = r;
         let Some(gop) = gop else { return Ok(true) };
         if let Some(a) = pending.take() {
-            let video_type = if gop.h265 {
-                ps::STREAM_TYPE_H265
-            } else {
-                ps::STREAM_TYPE_H264
-            };
-            sink = Some(a.open(video_type).await?);
+            sink = Some(a.open(ps::video_type(gop.h265)).await?);
         }
         let Some(sink) = sink.as_mut() else { continue };
         let sets = parameter_sets(&gop.extra, gop.h265);

@@ -2,11 +2,19 @@
 //! connects (RFC 4571 framing). Used by the upward cascade (Vigil answering a superior platform) and by
 //! the simulated device.
 
+use super::mansrtsp::{self, Command, MansrtspError};
 use super::rtp;
+use super::sip::{self, SipError, Stack};
 use crate::media::ps;
+use rsipstack::sip::{Header, StatusCode};
+use rsipstack::transaction::Transaction;
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Mutex;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Where and how the receiver wants the media, from its SDP offer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +156,105 @@ impl Answering {
             &self.target,
             video_type,
         ))
+    }
+}
+
+/// Answers an INVITE as the sender of its media, as `id` at the stack's address: 488 for an offer that
+/// names no address, 500 without a media socket, else 200 with the SDP answer. The prepared sender, or
+/// `None` when the INVITE was refused.
+pub async fn accept_invite(
+    tx: &mut Transaction,
+    stack: &Stack,
+    id: &str,
+) -> Result<Option<Answering>, SipError> {
+    let Some(target) = Target::parse(&String::from_utf8_lossy(tx.original.body())) else {
+        tx.reply(StatusCode::NotAcceptableHere).await?;
+        return Ok(None);
+    };
+    let answering = match Answering::new(target, id, stack.contact_addr.ip()).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(error = %e, "no media socket for an INVITE");
+            tx.reply(StatusCode::ServerInternalError).await?;
+            return Ok(None);
+        }
+    };
+    let headers = vec![
+        Header::ContentType(sip::SDP.into()),
+        Header::Contact(format!("<sip:{id}@{}>", stack.contact_addr).into()),
+    ];
+    let answer = answering.answer().as_bytes().to_vec();
+    tx.reply_with(StatusCode::OK, headers, Some(answer)).await?;
+    Ok(Some(answering))
+}
+
+/// The media sessions a sender serves, by Call-ID: a BYE ends one, an INFO (MANSRTSP) steers a playback.
+#[derive(Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<String, Session>>,
+}
+
+struct Session {
+    cancel: CancellationToken,
+    control: Option<mpsc::Sender<Command>>,
+}
+
+impl Sessions {
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Registers a session: its end, and for a playback the receiver of its commands.
+    pub fn open(
+        &self,
+        call: &str,
+        playback: bool,
+    ) -> (CancellationToken, Option<mpsc::Receiver<Command>>) {
+        let cancel = CancellationToken::new();
+        let (control, steer) = if playback {
+            let (tx, rx) = mpsc::channel(8);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let session = Session {
+            cancel: cancel.clone(),
+            control,
+        };
+        self.lock().insert(call.to_owned(), session);
+        (cancel, steer)
+    }
+
+    /// Ends a session (the receiver's BYE); whether it was known.
+    pub fn bye(&self, call: &str) -> bool {
+        let session = self.lock().remove(call);
+        session.map(|s| s.cancel.cancel()).is_some()
+    }
+
+    /// Forgets a session that ended by itself.
+    pub fn remove(&self, call: &str) {
+        self.lock().remove(call);
+    }
+
+    /// Passes an INFO's MANSRTSP on to its playback: 200, 481 without such a session, 503 when its
+    /// commands queue up; an error for a body that is not MANSRTSP.
+    pub fn steer(&self, call: &str, body: &[u8]) -> Result<(Command, StatusCode), MansrtspError> {
+        let cmd = mansrtsp::parse(body)?;
+        let control = self.lock().get(call).and_then(|s| s.control.clone());
+        let status = match control {
+            Some(c) if c.try_send(cmd).is_ok() => StatusCode::OK,
+            Some(_) => StatusCode::ServiceUnavailable,
+            None => StatusCode::CallTransactionDoesNotExist,
+        };
+        Ok((cmd, status))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -227,6 +227,44 @@ pub fn record_info_query(sn: u32, channel: &str, start: &str, end: &str) -> Vec<
     b.finish("Query")
 }
 
+/// The RecordInfo answer of a channel (Vigil's, and its simulated device's): `spans` (Unix ms) as
+/// records named `name`, in pages of `page` items (one empty page when there are none).
+pub fn record_info_pages(
+    sn: &str,
+    channel: &str,
+    name: &str,
+    spans: &[(i64, i64)],
+    page: usize,
+    offset_minutes: i32,
+) -> Vec<Vec<u8>> {
+    let gb = |ms: i64| crate::time::ms_to_gb(ms, offset_minutes);
+    let write = |items: &[(i64, i64)]| {
+        let mut b = Body::new("Response");
+        b.field("CmdType", "RecordInfo")
+            .field("SN", sn)
+            .field("DeviceID", channel)
+            .field("Name", name)
+            .field("SumNum", &spans.len().to_string())
+            .open("RecordList", &[("Num", &items.len().to_string())]);
+        for (a, z) in items {
+            b.open("Item", &[])
+                .field("DeviceID", channel)
+                .field("Name", name)
+                .field("StartTime", &gb(*a))
+                .field("EndTime", &gb(*z))
+                .field("Secrecy", "0")
+                .field("Type", "time")
+                .close("Item");
+        }
+        b.close("RecordList");
+        b.finish("Response")
+    };
+    if spans.is_empty() {
+        return vec![write(&[])];
+    }
+    spans.chunks(page.max(1)).map(write).collect()
+}
+
 /// The MediaStatus notification that a playback reached its end (NotifyType 121).
 pub fn end_of_file(sn: u32, channel: &str) -> Vec<u8> {
     let mut b = Body::new("Notify");

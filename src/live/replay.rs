@@ -24,8 +24,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// What a viewer asks of the source.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Steer {
     Pause,
     Play,
@@ -33,25 +32,35 @@ pub enum Steer {
     Seek { offset_s: f64 },
 }
 
+/// A message from the client.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(tag = "type", rename_all = "lowercase")]
 enum ClientMessage {
-    Mse(MseStart),
-    Steer(Steer),
+    Mse {
+        #[serde(default)]
+        codecs: Vec<String>,
+    },
+    Pause,
+    Play,
+    Speed {
+        scale: f64,
+    },
+    Seek {
+        offset_s: f64,
+    },
 }
 
-#[derive(Debug, Deserialize)]
-struct MseStart {
-    #[serde(rename = "type")]
-    kind: MseTag,
-    #[serde(default)]
-    codecs: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum MseTag {
-    Mse,
+impl ClientMessage {
+    /// The steering it asks for (`None` for the MSE start).
+    fn steer(&self) -> Option<Steer> {
+        Some(match *self {
+            ClientMessage::Mse { .. } => return None,
+            ClientMessage::Pause => Steer::Pause,
+            ClientMessage::Play => Steer::Play,
+            ClientMessage::Speed { scale } => Steer::Speed { scale },
+            ClientMessage::Seek { offset_s } => Steer::Seek { offset_s },
+        })
+    }
 }
 
 /// How long the end waits for fragments still coming after the source said it ended.
@@ -95,11 +104,8 @@ pub async fn serve(
                 msg = ctl_rx.recv() => match msg {
                     None => return Ok("client left"),
                     Some(Err(e)) => conn.error(&e).await?,
-                    Some(Ok(ClientMessage::Mse(m))) => {
-                        let _ = m.kind;
-                        codecs = Some(m.codecs);
-                    }
-                    Some(Ok(ClientMessage::Steer(cmd))) => {
+                    Some(Ok(ClientMessage::Mse { codecs: c })) => codecs = Some(c),
+                    Some(Ok(m)) => if let Some(cmd) = m.steer() {
                         if steer(cmd) {
                             conn.text(json!({"type": "steered", "command": cmd_name(&cmd)})).await?;
                         } else {
@@ -216,11 +222,11 @@ mod tests {
     fn reads_the_viewers_messages() {
         let m: ClientMessage =
             serde_json::from_str(r#"{"type":"mse","codecs":["avc1.64001f"]}"#).unwrap();
-        assert!(matches!(m, ClientMessage::Mse(MseStart { ref codecs, .. }) if codecs.len() == 1));
+        assert!(matches!(m, ClientMessage::Mse { ref codecs } if codecs.len() == 1));
         let m: ClientMessage = serde_json::from_str(r#"{"type":"speed","scale":4}"#).unwrap();
-        assert!(matches!(m, ClientMessage::Steer(Steer::Speed { scale }) if scale == 4.0));
+        assert_eq!(m.steer(), Some(Steer::Speed { scale: 4.0 }));
         let m: ClientMessage = serde_json::from_str(r#"{"type":"seek","offset_s":12.5}"#).unwrap();
-        assert!(matches!(m, ClientMessage::Steer(Steer::Seek { .. })));
+        assert!(matches!(m.steer(), Some(Steer::Seek { .. })));
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"explode"}"#).is_err());
     }
 }

@@ -19,6 +19,15 @@ pub const MAX_BUFFER: usize = 2 << 20;
 
 pub const STREAM_TYPE_H264: u8 = 0x1b;
 pub const STREAM_TYPE_H265: u8 = 0x24;
+
+/// The stream type of a video codec.
+pub fn video_type(h265: bool) -> u8 {
+    if h265 {
+        STREAM_TYPE_H265
+    } else {
+        STREAM_TYPE_H264
+    }
+}
 pub const STREAM_TYPE_AAC: u8 = 0x0f;
 pub const STREAM_TYPE_G711A: u8 = 0x90;
 pub const STREAM_TYPE_G711U: u8 = 0x91;

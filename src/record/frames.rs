@@ -35,6 +35,8 @@ pub struct Gop {
 pub struct Reader {
     footage: Footage,
     rows: Vec<SegmentRow>,
+    /// The range asked for, and where reading goes on from (its start, or a seek's target).
+    range: (i64, i64),
     start_us: i64,
     end_us: i64,
     row: usize,
@@ -47,6 +49,7 @@ impl Reader {
         Reader {
             footage,
             rows,
+            range: (start_us, end_us),
             start_us,
             end_us,
             row: 0,
@@ -55,9 +58,9 @@ impl Reader {
         }
     }
 
-    /// Goes on from the fragment that holds `at_us` (clipped to the range).
+    /// Goes on from the fragment that holds `at_us` (clipped to the range), forwards or back.
     pub fn seek(&mut self, at_us: i64) {
-        self.start_us = at_us.clamp(self.start_us.min(self.end_us), self.end_us);
+        self.start_us = at_us.clamp(self.range.0.min(self.range.1), self.range.1);
         self.row = 0;
         self.fragment = 0;
         self.scanned = None;
@@ -66,7 +69,11 @@ impl Reader {
     /// The next fragment's frames, `None` at the end of the range.
     pub fn next_gop(&mut self) -> Option<Gop> {
         while self.row < self.rows.len() {
-            if self.scanned.is_none() && !self.open_row() {
+            // Rows wholly before the position are not scanned (a seek forward reads no file twice).
+            let before = self.rows[self.row].end_us <= self.start_us;
+            if before || (self.scanned.is_none() && !self.open_row()) {
+                self.scanned = None;
+                self.fragment = 0;
                 self.row += 1;
                 continue;
             }

@@ -11,8 +11,7 @@
 use super::gb_replay::{self, Archive};
 use super::pipelines::{self, ENCODER_SINK};
 use super::{SimCodec, SimError, SimOptions};
-use crate::gb28181::mansrtsp::{self, Command};
-use crate::gb28181::send::{Answering, Target};
+use crate::gb28181::send::{accept_invite, Answering, Sessions};
 use crate::gb28181::sip::{self, Outgoing, Stack};
 use crate::gb28181::xml::{self, Body};
 use crate::media::ps;
@@ -25,11 +24,10 @@ use rsipstack::dialog::registration::Registration;
 use rsipstack::sip::{Method, StatusCode, Transport};
 use rsipstack::transaction::Transaction;
 use rsipstack::transport::SipAddr;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -61,12 +59,6 @@ pub struct Au {
     pub keyframe: bool,
 }
 
-/// A media session the platform invited: its end, and for playback its MANSRTSP steering.
-struct Session {
-    cancel: CancellationToken,
-    control: Option<mpsc::Sender<Command>>,
-}
-
 struct Device {
     opts: DeviceOptions,
     stack: Stack,
@@ -74,7 +66,7 @@ struct Device {
     frames: broadcast::Sender<Arc<Au>>,
     archive: Arc<Mutex<Archive>>,
     link: Link,
-    sessions: Mutex<HashMap<String, Session>>,
+    sessions: Sessions,
     sn: std::sync::atomic::AtomicU32,
 }
 
@@ -115,7 +107,7 @@ pub async fn start(opts: DeviceOptions) -> Result<GbDevice, SimError> {
         frames,
         archive,
         link: Link::new(opts_outage),
-        sessions: Mutex::new(HashMap::new()),
+        sessions: Sessions::default(),
         sn: std::sync::atomic::AtomicU32::new(1),
     });
     tokio::spawn(device.clone().register_loop(cancel.clone()));
@@ -347,10 +339,8 @@ impl Device {
             Method::Invite => self.invite(&mut tx).await,
             Method::Bye => {
                 let call = sip::call_id(&tx.original);
-                let session = lock(&self.sessions).remove(&call);
-                if let Some(s) = session {
+                if self.sessions.bye(&call) {
                     info!(call, "media session ended by the platform");
-                    s.cancel.cancel();
                 }
                 tx.reply(StatusCode::OK).await.map_err(Into::into)
             }
@@ -449,40 +439,15 @@ impl Device {
     }
 
     async fn invite(self: &Arc<Self>, tx: &mut Transaction) -> Result<(), sip::SipError> {
-        let offer = String::from_utf8_lossy(tx.original.body()).into_owned();
-        let Some(target) = Target::parse(&offer) else {
-            return Ok(tx.reply(StatusCode::NotAcceptableHere).await?);
+        let Some(answering) = accept_invite(tx, &self.stack, &self.opts.device_id).await? else {
+            return Ok(());
         };
         let call = sip::call_id(&tx.original);
-        let local = self.stack.contact_addr.ip();
-        let answering = match Answering::new(target, &self.opts.device_id, local).await {
-            Ok(a) => a,
-            Err(e) => {
-                warn!(error = %e, "no media socket");
-                return Ok(tx.reply(StatusCode::ServerInternalError).await?);
-            }
-        };
-        let answer = answering.answer().to_owned();
+        let video_type = ps::video_type(matches!(self.opts.video.codec, SimCodec::H265));
         let target = answering.target.clone();
-        let headers = vec![rsipstack::sip::Header::ContentType(sip::SDP.into())];
-        let contact = format!("<sip:{}@{}>", self.opts.device_id, self.stack.contact_addr);
-        let mut headers = headers;
-        headers.push(rsipstack::sip::Header::Contact(contact.into()));
-        tx.reply_with(StatusCode::OK, headers, Some(answer.into_bytes()))
-            .await?;
-        let cancel = CancellationToken::new();
-        let video_type = match self.opts.video.codec {
-            SimCodec::H264 => ps::STREAM_TYPE_H264,
-            SimCodec::H265 => ps::STREAM_TYPE_H265,
-        };
-        if let Some((start, end)) = target.playback {
+        let (cancel, steer) = self.sessions.open(&call, target.playback.is_some());
+        if let (Some((start, end)), Some(steer)) = (target.playback, steer) {
             let channel = tx.original.uri.user().unwrap_or_default().to_owned();
-            let (control, steer) = mpsc::channel(8);
-            let session = Session {
-                cancel: cancel.clone(),
-                control: Some(control),
-            };
-            lock(&self.sessions).insert(call.clone(), session);
             let clip = lock(&self.archive).range(start * 1000, end * 1000);
             info!(call, start, end, frames = clip.len(), addr = %target.addr, "playback session starts");
             let me = self.clone();
@@ -500,11 +465,6 @@ impl Device {
             });
             return Ok(());
         }
-        let session = Session {
-            cancel: cancel.clone(),
-            control: None,
-        };
-        lock(&self.sessions).insert(call.clone(), session);
         info!(call, addr = %target.addr, tcp = target.tcp, ssrc = target.ssrc, "live session starts");
         let frames = self.frames.subscribe();
         let link = self.link;
@@ -519,23 +479,15 @@ impl Device {
     /// MANSRTSP in a playback dialog: pause, play, speed and seek.
     async fn info(&self, tx: &mut Transaction) -> Result<(), sip::SipError> {
         let call = sip::call_id(&tx.original);
-        let cmd = match mansrtsp::parse(tx.original.body()) {
-            Ok(c) => c,
+        let status = match self.sessions.steer(&call, tx.original.body()) {
+            Ok((cmd, status)) => {
+                info!(call, ?cmd, %status, "playback steered");
+                status
+            }
             Err(e) => {
                 warn!(call, error = %e, "MANSRTSP refused");
-                return Ok(tx.reply(StatusCode::BadRequest).await?);
+                StatusCode::BadRequest
             }
-        };
-        let control = lock(&self.sessions)
-            .get(&call)
-            .and_then(|s| s.control.clone());
-        let status = match control {
-            Some(c) if c.try_send(cmd).is_ok() => {
-                info!(call, ?cmd, "playback steered");
-                StatusCode::OK
-            }
-            Some(_) => StatusCode::ServiceUnavailable,
-            None => StatusCode::CallTransactionDoesNotExist,
         };
         Ok(tx.reply(status).await?)
     }

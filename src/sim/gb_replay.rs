@@ -11,7 +11,7 @@ use super::gb28181::Au;
 use crate::gb28181::mansrtsp::Command;
 use crate::gb28181::pace::Pace;
 use crate::gb28181::send::Answering;
-use crate::gb28181::xml::Body;
+use crate::gb28181::xml;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -82,32 +82,14 @@ pub fn record_info(
     span: Option<(i64, i64)>,
     asked: (i64, i64),
 ) -> Vec<u8> {
-    let clipped = span
+    let clipped: Vec<(i64, i64)> = span
         .map(|(a, b)| (a.max(asked.0), b.min(asked.1)))
-        .filter(|(a, b)| b > a);
-    let gb = |ms| crate::time::ms_to_gb(ms, UTC_OFFSET_MINUTES);
-    let mut b = Body::new("Response");
-    b.field("CmdType", "RecordInfo")
-        .field("SN", sn)
-        .field("DeviceID", channel)
-        .field("Name", "模拟录像")
-        .field("SumNum", if clipped.is_some() { "1" } else { "0" });
-    let n = usize::from(clipped.is_some()).to_string();
-    b.open("RecordList", &[("Num", &n)]);
-    if let Some((a, z)) = clipped {
-        b.open("Item", &[])
-            .field("DeviceID", channel)
-            .field("Name", "模拟录像")
-            .field("FilePath", &format!("/sim/{channel}/{a}.ps"))
-            .field("Address", "simulator")
-            .field("StartTime", &gb(a))
-            .field("EndTime", &gb(z))
-            .field("Secrecy", "0")
-            .field("Type", "time")
-            .close("Item");
-    }
-    b.close("RecordList");
-    b.finish("Response")
+        .filter(|(a, b)| b > a)
+        .into_iter()
+        .collect();
+    let mut pages =
+        xml::record_info_pages(sn, channel, "模拟录像", &clipped, 1, UTC_OFFSET_MINUTES);
+    pages.pop().unwrap_or_default()
 }
 
 /// The index of the last keyframe of `clip` at or before `from_s` seconds after its start.

@@ -17,7 +17,7 @@
 mod catalog;
 mod serve;
 
-use super::mansrtsp::Command;
+use super::send::Sessions;
 use super::sip::{self, Outgoing, Stack};
 use super::xml::{self, Body};
 use crate::config::UpstreamConfig;
@@ -30,11 +30,8 @@ use rsipstack::dialog::registration::Registration;
 use rsipstack::sip::{Method, StatusCode, Transport};
 use rsipstack::transaction::Transaction;
 use rsipstack::transport::SipAddr;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 /// Catalog items per MESSAGE.
@@ -77,13 +74,7 @@ pub struct Upstreams {
     online: Arc<dyn Fn(i64) -> bool + Send + Sync>,
     footage: crate::record::footage::Footage,
     utc_offset_minutes: i32,
-    sessions: Mutex<HashMap<String, Session>>,
-}
-
-/// A superior's media session: its end, and for a playback its MANSRTSP steering.
-struct Session {
-    cancel: CancellationToken,
-    control: Option<mpsc::Sender<Command>>,
+    sessions: Sessions,
 }
 
 impl Upstreams {
@@ -112,7 +103,7 @@ impl Upstreams {
             online: shared.online,
             footage: shared.footage,
             utc_offset_minutes,
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Sessions::default(),
         }
     }
 
@@ -251,10 +242,7 @@ impl Upstreams {
             Method::Message => self.query(&link, &mut tx).await,
             Method::Invite => self.invite(&link, &mut tx).await,
             Method::Bye => {
-                let call = sip::call_id(&tx.original);
-                if let Some(s) = lock(&self.sessions).remove(&call) {
-                    s.cancel.cancel();
-                }
+                self.sessions.bye(&sip::call_id(&tx.original));
                 tx.reply(StatusCode::OK).await.map_err(Into::into)
             }
             Method::Info => self.info(&link, &mut tx).await,

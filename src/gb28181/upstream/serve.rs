@@ -1,17 +1,17 @@
 //! A superior's media requests: live INVITEs (the camera's hub stream as PS), playback INVITEs and
 //! RecordInfo queries (Vigil's recordings, `archive`), and the MANSRTSP INFO that steers a playback.
 
-use super::{camera_of, lock, sn, Link, Session, Upstreams};
+use super::{camera_of, sn, Link, Upstreams};
 use crate::db;
 use crate::gb28181::archive;
-use crate::gb28181::mansrtsp::{self, Command};
-use crate::gb28181::send::{Answering, PsSink, Target};
+use crate::gb28181::mansrtsp::Command;
+use crate::gb28181::send::{accept_invite, Answering, PsSink};
 use crate::gb28181::{sip, xml};
 use crate::hub::{Hub, Received, StreamKey, StreamKind, Timeline};
 use crate::ingest::annexb::{parameter_sets, to_annex_b};
 use crate::media::ps;
 use rsipstack::sip::prelude::HeadersExt;
-use rsipstack::sip::{Header, StatusCode};
+use rsipstack::sip::StatusCode;
 use rsipstack::transaction::Transaction;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,11 +26,10 @@ const MAX_SESSIONS: usize = 256;
 impl Upstreams {
     pub(super) async fn invite(
         self: &Arc<Self>,
-        link: &Link,
+        link: &Arc<Link>,
         tx: &mut Transaction,
     ) -> Result<(), sip::SipError> {
-        let req = &tx.original;
-        let (channel, camera) = self.invited_camera(link, req).await;
+        let (channel, camera) = self.invited_camera(link, &tx.original).await;
         let Some(camera) = camera else {
             warn!(
                 link = link.cfg.name,
@@ -38,74 +37,28 @@ impl Upstreams {
             );
             return Ok(tx.reply(StatusCode::NotFound).await?);
         };
-        let Some(target) = Target::parse(&String::from_utf8_lossy(req.body())) else {
-            return Ok(tx.reply(StatusCode::NotAcceptableHere).await?);
-        };
-        if lock(&self.sessions).len() >= MAX_SESSIONS {
+        if self.sessions.len() >= MAX_SESSIONS {
             warn!(
                 link = link.cfg.name,
                 "too many upward sessions; INVITE refused"
             );
             return Ok(tx.reply(StatusCode::BusyHere).await?);
         }
-        let call = sip::call_id(req);
-        let local = self.stack.contact_addr.ip();
-        let answering = match Answering::new(target, &link.cfg.local_id, local).await {
-            Ok(a) => a,
-            Err(e) => {
-                warn!(link = link.cfg.name, error = %e, "no media port for the superior");
-                return Ok(tx.reply(StatusCode::ServerInternalError).await?);
-            }
-        };
-        let answer = answering.answer().to_owned();
-        let target = answering.target.clone();
-        let contact = format!("<sip:{}@{}>", link.cfg.local_id, self.stack.contact_addr);
-        let headers = vec![
-            Header::ContentType(sip::SDP.into()),
-            Header::Contact(contact.into()),
-        ];
-        tx.reply_with(StatusCode::OK, headers, Some(answer.into_bytes()))
-            .await?;
-        let cancel = CancellationToken::new();
-        if let Some(range) = target.playback {
-            let (control, steer) = mpsc::channel(8);
-            let session = Session {
-                cancel: cancel.clone(),
-                control: Some(control),
-            };
-            lock(&self.sessions).insert(call.clone(), session);
-            let channel = channel.unwrap_or_default();
-            self.clone().play_back(
-                link,
-                camera,
-                channel,
-                range,
-                answering,
-                (steer, cancel),
-                call,
-            );
+        let Some(answering) = accept_invite(tx, &self.stack, &link.cfg.local_id).await? else {
             return Ok(());
-        }
-        let session = Session {
-            cancel: cancel.clone(),
-            control: None,
         };
-        lock(&self.sessions).insert(call.clone(), session);
-        info!(link = link.cfg.name, camera = camera.id, addr = %target.addr, tcp = target.tcp, "superior watches a camera");
-        let me = self.clone();
-        let name = link.cfg.name.clone();
-        tokio::spawn(async move {
-            me.audit(&name, "live.start", &camera).await;
-            let key = StreamKey {
-                camera_id: camera.id,
-                kind: StreamKind::Main,
-            };
-            if let Err(e) = send(me.hub.clone(), key, answering, cancel).await {
-                warn!(link = name, camera = camera.id, error = %e, "upward stream ended");
+        let call = sip::call_id(&tx.original);
+        let playback = answering.target.playback;
+        let (cancel, steer) = self.sessions.open(&call, playback.is_some());
+        match (playback, steer) {
+            (Some(range), Some(steer)) => {
+                let channel = channel.unwrap_or_default();
+                let session = (answering, steer, cancel, call);
+                self.clone()
+                    .play_back(link.clone(), camera, channel, range, session);
             }
-            lock(&me.sessions).remove(&call);
-            me.audit(&name, "live.stop", &camera).await;
-        });
+            _ => self.clone().watch(link, camera, answering, cancel, call),
+        }
         Ok(())
     }
 
@@ -126,17 +79,45 @@ impl Upstreams {
         (channel, camera)
     }
 
-    /// Serves a superior's Playback INVITE from the camera's recordings, until its end or BYE.
-    #[allow(clippy::too_many_arguments)]
-    fn play_back(
+    /// Sends the camera's live stream to a superior until its BYE.
+    fn watch(
         self: Arc<Self>,
         link: &Link,
         camera: db::cameras::Camera,
+        answering: Answering,
+        cancel: CancellationToken,
+        call: String,
+    ) {
+        let target = &answering.target;
+        info!(link = link.cfg.name, camera = camera.id, addr = %target.addr, tcp = target.tcp, "superior watches a camera");
+        let name = link.cfg.name.clone();
+        tokio::spawn(async move {
+            self.audit(&name, "live.start", &camera).await;
+            let key = StreamKey {
+                camera_id: camera.id,
+                kind: StreamKind::Main,
+            };
+            if let Err(e) = send(self.hub.clone(), key, answering, cancel).await {
+                warn!(link = name, camera = camera.id, error = %e, "upward stream ended");
+            }
+            self.sessions.remove(&call);
+            self.audit(&name, "live.stop", &camera).await;
+        });
+    }
+
+    /// Serves a superior's Playback INVITE from the camera's recordings, until its end or BYE.
+    fn play_back(
+        self: Arc<Self>,
+        link: Arc<Link>,
+        camera: db::cameras::Camera,
         channel: String,
         range: (i64, i64),
-        answering: Answering,
-        (steer, cancel): (mpsc::Receiver<Command>, CancellationToken),
-        call: String,
+        (answering, steer, cancel, call): (
+            Answering,
+            mpsc::Receiver<Command>,
+            CancellationToken,
+            String,
+        ),
     ) {
         let name = link.cfg.name.clone();
         info!(
@@ -157,10 +138,8 @@ impl Upstreams {
             match r {
                 Ok(true) => {
                     let body = xml::end_of_file(sn(), &channel);
-                    if let Some(link) = self.links.iter().find(|l| l.cfg.name == name) {
-                        if let Err(e) = self.message(link, body).await {
-                            warn!(link = name, error = %e, "end of playback not told");
-                        }
+                    if let Err(e) = self.message(&link, body).await {
+                        warn!(link = name, error = %e, "end of playback not told");
                     }
                 }
                 Ok(false) => {}
@@ -170,7 +149,7 @@ impl Upstreams {
             }
             // The session stays for the superior's BYE, a minute at most.
             let _ = tokio::time::timeout(Duration::from_secs(60), ended.cancelled()).await;
-            lock(&self.sessions).remove(&call);
+            self.sessions.remove(&call);
         });
     }
 
@@ -181,20 +160,12 @@ impl Upstreams {
         tx: &mut Transaction,
     ) -> Result<(), sip::SipError> {
         let call = sip::call_id(&tx.original);
-        let cmd = match mansrtsp::parse(tx.original.body()) {
-            Ok(c) => c,
+        let status = match self.sessions.steer(&call, tx.original.body()) {
+            Ok((_, status)) => status,
             Err(e) => {
                 warn!(link = link.cfg.name, error = %e, "MANSRTSP refused");
-                return Ok(tx.reply(StatusCode::BadRequest).await?);
+                StatusCode::BadRequest
             }
-        };
-        let control = lock(&self.sessions)
-            .get(&call)
-            .and_then(|s| s.control.clone());
-        let status = match control {
-            Some(c) if c.try_send(cmd).is_ok() => StatusCode::OK,
-            Some(_) => StatusCode::ServiceUnavailable,
-            None => StatusCode::CallTransactionDoesNotExist,
         };
         Ok(tx.reply(status).await?)
     }
@@ -213,23 +184,25 @@ impl Upstreams {
             Some(id) => self.shared_camera(link, id).await,
             None => None,
         };
-        let (Some(camera), Some(start), Some(end)) = (camera, time("StartTime"), time("EndTime"))
-        else {
-            warn!(
-                link = link.cfg.name,
-                channel, "RecordInfo for no shared camera or without a range"
-            );
-            return archive::record_info(&self.pool, 0, channel, sn, (0, 0), offset)
-                .await
-                .unwrap_or_default();
-        };
-        match archive::record_info(&self.pool, camera.id, channel, sn, (start, end), offset).await {
-            Ok(pages) => pages,
-            Err(e) => {
-                warn!(link = link.cfg.name, error = %e, "RecordInfo not answered");
+        let spans = match (camera, time("StartTime"), time("EndTime")) {
+            (Some(camera), Some(start), Some(end)) => {
+                match archive::record_spans(&self.pool, camera.id, (start, end)).await {
+                    Ok(spans) => spans,
+                    Err(e) => {
+                        warn!(link = link.cfg.name, error = %e, "RecordInfo not answered");
+                        return Vec::new();
+                    }
+                }
+            }
+            _ => {
+                warn!(
+                    link = link.cfg.name,
+                    channel, "RecordInfo for no shared camera or without a range"
+                );
                 Vec::new()
             }
-        }
+        };
+        xml::record_info_pages(sn, channel, "Vigil", &spans, archive::PAGE, offset)
     }
 }
 
@@ -260,12 +233,7 @@ async fn send(
         };
         let h265 = frame.params.is_h265();
         if let Some(answering) = pending.take() {
-            let video_type = if h265 {
-                ps::STREAM_TYPE_H265
-            } else {
-                ps::STREAM_TYPE_H264
-            };
-            sink = Some(answering.open(video_type).await?);
+            sink = Some(answering.open(ps::video_type(h265)).await?);
         }
         let (dts, _) = timeline.place(&frame);
         buf.clear();
