@@ -30,6 +30,7 @@ fn segment() -> Vec<u8> {
         codec: "avc1.64001f".into(),
         width: 320,
         height: 240,
+        backfill_id: None,
     };
     let entry = {
         let mut b = Vec::new();

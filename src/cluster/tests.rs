@@ -40,6 +40,7 @@ fn row(node: &str, start_us: i64, n: u32) -> SegmentRow {
         state: "open".into(),
         stored: "local".into(),
         node: Some(node.into()),
+        backfill_id: None,
     }
 }
 

@@ -283,6 +283,7 @@ pub async fn rebuild(pool: &Pool, data_dir: &Path, node: Option<&str>) -> Result
     for r in &rows {
         let r = SegmentRow {
             node: node.map(str::to_owned),
+            backfill_id: None,
             ..r.clone()
         };
         index::insert(&mut *tx, &r, None).await?;

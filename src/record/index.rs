@@ -34,6 +34,8 @@ pub struct SegmentRow {
     pub stored: String,
     /// The node whose disk holds the local file (None: a single server's own).
     pub node: Option<String>,
+    /// The edge retrieval this footage was fetched by (`backfills`), None for footage recorded live.
+    pub backfill_id: Option<i64>,
 }
 
 /// A node's lease on a camera: its rows for that camera are written only while the lease's epoch is
@@ -71,7 +73,7 @@ impl SegmentRow {
 
 const COLUMNS: &str =
     "id, camera_id, stream, run, site_kind, start_us, end_us, duration_90k, frames, bytes, \
-     codec, width, height, keyframes, path, state, stored, node";
+     codec, width, height, keyframes, path, state, stored, node, backfill_id";
 
 /// A row about to be inserted (`id` is ignored), under `fence` when the camera is leased (cluster).
 pub async fn insert<'e, E>(db: E, r: &SegmentRow, fence: Option<&Fence>) -> Result<i64, DbError>
@@ -79,13 +81,14 @@ where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     let condition = match fence {
-        Some(_) => format!("WHERE {}", leased("$1", 17, 18)),
+        Some(_) => format!("WHERE {}", leased("$1", 18, 19)),
         None => String::new(),
     };
     let sql = format!(
         "INSERT INTO segments (camera_id, stream, run, site_kind, start_us, end_us, duration_90k, frames, bytes,
-             codec, width, height, keyframes, path, state, node)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 {condition} RETURNING id"
+             codec, width, height, keyframes, path, state, node, backfill_id)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 {condition}
+         RETURNING id"
     );
     let mut q = sqlx::query_scalar::<_, i64>(&sql)
         .bind(r.camera_id)
@@ -103,7 +106,8 @@ where
         .bind(&r.keyframes)
         .bind(&r.path)
         .bind(&r.state)
-        .bind(&r.node);
+        .bind(&r.node)
+        .bind(r.backfill_id);
     if let Some(f) = fence {
         q = q.bind(f.node.clone()).bind(f.epoch);
     }

@@ -33,7 +33,7 @@ pub mod writer;
 
 use crate::config::RecordConfig;
 use crate::db::{cameras::Camera, Pool};
-use crate::hub::{Frame, Hub, StreamKey, StreamKind};
+use crate::hub::{Frame, Hub, StreamHub, StreamKey, StreamKind};
 use footage::Footage;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -43,6 +43,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+
+/// Frames of a backfill's footage that may wait for its recorder (it never waits on the disk).
+const BACKFILL_QUEUE: usize = 256;
 
 /// One GOP on its way to the disk writer.
 pub struct Gop {
@@ -112,6 +115,26 @@ struct Running {
     cancel: CancellationToken,
     writer: tokio::task::JoinHandle<()>,
     status: Arc<RecStatus>,
+    fence: Option<index::Fence>,
+}
+
+/// Where footage fetched back from a device (edge retrieval) is recorded: frames published on `stream`,
+/// carrying the footage's own wall times, are grouped and written as live ones are, into segments whose
+/// rows name the backfill.
+pub struct BackfillSink {
+    pub stream: Arc<StreamHub>,
+    cancel: CancellationToken,
+    writer: tokio::task::JoinHandle<()>,
+    status: Arc<RecStatus>,
+}
+
+impl BackfillSink {
+    /// Writes what is still queued, closes the segment and returns the counters.
+    pub async fn finish(self) -> RecCounts {
+        self.cancel.cancel();
+        let _ = self.writer.await;
+        self.status.counts()
+    }
 }
 
 /// The recorders of every recorded camera.
@@ -189,10 +212,62 @@ impl Recorders {
             kind: StreamKind::Main,
         };
         let (cached, sub) = self.hub.stream(key).subscribe();
+        let writer =
+            writer::Writer::new(key, self.shared.clone(), Default::default(), fence.clone());
+        let (cancel, writer, status) = self.spawn(cached, sub, writer);
+        tracing::info!(camera = cam.id, "recording started");
+        running.insert(
+            cam.id,
+            Running {
+                cancel,
+                writer,
+                status,
+                fence,
+            },
+        );
+    }
+
+    /// A sink for footage of `camera_id` fetched back by the backfill `backfill`; None when this node does
+    /// not record the camera (its rows are another node's to write, or nobody's).
+    pub fn backfill_sink(&self, camera_id: i64, backfill: i64) -> Option<BackfillSink> {
+        let fence = {
+            let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            running.get(&camera_id)?.fence.clone()
+        };
+        let key = StreamKey {
+            camera_id,
+            kind: StreamKind::Main,
+        };
+        let stream = Arc::new(StreamHub::standalone(key, BACKFILL_QUEUE));
+        let (cached, sub) = stream.subscribe();
+        let writer = writer::Writer::new(key, self.shared.clone(), Default::default(), fence)
+            .backfilling(backfill, crate::db::now_ms());
+        let (cancel, writer, status) = self.spawn(cached, sub, writer);
+        Some(BackfillSink {
+            stream,
+            cancel,
+            writer,
+            status,
+        })
+    }
+
+    /// Runs a recorder (hub -> GOPs) and its disk writer; returns what stops them, the writer's task and
+    /// their counters.
+    fn spawn(
+        &self,
+        cached: Vec<Arc<Frame>>,
+        sub: crate::hub::Subscriber,
+        writer: writer::Writer,
+    ) -> (
+        CancellationToken,
+        tokio::task::JoinHandle<()>,
+        Arc<RecStatus>,
+    ) {
+        let key = writer.key();
+        let status = writer.status().clone();
         let (tx, rx) = tokio::sync::mpsc::channel(self.shared.cfg.queue_gops.max(1));
-        let status = Arc::new(RecStatus::default());
         let cancel = CancellationToken::new();
-        let span = tracing::info_span!(parent: None, "record", camera = cam.id, stream = "main");
+        let span = tracing::info_span!(parent: None, "record", camera = key.camera_id, stream = key.kind.as_str());
         tokio::spawn(
             recorder::run(
                 cached,
@@ -204,20 +279,8 @@ impl Recorders {
             )
             .instrument(span.clone()),
         );
-        let writer = tokio::spawn(
-            writer::Writer::new(key, self.shared.clone(), status.clone(), fence)
-                .run(rx)
-                .instrument(span),
-        );
-        tracing::info!(camera = cam.id, "recording started");
-        running.insert(
-            cam.id,
-            Running {
-                cancel,
-                writer,
-                status,
-            },
-        );
+        let writer = tokio::spawn(writer.run(rx).instrument(span));
+        (cancel, writer, status)
     }
 
     /// Stops recording the camera (its last GOP is written and its segment closed in the background).

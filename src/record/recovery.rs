@@ -60,6 +60,7 @@ pub fn row_from_scan(rel: &str, s: &Scanned) -> SegmentRow {
         state: "complete".into(),
         stored: "local".into(),
         node: None,
+        backfill_id: s.meta.backfill_id,
     }
 }
 

@@ -22,6 +22,10 @@ pub struct SegmentMeta {
     pub codec: String,
     pub width: u32,
     pub height: u32,
+    /// The edge retrieval whose footage this is (docs/edge.md): kept in the file too, so that an index
+    /// rebuilt from the files still tells backfilled footage from live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill_id: Option<i64>,
 }
 
 pub const META_BOX: &[u8; 4] = b"vgil";

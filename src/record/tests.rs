@@ -464,6 +464,7 @@ async fn retention_by_age_follows_the_site_kind_and_holds() {
         state: "complete".into(),
         stored: "local".into(),
         node: None,
+        backfill_id: None,
     };
     let hall_old = row(11, "service_hall", 31, 1);
     let hall_new = row(11, "service_hall", 29, 2);

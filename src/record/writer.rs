@@ -56,6 +56,11 @@ pub struct Writer {
     /// more is written (the cluster stops this recorder).
     fence: Option<index::Fence>,
     fenced: bool,
+    /// The edge retrieval whose footage this writer writes (its rows name it), None for live recording.
+    backfill: Option<i64>,
+    /// What run ids are made unique with: the server's start, or a backfill's own start (its footage is
+    /// a run of its own, never continued by a live one).
+    run_base_ms: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,13 +82,30 @@ impl Writer {
     ) -> Writer {
         Writer {
             key,
-            shared,
             status,
             seg: None,
             last_duration: FALLBACK_DURATION,
             fence,
             fenced: false,
+            backfill: None,
+            run_base_ms: shared.boot_ms,
+            shared,
         }
+    }
+
+    pub fn key(&self) -> StreamKey {
+        self.key
+    }
+
+    pub fn status(&self) -> &Arc<RecStatus> {
+        &self.status
+    }
+
+    /// A writer of footage fetched back by the edge retrieval `backfill` (started at `started_ms`).
+    pub fn backfilling(mut self, backfill: i64, started_ms: i64) -> Writer {
+        self.backfill = Some(backfill);
+        self.run_base_ms = started_ms;
+        self
     }
 
     /// Writes GOPs until the queue's sender is dropped, then closes the open segment.
@@ -172,11 +194,12 @@ impl Writer {
         let meta = SegmentMeta {
             camera_id: self.key.camera_id,
             stream: self.key.kind.as_str().to_owned(),
-            run: run_id(shared.boot_ms, first.run),
+            run: run_id(self.run_base_ms, first.run),
             site_kind: site_kind.clone(),
             codec: p.codec.clone(),
             width: p.width,
             height: p.height,
+            backfill_id: self.backfill,
         };
         let udta = meta.to_box();
         let init = fmp4::init_segment(
@@ -216,6 +239,7 @@ impl Writer {
             state: "open".into(),
             stored: "local".into(),
             node: shared.node.clone(),
+            backfill_id: self.backfill,
         };
         let id = index::insert(&shared.pool, &row, self.fence.as_ref()).await?;
         super::crash::point("segment.indexed");
