@@ -92,7 +92,8 @@ impl Runner {
         result
     }
 
-    /// Starts a playback session of `[start, end]` (Unix milliseconds) of a device's channel.
+    /// Starts a playback session of `[start, end]` (Unix milliseconds) of a device's channel, for a
+    /// viewer: the frames' times follow the speed in force.
     pub async fn playback(
         self: &Arc<Self>,
         device: &str,
@@ -100,6 +101,44 @@ impl Runner {
         transport: MediaTransport,
         start_ms: i64,
         end_ms: i64,
+    ) -> Result<Playback, PlaybackError> {
+        self.start_session(
+            device,
+            channel,
+            transport,
+            (start_ms, end_ms),
+            Timing::Viewer,
+        )
+        .await
+    }
+
+    /// Starts a session that fetches `[start, end]` to be recorded (edge retrieval): the frames keep the
+    /// footage's own times whatever speed the device is asked to send at.
+    pub async fn fetch(
+        self: &Arc<Self>,
+        device: &str,
+        channel: &str,
+        transport: MediaTransport,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Playback, PlaybackError> {
+        self.start_session(
+            device,
+            channel,
+            transport,
+            (start_ms, end_ms),
+            Timing::Footage,
+        )
+        .await
+    }
+
+    async fn start_session(
+        self: &Arc<Self>,
+        device: &str,
+        channel: &str,
+        transport: MediaTransport,
+        (start_ms, end_ms): (i64, i64),
+        timing: Timing,
     ) -> Result<Playback, PlaybackError> {
         let (start_s, end_s) = (start_ms.div_euclid(1000), (end_ms + 999).div_euclid(1000));
         if end_s <= start_s || end_s - start_s > MAX_RANGE_S {
@@ -124,6 +163,7 @@ impl Runner {
             channel: channel.to_owned(),
             wanted: Wanted::Playback { start_s, end_s },
             transport,
+            timing,
             stream: stream.clone(),
             ended: ended.clone(),
         };
@@ -209,10 +249,11 @@ impl Runner {
         let label = format!("gb28181://{}/{} (playback)", s.device, s.channel);
         let mut publisher = Publisher::new(&s.stream, &status, &label, 1);
         let mut decode = DecodeTimes::default();
+        let rescale = (s.timing == Timing::Viewer).then(|| steering.clone());
         let receive = media::receive(
             o.rx,
             o.ssrc,
-            Some(steering.clone()),
+            rescale,
             self.stall,
             &mut publisher,
             &mut decode,
@@ -279,12 +320,22 @@ impl Runner {
     }
 }
 
+/// The times a session's frames carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timing {
+    /// Divided by the speed in force: 4x plays in a quarter of the time.
+    Viewer,
+    /// The footage's own, at any speed (what is recorded).
+    Footage,
+}
+
 /// What a session's task owns.
 struct Session {
     device: String,
     channel: String,
     wanted: Wanted,
     transport: MediaTransport,
+    timing: Timing,
     stream: Arc<StreamHub>,
     ended: CancellationToken,
 }
