@@ -76,6 +76,10 @@ pub struct SimArgs {
     /// no live media) while the device keeps recording, as a site's line that goes down (GB/T 28181 mode).
     #[arg(long, value_name = "START_S:DURATION_S", value_parser = outage, requires = "gb28181")]
     outage: Option<(u64, u64)>,
+    /// The device records nothing during the outage either (a power cut at the site): the platform finds
+    /// nothing to fetch back.
+    #[arg(long, requires = "outage")]
+    outage_unrecorded: bool,
 }
 
 /// `START_S:DURATION_S`.
@@ -148,6 +152,7 @@ mod with_sim {
             listen: a.sip_listen,
             video: sim_options(a),
             outage: a.outage,
+            outage_recorded: !a.outage_unrecorded,
         })
         .await?;
         println!(

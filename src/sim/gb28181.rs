@@ -49,6 +49,8 @@ pub struct DeviceOptions {
     /// `(start_s, duration_s)`: the link to the platform is down over that interval after the start
     /// (no SIP sent or answered, no live media), while the device keeps recording.
     pub outage: Option<(u64, u64)>,
+    /// Whether the device records during the outage (false: a power cut, nothing to fetch back).
+    pub outage_recorded: bool,
 }
 
 /// One encoded access unit, Annex B, with its 90 kHz time.
@@ -95,8 +97,14 @@ pub async fn start(opts: DeviceOptions) -> Result<GbDevice, SimError> {
         .map_err(|e| SimError::setup(e.to_string()))?;
     let sip_addr = stack.contact_addr;
     let archive = Arc::new(Mutex::new(Archive::default()));
-    let opts_outage = opts.outage;
-    tokio::spawn(record(frames.subscribe(), archive.clone(), cancel.clone()));
+    let link = Link::new(opts.outage);
+    let unrecorded = (!opts.outage_recorded).then_some(link);
+    tokio::spawn(record(
+        frames.subscribe(),
+        archive.clone(),
+        unrecorded,
+        cancel.clone(),
+    ));
     let device = Arc::new(Device {
         platform: SipAddr {
             r#type: Some(Transport::Udp),
@@ -106,7 +114,7 @@ pub async fn start(opts: DeviceOptions) -> Result<GbDevice, SimError> {
         stack,
         frames,
         archive,
-        link: Link::new(opts_outage),
+        link,
         sessions: Sessions::default(),
         sn: std::sync::atomic::AtomicU32::new(1),
     });
@@ -148,10 +156,11 @@ impl Link {
     }
 }
 
-/// Keeps what the encoder makes, as an NVR records.
+/// Keeps what the encoder makes, as an NVR records (except while `unrecorded` is down).
 async fn record(
     mut frames: broadcast::Receiver<Arc<Au>>,
     archive: Arc<Mutex<Archive>>,
+    unrecorded: Option<Link>,
     cancel: CancellationToken,
 ) {
     loop {
@@ -163,6 +172,9 @@ async fn record(
             },
             _ = cancel.cancelled() => return,
         };
+        if unrecorded.is_some_and(|l| l.is_down()) {
+            continue;
+        }
         lock(&archive).push(crate::time::now_ms(), au);
     }
 }
@@ -374,9 +386,10 @@ impl Device {
                     time("StartTime").unwrap_or(0),
                     time("EndTime").unwrap_or(i64::MAX),
                 );
-                let span = lock(&self.archive).span();
-                self.message(gb_replay::record_info(&sn, channel, span, asked))
-                    .await?;
+                let spans = lock(&self.archive).spans();
+                for page in gb_replay::record_info(&sn, channel, &spans, asked) {
+                    self.message(page).await?;
+                }
             }
             Some("DeviceStatus") => {
                 let mut b = Body::new("Response");

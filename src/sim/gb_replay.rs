@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 /// How much footage the device keeps.
 pub const KEEP_MS: i64 = 300_000;
 pub const KEEP_BYTES: usize = 96 << 20;
+/// A pause in the recording longer than this ends a record.
+pub const BREAK_MS: i64 = 2_000;
 /// The devices' clock offset the simulator writes its times in (China Standard Time, as Vigil's default).
 pub const UTC_OFFSET_MINUTES: i32 = 480;
 
@@ -43,11 +45,24 @@ impl Archive {
         }
     }
 
-    /// The span held, as RecordInfo reports it: from the first keyframe to the last frame.
-    pub fn span(&self) -> Option<(i64, i64)> {
-        let first = self.frames.iter().find(|(_, au)| au.keyframe)?.0;
-        let last = self.frames.back()?.0;
-        (last > first).then_some((first, last))
+    /// The spans held, as RecordInfo reports them: a record from a keyframe to the last frame before a
+    /// break of more than [`BREAK_MS`] in the recording (or to the last frame).
+    pub fn spans(&self) -> Vec<(i64, i64)> {
+        let mut out: Vec<(i64, i64)> = Vec::new();
+        let mut open: Option<(i64, i64)> = None;
+        for (at, au) in &self.frames {
+            open = match open {
+                Some((first, last)) if at - last <= BREAK_MS => Some((first, *at)),
+                Some(done) => {
+                    out.push(done);
+                    au.keyframe.then_some((*at, *at))
+                }
+                None => au.keyframe.then_some((*at, *at)),
+            };
+        }
+        out.extend(open);
+        out.retain(|(a, b)| b > a);
+        out
     }
 
     /// The frames of `[start, end]`, from the last keyframe at or before `start` (or the first after it).
@@ -75,21 +90,19 @@ impl Archive {
     }
 }
 
-/// The RecordInfo answer for one channel: the archive's span clipped to the asked range, if any.
+/// The RecordInfo answer for one channel, in pages: the archive's spans clipped to the asked range.
 pub fn record_info(
     sn: &str,
     channel: &str,
-    span: Option<(i64, i64)>,
+    spans: &[(i64, i64)],
     asked: (i64, i64),
-) -> Vec<u8> {
-    let clipped: Vec<(i64, i64)> = span
-        .map(|(a, b)| (a.max(asked.0), b.min(asked.1)))
+) -> Vec<Vec<u8>> {
+    let clipped: Vec<(i64, i64)> = spans
+        .iter()
+        .map(|(a, b)| (*a.max(&asked.0), *b.min(&asked.1)))
         .filter(|(a, b)| b > a)
-        .into_iter()
         .collect();
-    let mut pages =
-        xml::record_info_pages(sn, channel, "模拟录像", &clipped, 1, UTC_OFFSET_MINUTES);
-    pages.pop().unwrap_or_default()
+    xml::record_info_pages(sn, channel, "模拟录像", &clipped, 4, UTC_OFFSET_MINUTES)
 }
 
 /// The index of the last keyframe of `clip` at or before `from_s` seconds after its start.
@@ -155,13 +168,17 @@ mod tests {
         for i in 0..100 {
             a.push(1_000 + i * 40, au(i % 25 == 0));
         }
-        assert_eq!(a.span(), Some((1_000, 1_000 + 99 * 40)));
+        assert_eq!(a.spans(), vec![(1_000, 1_000 + 99 * 40)]);
         let r = a.range(2_100, 3_000);
         assert_eq!(r.first().map(|f| f.0), Some(2_000));
         assert!(r.last().is_some_and(|f| f.0 <= 3_000));
         assert!(a.range(0, 500).is_empty() || a.range(0, 500)[0].1.keyframe);
         let clip = a.range(0, i64::MAX);
         assert_eq!(clip[seek(&clip, 1.5)].0, 2_000);
+        // A break in the recording: two records.
+        a.push(1_000 + 99 * 40 + 5_000, au(true));
+        a.push(1_000 + 99 * 40 + 5_040, au(false));
+        assert_eq!(a.spans(), vec![(1_000, 1_000 + 99 * 40), (9_960, 10_000)]);
         a.push(1_000 + KEEP_MS + 4_000, au(false));
         assert!(a.frames.front().is_some_and(|f| f.0 >= 4_000));
     }
