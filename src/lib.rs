@@ -21,6 +21,7 @@ pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod edge;
 pub mod gb28181;
 pub mod hub;
 pub mod ingest;

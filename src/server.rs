@@ -22,6 +22,8 @@ use tokio::net::TcpListener;
 pub struct Server {
     pub state: AppState,
     listener: TcpListener,
+    /// Stops the background work that is not a camera's (edge retrieval).
+    background: tokio_util::sync::CancellationToken,
 }
 
 impl Server {
@@ -64,25 +66,20 @@ impl Server {
         let footage = recorders.shared().footage.clone();
         let gb = start_gb28181(&cfg, &pool, &ingest, &audit, footage).await?;
         let cluster = start_cameras(&cfg, &pool, runner).await?;
+        let background = tokio_util::sync::CancellationToken::new();
+        crate::edge::Backfiller::new(
+            pool.clone(),
+            cfg.edge.clone(),
+            recorders.clone(),
+            gb.clone(),
+            audit.clone(),
+        )
+        .start(background.clone());
         let login_throttle = Arc::new(AddressThrottle::new(
             cfg.auth.login_address_max_failures,
             cfg.auth.login_address_window_seconds,
         ));
-        crate::cases::export::fail_interrupted(&pool).await?;
-        let cases = crate::cases::CaseService::new(
-            pool.clone(),
-            cfg.cases.clone(),
-            cfg.data_dir.clone(),
-            recorders.shared().footage.clone(),
-        )
-        .context("loading the evidence signing key")?;
-        cases.start_sweeper();
-        crate::cases::camera_alarms::start(cases.clone(), ingest.clone());
-        crate::cases::uptime::start(
-            pool.clone(),
-            ingest.clone(),
-            std::time::Duration::from_secs(cfg.cases.uptime_sample_seconds),
-        );
+        let cases = start_cases(&cfg, &pool, &recorders, &ingest).await?;
         // Listen last: a server that answers on its port has passed every start-up step.
         let listener = TcpListener::bind(cfg.listen)
             .await
@@ -102,7 +99,11 @@ impl Server {
             cluster,
             gb,
         };
-        Ok(Server { state, listener })
+        Ok(Server {
+            state,
+            listener,
+            background,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
@@ -147,6 +148,7 @@ impl Server {
                     .await?
             }
         }
+        self.background.cancel();
         if let Some(cluster) = cluster {
             cluster.leave().await;
         }
@@ -263,4 +265,29 @@ async fn start_gb28181(
     let handle = crate::gb28181::stream::Handle(platform.runner.clone());
     ingest.register_scheme("gb28181", Arc::new(handle));
     Ok(Some(Arc::new(platform)))
+}
+
+/// The case service and its background work (sweeper, camera alarms, uptime samples).
+async fn start_cases(
+    cfg: &Config,
+    pool: &db::Pool,
+    recorders: &Arc<Recorders>,
+    ingest: &Arc<Supervisor>,
+) -> anyhow::Result<Arc<crate::cases::CaseService>> {
+    crate::cases::export::fail_interrupted(pool).await?;
+    let cases = crate::cases::CaseService::new(
+        pool.clone(),
+        cfg.cases.clone(),
+        cfg.data_dir.clone(),
+        recorders.shared().footage.clone(),
+    )
+    .context("loading the evidence signing key")?;
+    cases.start_sweeper();
+    crate::cases::camera_alarms::start(cases.clone(), ingest.clone());
+    crate::cases::uptime::start(
+        pool.clone(),
+        ingest.clone(),
+        std::time::Duration::from_secs(cfg.cases.uptime_sample_seconds),
+    );
+    Ok(cases)
 }

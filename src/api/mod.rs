@@ -7,6 +7,7 @@
 
 pub mod access;
 mod audit;
+mod backfills;
 mod camera_test;
 mod cameras;
 pub mod cases;
@@ -118,6 +119,7 @@ pub fn routes() -> Routes {
         .add(M::GET, "/live/stats", ADMIN, None, get(live::stats))
         .add(M::POST, "/nvrs", ADMIN, Some("nvr.import"), post(cameras::import_nvr))
         .add(M::GET, "/gb/devices", ADMIN, None, get(gb::list))
+        .add(M::GET, "/backfills", ANY_HUMAN, None, get(backfills::list))
         .add(M::GET, "/gb/upstreams", ADMIN, None, get(gb::upstreams))
         .add(M::POST, "/gb/devices/{id}/bind", ADMIN, Some("gb.bind"), post(gb::bind))
         .add(M::GET, "/sites/{id}/case-rules", ANY_HUMAN, None, get(cases::get_rules))

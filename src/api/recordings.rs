@@ -63,6 +63,16 @@ pub struct Spans {
     spans: Vec<Span>,
     /// Holes between the spans inside the requested range.
     gaps: Vec<Span>,
+    /// The parts of the spans fetched back from the camera's device after its link was down (edge
+    /// retrieval), with the backfill that fetched them (`GET /backfills`).
+    backfilled: Vec<Backfilled>,
+}
+
+#[derive(Serialize)]
+pub struct Backfilled {
+    start: String,
+    end: String,
+    backfill_id: i64,
 }
 
 pub use crate::record::index::merge_spans;
@@ -88,7 +98,22 @@ pub async fn spans(
             end: us_to_rfc3339(w[1].0),
         })
         .collect();
+    let mut backfilled: Vec<Backfilled> = Vec::new();
+    for r in rows.iter().filter(|r| r.end_us > start && r.start_us < end) {
+        let Some(id) = r.backfill_id else { continue };
+        let (a, b) = (r.start_us.max(start), r.end_us.min(end));
+        match backfilled.last_mut() {
+            // One backfill's segments follow one another: one entry.
+            Some(last) if last.backfill_id == id => last.end = us_to_rfc3339(b),
+            _ => backfilled.push(Backfilled {
+                start: us_to_rfc3339(a),
+                end: us_to_rfc3339(b),
+                backfill_id: id,
+            }),
+        }
+    }
     Ok(Json(Spans {
+        backfilled,
         spans: merged
             .into_iter()
             .map(|(a, b)| Span {

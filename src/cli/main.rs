@@ -271,6 +271,7 @@ async fn run(allocator_tuned: bool) -> anyhow::Result<()> {
                 cfg.gb28181.sip_listen = sip_listen;
             }
             cfg.cluster.validate().map_err(anyhow::Error::msg)?;
+            cfg.edge.validate().map_err(anyhow::Error::msg)?;
             if cfg.gb28181.sip_listen.is_some() {
                 cfg.gb28181.validate().map_err(anyhow::Error::msg)?;
             }

@@ -5,10 +5,12 @@
 //! database at start-up when they are missing; the database stays the source of truth afterwards.
 
 mod cluster;
+mod edge;
 mod gb28181;
 mod storage;
 
 pub use cluster::ClusterConfig;
+pub use edge::EdgeConfig;
 pub use gb28181::{Gb28181Config, UpstreamConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -37,6 +39,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// GB/T 28181 platform (`[gb28181]`).
     pub gb28181: Gb28181Config,
+    /// Edge retrieval of lost footage (`[edge]`).
+    pub edge: EdgeConfig,
     /// Objects created at start-up when missing (the demo uses this).
     pub seed: Seed,
 }
@@ -288,6 +292,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             cluster: ClusterConfig::default(),
             gb28181: Gb28181Config::default(),
+            edge: EdgeConfig::default(),
             seed: Seed::default(),
         }
     }
