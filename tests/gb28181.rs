@@ -71,9 +71,13 @@ impl Drop for Device {
 }
 
 fn platform(sip_port: u16, media: u16) -> Server {
+    platform_with(sip_port, media, "")
+}
+
+fn platform_with(sip_port: u16, media: u16, extra: &str) -> Server {
     Server::start_with(&format!(
         "[gb28181]\nsip_listen = \"127.0.0.1:{sip_port}\"\npassword = \"{PASSWORD}\"\n\
-         media_ports = \"{media}-{}\"\nkeepalive_s = 1\nidle_s = 2\n",
+         media_ports = \"{media}-{}\"\nkeepalive_s = 1\nidle_s = 2\n{extra}",
         media + 40
     ))
 }
@@ -817,71 +821,172 @@ async fn device_footage_is_listed_and_plays_at_four_times_speed() {
     assert_eq!(r.status, 400, "{}", r.text);
 }
 
-/// A site's line drops for 8 s (`vigil sim --outage`): the camera goes offline and comes back by itself
-/// (registration and INVITE again), Vigil's recording has the gap, and the device, which kept recording,
-/// lists the interval as footage and plays exactly what the line lost.
+/// A site's line drops for 60 s (`vigil sim --outage`) while its NVR keeps recording: the camera comes
+/// back by itself, the gap is fetched back from the NVR (edge retrieval) within two minutes of the line's
+/// return, marked as backfilled, audited, and the range plays whole in ffprobe. Another site's NVR lost
+/// power too (`--outage-unrecorded`): it has nothing for its gap, which stays a gap, said so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_line_that_drops_leaves_a_gap_the_device_still_has() {
+async fn footage_a_dropped_line_lost_is_fetched_back_from_the_nvr() {
     let (sip, media) = (free_port(), free_port());
-    let s = platform(sip, media);
+    let s = platform_with(sip, media, "[edge]\nscan_interval_s = 2\nsettle_s = 4\n");
     let c = s.admin().await;
     let nvr = Device::start(
         sip,
         "34020000001180000031",
         PASSWORD,
-        &["--channels", "1", "--outage", "14:8"],
+        &["--channels", "1", "--outage", "16:60"],
+    );
+    let dark = Device::start(
+        sip,
+        "34020000001180000032",
+        PASSWORD,
+        &[
+            "--channels",
+            "1",
+            "--outage",
+            "16:12",
+            "--outage-unrecorded",
+        ],
     );
     registered(&c, &nvr.id, 1).await;
+    registered(&c, &dark.id, 1).await;
     let site = c.site("断网大厅", "service_hall", "360702").await;
+    let dark_site = c.site("停电大厅", "service_hall", "360700").await;
     let cam = bind(&c, &nvr.id, site, "udp").await[0];
+    let dark_cam = bind(&c, &dark.id, dark_site, "udp").await[0];
     online(&c, cam).await;
-    let since = common::now_ms() - 120_000;
-    let gap = wait_for(Duration::from_secs(90), || async {
-        let until = common::now_ms() + 60_000;
-        let r = c
-            .get(&format!(
-                "/api/v1/cameras/{cam}/recordings?start={}&end={}",
-                rfc(since * 1000),
-                rfc(until * 1000)
-            ))
-            .await;
-        let ms = |v: &Value| {
-            chrono::DateTime::parse_from_rfc3339(v.as_str()?)
-                .ok()
-                .map(|d| d.timestamp_millis())
-        };
-        let spans: Vec<(i64, i64)> = r.body["spans"]
-            .as_array()?
-            .iter()
-            .filter_map(|x| Some((ms(&x["start"])?, ms(&x["end"])?)))
-            .collect();
-        let gap = spans
-            .windows(2)
-            .map(|w| (w[0].1, w[1].0))
-            .find(|(a, b)| b - a >= 5_000)?;
-        // Recording again for a few seconds after the line came back.
-        (spans.last()?.1 - gap.1 >= 3_000).then_some(gap)
+    online(&c, dark_cam).await;
+
+    // The line comes back after 60 s; Vigil finds the gap once it records again.
+    let row = backfill(&c, cam, Duration::from_secs(120), |b| {
+        b["gap_s"].as_f64() > Some(0.0)
     })
-    .await
-    .expect("a gap in the recording, then recording again");
-    println!("gap in Vigil's recording: {} ms", gap.1 - gap.0);
+    .await;
+    let gap = (us(&row["start"]), us(&row["end"]));
+    println!("gap found: {row}");
     assert!(
-        gap.1 - gap.0 < 30_000,
-        "gap of {} ms for an 8 s outage",
-        gap.1 - gap.0
+        (50e6..80e6).contains(&((gap.1 - gap.0) as f64)),
+        "a gap of {} s for a 60 s outage",
+        (gap.1 - gap.0) / 1_000_000
+    );
+    assert!(
+        row["source"]
+            .as_str()
+            .is_some_and(|s| s.starts_with(&format!("gb28181://{}/", nvr.id))),
+        "{row}"
     );
 
-    // The device kept recording through it: one record covers the gap, and it plays.
-    let record = device_record(&c, cam, 20_000).await;
-    assert!(
-        record.0 <= gap.0 && record.1 >= gap.1,
-        "{record:?} does not cover {gap:?}"
+    // Fetched back within two minutes of the line's return: no gap left around it.
+    let done = backfill(&c, cam, Duration::from_secs(120), |b| b["state"] == "done").await;
+    let back_after = common::now_ms() * 1000 - gap.1;
+    println!(
+        "backfill done {} s after the line came back: {done}",
+        back_after / 1_000_000
     );
-    let (frames, _, _) = device_playback(&s, cam, gap, 4.0).await;
-    let expected = (gap.1 - gap.0) as f64 / 1000.0 * 25.0;
     assert!(
-        frames as f64 >= expected * 0.9 && frames as f64 <= expected + 60.0,
-        "{frames} frames for a gap of {} ms",
-        gap.1 - gap.0
+        back_after < 120_000_000,
+        "{} s after the line's return",
+        back_after / 1_000_000
     );
+    assert!(
+        done["fetched_s"].as_f64() >= Some(done["gap_s"].as_f64().unwrap_or(0.0) - 1.0),
+        "{done}"
+    );
+    let r = c
+        .get(&format!(
+            "/api/v1/cameras/{cam}/recordings?start={}&end={}",
+            rfc(gap.0 - 5_000_000),
+            rfc(gap.1 + 5_000_000)
+        ))
+        .await;
+    assert_eq!(
+        r.body["spans"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.text
+    );
+    let marked = r.body["backfilled"].as_array().cloned().unwrap_or_default();
+    assert!(
+        marked.iter().any(|b| b["backfill_id"] == done["id"]
+            && us(&b["end"]) - us(&b["start"]) >= gap.1 - gap.0 - 2_000_000),
+        "backfilled marks: {}",
+        r.text
+    );
+
+    // The range plays whole: its duration, at 25 fps.
+    let (code, body, _) = c
+        .download(&format!(
+            "/api/v1/cameras/{cam}/video.mp4?start={}&end={}",
+            rfc(gap.0),
+            rfc(gap.1)
+        ))
+        .await;
+    assert_eq!(code, 200);
+    let path = s.data_dir().join("backfilled.mp4");
+    std::fs::write(&path, body).expect("write mp4");
+    let (duration, _, frames) = ffprobe(&path);
+    let want = (gap.1 - gap.0) as f64 / 1e6;
+    println!("backfilled range: {duration} s, {frames} frames for {want} s");
+    assert!(
+        (duration - want).abs() <= 2.0,
+        "{duration} s for a {want} s gap"
+    );
+    assert!(
+        frames as f64 >= (want - 2.0) * 25.0,
+        "{frames} frames in {want} s"
+    );
+    assert!(audited(&c, "backfill", Some("edge"), "360702").await);
+
+    // The NVR without power has nothing: the gap stays, and the row says why.
+    let none = backfill(&c, dark_cam, Duration::from_secs(60), |b| {
+        b["state"] == "nothing"
+    })
+    .await;
+    assert!(
+        none["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("no footage")),
+        "{none}"
+    );
+    assert_eq!(none["fetched_s"].as_f64(), Some(0.0));
+    assert!(audited(&c, "backfill", Some("edge"), "360700").await);
+
+    // A caller of another region sees neither the rows nor the camera's.
+    let other = c.token("other-city", "supervisor", &["360100"]).await;
+    let o = Client::with_token(&s, &other);
+    assert_eq!(
+        o.get("/api/v1/backfills").await.body["backfills"],
+        json!([])
+    );
+    assert_eq!(
+        o.get(&format!("/api/v1/backfills?camera_id={cam}"))
+            .await
+            .status,
+        404
+    );
+}
+
+fn us(v: &Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_default())
+        .map(|d| d.timestamp_micros())
+        .unwrap_or_else(|_| panic!("a time: {v}"))
+}
+
+/// Waits for the camera's first backfill row that `pred` accepts.
+async fn backfill(c: &Client, cam: i64, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    let path = format!("/api/v1/backfills?camera_id={cam}");
+    let found = wait_for(timeout, || async {
+        let r = c.get(&path).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body["backfills"]
+            .as_array()?
+            .iter()
+            .find(|b| pred(b))
+            .cloned()
+    })
+    .await;
+    match found {
+        Some(b) => b,
+        None => panic!("camera {cam}'s backfill: {}", c.get(&path).await.text),
+    }
 }
