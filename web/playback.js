@@ -12,6 +12,7 @@ import { iso, playerKeys, Replay, speedButtons, toMs } from './replay.js';
 import { thumbnailFeed } from './thumbs.js';
 import { kindLabel, remountOnLang } from './case-terms.js';
 import { deviceFootage } from './device-footage.js';
+import { backfillList } from './backfills.js';
 
 /** `1 h 5 min` style duration of ms. */
 export function fmtDuration(ms) {
@@ -123,8 +124,10 @@ export default {
       zoom);
     // A device's channel: the footage on the device's own disk too (设备录像).
     const device = camera.source === 'gb28181' ? deviceFootage(camera, d0, d1) : null;
+    // Gaps fetched back from the device that kept recording (补录).
+    const backfills = backfillList(camera, d0, d1);
     const main = h('div', { class: 'pb-main' }, head, h('div', { class: 'rp-stage' }, video), controls, timeline, summary,
-      device?.el);
+      backfills.el, device?.el);
     root.append(h('div', { class: 'pb-layout' }, tree, main));
 
     replay.addEventListener('time', (e) => {
@@ -146,11 +149,12 @@ export default {
 
     const range = `start=${encodeURIComponent(iso(d0))}&end=${encodeURIComponent(iso(d1))}`;
     let spans = [];
-    // Spans and events of the day, read together; again every 30 s while the day is still being recorded.
+    // Spans, events and backfills of the day, read together; again every 30 s while the day is still being recorded.
     const refresh = async () => {
       const [rec, ev] = await Promise.all([
         api('GET', `/cameras/${camera.id}/recordings?${range}`),
         api('GET', `/cameras/${camera.id}/events?${range}`).catch(showError),
+        backfills.refresh().catch(() => {}),
       ]);
       spans = toMs(rec.spans);
       timeline.spans = spans;
