@@ -15,6 +15,7 @@ pub mod mansrtsp;
 pub mod media;
 pub mod pace;
 pub mod playback;
+pub mod ptz;
 pub mod registry;
 pub mod rtp;
 pub mod send;
