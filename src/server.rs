@@ -97,6 +97,7 @@ impl Server {
             audit_repeats: Default::default(),
             secrets,
             cluster,
+            ptz: crate::edge::ptz::Controller::new(gb.clone()),
             gb,
         };
         Ok(Server {

@@ -120,6 +120,8 @@ pub struct ListedCamera {
     source: &'static str,
     state: StreamState,
     recording: bool,
+    /// Whether the camera takes PTZ commands (`POST /cameras/{id}/ptz`).
+    ptz: bool,
 }
 
 pub async fn list(
@@ -141,6 +143,7 @@ pub async fn list(
                     .unwrap_or(StreamState::Offline);
                 let recording = state == StreamState::Online && s.recorders.is_recording(camera.id);
                 ListedCamera {
+                    ptz: crate::edge::ptz::Controller::steerable(&camera),
                     source: if camera.main_url.starts_with("gb28181:") {
                         "gb28181"
                     } else {

@@ -22,6 +22,7 @@ mod live;
 mod metrics;
 mod nodes;
 mod ops;
+mod ptz;
 mod recordings;
 pub mod repeats;
 mod revoke;
@@ -66,6 +67,8 @@ pub struct AppState {
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// The GB/T 28181 platform, when `[gb28181] sip_listen` is set.
     pub gb: Option<Arc<crate::gb28181::Platform>>,
+    /// Steering of the cameras that have PTZ.
+    pub ptz: Arc<crate::edge::ptz::Controller>,
 }
 
 /// Who may watch live video: the contract's "supervisor: live, playback, alarms", and admins.
@@ -107,6 +110,7 @@ pub fn routes() -> Routes {
         .add(M::GET, "/cameras/{id}/events", ANY_HUMAN, Some("camera.events"), get(cases::camera_events))
         .add(M::GET, "/cameras/{id}/video.mp4", ANY_HUMAN, Some("playback"), get(recordings::video))
         .add(M::GET, "/cameras/{id}/device-recordings", ANY_HUMAN, Some("playback.device_records"), get(device_footage::records))
+        .add(M::POST, "/cameras/{id}/ptz", LIVE_VIEWERS, Some("ptz"), post(ptz::steer))
         .add(M::GET, "/cameras/{id}/device-playback", ANY_HUMAN, Some("playback.device"), get(device_footage::playback))
         .add(M::GET, "/cameras/{id}/thumbnails", ANY_HUMAN, None, get(thumbnails::strip))
         .add(M::GET, "/cameras/{id}/thumbnail.jpg", ANY_HUMAN, Some("playback.thumbnail"), get(thumbnails::picture))

@@ -7,6 +7,7 @@
 //! - `store`: the `backfills` rows (one per gap: state, attempts, progress).
 //! - `source`: what a camera's footage is fetched from (its GB/T 28181 device).
 //! - `pull`: a playback stream -> the footage's times -> the camera's recording (`record::BackfillSink`).
+//! - `ptz`: steering cameras (pan, tilt, zoom, presets) through their device, moves bounded in time.
 //!
 //! Invariants:
 //! - A gap is looked for only between footage recorded before and after it, once the link has been back
@@ -18,6 +19,7 @@
 //!   to `max_attempts`, a device that has nothing for the gap leaves it a gap, said so on the row.
 
 pub mod gaps;
+pub mod ptz;
 pub mod pull;
 pub mod source;
 pub mod store;
