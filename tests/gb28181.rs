@@ -15,10 +15,13 @@ const PASSWORD: &str = "gb-secret-1";
 struct Device {
     child: Child,
     id: String,
+    /// The simulator's log (stderr).
+    log: tempfile::NamedTempFile,
 }
 
 impl Device {
     fn start(sip_port: u16, id: &str, password: &str, extra: &[&str]) -> Device {
+        let log = tempfile::NamedTempFile::new().expect("log file");
         let child = Command::new(BIN)
             .args(["sim", "--gb28181", "--platform"])
             .arg(format!("127.0.0.1:{sip_port}"))
@@ -47,13 +50,18 @@ impl Device {
             .args(extra)
             .env("RUST_LOG", "info,rsipstack=warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log.reopen().expect("log"))
             .spawn()
             .expect("spawn vigil sim --gb28181");
         Device {
             child,
             id: id.to_owned(),
+            log,
         }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
     fn signal(&self, sig: rustix::process::Signal) {
@@ -989,4 +997,111 @@ async fn backfill(c: &Client, cam: i64, timeout: Duration, pred: impl Fn(&Value)
         Some(b) => b,
         None => panic!("camera {cam}'s backfill: {}", c.get(&path).await.text),
     }
+}
+
+/// PTZ through the device (GB/T 28181 device control): a supervisor's move reaches the dome and is
+/// stopped by itself after its duration, presets are set and called; an investigator, another region and
+/// an RTSP camera are refused, bad values are errors, a flood is cut at the rate limit, and it is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ptz_reaches_the_dome_and_a_move_stops_by_itself() {
+    let (sip, media) = (free_port(), free_port());
+    let s = platform(sip, media);
+    let c = s.admin().await;
+    let dome = Device::start(sip, "34020000001180000041", PASSWORD, &["--channels", "1"]);
+    registered(&c, &dome.id, 1).await;
+    let site = c.site("云台大厅", "service_hall", "360702").await;
+    let cam = bind(&c, &dome.id, site, "udp").await[0];
+    let listed = c.get("/api/v1/cameras").await.body;
+    let entry = listed
+        .as_array()
+        .and_then(|l| l.iter().find(|x| x["id"] == cam).cloned());
+    assert_eq!(entry.map(|e| e["ptz"].clone()), Some(json!(true)));
+
+    let sup = Client::with_token(&s, &c.token("duty", "supervisor", &["360702"]).await);
+    let path = format!("/api/v1/cameras/{cam}/ptz");
+    let r = sup
+        .post(
+            &path,
+            json!({"action": "move", "pan": 0.5, "tilt": -1.0, "duration_ms": 600}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let seen = |what: &'static str| {
+        let dome = &dome;
+        async move {
+            wait_for(Duration::from_secs(10), || async {
+                dome.log().contains(what).then_some(())
+            })
+            .await
+        }
+    };
+    assert!(
+        seen("cmd=Move { pan: 0.50").await.is_some(),
+        "{}",
+        dome.log()
+    );
+    // Nobody said stop: the server does, after the move's 600 ms.
+    assert!(seen("cmd=Stop").await.is_some(), "{}", dome.log());
+    for op in ["set", "goto"] {
+        let r = sup
+            .post(
+                &path,
+                json!({"action": "preset", "preset": 3, "preset_op": op}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    assert!(
+        seen("cmd=Preset { op: Set, number: 3 }").await.is_some(),
+        "{}",
+        dome.log()
+    );
+    assert!(
+        seen("cmd=Preset { op: Goto, number: 3 }").await.is_some(),
+        "{}",
+        dome.log()
+    );
+
+    // Who may not, and what is not a command.
+    let inv = Client::with_token(&s, &c.token("inv", "investigator", &["360702"]).await);
+    assert_eq!(inv.post(&path, json!({"action": "stop"})).await.status, 403);
+    let other = Client::with_token(&s, &c.token("far", "supervisor", &["360100"]).await);
+    assert_eq!(
+        other.post(&path, json!({"action": "stop"})).await.status,
+        404
+    );
+    for bad in [
+        json!({"action": "move", "pan": 2.0}),
+        json!({"action": "move"}),
+        json!({"action": "preset", "preset": 0}),
+        json!({"action": "spin"}),
+        json!({"action": "move", "pan": 1.0, "duration_ms": 60000}),
+    ] {
+        let r = sup.post(&path, bad.clone()).await;
+        assert_eq!(r.status, 422, "{bad}: {}", r.text);
+    }
+    let rtsp = c
+        .camera(json!({"site_id": site, "name": "枪机", "main_url": "rtsp://127.0.0.1:9/x", "record": false}))
+        .await;
+    let r = sup
+        .post(
+            &format!("/api/v1/cameras/{rtsp}/ptz"),
+            json!({"action": "stop"}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+
+    // A flood: cut at ten a second, the rest refused at once; the dome answers again a second later.
+    let mut codes = Vec::new();
+    for _ in 0..30 {
+        codes.push(sup.post(&path, json!({"action": "stop"})).await.status);
+    }
+    assert!(codes.contains(&429), "{codes:?}");
+    assert!(
+        codes.iter().filter(|c| **c == 200).count() <= 10,
+        "{codes:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(sup.post(&path, json!({"action": "stop"})).await.status, 200);
+    assert!(audited(&c, "ptz", None, "360702").await);
 }

@@ -364,6 +364,29 @@ impl Device {
         }
     }
 
+    /// A DeviceControl: a PTZ command is logged (what a dome would do) and answered OK; a garbled one is
+    /// answered with an error result.
+    async fn control(&self, q: &xml::Element, sn: &str) -> Result<(), sip::SipError> {
+        let channel = q.text_of("DeviceID").unwrap_or_default();
+        let result = match q.text_of("PTZCmd").map(crate::gb28181::ptz::parse) {
+            Some(Ok(cmd)) => {
+                info!(channel, ?cmd, "ptz command");
+                "OK"
+            }
+            Some(Err(e)) => {
+                warn!(channel, error = %e, "ptz command refused");
+                "ERROR"
+            }
+            None => "OK", // other controls (record, guard, reboot) are accepted and ignored
+        };
+        let mut b = Body::new("Response");
+        b.field("CmdType", "DeviceControl")
+            .field("SN", sn)
+            .field("DeviceID", channel)
+            .field("Result", result);
+        self.message(b.finish("Response")).await
+    }
+
     async fn query(&self, tx: &mut Transaction) -> Result<(), sip::SipError> {
         let Ok(q) = xml::parse(tx.original.body()) else {
             return Ok(tx.reply(StatusCode::BadRequest).await?);
@@ -371,6 +394,7 @@ impl Device {
         tx.reply(StatusCode::OK).await?;
         let sn = q.text_of("SN").unwrap_or("0").to_owned();
         match q.text_of("CmdType") {
+            Some("DeviceControl") => self.control(&q, &sn).await?,
             Some("Catalog") => {
                 for page in self.catalog(&sn) {
                     self.message(page).await?;
