@@ -44,6 +44,8 @@ pub enum PtzError {
     Instruction(u8),
 }
 
+/// The second byte with combination code 0: its low nibble is (0xA + 0x5 + 0) mod 16.
+const HEADER_CHECK: u8 = 0x0F;
 const RIGHT: u8 = 0x01;
 const LEFT: u8 = 0x02;
 const DOWN: u8 = 0x04;
@@ -101,7 +103,8 @@ pub fn encode(cmd: &Ptz, address: u16) -> [u8; 8] {
         (zoom << 4) | ((address >> 8) & 0x0F) as u8,
         0,
     ];
-    b[1] = (0xA + 0x5) % 16; // combination code 0, then the check of the nibbles before it
+    // Combination code 0 (high nibble), then the check of the nibbles before it: (A + 5 + 0) mod 16.
+    b[1] = HEADER_CHECK;
     b[7] = b[..7].iter().fold(0u8, |s, x| s.wrapping_add(*x));
     b
 }
@@ -138,7 +141,7 @@ pub fn parse(text: &str) -> Result<Ptz, PtzError> {
     };
     match instr {
         0 => Ok(Ptz::Stop),
-        0x81 | 0x82 | 0x83 => Ok(Ptz::Preset {
+        0x81..=0x83 => Ok(Ptz::Preset {
             op: match instr {
                 0x81 => PresetOp::Set,
                 0x82 => PresetOp::Goto,
