@@ -425,6 +425,23 @@ proptest! {
         }
     }
 
+    /// PTZCmd (what a platform sends a device, read by the simulated device): any text is a command whose
+    /// values are in range, or an error; a command read back writes the same bytes.
+    #[test]
+    fn the_ptz_command_reader_survives_any_text(text in prop_oneof![
+        "[0-9A-Fa-f]{16}",
+        ".{0,40}",
+        Just("A50F0100000000B5".to_owned()),
+    ]) {
+        use vigil::gb28181::ptz::{self, Ptz};
+        if let Ok(cmd) = ptz::parse(&text) {
+            if let Ptz::Move { pan, tilt, zoom } = cmd {
+                prop_assert!([pan, tilt, zoom].iter().all(|v| (-1.0..=1.0).contains(v)));
+            }
+            prop_assert_eq!(ptz::parse(&ptz::to_hex(&ptz::encode(&cmd, 1))), Ok(cmd));
+        }
+    }
+
     /// RecordInfo answers: a damaged page never panics the reader of records.
     #[test]
     fn the_record_info_reader_survives_any_page(bytes in mutated(record_info_page())) {
