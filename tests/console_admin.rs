@@ -52,6 +52,7 @@ async fn an_admin_sets_up_a_site_through_the_administration_pages() {
         sip + 20
     ));
     let gb_device = "34020000001180000005";
+    let gb_log = tempfile::NamedTempFile::new().expect("log file");
     let _nvr = Reaped(
         std::process::Command::new(BIN)
             .args([
@@ -73,7 +74,7 @@ async fn an_admin_sets_up_a_site_through_the_administration_pages() {
                 "240",
             ])
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(gb_log.reopen().expect("log"))
             .spawn()
             .expect("spawn vigil sim --gb28181"),
     );
@@ -107,6 +108,24 @@ async fn an_admin_sets_up_a_site_through_the_administration_pages() {
             ("VIGIL_CLOSED_PORT", closed_port.to_string()),
             ("VIGIL_GB_DEVICE", gb_device.into()),
         ],
+    );
+
+    // The wall's PTZ pad reached the NVR: moves toward the upper right, a stop, preset 2.
+    let nvr_log = std::fs::read_to_string(gb_log.path()).unwrap_or_default();
+    let ptz: Vec<&str> = nvr_log
+        .lines()
+        .filter(|l| l.contains("ptz command"))
+        .collect();
+    assert!(
+        ptz.iter()
+            .any(|l| l.contains("Move { pan: 0.") && !l.contains("tilt: -")),
+        "{ptz:#?}"
+    );
+    assert!(ptz.iter().any(|l| l.contains("cmd=Stop")), "{ptz:#?}");
+    assert!(
+        ptz.iter()
+            .any(|l| l.contains("Preset { op: Goto, number: 2 }")),
+        "{ptz:#?}"
     );
 
     let c = server.admin().await;

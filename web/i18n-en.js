@@ -458,6 +458,12 @@ export default {
   tour_too_many: "At most 256 cameras",
   seconds_bad: "Seconds must be 5 to 3600",
   // wall-grid.js
+  ptz_short: "PTZ",
+  ptz_toggle: "PTZ: drag the picture to turn, wheel to zoom",
+  ptz_hint: "Hold and drag: turns toward the drag, faster the farther; release to stop. Wheel: zoom.",
+  ptz_preset: "Preset {n}",
+  ptz_set: "Set",
+  ptz_set_hint: "Press, then a preset button: store the current position as that preset",
   tile_connecting: "Connecting…",
   tile_empty: "Empty: click or drop a camera",
   tile_hidden: "Camera unavailable (no access or deleted)",

@@ -471,6 +471,12 @@ export default {
   tour_too_many: "最多 256 个摄像机",
   seconds_bad: "秒数须在 5 到 3600 之间",
   // wall-grid.js
+  ptz_short: "云台",
+  ptz_toggle: "云台控制：拖动画面转动，滚轮变倍",
+  ptz_hint: "按住拖动：转向拖动方向，越远越快；松开即停。滚轮：变倍。",
+  ptz_preset: "预置位 {n}",
+  ptz_set: "设",
+  ptz_set_hint: "按下后再点预置位按钮：把当前位置存为该预置位",
   tile_connecting: "连接中…",
   tile_empty: "空闲：点击或拖入摄像机",
   tile_hidden: "摄像机不可用（无权限或已删除）",

@@ -9,6 +9,7 @@
 import { h, t } from './core.js';
 import './live-player.js';
 import { stateLabel } from './wall-tree.js';
+import { ptzPad } from './wall-ptz.js';
 
 /** A layout of `cols` x `rows` whose `bigs` cells span; the rest is filled with 1x1 cells, row by row. */
 export function makeLayout(name, cols, rows, bigs = []) {
@@ -178,6 +179,8 @@ export class WallGrid {
     const cam = id == null ? null : this.cams.get(id);
     let player = tile.querySelector('vigil-live');
     if (player && (!cam || player.getAttribute('camera') !== String(id))) { player.remove(); player = null; }
+    const pad = tile.querySelector('.ptz-pad');
+    if (pad && pad.dataset.camera !== String(id)) { pad.stop(); pad.remove(); }
     if (cam && !player) {
       // data-wait: what the tile says until the first picture (wall.css), rather than a silent black tile.
       player = h('vigil-live', { camera: String(id), stream: 'sub', dataset: { wait: t('tile_connecting') } });
@@ -195,6 +198,9 @@ export class WallGrid {
     const name = cam ? cam.name : '';
     tile.append(h('div', { class: 'tile-bar' }, h('span', { class: 'tile-no', text: String(i + 1) }),
       h('span', { class: 'tile-name', text: name }), badges,
+      cam?.ptz ? h('button', { type: 'button', class: 'tile-ptz', tabindex: '-1', title: t('ptz_toggle'),
+        'aria-label': t('ptz_toggle'), 'aria-pressed': String(!!tile.querySelector('.ptz-pad')), text: t('ptz_short'),
+        onclick: (e) => { e.stopPropagation(); this.togglePtz(i); } }) : null,
       id != null ? h('button', { type: 'button', class: 'tile-clear', tabindex: '-1', title: t('tile_clear'),
         'aria-label': t('tile_clear'), text: '×', onclick: (e) => { e.stopPropagation(); this.opts.onClear(i); } }) : null));
     if (!cam) tile.append(h('div', { class: 'tile-note', text: id == null ? t('tile_empty') : t('tile_hidden') }));
@@ -206,6 +212,19 @@ export class WallGrid {
   }
 
   renderAll() { this.tiles.forEach((_, i) => this.renderTile(i)); }
+
+  /** Shows or hides tile i's PTZ pad (云台). */
+  togglePtz(i) {
+    const tile = this.tiles[i];
+    const id = this.layout.cells[i]?.camera_id;
+    const pad = tile?.querySelector('.ptz-pad');
+    if (pad) { pad.stop(); pad.remove(); } else if (id != null) {
+      const p = ptzPad(id);
+      p.dataset.camera = String(id);
+      tile.append(p);
+    }
+    this.renderTile(i);
+  }
 
   /** Selects tile i; `range` keeps the anchor for a merge (shift). */
   select(i, focus = true, range = false) {

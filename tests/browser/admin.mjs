@@ -413,6 +413,26 @@ try {
   await page.click('section.df .df-pause');
   await page.waitForSelector('section.df[data-state=paused]', SLOW);
   log('gb-playback', { camera: gbCam, videoTime: at });
+
+  // 云台: on the live wall the channel's tile turns the dome: a drag sends moves, the release a stop, a
+  // preset button calls the preset (tests/console_admin.rs reads what the simulated NVR received).
+  await page.evaluate(() => { location.hash = '#/wall'; });
+  await page.waitForSelector('.page-wall .camera-tree [role=treeitem]');
+  await page.click('.wall-toolbar [data-layout="1"]');
+  await page.click('.page-wall .tile[data-index="0"]');
+  await page.click(`.camera-tree [data-camera="${gbCam}"] > .row .label`);
+  const ptzTile = '.page-wall .tile[data-index="0"]';
+  await page.waitForSelector(`${ptzTile} .tile-ptz`, SLOW);
+  await page.click(`${ptzTile} .tile-ptz`);
+  const pad = await page.locator(`${ptzTile} .ptz-pad`).boundingBox();
+  await page.mouse.move(pad.x + pad.width / 2, pad.y + pad.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(pad.x + pad.width * 0.85, pad.y + pad.height * 0.2, { steps: 6 });
+  await page.waitForTimeout(1000);
+  await page.mouse.up();
+  await page.click(`${ptzTile} .ptz-preset:text("2")`);
+  await shot('wall-ptz.png');
+  log('ptz', { camera: gbCam, note: await page.locator(`${ptzTile} .ptz-note`).textContent() });
   await tab('gb');
 
   // English, and a 1366x768 laptop: the tab still fits without a horizontal scroll.
