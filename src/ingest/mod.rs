@@ -18,6 +18,7 @@ pub use publish::{Incoming, Publisher};
 pub use reorder::DecodeTimes;
 pub use session::RunError;
 pub use session::StreamSource;
+pub use session::{open_stream, play_once, Opened};
 pub use status::{StreamState, StreamStatus};
 
 use crate::config::IngestConfig;

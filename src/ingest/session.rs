@@ -63,6 +63,9 @@ pub enum RunError {
     Rtsp(String),
     #[error("timed out connecting")]
     ConnectTimeout,
+    /// The server has nothing at that URL (404, or 454/457 for a recording's range).
+    #[error("not found: {0}")]
+    NotFound(String),
 }
 
 /// The loop of one stream until `cancel` fires. The caller attaches the tracing span (camera, stream).
@@ -177,12 +180,10 @@ async fn connect(
     let options = SessionOptions::default()
         .creds(creds)
         .user_agent("Vigil".to_owned());
-    let rtsp_err = |e: retina::Error| {
-        if e.status_code() == Some(401) || e.status_code() == Some(403) {
-            RunError::Auth(e.to_string())
-        } else {
-            RunError::Rtsp(e.to_string())
-        }
+    let rtsp_err = |e: retina::Error| match e.status_code() {
+        Some(401 | 403) => RunError::Auth(e.to_string()),
+        Some(404 | 454 | 457) => RunError::NotFound(e.to_string()),
+        _ => RunError::Rtsp(e.to_string()),
     };
     let describe = retina::client::Session::describe(source.url.clone(), options);
     let mut session = tokio::time::timeout(connect_timeout, describe)
@@ -257,7 +258,41 @@ async fn run_once(
     run: u64,
     decode: &mut DecodeTimes,
 ) -> Result<(), RunError> {
-    let (mut demuxed, index) = connect(source, cfg).await?;
+    let opened = Opened(connect(source, cfg).await?);
+    stream(opened, source, hub, status, cfg, run, decode).await
+}
+
+/// A session connected and playing, not yet read.
+pub struct Opened((retina::client::Demuxed, usize));
+
+/// Connects to a stream (DESCRIBE, SETUP, PLAY) without reading it: what a one-off pull of a recording
+/// checks first (a range the server has nothing of is [`RunError::NotFound`]).
+pub async fn open_stream(source: &StreamSource, cfg: &IngestConfig) -> Result<Opened, RunError> {
+    Ok(Opened(connect(source, cfg).await?))
+}
+
+/// Reads an opened stream into `hub` until it ends or stalls, once (no reconnect).
+pub async fn play_once(
+    opened: Opened,
+    source: &StreamSource,
+    hub: &StreamHub,
+    cfg: &IngestConfig,
+) -> Result<(), RunError> {
+    let status = Mutex::new(StreamStatus::connecting());
+    let mut decode = DecodeTimes::default();
+    stream(opened, source, hub, &status, cfg, 1, &mut decode).await
+}
+
+/// Reads frames of a connected session into the hub until it ends, fails or stalls.
+async fn stream(
+    Opened((mut demuxed, index)): Opened,
+    source: &StreamSource,
+    hub: &StreamHub,
+    status: &Mutex<StreamStatus>,
+    cfg: &IngestConfig,
+    run: u64,
+    decode: &mut DecodeTimes,
+) -> Result<(), RunError> {
     decode.new_run();
     let stall = Duration::from_millis(cfg.stall_timeout_ms);
     let url = source.url.to_string();
