@@ -72,13 +72,15 @@ pub struct SimArgs {
     /// The device's own SIP address.
     #[arg(long, default_value = "127.0.0.1:0")]
     sip_listen: SocketAddr,
-    /// Drop the link to the platform from START_S seconds after the start for DURATION_S seconds (no SIP,
-    /// no live media) while the device keeps recording, as a site's line that goes down (GB/T 28181 mode).
-    #[arg(long, value_name = "START_S:DURATION_S", value_parser = outage, requires = "gb28181")]
+    /// Drop the link to the platform from START_S seconds after the start for DURATION_S seconds while the
+    /// device keeps recording, as a site's line that goes down. GB/T 28181 mode: no SIP, no live media.
+    /// RTSP mode (an NVR, on the shared encoder): every client is cut off and new ones refused; what was
+    /// recorded plays at /Streaming/tracks/{n}01?starttime=YYYYMMDDTHHMMSSZ&endtime=... (Hikvision's path).
+    #[arg(long, value_name = "START_S:DURATION_S", value_parser = outage)]
     outage: Option<(u64, u64)>,
     /// The device records nothing during the outage either (a power cut at the site): the platform finds
-    /// nothing to fetch back.
-    #[arg(long, requires = "outage")]
+    /// nothing to fetch back (GB/T 28181 mode).
+    #[arg(long, requires = "outage", requires = "gb28181")]
     outage_unrecorded: bool,
 }
 
@@ -183,7 +185,9 @@ mod with_sim {
             gop: a.gop,
             username: a.username.clone(),
             password: a.password.clone(),
-            shared_encoder: a.shared_encoder,
+            // An NVR records what its one encoder makes: NVR mode runs on the shared encoder.
+            shared_encoder: a.shared_encoder || (a.outage.is_some() && !a.gb28181),
+            outage: a.outage.filter(|_| !a.gb28181),
             clip: match (&a.clip_file, a.clip) {
                 (Some(path), _) => Some(ClipSource::File(path.clone())),
                 (None, true) => Some(ClipSource::MovingFootage {

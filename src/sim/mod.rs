@@ -32,6 +32,7 @@
 pub mod clip;
 pub mod gb28181;
 pub mod gb_replay;
+mod nvr;
 mod pipelines;
 mod relay;
 #[allow(unsafe_code)] // one GStreamer call the binding lacks; see the module's doc
@@ -109,6 +110,9 @@ pub struct SimOptions {
     pub shared_encoder: bool,
     /// Replay a clip to every mount instead of encoding a test pattern.
     pub clip: Option<ClipSource>,
+    /// NVR mode (`nvr`): record, drop the line over `(start_s, duration_s)` after the start, and serve
+    /// the recording at playback paths. Needs the shared encoder (or a clip).
+    pub outage: Option<(u64, u64)>,
 }
 
 /// The clip of clip mode.
@@ -137,6 +141,7 @@ impl Default for SimOptions {
             password: None,
             shared_encoder: false,
             clip: None,
+            outage: None,
         }
     }
 }

@@ -127,6 +127,8 @@ pub(super) struct Hub {
     subscribers: Mutex<Vec<Subscriber>>,
     next_id: AtomicU64,
     max_backlog_bytes: u64,
+    /// Where every access unit is also recorded (NVR mode, `super::nvr`).
+    archive: std::sync::OnceLock<super::nvr::SharedArchive>,
 }
 
 /// Handle returned by [`Hub::register`], to unregister with.
@@ -154,6 +156,7 @@ impl Hub {
             subscribers: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
             max_backlog_bytes,
+            archive: std::sync::OnceLock::new(),
         }
     }
 
@@ -230,9 +233,26 @@ impl Hub {
         self.publish(&frame);
     }
 
+    /// Records every access unit from now on into `archive` (as an NVR does).
+    pub(super) fn record_into(&self, archive: super::nvr::SharedArchive) {
+        let _ = self.archive.set(archive);
+    }
+
     /// Hands one access unit to every registered mount (the encoder's streaming thread, or the
     /// clip player's thread).
     pub(super) fn publish(&self, frame: &Frame<'_>) {
+        if let (Some(archive), Ok(map)) = (self.archive.get(), frame.buffer.map_readable()) {
+            let au = super::gb28181::Au {
+                data: bytes::Bytes::copy_from_slice(map.as_slice()),
+                pts: frame.pts.nseconds() * 9 / 100_000,
+                keyframe: frame.keyframe,
+            };
+            let at = crate::time::now_ms();
+            archive
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(at, Arc::new(au));
+        }
         let mut subs = self
             .subscribers
             .lock()

@@ -41,6 +41,8 @@ pub(super) struct Running {
     server: RTSPServer,
     listen: glib::Source,
     session_cleanup: glib::Source,
+    /// NVR mode: cuts clients off while the line is down.
+    line_watch: Option<glib::Source>,
     mounts: Vec<String>,
     encoder: Option<Source>,
     local_addr: SocketAddr,
@@ -107,17 +109,54 @@ fn camera_factory(
         }
     }
     if credentials {
-        factory.add_role_from_structure(
-            &gst::Structure::builder(ROLE)
-                .field(rtsp_server::RTSP_PERM_MEDIA_FACTORY_ACCESS.as_str(), true)
-                .field(
-                    rtsp_server::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT.as_str(),
-                    true,
-                )
-                .build(),
-        );
+        add_role(&factory);
     }
     Ok(factory)
+}
+
+/// Grants the configured user's role access to a factory's media.
+fn add_role(factory: &RTSPMediaFactory) {
+    factory.add_role_from_structure(
+        &gst::Structure::builder(ROLE)
+            .field(rtsp_server::RTSP_PERM_MEDIA_FACTORY_ACCESS.as_str(), true)
+            .field(
+                rtsp_server::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT.as_str(),
+                true,
+            )
+            .build(),
+    );
+}
+
+/// NVR mode: the encoder's access units are recorded, every camera also answers at Hikvision's live path
+/// (`/Streaming/Channels/{n}01`), and its recording plays at `/Streaming/tracks/{n}01` (`super::nvr`).
+fn nvr_mounts(
+    opts: &SimOptions,
+    plan: &Plan,
+    encoder: Option<&Source>,
+    credentials: bool,
+    (mount_points, mounts): (&rtsp_server::RTSPMountPoints, &mut Vec<String>),
+    outage: (u64, u64),
+) -> Result<super::nvr::Line, SimError> {
+    let encoder =
+        encoder.ok_or_else(|| SimError::setup("--outage needs the shared encoder or a clip"))?;
+    let archive = super::nvr::SharedArchive::default();
+    encoder.hub().record_into(archive.clone());
+    for n in 1..=opts.cameras {
+        let live = camera_factory(n, &mount_name(n), plan, Some(encoder), credentials)?;
+        let (live_path, playback_path) = (
+            format!("/Streaming/Channels/{n}01"),
+            format!("/Streaming/tracks/{n}01"),
+        );
+        mount_points.add_factory(&live_path, live);
+        let playback = super::nvr::PlaybackFactory::new(archive.clone(), opts.codec);
+        playback.connect_media_configure(|_, media| refuse_seeks(media));
+        if credentials {
+            add_role(playback.upcast_ref());
+        }
+        mount_points.add_factory(&playback_path, playback);
+        mounts.extend([live_path, playback_path]);
+    }
+    Ok(super::nvr::Line::new(outage))
 }
 
 /// Sessions of clients that vanish without TEARDOWN (UDP clients) expire through this watch; TCP
@@ -181,6 +220,18 @@ impl Running {
             mounts.push(path);
         }
 
+        let nvr = match opts.outage {
+            Some(outage) => Some(nvr_mounts(
+                opts,
+                plan,
+                encoder.as_ref(),
+                credentials,
+                (&mount_points, &mut mounts),
+                outage,
+            )?),
+            None => None,
+        };
+
         // Bind and listen now rather than in attach(), to report "address in use" as an
         // error. gst-rtsp-server binds with SO_REUSEADDR, so a port freed by a stopped
         // simulator can be bound again at once (TIME_WAIT does not block it).
@@ -197,6 +248,11 @@ impl Running {
 
         let session_cleanup = session_cleanup(&server)?;
         session_cleanup.attach(Some(context));
+        let line_watch = nvr.map(|line| {
+            let watch = super::nvr::watch_line(&server, line);
+            watch.attach(Some(context));
+            watch
+        });
 
         info!(
             %local_addr,
@@ -210,6 +266,7 @@ impl Running {
             server,
             listen,
             session_cleanup,
+            line_watch,
             mounts,
             encoder,
             local_addr,
@@ -228,10 +285,14 @@ impl Running {
             server,
             listen,
             session_cleanup,
+            line_watch,
             mounts,
             encoder,
             local_addr,
         } = self;
+        if let Some(w) = line_watch {
+            w.destroy();
+        }
         // Destroying the source drops the last reference to the listening socket: closed.
         listen.destroy();
         if let Some(mount_points) = server.mount_points() {
