@@ -73,6 +73,7 @@ impl Server {
             recorders.clone(),
             gb.clone(),
             audit.clone(),
+            (cfg.ingest.clone(), live_source(&secrets)),
         )
         .start(background.clone());
         let login_throttle = Arc::new(AddressThrottle::new(
@@ -266,6 +267,12 @@ async fn start_gb28181(
     let handle = crate::gb28181::stream::Handle(platform.runner.clone());
     ingest.register_scheme("gb28181", Arc::new(handle));
     Ok(Some(Arc::new(platform)))
+}
+
+/// An RTSP camera's main stream with its password opened, for the edge retrieval's NVR playback.
+fn live_source(secrets: &Arc<Secrets>) -> crate::edge::source::LiveSource {
+    let secrets = secrets.clone();
+    Arc::new(move |cam| api::camera_spec(cam, &secrets).map(|s| s.main))
 }
 
 /// The case service and its background work (sweeper, camera alarms, uptime samples).

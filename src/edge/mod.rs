@@ -50,6 +50,8 @@ pub struct Backfiller {
     recorders: Arc<Recorders>,
     gb: Option<Arc<Platform>>,
     audit: audit::Log,
+    ingest: crate::config::IngestConfig,
+    live: source::LiveSource,
     /// Pull slots per site.
     sites: Mutex<HashMap<i64, Arc<Semaphore>>>,
 }
@@ -73,6 +75,7 @@ impl Backfiller {
         recorders: Arc<Recorders>,
         gb: Option<Arc<Platform>>,
         audit: audit::Log,
+        (ingest, live): (crate::config::IngestConfig, source::LiveSource),
     ) -> Arc<Backfiller> {
         Arc::new(Backfiller {
             pool,
@@ -80,6 +83,8 @@ impl Backfiller {
             recorders,
             gb,
             audit,
+            ingest,
+            live,
             sites: Mutex::new(HashMap::new()),
         })
     }
@@ -118,7 +123,7 @@ impl Backfiller {
             .await?
             .into_iter()
             .filter(|c| c.record && self.recorders.is_recording(c.id))
-            .filter_map(|c| Some((c.id, (Source::of(&c)?, c))))
+            .filter_map(|c| Some((c.id, (Source::of(&c, &self.live)?, c))))
             .map(|(id, (s, c))| (id, (c, s)))
             .collect();
         for (cam, src) in cams.values() {
@@ -220,7 +225,10 @@ impl Backfiller {
         }
         let whole = (missing[0].0, missing[missing.len() - 1].1);
         let records = src.records(self.gb.as_ref(), whole).await?;
-        let speed = self.speed(cam.id).await;
+        let speed = match src.max_speed() {
+            Some(max) => self.speed(cam.id).await.min(max),
+            None => self.speed(cam.id).await,
+        };
         let mut frames = 0;
         // Device times are whole seconds: a record that seems to reach a second into the gap is rounding.
         let pieces = gaps::pieces(&missing, &records)
@@ -231,7 +239,26 @@ impl Backfiller {
                 .recorders
                 .backfill_sink(cam.id, row.id)
                 .ok_or(EdgeError::NotRecording)?;
-            let (started, anchor) = src.start(self.gb.as_ref(), piece, speed).await?;
+            let (started, anchor) = match src
+                .start((self.gb.as_ref(), &self.ingest), piece, speed)
+                .await
+            {
+                Ok(s) => s,
+                Err(source::SourceError::Nothing(why)) => {
+                    info!(
+                        camera = cam.id,
+                        backfill = row.id,
+                        why,
+                        "backfill: the NVR has nothing of a piece"
+                    );
+                    sink.finish().await;
+                    continue;
+                }
+                Err(e) => {
+                    sink.finish().await;
+                    return Err(e.into());
+                }
+            };
             let len = Duration::from_micros((piece.1 - piece.0) as u64);
             let deadline = len.div_f64(speed) * 2 + Duration::from_secs(60);
             let pool = self.pool.clone();
