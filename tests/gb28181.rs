@@ -149,13 +149,6 @@ async fn online(c: &Client, cam: i64) -> Value {
     }
 }
 
-fn rfc(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us)
-        .expect("time")
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-        .replace('+', "%2B")
-}
-
 /// Waits for `secs` of footage, downloads it as MP4 and returns ffprobe's duration.
 async fn recorded(s: &Server, c: &Client, cam: i64, secs: f64) -> f64 {
     let since = chrono::Utc::now().timestamp_micros() - 120_000_000;
@@ -164,8 +157,8 @@ async fn recorded(s: &Server, c: &Client, cam: i64, secs: f64) -> f64 {
         let r = c
             .get(&format!(
                 "/api/v1/cameras/{cam}/recordings?start={}&end={}",
-                rfc(since),
-                rfc(until)
+                rfc_us(since),
+                rfc_us(until)
             ))
             .await;
         let first = r.body["spans"].as_array()?.first()?.clone();
@@ -182,8 +175,8 @@ async fn recorded(s: &Server, c: &Client, cam: i64, secs: f64) -> f64 {
     let (code, body, _) = c
         .download(&format!(
             "/api/v1/cameras/{cam}/video.mp4?start={}&end={}",
-            rfc(span.0),
-            rfc(span.1)
+            rfc_us(span.0),
+            rfc_us(span.1)
         ))
         .await;
     assert_eq!(code, 200);
@@ -676,8 +669,8 @@ async fn device_record(c: &Client, cam: i64, min_ms: i64) -> (i64, i64) {
     let now = common::now_ms();
     let listed = format!(
         "/api/v1/cameras/{cam}/device-recordings?start={}&end={}",
-        rfc((now - 600_000) * 1000),
-        rfc((now + 600_000) * 1000)
+        rfc_us((now - 600_000) * 1000),
+        rfc_us((now + 600_000) * 1000)
     );
     let t = |v: &Value| {
         chrono::DateTime::parse_from_rfc3339(v.as_str()?)
@@ -709,8 +702,8 @@ async fn device_playback(
     let url = format!(
         "ws://{}/api/v1/cameras/{cam}/device-playback?start={}&end={}",
         s.addr,
-        rfc(start * 1000),
-        rfc(end * 1000)
+        rfc_us(start * 1000),
+        rfc_us(end * 1000)
     );
     let cookie = common::ws::cookie(s, "admin", common::ADMIN_PASSWORD).await;
     let mut req = url.into_client_request().expect("request");
@@ -822,8 +815,8 @@ async fn device_footage_is_listed_and_plays_at_four_times_speed() {
     let r = c
         .get(&format!(
             "/api/v1/cameras/{rtsp}/device-recordings?start={}&end={}",
-            rfc(start * 1000),
-            rfc(end * 1000)
+            rfc_us(start * 1000),
+            rfc_us(end * 1000)
         ))
         .await;
     assert_eq!(r.status, 400, "{}", r.text);
@@ -870,7 +863,7 @@ async fn footage_a_dropped_line_lost_is_fetched_back_from_the_nvr() {
         b["gap_s"].as_f64() > Some(0.0)
     })
     .await;
-    let gap = (us(&row["start"]), us(&row["end"]));
+    let gap = (us_of(&row["start"]), us_of(&row["end"]));
     println!("gap found: {row}");
     assert!(
         (50e6..80e6).contains(&((gap.1 - gap.0) as f64)),
@@ -903,8 +896,8 @@ async fn footage_a_dropped_line_lost_is_fetched_back_from_the_nvr() {
     let r = c
         .get(&format!(
             "/api/v1/cameras/{cam}/recordings?start={}&end={}",
-            rfc(gap.0 - 5_000_000),
-            rfc(gap.1 + 5_000_000)
+            rfc_us(gap.0 - 5_000_000),
+            rfc_us(gap.1 + 5_000_000)
         ))
         .await;
     assert_eq!(
@@ -916,7 +909,7 @@ async fn footage_a_dropped_line_lost_is_fetched_back_from_the_nvr() {
     let marked = r.body["backfilled"].as_array().cloned().unwrap_or_default();
     assert!(
         marked.iter().any(|b| b["backfill_id"] == done["id"]
-            && us(&b["end"]) - us(&b["start"]) >= gap.1 - gap.0 - 2_000_000),
+            && us_of(&b["end"]) - us_of(&b["start"]) >= gap.1 - gap.0 - 2_000_000),
         "backfilled marks: {}",
         r.text
     );
@@ -925,8 +918,8 @@ async fn footage_a_dropped_line_lost_is_fetched_back_from_the_nvr() {
     let (code, body, _) = c
         .download(&format!(
             "/api/v1/cameras/{cam}/video.mp4?start={}&end={}",
-            rfc(gap.0),
-            rfc(gap.1)
+            rfc_us(gap.0),
+            rfc_us(gap.1)
         ))
         .await;
     assert_eq!(code, 200);
@@ -972,31 +965,6 @@ async fn footage_a_dropped_line_lost_is_fetched_back_from_the_nvr() {
             .status,
         404
     );
-}
-
-fn us(v: &Value) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_default())
-        .map(|d| d.timestamp_micros())
-        .unwrap_or_else(|_| panic!("a time: {v}"))
-}
-
-/// Waits for the camera's first backfill row that `pred` accepts.
-async fn backfill(c: &Client, cam: i64, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
-    let path = format!("/api/v1/backfills?camera_id={cam}");
-    let found = wait_for(timeout, || async {
-        let r = c.get(&path).await;
-        assert_eq!(r.status, 200, "{}", r.text);
-        r.body["backfills"]
-            .as_array()?
-            .iter()
-            .find(|b| pred(b))
-            .cloned()
-    })
-    .await;
-    match found {
-        Some(b) => b,
-        None => panic!("camera {cam}'s backfill: {}", c.get(&path).await.text),
-    }
 }
 
 /// PTZ through the device (GB/T 28181 device control): a supervisor's move reaches the dome and is

@@ -5,7 +5,7 @@
 //! Parts:
 //! - `gaps`: holes in a camera's spans, and which parts of them a device's records cover.
 //! - `store`: the `backfills` rows (one per gap: state, attempts, progress).
-//! - `source`: what a camera's footage is fetched from (its GB/T 28181 device).
+//! - `source`: what a camera's footage is fetched from (its GB/T 28181 device, or its NVR's RTSP playback).
 //! - `pull`: a playback stream -> the footage's times -> the camera's recording (`record::BackfillSink`).
 //! - `ptz`: steering cameras (pan, tilt, zoom, presets) through their device, moves bounded in time.
 //!

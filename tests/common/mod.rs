@@ -24,6 +24,45 @@ pub fn rfc_ms(ms: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// Microseconds since the epoch as RFC 3339 (UTC, µs precision), ready for a query string.
+pub fn rfc_us(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .expect("time")
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        .replace('+', "%2B")
+}
+
+/// An RFC 3339 time of an answer, in microseconds since the epoch.
+pub fn us_of(v: &serde_json::Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_default())
+        .map(|d| d.timestamp_micros())
+        .unwrap_or_else(|_| panic!("a time: {v}"))
+}
+
+/// Waits for the camera's first edge-retrieval row (`GET /backfills`) that `pred` accepts.
+pub async fn backfill(
+    c: &Client,
+    cam: i64,
+    timeout: Duration,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let path = format!("/api/v1/backfills?camera_id={cam}");
+    let found = wait_for(timeout, || async {
+        let r = c.get(&path).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body["backfills"]
+            .as_array()?
+            .iter()
+            .find(|b| pred(b))
+            .cloned()
+    })
+    .await;
+    match found {
+        Some(b) => b,
+        None => panic!("camera {cam}'s backfill: {}", c.get(&path).await.text),
+    }
+}
+
 /// Now, in milliseconds since the epoch.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
