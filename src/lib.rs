@@ -29,6 +29,7 @@ pub mod live;
 pub mod media;
 #[allow(unsafe_code)] // one mallopt; see the module's doc
 pub mod memory;
+pub mod onvif;
 pub mod private;
 pub mod record;
 pub mod seed;
@@ -37,3 +38,4 @@ pub mod server;
 pub mod sim;
 pub mod storage;
 pub mod time;
+pub mod xml;
