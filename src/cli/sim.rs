@@ -78,6 +78,13 @@ pub struct SimArgs {
     /// recorded plays at /Streaming/tracks/{n}01?starttime=YYYYMMDDTHHMMSSZ&endtime=... (Hikvision's path).
     #[arg(long, value_name = "START_S:DURATION_S", value_parser = outage)]
     outage: Option<(u64, u64)>,
+    /// Also be an ONVIF camera: answer WS-Discovery probes and the device, media and PTZ services (with
+    /// the simulator's credentials as WS-Security digest) on --onvif-listen.
+    #[arg(long, conflicts_with = "gb28181")]
+    onvif: bool,
+    /// Where the ONVIF services listen (port 0: any free one, printed at start).
+    #[arg(long, default_value = "0.0.0.0:0")]
+    onvif_listen: SocketAddr,
     /// The device records nothing during the outage either (a power cut at the site): the platform finds
     /// nothing to fetch back (GB/T 28181 mode).
     #[arg(long, requires = "outage", requires = "gb28181")]
@@ -131,9 +138,36 @@ mod with_sim {
         for n in 1..=args.cameras {
             println!("{}", sim.url(n));
         }
+        let _onvif = match args.onvif {
+            true => Some(onvif(&args, sim.local_addr()).await?),
+            false => None,
+        };
         shutdown_signal().await;
         sim.stop();
         Ok(())
+    }
+
+    /// The ONVIF side of the simulated camera.
+    async fn onvif(a: &SimArgs, rtsp: SocketAddr) -> anyhow::Result<vigil::sim::onvif::OnvifSim> {
+        use vigil::onvif::soap::Credentials;
+        let credentials = match (&a.username, &a.password) {
+            (Some(u), Some(p)) => Some(Credentials {
+                username: u.clone(),
+                password: p.clone(),
+            }),
+            _ => None,
+        };
+        let sim = vigil::sim::onvif::start(vigil::sim::onvif::OnvifOptions {
+            http: a.onvif_listen,
+            rtsp,
+            width: a.width,
+            height: a.height,
+            credentials,
+        })
+        .await
+        .context("starting the ONVIF services (WS-Discovery needs UDP port 3702)")?;
+        println!("onvif http://{}/onvif/device_service", sim.http_addr);
+        Ok(sim)
     }
 
     /// The GB/T 28181 device until Ctrl-C.

@@ -33,6 +33,7 @@ pub mod clip;
 pub mod gb28181;
 pub mod gb_replay;
 mod nvr;
+pub mod onvif;
 mod pipelines;
 mod relay;
 #[allow(unsafe_code)] // one GStreamer call the binding lacks; see the module's doc
