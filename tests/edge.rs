@@ -92,3 +92,149 @@ async fn a_hikvision_nvr_s_recording_fills_the_gap_its_line_left() {
     assert!((duration - want).abs() <= 2.0, "{duration} s for {want} s");
     assert!(frames as f64 >= (want - 2.0) * 25.0, "{frames} frames");
 }
+
+/// ONVIF: the simulated camera (`vigil sim --onvif`) is found by WS-Discovery and described with the
+/// admin's credentials (make, model, two profiles with sizes and RTSP URIs); a forged answer pointing
+/// elsewhere is set aside and never called; wrong credentials are said so; the profiles added as a camera
+/// record; only admins may probe, and bad input is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onvif_discovery_finds_the_camera_and_its_profiles_are_added() {
+    let sim = Sim::small(
+        1,
+        25,
+        &[
+            "--onvif",
+            "--username",
+            "onvif",
+            "--password",
+            "onvif-pass-1",
+        ],
+    );
+    let _forger = forged_responder();
+    let s = Server::start();
+    let c = s.admin().await;
+    let found = wait_for(Duration::from_secs(20), || async {
+        let r = c
+            .post(
+                "/api/v1/onvif/discover",
+                json!({"username": "onvif", "password": "onvif-pass-1", "timeout_ms": 1500}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let dev = r.body["devices"].as_array()?.iter().find(|d| {
+            d["profiles"].as_array().is_some_and(|p| {
+                p.iter().any(|p| {
+                    p["stream_uri"]
+                        .as_str()
+                        .is_some_and(|u| u.contains(&format!(":{}/cam1", sim.port)))
+                })
+            })
+        })?;
+        Some((dev.clone(), r.body["rejected"].clone()))
+    })
+    .await;
+    let (dev, rejected) = found.expect("the simulated camera discovered");
+    println!("found: {dev}\nrejected: {rejected}");
+    assert_eq!(dev["manufacturer"], "Vigil");
+    assert_eq!(dev["ptz"], true);
+    let profiles = dev["profiles"].as_array().expect("profiles");
+    assert_eq!(profiles.len(), 2);
+    assert_eq!(
+        (profiles[0]["width"].as_u64(), profiles[1]["width"].as_u64()),
+        (Some(320), Some(160))
+    );
+    assert!(
+        rejected
+            .as_array()
+            .is_some_and(|r| r.iter().any(|x| x["why"]
+                .as_str()
+                .is_some_and(|w| w.contains("another host")))),
+        "{rejected}"
+    );
+
+    // Wrong credentials: listed, with the reason, no profiles.
+    let r = c
+        .post(
+            "/api/v1/onvif/discover",
+            json!({"username": "onvif", "password": "wrong", "timeout_ms": 1500}),
+        )
+        .await;
+    let same = r.body["devices"]
+        .as_array()
+        .and_then(|d| d.iter().find(|x| x["address"] == dev["address"]).cloned());
+    assert!(
+        same.as_ref().is_some_and(|d| d["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("credentials"))
+            && d["profiles"] == json!([])),
+        "{}",
+        r.text
+    );
+
+    // The admin adds what was found: main and sub profiles, with the credentials.
+    let site = c.site("发现大厅", "service_hall", "360702").await;
+    let cam = c
+        .camera(
+            json!({"site_id": site, "name": dev["name"], "main_url": profiles[0]["stream_uri"],
+            "sub_url": profiles[1]["stream_uri"], "username": "onvif", "password": "onvif-pass-1"}),
+        )
+        .await;
+    c.wait_state(cam, "online", Duration::from_secs(20))
+        .await
+        .expect("online");
+
+    // Admins only; what is not an address or a sane wait is refused.
+    let sup = Client::with_token(&s, &c.token("duty", "supervisor", &["360702"]).await);
+    assert_eq!(
+        sup.post("/api/v1/onvif/discover", json!({})).await.status,
+        403
+    );
+    for bad in [
+        json!({"interfaces": ["eth0"]}),
+        json!({"timeout_ms": 60000}),
+        json!({"what": 1}),
+    ] {
+        let r = c.post("/api/v1/onvif/discover", bad.clone()).await;
+        assert!(r.status == 422 || r.status == 400, "{bad}: {}", r.text);
+    }
+}
+
+/// A host on the network that answers every probe with a device elsewhere.
+fn forged_responder() -> tokio_util::sync::CancellationToken {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::net::{Ipv4Addr, SocketAddr};
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
+    s.set_reuse_address(true).expect("reuse");
+    s.set_reuse_port(true).expect("reuse");
+    s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, 3702)).into())
+        .expect("bind 3702");
+    s.join_multicast_v4(&Ipv4Addr::new(239, 255, 255, 250), &Ipv4Addr::UNSPECIFIED)
+        .expect("join");
+    s.set_nonblocking(true).expect("nonblocking");
+    let socket = tokio::net::UdpSocket::from_std(s.into()).expect("tokio socket");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let done = stop.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 16 << 10];
+        loop {
+            let (n, from) = tokio::select! {
+                r = socket.recv_from(&mut buf) => match r { Ok(x) => x, Err(_) => continue },
+                _ = done.cancelled() => return,
+            };
+            let Ok(env) = vigil::xml::parse(&buf[..n]) else {
+                continue;
+            };
+            let Some(id) = vigil::onvif::discovery::message_id(&env) else {
+                continue;
+            };
+            let id = id.to_owned();
+            let answer = vigil::onvif::discovery::probe_matches(
+                &id,
+                "urn:uuid:forged",
+                "http://203.0.113.9/onvif/device_service",
+            );
+            let _ = socket.send_to(&answer, from).await;
+        }
+    });
+    stop
+}

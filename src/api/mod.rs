@@ -21,6 +21,7 @@ mod internal;
 mod live;
 mod metrics;
 mod nodes;
+mod onvif;
 mod ops;
 mod ptz;
 mod recordings;
@@ -122,6 +123,7 @@ pub fn routes() -> Routes {
         .add(M::DELETE, "/cameras/{id}/whep/{session}", LIVE_VIEWERS, Some("live.stop"), delete(live::whep_delete))
         .add(M::GET, "/live/stats", ADMIN, None, get(live::stats))
         .add(M::POST, "/nvrs", ADMIN, Some("nvr.import"), post(cameras::import_nvr))
+        .add(M::POST, "/onvif/discover", ADMIN, Some("onvif.discover"), post(onvif::discover))
         .add(M::GET, "/gb/devices", ADMIN, None, get(gb::list))
         .add(M::GET, "/backfills", ANY_HUMAN, None, get(backfills::list))
         .add(M::GET, "/gb/upstreams", ADMIN, None, get(gb::upstreams))
