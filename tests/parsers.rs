@@ -442,6 +442,22 @@ proptest! {
         }
     }
 
+    /// WS-Discovery answers and SOAP bodies (what any host on a site's network may send): a damaged
+    /// answer is ignored or set aside, never a panic, and an accepted one points only to its sender.
+    #[test]
+    fn onvif_answers_survive_any_bytes(bytes in prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..512),
+        mutated(vigil::onvif::discovery::probe_matches("urn:uuid:1", "urn:uuid:d", "http://192.0.2.7/onvif/device_service")),
+    ]) {
+        let from: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        if let Some(Ok(found)) = vigil::onvif::discovery::read_answer(&bytes, from, "urn:uuid:1") {
+            prop_assert!(found.xaddrs.iter().all(|u| u.host_str() == Some("192.0.2.7")));
+        }
+        if let Ok(env) = vigil::xml::parse(&bytes) {
+            let _ = vigil::onvif::soap::body_of(&env);
+        }
+    }
+
     /// RecordInfo answers: a damaged page never panics the reader of records.
     #[test]
     fn the_record_info_reader_survives_any_page(bytes in mutated(record_info_page())) {
