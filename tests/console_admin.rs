@@ -37,7 +37,8 @@ async fn an_admin_sets_up_a_site_through_the_administration_pages() {
     if !browser::browser_available() {
         return;
     }
-    let sim = Sim::small(2, 25, &[]);
+    // Also an ONVIF camera, for the ONVIF 发现 tab to find and add.
+    let sim = Sim::small(2, 25, &["--onvif"]);
     // A camera that demands credentials, tested from its edit form with the stored password.
     let cred_sim = Sim::small(
         1,
@@ -130,6 +131,14 @@ async fn an_admin_sets_up_a_site_through_the_administration_pages() {
 
     let c = server.admin().await;
     let cams = c.get("/api/v1/cameras").await.body;
+    // Added from ONVIF discovery: main and sub streams from its two profiles.
+    let onvif = format!("rtsp://127.0.0.1:{}/cam1", sim.port);
+    assert!(
+        cams.as_array().is_some_and(|l| l.iter().any(|c| c["main_url"] == onvif
+            && c["sub_url"] == onvif
+            && c["name"].as_str().is_some_and(|n| n.starts_with("Vigil SimDome")))),
+        "the ONVIF camera was not added: {cams}"
+    );
     let cams = cams.as_array().expect("camera list");
     let names: Vec<&str> = cams.iter().filter_map(|c| c["name"].as_str()).collect();
     assert!(
@@ -225,8 +234,8 @@ async fn an_admin_sets_up_a_site_through_the_administration_pages() {
     let seen = supervisor.get("/api/v1/cameras").await.body;
     assert_eq!(
         seen.as_array().map(Vec::len),
-        Some(5),
-        "the supervisor sees the district's cameras (three RTSP, two GB/T 28181 channels): {seen}"
+        Some(6),
+        "the supervisor sees the district's cameras (three RTSP, one from ONVIF, two GB/T 28181 channels): {seen}"
     );
     // Unlocked on the page: the clerk logs in again.
     Client::login(&server, "clerk", "clerk-password-1").await;
@@ -260,6 +269,7 @@ async fn an_admin_sets_up_a_site_through_the_administration_pages() {
         "camera.update",
         "camera.delete",
         "nvr.import",
+        "onvif.discover",
         "user.create",
         "user.unlock",
         "token.create",

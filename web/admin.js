@@ -1,5 +1,5 @@
 // 系统管理 (Administration), for admins: one tab per kind of thing an administrator keeps, at #/admin/<tab>
-// (regions, sites, positions, cameras, NVR import, GB/T 28181 devices, users, tokens, audit log, system health,
+// (regions, sites, positions, cameras, NVR import, ONVIF discovery, GB/T 28181 devices, users, tokens, audit log, system health,
 // cluster nodes).
 //
 // This module is only the frame: the tab bar and the loading of the tab's module (admin-<tab>.js), which
@@ -8,7 +8,7 @@
 // scoped by the server to the admin's regions; the pages never filter for security.
 import { bus, h, showError, stylesheet, t } from './core.js';
 
-const TABS = ['regions', 'sites', 'positions', 'cameras', 'nvr', 'gb', 'users', 'tokens', 'audit', 'health', 'nodes'];
+const TABS = ['regions', 'sites', 'positions', 'cameras', 'nvr', 'onvif', 'gb', 'users', 'tokens', 'audit', 'health', 'nodes'];
 const DEFAULT = 'sites';
 
 export default {

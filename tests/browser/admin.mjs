@@ -435,12 +435,29 @@ try {
   log('ptz', { camera: gbCam, note: await page.locator(`${ptzTile} .ptz-note`).textContent() });
   await tab('gb');
 
+  // ONVIF 发现: the simulated camera (vigil sim --onvif) answers the probe with its profiles; added under
+  // the first site with its main and sub streams (tests/console_admin.rs finds it afterwards).
+  await tab('onvif');
+  await page.fill('form[data-form=onvif] input[name=username]', 'onvif');
+  await page.fill('form[data-form=onvif] input[name=password]', 'any');
+  await page.click('form[data-form=onvif] button[type=submit]');
+  const onvifRow = `.adm-onvif-results tr:has(small:text(":${process.env.VIGIL_SIM_PORT}/cam1"))`;
+  await page.waitForSelector(onvifRow, SLOW);
+  const onvifText = await page.locator(onvifRow).first().textContent();
+  if (!onvifText.includes('Vigil') || !onvifText.includes('320×240') || !onvifText.includes('160×120')) {
+    throw new Error(`ONVIF row: ${onvifText}`);
+  }
+  await shot('admin-onvif.png');
+  await page.locator(`${onvifRow} button[data-add]`).first().click();
+  await page.waitForSelector('#toasts .toast:has-text("已添加摄像机")', SLOW);
+  log('onvif', { row: onvifText });
+
   // English, and a 1366x768 laptop: the tab still fits without a horizontal scroll.
   await page.click('#lang');
   await page.waitForSelector('.adm-tabs a[data-tab=cameras]:text("Cameras")');
   await page.setViewportSize({ width: 1366, height: 768 });
   const overflow = {};
-  for (const id of ['regions', 'sites', 'positions', 'nvr', 'gb', 'users', 'tokens', 'audit', 'health', 'cameras']) {
+  for (const id of ['regions', 'sites', 'positions', 'nvr', 'onvif', 'gb', 'users', 'tokens', 'audit', 'health', 'cameras']) {
     await tab(id);
     await page.waitForSelector('.adm-body form, .adm-body table');
     // The page scrolls inside <main id=view>: both it and the document must fit the width.
