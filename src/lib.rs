@@ -31,6 +31,7 @@ pub mod media;
 pub mod memory;
 pub mod onvif;
 pub mod private;
+pub mod ptz;
 pub mod record;
 pub mod seed;
 pub mod server;

@@ -7,28 +7,7 @@
 
 use super::xml::Body;
 
-/// What a camera is asked to do.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Ptz {
-    /// Continuous move: each of -1.0..=1.0 (pan right+, tilt up+, zoom in+); 0 leaves that axis still.
-    Move {
-        pan: f64,
-        tilt: f64,
-        zoom: f64,
-    },
-    Stop,
-    Preset {
-        op: PresetOp,
-        number: u8,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PresetOp {
-    Set,
-    Goto,
-    Delete,
-}
+pub use crate::ptz::{PresetOp, Ptz};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PtzError {
