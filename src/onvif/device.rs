@@ -121,6 +121,21 @@ pub async fn describe(
         serial: text(&info, "SerialNumber"),
         ..Described::default()
     };
+    (out.media_xaddr, out.ptz_xaddr) = services(http, xaddr, auth).await?;
+    let media = out
+        .media_xaddr
+        .clone()
+        .ok_or_else(|| OnvifError::Answer("no media service".into()))?;
+    out.profiles = profiles(http, &media, auth).await?;
+    Ok(out)
+}
+
+/// The addresses of a device's media and PTZ services (GetCapabilities).
+pub async fn services(
+    http: &reqwest::Client,
+    xaddr: &str,
+    auth: Option<&Credentials>,
+) -> Result<(Option<String>, Option<String>), OnvifError> {
     let caps = call(http, xaddr, &format!("{TDS}/GetCapabilities"), auth, |d| {
         d.open("tds:GetCapabilities", &[("xmlns:tds", TDS)])
             .field("tds:Category", &[], "All")
@@ -133,14 +148,7 @@ pub async fn describe(
             .and_then(|m| m.text_of("XAddr"))
             .map(str::to_owned)
     };
-    out.media_xaddr = service("Media");
-    out.ptz_xaddr = service("PTZ");
-    let media = out
-        .media_xaddr
-        .clone()
-        .ok_or_else(|| OnvifError::Answer("no media service".into()))?;
-    out.profiles = profiles(http, &media, auth).await?;
-    Ok(out)
+    Ok((service("Media"), service("PTZ")))
 }
 
 /// The media profiles and their RTSP URIs.

@@ -8,4 +8,5 @@
 
 pub mod device;
 pub mod discovery;
+pub mod ptz;
 pub mod soap;
