@@ -85,6 +85,8 @@ impl Server {
         let listener = TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("listening on {}", cfg.listen))?;
+        let ptz =
+            crate::edge::ptz::Controller::new(gb.clone(), pool.clone(), live_source(&secrets));
         let state = AppState {
             audit,
             login_throttle,
@@ -98,7 +100,7 @@ impl Server {
             audit_repeats: Default::default(),
             secrets,
             cluster,
-            ptz: crate::edge::ptz::Controller::new(gb.clone()),
+            ptz,
             gb,
         };
         Ok(Server {

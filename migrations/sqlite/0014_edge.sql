@@ -1,5 +1,6 @@
--- Edge retrieval (docs/edge.md): one row per gap in a camera's recording that Vigil fetches back from the
--- device or NVR that kept recording while the link was down. Segments written from it name it
+-- Edge retrieval and ONVIF (docs/edge.md).
+-- Backfills: one row per gap in a camera's recording that Vigil fetches back from the device or NVR that
+-- kept recording while the link was down. Segments written from it name it
 -- (`segments.backfill_id`): who (the source), when (the row's times) and from where are kept with the footage.
 CREATE TABLE backfills (
     id           INTEGER PRIMARY KEY,
@@ -21,3 +22,11 @@ CREATE INDEX backfills_due ON backfills(state, next_try_at);
 -- No foreign key: the id is also written into the segment file's metadata, and an index rebuilt from the
 -- files keeps it even after the backfill's row went with its camera.
 ALTER TABLE segments ADD COLUMN backfill_id BIGINT;
+
+-- Cameras added from ONVIF discovery: their device service and the media profile their main stream is,
+-- what ONVIF PTZ commands are sent with (docs/edge.md).
+CREATE TABLE camera_onvif (
+    camera_id     BIGINT PRIMARY KEY REFERENCES cameras(id) ON DELETE CASCADE,
+    device_url    TEXT NOT NULL,
+    profile_token TEXT NOT NULL
+);

@@ -129,6 +129,7 @@ pub async fn list(
     Extension(p): Extension<Principal>,
 ) -> ApiResult<Json<Vec<ListedCamera>>> {
     let cams = db::cameras::list(&s.pool).await?;
+    let onvif = db::cameras::onvif_ids(&s.pool).await?;
     Ok(Json(
         cams.into_iter()
             .filter(|c| p.scope.allows(&c.region_code))
@@ -143,7 +144,8 @@ pub async fn list(
                     .unwrap_or(StreamState::Offline);
                 let recording = state == StreamState::Online && s.recorders.is_recording(camera.id);
                 ListedCamera {
-                    ptz: crate::edge::ptz::Controller::steerable(&camera),
+                    ptz: onvif.contains(&camera.id)
+                        || crate::edge::ptz::Controller::steerable(&camera),
                     source: if camera.main_url.starts_with("gb28181:") {
                         "gb28181"
                     } else {
@@ -185,6 +187,37 @@ pub struct CameraBody {
     password: Option<String>,
     transport: Option<String>,
     record: Option<bool>,
+    /// A camera found by ONVIF discovery: where its PTZ commands go (`POST /cameras/{id}/ptz`).
+    onvif: Option<OnvifRef>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnvifRef {
+    /// The device service's URL, as discovery listed it.
+    device_url: String,
+    /// The media profile of the camera's main stream.
+    profile_token: String,
+}
+
+impl OnvifRef {
+    fn validated(self) -> ApiResult<(String, String)> {
+        let ok_url = url::Url::parse(&self.device_url).ok().filter(|u| {
+            matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.password().is_none()
+        });
+        if ok_url.is_none() || self.device_url.len() > 500 {
+            return Err(ApiError::invalid(
+                "onvif.device_url must be an http(s) URL without credentials",
+            ));
+        }
+        let token = &self.profile_token;
+        if token.is_empty() || token.len() > 64 || token.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                "onvif.profile_token must be 1 to 64 characters",
+            ));
+        }
+        Ok((self.device_url, self.profile_token))
+    }
 }
 
 /// Applies a body onto a camera's fields (all required fields must be present when creating).
@@ -280,10 +313,14 @@ async fn merge(
 pub async fn create(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-    Json(b): Json<CameraBody>,
+    Json(mut b): Json<CameraBody>,
 ) -> ApiResult<Response> {
+    let onvif = b.onvif.take().map(OnvifRef::validated).transpose()?;
     let input = merge(&s, &p, None, b).await?;
     let cam = db::cameras::insert(&s.pool, &input).await?;
+    if let Some((url, token)) = &onvif {
+        db::cameras::set_onvif(&s.pool, cam.id, url, token).await?;
+    }
     tracing::info!(camera = cam.id, actor = %p.actor(), url = %cam.main_url, "camera created");
     apply(&s, &cam);
     let note = AuditNote {
@@ -299,11 +336,15 @@ pub async fn update(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Path(id): Path<i64>,
-    Json(b): Json<CameraBody>,
+    Json(mut b): Json<CameraBody>,
 ) -> ApiResult<Json<Camera>> {
     let base = visible_camera(&s, &p, id).await?;
+    let onvif = b.onvif.take().map(OnvifRef::validated).transpose()?;
     let input = merge(&s, &p, Some(&base), b).await?;
     let cam = db::cameras::update(&s.pool, id, &input).await?;
+    if let Some((url, token)) = &onvif {
+        db::cameras::set_onvif(&s.pool, cam.id, url, token).await?;
+    }
     tracing::info!(camera = cam.id, actor = %p.actor(), "camera changed");
     apply(&s, &cam);
     Ok(Json(cam))

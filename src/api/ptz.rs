@@ -8,7 +8,7 @@ use super::error::{ApiError, ApiResult, Json, Path};
 use super::AppState;
 use crate::auth::Principal;
 use crate::edge::ptz::{PtzFailure, MAX_MOVE};
-use crate::gb28181::ptz::{PresetOp, Ptz};
+use crate::ptz::{PresetOp, Ptz};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -101,7 +101,9 @@ pub async fn steer(
         .command(&cam, cmd, Duration::from_millis(move_for))
         .await
         .map_err(|e| match e {
-            PtzFailure::Unsupported => ApiError::bad_request(e.to_string()),
+            PtzFailure::Unsupported | PtzFailure::NoPtzService => {
+                ApiError::bad_request(e.to_string())
+            }
             PtzFailure::NoPlatform => ApiError::unavailable(e.to_string()),
             PtzFailure::TooFast => ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,

@@ -303,3 +303,40 @@ pub async fn created_at(pool: &Pool) -> Result<std::collections::HashMap<i64, i6
         .await?;
     Ok(rows.into_iter().collect())
 }
+
+/// Where an ONVIF camera's PTZ commands go: its device service and media profile.
+pub async fn set_onvif(
+    pool: &Pool,
+    camera_id: i64,
+    device_url: &str,
+    profile_token: &str,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO camera_onvif (camera_id, device_url, profile_token) VALUES ($1, $2, $3)
+         ON CONFLICT (camera_id) DO UPDATE SET device_url = $2, profile_token = $3",
+    )
+    .bind(camera_id)
+    .bind(device_url)
+    .bind(profile_token)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// An ONVIF camera's device service and media profile.
+pub async fn onvif(pool: &Pool, camera_id: i64) -> Result<Option<(String, String)>, DbError> {
+    Ok(
+        sqlx::query_as("SELECT device_url, profile_token FROM camera_onvif WHERE camera_id = $1")
+            .bind(camera_id)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+/// The cameras added from ONVIF.
+pub async fn onvif_ids(pool: &Pool) -> Result<std::collections::HashSet<i64>, DbError> {
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT camera_id FROM camera_onvif")
+        .fetch_all(pool)
+        .await?;
+    Ok(ids.into_iter().collect())
+}

@@ -1,5 +1,6 @@
-//! PTZ of the cameras that have it: a command goes to the camera's device (GB/T 28181 device control),
-//! each move is bounded in time, each camera's commands in rate.
+//! PTZ of the cameras that have it: a command goes to the camera's device (GB/T 28181 device control) or
+//! to the camera itself (ONVIF PTZ, for cameras added from ONVIF discovery); each move is bounded in time,
+//! each camera's commands in rate.
 //!
 //! Invariants:
 //! - Every move is followed by a stop after its duration (at most `MAX_MOVE`) unless a newer command of
@@ -7,9 +8,12 @@
 //! - A camera takes at most [`PER_SECOND`] commands a second (a flood is refused, not queued); the state
 //!   kept is one small entry per camera ever steered.
 
+use super::source::LiveSource;
 use crate::db::cameras::Camera;
-use crate::gb28181::ptz::Ptz;
+use crate::db::Pool;
 use crate::gb28181::Platform;
+use crate::onvif::soap::Credentials;
+use crate::ptz::Ptz;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,8 +26,12 @@ pub const PER_SECOND: u32 = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PtzFailure {
-    #[error("this camera cannot be steered (only GB/T 28181 device channels are, so far)")]
+    #[error(
+        "this camera cannot be steered (it is neither a GB/T 28181 channel nor added from ONVIF)"
+    )]
     Unsupported,
+    #[error("the camera has no PTZ service")]
+    NoPtzService,
     #[error("GB/T 28181 is not enabled on this server")]
     NoPlatform,
     #[error("more than {PER_SECOND} PTZ commands a second for this camera; slow down")]
@@ -41,14 +49,41 @@ struct Steering {
 
 pub struct Controller {
     gb: Option<Arc<Platform>>,
+    pool: Pool,
+    /// An RTSP camera's credentials (the ONVIF account is the camera's).
+    live: LiveSource,
+    http: reqwest::Client,
     cameras: Mutex<HashMap<i64, Steering>>,
+    /// ONVIF cameras' PTZ service addresses, as their GetCapabilities said.
+    ptz_services: Mutex<HashMap<i64, String>>,
+}
+
+/// Where a camera's commands go.
+#[derive(Clone)]
+enum Target {
+    Gb {
+        device: String,
+        channel: String,
+    },
+    Onvif {
+        device_url: String,
+        profile: String,
+        auth: Option<Credentials>,
+    },
 }
 
 impl Controller {
-    pub fn new(gb: Option<Arc<Platform>>) -> Arc<Controller> {
+    pub fn new(gb: Option<Arc<Platform>>, pool: Pool, live: LiveSource) -> Arc<Controller> {
         Arc::new(Controller {
             gb,
+            pool,
+            live,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
             cameras: Mutex::new(HashMap::new()),
+            ptz_services: Mutex::new(HashMap::new()),
         })
     }
 
@@ -64,14 +99,10 @@ impl Controller {
         cmd: Ptz,
         move_for: Duration,
     ) -> Result<(), PtzFailure> {
-        let (device, channel) = target(cam).ok_or(PtzFailure::Unsupported)?;
-        let gb = self.gb.clone().ok_or(PtzFailure::NoPlatform)?;
+        let target = self.target(cam).await?;
         let generation = self.admit(cam.id)?;
-        gb.registry
-            .ptz(&device, &channel, &cmd)
-            .await
-            .map_err(|e| PtzFailure::Device(e.to_string()))?;
-        info!(camera = cam.id, device, channel, ?cmd, "ptz command sent");
+        self.send(cam.id, &target, &cmd).await?;
+        info!(camera = cam.id, ?cmd, "ptz command sent");
         if matches!(cmd, Ptz::Move { .. }) {
             let me = self.clone();
             let camera = cam.id;
@@ -80,12 +111,84 @@ impl Controller {
                 if me.generation(camera) != generation {
                     return;
                 }
-                if let Err(e) = gb.registry.ptz(&device, &channel, &Ptz::Stop).await {
-                    warn!(camera, device, error = %e, "ptz: the stop after a move failed");
+                if let Err(e) = me.send(camera, &target, &Ptz::Stop).await {
+                    warn!(camera, error = %e, "ptz: the stop after a move failed");
                 }
             });
         }
         Ok(())
+    }
+
+    async fn target(&self, cam: &Camera) -> Result<Target, PtzFailure> {
+        if let Some((device, channel)) = target(cam) {
+            return Ok(Target::Gb { device, channel });
+        }
+        let found = crate::db::cameras::onvif(&self.pool, cam.id)
+            .await
+            .map_err(|e| PtzFailure::Device(e.to_string()))?;
+        let (device_url, profile) = found.ok_or(PtzFailure::Unsupported)?;
+        let auth = (self.live)(cam).and_then(|s| {
+            Some(Credentials {
+                username: s.username?,
+                password: s.password.unwrap_or_default(),
+            })
+        });
+        Ok(Target::Onvif {
+            device_url,
+            profile,
+            auth,
+        })
+    }
+
+    async fn send(&self, camera: i64, target: &Target, cmd: &Ptz) -> Result<(), PtzFailure> {
+        let device = |e: &dyn std::fmt::Display| PtzFailure::Device(e.to_string());
+        match target {
+            Target::Gb { device: d, channel } => {
+                let gb = self.gb.as_ref().ok_or(PtzFailure::NoPlatform)?;
+                gb.registry
+                    .ptz(d, channel, cmd)
+                    .await
+                    .map_err(|e| device(&e))
+            }
+            Target::Onvif {
+                device_url,
+                profile,
+                auth,
+            } => {
+                let xaddr = self.ptz_service(camera, device_url, auth.as_ref()).await?;
+                let timeout_s = MAX_MOVE.as_secs();
+                crate::onvif::ptz::send(&self.http, &xaddr, auth.as_ref(), profile, cmd, timeout_s)
+                    .await
+                    .map_err(|e| device(&e))
+            }
+        }
+    }
+
+    /// The camera's PTZ service, asked once (GetCapabilities) and remembered.
+    async fn ptz_service(
+        &self,
+        camera: i64,
+        device_url: &str,
+        auth: Option<&Credentials>,
+    ) -> Result<String, PtzFailure> {
+        let known = self
+            .ptz_services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&camera)
+            .cloned();
+        if let Some(x) = known {
+            return Ok(x);
+        }
+        let (_, ptz) = crate::onvif::device::services(&self.http, device_url, auth)
+            .await
+            .map_err(|e| PtzFailure::Device(e.to_string()))?;
+        let ptz = ptz.ok_or(PtzFailure::NoPtzService)?;
+        self.ptz_services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(camera, ptz.clone());
+        Ok(ptz)
     }
 
     /// Counts the command against the camera's rate; its generation (newer commands cancel a pending stop).
