@@ -134,9 +134,12 @@ async fn an_admin_sets_up_a_site_through_the_administration_pages() {
     // Added from ONVIF discovery: main and sub streams from its two profiles.
     let onvif = format!("rtsp://127.0.0.1:{}/cam1", sim.port);
     assert!(
-        cams.as_array().is_some_and(|l| l.iter().any(|c| c["main_url"] == onvif
-            && c["sub_url"] == onvif
-            && c["name"].as_str().is_some_and(|n| n.starts_with("Vigil SimDome")))),
+        cams.as_array()
+            .is_some_and(|l| l.iter().any(|c| c["main_url"] == onvif
+                && c["sub_url"] == onvif
+                && c["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("Vigil SimDome")))),
         "the ONVIF camera was not added: {cams}"
     );
     let cams = cams.as_array().expect("camera list");

@@ -19,6 +19,8 @@ function adder(d, sites, creds) {
     const [main, sub] = d.profiles;
     const body = { site_id: Number(siteSel.value), name: d.name.slice(0, 80), main_url: main.stream_uri,
       sub_url: sub?.stream_uri ?? null, record: true };
+    // A camera with PTZ remembers where its commands go (the wall's 云台).
+    if (d.ptz) body.onvif = { device_url: d.address, profile_token: main.token };
     if (creds.username) Object.assign(body, creds);
     const cam = await api('POST', '/cameras', body);
     toast(t('adm_onvif_added', { name: cam.name }));

@@ -177,6 +177,8 @@ pub struct Sim {
     pub port: u16,
     args: Vec<String>,
     child: Option<Child>,
+    /// What the simulator logged (its stderr), kept to 1 MiB.
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Sim {
@@ -186,6 +188,7 @@ impl Sim {
             port: free_port(),
             args: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
+            log: Default::default(),
         };
         sim.restart();
         sim
@@ -225,6 +228,11 @@ impl Sim {
         format!("rtsp://127.0.0.1:{}/cam{n}", self.port)
     }
 
+    /// What the simulator has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Replaces the arguments of the next [`Sim::restart`] (another resolution, codec, ...).
     pub fn set_args(&mut self, args: Vec<String>) {
         self.args = args;
@@ -261,9 +269,19 @@ impl Sim {
             }
             panic!("simulator did not listen on {addr}: {err}");
         }
-        // Drain the simulator's log so that a full pipe never blocks it.
-        if let Some(mut e) = self.child.as_mut().and_then(|c| c.stderr.take()) {
-            std::thread::spawn(move || std::io::copy(&mut e, &mut std::io::sink()));
+        // Drain the simulator's log so that a full pipe never blocks it; keep it for `log()`.
+        if let Some(e) = self.child.as_mut().and_then(|c| c.stderr.take()) {
+            let log = self.log.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(e).lines().map_while(Result::ok) {
+                    let mut l = log.lock().unwrap_or_else(|e| e.into_inner());
+                    if l.len() < 1 << 20 {
+                        l.push_str(&line);
+                        l.push('\n');
+                    }
+                }
+            });
         }
     }
 }
