@@ -1,5 +1,5 @@
 //! Edge retrieval from an RTSP NVR (docs/edge.md): the simulator as a Hikvision NVR (`vigil sim
-//! --outage`) whose line drops while it keeps recording; Vigil, which imported it as a Hikvision NVR,
+//! --outage`) whose line drops for 60 s while it keeps recording; Vigil, which imported it as a Hikvision NVR,
 //! fetches the lost interval back from its playback path after the line returns, and finishes it after being
 //! killed in the middle of the pull.
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hikvision_nvr_s_recording_fills_the_gap_its_line_left() {
-    let nvr = Sim::small(1, 25, &["--outage", "12:30"]);
+    let nvr = Sim::small(1, 25, &["--outage", "12:60"]);
     // The tests' base configuration reconnects within 2 s (`[ingest] backoff_max_ms`).
     let mut s = Server::start_with("[edge]\nscan_interval_s = 2\nsettle_s = 4\n");
     let c = s.admin().await;
@@ -27,13 +27,13 @@ async fn a_hikvision_nvr_s_recording_fills_the_gap_its_line_left() {
         .await
         .expect("online");
 
-    let row = backfill(&c, cam, Duration::from_secs(90), |b| {
+    let row = backfill(&c, cam, Duration::from_secs(120), |b| {
         b["gap_s"].as_f64() > Some(0.0)
     })
     .await;
     let gap = (us_of(&row["start"]), us_of(&row["end"]));
     println!("gap found: {row}");
-    assert!((25e6..45e6).contains(&((gap.1 - gap.0) as f64)), "{row}");
+    assert!((55e6..75e6).contains(&((gap.1 - gap.0) as f64)), "{row}");
     assert!(
         row["source"]
             .as_str()
@@ -55,7 +55,7 @@ async fn a_hikvision_nvr_s_recording_fills_the_gap_its_line_left() {
         "backfill done {} s after the line came back: {done}",
         after / 1_000_000
     );
-    assert!(after < 150_000_000, "{} s", after / 1_000_000);
+    assert!(after < 120_000_000, "{} s", after / 1_000_000);
     let r = c
         .get(&format!(
             "/api/v1/cameras/{cam}/recordings?start={}&end={}",
