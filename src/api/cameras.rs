@@ -200,6 +200,22 @@ pub struct OnvifRef {
     profile_token: String,
 }
 
+/// PTZ commands carry the camera's credentials (as a WS-Security digest): they go only to the host its
+/// stream comes from, as a stored password follows only its camera's address.
+fn onvif_on_the_camera(device_url: &str, main_url: &str) -> ApiResult<()> {
+    let host = |u: &str| {
+        url::Url::parse(u)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+    };
+    match (host(device_url), host(main_url)) {
+        (Some(a), Some(b)) if a == b => Ok(()),
+        _ => Err(ApiError::invalid(
+            "onvif.device_url must be on the camera's own host (that of main_url)",
+        )),
+    }
+}
+
 impl OnvifRef {
     fn validated(self) -> ApiResult<(String, String)> {
         let ok_url = url::Url::parse(&self.device_url).ok().filter(|u| {
@@ -317,6 +333,9 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let onvif = b.onvif.take().map(OnvifRef::validated).transpose()?;
     let input = merge(&s, &p, None, b).await?;
+    if let Some((url, _)) = &onvif {
+        onvif_on_the_camera(url, &input.main_url)?;
+    }
     let cam = db::cameras::insert(&s.pool, &input).await?;
     if let Some((url, token)) = &onvif {
         db::cameras::set_onvif(&s.pool, cam.id, url, token).await?;
@@ -341,6 +360,9 @@ pub async fn update(
     let base = visible_camera(&s, &p, id).await?;
     let onvif = b.onvif.take().map(OnvifRef::validated).transpose()?;
     let input = merge(&s, &p, Some(&base), b).await?;
+    if let Some((url, _)) = &onvif {
+        onvif_on_the_camera(url, &input.main_url)?;
+    }
     let cam = db::cameras::update(&s.pool, id, &input).await?;
     if let Some((url, token)) = &onvif {
         db::cameras::set_onvif(&s.pool, cam.id, url, token).await?;

@@ -47,6 +47,7 @@ impl Drop for OnvifSim {
 
 pub async fn start(opts: OnvifOptions) -> std::io::Result<OnvifSim> {
     let listener = tokio::net::TcpListener::bind(opts.http).await?;
+    let opts_rtsp_ip = opts.rtsp.ip();
     let http_addr = listener.local_addr()?;
     let stop = CancellationToken::new();
     let app = axum::Router::new()
@@ -60,7 +61,14 @@ pub async fn start(opts: OnvifOptions) -> std::io::Result<OnvifSim> {
         }
     });
     let socket = discovery_socket()?;
-    tokio::spawn(answer_probes(socket, http_addr.port(), stop.clone()));
+    // One address for the whole camera, as a real one has: the RTSP server's when it listens on one.
+    let camera_ip = Some(opts_rtsp_ip).filter(|ip| !ip.is_unspecified());
+    tokio::spawn(answer_probes(
+        socket,
+        camera_ip,
+        http_addr.port(),
+        stop.clone(),
+    ));
     info!(%http_addr, "sim ONVIF services and WS-Discovery listening");
     Ok(OnvifSim { http_addr, stop })
 }
@@ -83,7 +91,14 @@ fn local_ip_towards(peer: SocketAddr) -> Option<IpAddr> {
     Some(s.local_addr().ok()?.ip())
 }
 
-async fn answer_probes(socket: UdpSocket, http_port: u16, stop: CancellationToken) {
+/// Answers probes from the camera's address (`camera_ip`, or the one the prober is reached from), with the
+/// device service on that address.
+async fn answer_probes(
+    socket: UdpSocket,
+    camera_ip: Option<IpAddr>,
+    http_port: u16,
+    stop: CancellationToken,
+) {
     let mut buf = vec![0u8; discovery::MAX_DATAGRAM];
     let endpoint = format!("urn:uuid:{}", discovery::uuid());
     loop {
@@ -99,7 +114,7 @@ async fn answer_probes(socket: UdpSocket, http_port: u16, stop: CancellationToke
         let (Some(id), true) = (discovery::message_id(&env), is_probe) else {
             continue;
         };
-        let Some(ip) = local_ip_towards(from) else {
+        let Some(ip) = camera_ip.or_else(|| local_ip_towards(from)) else {
             continue;
         };
         let xaddr = format!(
@@ -107,7 +122,11 @@ async fn answer_probes(socket: UdpSocket, http_port: u16, stop: CancellationToke
             SocketAddr::new(ip, http_port)
         );
         let answer = discovery::probe_matches(id, &endpoint, &xaddr);
-        if let Err(e) = socket.send_to(&answer, from).await {
+        let sent = match UdpSocket::bind(SocketAddr::new(ip, 0)).await {
+            Ok(from_camera) => from_camera.send_to(&answer, from).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
             warn!(%from, error = %e, "sim ONVIF: probe not answered");
         }
     }
