@@ -893,49 +893,7 @@ async fn footage_a_dropped_line_lost_is_fetched_back_from_the_nvr() {
         done["fetched_s"].as_f64() >= Some(done["gap_s"].as_f64().unwrap_or(0.0) - 1.0),
         "{done}"
     );
-    let r = c
-        .get(&format!(
-            "/api/v1/cameras/{cam}/recordings?start={}&end={}",
-            rfc_us(gap.0 - 5_000_000),
-            rfc_us(gap.1 + 5_000_000)
-        ))
-        .await;
-    assert_eq!(
-        r.body["spans"].as_array().map(Vec::len),
-        Some(1),
-        "{}",
-        r.text
-    );
-    let marked = r.body["backfilled"].as_array().cloned().unwrap_or_default();
-    assert!(
-        marked.iter().any(|b| b["backfill_id"] == done["id"]
-            && us_of(&b["end"]) - us_of(&b["start"]) >= gap.1 - gap.0 - 2_000_000),
-        "backfilled marks: {}",
-        r.text
-    );
-
-    // The range plays whole: its duration, at 25 fps.
-    let (code, body, _) = c
-        .download(&format!(
-            "/api/v1/cameras/{cam}/video.mp4?start={}&end={}",
-            rfc_us(gap.0),
-            rfc_us(gap.1)
-        ))
-        .await;
-    assert_eq!(code, 200);
-    let path = s.data_dir().join("backfilled.mp4");
-    std::fs::write(&path, body).expect("write mp4");
-    let (duration, _, frames) = ffprobe(&path);
-    let want = (gap.1 - gap.0) as f64 / 1e6;
-    println!("backfilled range: {duration} s, {frames} frames for {want} s");
-    assert!(
-        (duration - want).abs() <= 2.0,
-        "{duration} s for a {want} s gap"
-    );
-    assert!(
-        frames as f64 >= (want - 2.0) * 25.0,
-        "{frames} frames in {want} s"
-    );
+    gap_closed_and_plays(&s, &c, cam, gap, &done).await;
     assert!(audited(&c, "backfill", Some("edge"), "360702").await);
 
     // The NVR without power has nothing: the gap stays, and the row says why.
@@ -949,7 +907,7 @@ async fn footage_a_dropped_line_lost_is_fetched_back_from_the_nvr() {
             .is_some_and(|d| d.contains("no footage")),
         "{none}"
     );
-    assert_eq!(none["fetched_s"].as_f64(), Some(0.0));
+    assert!(none["fetched_s"].as_f64() < Some(1.0), "{none}");
     assert!(audited(&c, "backfill", Some("edge"), "360700").await);
 
     // A caller of another region sees neither the rows nor the camera's.

@@ -189,7 +189,8 @@ impl Backfiller {
         let fetched = self.fetched(&row).await.unwrap_or(0);
         let gap_s = (row.end_us - row.start_us) as f64 / 1e6;
         let (outcome, detail) = match result {
-            Ok(0) if fetched == 0 => (
+            // Nothing pulled now nor before (the edges of live recording may move by a frame).
+            Ok(0) if fetched < MIN_PIECE_US => (
                 Outcome::Nothing,
                 "the device has no footage of this interval".to_owned(),
             ),

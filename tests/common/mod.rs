@@ -63,6 +63,58 @@ pub async fn backfill(
     }
 }
 
+/// After a backfill `done` of `gap` (µs): the camera's recording has no hole around it any more, the
+/// backfilled part is marked, and the range downloads as an MP4 that plays its whole length at 25 fps.
+pub async fn gap_closed_and_plays(
+    s: &Server,
+    c: &Client,
+    cam: i64,
+    gap: (i64, i64),
+    done: &serde_json::Value,
+) {
+    let r = c
+        .get(&format!(
+            "/api/v1/cameras/{cam}/recordings?start={}&end={}",
+            rfc_us(gap.0 - 5_000_000),
+            rfc_us(gap.1 + 5_000_000)
+        ))
+        .await;
+    assert_eq!(
+        r.body["spans"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.text
+    );
+    let marked = r.body["backfilled"].as_array().cloned().unwrap_or_default();
+    assert!(
+        marked.iter().any(|b| b["backfill_id"] == done["id"]
+            && us_of(&b["end"]) - us_of(&b["start"]) >= gap.1 - gap.0 - 2_000_000),
+        "backfilled marks: {}",
+        r.text
+    );
+    let (code, body, _) = c
+        .download(&format!(
+            "/api/v1/cameras/{cam}/video.mp4?start={}&end={}",
+            rfc_us(gap.0),
+            rfc_us(gap.1)
+        ))
+        .await;
+    assert_eq!(code, 200);
+    let path = s.data_dir().join(format!("backfilled-{cam}.mp4"));
+    std::fs::write(&path, body).expect("write mp4");
+    let (duration, _, frames) = ffprobe(&path);
+    let want = (gap.1 - gap.0) as f64 / 1e6;
+    println!("backfilled range: {duration} s, {frames} frames for {want} s");
+    assert!(
+        (duration - want).abs() <= 2.0,
+        "{duration} s for a {want} s gap"
+    );
+    assert!(
+        frames as f64 >= (want - 2.0) * 25.0,
+        "{frames} frames in {want} s"
+    );
+}
+
 /// Now, in milliseconds since the epoch.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
