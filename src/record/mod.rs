@@ -46,6 +46,8 @@ use tracing::Instrument;
 
 /// Frames of a backfill's footage that may wait for its recorder (it never waits on the disk).
 const BACKFILL_QUEUE: usize = 256;
+/// How long a backfill's writer may take to write what was queued when the pull ends.
+const FINISH_WAIT: Duration = Duration::from_secs(30);
 
 /// One GOP on its way to the disk writer.
 pub struct Gop {
@@ -129,11 +131,25 @@ pub struct BackfillSink {
 }
 
 impl BackfillSink {
-    /// Writes what is still queued, closes the segment and returns the counters.
+    /// Writes every frame published, closes the segment and returns the counters. Closing the stream (its
+    /// last owner is this sink) lets the recorder take what is still in the broadcast before it ends;
+    /// cancelling would drop it. A writer stuck on the disk for [`FINISH_WAIT`] is cancelled.
     pub async fn finish(self) -> RecCounts {
-        self.cancel.cancel();
-        let _ = self.writer.await;
-        self.status.counts()
+        let BackfillSink {
+            stream,
+            cancel,
+            mut writer,
+            status,
+        } = self;
+        drop(stream);
+        if tokio::time::timeout(FINISH_WAIT, &mut writer)
+            .await
+            .is_err()
+        {
+            cancel.cancel();
+            let _ = writer.await;
+        }
+        status.counts()
     }
 }
 
