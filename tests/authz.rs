@@ -116,6 +116,7 @@ fn body(method: &str, path: &str, region: &str, o: &Objects, n: usize) -> Option
         }
         // A device id that does not exist: a foreign site is refused before the device is looked up.
         ("POST", "/gb/devices/{id}/bind") => json!({"site_id": o.site}),
+        ("POST", "/onvif/discover") => json!({"site_id": o.site, "timeout_ms": 500}),
         ("POST", "/holds") => json!({"camera_id": o.camera, "start": rfc_ms(now_ms() - 60_000),
             "end": rfc_ms(now_ms()), "reason": name}),
         _ => json!({}),

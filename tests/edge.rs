@@ -79,11 +79,12 @@ async fn onvif_discovery_finds_the_camera_and_its_profiles_are_added() {
     let _forger = forged_responder();
     let s = Server::start();
     let c = s.admin().await;
+    let site = c.site("发现大厅", "service_hall", "360702").await;
     let found = wait_for(Duration::from_secs(20), || async {
         let r = c
             .post(
                 "/api/v1/onvif/discover",
-                json!({"username": "onvif", "password": "onvif-pass-1", "timeout_ms": 1500}),
+                json!({"site_id": site, "username": "onvif", "password": "onvif-pass-1", "timeout_ms": 1500}),
             )
             .await;
         assert_eq!(r.status, 200, "{}", r.text);
@@ -122,7 +123,7 @@ async fn onvif_discovery_finds_the_camera_and_its_profiles_are_added() {
     let r = c
         .post(
             "/api/v1/onvif/discover",
-            json!({"username": "onvif", "password": "wrong", "timeout_ms": 1500}),
+            json!({"site_id": site, "username": "onvif", "password": "wrong", "timeout_ms": 1500}),
         )
         .await;
     let same = r.body["devices"]
@@ -138,7 +139,6 @@ async fn onvif_discovery_finds_the_camera_and_its_profiles_are_added() {
     );
 
     // The admin adds what was found: main and sub profiles, with the credentials.
-    let site = c.site("发现大厅", "service_hall", "360702").await;
     let cam = c
         .camera(
             json!({"site_id": site, "name": dev["name"], "main_url": profiles[0]["stream_uri"],

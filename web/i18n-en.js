@@ -222,6 +222,7 @@ export default {
   adm_onvif_hint: "Finds the ONVIF cameras on the site's network (WS-Discovery) and reads their make, model and streams with the account given; pick a site and press Add: the main and sub streams join this platform.",
   adm_onvif_probe: "Find cameras",
   adm_onvif_discover: "Search",
+  adm_onvif_site: "Site",
   adm_onvif_interfaces: "Interface addresses",
   adm_onvif_interfaces_hint: "This server's interface addresses to probe from (space separated); empty: the default route's",
   adm_onvif_probing: "Searching…",

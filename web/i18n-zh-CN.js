@@ -222,6 +222,7 @@ export default {
   adm_onvif_hint: "在场所网络中查找支持 ONVIF 的摄像机（WS-Discovery），用所填账号读取品牌、型号与码流；选择场所后点“添加”，主码流与子码流即加入本平台。",
   adm_onvif_probe: "查找摄像机",
   adm_onvif_discover: "开始查找",
+  adm_onvif_site: "场所",
   adm_onvif_interfaces: "网卡地址",
   adm_onvif_interfaces_hint: "从哪些本机网卡地址发出探测（以空格分隔）；留空则用默认路由的网卡",
   adm_onvif_probing: "正在查找…",

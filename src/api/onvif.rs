@@ -1,11 +1,12 @@
-//! `POST /onvif/discover` `{interfaces, username, password, timeout_ms}` (admins): probes the site's
-//! network for ONVIF cameras (WS-Discovery from the interfaces given, the default route's when none) and
+//! `POST /onvif/discover` `{site_id, interfaces, username, password, timeout_ms}` (admins of the site's
+//! region; audited with it): probes the site's network for ONVIF cameras (WS-Discovery from the interfaces given, the default route's when none) and
 //! describes each with the credentials given: make, model and media profiles with their sizes and RTSP
 //! URIs. Nothing is added: the admin picks what to add (`POST /cameras` with the profiles' URIs). Answers
 //! that point elsewhere than their sender are listed in `rejected` and never called.
 
 use super::access::{noted, AuditNote};
 use super::error::{ApiError, ApiResult, Json};
+use super::sites::visible_site;
 use super::AppState;
 use crate::auth::Principal;
 use crate::onvif::device::{self, Profile};
@@ -21,6 +22,8 @@ use std::time::Duration;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiscoverBody {
+    /// The site whose network is probed (what the cameras found are added under).
+    site_id: i64,
     /// IPv4 addresses of this server's interfaces to probe from (default: the default route's).
     interfaces: Option<Vec<String>>,
     username: Option<String>,
@@ -83,10 +86,13 @@ fn interfaces(given: Option<&Vec<String>>) -> ApiResult<Vec<Ipv4Addr>> {
 }
 
 pub async fn discover(
-    State(_s): State<AppState>,
-    Extension(_p): Extension<Principal>,
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
     Json(b): Json<DiscoverBody>,
 ) -> ApiResult<Response> {
+    let site = visible_site(&s, &p, b.site_id)
+        .await
+        .map_err(|_| ApiError::invalid(format!("site_id {} does not exist", b.site_id)))?;
     let ifaces = interfaces(b.interfaces.as_ref())?;
     let wait = match b.timeout_ms {
         None => 3000,
@@ -142,7 +148,8 @@ pub async fn discover(
         })
         .collect();
     let note = AuditNote {
-        target: Some("/onvif/discover".into()),
+        target: Some(format!("/sites/{}", site.id)),
+        region_code: Some(site.region_code),
         detail: Some(format!(
             "{} found, {} set aside, from {}",
             devices.len(),

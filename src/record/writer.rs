@@ -123,7 +123,9 @@ impl Writer {
         if self.fenced {
             return;
         }
-        if let Some(f) = &self.fence {
+        if let (Some(f), None) = (&self.fence, self.backfill) {
+            // Backfilled footage is older than the lease by nature: the lease holder fetched it for a hole
+            // nobody recorded, and its rows are still written under the lease's epoch.
             if first.wall_time_us < f.since_us {
                 // Footage from before this node took the lease (a relayed GOP still cached in the hub):
                 // the previous holder indexed it, or nobody may.
