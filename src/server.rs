@@ -66,16 +66,7 @@ impl Server {
         let footage = recorders.shared().footage.clone();
         let gb = start_gb28181(&cfg, &pool, &ingest, &audit, footage).await?;
         let cluster = start_cameras(&cfg, &pool, runner).await?;
-        let background = tokio_util::sync::CancellationToken::new();
-        crate::edge::Backfiller::new(
-            pool.clone(),
-            cfg.edge.clone(),
-            recorders.clone(),
-            gb.clone(),
-            audit.clone(),
-            (cfg.ingest.clone(), live_source(&secrets)),
-        )
-        .start(background.clone());
+        let background = start_backfill(&cfg, &pool, &recorders, gb.clone(), &audit, &secrets);
         let login_throttle = Arc::new(AddressThrottle::new(
             cfg.auth.login_address_max_failures,
             cfg.auth.login_address_window_seconds,
@@ -269,6 +260,28 @@ async fn start_gb28181(
     let handle = crate::gb28181::stream::Handle(platform.runner.clone());
     ingest.register_scheme("gb28181", Arc::new(handle));
     Ok(Some(Arc::new(platform)))
+}
+
+/// Edge retrieval of lost footage, until the returned token is cancelled.
+fn start_backfill(
+    cfg: &Config,
+    pool: &db::Pool,
+    recorders: &Arc<Recorders>,
+    gb: Option<Arc<crate::gb28181::Platform>>,
+    audit: &crate::audit::Log,
+    secrets: &Arc<Secrets>,
+) -> tokio_util::sync::CancellationToken {
+    let background = tokio_util::sync::CancellationToken::new();
+    crate::edge::Backfiller::new(
+        pool.clone(),
+        cfg.edge.clone(),
+        recorders.clone(),
+        gb,
+        audit.clone(),
+        (cfg.ingest.clone(), live_source(secrets)),
+    )
+    .start(background.clone());
+    background
 }
 
 /// An RTSP camera's main stream with its password opened, for the edge retrieval's NVR playback.

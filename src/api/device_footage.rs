@@ -11,7 +11,7 @@ use super::{revoke, AppState};
 use crate::auth::Principal;
 use crate::gb28181::mansrtsp::Command;
 use crate::gb28181::media::MediaTransport;
-use crate::gb28181::playback::{PlaybackError, Record};
+use crate::gb28181::playback::{PlaybackError, Record, Timing};
 use crate::live::replay::{self, Steer};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
@@ -147,7 +147,7 @@ pub async fn playback(
     // Invited before the upgrade, so that a device that refuses is an HTTP error the client can read.
     let session = gb
         .runner
-        .playback(&device, &channel, transport, start, end)
+        .playback(&device, &channel, transport, (start, end), Timing::Viewer)
         .await
         .map_err(api_error)?;
     tracing::info!(camera = id, device, channel, actor = %p.actor(), "device playback started");

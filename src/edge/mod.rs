@@ -123,8 +123,10 @@ impl Backfiller {
             .await?
             .into_iter()
             .filter(|c| c.record && self.recorders.is_recording(c.id))
-            .filter_map(|c| Some((c.id, (Source::of(&c, &self.live)?, c))))
-            .map(|(id, (s, c))| (id, (c, s)))
+            .filter_map(|c| {
+                let src = Source::of(&c, &self.live)?;
+                Some((c.id, (c, src)))
+            })
             .collect();
         for (cam, src) in cams.values() {
             for hole in self.holes(cam.id).await? {
@@ -226,10 +228,7 @@ impl Backfiller {
         }
         let whole = (missing[0].0, missing[missing.len() - 1].1);
         let records = src.records(self.gb.as_ref(), whole).await?;
-        let speed = match src.max_speed() {
-            Some(max) => self.speed(cam.id).await.min(max),
-            None => self.speed(cam.id).await,
-        };
+        let speed = self.speed(cam.id).await.min(src.max_speed());
         let mut frames = 0;
         // Device times are whole seconds: a record that seems to reach a second into the gap is rounding.
         let pieces = gaps::pieces(&missing, &records)

@@ -47,8 +47,6 @@ pub enum PullError {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Pulled {
     pub frames: u64,
-    /// Wall time (µs) of the end of the last GOP published.
-    pub reached_us: Option<i64>,
 }
 
 /// Frames to footage times, whole GOPs kept or left out.
@@ -118,7 +116,6 @@ pub async fn record(
     let mut pulled = Pulled::default();
     let mut publish = |gop: Vec<Arc<Frame>>, pulled: &mut Pulled| {
         if let Some(last) = gop.last() {
-            pulled.reached_us = Some(last.wall_time_us);
             progress(last.wall_time_us);
         }
         pulled.frames += gop.len() as u64;

@@ -7,7 +7,7 @@ use crate::config::IngestConfig;
 use crate::db::cameras::Camera;
 use crate::gb28181::mansrtsp::Command;
 use crate::gb28181::media::MediaTransport;
-use crate::gb28181::playback::PlaybackError;
+use crate::gb28181::playback::{PlaybackError, Timing};
 use crate::gb28181::Platform;
 use crate::hub::{StreamHub, StreamKey, StreamKind};
 use crate::ingest::{RunError, StreamSource};
@@ -92,18 +92,9 @@ impl Source {
             } => format!("gb28181://{device}/{channel}"),
             // The playback path without credentials or the range.
             Source::Rtsp { live, vendor } => {
-                let mut u = vendor.playback(&live.url, "", "");
+                let mut u = vendor.playback(&live.url, None);
                 let _ = u.set_password(None);
                 let _ = u.set_username("");
-                let kept: Vec<(String, String)> = u
-                    .query_pairs()
-                    .filter(|(k, _)| k != "starttime" && k != "endtime")
-                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                    .collect();
-                u.set_query(None);
-                if !kept.is_empty() {
-                    u.query_pairs_mut().extend_pairs(kept);
-                }
                 u.to_string()
             }
         }
@@ -111,10 +102,10 @@ impl Source {
 
     /// The fastest this source can send: a GB/T 28181 device takes a speed, an RTSP NVR plays in real
     /// time.
-    pub fn max_speed(&self) -> Option<f64> {
+    pub fn max_speed(&self) -> f64 {
         match self {
-            Source::Gb { .. } => None,
-            Source::Rtsp { .. } => Some(1.0),
+            Source::Gb { .. } => f64::INFINITY,
+            Source::Rtsp { .. } => 1.0,
         }
     }
 
@@ -152,9 +143,8 @@ impl Source {
         match self {
             Source::Rtsp { live, vendor } => {
                 let (start, end) = seconds(piece);
-                let (a, b) = (vendor.time(start), vendor.time(end));
                 let source = StreamSource {
-                    url: vendor.playback(&live.url, &a, &b),
+                    url: vendor.playback(&live.url, Some((start, end))),
                     ..live.clone()
                 };
                 Ok((rtsp_pull(source, ingest.clone()).await?, start * 1000))
@@ -168,7 +158,7 @@ impl Source {
                 let (start, end) = seconds(piece);
                 let session = gb
                     .runner
-                    .fetch(device, channel, *transport, start, end)
+                    .playback(device, channel, *transport, (start, end), Timing::Footage)
                     .await?;
                 if speed > 1.0 {
                     session.steer(Command::Play {
@@ -225,26 +215,23 @@ impl Vendor {
         }
     }
 
-    /// The playback URL of `[start, end]` (already written in the vendor's format) on the live URL's host.
-    fn playback(&self, live: &url::Url, start: &str, end: &str) -> url::Url {
+    /// The playback URL on the live URL's host, of `[start, end]` (Unix ms) when a range is given.
+    fn playback(&self, live: &url::Url, range: Option<(i64, i64)>) -> url::Url {
         let mut u = live.clone();
+        u.set_query(None);
         match self {
-            Vendor::Hikvision { track } => {
-                u.set_path(&format!("/Streaming/tracks/{track}"));
-                u.query_pairs_mut()
-                    .clear()
-                    .append_pair("starttime", start)
-                    .append_pair("endtime", end);
-            }
+            Vendor::Hikvision { track } => u.set_path(&format!("/Streaming/tracks/{track}")),
             Vendor::Dahua { channel, subtype } => {
                 u.set_path("/cam/playback");
                 u.query_pairs_mut()
-                    .clear()
                     .append_pair("channel", channel)
-                    .append_pair("subtype", subtype)
-                    .append_pair("starttime", start)
-                    .append_pair("endtime", end);
+                    .append_pair("subtype", subtype);
             }
+        }
+        if let Some((start, end)) = range {
+            u.query_pairs_mut()
+                .append_pair("starttime", &self.time(start))
+                .append_pair("endtime", &self.time(end));
         }
         u
     }
@@ -299,13 +286,13 @@ mod tests {
         let v = Vendor::of(&hik).expect("hikvision");
         let t = 1_796_552_100_000;
         assert_eq!(
-            v.playback(&hik, &v.time(t), &v.time(t + 60_000)).as_str(),
+            v.playback(&hik, Some((t, t + 60_000))).as_str(),
             "rtsp://nvr:554/Streaming/tracks/301?starttime=20261206T101500Z&endtime=20261206T101600Z"
         );
         let dahua = url::Url::parse("rtsp://nvr/cam/realmonitor?channel=2&subtype=0").unwrap();
         let v = Vendor::of(&dahua).expect("dahua");
         assert_eq!(
-            v.playback(&dahua, &v.time(t), &v.time(t + 1000)).as_str(),
+            v.playback(&dahua, Some((t, t + 1000))).as_str(),
             "rtsp://nvr/cam/playback?channel=2&subtype=0&starttime=2026_12_06_18_15_00&endtime=2026_12_06_18_15_01"
         );
         assert_eq!(

@@ -92,47 +92,9 @@ impl Runner {
         result
     }
 
-    /// Starts a playback session of `[start, end]` (Unix milliseconds) of a device's channel, for a
-    /// viewer: the frames' times follow the speed in force.
+    /// Starts a playback session of `[start, end]` (Unix milliseconds) of a device's channel, its frames
+    /// timed for a viewer or as the footage (see [`Timing`]).
     pub async fn playback(
-        self: &Arc<Self>,
-        device: &str,
-        channel: &str,
-        transport: MediaTransport,
-        start_ms: i64,
-        end_ms: i64,
-    ) -> Result<Playback, PlaybackError> {
-        self.start_session(
-            device,
-            channel,
-            transport,
-            (start_ms, end_ms),
-            Timing::Viewer,
-        )
-        .await
-    }
-
-    /// Starts a session that fetches `[start, end]` to be recorded (edge retrieval): the frames keep the
-    /// footage's own times whatever speed the device is asked to send at.
-    pub async fn fetch(
-        self: &Arc<Self>,
-        device: &str,
-        channel: &str,
-        transport: MediaTransport,
-        start_ms: i64,
-        end_ms: i64,
-    ) -> Result<Playback, PlaybackError> {
-        self.start_session(
-            device,
-            channel,
-            transport,
-            (start_ms, end_ms),
-            Timing::Footage,
-        )
-        .await
-    }
-
-    async fn start_session(
         self: &Arc<Self>,
         device: &str,
         channel: &str,
@@ -322,10 +284,10 @@ impl Runner {
 
 /// The times a session's frames carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Timing {
+pub enum Timing {
     /// Divided by the speed in force: 4x plays in a quarter of the time.
     Viewer,
-    /// The footage's own, at any speed (what is recorded).
+    /// The footage's own, at any speed (what edge retrieval records).
     Footage,
 }
 

@@ -39,63 +39,65 @@ pub struct Rejected {
     pub why: String,
 }
 
+/// A WS-Discovery message: WS-Addressing `action`, `header` (its ids) and `body`.
+fn message(action: &str, header: impl FnOnce(&mut Doc), body: impl FnOnce(&mut Doc)) -> Vec<u8> {
+    let mut d = Doc::new();
+    let ns = [
+        ("xmlns:s", soap::ENV),
+        ("xmlns:a", WSA),
+        ("xmlns:d", WSD),
+        ("xmlns:dn", DN),
+    ];
+    d.open("s:Envelope", &ns)
+        .open("s:Header", &[])
+        .field("a:Action", &[], action);
+    header(&mut d);
+    d.close("s:Header").open("s:Body", &[]);
+    body(&mut d);
+    d.close("s:Body").close("s:Envelope");
+    d.finish()
+}
+
 /// A Probe with `message_id`.
 pub fn probe(message_id: &str) -> Vec<u8> {
-    let mut d = Doc::new();
-    d.open(
-        "s:Envelope",
-        &[
-            ("xmlns:s", soap::ENV),
-            ("xmlns:a", WSA),
-            ("xmlns:d", WSD),
-            ("xmlns:dn", DN),
-        ],
+    message(
+        PROBE_ACTION,
+        |d| {
+            d.field("a:MessageID", &[], message_id).field(
+                "a:To",
+                &[],
+                "urn:schemas-xmlsoap-org:ws:2005:04:discovery",
+            );
+        },
+        |d| {
+            d.open("d:Probe", &[])
+                .field("d:Types", &[], "dn:NetworkVideoTransmitter")
+                .close("d:Probe");
+        },
     )
-    .open("s:Header", &[])
-    .field("a:Action", &[], PROBE_ACTION)
-    .field("a:MessageID", &[], message_id)
-    .field("a:To", &[], "urn:schemas-xmlsoap-org:ws:2005:04:discovery")
-    .close("s:Header")
-    .open("s:Body", &[])
-    .open("d:Probe", &[])
-    .field("d:Types", &[], "dn:NetworkVideoTransmitter")
-    .close("d:Probe")
-    .close("s:Body")
-    .close("s:Envelope");
-    d.finish()
 }
 
 /// The ProbeMatches answer (the simulator's): `xaddr` for a probe of `relates_to`.
 pub fn probe_matches(relates_to: &str, endpoint: &str, xaddr: &str) -> Vec<u8> {
-    let mut d = Doc::new();
-    d.open(
-        "s:Envelope",
-        &[
-            ("xmlns:s", soap::ENV),
-            ("xmlns:a", WSA),
-            ("xmlns:d", WSD),
-            ("xmlns:dn", DN),
-        ],
+    message(
+        MATCHES_ACTION,
+        |d| {
+            d.field("a:MessageID", &[], &format!("urn:uuid:{}", uuid()))
+                .field("a:RelatesTo", &[], relates_to);
+        },
+        |d| {
+            d.open("d:ProbeMatches", &[])
+                .open("d:ProbeMatch", &[])
+                .open("a:EndpointReference", &[])
+                .field("a:Address", &[], endpoint)
+                .close("a:EndpointReference")
+                .field("d:Types", &[], "dn:NetworkVideoTransmitter")
+                .field("d:XAddrs", &[], xaddr)
+                .field("d:MetadataVersion", &[], "1")
+                .close("d:ProbeMatch")
+                .close("d:ProbeMatches");
+        },
     )
-    .open("s:Header", &[])
-    .field("a:Action", &[], MATCHES_ACTION)
-    .field("a:MessageID", &[], &format!("urn:uuid:{}", uuid()))
-    .field("a:RelatesTo", &[], relates_to)
-    .close("s:Header")
-    .open("s:Body", &[])
-    .open("d:ProbeMatches", &[])
-    .open("d:ProbeMatch", &[])
-    .open("a:EndpointReference", &[])
-    .field("a:Address", &[], endpoint)
-    .close("a:EndpointReference")
-    .field("d:Types", &[], "dn:NetworkVideoTransmitter")
-    .field("d:XAddrs", &[], xaddr)
-    .field("d:MetadataVersion", &[], "1")
-    .close("d:ProbeMatch")
-    .close("d:ProbeMatches")
-    .close("s:Body")
-    .close("s:Envelope");
-    d.finish()
 }
 
 /// A random UUID (v4) as text.

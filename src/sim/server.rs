@@ -174,6 +174,22 @@ fn session_cleanup(server: &RTSPServer) -> Result<glib::Source, SimError> {
     }))
 }
 
+/// The RTSP server on the options' address, with a thread per connection.
+fn rtsp_server(opts: &SimOptions) -> RTSPServer {
+    let server = RTSPServer::new();
+    server.set_address(&opts.listen.ip().to_string());
+    server.set_service(&opts.listen.port().to_string());
+    server.set_backlog(LISTEN_BACKLOG);
+    // One thread per connection. With gst-rtsp-server's default (one thread for every
+    // client), a DESCRIBE that waits for its media to preroll (in shared-encoder mode,
+    // up to one GOP, until the next keyframe) stalls every other client's requests,
+    // and a recorder connecting to many cameras at once times out.
+    if let Some(pool) = server.thread_pool() {
+        pool.set_max_threads(-1);
+    }
+    server
+}
+
 impl Running {
     /// Builds the server and starts listening. Returns once the socket listens, so clients
     /// can connect as soon as the caller learns the address (the kernel queues them until
@@ -183,17 +199,7 @@ impl Running {
         plan: &Plan,
         context: &glib::MainContext,
     ) -> Result<Running, SimError> {
-        let server = RTSPServer::new();
-        server.set_address(&opts.listen.ip().to_string());
-        server.set_service(&opts.listen.port().to_string());
-        server.set_backlog(LISTEN_BACKLOG);
-        // One thread per connection. With gst-rtsp-server's default (one thread for every
-        // client), a DESCRIBE that waits for its media to preroll (in shared-encoder mode,
-        // up to one GOP, until the next keyframe) stalls every other client's requests,
-        // and a recorder connecting to many cameras at once times out.
-        if let Some(pool) = server.thread_pool() {
-            pool.set_max_threads(-1);
-        }
+        let server = rtsp_server(opts);
 
         let credentials = match (&opts.username, &opts.password) {
             (Some(user), Some(pass)) => {
