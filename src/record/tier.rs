@@ -74,6 +74,9 @@ enum MoveError {
 /// Runs a pass every `interval_s` until `stop`.
 pub async fn run(shared: Arc<Shared>, tier: Arc<Tier>, stop: CancellationToken) {
     let every = Duration::from_secs(tier.cfg.interval_s.max(1));
+    // While the alarm stays raised, the latest error is logged once a minute: an operator reading the
+    // log sees whether the bucket is still refusing and why, without a line per pass.
+    let mut last_said = std::time::Instant::now();
     loop {
         let res = pass(&shared, &tier).await;
         if let Err(e) = &res {
@@ -83,6 +86,11 @@ pub async fn run(shared: Arc<Shared>, tier: Arc<Tier>, stop: CancellationToken) 
             } else if !tier.status.alarm.swap(true, Ordering::Relaxed) {
                 tracing::error!(bucket = tier.bucket.name(), error = %e,
                     "object storage unreachable: footage stays on the local disk; alarm raised");
+                last_said = std::time::Instant::now();
+            } else if last_said.elapsed() >= Duration::from_secs(60) {
+                tracing::warn!(bucket = tier.bucket.name(), error = %e,
+                    "object storage still unreachable: footage stays on the local disk");
+                last_said = std::time::Instant::now();
             }
         }
         if res.is_ok() && tier.status.alarm.swap(false, Ordering::Relaxed) {

@@ -60,7 +60,22 @@ impl Weed {
                 .is_ok_and(|s| s.success())
         });
         assert!(made, "SeaweedFS did not make the bucket; log:\n{}", w.log());
+        // An open port is not a working gateway: a signed listing of the bucket must answer before a test
+        // counts on it (the gateway reads its identities and the filer after it starts listening).
+        let listed = wait_until(Duration::from_secs(150), || w.s3_answers());
+        assert!(listed, "SeaweedFS S3 does not answer; log:\n{}", w.log());
         w
+    }
+
+    /// Whether a signed `ListObjectsV2` of the bucket succeeds (curl signs it with SigV4).
+    fn s3_answers(&self) -> bool {
+        let url = format!("{}/{BUCKET}/?list-type=2&max-keys=1", self.endpoint());
+        Command::new("curl")
+            .args(["-sf", "-o", "/dev/null", "--max-time", "10"])
+            .args(["--aws-sigv4", "aws:amz:us-east-1:s3"])
+            .args(["--user", &format!("{ACCESS_KEY}:{SECRET_KEY}"), &url])
+            .status()
+            .is_ok_and(|s| s.success())
     }
 
     fn spawn(&mut self) {
@@ -152,7 +167,23 @@ impl Weed {
 
 impl Drop for Weed {
     fn drop(&mut self) {
+        let alive = self
+            .child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().is_ok_and(|s| s.is_none()));
         self.stop();
+        if std::thread::panicking() {
+            // A failed test shows the service's side too: whether it was still running and its last words.
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            eprintln!(
+                "SeaweedFS (S3 {}) was {}; its log's end:\n{}",
+                self.endpoint(),
+                if alive { "running" } else { "not running" },
+                tail.join("\n")
+            );
+        }
     }
 }
 
