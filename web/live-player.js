@@ -1,10 +1,16 @@
-// <vigil-live camera="ID" stream="main|sub" mode="auto|webrtc|mse">: one live tile.
+// <vigil-live camera="ID" stream="main|sub|auto" mode="auto|webrtc|mse">: one live tile.
 //
 // WebRTC first (lowest latency), MSE over the same WebSocket as the fallback; reconnects with backoff;
 // streams only while it is on screen and the tab is visible. Protocol: docs/live.md.
 //
+// `stream="auto"` plays the sub stream while the element is small and the main stream once it is large
+// (a tile enlarged or opened full screen). A change of stream while a picture is shown never blanks it:
+// the new stream starts on a second, hidden <video> and replaces the old one at its first decoded frame
+// (`Switch`); until then the old stream plays on. On phones without MediaSource (iOS Safari) MSE uses
+// ManagedMediaSource.
+//
 // State for tests and the console: the element's `state` attribute (idle, connecting, webrtc, mse,
-// error) and `transport`; the <video> is `element.video`.
+// error), `transport` and `showing` (the stream on screen); the <video> shown is `element.video`.
 
 const MSE_CODECS = [
   'avc1.42e01e', 'avc1.4d401f', 'avc1.640028', 'avc1.640029', 'avc1.64002a', 'avc1.640033',
@@ -14,46 +20,97 @@ const MSE_CODECS = [
 const MAX_LAG_S = 0.4;
 const EDGE_S = 0.05;
 const KEEP_S = 10;
+// `stream="auto"`: the main stream from this width in device pixels, the sub stream again below the
+// second (apart, so that a tile near the line does not flip back and forth).
+const AUTO_MAIN_PX = 960;
+const AUTO_SUB_PX = 720;
+// A stream switch that has not shown a frame by then is given up; the old stream stays.
+const SWITCH_GIVE_UP_MS = 15000;
+const VIDEO_CSS = 'width:100%;height:100%;background:#000;object-fit:contain';
+
+/** The MediaSource of this browser: ManagedMediaSource where it is the only one (iOS Safari 17.1+). */
+const MediaSourceClass = () => window.MediaSource || window.ManagedMediaSource || null;
+
+function makeVideo() {
+  const v = document.createElement('video');
+  v.muted = true;
+  v.autoplay = true;
+  v.playsInline = true;
+  // ManagedMediaSource plays only when the element cannot be sent to AirPlay instead.
+  v.disableRemotePlayback = true;
+  v.style.cssText = VIDEO_CSS;
+  return v;
+}
+
+/** Calls `cb` once `video` has a decoded frame to show. */
+function onFirstFrame(video, cb) {
+  let done = false;
+  const once = () => { if (!done) { done = true; cb(); } };
+  if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(once);
+  // A hidden element may never be composited: a decoded current frame is enough.
+  const poll = () => {
+    if (done) return;
+    if (video.readyState >= 2 && !video.paused && video.videoWidth > 0) once();
+    else setTimeout(poll, 50);
+  };
+  poll();
+  return () => { done = true; };
+}
 
 class VigilLive extends HTMLElement {
   static get observedAttributes() { return ['camera', 'stream', 'mode']; }
 
   constructor() {
     super();
-    this.video = document.createElement('video');
-    this.video.muted = true;
-    this.video.autoplay = true;
-    this.video.playsInline = true;
-    this.video.style.cssText = 'width:100%;height:100%;background:#000;object-fit:contain';
+    this.video = makeVideo();
     this.attempt = 0;
     this.visible = false;
     this.timer = null;
     this.session = null;
+    this.current = null; // the stream the session plays
+    this.pending = null; // a Switch under way
   }
 
   connectedCallback() {
     if (!this.contains(this.video)) this.append(this.video);
-    this.setState('idle');
+    if (!this.session) this.setState('idle');
     this.io = new IntersectionObserver((entries) => {
       this.visible = entries.some((e) => e.isIntersecting);
       this.update();
     });
     this.io.observe(this);
+    this.ro = new ResizeObserver(() => { if (this.getAttribute('stream') === 'auto') this.switchStream(); });
+    this.ro.observe(this);
     this.onVisibility = () => this.update();
     document.addEventListener('visibilitychange', this.onVisibility);
   }
 
   disconnectedCallback() {
     this.io?.disconnect();
+    this.ro?.disconnect();
     document.removeEventListener('visibilitychange', this.onVisibility);
-    this.stop();
+    // Moved to another place in the page (a tile opened full screen): it plays on there.
+    queueMicrotask(() => { if (!this.isConnected) this.stop(); });
   }
 
-  attributeChangedCallback() {
-    if (this.session) { this.stop(); this.update(); }
+  attributeChangedCallback(name, before, after) {
+    if (!this.session || before === after) return;
+    if (name === 'stream') this.switchStream();
+    else { this.stop(); this.update(); }
   }
 
   get wanted() { return this.visible && document.visibilityState === 'visible' && this.isConnected; }
+
+  /** The stream to play now: the attribute's, or for `auto` the one the element's size calls for. */
+  get wantedStream() {
+    const s = this.getAttribute('stream') || 'main';
+    if (s !== 'auto') return s;
+    const px = this.clientWidth * (window.devicePixelRatio || 1);
+    if (this.current === 'main') return px < AUTO_SUB_PX ? 'sub' : 'main';
+    return px >= AUTO_MAIN_PX ? 'main' : 'sub';
+  }
+
+  get playing() { return ['webrtc', 'mse'].includes(this.getAttribute('state')) && this.video.readyState >= 2; }
 
   update() {
     if (this.wanted && !this.session && !this.timer) this.start();
@@ -68,13 +125,17 @@ class VigilLive extends HTMLElement {
   stop() {
     clearTimeout(this.timer);
     this.timer = null;
+    this.pending?.cancel();
     const s = this.session;
     this.session = null;
+    this.current = null;
     if (s) s.close();
     this.setState('idle', '');
+    this.removeAttribute('showing');
   }
 
   retry(reason) {
+    this.pending?.cancel();
     if (this.session) { this.session.close(); this.session = null; }
     if (!this.wanted) return;
     const delay = Math.min(30000, 500 * 2 ** this.attempt) * (0.75 + Math.random() * 0.5);
@@ -84,21 +145,91 @@ class VigilLive extends HTMLElement {
     this.timer = setTimeout(() => { this.timer = null; this.update(); }, delay);
   }
 
-  start() {
-    const camera = this.getAttribute('camera');
-    const stream = this.getAttribute('stream') || 'main';
-    const mode = this.getAttribute('mode') || 'auto';
+  url(stream) {
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const url = `${proto}//${location.host}/api/v1/cameras/${encodeURIComponent(camera)}/live?stream=${stream}`;
+    return `${proto}//${location.host}/api/v1/cameras/${encodeURIComponent(this.getAttribute('camera'))}/live?stream=${stream}`;
+  }
+
+  start() {
+    this.current = this.wantedStream;
     this.setState('connecting');
-    this.session = new Session(this, url, mode);
+    this.setAttribute('showing', this.current);
+    this.session = new Session(this, this.video, this.url(this.current), this.getAttribute('mode') || 'auto');
+  }
+
+  /** Goes over to the wanted stream: at once when nothing is shown yet, else through a Switch. */
+  switchStream() {
+    if (!this.session) return;
+    const want = this.wantedStream;
+    if (this.pending && this.pending.stream !== want) this.pending.cancel();
+    if (want === this.current || this.pending) return;
+    if (!this.playing) { this.stop(); this.update(); return; }
+    this.pending = new Switch(this, want);
+  }
+
+  /** The switch showed its first frame: its session and video become the element's. */
+  adopt(sw) {
+    const old = this.session;
+    const oldVideo = this.video;
+    this.pending = null;
+    this.session = sw.session;
+    this.session.el = this;
+    this.video = sw.video;
+    this.video.style.cssText = VIDEO_CSS;
+    this.current = sw.stream;
+    this.setAttribute('showing', sw.stream);
+    this.setState(sw.state, sw.transport);
+    old?.close();
+    oldVideo.remove();
   }
 }
 
-class Session {
-  constructor(el, url, mode) {
+/** A second session playing `stream` on a hidden video over the shown one; the element adopts it at its
+ *  first frame. It stands in for the element towards its Session: its state is kept, not shown, and a
+ *  failure ends the switch and leaves the old stream playing. */
+class Switch {
+  constructor(el, stream) {
     this.el = el;
-    this.video = el.video;
+    this.stream = stream;
+    this.attempt = 0;
+    this.state = 'connecting';
+    this.transport = '';
+    this.video = makeVideo();
+    this.video.style.cssText = `${VIDEO_CSS};position:absolute;inset:0;opacity:0;pointer-events:none`;
+    el.append(this.video);
+    this.session = new Session(this, this.video, el.url(stream), el.getAttribute('mode') || 'auto');
+    this.giveUp = setTimeout(() => this.cancel(), SWITCH_GIVE_UP_MS);
+    this.unwatch = onFirstFrame(this.video, () => {
+      clearTimeout(this.giveUp);
+      el.adopt(this);
+    });
+  }
+
+  setState(state, transport) {
+    this.state = state;
+    if (transport !== undefined) this.transport = transport;
+  }
+
+  getAttribute(name) { return this.el.getAttribute(name); }
+
+  setAttribute() { /* errors of a switch show as it being given up */ }
+
+  retry() { this.cancel(); }
+
+  cancel() {
+    clearTimeout(this.giveUp);
+    this.unwatch();
+    this.session.close();
+    this.video.remove();
+    if (this.el.pending === this) this.el.pending = null;
+  }
+}
+
+/** One connection to the server playing into `video`; `el` is the element (or the Switch) it reports to. */
+class Session {
+  constructor(el, video, url, mode) {
+    this.el = el;
+    this.video = video;
     this.closed = false;
     this.queue = [];
     this.ws = new WebSocket(url);
@@ -108,7 +239,7 @@ class Session {
       else this.startMse();
     };
     this.ws.onmessage = (ev) => this.onMessage(ev);
-    this.ws.onclose = () => { if (!this.closed) el.retry('connection closed'); };
+    this.ws.onclose = () => { if (!this.closed) this.el.retry('connection closed'); };
   }
 
   send(obj) { if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(obj)); }
@@ -166,8 +297,9 @@ class Session {
   startMse() {
     this.transport = 'mse';
     clearTimeout(this.rtcTimer);
-    if (!window.MediaSource) { this.el.retry('no MediaSource in this browser'); return; }
-    const codecs = MSE_CODECS.filter((c) => MediaSource.isTypeSupported(`video/mp4; codecs="${c}"`));
+    const MS = MediaSourceClass();
+    if (!MS) { this.el.retry('no MediaSource in this browser'); return; }
+    const codecs = MSE_CODECS.filter((c) => MS.isTypeSupported(`video/mp4; codecs="${c}"`));
     this.send({ type: 'mse', codecs });
   }
 
@@ -176,7 +308,7 @@ class Session {
       if (this.sb.changeType) this.sb.changeType(mime);
       return;
     }
-    const ms = new MediaSource();
+    const ms = new (MediaSourceClass())();
     this.ms = ms;
     this.video.src = URL.createObjectURL(ms);
     ms.addEventListener('sourceopen', () => {

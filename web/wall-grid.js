@@ -1,8 +1,8 @@
 // The live wall's grid: layouts (a grid of cols x rows with cells that may span) and their tiles.
 //
 // A layout is the document of PUT /me/wall: { name, cols, rows, cells: [{ x, y, w, h, camera_id }] }.
-// Invariants: cells lie inside the grid and never overlap; a tile's <vigil-live> uses the sub stream (the
-// server scales one when a camera has none) and exists only while the tile shows a camera the user may
+// Invariants: cells lie inside the grid and never overlap; a tile's <vigil-live> is `stream="auto"`: the sub
+// stream (the server scales one when a camera has none) in a small tile, the main stream in a large one and exists only while the tile shows a camera the user may
 // see (a camera missing from GET /cameras is out of scope or deleted: it is never asked for). Cells keep
 // 16:9 and the grid is sized to fit its box (ResizeObserver), so the whole wall is always on screen.
 // One tile is "selected" (roving tabindex): clicks in the tree fill it, arrows move it.
@@ -183,7 +183,7 @@ export class WallGrid {
     if (pad && pad.dataset.camera !== String(id)) { pad.stop(); pad.remove(); }
     if (cam && !player) {
       // data-wait: what the tile says until the first picture (wall.css), rather than a silent black tile.
-      player = h('vigil-live', { camera: String(id), stream: 'sub', dataset: { wait: t('tile_connecting') } });
+      player = h('vigil-live', { camera: String(id), stream: 'auto', dataset: { wait: t('tile_connecting') } });
       tile.prepend(player);
     }
     tile.dataset.camera = id == null ? '' : String(id);

@@ -359,12 +359,16 @@ class Wall {
     const cam = id == null ? null : this.cams.get(id);
     if (!cam) return;
     const close = h('button', { type: 'button', class: 'secondary', text: t('fullscreen_close'), onclick: () => this.closeFull() });
+    // The tile's own player moves here and goes over to the main stream as it grows, showing the sub
+    // stream's picture until the main stream's first frame: opening never shows a black screen.
+    const player = this.grid.tiles[i]?.querySelector('vigil-live')
+      || h('vigil-live', { camera: String(id), stream: 'auto' });
     const box = h('div', { class: 'wall-full', role: 'dialog', 'aria-modal': 'true', 'aria-label': cam.name },
       h('div', { class: 'wall-full-bar' }, h('span', { text: `${cam.name} · ${t('main_stream')}` }),
         cam.state && cam.state !== 'online' ? h('span', { class: `badge state-${cam.state}`, text: stateLabel(cam.state) }) : null,
         close),
-      h('vigil-live', { camera: String(id), stream: 'main' }));
-    this.full = { box, tile: i };
+      player);
+    this.full = { box, tile: i, player };
     // Hidden tiles leave the viewport for the IntersectionObserver: their streams stop meanwhile.
     this.grid.el.hidden = true;
     this.root.append(box);
@@ -374,11 +378,17 @@ class Wall {
 
   closeFull() {
     if (!this.full) return;
-    const { box, tile } = this.full;
+    const { box, tile, player } = this.full;
     this.full = null;
     if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
-    box.remove();
+    // The player goes back to its tile (still that camera's) and down to the sub stream as it shrinks.
     this.grid.el.hidden = false;
+    const el = this.grid.tiles[tile];
+    if (el && el.dataset.camera === player.getAttribute('camera')) {
+      const stand = el.querySelector('vigil-live');
+      if (stand) stand.replaceWith(player); else el.prepend(player);
+    }
+    box.remove();
     this.grid.fit();
     this.grid.select(tile);
   }
