@@ -1,14 +1,16 @@
 // Playback of any camera (录像回放), route #/playback/<camera_id>?day=YYYY-MM-DD&t=<ms>: a tree of the visible
 // cameras by site, the day's recorded spans and case events of the chosen camera on a zoomable timeline,
-// and a player that follows the timeline (speeds 1/2/4/8, next/previous event, keyboard).
+// and a player that follows the timeline (speeds 1/2/4/8, next/previous event, keyboard) and runs on into
+// live at the end of today's footage (live-edge.js; "back to live", "-10 s").
 //
 // Invariants: the address always names the camera, day and playhead (history.replaceState, so the router
 // does not remount and the back button still leaves the page); only the window around the playhead is
 // loaded (replay.js); a camera's events come from GET /cameras/{id}/events (case events at the positions
 // it covers) and a failure there leaves playback working without markers.
-import { api, dayBounds, fmtTime, h, showError, stylesheet, t, ymd } from './core.js';
+import { api, can, dayBounds, fmtTime, h, showError, stylesheet, t, ymd } from './core.js';
 import { zoomSelect } from './timeline.js';
 import { iso, playerKeys, Replay, speedButtons, toMs } from './replay.js';
+import { LivePlayback } from './live-edge.js';
 import { thumbnailFeed } from './thumbs.js';
 import { kindLabel, remountOnLang } from './case-terms.js';
 import { deviceFootage } from './device-footage.js';
@@ -74,6 +76,11 @@ export default {
     const site = sites.find((s) => s.id === camera.site_id);
     const video = h('video', { class: 'rp-video', 'aria-label': camera.name });
     const replay = new Replay(video);
+    const stage = h('div', { class: 'rp-stage' }, video);
+    // The player the page drives: the replay, and live at the end of today's footage.
+    const mayLive = can('admin', 'supervisor');
+    const player = new LivePlayback({ camera: camera.id, stage, replay, refresh: () => refresh().then(() => spans),
+      live: mayLive });
     const timeline = h('vigil-timeline', { class: 'pb-timeline' });
     const thumbs = thumbnailFeed(timeline);
     const status = h('span', { class: 'rp-status', role: 'status' });
@@ -92,21 +99,24 @@ export default {
       if (location.hash !== url) history.replaceState(null, '', url);
     };
     const jumpEvent = (dir) => {
-      const now = replay.time ?? timeline.value;
+      const now = player.time ?? timeline.value;
       // Going back skips the event just reached, so that repeated presses walk back through them.
       const e = dir > 0 ? events.find((x) => x.ms > now + 500) : [...events].reverse().find((x) => x.ms < now - 1500);
       if (!e) { status.textContent = t('pb_no_event'); return; }
       timeline.value = e.ms;
-      replay.seek(e.ms);
+      player.seek(e.ms);
     };
     const playBtn = h('button', { type: 'button', class: 'rp-play', text: t('rp_play'), title: t('rp_keys'),
-      onclick: () => replay.toggle() });
+      onclick: () => player.toggle() });
+    const showLive = d1 > Date.now() && mayLive;
     const controls = h('div', { class: 'rp-controls' },
       playBtn,
-      h('button', { type: 'button', class: 'secondary', text: '−5s', title: t('pb_back'), 'aria-label': t('pb_back'),
-        onclick: () => replay.seek((replay.time ?? timeline.value) - 5000) }),
-      h('button', { type: 'button', class: 'secondary', text: '+5s', title: t('pb_fwd'), 'aria-label': t('pb_fwd'),
-        onclick: () => replay.seek((replay.time ?? timeline.value) + 5000) }),
+      h('button', { type: 'button', class: 'secondary pb-back10', text: '−10s', title: t('pb_back'), 'aria-label': t('pb_back'),
+        onclick: () => player.seek((player.time ?? timeline.value) - 10000, true) }),
+      h('button', { type: 'button', class: 'secondary', text: '+10s', title: t('pb_fwd'), 'aria-label': t('pb_fwd'),
+        onclick: () => player.seek((player.time ?? timeline.value) + 10000) }),
+      showLive ? h('button', { type: 'button', class: 'secondary pb-live', text: t('pb_to_live'), title: t('pb_to_live_hint'),
+        onclick: () => player.goLive() }) : null,
       h('button', { type: 'button', class: 'secondary pb-prev-event', text: `« ${t('pb_prev_event')}`, title: 'p',
         onclick: () => jumpEvent(-1) }),
       h('button', { type: 'button', class: 'secondary pb-next-event', text: `${t('pb_next_event')} »`, title: 'n',
@@ -126,25 +136,26 @@ export default {
     const device = camera.source === 'gb28181' ? deviceFootage(camera, d0, d1) : null;
     // Gaps fetched back from the device that kept recording (补录).
     const backfills = backfillList(camera, d0, d1);
-    const main = h('div', { class: 'pb-main' }, head, h('div', { class: 'rp-stage' }, video), controls, timeline, summary,
+    const main = h('div', { class: 'pb-main' }, head, stage, controls, timeline, summary,
       backfills.el, device?.el);
     root.append(h('div', { class: 'pb-layout' }, tree, main));
 
-    replay.addEventListener('time', (e) => {
+    player.addEventListener('time', (e) => {
       timeline.value = e.detail.time;
-      clock.textContent = fmtTime(e.detail.time);
+      clock.textContent = player.live ? `${t('pb_live')} · ${fmtTime(e.detail.time)}` : fmtTime(e.detail.time);
       root.dataset.time = String(Math.round(e.detail.time)); // the wall time shown, for tests and tools
-      remember(e.detail.time);
+      if (!player.live) remember(e.detail.time); // a reload or a shared address opens the recording
     });
-    replay.addEventListener('state', (e) => {
-      const playing = e.detail.state === 'playing';
+    player.addEventListener('state', (e) => {
+      const playing = e.detail.state === 'playing' || e.detail.state === 'live';
       playBtn.textContent = playing ? t('rp_pause') : t('rp_play');
+      stage.classList.toggle('rp-is-live', e.detail.state === 'live');
       root.dataset.state = e.detail.state;
       status.textContent = e.detail.message || '';
     });
-    timeline.addEventListener('seek', (e) => replay.seek(e.detail.time));
+    timeline.addEventListener('seek', (e) => player.seek(e.detail.time));
     timeline.addEventListener('scrub', (e) => { clock.textContent = fmtTime(e.detail.time); });
-    const unkeys = playerKeys(replay, { next: () => jumpEvent(1), prev: () => jumpEvent(-1) });
+    const unkeys = playerKeys(player, { next: () => jumpEvent(1), prev: () => jumpEvent(-1) });
     const unlang = remountOnLang();
 
     const range = `start=${encodeURIComponent(iso(d0))}&end=${encodeURIComponent(iso(d1))}`;
@@ -171,16 +182,17 @@ export default {
     timeline.range = { start: d0, end: d1 };
     await refresh();
     // Left while loading: the shell has already moved on, so clean up here.
-    if (!root.isConnected) { unkeys(); unlang(); thumbs.stop(); replay.destroy(); device?.stop(); return null; }
+    const stop = () => { unkeys(); unlang(); thumbs.stop(); player.destroy(); replay.destroy(); device?.stop(); };
+    if (!root.isConnected) { stop(); return null; }
     const timer = d1 > Date.now() ? setInterval(() => refresh().catch(() => {}), 30000) : null;
     const asked = Number(route.query.get('t'));
     const start = asked >= d0 && asked < d1 ? asked : spans[0]?.start ?? d0;
     timeline.value = start;
-    zoom.addEventListener('change', () => remember(replay.time ?? timeline.value));
+    zoom.addEventListener('change', () => remember(player.time ?? timeline.value));
     const z = zoom.querySelector(`option[value="${Number(route.query.get('z'))}"]`);
     if (z && z.value !== '0') { z.selected = true; timeline.zoom(Number(z.value)); }
     root.dataset.ready = 'true';
     if (spans.length) replay.seek(start, false);
-    return () => { clearInterval(timer); unkeys(); unlang(); thumbs.stop(); replay.destroy(); device?.stop(); };
+    return () => { clearInterval(timer); stop(); };
   },
 };

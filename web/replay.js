@@ -224,7 +224,8 @@ export function speedButtons(replay) {
 }
 
 /** The player's keyboard: space, arrows, [ ], n/p. Ignores keys typed into fields and those the focused
- *  timeline or button handles itself. Returns the function that removes the listener. */
+ *  timeline or button handles itself. `replay`: a Replay, or anything with its time, seek, toggle and
+ *  stepRate (the playback page's LivePlayback). Returns the function that removes the listener. */
 export function playerKeys(replay, { next, prev }) {
   const onKey = (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey) return;

@@ -337,6 +337,10 @@ try {
   await page.click(`.pb-cam[data-camera="${camera}"]`);
   await page.waitForSelector(`.page-playback[data-ready=true] .pb-cam[aria-current=true][data-camera="${camera}"]`);
 
+  // An investigator does not watch live (the supervisor's wall test runs playback on into live): no
+  // "back to live" button.
+  check(!(await page.$('.pb-live')), 'no live button for an investigator', {});
+
   // The same page in English on a 1920x1080 screen; the language switch keeps the camera and playhead.
   await page.setViewportSize({ width: 1920, height: 1080 });
   await page.click('#lang');

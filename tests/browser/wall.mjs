@@ -44,6 +44,40 @@ async function playing(ms = 3000, min = 1.0) {
   return { count: after.filter(([t], i) => t - (before[i] ?? 0) > min).length, states: after.map(([, s]) => s), times: after.map(([t]) => +t.toFixed(1)) };
 }
 
+/** Samples the picture of the player at `sel` every 40 ms (mean luma of a 64x36 copy of what it shows)
+ *  until it has shown stream `until` for a second, or 30 s. A sample without a decoded frame counts as dark. */
+async function samplePicture(sel, until) {
+  const rows = await page.evaluate(async ([sel, until]) => {
+    const c = document.createElement('canvas');
+    c.width = 64; c.height = 36;
+    const g = c.getContext('2d', { willReadFrequently: true });
+    const out = [];
+    const end = performance.now() + 30000;
+    let since = null;
+    while (performance.now() < end) {
+      const p = document.querySelector(sel);
+      const v = p?.video;
+      let luma = 0;
+      if (v && v.readyState >= 2) {
+        g.drawImage(v, 0, 0, 64, 36);
+        const d = g.getImageData(0, 0, 64, 36).data;
+        for (let i = 0; i < d.length; i += 4) luma += 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2];
+        luma /= 64 * 36;
+      }
+      const showing = p?.getAttribute('showing');
+      out.push({ showing, w: v?.videoWidth || 0, luma: Math.round(luma) });
+      if (showing === until && luma > 0) since ??= performance.now();
+      if (since !== null && performance.now() - since > 1000) break;
+      await new Promise((r) => setTimeout(r, 40));
+    }
+    return out;
+  }, [sel, until]);
+  const shown = rows.filter((r) => r.showing);
+  const widths = [...new Set(shown.map((r) => r.w))];
+  return { rows, summary: { samples: rows.length, dark: rows.filter((r) => r.luma < 8).length,
+    first: shown[0]?.showing, last: shown[shown.length - 1]?.showing, widths } };
+}
+
 async function login() {
   await page.goto(`${base}/`);
   await page.waitForSelector('#login:not([hidden])');
@@ -114,15 +148,22 @@ async function main() {
   await page.screenshot({ path: path.join(shots, 'wall-16.png') });
   check(play.count === cameras.length, 'every tile plays', play);
 
-  // Full screen: the main stream plays over the wall, whose tiles stop meanwhile; Escape closes it.
+  // Full screen: the tile's player moves over the wall and goes over from the sub to the main stream
+  // without a black frame (its picture sampled every 40 ms from the double-click on); the other tiles stop
+  // meanwhile. Escape brings it back to its tile, down to the sub stream, again without a black frame.
   await page.dblclick('.page-wall .tile[data-index="5"]');
-  await page.waitForSelector('.page-wall .wall-full vigil-live[stream=main]');
-  await page.waitForFunction(() => document.querySelector('.wall-full vigil-live').video.currentTime > 1, null, { timeout: 30000 });
+  const up = await samplePicture('.page-wall .wall-full vigil-live', 'main');
   const idle = await page.$$eval('.page-wall .tile vigil-live', (ps) => ps.every((p) => p.getAttribute('state') === 'idle'));
   await page.keyboard.press('Escape');
   await page.waitForSelector('.page-wall .wall-full', { state: 'detached' });
-  log('fullscreen', { tiles_idle_meanwhile: idle });
+  const down = await samplePicture('.page-wall .tile[data-index="5"] vigil-live', 'sub');
+  log('fullscreen', { tiles_idle_meanwhile: idle, up: up.summary, down: down.summary });
   check(idle, 'tiles stop while a camera is full screen', {});
+  for (const [what, r] of [['up', up], ['down', down]]) {
+    check(r.summary.dark === 0 && r.summary.first === (what === 'up' ? 'sub' : 'main') && r.summary.last === (what === 'up' ? 'main' : 'sub'),
+      `a ${what} stream switch shows a picture throughout`, r.summary);
+  }
+  check(up.summary.widths[0] < up.summary.widths[up.summary.widths.length - 1], 'the main stream is larger', up.summary);
 
   // Save, reload: the layout comes back from the server.
   await page.click('.wall-toolbar button.save');
@@ -222,6 +263,44 @@ async function main() {
   const open = views.started - views.ended;
   log('leave', { players, open_views: open, ...views });
   check(players === 0 && open === 0 && views.started >= 16, 'leaving the page ends every stream', { players, ...views });
+
+  await intoLive(cameras[0]);
+}
+
+/** The playback page of recording camera `id` runs on into live. "Back to live" shows the live stream in
+ *  place of the recording; "-10 s" goes back into the recording ten seconds before now, which plays (at 4x)
+ *  up to the newest footage and on into live again, all without a reload. */
+async function intoLive(id) {
+  await page.evaluate((id) => { location.hash = `#/playback/${id}`; window.vigilSamePage = true; }, id);
+  await page.waitForSelector('.page-playback[data-ready=true] .pb-live');
+  await page.click('.rp-speeds button[data-speed="4"]');
+  const liveShown = () => page.waitForFunction(() => {
+    const root = document.querySelector('.page-playback');
+    const p = root.querySelector('.rp-stage vigil-live');
+    return root.dataset.state === 'live' && root.querySelector('video.rp-video').hidden
+      && p?.video.readyState >= 2 && p.video.currentTime > 1
+      ? { at: Number(root.dataset.time), now: Date.now(), transport: p.getAttribute('transport') } : null;
+  }, null, { timeout: 60000, polling: 100 }).then((x) => x.jsonValue());
+  await page.click('.pb-live');
+  const live1 = await liveShown();
+  check(Math.abs(live1.now - live1.at) < 2000, 'live shows now', live1);
+  await page.click('.pb-back10');
+  const back = await page.waitForFunction(() => {
+    const root = document.querySelector('.page-playback');
+    const v = root.querySelector('video.rp-video');
+    return root.dataset.state === 'playing' && !v.hidden && v.readyState >= 2 && !root.querySelector('.rp-stage vigil-live')
+      ? { at: Number(root.dataset.time), now: Date.now() } : null;
+  }, null, { timeout: 60000, polling: 100 }).then((x) => x.jsonValue());
+  const live2 = await liveShown();
+  const same = await page.evaluate(() => window.vigilSamePage === true);
+  await page.screenshot({ path: path.join(shots, 'playback-into-live.png') });
+  log('into-live', { live1, back, behind: back.now - back.at, live2, same });
+  check(back.now - back.at > 6000 && back.now - back.at < 14000, '-10 s goes back into the recording', back);
+  // Ten seconds at 4x take more than two: the recording played up to its end before live took over.
+  check(same && live2.now - back.now > 2000 && live2.now - back.now < 20000, 'the recording runs on into live without a reload',
+    { back, live2 });
+  await page.evaluate(() => { location.hash = '#/nowhere'; });
+  await page.waitForSelector('.page-playback', { state: 'detached' });
 }
 
 async function otherCity() {
