@@ -2,7 +2,9 @@
 //! simulator: a supervisor logs in through the form and finds a first wall that already plays the cameras of
 //! their regions, fills a 16-tile wall from the camera tree and sees
 //! every tile play, saves it and finds it again after a reload, runs a tour, sees a camera that dies go
-//! offline on its tile and in the alarms panel; a supervisor of another city sees none of it.
+//! offline on its tile and in the alarms panel, opens a tile full screen without a black frame and runs
+//! playback on into live; a supervisor of another city sees none of it; on a phone the first wall plays
+//! (ManagedMediaSource) and playback works at the screen's width.
 
 mod common;
 use common::*;
@@ -238,4 +240,26 @@ async fn supervisor_of_another_city_sees_none_of_the_first_citys_cameras() {
     assert_eq!(r["api_foreign"], 0, "{r}");
     assert_eq!(r["tiles_foreign_playing"], 0, "{r}");
     assert_eq!(r["own_in_tree"], true, "{r}");
+}
+
+#[tokio::test]
+async fn supervisor_on_a_phone_finds_a_wall_that_plays_and_plays_back_footage() {
+    if !browser::browser_available() {
+        return;
+    }
+    let sim = Sim::small(2, 25, &[]);
+    let server = Server::start_with(CONFIG);
+    let admin = server.admin().await;
+    let Seeded { ganzhou, .. } = seed(&admin, &sim, None, 2).await;
+    let lines = run_wall(
+        &server,
+        vec![
+            ("VIGIL_PHASE", "phone".into()),
+            ("VIGIL_USER", "ganzhou".into()),
+            ("VIGIL_PASSWORD", "ganzhou-password-1".into()),
+            ("VIGIL_CAMERAS", json!(ganzhou).to_string()),
+        ],
+    );
+    assert_eq!(step(&lines, "phone-wall")["playing"], 2, "{lines:?}");
+    assert!(step(&lines, "phone-playback")["ran"].as_f64() > Some(2.0));
 }

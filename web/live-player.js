@@ -105,7 +105,8 @@ class VigilLive extends HTMLElement {
   get wantedStream() {
     const s = this.getAttribute('stream') || 'main';
     if (s !== 'auto') return s;
-    const px = this.clientWidth * (window.devicePixelRatio || 1);
+    // Past 2x (phones) more pixels do not pay for the main stream's bit rate.
+    const px = this.clientWidth * Math.min(window.devicePixelRatio || 1, 2);
     if (this.current === 'main') return px < AUTO_SUB_PX ? 'sub' : 'main';
     return px >= AUTO_MAIN_PX ? 'main' : 'sub';
   }

@@ -21,16 +21,16 @@ import { CameraTree, loadTreeData, stateLabel, treeOrder } from './wall-tree.js'
 
 const POLL_MS = 10000;
 const DEFAULT_LAYOUT = '4';
-/** Tiles a first wall fills at most. */
-const FIRST_WALL_MAX = 16;
+/** Tiles a first wall fills at most: 16 on a screen, 4 on a phone (wall.css's phone width). */
+const firstWallMax = () => (matchMedia('(max-width: 700px)').matches ? 4 : 16);
 
 /** The wall of a user who never arranged one: the cameras of their regions in the tree's order, those online
- *  first, on the smallest square layout that holds them (up to FIRST_WALL_MAX), so that it plays at once. */
+ *  first, on the smallest square layout that holds them (up to firstWallMax()), so that it plays at once. */
 function firstWall(data) {
   const state = new Map(data.cameras.map((c) => [c.id, c.state]));
   const order = treeOrder(data);
   const ids = [...order.filter((id) => state.get(id) === 'online'), ...order.filter((id) => state.get(id) !== 'online')]
-    .slice(0, FIRST_WALL_MAX);
+    .slice(0, firstWallMax());
   const side = Math.max(1, Math.ceil(Math.sqrt(ids.length)));
   return fill(SQUARES.find((l) => l.name === String(side * side)) || SQUARES[1], ids);
 }

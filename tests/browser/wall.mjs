@@ -20,14 +20,28 @@ const log = (step, data = {}) => console.log(JSON.stringify({ step, s: ((Date.no
 const check = (ok, what, data) => { if (!ok) throw new Error(`${what}: ${JSON.stringify(data)}`); };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// The phone phase: an iPhone's screen, touch and pixel ratio. Its browser has ManagedMediaSource instead of
+// MediaSource (as iOS Safari has) and no WebRTC (as behind a network that blocks UDP), so that the live
+// player's path for iPhones is the one taken. This is Chromium, not Safari: the player's code path and the
+// layout are what it proves.
+const phone = phase === 'phone';
 const context = await chromium.launchPersistentContext(userDataDir, {
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
-  viewport: { width: 1920, height: 1080 },
+  viewport: phone ? { width: 390, height: 844 } : { width: 1920, height: 1080 },
+  ...(phone ? { deviceScaleFactor: 3, isMobile: true, hasTouch: true,
+    userAgent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1' } : {}),
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
     '--autoplay-policy=no-user-gesture-required'],
 });
+if (phone) {
+  await context.addInitScript(() => {
+    window.ManagedMediaSource = window.MediaSource;
+    delete window.MediaSource;
+    delete window.RTCPeerConnection;
+  });
+}
 const page = context.pages()[0] || await context.newPage();
 page.on('console', (m) => { if (m.type() === 'error') console.error('page:', m.text()); });
 page.on('response', (r) => { if (r.status() >= 400) console.error('http:', r.status(), r.url()); });
@@ -303,6 +317,40 @@ async function intoLive(id) {
   await page.waitForSelector('.page-playback', { state: 'detached' });
 }
 
+/** A supervisor's first login on a phone: a wall of at most four tiles that plays without a click through
+ *  ManagedMediaSource, on the screen's width; then the playback page of a recording camera plays. */
+async function onPhone() {
+  await login();
+  const fits = () => page.evaluate(() => ({ page: document.documentElement.scrollWidth, screen: innerWidth }));
+  const tiles = (await tileCameras()).length;
+  let p = { count: 0 };
+  const end = Date.now() + 60000;
+  while (Date.now() < end) {
+    p = await playing();
+    if (p.count === cameras.length) break;
+  }
+  const players = await page.$$eval('.page-wall .tile vigil-live', (ps) => ps.map((x) => [x.getAttribute('transport'), x.getAttribute('showing')]));
+  const grid = await page.$eval('.page-wall .wall-grid', (g) => g.getBoundingClientRect().width);
+  const wallFit = await fits();
+  await page.screenshot({ path: path.join(shots, 'phone-wall.png'), fullPage: true });
+  log('phone-wall', { tiles, playing: p.count, players, grid, ...wallFit });
+  check(tiles === 4 && p.count === cameras.length, 'the phone\'s first wall plays its cameras', { tiles, p });
+  check(players.every(([tr, st]) => tr === 'mse' && st === 'sub'), 'sub streams through ManagedMediaSource', players);
+  check(wallFit.page <= wallFit.screen && grid <= wallFit.screen, 'the wall fits the phone\'s width', { grid, ...wallFit });
+
+  await page.evaluate((id) => { location.hash = `#/playback/${id}`; }, cameras[0]);
+  await page.waitForSelector('.page-playback[data-ready=true]');
+  await page.tap('.rp-play');
+  const ran = await page.waitForFunction(() => {
+    const v = document.querySelector('.page-playback video.rp-video');
+    return v && !v.paused && v.currentTime > 2 ? v.currentTime : null;
+  }, null, { timeout: 60000, polling: 200 }).then((x) => x.jsonValue());
+  const pbFit = await fits();
+  await page.screenshot({ path: path.join(shots, 'phone-playback.png'), fullPage: true });
+  log('phone-playback', { ran, ...pbFit });
+  check(pbFit.page <= pbFit.screen, 'the playback page fits the phone\'s width', pbFit);
+}
+
 async function otherCity() {
   await login();
   // A layout that names another city's camera (stale or forged) shows the tile as unavailable.
@@ -408,7 +456,8 @@ async function bench() {
 
 let failed = false;
 try {
-  if (phase === 'main') await main(); else if (phase === 'bench') await bench(); else await otherCity();
+  if (phase === 'main') await main(); else if (phase === 'bench') await bench();
+  else if (phone) await onPhone(); else await otherCity();
 } catch (e) {
   failed = true;
   console.error(`FAILED after ${((Date.now() - t0) / 1000).toFixed(1)} s: ${e.stack || e}`);
