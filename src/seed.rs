@@ -55,6 +55,7 @@ pub async fn apply(pool: &Pool, seed: &Seed) -> anyhow::Result<()> {
                 password: None,
                 transport: "tcp".into(),
                 record: c.record,
+                record_sub: c.record_sub && c.sub_url.is_some(),
             };
             db::cameras::insert(pool, &input)
                 .await

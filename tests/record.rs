@@ -598,3 +598,145 @@ async fn b_frames_are_recorded_in_decode_order_and_play_back_at_their_rate() {
     let err = String::from_utf8_lossy(&decode.stderr);
     assert!(decode.status.success() && err.trim().is_empty(), "{err}");
 }
+
+/// Width and height of the first video stream of an MP4.
+fn probe_size(path: &Path) -> (u64, u64) {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["stream=width,height", "-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let s = &v["streams"][0];
+    (
+        s["width"].as_u64().unwrap_or(0),
+        s["height"].as_u64().unwrap_or(0),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_records_its_sub_stream_too_when_asked() {
+    let sim = start_sim(1);
+    let sub_sim = {
+        let args = Sim::small_args(1, 25, (160, 120), &[]);
+        Sim::start(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let server = Server::start_with("[record]\nsegment_seconds = 2\n");
+    let c = server.admin().await;
+    let site = c.site("Hall", "service_hall", "360702").await;
+    // Asked for without a sub stream: refused, with the reason.
+    let r = c
+        .post(
+            "/api/v1/cameras",
+            json!({"name": "NoSub", "site_id": site, "main_url": sim.url(1), "record_sub": true}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(r.text.contains("sub_url"), "{}", r.text);
+    let since = now_us();
+    let cam = c
+        .camera(
+            json!({"name": "Both", "site_id": site, "main_url": sim.url(1),
+            "sub_url": sub_sim.url(1), "record": true, "record_sub": true}),
+        )
+        .await;
+    assert_eq!(
+        c.get(&format!("/api/v1/cameras/{cam}")).await.body["record_sub"],
+        true
+    );
+    wait_footage(&c, cam, since, 6.0, Duration::from_secs(60)).await;
+    // The sub stream has its own spans and plays as its own MP4, at its own size.
+    let sub_spans = wait_for(Duration::from_secs(30), || async {
+        let r = c
+            .get(&format!(
+                "/api/v1/cameras/{cam}/recordings?start={}&end={}&stream=sub",
+                rfc(since),
+                rfc(now_us() + 60_000_000)
+            ))
+            .await;
+        let n = r.body["spans"].as_array().map_or(0, |a| a.len());
+        (n > 0).then_some(r.body)
+    })
+    .await
+    .expect("sub stream spans");
+    let (s, e) = (
+        parse(&sub_spans["spans"][0]["start"]),
+        parse(&sub_spans["spans"][0]["end"]),
+    );
+    assert!(e - s >= 3_000_000, "{sub_spans}");
+    let resp = c
+        .http
+        .get(format!(
+            "{}/api/v1/cameras/{cam}/video.mp4?start={}&end={}&stream=sub",
+            c.base,
+            rfc(s),
+            rfc(e)
+        ))
+        .send()
+        .await
+        .expect("sub video");
+    assert_eq!(resp.status().as_u16(), 200);
+    let file = server.dir.path().join("sub.mp4");
+    std::fs::write(&file, resp.bytes().await.expect("body")).expect("write");
+    assert_eq!(probe_size(&file), (160, 120));
+    let (dur, _, frames) = ffprobe(&file);
+    assert!(
+        dur >= 2.5 && frames >= 60,
+        "sub stream MP4: {dur} s, {frames} frames"
+    );
+    let main = video(&c, cam, s, e, &[]).await;
+    let main_file = server.dir.path().join("main.mp4");
+    std::fs::write(&main_file, &main.body).expect("write");
+    assert_eq!(probe_size(&main_file), (320, 240));
+    // The timeline's pictures from the sub stream.
+    let strip = c
+        .get(&format!(
+            "/api/v1/cameras/{cam}/thumbnails?start={}&end={}&every=1&stream=sub",
+            rfc(s),
+            rfc(e)
+        ))
+        .await;
+    let pics = strip.body["thumbnails"].as_array().expect("thumbnails");
+    assert!(!pics.is_empty(), "{}", strip.text);
+    let url = pics[0]["url"].as_str().expect("url");
+    assert!(url.contains("stream=sub"), "{url}");
+    let jpg = c
+        .http
+        .get(format!("{}{url}", c.base))
+        .send()
+        .await
+        .expect("jpg");
+    assert_eq!(jpg.status().as_u16(), 200);
+    // Both recorders show in the metrics; turned off, the sub stream's recorder stops, the main one goes on.
+    let metrics = c.get("/metrics").await.text;
+    for stream in ["main", "sub"] {
+        let line =
+            format!("vigil_record_gops_written_total{{camera=\"{cam}\",stream=\"{stream}\"}}");
+        assert!(metrics.contains(&line), "{line} missing:\n{metrics}");
+    }
+    let r = c
+        .patch(
+            &format!("/api/v1/cameras/{cam}"),
+            json!({"record_sub": false}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let metrics = c.get("/metrics").await.text;
+    assert!(!metrics.contains(&format!(
+        "vigil_record_gops_written_total{{camera=\"{cam}\",stream=\"sub\"}}"
+    )));
+    // Removing the sub stream turns its recording off rather than failing the change.
+    let r = c
+        .patch(
+            &format!("/api/v1/cameras/{cam}"),
+            json!({"record_sub": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = c
+        .patch(&format!("/api/v1/cameras/{cam}"), json!({"sub_url": ""}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["record_sub"], false);
+}

@@ -32,12 +32,16 @@ export function cameraForm({ sites, site, onsaved }) {
       h('div', { class: 'adm-pair' },
         field('adm_cam_transport', select('transport', [['tcp', 'TCP'], ['udp', 'UDP']], 'tcp')),
         h('label', { class: 'adm-check adm-check-inline' },
-          h('input', { type: 'checkbox', name: 'record', defaultChecked: true }), t('adm_cam_record'))),
+          h('input', { type: 'checkbox', name: 'record', defaultChecked: true }), t('adm_cam_record')),
+        h('label', { class: 'adm-check adm-check-inline', title: t('adm_cam_record_sub_hint') },
+          h('input', { type: 'checkbox', name: 'record_sub' }), t('adm_cam_record_sub'))),
     ],
     onsubmit: async (el) => {
       const body = { name: val(el, 'name'), site_id: Number(val(el, 'site_id')), main_url: val(el, 'main_url'),
         transport: val(el, 'transport'), record: el.elements.record.checked };
       const sub = val(el, 'sub_url');
+      // The sub stream is recorded only if there is one (the server refuses it otherwise).
+      body.record_sub = el.elements.record_sub.checked && !!sub;
       const user = val(el, 'username');
       const pw = el.elements.password.value;
       if (editing) {
@@ -116,6 +120,7 @@ export function cameraForm({ sites, site, onsaved }) {
     e.username.value = cam.username ?? '';
     e.transport.value = cam.transport;
     e.record.checked = cam.record;
+    e.record_sub.checked = !!cam.record_sub;
     password.placeholder = t('adm_cam_password_keep');
     testBtn.title = t('adm_cam_test_hint_edit');
     e.name.focus();

@@ -114,6 +114,8 @@ export default {
   adm_cam_password_hint: "Write-only: never shown after saving",
   adm_cam_transport: "Transport",
   adm_cam_record: "Record",
+  adm_cam_record_sub: "Record the sub stream too",
+  adm_cam_record_sub_hint: "Keeps the small stream as well: quick timeline pictures, and footage kept longer ([record] sub_days) for little disk",
   adm_cam_channel: "Channel",
   adm_cam_password_keep: "Leave empty to keep the current password",
   adm_role_admin: "Administrator",

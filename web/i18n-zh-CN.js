@@ -114,6 +114,8 @@ export default {
   adm_cam_password_hint: "只写不读：保存后不再显示",
   adm_cam_transport: "传输",
   adm_cam_record: "录像",
+  adm_cam_record_sub: "同时录制子码流",
+  adm_cam_record_sub_hint: "另存一路小码流：时间轴缩略图更快，并可按 [record] sub_days 以很少的磁盘保存更久",
   adm_cam_channel: "通道",
   adm_cam_password_keep: "留空则保持原密码",
   adm_role_admin: "管理员",

@@ -169,7 +169,7 @@ export default {
       ]);
       spans = toMs(rec.spans);
       timeline.spans = spans;
-      thumbs.camera(camera.id);
+      thumbs.camera(camera.id, camera.record_sub ? 'sub' : 'main');
       thumbs.refresh();
       replay.setCamera(camera.id, spans);
       events = (ev?.events || []).map((x) => ({ ...x, ms: Date.parse(x.at) })).sort((a, b) => a.ms - b.ms);

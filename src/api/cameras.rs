@@ -187,6 +187,8 @@ pub struct CameraBody {
     password: Option<String>,
     transport: Option<String>,
     record: Option<bool>,
+    /// Record the sub stream as well (needs `sub_url`).
+    record_sub: Option<bool>,
     /// A camera found by ONVIF discovery: where its PTZ commands go (`POST /cameras/{id}/ptz`).
     onvif: Option<OnvifRef>,
 }
@@ -245,6 +247,27 @@ fn stored_password_stays(c: &Camera, main_url: &str, sub_url: Option<&str>) -> A
         validate::stored_password_may_go(&stored, u)?;
     }
     Ok(())
+}
+
+/// `record` (default on) and `record_sub`: asked for without a sub stream, an error; kept from before
+/// while the sub stream is removed, off.
+fn record_flags(
+    record: Option<bool>,
+    record_sub: Option<bool>,
+    base: Option<&Camera>,
+    has_sub: bool,
+) -> ApiResult<(bool, bool)> {
+    let record = record.or(base.map(|c| c.record)).unwrap_or(true);
+    let record_sub = match record_sub {
+        Some(true) if !has_sub => {
+            return Err(ApiError::invalid(
+                "record_sub needs a sub_url: the camera has no sub stream to record",
+            ))
+        }
+        Some(v) => v,
+        None => base.is_some_and(|c| c.record_sub) && has_sub,
+    };
+    Ok((record, record_sub))
 }
 
 async fn merge(
@@ -311,7 +334,7 @@ async fn merge(
         (None, Some(c)) => c.transport.clone(),
         (None, None) => "tcp".to_owned(),
     };
-    let record = b.record.or(base.map(|c| c.record)).unwrap_or(true);
+    let (record, record_sub) = record_flags(b.record, b.record_sub, base, sub_url.is_some())?;
     Ok(CameraInput {
         site_id,
         nvr_id: base.and_then(|c| c.nvr_id),
@@ -323,6 +346,7 @@ async fn merge(
         password,
         transport,
         record,
+        record_sub,
     })
 }
 

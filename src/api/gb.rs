@@ -214,6 +214,7 @@ async fn create_camera(
             password: None,
             transport: transport.to_owned(),
             record,
+            record_sub: false,
         };
         match db::cameras::insert(&s.pool, &input).await {
             Ok(c) => return Ok(c),

@@ -4,6 +4,7 @@
 use super::error::ApiError;
 use super::AppState;
 use crate::auth::{Principal, Scope};
+use crate::hub::StreamKey;
 use crate::ingest::{StreamState, StreamStatus};
 use crate::record::RecCounts;
 use axum::extract::State;
@@ -47,7 +48,7 @@ type Series<T, V> = (&'static str, &'static str, fn(&T) -> V);
 async fn visible(
     s: &AppState,
     p: &Principal,
-) -> Result<(Statuses, Vec<(i64, RecCounts)>), ApiError> {
+) -> Result<(Statuses, Vec<(StreamKey, RecCounts)>), ApiError> {
     let mut statuses = s.ingest.all_statuses();
     let mut rec = s.recorders.statuses();
     if p.scope != Scope::All {
@@ -58,7 +59,7 @@ async fn visible(
             .map(|c| c.id)
             .collect();
         statuses.retain(|(k, _)| visible.contains(&k.camera_id));
-        rec.retain(|(cam, _)| visible.contains(cam));
+        rec.retain(|(k, _)| visible.contains(&k.camera_id));
     }
     Ok((statuses, rec))
 }
@@ -123,7 +124,7 @@ fn register_streams(reg: &mut Registry, statuses: &Statuses) {
     }
 }
 
-fn register_recorders(reg: &mut Registry, rec: &[(i64, RecCounts)], disk_alarm: bool) {
+fn register_recorders(reg: &mut Registry, rec: &[(StreamKey, RecCounts)], disk_alarm: bool) {
     let counters: [Series<RecCounts, u64>; 5] = [
         (
             "vigil_record_gops_written",
@@ -152,10 +153,10 @@ fn register_recorders(reg: &mut Registry, rec: &[(i64, RecCounts)], disk_alarm: 
     for (name, help, get) in counters {
         let f = Family::<Stream, Counter>::default();
         reg.register(name, help, f.clone());
-        for (cam, c) in rec {
+        for (k, c) in rec {
             let labels = Stream {
-                camera: *cam,
-                stream: "main".to_owned(),
+                camera: k.camera_id,
+                stream: k.kind.as_str().to_owned(),
             };
             f.get_or_create(&labels).inc_by(get(c));
         }

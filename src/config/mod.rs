@@ -116,6 +116,9 @@ pub struct RecordConfig {
     pub service_hall_days: u64,
     /// Days footage of a `bid_evaluation` site is kept (0 = for good).
     pub bid_evaluation_days: u64,
+    /// Days a recorded sub stream is kept instead of its site kind's days (0 = the same days). Footage
+    /// a site kind keeps for good is kept for good in both streams.
+    pub sub_days: u64,
     /// Disk budget of the recordings in this data directory, in MiB (0 = no budget). Oldest unheld footage
     /// goes first when it is exceeded.
     pub disk_budget_mb: u64,
@@ -252,6 +255,8 @@ pub struct SeedCamera {
     pub sub_url: Option<String>,
     #[serde(default = "default_true")]
     pub record: bool,
+    #[serde(default)]
+    pub record_sub: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -318,6 +323,7 @@ impl Default for RecordConfig {
             idle_close_ms: 5_000,
             service_hall_days: 30,
             bid_evaluation_days: 0,
+            sub_days: 0,
             disk_budget_mb: 0,
             min_free_mb: 512,
             retention_interval_seconds: 60,

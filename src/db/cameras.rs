@@ -63,6 +63,8 @@ pub struct Camera {
     pub password: Option<Sealed>,
     pub transport: String,
     pub record: bool,
+    /// Records the sub stream too (when `record` and the camera has a sub stream).
+    pub record_sub: bool,
 }
 
 impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for Camera {
@@ -82,6 +84,7 @@ impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for Camera {
             password: row.try_get("password")?,
             transport: row.try_get("transport")?,
             record: row.try_get::<i64, _>("record")? != 0,
+            record_sub: row.try_get::<i64, _>("record_sub")? != 0,
         })
     }
 }
@@ -98,6 +101,7 @@ impl std::fmt::Debug for Camera {
             .field("username", &self.username)
             .field("transport", &self.transport)
             .field("record", &self.record)
+            .field("record_sub", &self.record_sub)
             .finish_non_exhaustive()
     }
 }
@@ -115,11 +119,12 @@ pub struct CameraInput {
     pub password: Option<Sealed>,
     pub transport: String,
     pub record: bool,
+    pub record_sub: bool,
 }
 
 const SELECT: &str =
     "SELECT c.id, c.site_id, s.region_code, c.nvr_id, c.channel, c.name, c.main_url, c.sub_url,
-        c.username, c.password, c.transport, c.record
+        c.username, c.password, c.transport, c.record, c.record_sub
     FROM cameras c JOIN sites s ON s.id = c.site_id";
 
 pub async fn list(pool: &Pool) -> Result<Vec<Camera>, DbError> {
@@ -160,8 +165,8 @@ async fn insert_in<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
     let password = &c.password;
     sqlx::query_scalar::<_, i64>(
         "INSERT INTO cameras (site_id, nvr_id, channel, name, main_url, sub_url, username, password, transport,
-             record, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+             record, record_sub, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
     )
     .bind(c.site_id)
     .bind(c.nvr_id)
@@ -173,6 +178,7 @@ async fn insert_in<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
     .bind(password)
     .bind(&c.transport)
     .bind(i64::from(c.record))
+    .bind(i64::from(c.record_sub))
     .bind(now)
     .bind(now)
     .fetch_one(e)
@@ -189,8 +195,8 @@ pub async fn update(pool: &Pool, id: i64, c: &CameraInput) -> Result<Camera, DbE
     let password = &c.password;
     let done = sqlx::query(
         "UPDATE cameras SET site_id = $1, name = $2, main_url = $3, sub_url = $4, username = $5, password = $6,
-             transport = $7, record = $8, updated_at = $9
-         WHERE id = $10",
+             transport = $7, record = $8, record_sub = $9, updated_at = $10
+         WHERE id = $11",
     )
     .bind(c.site_id)
     .bind(&c.name)
@@ -200,6 +206,7 @@ pub async fn update(pool: &Pool, id: i64, c: &CameraInput) -> Result<Camera, DbE
     .bind(password)
     .bind(&c.transport)
     .bind(i64::from(c.record))
+    .bind(i64::from(c.record_sub))
     .bind(now_ms())
     .bind(id)
     .execute(pool)
@@ -280,6 +287,7 @@ pub async fn insert_nvr(pool: &Pool, n: &NvrInput) -> Result<Nvr, DbError> {
             password: n.password.clone(),
             transport: n.transport.clone(),
             record: n.record,
+            record_sub: false,
         };
         camera_ids.push(insert_in(&mut *tx, &input).await?);
     }

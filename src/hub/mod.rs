@@ -96,6 +96,16 @@ pub struct StreamKey {
     pub kind: StreamKind,
 }
 
+impl StreamKey {
+    /// The camera's main stream.
+    pub fn main(camera_id: i64) -> StreamKey {
+        StreamKey {
+            camera_id,
+            kind: StreamKind::Main,
+        }
+    }
+}
+
 /// The broadcast of one camera stream: a [`Ring`] of frames whose cache is the current GOP.
 pub struct StreamHub {
     key: StreamKey,

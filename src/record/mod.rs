@@ -157,7 +157,7 @@ impl BackfillSink {
 pub struct Recorders {
     hub: Arc<Hub>,
     shared: Arc<Shared>,
-    running: Mutex<HashMap<i64, Running>>,
+    running: Mutex<HashMap<StreamKey, Running>>,
     stop_retention: CancellationToken,
     /// Playback plans of recent ranges (`video.mp4`).
     pub plans: plans::PlanCache,
@@ -207,7 +207,8 @@ impl Recorders {
         &self.shared
     }
 
-    /// Starts recording the camera's main stream when `record` is set, stops it otherwise.
+    /// Starts recording the camera's main stream when `record` is set, and its sub stream too when
+    /// `record_sub` is and it has one; stops what is no longer asked for.
     pub fn apply(&self, cam: &Camera) {
         self.apply_leased(cam, None);
     }
@@ -215,25 +216,36 @@ impl Recorders {
     /// [`Recorders::apply`] under a lease (cluster): every row is written under `fence`, and the
     /// recorder stops writing once the lease is found to have moved on.
     pub fn apply_leased(&self, cam: &Camera, fence: Option<index::Fence>) {
-        if !cam.record {
-            self.remove(cam.id);
-            return;
+        let sub = cam.record && cam.record_sub && cam.sub_url.is_some();
+        for (kind, on) in [(StreamKind::Main, cam.record), (StreamKind::Sub, sub)] {
+            let key = StreamKey {
+                camera_id: cam.id,
+                kind,
+            };
+            if on {
+                self.start(key, fence.clone());
+            } else {
+                self.stop(key);
+            }
         }
+    }
+
+    fn start(&self, key: StreamKey, fence: Option<index::Fence>) {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        if running.contains_key(&cam.id) {
+        if running.contains_key(&key) {
             return;
         }
-        let key = StreamKey {
-            camera_id: cam.id,
-            kind: StreamKind::Main,
-        };
         let (cached, sub) = self.hub.stream(key).subscribe();
         let writer =
             writer::Writer::new(key, self.shared.clone(), Default::default(), fence.clone());
         let (cancel, writer, status) = self.spawn(cached, sub, writer);
-        tracing::info!(camera = cam.id, "recording started");
+        tracing::info!(
+            camera = key.camera_id,
+            stream = key.kind.as_str(),
+            "recording started"
+        );
         running.insert(
-            cam.id,
+            key,
             Running {
                 cancel,
                 writer,
@@ -243,17 +255,31 @@ impl Recorders {
         );
     }
 
+    /// Stops recording one stream (its last GOP is written and its segment closed in the background).
+    fn stop(&self, key: StreamKey) {
+        let r = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+        if let Some(r) = r {
+            r.cancel.cancel();
+            tracing::info!(
+                camera = key.camera_id,
+                stream = key.kind.as_str(),
+                "recording stopped"
+            );
+        }
+    }
+
     /// A sink for footage of `camera_id` fetched back by the backfill `backfill`; None when this node does
     /// not record the camera (its rows are another node's to write, or nobody's).
     pub fn backfill_sink(&self, camera_id: i64, backfill: i64) -> Option<BackfillSink> {
         let fence = {
             let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-            running.get(&camera_id)?.fence.clone()
+            running.get(&StreamKey::main(camera_id))?.fence.clone()
         };
-        let key = StreamKey {
-            camera_id,
-            kind: StreamKind::Main,
-        };
+        let key = StreamKey::main(camera_id);
         let stream = Arc::new(StreamHub::standalone(key, BACKFILL_QUEUE));
         let (cached, sub) = stream.subscribe();
         let writer = writer::Writer::new(key, self.shared.clone(), Default::default(), fence)
@@ -299,34 +325,29 @@ impl Recorders {
         (cancel, writer, status)
     }
 
-    /// Stops recording the camera (its last GOP is written and its segment closed in the background).
+    /// Stops recording the camera's streams.
     pub fn remove(&self, camera_id: i64) {
-        let r = self
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&camera_id);
-        if let Some(r) = r {
-            r.cancel.cancel();
-            tracing::info!(camera = camera_id, "recording stopped");
+        for kind in [StreamKind::Main, StreamKind::Sub] {
+            self.stop(StreamKey { camera_id, kind });
         }
     }
 
+    /// Whether the camera's main stream is being recorded.
     pub fn is_recording(&self, camera_id: i64) -> bool {
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&camera_id)
+            .contains_key(&StreamKey::main(camera_id))
     }
 
-    /// The counters of every recorded camera, by camera id.
-    pub fn statuses(&self) -> Vec<(i64, RecCounts)> {
+    /// The counters of every recorded stream.
+    pub fn statuses(&self) -> Vec<(StreamKey, RecCounts)> {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let mut v: Vec<_> = running
             .iter()
-            .map(|(id, r)| (*id, r.status.counts()))
+            .map(|(k, r)| (*k, r.status.counts()))
             .collect();
-        v.sort_by_key(|x| x.0);
+        v.sort_by_key(|(k, _)| *k);
         v
     }
 

@@ -2,7 +2,7 @@
 //!
 //! Policy (docs/storage.md):
 //! - Age: footage of a site kind older than its days (`service_hall_days`, `bid_evaluation_days`; 0 =
-//!   kept for good) goes.
+//!   kept for good) goes; a recorded sub stream's after `sub_days` instead when that is set.
 //! - Budget: when the recordings of the data directory (plus what the open segments will still write)
 //!   exceed `disk_budget_mb`, or the file system has less than `min_free_mb` free, the oldest evictable
 //!   footage goes until they fit. Evictable = complete, not held, and of a kind with a finite retention.
@@ -33,6 +33,22 @@ pub async fn run(shared: Arc<Shared>, stop: CancellationToken) {
             tracing::error!(error = %e, "retention pass failed");
         }
     }
+}
+
+/// The age rules: (site kind, the streams it applies to as an SQL condition, days). Kinds kept for good
+/// have none.
+fn age_rules(shared: &Shared) -> Vec<(&'static str, &'static str, u64)> {
+    let sub = shared.cfg.sub_days;
+    let mut rules = Vec::new();
+    for (kind, days) in kind_days(shared).into_iter().filter(|(_, d)| *d > 0) {
+        if sub == 0 {
+            rules.push((kind, "", days));
+        } else {
+            rules.push((kind, " AND s.stream = 'main'", days));
+            rules.push((kind, " AND s.stream = 'sub'", sub));
+        }
+    }
+    rules
 }
 
 fn kind_days(shared: &Shared) -> [(&'static str, u64); 2] {
@@ -81,16 +97,13 @@ pub struct PassReport {
 async fn by_age(shared: &Shared, report: &mut PassReport) -> Result<(), DbError> {
     let pool = &shared.pool;
     let now = crate::time::now_us();
-    for (kind, days) in kind_days(shared) {
-        if days == 0 {
-            continue;
-        }
+    for (kind, streams, days) in age_rules(shared) {
         let cutoff = now - days as i64 * 86_400_000_000;
         loop {
             // Another node's local files are its own to remove; footage in the bucket is anyone's.
             let rows: Vec<(i64, String, i64)> = sqlx::query_as(&format!(
                 "SELECT s.id, s.path, s.bytes {FROM} WHERE s.state = 'complete' AND s.end_us < $1
-                 AND COALESCE(t.kind, s.site_kind) = $2 AND NOT {HELD}
+                 AND COALESCE(t.kind, s.site_kind) = $2{streams} AND NOT {HELD}
                  AND (s.stored = 'bucket' OR {}) ORDER BY s.start_us LIMIT 500",
                 this_disk("s.", 3)
             ))

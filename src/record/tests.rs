@@ -34,6 +34,7 @@ pub(super) fn camera(id: i64) -> Camera {
         password: None,
         transport: "tcp".into(),
         record: true,
+        record_sub: false,
     }
 }
 
@@ -45,11 +46,7 @@ pub(super) struct Rig {
 }
 
 pub(super) async fn rig(segment_seconds: u64) -> Rig {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("vigil.db").display());
-    let pool = crate::db::connect(&url).await.expect("db");
-    let hub = Arc::new(Hub::new(4096));
-    let cfg = RecordConfig {
+    rig_with(RecordConfig {
         segment_seconds,
         // Frames are published faster than real time: room for all of them.
         queue_gops: 1000,
@@ -57,7 +54,15 @@ pub(super) async fn rig(segment_seconds: u64) -> Rig {
         min_free_mb: 0,
         retention_interval_seconds: 3600,
         ..RecordConfig::default()
-    };
+    })
+    .await
+}
+
+pub(super) async fn rig_with(cfg: RecordConfig) -> Rig {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("vigil.db").display());
+    let pool = crate::db::connect(&url).await.expect("db");
+    let hub = Arc::new(Hub::new(4096));
     let recorders = Recorders::new(
         hub.clone(),
         pool.clone(),
@@ -440,15 +445,14 @@ async fn export_throughput_of_one_hour() {
     );
 }
 
-#[tokio::test]
-async fn retention_by_age_follows_the_site_kind_and_holds() {
-    let r = rig(60).await;
+/// A segment row of camera `cam`'s `stream` that ended `age_days` ago, at a path numbered `n`.
+fn aged_row(cam: i64, stream: &str, kind: &str, age_days: i64, n: u32) -> index::SegmentRow {
     let day = 86_400_000_000i64;
     let now = chrono::Utc::now().timestamp_micros();
-    let row = |cam: i64, kind: &str, age_days: i64, n: u32| index::SegmentRow {
+    index::SegmentRow {
         id: 0,
         camera_id: cam,
-        stream: "main".into(),
+        stream: stream.into(),
         run: 1,
         site_kind: kind.into(),
         start_us: now - age_days * day - 60_000_000,
@@ -465,7 +469,42 @@ async fn retention_by_age_follows_the_site_kind_and_holds() {
         stored: "local".into(),
         node: None,
         backfill_id: None,
-    };
+    }
+}
+
+#[tokio::test]
+async fn a_recorded_sub_stream_is_kept_its_own_days() {
+    let r = rig_with(RecordConfig {
+        sub_days: 90,
+        fsync: false,
+        min_free_mb: 0,
+        ..RecordConfig::default()
+    })
+    .await;
+    let main_old = aged_row(21, "main", "service_hall", 31, 1);
+    let sub_month = aged_row(21, "sub", "service_hall", 31, 2);
+    let sub_old = aged_row(21, "sub", "service_hall", 91, 3);
+    let bid_sub = aged_row(22, "sub", "bid_evaluation", 400, 4);
+    for x in [&main_old, &sub_month, &sub_old, &bid_sub] {
+        index::insert(&r.pool, x, None).await.expect("insert");
+    }
+    let rep = retention::pass(r.recorders.shared()).await.expect("pass");
+    assert_eq!(rep.by_age, 2);
+    let left: Vec<String> = index::all(&r.pool)
+        .await
+        .expect("rows")
+        .into_iter()
+        .map(|x| x.path)
+        .collect();
+    // The main stream goes after the kind's 30 days, the sub stream after 90; a kind kept for good keeps both.
+    assert_eq!(left, vec![sub_month.path, bid_sub.path]);
+}
+
+#[tokio::test]
+async fn retention_by_age_follows_the_site_kind_and_holds() {
+    let r = rig(60).await;
+    let row =
+        |cam: i64, kind: &str, age_days: i64, n: u32| aged_row(cam, "main", kind, age_days, n);
     let hall_old = row(11, "service_hall", 31, 1);
     let hall_new = row(11, "service_hall", 29, 2);
     let bid_old = row(12, "bid_evaluation", 400, 3);
