@@ -45,9 +45,20 @@ fn now_us() -> i64 {
 }
 
 async fn spans(c: &Client, cam: i64, start: i64, end: i64) -> (Vec<(i64, i64)>, Value) {
+    spans_of(c, cam, "main", start, end).await
+}
+
+/// The recorded spans of one of the camera's streams.
+async fn spans_of(
+    c: &Client,
+    cam: i64,
+    stream: &str,
+    start: i64,
+    end: i64,
+) -> (Vec<(i64, i64)>, Value) {
     let r = c
         .get(&format!(
-            "/api/v1/cameras/{cam}/recordings?start={}&end={}",
+            "/api/v1/cameras/{cam}/recordings?start={}&end={}&stream={stream}",
             rfc(start),
             rfc(end)
         ))
@@ -75,8 +86,20 @@ async fn recorded_end(c: &Client, cam: i64, from: i64) -> i64 {
 }
 
 async fn video(c: &Client, cam: i64, start: i64, end: i64, headers: &[(&str, &str)]) -> Video {
+    video_of(c, cam, "main", start, end, headers).await
+}
+
+/// `video.mp4` of one of the camera's streams.
+async fn video_of(
+    c: &Client,
+    cam: i64,
+    stream: &str,
+    start: i64,
+    end: i64,
+    headers: &[(&str, &str)],
+) -> Video {
     let mut req = c.http.get(format!(
-        "{}/api/v1/cameras/{cam}/video.mp4?start={}&end={}",
+        "{}/api/v1/cameras/{cam}/video.mp4?start={}&end={}&stream={stream}",
         c.base,
         rfc(start),
         rfc(end)
@@ -647,38 +670,17 @@ async fn a_camera_records_its_sub_stream_too_when_asked() {
     );
     wait_footage(&c, cam, since, 6.0, Duration::from_secs(60)).await;
     // The sub stream has its own spans and plays as its own MP4, at its own size.
-    let sub_spans = wait_for(Duration::from_secs(30), || async {
-        let r = c
-            .get(&format!(
-                "/api/v1/cameras/{cam}/recordings?start={}&end={}&stream=sub",
-                rfc(since),
-                rfc(now_us() + 60_000_000)
-            ))
-            .await;
-        let n = r.body["spans"].as_array().map_or(0, |a| a.len());
-        (n > 0).then_some(r.body)
+    let (s, e) = wait_for(Duration::from_secs(30), || async {
+        let (spans, _) = spans_of(&c, cam, "sub", since, now_us() + 60_000_000).await;
+        spans.first().copied()
     })
     .await
     .expect("sub stream spans");
-    let (s, e) = (
-        parse(&sub_spans["spans"][0]["start"]),
-        parse(&sub_spans["spans"][0]["end"]),
-    );
-    assert!(e - s >= 3_000_000, "{sub_spans}");
-    let resp = c
-        .http
-        .get(format!(
-            "{}/api/v1/cameras/{cam}/video.mp4?start={}&end={}&stream=sub",
-            c.base,
-            rfc(s),
-            rfc(e)
-        ))
-        .send()
-        .await
-        .expect("sub video");
-    assert_eq!(resp.status().as_u16(), 200);
+    assert!(e - s >= 3_000_000, "sub span {s}..{e}");
+    let sub = video_of(&c, cam, "sub", s, e, &[]).await;
+    assert_eq!(sub.status, 200);
     let file = server.dir.path().join("sub.mp4");
-    std::fs::write(&file, resp.bytes().await.expect("body")).expect("write");
+    std::fs::write(&file, &sub.body).expect("write");
     assert_eq!(probe_size(&file), (160, 120));
     let (dur, _, frames) = ffprobe(&file);
     assert!(

@@ -472,6 +472,16 @@ fn aged_row(cam: i64, stream: &str, kind: &str, age_days: i64, n: u32) -> index:
     }
 }
 
+/// The paths of the index's rows.
+async fn paths(pool: &Pool) -> Vec<String> {
+    index::all(pool)
+        .await
+        .expect("rows")
+        .into_iter()
+        .map(|x| x.path)
+        .collect()
+}
+
 #[tokio::test]
 async fn a_recorded_sub_stream_is_kept_its_own_days() {
     let r = rig_with(RecordConfig {
@@ -490,12 +500,7 @@ async fn a_recorded_sub_stream_is_kept_its_own_days() {
     }
     let rep = retention::pass(r.recorders.shared()).await.expect("pass");
     assert_eq!(rep.by_age, 2);
-    let left: Vec<String> = index::all(&r.pool)
-        .await
-        .expect("rows")
-        .into_iter()
-        .map(|x| x.path)
-        .collect();
+    let left = paths(&r.pool).await;
     // The main stream goes after the kind's 30 days, the sub stream after 90; a kind kept for good keeps both.
     assert_eq!(left, vec![sub_month.path, bid_sub.path]);
 }
@@ -541,12 +546,7 @@ async fn retention_by_age_follows_the_site_kind_and_holds() {
     }
     let rep = retention::pass(r.recorders.shared()).await.expect("pass");
     assert_eq!(rep.by_age, 2);
-    let left: Vec<String> = index::all(&r.pool)
-        .await
-        .expect("rows")
-        .into_iter()
-        .map(|x| x.path)
-        .collect();
+    let left = paths(&r.pool).await;
     assert_eq!(
         left,
         vec![hall_new.path, bid_old.path, held_old.path, bucket_held.path]
