@@ -1,5 +1,5 @@
 //! Cameras through the real simulator and the real server: online, wrong password, offline and back,
-//! NVR import, snapshot, changes applied at once.
+//! NVR import, snapshot, changes applied at once, a camera that sends audio too.
 
 mod common;
 use common::*;
@@ -237,5 +237,47 @@ async fn snapshot_is_a_jpeg_of_the_cameras_size_and_not_blank() {
             .sum::<f64>()
             / n;
         assert!(var > 100.0, "{codec}: picture looks blank (variance {var})");
+    }
+}
+
+/// The codec names ffprobe reads from an RTSP stream, in stream order.
+fn rtsp_codecs(url: &str) -> Vec<String> {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-rtsp_transport", "tcp", "-show_entries"])
+        .args(["stream=codec_name", "-of", "csv=p=0", url])
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// Cameras that send audio beside their video (`vigil sim --audio`): the stream carries both tracks, and
+/// Vigil takes the video as from any camera (the audio track is not set up; recording it is not built).
+#[tokio::test]
+async fn a_camera_with_an_audio_track_is_taken_for_its_video() {
+    let aac = start_sim(1, &["--audio", "aac"]);
+    let pcma = start_sim(1, &["--audio", "pcma"]);
+    assert_eq!(rtsp_codecs(&aac.url(1)), ["h264", "aac"]);
+    assert_eq!(rtsp_codecs(&pcma.url(1)), ["h264", "pcm_alaw"]);
+    let server = Server::start();
+    let c = server.admin().await;
+    let site = c.site("章贡区政务服务中心", "service_hall", "360702").await;
+    for (name, sim) in [("有声AAC", &aac), ("有声G711", &pcma)] {
+        let cam = c
+            .camera(json!({"name": name, "site_id": site, "main_url": sim.url(1)}))
+            .await;
+        let st = wait_for(Duration::from_secs(15), || async {
+            let s = c.status(cam).await;
+            (s["state"] == "online" && s["frames"].as_u64().unwrap_or(0) > 50).then_some(s)
+        })
+        .await
+        .unwrap_or_else(|| panic!("camera {cam} online with frames"));
+        assert!(
+            st["codec"].as_str().unwrap_or("").starts_with("avc1."),
+            "{st}"
+        );
     }
 }

@@ -41,6 +41,10 @@ pub struct SimArgs {
     /// Length of the --clip footage, in seconds.
     #[arg(long, default_value_t = 30, requires = "clip")]
     clip_seconds: u32,
+    /// Send an audio track too: `aac` (AAC-LC 16 kHz, mpeg4-generic) or `pcma` (G.711 A-law 8 kHz), a
+    /// 440 Hz tone. Per-camera encoder only.
+    #[arg(long, value_parser = ["aac", "pcma"], conflicts_with_all = ["shared_encoder", "clip", "clip_file", "outage", "gb28181"])]
+    audio: Option<String>,
     /// Replay this H.264 file (MP4, Matroska, MPEG-TS) to every camera, e.g. a real camera's footage.
     #[arg(long, value_name = "FILE")]
     clip_file: Option<std::path::PathBuf>,
@@ -127,7 +131,7 @@ mod with_sim {
     use std::path::PathBuf;
     use vigil::config::Config;
     use vigil::server::{shutdown_signal, Server};
-    use vigil::sim::{ClipSource, SimCodec, SimOptions, SimServer};
+    use vigil::sim::{ClipSource, SimAudio, SimCodec, SimOptions, SimServer};
 
     /// Runs the simulated cameras until Ctrl-C, after printing their URLs.
     pub async fn run(args: SimArgs) -> anyhow::Result<()> {
@@ -222,6 +226,8 @@ mod with_sim {
             // An NVR records what its one encoder makes: NVR mode runs on the shared encoder.
             shared_encoder: a.shared_encoder || (a.outage.is_some() && !a.gb28181),
             outage: a.outage.filter(|_| !a.gb28181),
+            // clap allows only the spellings SimAudio parses.
+            audio: a.audio.as_deref().and_then(|s| s.parse::<SimAudio>().ok()),
             clip: match (&a.clip_file, a.clip) {
                 (Some(path), _) => Some(ClipSource::File(path.clone())),
                 (None, true) => Some(ClipSource::MovingFootage {

