@@ -12,6 +12,9 @@
 //!   through the same relay (`clip.rs`): the stimulus that costs a recorder what a real camera's
 //!   main stream costs, which a still test pattern does not.
 //!
+//! In per-camera mode `audio: Some(..)` adds a second stream to every mount, a 440 Hz tone as AAC or
+//! G.711 A-law (`pipelines/sim-audio-*.txt`), as cameras with a microphone send.
+//!
 //! Invariants:
 //! - Each server owns a private GLib main context, run by a dedicated thread. Nothing
 //!   touches the global default context, so simulators coexist with tokio and with each
