@@ -172,17 +172,7 @@ async fn recorded(s: &Server, c: &Client, cam: i64, secs: f64) -> f64 {
     })
     .await
     .unwrap_or_else(|| panic!("camera {cam}: {secs} s of footage"));
-    let (code, body, _) = c
-        .download(&format!(
-            "/api/v1/cameras/{cam}/video.mp4?start={}&end={}",
-            rfc_us(span.0),
-            rfc_us(span.1)
-        ))
-        .await;
-    assert_eq!(code, 200);
-    let path = s.data_dir().join(format!("gb-{cam}.mp4"));
-    std::fs::write(&path, body).expect("write mp4");
-    let (duration, _, frames) = ffprobe(&path);
+    let (duration, frames) = probe_footage(s, c, cam, span, &format!("gb-{cam}.mp4")).await;
     assert!(
         frames as f64 >= duration * 20.0,
         "{frames} frames in {duration} s"

@@ -13,6 +13,7 @@ use crate::onvif::device::{self, Profile};
 use crate::onvif::discovery;
 use crate::onvif::soap::Credentials;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
 use serde::{Deserialize, Serialize};
@@ -90,9 +91,14 @@ pub async fn discover(
     Extension(p): Extension<Principal>,
     Json(b): Json<DiscoverBody>,
 ) -> ApiResult<Response> {
-    let site = visible_site(&s, &p, b.site_id)
-        .await
-        .map_err(|_| ApiError::invalid(format!("site_id {} does not exist", b.site_id)))?;
+    // A site out of the caller's regions reads as missing, as everywhere; a database failure stays one.
+    let site = visible_site(&s, &p, b.site_id).await.map_err(|e| {
+        if e.status == StatusCode::NOT_FOUND {
+            ApiError::invalid(format!("site_id {} does not exist", b.site_id))
+        } else {
+            e
+        }
+    })?;
     let ifaces = interfaces(b.interfaces.as_ref())?;
     let wait = match b.timeout_ms {
         None => 3000,

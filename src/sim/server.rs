@@ -190,6 +190,59 @@ fn rtsp_server(opts: &SimOptions) -> RTSPServer {
     server
 }
 
+/// The cameras' mounts (and, in NVR mode, its playback mounts): their paths, and the NVR's line.
+fn add_mounts(
+    server: &RTSPServer,
+    opts: &SimOptions,
+    plan: &Plan,
+    encoder: Option<&Source>,
+    credentials: bool,
+) -> Result<(Vec<String>, Option<super::nvr::Line>), SimError> {
+    let mount_points = server
+        .mount_points()
+        .ok_or_else(|| SimError::setup("RTSP server has no mount points"))?;
+    let mut mounts = Vec::with_capacity(opts.cameras as usize);
+    for n in 1..=opts.cameras {
+        let name = mount_name(n);
+        let factory = camera_factory(n, &name, plan, encoder, credentials)?;
+        let path = format!("/{name}");
+        mount_points.add_factory(&path, factory);
+        mounts.push(path);
+    }
+    let nvr = match opts.outage {
+        Some(outage) => Some(nvr_mounts(
+            opts,
+            plan,
+            encoder,
+            credentials,
+            (&mount_points, &mut mounts),
+            outage,
+        )?),
+        None => None,
+    };
+    Ok((mounts, nvr))
+}
+
+/// Binds and listens now rather than in attach(), to report "address in use" as an error.
+/// gst-rtsp-server binds with SO_REUSEADDR, so a port freed by a stopped simulator can be
+/// bound again at once (TIME_WAIT does not block it).
+fn listen(
+    server: &RTSPServer,
+    opts: &SimOptions,
+    context: &glib::MainContext,
+) -> Result<(glib::Source, SocketAddr), SimError> {
+    let listen = server
+        .create_source(None::<&gio::Cancellable>)
+        .map_err(|source| SimError::Bind {
+            addr: opts.listen,
+            source,
+        })?;
+    listen.attach(Some(context));
+    let port = u16::try_from(server.bound_port())
+        .map_err(|_| SimError::setup("RTSP server reports no bound port"))?;
+    Ok((listen, SocketAddr::new(opts.listen.ip(), port)))
+}
+
 impl Running {
     /// Builds the server and starts listening. Returns once the socket listens, so clients
     /// can connect as soon as the caller learns the address (the kernel queues them until
@@ -209,48 +262,11 @@ impl Running {
             _ => false,
         };
 
-        let mount_points = server
-            .mount_points()
-            .ok_or_else(|| SimError::setup("RTSP server has no mount points"))?;
-
         // Start the encoder before the mounts exist, so no media can configure against a hub
         // that is not fed yet.
         let encoder = Source::start(plan, opts)?;
-
-        let mut mounts = Vec::with_capacity(opts.cameras as usize);
-        for n in 1..=opts.cameras {
-            let name = mount_name(n);
-            let factory = camera_factory(n, &name, plan, encoder.as_ref(), credentials)?;
-            let path = format!("/{name}");
-            mount_points.add_factory(&path, factory);
-            mounts.push(path);
-        }
-
-        let nvr = match opts.outage {
-            Some(outage) => Some(nvr_mounts(
-                opts,
-                plan,
-                encoder.as_ref(),
-                credentials,
-                (&mount_points, &mut mounts),
-                outage,
-            )?),
-            None => None,
-        };
-
-        // Bind and listen now rather than in attach(), to report "address in use" as an
-        // error. gst-rtsp-server binds with SO_REUSEADDR, so a port freed by a stopped
-        // simulator can be bound again at once (TIME_WAIT does not block it).
-        let listen = server
-            .create_source(None::<&gio::Cancellable>)
-            .map_err(|source| SimError::Bind {
-                addr: opts.listen,
-                source,
-            })?;
-        listen.attach(Some(context));
-        let port = u16::try_from(server.bound_port())
-            .map_err(|_| SimError::setup("RTSP server reports no bound port"))?;
-        let local_addr = SocketAddr::new(opts.listen.ip(), port);
+        let (mounts, nvr) = add_mounts(&server, opts, plan, encoder.as_ref(), credentials)?;
+        let (listen, local_addr) = listen(&server, opts, context)?;
 
         let session_cleanup = session_cleanup(&server)?;
         session_cleanup.attach(Some(context));

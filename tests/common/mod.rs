@@ -92,17 +92,7 @@ pub async fn gap_closed_and_plays(
         "backfilled marks: {}",
         r.text
     );
-    let (code, body, _) = c
-        .download(&format!(
-            "/api/v1/cameras/{cam}/video.mp4?start={}&end={}",
-            rfc_us(gap.0),
-            rfc_us(gap.1)
-        ))
-        .await;
-    assert_eq!(code, 200);
-    let path = s.data_dir().join(format!("backfilled-{cam}.mp4"));
-    std::fs::write(&path, body).expect("write mp4");
-    let (duration, _, frames) = ffprobe(&path);
+    let (duration, frames) = probe_footage(s, c, cam, gap, &format!("backfilled-{cam}.mp4")).await;
     let want = (gap.1 - gap.0) as f64 / 1e6;
     println!("backfilled range: {duration} s, {frames} frames for {want} s");
     assert!(
@@ -113,6 +103,29 @@ pub async fn gap_closed_and_plays(
         frames as f64 >= (want - 2.0) * 25.0,
         "{frames} frames in {want} s"
     );
+}
+
+/// `video.mp4` of `range` (Unix µs) of camera `cam`, saved as `name` in the server's data directory and
+/// read by ffprobe (which must find no decoder complaint): (duration s, frames).
+pub async fn probe_footage(
+    s: &Server,
+    c: &Client,
+    cam: i64,
+    range: (i64, i64),
+    name: &str,
+) -> (f64, u64) {
+    let (code, body, _) = c
+        .download(&format!(
+            "/api/v1/cameras/{cam}/video.mp4?start={}&end={}",
+            rfc_us(range.0),
+            rfc_us(range.1)
+        ))
+        .await;
+    assert_eq!(code, 200);
+    let path = s.data_dir().join(name);
+    std::fs::write(&path, body).expect("write mp4");
+    let (duration, _, frames) = ffprobe(&path);
+    (duration, frames)
 }
 
 /// Now, in milliseconds since the epoch.
