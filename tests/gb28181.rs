@@ -151,27 +151,7 @@ async fn online(c: &Client, cam: i64) -> Value {
 
 /// Waits for `secs` of footage, downloads it as MP4 and returns ffprobe's duration.
 async fn recorded(s: &Server, c: &Client, cam: i64, secs: f64) -> f64 {
-    let since = chrono::Utc::now().timestamp_micros() - 120_000_000;
-    let span = wait_for(Duration::from_secs(60), || async {
-        let until = chrono::Utc::now().timestamp_micros() + 60_000_000;
-        let r = c
-            .get(&format!(
-                "/api/v1/cameras/{cam}/recordings?start={}&end={}",
-                rfc_us(since),
-                rfc_us(until)
-            ))
-            .await;
-        let first = r.body["spans"].as_array()?.first()?.clone();
-        let t = |v: &Value| {
-            chrono::DateTime::parse_from_rfc3339(v.as_str()?)
-                .ok()
-                .map(|d| d.timestamp_micros())
-        };
-        let (a, b) = (t(&first["start"])?, t(&first["end"])?);
-        ((b - a) as f64 >= secs * 1e6).then_some((a, b))
-    })
-    .await
-    .unwrap_or_else(|| panic!("camera {cam}: {secs} s of footage"));
+    let span = recorded_span(c, cam, secs).await;
     let (duration, frames) = probe_footage(s, c, cam, span, &format!("gb-{cam}.mp4")).await;
     assert!(
         frames as f64 >= duration * 20.0,

@@ -255,9 +255,9 @@ fn rtsp_codecs(url: &str) -> Vec<String> {
 }
 
 /// Cameras that send audio beside their video (`vigil sim --audio`): the stream carries both tracks, and
-/// Vigil takes the video as from any camera (the audio track is not set up; recording it is not built).
+/// Vigil records the audio with the video; the MP4 of the footage has both, in step, and decodes.
 #[tokio::test]
-async fn a_camera_with_an_audio_track_is_taken_for_its_video() {
+async fn a_camera_with_an_audio_track_is_recorded_with_its_sound() {
     let aac = start_sim(1, &["--audio", "aac"]);
     let pcma = start_sim(1, &["--audio", "pcma"]);
     assert_eq!(rtsp_codecs(&aac.url(1)), ["h264", "aac"]);
@@ -265,7 +265,7 @@ async fn a_camera_with_an_audio_track_is_taken_for_its_video() {
     let server = Server::start();
     let c = server.admin().await;
     let site = c.site("章贡区政务服务中心", "service_hall", "360702").await;
-    for (name, sim) in [("有声AAC", &aac), ("有声G711", &pcma)] {
+    for (name, sim, codec) in [("有声AAC", &aac, "aac"), ("有声G711", &pcma, "pcm_alaw")] {
         let cam = c
             .camera(json!({"name": name, "site_id": site, "main_url": sim.url(1)}))
             .await;
@@ -278,6 +278,27 @@ async fn a_camera_with_an_audio_track_is_taken_for_its_video() {
         assert!(
             st["codec"].as_str().unwrap_or("").starts_with("avc1."),
             "{st}"
+        );
+        let span = recorded_span(&c, cam, 6.0).await;
+        let (code, body, _) = c
+            .download(&format!(
+                "/api/v1/cameras/{cam}/video.mp4?start={}&end={}",
+                rfc_us(span.0),
+                rfc_us(span.1)
+            ))
+            .await;
+        assert_eq!(code, 200);
+        let path = server.data_dir().join(format!("audio-{codec}.mp4"));
+        std::fs::write(&path, body).expect("write mp4");
+        let streams = probe_streams(&path);
+        eprintln!("{name}: {streams:?}");
+        assert_eq!(streams.len(), 2, "{streams:?}");
+        let (v, a) = (&streams[0], &streams[1]);
+        assert_eq!((v.0.as_str(), a.0.as_str()), ("h264", codec), "{streams:?}");
+        assert!(v.1 >= 5.5 && a.2 > 0, "{streams:?}");
+        assert!(
+            (v.1 - a.1).abs() < 1.0,
+            "audio as long as the video: {streams:?}"
         );
     }
 }

@@ -44,7 +44,15 @@ fn segment() -> Vec<u8> {
         b
     };
     let udta = meta.to_box();
-    let mut out = fmp4::init_segment(&entry, 320, 240, &InitOptions { udta: Some(&udta) });
+    let mut out = fmp4::init_segment(
+        &entry,
+        320,
+        240,
+        &InitOptions {
+            udta: Some(&udta),
+            audio: None,
+        },
+    );
     for seq in 1..=3u32 {
         let samples: Vec<Sample> = (0..5)
             .map(|i| Sample {
@@ -98,6 +106,7 @@ fn node_message() -> Vec<u8> {
         params,
         run: 1,
         loss: 0,
+        audio: None,
     };
     vigil::cluster::wire::encode(&frame, true).to_vec()
 }

@@ -87,6 +87,7 @@ pub fn decode(msg: Bytes, params: &mut Option<Arc<VideoParams>>) -> Result<Frame
         params,
         run,
         loss,
+        audio: None,
     })
 }
 
@@ -154,6 +155,7 @@ mod tests {
             }),
             run: 7,
             loss: 0,
+            audio: None,
         }
     }
 

@@ -59,6 +59,9 @@ pub struct IngestConfig {
     pub stall_timeout_ms: u64,
     /// Frames buffered per consumer of a stream before a slow consumer starts skipping.
     pub broadcast_capacity: usize,
+    /// Take the camera's audio (AAC, G.711) with its video: recorded, exported and played. `false` never
+    /// asks the camera for its microphone track.
+    pub audio: bool,
 }
 
 /// Defaults of the clip and card rules (a site may set its own with `PUT /sites/{id}/case-rules`).
@@ -311,6 +314,7 @@ impl Default for IngestConfig {
             refused_retry_ms: 60_000,
             stall_timeout_ms: 3_000,
             broadcast_capacity: 256,
+            audio: true,
         }
     }
 }

@@ -180,6 +180,7 @@ mod tests {
             params: params.clone(),
             run: 7,
             loss: 0,
+            audio: None,
         }
     }
 

@@ -9,6 +9,10 @@
 //! - The ring's cache is the current GOP (the last keyframe and every frame after it, up to
 //!   [`GOP_CACHE_BYTES`]); a new consumer gets it and the live frames that follow with no gap and no
 //!   duplicate.
+//! - A camera's audio rides in its main stream's ring, interleaved with the video in arrival order
+//!   ([`Frame::audio`]); audio frames are never resume points. Only consumers that ask for it
+//!   ([`StreamHub::subscribe_av`]) see audio: everything else gets the video alone, so no video consumer
+//!   ever mistakes an AAC frame for an access unit.
 
 mod ring;
 mod subscriber;
@@ -47,6 +51,55 @@ impl VideoParams {
     }
 }
 
+/// Audio codecs Vigil records as they come (never transcoded on the recording path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioCodec {
+    /// AAC (raw access units, no ADTS), as RFC 3640 `mpeg4-generic` carries it.
+    Aac,
+    /// G.711 A-law.
+    Pcma,
+    /// G.711 µ-law.
+    Pcmu,
+}
+
+impl AudioCodec {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AudioCodec::Aac => "aac",
+            AudioCodec::Pcma => "pcma",
+            AudioCodec::Pcmu => "pcmu",
+        }
+    }
+}
+
+/// Codec parameters of a camera's audio. A new `Arc` whenever they change, as for [`VideoParams`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioParams {
+    pub codec: AudioCodec,
+    /// Samples per second: the audio track's timescale.
+    pub sample_rate: u32,
+    pub channels: u16,
+    /// RFC 6381 codec string for MSE (`mp4a.40.2`), None where MSE has no such codec (G.711).
+    pub rfc6381: Option<String>,
+    /// A complete MP4 sample entry box (`mp4a` with its `esds`, or `alaw`/`ulaw`).
+    pub sample_entry: Bytes,
+}
+
+impl AudioParams {
+    /// Samples (per channel) in a frame of `len` bytes: 1024 for AAC, one byte per sample for G.711.
+    pub fn frame_samples(&self, len: usize) -> u32 {
+        match self.codec {
+            AudioCodec::Aac => 1024,
+            AudioCodec::Pcma | AudioCodec::Pcmu => (len / usize::from(self.channels.max(1))) as u32,
+        }
+    }
+
+    /// A media time (90 kHz) in this stream's sample clock.
+    pub fn ticks_from_90k(&self, t: i64) -> i64 {
+        (i128::from(t) * i128::from(self.sample_rate) / 90_000) as i64
+    }
+}
+
 /// One access unit as it came from the camera: length-prefixed NAL units (MP4 framing), never decoded.
 #[derive(Debug, Clone)]
 pub struct Frame {
@@ -65,6 +118,19 @@ pub struct Frame {
     pub run: u64,
     /// RTP packets lost just before this frame, as retina counts them.
     pub loss: u16,
+    /// Set on an audio frame (`data` is one AAC access unit or a run of G.711 samples; `keyframe` is
+    /// false; `media_time` and `wall_time_us` are on the video's clocks; `params` are the video's).
+    pub audio: Option<Arc<AudioParams>>,
+}
+
+impl Frame {
+    pub fn is_audio(&self) -> bool {
+        self.audio.is_some()
+    }
+}
+
+fn is_video(f: &Arc<Frame>) -> bool {
+    f.audio.is_none()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -148,14 +214,23 @@ impl StreamHub {
         self.ring.reset();
     }
 
-    /// The cached GOP (from its keyframe on) and a subscriber to the frames that follow it.
+    /// The cached GOP (from its keyframe on) and a subscriber to the video frames that follow it.
     pub fn subscribe(&self) -> (Vec<Arc<Frame>>, Subscriber) {
+        let (mut gop, sub) = self.ring.subscribe();
+        gop.retain(is_video);
+        (gop, sub.only(is_video))
+    }
+
+    /// [`StreamHub::subscribe`] with the camera's audio frames too, in arrival order.
+    pub fn subscribe_av(&self) -> (Vec<Arc<Frame>>, Subscriber) {
         self.ring.subscribe()
     }
 
-    /// The cached GOP alone (for snapshots).
+    /// The cached GOP's video alone (for snapshots).
     pub fn current_gop(&self) -> Vec<Arc<Frame>> {
-        self.ring.cached()
+        let mut gop = self.ring.cached();
+        gop.retain(is_video);
+        gop
     }
 
     pub fn consumers(&self) -> usize {

@@ -38,6 +38,8 @@ pub struct Subscriber<T = Arc<Frame>> {
     pending: Option<T>,
     /// Items lost since a lag, while waiting for the next resume point.
     skipping: Option<u64>,
+    /// Items this consumer wants (others are passed over silently); resume points always pass.
+    keep: fn(&T) -> bool,
 }
 
 impl<T: ResumePoint + Clone> Subscriber<T> {
@@ -46,7 +48,15 @@ impl<T: ResumePoint + Clone> Subscriber<T> {
             rx,
             pending: None,
             skipping: None,
+            keep: |_| true,
         }
+    }
+
+    /// This subscriber, handing out only the items `keep` accepts (a video consumer of a stream that
+    /// carries audio too).
+    pub fn only(mut self, keep: fn(&T) -> bool) -> Subscriber<T> {
+        self.keep = keep;
+        self
     }
 
     /// The next item. After a lag, items up to the next resume point are dropped too, since they cannot
@@ -59,7 +69,8 @@ impl<T: ResumePoint + Clone> Subscriber<T> {
             let got = self.rx.recv().await;
             // From here on nothing awaits: the state below changes only once an item was taken.
             match (got, self.skipping) {
-                (Ok(item), None) => return Received::Frame(item),
+                (Ok(item), None) if (self.keep)(&item) => return Received::Frame(item),
+                (Ok(_), None) => {}
                 (Ok(item), Some(skipped)) if item.is_resume_point() => {
                     self.skipping = None;
                     self.pending = Some(item);

@@ -21,6 +21,7 @@ fn frame(i: i64, keyframe: bool, params: &Arc<VideoParams>) -> Arc<Frame> {
         params: params.clone(),
         run: 1,
         loss: 0,
+        audio: None,
     })
 }
 

@@ -52,6 +52,12 @@ impl WallClock {
         }
     }
 
+    /// Wall time (Unix µs) of this media time by the current anchor, without taking it as a new
+    /// observation (audio follows the video's clock).
+    pub fn at(&self, media_time: i64) -> i64 {
+        self.anchor_wall + ticks_to_us(media_time - self.anchor_media)
+    }
+
     /// Wall time (Unix µs) of a frame with this media time, received now.
     pub fn frame(&mut self, media_time: i64, now_us: i64, now: Instant) -> i64 {
         if let Some((mono, sys)) = self.last {

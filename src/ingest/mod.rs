@@ -6,6 +6,7 @@
 //! restart. A change that does not touch a stream's source leaves that stream's session running.
 
 pub mod annexb;
+mod audio;
 pub mod clock;
 mod probe;
 mod publish;
@@ -14,7 +15,7 @@ mod session;
 pub mod status;
 
 pub use probe::Probe;
-pub use publish::{Incoming, Publisher};
+pub use publish::{Incoming, IncomingAudio, Publisher};
 pub use reorder::DecodeTimes;
 pub use session::RunError;
 pub use session::StreamSource;
@@ -120,13 +121,11 @@ impl Supervisor {
                     tokio::spawn(run.instrument(span));
                 }
                 None => {
-                    let run = session::run_stream(
-                        src.clone(),
-                        hub,
-                        status.clone(),
-                        self.cfg.clone(),
-                        cancel.clone(),
-                    );
+                    // The camera's audio comes with its main stream only (sub streams repeat it).
+                    let mut cfg = self.cfg.clone();
+                    cfg.audio &= kind == StreamKind::Main;
+                    let run =
+                        session::run_stream(src.clone(), hub, status.clone(), cfg, cancel.clone());
                     tokio::spawn(run.instrument(span));
                 }
             }

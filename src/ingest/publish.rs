@@ -2,13 +2,14 @@
 //! (RTSP through retina, PS over RTP from a GB/T 28181 device): decode times, the wall clock, the rate
 //! meter, the hub, and the stream's status.
 //!
-//! Invariants: frames before a run's first keyframe are dropped (consumers start at keyframes); the
-//! hub is never waited on.
+//! Invariants: frames before a run's first keyframe are dropped (consumers start at keyframes), audio
+//! frames too; the hub is never waited on. Audio takes its wall time from the video's clock (the one
+//! anchor of the run), so the two stay in step in recordings and live.
 
 use super::clock::WallClock;
 use super::reorder::DecodeTimes;
 use super::status::{RateMeter, StreamState, StreamStatus};
-use crate::hub::{Frame, StreamHub, VideoParams};
+use crate::hub::{AudioParams, Frame, StreamHub, VideoParams};
 use bytes::Bytes;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -24,6 +25,17 @@ pub struct Publisher<'a> {
     meter: RateMeter,
     clock: Option<WallClock>,
     seen_keyframe: bool,
+    /// The video parameters of the last frame, which audio frames carry along.
+    last_video: Option<Arc<VideoParams>>,
+}
+
+/// One audio frame as a protocol delivers it.
+pub struct IncomingAudio {
+    /// Presentation time on the video's 90 kHz timeline of the run.
+    pub pts: i64,
+    pub data: Bytes,
+    pub params: Arc<AudioParams>,
+    pub loss: u16,
 }
 
 /// One frame as a protocol delivers it.
@@ -54,7 +66,27 @@ impl<'a> Publisher<'a> {
             meter: RateMeter::default(),
             clock: None,
             seen_keyframe: false,
+            last_video: None,
         }
+    }
+
+    /// Publishes an audio frame once the run's video has started (before that there is no clock and no
+    /// consumer could start there).
+    pub fn audio(&mut self, f: IncomingAudio) {
+        let (Some(clock), Some(video)) = (self.clock.as_ref(), self.last_video.as_ref()) else {
+            return;
+        };
+        self.hub.publish(Arc::new(Frame {
+            data: f.data,
+            media_time: f.pts,
+            composition_offset: 0,
+            wall_time_us: clock.at(f.pts),
+            keyframe: false,
+            params: video.clone(),
+            run: self.run,
+            loss: f.loss,
+            audio: Some(f.params),
+        }));
     }
 
     /// Publishes the frame (unless it comes before the run's first keyframe) and updates the status.
@@ -84,7 +116,9 @@ impl<'a> Publisher<'a> {
             params: params.clone(),
             run: self.run,
             loss: f.loss,
+            audio: None,
         }));
+        self.last_video = Some(params.clone());
         let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
         online(
             &mut s,

@@ -1,5 +1,6 @@
-//! One camera stream: connect with retina, hand every video frame to the hub, reconnect with capped
-//! exponential backoff and jitter when the camera drops, and keep the stream's status.
+//! One camera stream: connect with retina, hand every video frame (and the camera's audio, AAC or
+//! G.711, when it sends one and `ingest.audio` is on) to the hub, reconnect with capped exponential
+//! backoff and jitter when the camera drops, and keep the stream's status.
 //!
 //! Invariants:
 //! - The session never waits on a consumer: frames go to the hub, which never blocks.
@@ -8,7 +9,10 @@
 //! - Credentials are handed to retina separately; the URL that is logged or reported never holds them.
 //! - Anything the camera sends that retina rejects ends this run with an error and a reconnect; it never
 //!   panics the server.
+//! - Audio is optional: an audio track the camera refuses to set up, or in a codec Vigil does not
+//!   record, leaves the video alone.
 
+use super::audio::AudioTrack;
 use super::publish::{Incoming, Publisher};
 use super::reorder::DecodeTimes;
 use super::status::{StreamState, StreamStatus};
@@ -164,11 +168,15 @@ pub(super) fn convert_params(
     })
 }
 
-/// Connects (DESCRIBE, SETUP of the video stream, PLAY): the demuxed session and the video stream's index.
-async fn connect(
-    source: &StreamSource,
-    cfg: &IngestConfig,
-) -> Result<(retina::client::Demuxed, usize), RunError> {
+/// A playing session: the demuxed stream, the video stream's index and the audio stream's, if any.
+struct Playing {
+    demuxed: retina::client::Demuxed,
+    video: usize,
+    audio: Option<usize>,
+}
+
+/// Connects (DESCRIBE, SETUP of the video stream and of a supported audio stream, PLAY).
+async fn connect(source: &StreamSource, cfg: &IngestConfig) -> Result<Playing, RunError> {
     let connect_timeout = Duration::from_millis(cfg.stall_timeout_ms.max(1000) * 2);
     let creds = match (&source.username, &source.password) {
         (Some(u), p) => Some(Credentials {
@@ -197,12 +205,27 @@ async fn connect(
         Transport::Tcp(Default::default())
     };
     let setup = SetupOptions::default()
-        .transport(transport)
+        .transport(transport.clone())
         .frame_format(FrameFormat::MP4);
     tokio::time::timeout(connect_timeout, session.setup(index, setup))
         .await
         .map_err(|_| RunError::ConnectTimeout)?
         .map_err(rtsp_err)?;
+    let mut audio = None;
+    if let Some(a) = cfg
+        .audio
+        .then(|| super::audio::stream(session.streams()))
+        .flatten()
+    {
+        let setup = SetupOptions::default()
+            .transport(transport)
+            .frame_format(FrameFormat::MP4);
+        match tokio::time::timeout(connect_timeout, session.setup(a, setup)).await {
+            Ok(Ok(())) => audio = Some(a),
+            Ok(Err(e)) => warn!(url = %source.url, error = %e, "audio track refused; video only"),
+            Err(_) => return Err(RunError::ConnectTimeout),
+        }
+    }
     // The first packet, not RTP-Info, starts the sequence: servers with shared media (gst-rtsp-server,
     // many NVRs) can send one packet queued before the PLAY answer, one below RTP-Info's seq, and
     // retina would refuse the whole session for it.
@@ -214,8 +237,12 @@ async fn connect(
     let demuxed = playing
         .demuxed()
         .map_err(|e| RunError::Unsupported(e.to_string()))?;
-    debug!(url = %source.url, "playing");
-    Ok((demuxed, index))
+    debug!(url = %source.url, audio = audio.is_some(), "playing");
+    Ok(Playing {
+        demuxed,
+        video: index,
+        audio,
+    })
 }
 
 /// The index of the session's first video stream, when it is H.264 or H.265.
@@ -263,7 +290,7 @@ async fn run_once(
 }
 
 /// A session connected and playing, not yet read.
-pub struct Opened((retina::client::Demuxed, usize));
+pub struct Opened(Playing);
 
 /// Connects to a stream (DESCRIBE, SETUP, PLAY) without reading it: what a one-off pull of a recording
 /// checks first (a range the server has nothing of is [`RunError::NotFound`]).
@@ -285,7 +312,7 @@ pub async fn play_once(
 
 /// Reads frames of a connected session into the hub until it ends, fails or stalls.
 async fn stream(
-    Opened((mut demuxed, index)): Opened,
+    Opened(playing): Opened,
     source: &StreamSource,
     hub: &StreamHub,
     status: &Mutex<StreamStatus>,
@@ -293,6 +320,12 @@ async fn stream(
     run: u64,
     decode: &mut DecodeTimes,
 ) -> Result<(), RunError> {
+    let Playing {
+        mut demuxed,
+        video: index,
+        audio,
+    } = playing;
+    let mut audio = audio.map(AudioTrack::new);
     decode.new_run();
     let stall = Duration::from_millis(cfg.stall_timeout_ms);
     let url = source.url.to_string();
@@ -320,8 +353,17 @@ async fn stream(
             Some(Err(e)) => return Err(RunError::Rtsp(e.to_string())),
             Some(Ok(item)) => item,
         };
-        let CodecItem::VideoFrame(frame) = item else {
-            continue;
+        let frame = match item {
+            CodecItem::VideoFrame(frame) => frame,
+            CodecItem::AudioFrame(a) => {
+                if let Some(track) = audio.as_mut() {
+                    if let Some(incoming) = track.frame(&demuxed, a) {
+                        publisher.audio(incoming);
+                    }
+                }
+                continue;
+            }
+            _ => continue,
         };
         if frame.stream_id() != index {
             continue;

@@ -248,6 +248,7 @@ mod tests {
             params: p.clone(),
             run: 1,
             loss: 0,
+            audio: None,
         })
     }
 

@@ -175,6 +175,7 @@ fn publish_output(sink: &gst_app::AppSink, out_stream: Arc<crate::hub::StreamHub
             params,
             run: run_id,
             loss: 0,
+            audio: None,
         }));
         Ok(gst::FlowSuccess::Ok)
     };

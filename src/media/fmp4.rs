@@ -1,15 +1,18 @@
 //! Fragmented MP4 building blocks, shared by the recorder (segment files) and live view (MSE).
 //!
 //! - [`init_segment`]: `ftyp` + `moov` for one video track from the hub's ready-made sample entry
-//!   (`VideoParams::sample_entry`, a complete `avc1`/`hvc1` box), with an optional `udta` payload.
+//!   (`VideoParams::sample_entry`, a complete `avc1`/`hvc1` box), with an optional `udta` payload and an
+//!   optional audio track (`AudioParams::sample_entry`).
 //! - [`Fragment::build`]: one `moof` + `mdat` (optionally preceded by a `prft` box carrying the wall-clock
 //!   time of its first frame) from a list of frames. Only the small header is built (a `Vec` of a few
 //!   hundred bytes); the frames' `Bytes` stay as they are, so a writer can hand header and frames to one
 //!   vectored write (`Fragment::io_slices`) and a live sender can queue them without a copy.
 //!
 //! Invariants:
-//! - One track (`track_ID` 1), timescale 90 kHz (RTP video clock), decode order = presentation order
-//!   (no composition offsets: cameras on the recording path send no B-frames; see docs/storage.md).
+//! - Video is `track_ID` 1, timescale 90 kHz (RTP video clock); composition offsets only for streams with
+//!   B-frames. Audio, when present, is `track_ID` 2 with its sample rate as timescale.
+//! - In a fragment the video `traf` comes first and its data first in the `mdat`; the audio `traf`'s data
+//!   follows it. A reader that knows only video ([`parse_moof`]'s video fields) still reads it right.
 //! - Sample data are the access units as retina delivers them (4-byte length-prefixed NAL units), so the
 //!   `mdat` payload is exactly the concatenation of the frames.
 //! - `trun` always carries per-sample duration, size and flags and a data offset relative to the `moof`
@@ -117,8 +120,9 @@ pub fn write_ftyp(w: &mut BoxWriter<'_>) {
         .close();
 }
 
-/// `mvhd` (version 1, 64-bit times) with the movie timescale equal to [`TIMESCALE`].
-pub fn write_mvhd(w: &mut BoxWriter<'_>, duration: u64) {
+/// `mvhd` (version 1, 64-bit times) with the movie timescale equal to [`TIMESCALE`], for `tracks`
+/// tracks numbered from 1.
+pub fn write_mvhd(w: &mut BoxWriter<'_>, duration: u64, tracks: u32) {
     w.open_full(b"mvhd", 1, 0)
         .u64(0)
         .u64(0)
@@ -130,7 +134,7 @@ pub fn write_mvhd(w: &mut BoxWriter<'_>, duration: u64) {
     for m in UNITY_MATRIX {
         w.u32(m);
     }
-    w.zeros(24).u32(2).close(); // next_track_ID
+    w.zeros(24).u32(tracks + 1).close(); // next_track_ID
 }
 
 /// `tkhd` (version 1) of track 1.
@@ -154,20 +158,77 @@ pub fn write_tkhd(w: &mut BoxWriter<'_>, t: &TrackHeader) {
 
 /// `mdhd` (version 1, 90 kHz, language "und") and `hdlr` of a video track.
 pub fn write_mdhd_hdlr(w: &mut BoxWriter<'_>, duration: u64) {
+    write_mdhd_hdlr_of(w, TIMESCALE, duration, b"vide");
+}
+
+/// `mdhd` and `hdlr` of a track with this timescale and handler (`vide`, `soun`).
+fn write_mdhd_hdlr_of(w: &mut BoxWriter<'_>, timescale: u32, duration: u64, handler: &[u8; 4]) {
     w.open_full(b"mdhd", 1, 0)
         .u64(0)
         .u64(0)
-        .u32(TIMESCALE)
+        .u32(timescale)
         .u64(duration)
         .u16(0x55c4) // "und"
         .u16(0)
         .close();
     w.open_full(b"hdlr", 0, 0)
         .u32(0)
-        .bytes(b"vide")
+        .bytes(handler)
         .zeros(12)
         .bytes(b"Vigil\0")
         .close();
+}
+
+/// The audio track of a file: the sample entry and its timescale (the sample rate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioTrack<'a> {
+    pub sample_entry: &'a [u8],
+    pub rate: u32,
+}
+
+/// Opens `trak` 2 (audio) down to its `stbl` and writes the `stsd`: the caller writes the sample tables
+/// and closes `stbl minf mdia trak`. `duration` in the movie timescale, `media_duration` in `rate`'s.
+pub fn open_audio_trak(
+    w: &mut BoxWriter<'_>,
+    a: &AudioTrack<'_>,
+    duration: u64,
+    media_duration: u64,
+    edits: &[(u64, i64)],
+) {
+    w.open(b"trak");
+    w.open_full(b"tkhd", 1, 0x3)
+        .u64(0)
+        .u64(0)
+        .u32(2)
+        .u32(0)
+        .u64(duration)
+        .zeros(8)
+        .u16(0) // layer
+        .u16(1) // alternate group: audio
+        .u16(0x0100) // volume 1.0
+        .u16(0);
+    for m in UNITY_MATRIX {
+        w.u32(m);
+    }
+    w.u32(0).u32(0).close();
+    if !edits.is_empty() {
+        w.open(b"edts")
+            .open_full(b"elst", 1, 0)
+            .u32(edits.len() as u32);
+        for (d, media) in edits {
+            w.u64(*d).u64(*media as u64).u16(1).u16(0);
+        }
+        w.close().close();
+    }
+    w.open(b"mdia");
+    write_mdhd_hdlr_of(w, a.rate, media_duration, b"soun");
+    w.open(b"minf");
+    w.open_full(b"smhd", 0, 0).zeros(4).close();
+    w.open(b"dinf").open_full(b"dref", 0, 0).u32(1);
+    w.open_full(b"url ", 0, 1).close();
+    w.close().close();
+    w.open(b"stbl");
+    write_stsd(w, &[a.sample_entry]);
 }
 
 /// `vmhd` and `dinf` (self-contained data reference).
@@ -187,11 +248,50 @@ pub fn write_stsd(w: &mut BoxWriter<'_>, entries: &[&[u8]]) {
     w.close();
 }
 
+/// A G.711 `AudioSampleEntry` (`alaw` or `ulaw`, as QuickTime and FFmpeg name them): 8-bit samples
+/// at `rate` Hz.
+pub fn g711_sample_entry(fourcc: &[u8; 4], channels: u16, rate: u32) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(36);
+    let mut w = BoxWriter::new(&mut buf);
+    w.open(fourcc)
+        .zeros(6)
+        .u16(1) // data_reference_index
+        .zeros(8)
+        .u16(channels)
+        .u16(16) // samplesize, as ISO/IEC 14496-12 fixes it
+        .zeros(4)
+        .u32(rate.min(0xffff) << 16)
+        .close();
+    buf
+}
+
 /// Options of an init segment.
 #[derive(Default)]
 pub struct InitOptions<'a> {
     /// Payload boxes put into a `moov/udta` (e.g. the recorder's segment metadata).
     pub udta: Option<&'a [u8]>,
+    /// An audio track (`track_ID` 2) besides the video.
+    pub audio: Option<AudioTrack<'a>>,
+}
+
+/// Empty sample tables and closes `stbl minf mdia trak` (a fragmented file's track).
+fn close_empty_trak(w: &mut BoxWriter<'_>) {
+    w.open_full(b"stts", 0, 0).u32(0).close();
+    w.open_full(b"stsc", 0, 0).u32(0).close();
+    w.open_full(b"stsz", 0, 0).u32(0).u32(0).close();
+    w.open_full(b"stco", 0, 0).u32(0).close();
+    w.close().close().close().close(); // stbl minf mdia trak
+}
+
+/// `trex` of track `id`: its samples' defaults are given by every fragment.
+fn write_trex(w: &mut BoxWriter<'_>, id: u32) {
+    w.open_full(b"trex", 0, 0)
+        .u32(id)
+        .u32(1)
+        .u32(0)
+        .u32(0)
+        .u32(0)
+        .close();
 }
 
 /// `ftyp` + `moov` of a fragmented file with one video track.
@@ -205,7 +305,7 @@ pub fn init_segment(
     let mut w = BoxWriter::new(&mut buf);
     write_ftyp(&mut w);
     w.open(b"moov");
-    write_mvhd(&mut w, 0);
+    write_mvhd(&mut w, 0, 1 + u32::from(opts.audio.is_some()));
     w.open(b"trak");
     write_tkhd(
         &mut w,
@@ -221,19 +321,16 @@ pub fn init_segment(
     write_vmhd_dinf(&mut w);
     w.open(b"stbl");
     write_stsd(&mut w, &[sample_entry]);
-    w.open_full(b"stts", 0, 0).u32(0).close();
-    w.open_full(b"stsc", 0, 0).u32(0).close();
-    w.open_full(b"stsz", 0, 0).u32(0).u32(0).close();
-    w.open_full(b"stco", 0, 0).u32(0).close();
-    w.close().close().close().close(); // stbl minf mdia trak
+    close_empty_trak(&mut w);
+    if let Some(a) = &opts.audio {
+        open_audio_trak(&mut w, a, 0, 0, &[]);
+        close_empty_trak(&mut w);
+    }
     w.open(b"mvex");
-    w.open_full(b"trex", 0, 0)
-        .u32(1)
-        .u32(1)
-        .u32(0)
-        .u32(0)
-        .u32(0)
-        .close();
+    write_trex(&mut w, 1);
+    if opts.audio.is_some() {
+        write_trex(&mut w, 2);
+    }
     w.close();
     if let Some(u) = opts.udta {
         w.open(b"udta").bytes(u).close();
@@ -276,6 +373,13 @@ pub fn ntp_to_unix_us(ntp: u64) -> i64 {
     secs * 1_000_000 + frac as i64
 }
 
+/// The audio of a fragment: its samples (durations in the audio track's timescale) and the decode time
+/// of the first, in that timescale.
+pub struct AudioRun<'a> {
+    pub base_media_time: u64,
+    pub samples: &'a [Sample],
+}
+
 impl Fragment {
     /// Builds a fragment. `sequence` is the `mfhd` sequence number (from 1), `base_media_time` the decode
     /// time of the first sample in [`TIMESCALE`] units, `wall_us` (when given) the wall-clock time of the
@@ -286,7 +390,19 @@ impl Fragment {
         wall_us: Option<i64>,
         samples: &[Sample],
     ) -> Fragment {
-        let mut header = Vec::with_capacity(128 + samples.len() * 12);
+        Fragment::build_av(sequence, base_media_time, wall_us, samples, None)
+    }
+
+    /// [`Fragment::build`] with an audio run (track 2) after the video, when it has samples.
+    pub fn build_av(
+        sequence: u32,
+        base_media_time: u64,
+        wall_us: Option<i64>,
+        samples: &[Sample],
+        audio: Option<AudioRun<'_>>,
+    ) -> Fragment {
+        let audio = audio.filter(|a| !a.samples.is_empty());
+        let mut header = Vec::with_capacity(160 + samples.len() * 12);
         let mut w = BoxWriter::new(&mut header);
         if let Some(us) = wall_us {
             w.open_full(b"prft", 1, 0)
@@ -298,43 +414,36 @@ impl Fragment {
         let moof_offset = w.pos();
         w.open(b"moof");
         w.open_full(b"mfhd", 0, 0).u32(sequence).close();
-        w.open(b"traf");
-        w.open_full(b"tfhd", 0, 0x02_0000).u32(1).close(); // default-base-is-moof
-        w.open_full(b"tfdt", 1, 0).u64(base_media_time).close();
-        // data offset, duration, size, flags per sample; composition offsets when any frame has one
-        let reordered = samples.iter().any(|s| s.composition_offset != 0);
-        let trun_flags = 0x0001 | 0x0100 | 0x0200 | 0x0400 | if reordered { 0x0800 } else { 0 };
-        w.open_full(b"trun", 0, trun_flags)
-            .u32(samples.len() as u32);
-        let data_offset_at = w.pos();
-        w.u32(0);
-        let mut total: u64 = 0;
-        for s in samples {
-            total += s.data.len() as u64;
-            w.u32(s.duration)
-                .u32(s.data.len() as u32)
-                .u32(if s.keyframe {
-                    SAMPLE_FLAGS_SYNC
-                } else {
-                    SAMPLE_FLAGS_NON_SYNC
-                });
-            if reordered {
-                w.u32(s.composition_offset);
-            }
-        }
-        w.close().close().close(); // trun traf moof
+        let video_offset_at = write_traf(&mut w, 1, base_media_time, samples, true);
+        let audio_offset_at = audio
+            .as_ref()
+            .map(|a| write_traf(&mut w, 2, a.base_media_time, a.samples, false));
+        w.close(); // moof
+        let video_total: u64 = samples.iter().map(|s| s.data.len() as u64).sum();
+        let audio_total: u64 = audio
+            .as_ref()
+            .map_or(0, |a| a.samples.iter().map(|s| s.data.len() as u64).sum());
+        let total = video_total + audio_total;
         let moof_len = w.pos() - moof_offset;
         let large = total + 8 > u64::from(u32::MAX);
         let mdat_header = if large { 16 } else { 8 };
-        w.patch_u32(data_offset_at, (moof_len + mdat_header) as u32);
+        let data_at = (moof_len + mdat_header) as u32;
+        w.patch_u32(video_offset_at, data_at);
+        if let Some(at) = audio_offset_at {
+            w.patch_u32(at, data_at + video_total as u32);
+        }
         if large {
             w.u32(1).bytes(b"mdat").u64(total + 16);
         } else {
             w.u32((total + 8) as u32).bytes(b"mdat");
         }
+        let mut data: Vec<Bytes> = samples.iter().map(|s| s.data.clone()).collect();
+        if let Some(a) = &audio {
+            data.extend(a.samples.iter().map(|s| s.data.clone()));
+        }
         Fragment {
             header,
-            data: samples.iter().map(|s| s.data.clone()).collect(),
+            data,
             moof_offset,
         }
     }
@@ -367,6 +476,51 @@ impl Fragment {
     }
 }
 
+/// One `traf` (track `id`, `default-base-is-moof`): its `tfdt` and a `trun` with per-sample duration and
+/// size (and flags, for video). Returns where the `trun`'s data offset is, to be patched.
+fn write_traf(
+    w: &mut BoxWriter<'_>,
+    id: u32,
+    base_media_time: u64,
+    samples: &[Sample],
+    video: bool,
+) -> usize {
+    w.open(b"traf");
+    if video {
+        w.open_full(b"tfhd", 0, 0x02_0000).u32(id).close();
+    } else {
+        // Every audio sample is a sync sample: one default instead of flags per sample.
+        w.open_full(b"tfhd", 0, 0x02_0020)
+            .u32(id)
+            .u32(SAMPLE_FLAGS_SYNC)
+            .close();
+    }
+    w.open_full(b"tfdt", 1, 0).u64(base_media_time).close();
+    let reordered = samples.iter().any(|s| s.composition_offset != 0);
+    let per_sample_flags = if video { 0x0400 } else { 0 };
+    let trun_flags =
+        0x0001 | 0x0100 | 0x0200 | per_sample_flags | if reordered { 0x0800 } else { 0 };
+    w.open_full(b"trun", 0, trun_flags)
+        .u32(samples.len() as u32);
+    let data_offset_at = w.pos();
+    w.u32(0);
+    for s in samples {
+        w.u32(s.duration).u32(s.data.len() as u32);
+        if video {
+            w.u32(if s.keyframe {
+                SAMPLE_FLAGS_SYNC
+            } else {
+                SAMPLE_FLAGS_NON_SYNC
+            });
+        }
+        if reordered {
+            w.u32(s.composition_offset);
+        }
+    }
+    w.close().close(); // trun traf
+    data_offset_at
+}
+
 /// Writes every byte of `slices` with vectored writes.
 pub fn write_all_vectored(
     w: &mut impl std::io::Write,
@@ -384,235 +538,12 @@ pub fn write_all_vectored(
     Ok(())
 }
 
-/// What [`parse_moof`] reads back from a `moof`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MoofInfo {
-    pub sequence: u32,
-    pub base_media_time: u64,
-    /// Offset of the first sample's data from the start of the `moof`.
-    pub data_offset: u32,
-    /// (size, duration, keyframe) of each sample.
-    pub samples: Vec<(u32, u32, bool)>,
-    /// Each sample's composition offset, when the `trun` has them (streams with B-frames); empty
-    /// otherwise.
-    pub composition_offsets: Vec<u32>,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("malformed box: {0}")]
-pub struct ParseError(pub &'static str);
-
-/// Iterates the child boxes of a box body: (fourcc, body).
-pub fn children(mut body: &[u8]) -> impl Iterator<Item = Result<([u8; 4], &[u8]), ParseError>> {
-    std::iter::from_fn(move || {
-        if body.is_empty() {
-            return None;
-        }
-        if body.len() < 8 {
-            body = &[];
-            return Some(Err(ParseError("truncated box header")));
-        }
-        let size = u32::from_be_bytes([body[0], body[1], body[2], body[3]]) as usize;
-        let fourcc = [body[4], body[5], body[6], body[7]];
-        let (hdr, size) = if size == 1 {
-            if body.len() < 16 {
-                body = &[];
-                return Some(Err(ParseError("truncated large box")));
-            }
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&body[8..16]);
-            (16, u64::from_be_bytes(b) as usize)
-        } else if size == 0 {
-            (8, body.len())
-        } else {
-            (8, size)
-        };
-        if size < hdr || size > body.len() {
-            body = &[];
-            return Some(Err(ParseError("box size out of range")));
-        }
-        let inner = &body[hdr..size];
-        body = &body[size..];
-        Some(Ok((fourcc, inner)))
-    })
-}
-
-/// The first child box named `fourcc`.
-pub fn find<'b>(body: &'b [u8], fourcc: &[u8; 4]) -> Result<Option<&'b [u8]>, ParseError> {
-    for c in children(body) {
-        let (f, b) = c?;
-        if &f == fourcc {
-            return Ok(Some(b));
-        }
-    }
-    Ok(None)
-}
-
-fn be32(b: &[u8], at: usize) -> Result<u32, ParseError> {
-    b.get(at..at + 4)
-        .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-        .ok_or(ParseError("short field"))
-}
-
-fn be64(b: &[u8], at: usize) -> Result<u64, ParseError> {
-    Ok((u64::from(be32(b, at)?) << 32) | u64::from(be32(b, at + 4)?))
-}
-
-/// The sample defaults of a `tfhd`.
-struct TrackDefaults {
-    duration: u32,
-    size: u32,
-    flags: u32,
-}
-
-impl Default for TrackDefaults {
-    fn default() -> Self {
-        TrackDefaults {
-            duration: 0,
-            size: 0,
-            flags: SAMPLE_FLAGS_NON_SYNC,
-        }
-    }
-}
-
-fn parse_tfhd(b: &[u8]) -> Result<TrackDefaults, ParseError> {
-    let mut d = TrackDefaults::default();
-    let flags = be32(b, 0)? & 0xff_ffff;
-    let mut at = 8;
-    if flags & 0x1 != 0 {
-        at += 8;
-    }
-    if flags & 0x2 != 0 {
-        at += 4;
-    }
-    if flags & 0x8 != 0 {
-        d.duration = be32(b, at)?;
-        at += 4;
-    }
-    if flags & 0x10 != 0 {
-        d.size = be32(b, at)?;
-        at += 4;
-    }
-    if flags & 0x20 != 0 {
-        d.flags = be32(b, at)?;
-    }
-    Ok(d)
-}
-
-/// A `trun`'s data offset and samples `(size, duration, sync)`, its absent fields taken from `d`.
-fn parse_trun(b: &[u8], d: &TrackDefaults, info: &mut MoofInfo) -> Result<(), ParseError> {
-    let flags = be32(b, 0)? & 0xff_ffff;
-    let count = be32(b, 4)? as usize;
-    let mut at = 8;
-    if flags & 0x1 != 0 {
-        info.data_offset = be32(b, at)?;
-        at += 4;
-    }
-    let mut first_flags = None;
-    if flags & 0x4 != 0 {
-        first_flags = Some(be32(b, at)?);
-        at += 4;
-    }
-    let per = [0x100, 0x200, 0x400, 0x800]
-        .iter()
-        .filter(|bit| flags & **bit != 0)
-        .count()
-        * 4;
-    if count.saturating_mul(per) > b.len().saturating_sub(at) {
-        return Err(ParseError("trun shorter than its sample count"));
-    }
-    info.samples.reserve(count);
-    for i in 0..count {
-        let (mut dur, mut size) = (d.duration, d.size);
-        let mut sflags = match (i, first_flags) {
-            (0, Some(f)) => f,
-            _ => d.flags,
-        };
-        if flags & 0x100 != 0 {
-            dur = be32(b, at)?;
-            at += 4;
-        }
-        if flags & 0x200 != 0 {
-            size = be32(b, at)?;
-            at += 4;
-        }
-        if flags & 0x400 != 0 {
-            sflags = be32(b, at)?;
-            at += 4;
-        }
-        if flags & 0x800 != 0 {
-            // Signed in version 1 `trun`s; a negative offset (which Vigil never writes) reads as 0.
-            let offset = be32(b, at)?;
-            let version = b.first().copied().unwrap_or(0);
-            let negative = version == 1 && offset & 0x8000_0000 != 0;
-            info.composition_offsets
-                .push(if negative { 0 } else { offset });
-            at += 4;
-        }
-        // sample_is_non_sync_sample (bit 16) clear and depends_on != 1: a sync sample.
-        let key = sflags & 0x0001_0000 == 0 && (sflags >> 24) & 0x3 != 1;
-        info.samples.push((size, dur, key));
-    }
-    Ok(())
-}
-
-/// Parses the body of a `moof` written by [`Fragment::build`] (or any single-track `moof` whose `trun`
-/// has sizes; missing durations or flags fall back to the `tfhd` defaults or 0).
-pub fn parse_moof(body: &[u8]) -> Result<MoofInfo, ParseError> {
-    let mut info = MoofInfo::default();
-    let mfhd = find(body, b"mfhd")?.ok_or(ParseError("no mfhd"))?;
-    info.sequence = be32(mfhd, 4)?;
-    let traf = find(body, b"traf")?.ok_or(ParseError("no traf"))?;
-    let mut defaults = TrackDefaults::default();
-    let mut seen_trun = false;
-    for c in children(traf) {
-        let (f, b) = c?;
-        match &f {
-            b"tfhd" => defaults = parse_tfhd(b)?,
-            b"tfdt" => {
-                let version = b.first().copied().ok_or(ParseError("empty tfdt"))?;
-                info.base_media_time = if version == 1 {
-                    be64(b, 4)?
-                } else {
-                    u64::from(be32(b, 4)?)
-                };
-            }
-            b"trun" if !seen_trun => {
-                seen_trun = true;
-                parse_trun(b, &defaults, &mut info)?;
-            }
-            _ => {}
-        }
-    }
-    if !seen_trun {
-        return Err(ParseError("no trun"));
-    }
-    Ok(info)
-}
-
-/// Reads `(ntp wall time, media time)` from a `prft` body.
-pub fn parse_prft(body: &[u8]) -> Result<(i64, u64), ParseError> {
-    let version = body.first().copied().ok_or(ParseError("empty prft"))?;
-    let ntp = be64(body, 8)?;
-    let media = if version == 1 {
-        be64(body, 16)?
-    } else {
-        u64::from(be32(body, 16)?)
-    };
-    Ok((ntp_to_unix_us(ntp), media))
-}
-
-/// The first sample entry (the whole `avc1`/`hvc1` box) of the `stsd` inside a `moov` body.
-pub fn sample_entry_of_moov(moov: &[u8]) -> Result<&[u8], ParseError> {
-    let trak = find(moov, b"trak")?.ok_or(ParseError("no trak"))?;
-    let mdia = find(trak, b"mdia")?.ok_or(ParseError("no mdia"))?;
-    let minf = find(mdia, b"minf")?.ok_or(ParseError("no minf"))?;
-    let stbl = find(minf, b"stbl")?.ok_or(ParseError("no stbl"))?;
-    let stsd = find(stbl, b"stsd")?.ok_or(ParseError("no stsd"))?;
-    let entries = stsd.get(8..).ok_or(ParseError("short stsd"))?;
-    let size = be32(entries, 0)? as usize;
-    entries.get(..size).ok_or(ParseError("short sample entry"))
-}
+#[path = "fmp4_parse.rs"]
+mod parse;
+pub use parse::{
+    audio_of_moov, children, find, parse_moof, parse_prft, sample_entry_of_moov, AudioInfo,
+    MoofInfo, ParseError,
+};
 
 #[cfg(test)]
 #[path = "fmp4_tests.rs"]

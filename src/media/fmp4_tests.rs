@@ -67,7 +67,7 @@ pub(crate) fn fixtures() -> Vec<(&'static str, Vec<u8>, Vec<Bytes>)> {
 fn ffprobe(path: &std::path::Path) -> serde_json::Value {
     let out = std::process::Command::new("ffprobe")
         .args(["-v", "error", "-count_frames", "-show_entries"])
-        .arg("stream=codec_name,width,height,nb_read_frames:format=duration")
+        .arg("stream=codec_name,width,height,nb_read_frames,sample_rate,duration:format=duration")
         .args(["-of", "json"])
         .arg(path)
         .output()
@@ -84,7 +84,7 @@ fn ffprobe(path: &std::path::Path) -> serde_json::Value {
 fn init_and_fragments_play_in_ffprobe() {
     let dir = tempfile::tempdir().expect("tempdir");
     for (codec, entry, frames) in fixtures() {
-        let mut file = init_segment(&entry, 640, 360, &InitOptions { udta: None });
+        let mut file = init_segment(&entry, 640, 360, &InitOptions::default());
         // Two fragments (GOPs) of the same frames; 40 ms each.
         for seq in 0..2u32 {
             let samples: Vec<Sample> = frames
@@ -200,4 +200,72 @@ fn truncated_input_is_an_error_not_a_panic() {
         let _ = parse_moof(&moof[..cut]);
         let _ = children(&frag.header[..cut]).count();
     }
+}
+
+/// G.711 A-law at 8 kHz beside the H.264 fixture: two fragments of 40 ms frames, each with 320 samples
+/// of audio (silence, 0xd5) per frame, read by ffprobe as two streams of the same length, and parsed
+/// back with the audio's data right after the video's.
+#[test]
+fn audio_track_plays_beside_the_video_and_parses_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, entry, frames) = fixtures().remove(0);
+    let alaw = g711_sample_entry(b"alaw", 1, 8000);
+    let opts = InitOptions {
+        udta: None,
+        audio: Some(AudioTrack {
+            sample_entry: &alaw,
+            rate: 8000,
+        }),
+    };
+    let mut file = init_segment(&entry, 640, 360, &opts);
+    let n = frames.len() as u64;
+    for seq in 0..2u32 {
+        let video: Vec<Sample> = frames
+            .iter()
+            .enumerate()
+            .map(|(i, d)| Sample {
+                data: d.clone(),
+                duration: 3600,
+                keyframe: i == 0,
+                composition_offset: 0,
+            })
+            .collect();
+        let audio: Vec<Sample> = (0..n)
+            .map(|_| Sample {
+                data: Bytes::from(vec![0xd5; 320]),
+                duration: 320,
+                keyframe: true,
+                composition_offset: 0,
+            })
+            .collect();
+        let run = AudioRun {
+            base_media_time: u64::from(seq) * 320 * n,
+            samples: &audio,
+        };
+        let frag = Fragment::build_av(seq + 1, u64::from(seq) * 3600 * n, None, &video, Some(run));
+        let bytes = frag.to_bytes();
+        let boxes: Vec<_> = children(&bytes).collect::<Result<_, _>>().expect("boxes");
+        let info = parse_moof(boxes[0].1).expect("moof");
+        let a = info.audio.expect("audio traf");
+        let video_len: u32 = video.iter().map(|s| s.data.len() as u32).sum();
+        assert_eq!(a.data_offset, info.data_offset + video_len);
+        assert_eq!(a.samples, vec![(320, 320); n as usize]);
+        assert_eq!(a.base_media_time, u64::from(seq) * 320 * n);
+        file.extend_from_slice(&bytes);
+    }
+    let moov = children(&file)
+        .filter_map(Result::ok)
+        .find(|b| &b.0 == b"moov")
+        .expect("moov")
+        .1;
+    let track = audio_of_moov(moov).expect("moov").expect("audio trak");
+    assert_eq!((track.sample_entry, track.rate), (alaw.as_slice(), 8000));
+    let path = dir.path().join("av.mp4");
+    std::fs::write(&path, &file).expect("write file");
+    let v = ffprobe(&path);
+    assert_eq!(v["streams"][0]["codec_name"], "h264", "{v}");
+    assert_eq!(v["streams"][1]["codec_name"], "pcm_alaw", "{v}");
+    assert_eq!(v["streams"][1]["sample_rate"], "8000", "{v}");
+    let secs = |s: &serde_json::Value| s["duration"].as_str().and_then(|d| d.parse::<f64>().ok());
+    assert_eq!(secs(&v["streams"][0]), secs(&v["streams"][1]), "{v}");
 }

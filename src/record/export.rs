@@ -12,12 +12,15 @@
 //!   clock steps a fragment is placed at its wall-clock offset from the first: the last frame before it is
 //!   lengthened (the picture holds over a gap), and the gaps are reported.
 //! - A change of codec parameters between segments adds a sample entry (`stsd` with several entries).
+//! - The camera's audio, where the segments recorded it, is a second track (`export_audio.rs`); each
+//!   fragment's audio is its own chunk, right after the fragment's video chunk.
 //! - Only bytes covered by the index are read (an open segment is cut at its indexed length).
 //! - A segment file that is missing or unreadable is a gap (listed in `missing`), never a failure of the
 //!   whole range.
 //! - A keyframe-only file (fast playback, 8x) holds the first frame of each fragment lasting the whole
 //!   fragment: the same timeline, a fraction of the bytes.
 
+use super::export_audio::AudioPlan;
 use super::footage::{Footage, Location};
 use super::index::SegmentRow;
 use super::scan::{ScanError, ScannedFragment};
@@ -84,6 +87,8 @@ pub struct Plan {
 }
 
 struct Chunk {
+    /// A chunk of the audio track (else of the video).
+    audio: bool,
     entry: u32,
     at: Location,
     offset: u64,
@@ -144,6 +149,7 @@ struct Planner {
     last_run: i64,
     width: u32,
     height: u32,
+    audio: AudioPlan,
 }
 
 impl Planner {
@@ -167,6 +173,7 @@ impl Planner {
             last_run: i64::MIN,
             width: 0,
             height: 0,
+            audio: AudioPlan::default(),
         }
     }
 
@@ -191,6 +198,8 @@ impl Planner {
                 self.entries.len() - 1
             }
         } as u32;
+        self.audio
+            .segment(s.audio.as_ref().filter(|_| !self.keyframes_only));
         for f in &s.fragments {
             self.add_fragment(row, &at, entry + 1, f);
         }
@@ -217,15 +226,28 @@ impl Planner {
         }
         self.place(row.run, f.wall_us, base);
         self.last_run = row.run;
-        let (len, samples) = self.take_samples(f, us_to_ticks(self.end_us - base));
+        let video_at = self.dts;
+        let limit = us_to_ticks(self.end_us - base);
+        let (len, samples) = self.take_samples(f, limit);
         self.last_wall_end = f_end;
         self.chunks.push(Chunk {
+            audio: false,
             entry,
             at: at.clone(),
             offset: f.data_offset,
             len,
             samples,
         });
+        if let Some(a) = self.audio.take(f, video_at, limit.min(self.dts)) {
+            self.chunks.push(Chunk {
+                audio: true,
+                entry: 1,
+                at: at.clone(),
+                offset: a.offset,
+                len: a.len,
+                samples: a.samples,
+            });
+        }
     }
 
     /// Within a run, media time is the clock (exact durations). Across runs, gaps and clock steps, the
@@ -354,7 +376,8 @@ impl Planner {
         let mut w = BoxWriter::new(&mut buf);
         fmp4::write_ftyp(&mut w);
         w.open(b"moov");
-        fmp4::write_mvhd(&mut w, edit.duration);
+        let tracks = 1 + u32::from(!self.audio.is_empty());
+        fmp4::write_mvhd(&mut w, edit.duration, tracks);
         w.open(b"trak");
         let track = TrackHeader {
             width: self.width,
@@ -372,14 +395,29 @@ impl Planner {
         w.open(b"stbl");
         let entry_refs: Vec<&[u8]> = self.entries.iter().map(Vec::as_slice).collect();
         fmp4::write_stsd(&mut w, &entry_refs);
-        self.write_sample_tables(&mut w, offsets_base);
+        let mut at = offsets_base;
+        let (mut video, mut audio) = (Vec::new(), Vec::new());
+        for c in &self.chunks {
+            if c.audio {
+                audio.push((at, c.samples));
+            } else {
+                video.push((at, c.samples, c.entry));
+            }
+            at += c.len;
+        }
+        self.write_sample_tables(&mut w, video);
         w.close().close().close().close(); // stbl minf mdia trak
+        if !self.audio.is_empty() {
+            self.audio
+                .write_trak(&mut w, edit.media, edit.duration, &audio);
+        }
         w.close(); // moov
         buf
     }
 
-    /// `stts` (run-length durations), `ctts` (B-frames' composition offsets, when any), `stss`, `stsz`, `stsc` and `co64`.
-    fn write_sample_tables(&self, w: &mut BoxWriter<'_>, offsets_base: u64) {
+    /// `stts` (run-length durations), `ctts` (B-frames' composition offsets, when any), `stss`, `stsz`,
+    /// and the chunks `(offset, samples, entry)`.
+    fn write_sample_tables(&self, w: &mut BoxWriter<'_>, chunks: Vec<(u64, u32, u32)>) {
         let runs = run_lengths(&self.durations);
         w.open_full(b"stts", 0, 0).u32(runs.len() as u32);
         for (n, v) in &runs {
@@ -406,32 +444,33 @@ impl Planner {
             w.u32(*s);
         }
         w.close();
-        let mut stsc: Vec<(u32, u32, u32)> = Vec::new();
-        for (i, c) in self.chunks.iter().enumerate() {
-            if stsc
-                .last()
-                .is_none_or(|l| l.1 != c.samples || l.2 != c.entry)
-            {
-                stsc.push((i as u32 + 1, c.samples, c.entry));
-            }
-        }
-        w.open_full(b"stsc", 0, 0).u32(stsc.len() as u32);
-        for (a, b, c) in &stsc {
-            w.u32(*a).u32(*b).u32(*c);
-        }
-        w.close();
-        w.open_full(b"co64", 0, 0).u32(self.chunks.len() as u32);
-        let mut off = offsets_base;
-        for c in &self.chunks {
-            w.u64(off);
-            off += c.len;
-        }
-        w.close();
+        write_chunks(w, chunks.into_iter());
     }
 }
 
+/// `stsc` and `co64` of chunks `(file offset, samples, sample entry)`.
+pub(super) fn write_chunks(w: &mut BoxWriter<'_>, chunks: impl Iterator<Item = (u64, u32, u32)>) {
+    let chunks: Vec<_> = chunks.collect();
+    let mut stsc: Vec<(u32, u32, u32)> = Vec::new();
+    for (i, &(_, samples, entry)) in chunks.iter().enumerate() {
+        if stsc.last().is_none_or(|l| l.1 != samples || l.2 != entry) {
+            stsc.push((i as u32 + 1, samples, entry));
+        }
+    }
+    w.open_full(b"stsc", 0, 0).u32(stsc.len() as u32);
+    for (a, b, c) in &stsc {
+        w.u32(*a).u32(*b).u32(*c);
+    }
+    w.close();
+    w.open_full(b"co64", 0, 0).u32(chunks.len() as u32);
+    for (off, _, _) in &chunks {
+        w.u64(*off);
+    }
+    w.close();
+}
+
 /// `(count, value)` runs of equal values, as `stts` and `ctts` store them.
-fn run_lengths(values: &[u32]) -> Vec<(u32, u32)> {
+pub(super) fn run_lengths(values: &[u32]) -> Vec<(u32, u32)> {
     let mut runs: Vec<(u32, u32)> = Vec::new();
     for &v in values {
         match runs.last_mut() {

@@ -17,6 +17,7 @@
 pub mod check;
 pub mod crash;
 pub mod export;
+mod export_audio;
 pub mod footage;
 pub mod frames;
 pub mod index;
@@ -53,6 +54,8 @@ const FINISH_WAIT: Duration = Duration::from_secs(30);
 pub struct Gop {
     /// From a keyframe on.
     pub frames: Vec<Arc<Frame>>,
+    /// The camera's audio frames that arrived with this GOP's video, in order.
+    pub audio: Vec<Arc<Frame>>,
     /// Media time of the frame after the last one, when known (same run and parameters).
     pub next_media_time: Option<i64>,
     /// Footage was lost just before this GOP: it starts a new segment.
@@ -235,7 +238,7 @@ impl Recorders {
         if running.contains_key(&key) {
             return;
         }
-        let (cached, sub) = self.hub.stream(key).subscribe();
+        let (cached, sub) = self.hub.stream(key).subscribe_av();
         let writer =
             writer::Writer::new(key, self.shared.clone(), Default::default(), fence.clone());
         let (cancel, writer, status) = self.spawn(cached, sub, writer);

@@ -8,6 +8,8 @@
 //!   dropped and recording resumes at the keyframe the hub hands out next.
 //! - A GOP ends at the next keyframe, at a change of run or parameters, when the stream goes idle, or when
 //!   the recorder stops; only in the first case is the media time of the following frame known.
+//! - Audio frames go with the GOP whose video is being gathered when they arrive (of the same run); audio
+//!   while no GOP is open is dropped with that video.
 
 use super::{Gop, RecStatus};
 use crate::hub::{Frame, Received, Subscriber};
@@ -22,6 +24,7 @@ const MAX_GOP_FRAMES: usize = 1800;
 
 struct Grouper {
     cur: Vec<Arc<Frame>>,
+    audio: Vec<Arc<Frame>>,
     after_gap: bool,
     tx: mpsc::Sender<Gop>,
     status: Arc<RecStatus>,
@@ -34,8 +37,10 @@ impl Grouper {
             return true;
         }
         let frames = std::mem::replace(&mut self.cur, Vec::with_capacity(64));
+        let audio = std::mem::take(&mut self.audio);
         let gop = Gop {
             frames,
+            audio,
             next_media_time,
             after_gap: self.after_gap,
             close_after,
@@ -59,6 +64,13 @@ impl Grouper {
     }
 
     fn push(&mut self, f: Arc<Frame>) -> bool {
+        if f.is_audio() {
+            if self.cur.first().is_some_and(|v| v.run == f.run) && self.audio.len() < MAX_GOP_FRAMES
+            {
+                self.audio.push(f);
+            }
+            return true;
+        }
         if let Some(first) = self.cur.first() {
             let same = first.run == f.run && Arc::ptr_eq(&first.params, &f.params);
             if f.keyframe || !same {
@@ -74,6 +86,7 @@ impl Grouper {
         }
         if self.cur.len() >= MAX_GOP_FRAMES {
             self.cur.clear();
+            self.audio.clear();
             self.after_gap = true;
             return true;
         }
@@ -94,6 +107,7 @@ pub async fn run(
 ) {
     let mut g = Grouper {
         cur: Vec::with_capacity(64),
+        audio: Vec::new(),
         after_gap: false,
         tx,
         status,
@@ -130,6 +144,7 @@ pub async fn run(
                     .fetch_add(skipped + g.cur.len() as u64, Ordering::Relaxed);
                 tracing::warn!(skipped, "recorder fell behind the camera: gap recorded");
                 g.cur.clear();
+                g.audio.clear();
                 g.after_gap = true;
             }
             Received::Closed => {

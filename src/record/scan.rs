@@ -1,6 +1,7 @@
-//! Reads a segment file back: its metadata and sample entry from the init segment, then every complete
-//! fragment (`prft` + `moof` + `mdat` whose sizes agree), stopping at the first incomplete or malformed
-//! one. Used by start-up recovery, `vigil check`, the index rebuild and export.
+//! Reads a segment file back: its metadata and sample entries (video, and audio when the segment has a
+//! track) from the init segment, then every complete fragment (`prft` + `moof` + `mdat` whose sizes
+//! agree: the video's data, then the audio's, fill the `mdat`), stopping at the first incomplete or
+//! malformed one. Used by start-up recovery, `vigil check`, the index rebuild and export.
 //!
 //! Invariants: reading never trusts a size it has not checked against the file length; a file that ends
 //! inside a fragment yields every fragment before it and `complete_len` = where the incomplete one starts.
@@ -58,14 +59,32 @@ pub struct ScannedFragment {
     pub offset: u64,
     pub wall_us: i64,
     pub base_media: u64,
-    /// File offset of the first sample's data and the length of all of it.
+    /// File offset of the first video sample's data and the length of all the video's.
     pub data_offset: u64,
     pub data_len: u64,
-    /// (size, duration, keyframe) per sample.
+    /// (size, duration, keyframe) per video sample.
     pub samples: Vec<(u32, u32, bool)>,
     /// Composition offset per sample (B-frames), or empty when the fragment has none.
     pub composition_offsets: Vec<u32>,
+    /// The fragment's audio, right after the video's data.
+    pub audio: Option<ScannedAudio>,
     pub end: u64,
+}
+
+/// The audio samples of a fragment.
+#[derive(Debug, Clone)]
+pub struct ScannedAudio {
+    /// Decode time of the first sample from the segment's media origin, in the audio's timescale.
+    pub base: u64,
+    pub data_offset: u64,
+    /// (size, duration in the audio's timescale) per sample.
+    pub samples: Vec<(u32, u32)>,
+}
+
+impl ScannedAudio {
+    pub fn data_len(&self) -> u64 {
+        self.samples.iter().map(|s| u64::from(s.0)).sum()
+    }
 }
 
 impl ScannedFragment {
@@ -78,6 +97,8 @@ impl ScannedFragment {
 pub struct Scanned {
     pub meta: SegmentMeta,
     pub sample_entry: Vec<u8>,
+    /// The audio track's sample entry and timescale, when the segment has one.
+    pub audio: Option<(Vec<u8>, u32)>,
     pub init_len: u64,
     pub fragments: Vec<ScannedFragment>,
     /// End of the last complete fragment (or of the init segment).
@@ -141,6 +162,7 @@ pub fn scan_from(f: &dyn ReadAt, file_len: u64, limit: Option<u64>) -> Result<Sc
     }
     let moov_body = read_at(f, ftyp_len + moov_hdr, moov_len - moov_hdr)?;
     let sample_entry = fmp4::sample_entry_of_moov(&moov_body)?.to_vec();
+    let audio = fmp4::audio_of_moov(&moov_body)?.map(|a| (a.sample_entry.to_vec(), a.rate));
     let udta = fmp4::find(&moov_body, b"udta")?.ok_or_else(|| bad("no udta"))?;
     let meta_json = fmp4::find(udta, META_BOX)?.ok_or_else(|| bad("no vgil metadata"))?;
     let meta: SegmentMeta = serde_json::from_slice(meta_json)
@@ -171,6 +193,7 @@ pub fn scan_from(f: &dyn ReadAt, file_len: u64, limit: Option<u64>) -> Result<Sc
     Ok(Scanned {
         meta,
         sample_entry,
+        audio,
         init_len,
         fragments,
         complete_len: pos,
@@ -204,7 +227,20 @@ fn fragment_at(f: &dyn ReadAt, at: u64, limit: u64) -> Result<Option<ScannedFrag
     }
     let data_len: u64 = info.samples.iter().map(|s| u64::from(s.0)).sum();
     let data_offset = moof_at + u64::from(info.data_offset);
-    if data_offset != mdat_at + hdr || data_len != mdat_len - hdr || info.samples.is_empty() {
+    let audio = info.audio.map(|a| ScannedAudio {
+        base: a.base_media_time,
+        data_offset: moof_at + u64::from(a.data_offset),
+        samples: a.samples,
+    });
+    let audio_len = audio.as_ref().map_or(0, ScannedAudio::data_len);
+    let audio_follows = audio
+        .as_ref()
+        .is_none_or(|a| a.data_offset == data_offset + data_len);
+    if data_offset != mdat_at + hdr
+        || data_len + audio_len != mdat_len - hdr
+        || !audio_follows
+        || info.samples.is_empty()
+    {
         return Err(ScanError::Format("moof and mdat disagree".into()));
     }
     Ok(Some(ScannedFragment {
@@ -215,6 +251,7 @@ fn fragment_at(f: &dyn ReadAt, at: u64, limit: u64) -> Result<Option<ScannedFrag
         data_len,
         samples: info.samples,
         composition_offsets: info.composition_offsets,
+        audio,
         end: mdat_at + mdat_len,
     }))
 }

@@ -110,6 +110,7 @@ pub(super) async fn publish(
             params: p.clone(),
             run,
             loss: 0,
+            audio: None,
         }));
         if i % 5 == 0 {
             tokio::task::yield_now().await;
@@ -386,6 +387,7 @@ pub(super) async fn publish_fast(r: &Rig, cam: i64, t: i64, frames: i64, size: u
             params: p.clone(),
             run: 1,
             loss: 0,
+            audio: None,
         }));
         if i % 250 == 0 {
             loop {

@@ -9,7 +9,10 @@
 //! 3. Closing a segment flips its row to `complete`; the file is not touched again.
 //! 4. A write or fsync error ends the segment at its last durable fragment (the file is truncated there)
 //!    and is never retried on the same file (after a failed fsync the page cache cannot be trusted).
-//! 5. File work runs on the blocking pool; the async task only waits for it, so ingest is never blocked
+//! 5. A segment has an audio track when its first GOP brought audio; audio in other parameters (or
+//!    arriving for a segment without a track) starts a new segment, like a change of video parameters.
+//!    A fragment's audio is written after its video in the same `mdat`, fsynced with it.
+//! 6. File work runs on the blocking pool; the async task only waits for it, so ingest is never blocked
 //!    (the queue in front of this writer is bounded and the recorder drops GOPs when it is full).
 
 use super::index::{self, SegmentRow};
@@ -18,8 +21,8 @@ use super::segment::{
 };
 use super::{Gop, RecStatus, Shared};
 use crate::db::DbError;
-use crate::hub::{Frame, StreamKey, VideoParams};
-use crate::media::fmp4::{self, Fragment, InitOptions, Sample};
+use crate::hub::{AudioParams, Frame, StreamKey, VideoParams};
+use crate::media::fmp4::{self, AudioRun, AudioTrack, Fragment, InitOptions, Sample};
 use crate::private::fsync_dir;
 use std::fs::File;
 use std::io::Write;
@@ -38,6 +41,8 @@ struct Open {
     file: Option<File>,
     abs: PathBuf,
     params: Arc<VideoParams>,
+    /// The audio track's parameters, when the segment has one.
+    audio: Option<Arc<AudioParams>>,
     run: u64,
     media_origin: i64,
     start_us: i64,
@@ -136,10 +141,14 @@ impl Writer {
                 return;
             }
         }
+        let gop_audio = gop.audio.first().and_then(|a| a.audio.clone());
         let new_segment = match &self.seg {
             None => true,
             Some(s) => {
                 gop.after_gap
+                    || gop_audio
+                        .as_ref()
+                        .is_some_and(|a| !s.audio.as_ref().is_some_and(|sa| Arc::ptr_eq(sa, a)))
                     || s.run != first.run
                     || !Arc::ptr_eq(&s.params, &first.params)
                     || first.wall_time_us >= s.cut_at_us
@@ -153,7 +162,7 @@ impl Writer {
         };
         if new_segment {
             self.close().await;
-            if let Err(e) = self.open(&first).await {
+            if let Err(e) = self.open(&first, gop_audio).await {
                 self.failed("opening a segment", &e);
                 return;
             }
@@ -189,7 +198,11 @@ impl Writer {
         }
     }
 
-    async fn open(&mut self, first: &Arc<Frame>) -> Result<(), WriteError> {
+    async fn open(
+        &mut self,
+        first: &Arc<Frame>,
+        audio: Option<Arc<AudioParams>>,
+    ) -> Result<(), WriteError> {
         let shared = &self.shared;
         let site_kind = index::site_kind(&shared.pool, self.key.camera_id).await?;
         let p = &first.params;
@@ -203,13 +216,7 @@ impl Writer {
             height: p.height,
             backfill_id: self.backfill,
         };
-        let udta = meta.to_box();
-        let init = fmp4::init_segment(
-            &p.sample_entry,
-            p.width,
-            p.height,
-            &InitOptions { udta: Some(&udta) },
-        );
+        let init = init_segment(&meta, p, audio.as_deref());
         let rel = relative_path(
             self.key.camera_id,
             self.key.kind,
@@ -252,6 +259,7 @@ impl Writer {
             file: Some(file),
             abs,
             params: first.params.clone(),
+            audio,
             run: first.run,
             media_origin: first.media_time,
             start_us: first.wall_time_us,
@@ -309,11 +317,16 @@ impl Writer {
             .collect();
         seg.seq += 1;
         let media_offset = first.media_time - seg.media_origin;
-        let frag = Fragment::build(
+        let (audio_base, audio) = audio_samples(seg, &gop.audio);
+        let frag = Fragment::build_av(
             seg.seq,
             media_offset as u64,
             Some(first.wall_time_us),
             &samples,
+            Some(AudioRun {
+                base_media_time: audio_base,
+                samples: &audio,
+            }),
         );
         let summary = FragmentSummary {
             wall_us: first.wall_time_us,
@@ -418,6 +431,43 @@ impl Writer {
         }
         self.close().await;
     }
+}
+
+/// The init segment of a new segment file: its metadata in `udta`, the video and the audio tracks.
+fn init_segment(meta: &SegmentMeta, p: &VideoParams, audio: Option<&AudioParams>) -> Vec<u8> {
+    let udta = meta.to_box();
+    let opts = InitOptions {
+        udta: Some(&udta),
+        audio: audio.map(|a| AudioTrack {
+            sample_entry: &a.sample_entry,
+            rate: a.sample_rate,
+        }),
+    };
+    fmp4::init_segment(&p.sample_entry, p.width, p.height, &opts)
+}
+
+/// The GOP's audio frames that belong in the segment's audio track (its parameters, not before the
+/// segment's start) as samples, and the decode time of the first in the track's timescale.
+fn audio_samples(seg: &Open, frames: &[Arc<Frame>]) -> (u64, Vec<Sample>) {
+    let Some(params) = &seg.audio else {
+        return (0, Vec::new());
+    };
+    let mut base = None;
+    let mut out = Vec::with_capacity(frames.len());
+    for f in frames {
+        let same = f.audio.as_ref().is_some_and(|a| Arc::ptr_eq(a, params));
+        if !same || f.media_time < seg.media_origin {
+            continue;
+        }
+        base.get_or_insert_with(|| params.ticks_from_90k(f.media_time - seg.media_origin) as u64);
+        out.push(Sample {
+            data: f.data.clone(),
+            duration: params.frame_samples(f.data.len()),
+            keyframe: true,
+            composition_offset: 0,
+        });
+    }
+    (base.unwrap_or(0), out)
 }
 
 /// A run id unique across server restarts: the server's start (ms) and the session's run counter.

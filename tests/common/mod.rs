@@ -105,6 +105,66 @@ pub async fn gap_closed_and_plays(
     );
 }
 
+/// Waits (up to a minute) until the camera's first recorded span of the last two minutes lasts `secs`:
+/// that span, Unix µs.
+pub async fn recorded_span(c: &Client, cam: i64, secs: f64) -> (i64, i64) {
+    let since = chrono::Utc::now().timestamp_micros() - 120_000_000;
+    wait_for(Duration::from_secs(60), || async {
+        let until = chrono::Utc::now().timestamp_micros() + 60_000_000;
+        let r = c
+            .get(&format!(
+                "/api/v1/cameras/{cam}/recordings?start={}&end={}",
+                rfc_us(since),
+                rfc_us(until)
+            ))
+            .await;
+        let first = r.body["spans"].as_array()?.first()?.clone();
+        let t = |v: &Value| {
+            chrono::DateTime::parse_from_rfc3339(v.as_str()?)
+                .ok()
+                .map(|d| d.timestamp_micros())
+        };
+        let (a, b) = (t(&first["start"])?, t(&first["end"])?);
+        ((b - a) as f64 >= secs * 1e6).then_some((a, b))
+    })
+    .await
+    .unwrap_or_else(|| panic!("camera {cam}: {secs} s of footage"))
+}
+
+/// Each stream of a media file as ffprobe reads it: (codec name, duration s, frames decoded).
+pub fn probe_streams(path: &std::path::Path) -> Vec<(String, f64, u64)> {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_entries"])
+        .arg("stream=codec_name,duration,nb_read_frames")
+        .args(["-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.trim().is_empty(),
+        "ffprobe {}: {err}",
+        path.display()
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let num = |v: &Value| {
+        v.as_str()
+            .and_then(|d| d.parse::<f64>().ok())
+            .unwrap_or(-1.0)
+    };
+    v["streams"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    let codec = s["codec_name"].as_str().unwrap_or("").to_owned();
+                    (codec, num(&s["duration"]), num(&s["nb_read_frames"]) as u64)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// `video.mp4` of `range` (Unix µs) of camera `cam`, saved as `name` in the server's data directory and
 /// read by ffprobe (which must find no decoder complaint): (duration s, frames).
 pub async fn probe_footage(
