@@ -1,5 +1,6 @@
 //! Headless Chromium plays simulated cameras through the `<vigil-live>` player (tests/browser/live.mjs):
-//! by MSE and by WebRTC (see `common::browser` for what the browser tests need).
+//! by MSE and by WebRTC (see `common::browser` for what the browser tests need), with the cameras' sound
+//! where they send one.
 
 mod common;
 use common::*;
@@ -69,6 +70,20 @@ async fn chromium_plays_simulated_cameras_by_mse_and_webrtc_and_h265_through_the
     c.wait_state(cam265, "online", Duration::from_secs(10))
         .await
         .expect("H.265 camera online");
+    // Cameras with a microphone: AAC plays by MSE as recorded and by WebRTC as Opus; G.711 has no MSE
+    // codec (the tile plays without sound) and plays by WebRTC as Opus.
+    let aac = Sim::small(1, 50, &["--audio", "aac"]);
+    let pcma = Sim::small(1, 50, &["--audio", "pcma"]);
+    let mut sound = Vec::new();
+    for (name, sim) in [("aac", &aac), ("pcma", &pcma)] {
+        let cam = c
+            .camera(json!({"name": format!("有声{name}"), "site_id": site, "main_url": sim.url(1), "record": false}))
+            .await;
+        c.wait_state(cam, "online", Duration::from_secs(10))
+            .await
+            .expect("camera with sound online");
+        sound.push((name, cam));
+    }
     let modes: Vec<&str> = std::env::var("VIGIL_BROWSER_MODES")
         .map(|m| {
             m.split(',')
@@ -84,6 +99,10 @@ async fn chromium_plays_simulated_cameras_by_mse_and_webrtc_and_h265_through_the
         cases.push(json!({"name": format!("h265-transcoded-{m}"), "camera": cam265, "mode": m}));
         // The camera has no sub stream: a wall tile gets one scaled from the main stream.
         cases.push(json!({"name": format!("h264-scaled-sub-{m}"), "camera": cam, "mode": m, "stream": "sub", "width": 160, "height": 120}));
+        for (name, cam) in &sound {
+            let heard = *m == "webrtc" || *name == "aac";
+            cases.push(json!({"name": format!("{name}-sound-{m}"), "camera": cam, "mode": m, "sound": heard}));
+        }
     }
     run_cases(&server, json!(cases));
 }

@@ -483,6 +483,7 @@ export default {
   // wall-grid.js
   ptz_short: "PTZ",
   ptz_toggle: "PTZ: drag the picture to turn, wheel to zoom",
+  tile_sound: "Sound of this tile (the others fall silent)",
   ptz_hint: "Hold and drag: turns toward the drag, faster the farther; release to stop. Wheel: zoom.",
   ptz_preset: "Preset {n}",
   ptz_set: "Set",

@@ -496,6 +496,7 @@ export default {
   // wall-grid.js
   ptz_short: "云台",
   ptz_toggle: "云台控制：拖动画面转动，滚轮变倍",
+  tile_sound: "本画面声音（其他画面静音）",
   ptz_hint: "按住拖动：转向拖动方向，越远越快；松开即停。滚轮：变倍。",
   ptz_preset: "预置位 {n}",
   ptz_set: "设",

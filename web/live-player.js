@@ -9,6 +9,10 @@
 // (`Switch`); until then the old stream plays on. On phones without MediaSource (iOS Safari) MSE uses
 // ManagedMediaSource.
 //
+// Sound: a tile is muted (browsers autoplay only muted video); the `sound` attribute unmutes it. The
+// element sets `audio` while the stream it plays carries the camera's sound (MSE: AAC in the init
+// segment; WebRTC: the server said so in its answer).
+//
 // State for tests and the console: the element's `state` attribute (idle, connecting, webrtc, mse,
 // error), `transport` and `showing` (the stream on screen); the <video> shown is `element.video`.
 
@@ -58,11 +62,12 @@ function onFirstFrame(video, cb) {
 }
 
 class VigilLive extends HTMLElement {
-  static get observedAttributes() { return ['camera', 'stream', 'mode']; }
+  static get observedAttributes() { return ['camera', 'stream', 'mode', 'sound']; }
 
   constructor() {
     super();
     this.video = makeVideo();
+    this.video.muted = !this.hasAttribute('sound');
     this.attempt = 0;
     this.visible = false;
     this.timer = null;
@@ -94,6 +99,7 @@ class VigilLive extends HTMLElement {
   }
 
   attributeChangedCallback(name, before, after) {
+    if (name === 'sound') { this.video.muted = !this.hasAttribute('sound'); return; }
     if (!this.session || before === after) return;
     if (name === 'stream') this.switchStream();
     else { this.stop(); this.update(); }
@@ -110,6 +116,9 @@ class VigilLive extends HTMLElement {
     if (this.current === 'main') return px < AUTO_SUB_PX ? 'sub' : 'main';
     return px >= AUTO_MAIN_PX ? 'main' : 'sub';
   }
+
+  /** Whether the stream being played carries the camera's sound (the session tells). */
+  hasSound(on) { this.toggleAttribute('audio', !!on); }
 
   get playing() { return ['webrtc', 'mse'].includes(this.getAttribute('state')) && this.video.readyState >= 2; }
 
@@ -133,6 +142,7 @@ class VigilLive extends HTMLElement {
     if (s) s.close();
     this.setState('idle', '');
     this.removeAttribute('showing');
+    this.removeAttribute('audio');
   }
 
   retry(reason) {
@@ -177,6 +187,8 @@ class VigilLive extends HTMLElement {
     this.session.el = this;
     this.video = sw.video;
     this.video.style.cssText = VIDEO_CSS;
+    this.video.muted = !this.hasAttribute('sound');
+    this.toggleAttribute('audio', !!sw.audio);
     this.current = sw.stream;
     this.setAttribute('showing', sw.stream);
     this.setState(sw.state, sw.transport);
@@ -210,6 +222,9 @@ class Switch {
     this.state = state;
     if (transport !== undefined) this.transport = transport;
   }
+
+  /** Whether the new stream has sound, told the element when it adopts the switch. */
+  hasSound(on) { this.audio = on; }
 
   getAttribute(name) { return this.el.getAttribute(name); }
 
@@ -262,8 +277,12 @@ class Session {
     const pc = new RTCPeerConnection();
     this.pc = pc;
     pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    // One stream of both tracks, whatever stream ids the answer gave them.
+    const media = new MediaStream();
     pc.ontrack = (ev) => {
-      this.video.srcObject = ev.streams[0] || new MediaStream([ev.track]);
+      media.addTrack(ev.track);
+      if (this.video.srcObject !== media) this.video.srcObject = media;
       this.video.play().catch(() => {});
     };
     pc.onicecandidate = (ev) => {
@@ -337,6 +356,7 @@ class Session {
       case 'mse':
         this.el.attempt = 0;
         this.el.setState('mse', 'mse');
+        this.el.hasSound(/mp4a/.test(m.mime));
         this.openSource(m.mime);
         break;
       case 'skip':
@@ -344,6 +364,7 @@ class Session {
         this.jump = true;
         break;
       case 'webrtc/answer':
+        this.el.hasSound(!!m.audio);
         this.pc?.setRemoteDescription({ type: 'answer', sdp: m.sdp }).catch((e) => this.fallback(false, String(e)));
         break;
       case 'webrtc/candidate':

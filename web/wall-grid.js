@@ -198,6 +198,9 @@ export class WallGrid {
     const name = cam ? cam.name : '';
     tile.append(h('div', { class: 'tile-bar' }, h('span', { class: 'tile-no', text: String(i + 1) }),
       h('span', { class: 'tile-name', text: name }), badges,
+      cam ? h('button', { type: 'button', class: 'tile-sound', tabindex: '-1', title: t('tile_sound'),
+        'aria-label': t('tile_sound'), 'aria-pressed': String(!!player?.hasAttribute('sound')), text: '🔈',
+        onclick: (e) => { e.stopPropagation(); this.toggleSound(i); } }) : null,
       cam?.ptz ? h('button', { type: 'button', class: 'tile-ptz', tabindex: '-1', title: t('ptz_toggle'),
         'aria-label': t('ptz_toggle'), 'aria-pressed': String(!!tile.querySelector('.ptz-pad')), text: t('ptz_short'),
         onclick: (e) => { e.stopPropagation(); this.togglePtz(i); } }) : null,
@@ -212,6 +215,18 @@ export class WallGrid {
   }
 
   renderAll() { this.tiles.forEach((_, i) => this.renderTile(i)); }
+
+  /** Turns tile i's sound on (every other tile falls silent: one hall is heard at a time) or off. */
+  toggleSound(i) {
+    const player = this.tiles[i]?.querySelector('vigil-live');
+    if (!player) return;
+    const on = !player.hasAttribute('sound');
+    this.tiles.forEach((tile) => {
+      const p = tile.querySelector('vigil-live');
+      if (p) p.toggleAttribute('sound', on && p === player);
+      tile.querySelector('.tile-sound')?.setAttribute('aria-pressed', String(on && p === player));
+    });
+  }
 
   /** Shows or hides tile i's PTZ pad (云台). */
   togglePtz(i) {

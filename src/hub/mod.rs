@@ -83,6 +83,8 @@ pub struct AudioParams {
     pub rfc6381: Option<String>,
     /// A complete MP4 sample entry box (`mp4a` with its `esds`, or `alaw`/`ulaw`).
     pub sample_entry: Bytes,
+    /// What a decoder needs besides the frames: AAC's AudioSpecificConfig, empty for G.711.
+    pub config: Bytes,
 }
 
 impl AudioParams {
@@ -176,6 +178,9 @@ impl StreamKey {
 pub struct StreamHub {
     key: StreamKey,
     ring: Ring<Arc<Frame>>,
+    /// The audio the current run declared (set up with the camera before any frame), so that a live
+    /// output can describe its tracks before the first audio frame arrives.
+    audio: RwLock<Option<Arc<AudioParams>>>,
 }
 
 impl ResumePoint for Arc<Frame> {
@@ -192,6 +197,7 @@ impl StreamHub {
         StreamHub {
             key,
             ring: Ring::new(capacity, GOP_CACHE_BYTES),
+            audio: RwLock::new(None),
         }
     }
 
@@ -207,6 +213,16 @@ impl StreamHub {
     /// Hands a frame to every consumer. Never waits.
     pub fn publish(&self, frame: Arc<Frame>) {
         self.ring.publish(frame);
+    }
+
+    /// The audio track of the run starting now (None: the camera sends none, or it is not taken).
+    pub fn declare_audio(&self, audio: Option<Arc<AudioParams>>) {
+        *self.audio.write().unwrap_or_else(|e| e.into_inner()) = audio;
+    }
+
+    /// The audio the current run declared: its frames carry these same parameters (same `Arc`).
+    pub fn audio(&self) -> Option<Arc<AudioParams>> {
+        self.audio.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Forgets the GOP cache: called when a session run ends, so that nobody starts from stale frames.
@@ -287,4 +303,4 @@ impl Hub {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

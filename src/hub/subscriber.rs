@@ -63,7 +63,7 @@ impl<T: ResumePoint + Clone> Subscriber<T> {
     /// be decoded without the ones lost, and the lag is reported once before that resume point.
     pub async fn recv(&mut self) -> Received<T> {
         loop {
-            if let Some(item) = self.pending.take() {
+            if let Some(item) = self.pending.take().filter(|i| (self.keep)(i)) {
                 return Received::Frame(item);
             }
             let got = self.rx.recv().await;

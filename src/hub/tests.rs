@@ -152,3 +152,50 @@ async fn a_cancelled_recv_after_a_lag_never_hands_out_a_frame_after_the_hole() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+pub(crate) fn aac() -> Arc<AudioParams> {
+    Arc::new(AudioParams {
+        codec: AudioCodec::Aac,
+        sample_rate: 16_000,
+        channels: 1,
+        rfc6381: Some("mp4a.40.2".into()),
+        sample_entry: Bytes::from_static(b"\0\0\0\x08mp4a"),
+        config: Bytes::from_static(&[0x14, 0x08]),
+    })
+}
+
+pub(crate) fn audio_frame(i: i64, video: &Arc<VideoParams>, a: &Arc<AudioParams>) -> Arc<Frame> {
+    let mut f = (*frame(i, false, video)).clone();
+    f.data = Bytes::from_static(&[0x21, 0x10, 0x04]);
+    f.audio = Some(a.clone());
+    Arc::new(f)
+}
+
+/// Audio rides in the main stream's ring: a video consumer (snapshots, the GB/T 28181 sender, the
+/// cluster relay) never sees it, from the cache or live; an audio-and-video consumer sees both in order.
+#[tokio::test]
+async fn only_consumers_that_ask_see_the_audio() {
+    let hub = Hub::new(16);
+    let s = hub.stream(StreamKey::main(1));
+    let (p, a) = (params(), aac());
+    s.publish(frame(1, true, &p));
+    s.publish(audio_frame(1, &p, &a));
+    s.publish(frame(2, false, &p));
+    let (gop, mut video) = s.subscribe();
+    let (gop_av, mut av) = s.subscribe_av();
+    assert_eq!(gop.len(), 2);
+    assert!(gop.iter().all(|f| !f.is_audio()));
+    assert_eq!(gop_av.len(), 3);
+    assert!(gop_av[1].is_audio());
+    assert!(s.current_gop().iter().all(|f| !f.is_audio()));
+    s.publish(audio_frame(3, &p, &a));
+    s.publish(frame(3, false, &p));
+    match video.recv().await {
+        Received::Frame(f) => assert!(!f.is_audio() && f.media_time == 3 * 3600),
+        other => panic!("{other:?}"),
+    }
+    match av.recv().await {
+        Received::Frame(f) => assert!(f.is_audio()),
+        other => panic!("{other:?}"),
+    }
+}

@@ -47,6 +47,7 @@ fn convert(codec: AudioCodec, p: &retina::codec::AudioParameters) -> Result<Audi
         channels,
         rfc6381,
         sample_entry: Bytes::from(sample_entry),
+        config: Bytes::copy_from_slice(p.extra_data()),
     })
 }
 
@@ -59,11 +60,47 @@ pub(super) struct AudioTrack {
 }
 
 impl AudioTrack {
-    pub fn new(index: usize) -> AudioTrack {
-        AudioTrack {
+    /// The track of stream `index`, its parameters read from the session's description when it has
+    /// them already (so that the hub can declare them before the first frame).
+    pub fn new(index: usize, demuxed: &retina::client::Demuxed) -> AudioTrack {
+        let mut t = AudioTrack {
             index,
             params: None,
             refused: false,
+        };
+        t.learn(demuxed);
+        t
+    }
+
+    /// The parameters frames will carry, when known.
+    pub fn params(&self) -> Option<Arc<AudioParams>> {
+        self.params.clone()
+    }
+
+    fn learn(&mut self, demuxed: &retina::client::Demuxed) {
+        let Some(stream) = demuxed.streams().get(self.index) else {
+            return;
+        };
+        let Some(codec) = codec_of(stream.encoding_name()) else {
+            return;
+        };
+        let Some(ParametersRef::Audio(p)) = stream.parameters() else {
+            return;
+        };
+        match convert(codec, p) {
+            Ok(params) => {
+                tracing::info!(
+                    codec = codec.as_str(),
+                    rate = params.sample_rate,
+                    channels = params.channels,
+                    "audio parameters"
+                );
+                self.params = Some(Arc::new(params));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "audio parameters unusable; video only");
+                self.refused = true;
+            }
         }
     }
 
@@ -77,27 +114,7 @@ impl AudioTrack {
             return None;
         }
         if self.params.is_none() {
-            let stream = demuxed.streams().get(self.index)?;
-            let codec = codec_of(stream.encoding_name())?;
-            let Some(ParametersRef::Audio(p)) = stream.parameters() else {
-                return None;
-            };
-            match convert(codec, p) {
-                Ok(params) => {
-                    tracing::info!(
-                        codec = codec.as_str(),
-                        rate = params.sample_rate,
-                        channels = params.channels,
-                        "audio parameters"
-                    );
-                    self.params = Some(Arc::new(params));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "audio parameters unusable; video only");
-                    self.refused = true;
-                    return None;
-                }
-            }
+            self.learn(demuxed);
         }
         let params = self.params.clone()?;
         let rate = i128::from(params.sample_rate.max(1));

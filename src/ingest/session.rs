@@ -325,7 +325,8 @@ async fn stream(
         video: index,
         audio,
     } = playing;
-    let mut audio = audio.map(AudioTrack::new);
+    let mut audio = audio.map(|a| AudioTrack::new(a, &demuxed));
+    hub.declare_audio(audio.as_ref().and_then(AudioTrack::params));
     decode.new_run();
     let stall = Duration::from_millis(cfg.stall_timeout_ms);
     let url = source.url.to_string();

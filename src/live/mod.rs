@@ -14,8 +14,10 @@
 
 pub mod fanout;
 pub mod mse;
+pub mod opus;
 pub mod replay;
 pub mod rtc;
+mod rtc_audio;
 pub mod rtp;
 #[allow(unsafe_code)] // one setsockopt; see the module's doc
 pub mod socket;
@@ -54,6 +56,8 @@ pub type TranscodeLease = Lease<Transcode>;
 pub type MseLease = Lease<MseShared>;
 /// A WebRTC viewer's hold on a stream's RTP packetizer.
 pub type RtpLease = Lease<RtpShared>;
+/// A WebRTC listener's hold on a camera's Opus transcode.
+pub type OpusLease = Lease<opus::OpusShared>;
 
 /// Every live stream being watched, by stream.
 pub struct Live {
@@ -66,6 +70,8 @@ pub struct Live {
     /// Running transcodes by their output stream key (the source flag is always `true`).
     transcoders: Fanouts<Transcode>,
     rtp: Fanouts<RtpShared>,
+    /// Opus transcodes of cameras' audio, by the camera's main stream.
+    opus: Fanouts<opus::OpusShared>,
     /// WHEP sessions by resource id: dropping the sender ends the session.
     whep: Mutex<HashMap<String, tokio::sync::mpsc::Sender<rtc::Control>>>,
     pub stats: stats::Stats,
@@ -80,6 +86,7 @@ impl Live {
             transcoded: Arc::new(Hub::new(256)),
             transcoders: Fanouts::default(),
             rtp: Fanouts::default(),
+            opus: Fanouts::default(),
             whep: Mutex::new(HashMap::new()),
             stats: stats::Stats::default(),
         })
@@ -151,13 +158,43 @@ impl Live {
         let shared = self.mse.join((key, transcoded), |cancel| {
             let shared = Arc::new(MseShared::new(self.cfg.viewer_queue));
             let (hub, transcode) = self.source(key, transcoded);
-            let (gop, sub) = hub.stream(key).subscribe();
-            let builder = mse::Builder::new(&shared, &gop, self.cfg.rewrite_vui);
+            let stream = hub.stream(key);
+            // The camera's sound comes with its own stream, not with a transcode of it.
+            let (gop, sub) = if transcoded {
+                stream.subscribe()
+            } else {
+                stream.subscribe_av()
+            };
+            let sound = (!transcoded).then_some(stream);
+            let builder = mse::Builder::new(&shared, &gop, self.cfg.rewrite_vui, sound);
             tokio::spawn(mse::run(key, builder, sub, shared.clone(), cancel));
             Started { shared, transcode }
         });
         let lease = Lease::new(self.clone(), (key, transcoded), |l| &l.mse);
         (lease, shared.join())
+    }
+
+    /// Joins the camera's Opus transcode (starting it for the first listener), when the camera sends
+    /// audio that is taken.
+    pub fn join_opus(self: &Arc<Self>, camera_id: i64) -> Option<(OpusLease, opus::OpusListener)> {
+        let key = StreamKey::main(camera_id);
+        let stream = self.hub.get(key)?;
+        stream.audio()?;
+        let shared = self.opus.join((key, false), |cancel| {
+            let shared = Arc::new(opus::OpusShared::new());
+            let task = opus::run(stream, shared.clone(), cancel);
+            tokio::spawn(async move {
+                if let Err(e) = task.await {
+                    tracing::warn!(camera = camera_id, error = %e, "audio transcode failed");
+                }
+            });
+            Started {
+                shared,
+                transcode: None,
+            }
+        });
+        let lease = Lease::new(self.clone(), (key, false), |l| &l.opus);
+        Some((lease, shared.join()))
     }
 
     /// Joins the stream's RTP fan-out, starting its packetizer if this is the first WebRTC viewer.

@@ -83,7 +83,7 @@ pub async fn serve(
     let mut conn = Conn::new(sink, live.clone());
     let shared = Arc::new(MseShared::new(live.config().viewer_queue));
     let (gop, sub) = stream.subscribe();
-    let builder = mse::Builder::new(&shared, &gop, live.config().rewrite_vui);
+    let builder = mse::Builder::new(&shared, &gop, live.config().rewrite_vui, None);
     let stop = CancellationToken::new();
     tokio::spawn(mse::run(
         stream.key(),

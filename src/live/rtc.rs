@@ -7,13 +7,17 @@
 //! deployment behind NAT lists its reachable address in `webrtc_ips`.
 //!
 //! Invariants:
-//! - Media is sent only once the DTLS handshake is done (`Event::Connected`); the viewer then joins the
-//!   stream's fan-out and gets the cached GOP first, so the picture starts at once.
+//! - Media is sent only once the DTLS handshake is done (`Event::Connected`) and the video track is known;
+//!   the viewer then joins the stream's fan-out and gets the cached GOP first, so the picture starts at
+//!   once.
 //! - A viewer that falls behind skips to the next keyframe like an MSE viewer; its sequence numbers stay
 //!   continuous, so the browser sees a timestamp jump and no loss.
+//! - The camera's sound goes on the browser's audio track, when it offered one, as Opus
+//!   ([`super::rtc_audio`]), from the moment the video starts.
 //! - The session ends when ICE disconnects, the signalling side goes away (`Control` channel closed), or
 //!   nothing comes from the browser for 30 s after the handshake.
 
+use super::rtc_audio::{self, AudioOut};
 use super::rtp::RtpViewer;
 use super::udp::{Incoming, Outbox, Socket};
 use super::{Live, LiveError, RtpLease};
@@ -117,6 +121,9 @@ pub async fn accept(
         user,
         outbox: Outbox::default(),
         mid: None,
+        audio_mid: None,
+        audio: None,
+        connected: false,
         send: None,
         viewer: None,
         seq: 0,
@@ -140,6 +147,11 @@ struct Session {
     transcoded: bool,
     user: String,
     mid: Option<Mid>,
+    /// The browser's audio track, and the camera's sound on it once the video started.
+    audio_mid: Option<Mid>,
+    audio: Option<AudioOut>,
+    /// DTLS is up: media may go out.
+    connected: bool,
     /// The payload type and SSRC media goes out with, once known.
     send: Option<(Pt, Ssrc)>,
     viewer: Option<(RtpLease, RtpViewer)>,
@@ -247,6 +259,12 @@ impl Session {
                     None => return Ok(()),
                 },
                 n = next_frame(&mut self.viewer) => self.send_frame(n)?,
+                p = rtc_audio::next_packet(&mut self.audio) => {
+                    if let Some(a) = self.audio.as_mut() {
+                        a.send(&mut self.rtc, p)?;
+                        self.rtc.handle_input(Input::Timeout(Instant::now())).map_err(|e| LiveError::Rtc(e.to_string()))?;
+                    }
+                }
             }
         }
     }
@@ -266,8 +284,18 @@ impl Session {
                     }
                 }
                 Ok(Output::Event(e)) => match e {
-                    Event::MediaAdded(m) if m.kind == MediaKind::Video => self.mid = Some(m.mid),
-                    Event::Connected => self.start()?,
+                    Event::MediaAdded(m) if m.kind == MediaKind::Video => {
+                        self.mid = Some(m.mid);
+                        self.start()?;
+                    }
+                    Event::MediaAdded(m) if m.kind == MediaKind::Audio => {
+                        self.audio_mid = Some(m.mid);
+                        self.start_audio();
+                    }
+                    Event::Connected => {
+                        self.connected = true;
+                        self.start()?;
+                    }
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                         return Ok(None)
                     }
@@ -295,8 +323,13 @@ impl Session {
         }
     }
 
-    /// DTLS is up: join the stream's RTP fan-out and send the cached GOP.
+    /// DTLS is up and the video track known (str0m may tell it after `Connected`): join the stream's RTP
+    /// fan-out and send the cached GOP (sent before the track is known, it would be lost, and the
+    /// picture would wait for the next keyframe).
     fn start(&mut self) -> Result<(), LiveError> {
+        if !self.connected || self.mid.is_none() || self.viewer.is_some() {
+            return Ok(());
+        }
         // WebRTC carries H.264: an H.265 stream is served from its transcode.
         let h265 = self
             .live
@@ -307,10 +340,19 @@ impl Session {
             .is_some_and(|f| f.params.is_h265());
         let (lease, gop, viewer) = self.live.join_rtp(self.key, self.transcoded || h265);
         self.viewer = Some((lease, viewer));
+        self.start_audio();
         for f in gop {
             self.send_frame(Received::Frame(f))?;
         }
         Ok(())
+    }
+
+    /// The camera's sound on the browser's audio track, once both the video has started and the track is
+    /// known (str0m may tell the track after `Connected`).
+    fn start_audio(&mut self) {
+        if let (Some(mid), Some(_), None) = (self.audio_mid, &self.viewer, &self.audio) {
+            self.audio = AudioOut::start(&self.live, &mut self.rtc, mid, self.key.camera_id);
+        }
     }
 
     fn send_frame(&mut self, next: Received<super::rtp::Item>) -> Result<(), LiveError> {

@@ -37,17 +37,22 @@ pub enum TranscodeError {
     Gst(String),
 }
 
-fn describe(target: Target) -> String {
-    let (template, width) = match target {
-        Target::H264 => (PIPELINE, 0),
-        Target::Scaled { width } => (SCALE, width),
-    };
+/// A pipeline file's description: its lines without comments, joined.
+pub(super) fn description(template: &str) -> String {
     template
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+fn describe(target: Target) -> String {
+    let (template, width) = match target {
+        Target::H264 => (PIPELINE, 0),
+        Target::Scaled { width } => (SCALE, width),
+    };
+    description(template)
         .replace("{gop}", "50")
         .replace("{width}", &width.to_string())
 }
@@ -118,17 +123,22 @@ impl OutputParams {
     }
 }
 
-/// The transcode's pipeline and its two ends.
-struct Pipeline {
-    pipeline: gst::Pipeline,
-    src: gst_app::AppSrc,
-    sink: gst_app::AppSink,
+/// A transcode's pipeline and its two ends.
+pub(super) struct Pipeline {
+    pub pipeline: gst::Pipeline,
+    pub src: gst_app::AppSrc,
+    pub sink: gst_app::AppSink,
 }
 
 fn build(target: Target) -> Result<Pipeline, TranscodeError> {
+    launch(&describe(target))
+}
+
+/// Parses a pipeline description whose ends are `appsrc name=src` and `appsink name=sink`.
+pub(super) fn launch(description: &str) -> Result<Pipeline, TranscodeError> {
     let gst_err = |e: &dyn std::fmt::Display| TranscodeError::Gst(e.to_string());
     gst::init().map_err(|e| gst_err(&e))?;
-    let pipeline = gst::parse::launch(&describe(target))
+    let pipeline = gst::parse::launch(description)
         .map_err(|e| gst_err(&e))?
         .downcast::<gst::Pipeline>()
         .map_err(|_| gst_err(&"not a pipeline"))?;

@@ -6,7 +6,8 @@
 //! Server to client: `{"type":"mse","mime"}`, then one binary init segment, then binary fragments
 //! (`moof`+`mdat`, one frame each); `{"type":"mse","mime"}` + init again when the camera changes its
 //! parameters; `{"type":"skip","skipped":N}` before the keyframe a slow viewer resumes at;
-//! `{"type":"webrtc/answer","sdp"}`; `{"type":"error","message"}`.
+//! `{"type":"webrtc/answer","sdp","audio"}` (`audio`: the camera's sound comes on the offer's audio
+//! track); `{"type":"error","message"}`.
 //!
 //! Invariants:
 //! - One writer task owns the socket's sending half; the reading half only forwards parsed messages to
@@ -310,8 +311,14 @@ impl Socket {
                     Ok((answer, ctl)) => {
                         // A new offer replaces the previous session (dropping its handle ends it).
                         self.rtc = Some(ctl);
+                        // Whether the camera's sound will come on the audio track (if offered).
+                        let audio = self
+                            .live
+                            .hub()
+                            .get(crate::hub::StreamKey::main(v.key.camera_id))
+                            .is_some_and(|s| s.audio().is_some());
                         self.conn
-                            .text(json!({"type": "webrtc/answer", "sdp": answer}))
+                            .text(json!({"type": "webrtc/answer", "sdp": answer, "audio": audio}))
                             .await?;
                     }
                     Err(e) => self.conn.error(&e).await?,

@@ -414,7 +414,9 @@ impl Fragment {
         let moof_offset = w.pos();
         w.open(b"moof");
         w.open_full(b"mfhd", 0, 0).u32(sequence).close();
-        let video_offset_at = write_traf(&mut w, 1, base_media_time, samples, true);
+        // An audio-only fragment (live MSE sends each audio frame as it comes) has no video `traf`.
+        let video_offset_at =
+            (!samples.is_empty()).then(|| write_traf(&mut w, 1, base_media_time, samples, true));
         let audio_offset_at = audio
             .as_ref()
             .map(|a| write_traf(&mut w, 2, a.base_media_time, a.samples, false));
@@ -428,7 +430,9 @@ impl Fragment {
         let large = total + 8 > u64::from(u32::MAX);
         let mdat_header = if large { 16 } else { 8 };
         let data_at = (moof_len + mdat_header) as u32;
-        w.patch_u32(video_offset_at, data_at);
+        if let Some(at) = video_offset_at {
+            w.patch_u32(at, data_at);
+        }
         if let Some(at) = audio_offset_at {
             w.patch_u32(at, data_at + video_total as u32);
         }

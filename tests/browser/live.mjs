@@ -1,5 +1,7 @@
 // Headless Chromium plays simulated cameras through the <vigil-live> player.
-// Env: VIGIL_URL, VIGIL_USER, VIGIL_PASSWORD, VIGIL_CASES (JSON: [{name, camera, mode}]),
+// Env: VIGIL_URL, VIGIL_USER, VIGIL_PASSWORD, VIGIL_CASES (JSON: [{name, camera, mode, sound?}]),
+// `sound`: true when the tile must carry the camera's sound (heard once unmuted), false when it must not
+// offer any (absent: not checked).
 // CHROMIUM (default /usr/bin/chromium). Exit 0 when every case played; prints one JSON line per case.
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
@@ -38,7 +40,7 @@ try {
 
   for (const c of cases) {
     const t0 = Date.now();
-    const result = await page.evaluate(async ({ camera, mode, stream, timeoutMs }) => {
+    const result = await page.evaluate(async ({ camera, mode, stream, timeoutMs, sound }) => {
       document.body.innerHTML = '';
       const el = document.createElement('vigil-live');
       el.setAttribute('camera', String(camera));
@@ -58,9 +60,27 @@ try {
         if (firstFrameMs !== null && t1 === null) t1 = { time: v.currentTime, at: performance.now(), frames: q.totalVideoFrames };
         if (t1 && performance.now() - t1.at > 2000) break;
       }
+      // Sound: muted until asked, then decoded (MSE: AAC bytes into the decoder; WebRTC: Opus samples).
+      const heard = { mutedAtFirst: v.muted, audio: el.hasAttribute('audio') };
+      if (sound !== undefined) {
+        el.setAttribute('sound', '');
+        const audioIn = async () => {
+          const w = el.video;
+          if (el.getAttribute('transport') === 'mse') return w.webkitAudioDecodedByteCount || 0;
+          const pc = el.session?.pc;
+          if (!pc) return 0;
+          let n = 0;
+          (await pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'audio') n += r.totalSamplesReceived || 0; });
+          return n;
+        };
+        const a0 = await audioIn();
+        await new Promise((r) => setTimeout(r, 1500));
+        Object.assign(heard, { unmuted: !el.video.muted, audioGrew: (await audioIn()) - a0 });
+      }
       const q = v.getVideoPlaybackQuality();
       const b = v.buffered;
       return {
+        ...heard,
         state: el.getAttribute('state'), transport: el.getAttribute('transport'), error: el.getAttribute('error'),
         firstFrameMs, currentTime: v.currentTime, advanced: t1 ? v.currentTime - t1.time : 0,
         decoded: q.totalVideoFrames, dropped: q.droppedVideoFrames,
@@ -68,8 +88,10 @@ try {
         lagS: b.length ? b.end(b.length - 1) - v.currentTime : null,
         width: v.videoWidth, height: v.videoHeight,
       };
-    }, { camera: c.camera, mode: c.mode, stream: c.stream || 'main', timeoutMs: c.timeoutMs || 15000 });
-    const ok = result.transport === c.mode && result.decoded > 0 && result.advanced > 1.0
+    }, { camera: c.camera, mode: c.mode, stream: c.stream || 'main', timeoutMs: c.timeoutMs || 15000, sound: c.sound });
+    const soundOk = c.sound === undefined
+      || (c.sound ? result.audio && result.mutedAtFirst && result.unmuted && result.audioGrew > 0 : !result.audio);
+    const ok = soundOk && result.transport === c.mode && result.decoded > 0 && result.advanced > 1.0
       && result.width > 0 && (!c.width || result.width === c.width) && (!c.height || result.height === c.height);
     if (!ok) failed += 1;
     console.log(JSON.stringify({ case: c.name, ok, ms: Date.now() - t0, ...result }));
