@@ -77,7 +77,7 @@ async fn chromium_plays_simulated_cameras_by_mse_and_webrtc_and_h265_through_the
     let mut sound = Vec::new();
     for (name, sim) in [("aac", &aac), ("pcma", &pcma)] {
         let cam = c
-            .camera(json!({"name": format!("有声{name}"), "site_id": site, "main_url": sim.url(1), "record": false}))
+            .camera(json!({"name": format!("有声{name}"), "site_id": site, "main_url": sim.url(1)}))
             .await;
         c.wait_state(cam, "online", Duration::from_secs(10))
             .await
@@ -103,6 +103,17 @@ async fn chromium_plays_simulated_cameras_by_mse_and_webrtc_and_h265_through_the
             let heard = *m == "webrtc" || *name == "aac";
             cases.push(json!({"name": format!("{name}-sound-{m}"), "camera": cam, "mode": m, "sound": heard}));
         }
+    }
+    // The recordings of the cameras with sound play with it in the browser's own <video> (progressive
+    // MP4, as the playback and case pages load them).
+    for (name, cam) in &sound {
+        let (start, end) = recorded_span(&c, *cam, 4.0).await;
+        let url = format!(
+            "/api/v1/cameras/{cam}/video.mp4?start={}&end={}",
+            rfc_us(start),
+            rfc_us(end)
+        );
+        cases.push(json!({"name": format!("{name}-recording"), "recording": url}));
     }
     run_cases(&server, json!(cases));
 }

@@ -11,7 +11,7 @@
 import { api, bus, fmtBytes, fmtTime, h, showError, t, toast } from './core.js';
 import { zoomSelect } from './timeline.js';
 import { cardLabel, coverageLabel, kindLabel, remountOnLang, statusLabel, typeLabel } from './case-terms.js';
-import { iso, playerKeys, Replay, speedButtons, toMs } from './replay.js';
+import { iso, playerKeys, Replay, soundButton, speedButtons, toMs } from './replay.js';
 import { thumbnailFeed } from './thumbs.js';
 
 const fact = (label, value) => (value ? [h('dt', { text: label }), h('dd', { text: value })] : []);
@@ -172,7 +172,7 @@ export async function mountCase(root, caseNo) {
     h('div', { class: 'rp-controls' }, playBtn,
       h('button', { type: 'button', class: 'secondary', text: `« ${t('ck_prev_event')}`, title: 'p', onclick: () => jumpEvent(-1) }),
       h('button', { type: 'button', class: 'secondary', text: `${t('ck_next_event')} »`, title: 'n', onclick: () => jumpEvent(1) }),
-      speedButtons(replay), zoomSelect(timeline), clock, status),
+      speedButtons(replay), soundButton(video), zoomSelect(timeline), clock, status),
     timeline);
 
   const clipList = h('ol', { class: 'ck-clips' }, clips.map((x, i) => {

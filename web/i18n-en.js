@@ -440,6 +440,7 @@ export default {
   rp_play: "Play",
   rp_pause: "Pause",
   rp_speed: "Speed",
+  rp_sound: "Sound",
   rp_no_footage: "No footage at this time",
   rp_failed: "The footage cannot be played",
   rp_loading: "Loading…",

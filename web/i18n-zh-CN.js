@@ -453,6 +453,7 @@ export default {
   rp_play: "播放",
   rp_pause: "暂停",
   rp_speed: "倍速",
+  rp_sound: "声音",
   rp_no_footage: "此时间没有录像",
   rp_failed: "录像无法播放",
   rp_loading: "加载中…",

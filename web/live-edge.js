@@ -59,6 +59,8 @@ export class LivePlayback extends EventTarget {
     if (this.player || !this.mayLive) return;
     this.replay.pause();
     this.player = h('vigil-live', { class: 'rp-live', camera: String(this.camera), stream: 'main' });
+    // The sound goes on live as it was on the recording.
+    this.player.toggleAttribute('sound', !this.replay.video.muted);
     this.replay.video.hidden = true;
     this.stage.append(this.player);
     this.clock = setInterval(() => this.emit('time', { time: Date.now() }), 250);

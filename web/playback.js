@@ -9,7 +9,7 @@
 // it covers) and a failure there leaves playback working without markers.
 import { api, can, dayBounds, fmtTime, h, showError, stylesheet, t, ymd } from './core.js';
 import { zoomSelect } from './timeline.js';
-import { iso, playerKeys, Replay, speedButtons, toMs } from './replay.js';
+import { iso, playerKeys, Replay, soundButton, speedButtons, toMs } from './replay.js';
 import { LivePlayback } from './live-edge.js';
 import { thumbnailFeed } from './thumbs.js';
 import { kindLabel, remountOnLang } from './case-terms.js';
@@ -121,7 +121,7 @@ export default {
         onclick: () => jumpEvent(-1) }),
       h('button', { type: 'button', class: 'secondary pb-next-event', text: `${t('pb_next_event')} »`, title: 'n',
         onclick: () => jumpEvent(1) }),
-      speedButtons(replay), clock, status);
+      speedButtons(replay), soundButton(video, stage), clock, status);
     const dayInput = h('input', { type: 'date', value: day, 'aria-label': t('pb_day'),
       onchange: (e) => { if (e.target.value) location.hash = `#/playback/${camera.id}?day=${e.target.value}`; } });
     const head = h('div', { class: 'pb-head' },

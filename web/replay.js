@@ -223,6 +223,24 @@ export function speedButtons(replay) {
   return box;
 }
 
+/** The sound toggle of a player: unmutes the recording's <video> (muted until asked: browsers start only
+ *  muted media unasked), and the live stream shown in `stage` in its place, if any. */
+export function soundButton(video, stage) {
+  const b = h('button', { type: 'button', class: 'secondary rp-sound', text: '🔈', title: t('rp_sound'),
+    'aria-label': t('rp_sound') });
+  const render = () => {
+    b.setAttribute('aria-pressed', String(!video.muted));
+    b.className = video.muted ? 'secondary rp-sound' : 'rp-sound';
+  };
+  b.onclick = () => {
+    video.muted = !video.muted;
+    stage?.querySelector('vigil-live')?.toggleAttribute('sound', !video.muted);
+    render();
+  };
+  render();
+  return b;
+}
+
 /** The player's keyboard: space, arrows, [ ], n/p. Ignores keys typed into fields and those the focused
  *  timeline or button handles itself. `replay`: a Replay, or anything with its time, seek, toggle and
  *  stepRate (the playback page's LivePlayback). Returns the function that removes the listener. */

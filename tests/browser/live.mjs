@@ -1,5 +1,6 @@
 // Headless Chromium plays simulated cameras through the <vigil-live> player.
-// Env: VIGIL_URL, VIGIL_USER, VIGIL_PASSWORD, VIGIL_CASES (JSON: [{name, camera, mode, sound?}]),
+// Env: VIGIL_URL, VIGIL_USER, VIGIL_PASSWORD, VIGIL_CASES (JSON: [{name, camera, mode, sound?}] and
+// [{name, recording}] where `recording` is a video.mp4 URL with sound, played in a plain <video>),
 // `sound`: true when the tile must carry the camera's sound (heard once unmuted), false when it must not
 // offer any (absent: not checked).
 // CHROMIUM (default /usr/bin/chromium). Exit 0 when every case played; prints one JSON line per case.
@@ -38,7 +39,24 @@ try {
   await page.addScriptTag({ url: `${base}/live-player.js`, type: 'module' });
   await page.waitForFunction(() => !!customElements.get('vigil-live'));
 
-  for (const c of cases) {
+  for (const c of cases.filter((x) => x.recording)) {
+    // A recording with sound, played unmuted: its audio and its video are decoded.
+    const r = await page.evaluate(async (url) => {
+      document.body.innerHTML = '';
+      const v = document.createElement('video');
+      v.muted = false;
+      document.body.append(v);
+      v.src = url;
+      const played = await v.play().then(() => true, (e) => String(e));
+      await new Promise((x) => setTimeout(x, 2000));
+      return { played, time: v.currentTime, error: v.error?.message || null,
+        audioBytes: v.webkitAudioDecodedByteCount, videoBytes: v.webkitVideoDecodedByteCount };
+    }, c.recording);
+    const ok = r.played === true && r.time > 1 && r.audioBytes > 0 && r.videoBytes > 0;
+    if (!ok) failed += 1;
+    console.log(JSON.stringify({ case: c.name, ok, ...r }));
+  }
+  for (const c of cases.filter((x) => !x.recording)) {
     const t0 = Date.now();
     const result = await page.evaluate(async ({ camera, mode, stream, timeoutMs, sound }) => {
       document.body.innerHTML = '';
@@ -98,8 +116,8 @@ try {
     await page.evaluate(() => { document.body.innerHTML = ''; });
   }
   // A tile scrolled out of view stops streaming, and starts again when it comes back.
-  if (cases.length) {
-    const c = cases[0];
+  if (cases.some((x) => !x.recording)) {
+    const c = cases.find((x) => !x.recording);
     const r = await page.evaluate(async ({ camera }) => {
       document.body.innerHTML = '<div id="spacer" style="height:0"></div>';
       const el = document.createElement('vigil-live');
