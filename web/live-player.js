@@ -11,7 +11,9 @@
 //
 // Sound: a tile is muted (browsers autoplay only muted video); the `sound` attribute unmutes it. The
 // element sets `audio` while the stream it plays carries the camera's sound (MSE: AAC in the init
-// segment; WebRTC: the server said so in its answer).
+// segment; WebRTC: the server said so in its answer). WebRTC asks for an audio track only with `sound`
+// (each listener costs the server an Opus transcode of the camera): unmuting a WebRTC session without one
+// goes over to a new session that has it, through a Switch, so the picture never stops.
 //
 // State for tests and the console: the element's `state` attribute (idle, connecting, webrtc, mse,
 // error), `transport` and `showing` (the stream on screen); the <video> shown is `element.video`.
@@ -99,7 +101,7 @@ class VigilLive extends HTMLElement {
   }
 
   attributeChangedCallback(name, before, after) {
-    if (name === 'sound') { this.video.muted = !this.hasAttribute('sound'); return; }
+    if (name === 'sound') { this.soundChanged(); return; }
     if (!this.session || before === after) return;
     if (name === 'stream') this.switchStream();
     else { this.stop(); this.update(); }
@@ -115,6 +117,15 @@ class VigilLive extends HTMLElement {
     const px = this.clientWidth * Math.min(window.devicePixelRatio || 1, 2);
     if (this.current === 'main') return px < AUTO_SUB_PX ? 'sub' : 'main';
     return px >= AUTO_MAIN_PX ? 'main' : 'sub';
+  }
+
+  /** Unmutes or mutes; a WebRTC session that asked for no audio track is replaced by one that does. */
+  soundChanged() {
+    this.video.muted = !this.hasAttribute('sound');
+    if (!this.hasAttribute('sound') || !this.session || this.session.transport !== 'webrtc' || this.session.audioTrack) return;
+    if (!this.playing) { this.stop(); this.update(); return; }
+    this.pending?.cancel();
+    this.pending = new Switch(this, this.current);
   }
 
   /** Whether the stream being played carries the camera's sound (the session tells). */
@@ -277,7 +288,8 @@ class Session {
     const pc = new RTCPeerConnection();
     this.pc = pc;
     pc.addTransceiver('video', { direction: 'recvonly' });
-    pc.addTransceiver('audio', { direction: 'recvonly' });
+    this.audioTrack = this.el.getAttribute('sound') !== null;
+    if (this.audioTrack) pc.addTransceiver('audio', { direction: 'recvonly' });
     // One stream of both tracks, whatever stream ids the answer gave them.
     const media = new MediaStream();
     pc.ontrack = (ev) => {

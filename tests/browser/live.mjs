@@ -78,6 +78,16 @@ try {
         if (firstFrameMs !== null && t1 === null) t1 = { time: v.currentTime, at: performance.now(), frames: q.totalVideoFrames };
         if (t1 && performance.now() - t1.at > 2000) break;
       }
+      const q = v.getVideoPlaybackQuality();
+      const b = v.buffered;
+      const seen = {
+        state: el.getAttribute('state'), transport: el.getAttribute('transport'), error: el.getAttribute('error'),
+        firstFrameMs, currentTime: v.currentTime, advanced: t1 ? v.currentTime - t1.time : 0,
+        decoded: q.totalVideoFrames, dropped: q.droppedVideoFrames,
+        framesIn2s: t1 ? q.totalVideoFrames - t1.frames : 0,
+        lagS: b.length ? b.end(b.length - 1) - v.currentTime : null,
+        width: v.videoWidth, height: v.videoHeight,
+      };
       // Sound: muted until asked, then decoded (MSE: AAC bytes into the decoder; WebRTC: Opus samples).
       const heard = { mutedAtFirst: v.muted, audio: el.hasAttribute('audio') };
       if (sound !== undefined) {
@@ -91,24 +101,22 @@ try {
           (await pc.getStats()).forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'audio') n += r.totalSamplesReceived || 0; });
           return n;
         };
+        // WebRTC asked for no audio track while muted: unmuting goes over to a session that has one.
         const a0 = await audioIn();
-        await new Promise((r) => setTimeout(r, 1500));
-        Object.assign(heard, { unmuted: !el.video.muted, audioGrew: (await audioIn()) - a0 });
+        let grew = 0;
+        for (const end = performance.now() + (sound ? 6000 : 1000); performance.now() < end && grew <= 0;) {
+          await new Promise((r) => setTimeout(r, 500));
+          // After the switch the WebRTC count is the new session's own.
+          grew = (await audioIn()) - (el.getAttribute('transport') === 'mse' ? a0 : 0);
+        }
+        Object.assign(heard, { unmuted: !el.video.muted, audio: el.hasAttribute('audio'), audioGrew: grew,
+          pictureAfter: el.video.readyState >= 2 && !el.video.paused });
       }
-      const q = v.getVideoPlaybackQuality();
-      const b = v.buffered;
-      return {
-        ...heard,
-        state: el.getAttribute('state'), transport: el.getAttribute('transport'), error: el.getAttribute('error'),
-        firstFrameMs, currentTime: v.currentTime, advanced: t1 ? v.currentTime - t1.time : 0,
-        decoded: q.totalVideoFrames, dropped: q.droppedVideoFrames,
-        framesIn2s: t1 ? q.totalVideoFrames - t1.frames : 0,
-        lagS: b.length ? b.end(b.length - 1) - v.currentTime : null,
-        width: v.videoWidth, height: v.videoHeight,
-      };
+      return { ...seen, ...heard };
     }, { camera: c.camera, mode: c.mode, stream: c.stream || 'main', timeoutMs: c.timeoutMs || 15000, sound: c.sound });
     const soundOk = c.sound === undefined
-      || (c.sound ? result.audio && result.mutedAtFirst && result.unmuted && result.audioGrew > 0 : !result.audio);
+      || (c.sound ? result.audio && result.mutedAtFirst && result.unmuted && result.audioGrew > 0 && result.pictureAfter
+        : !result.audio);
     const ok = soundOk && result.transport === c.mode && result.decoded > 0 && result.advanced > 1.0
       && result.width > 0 && (!c.width || result.width === c.width) && (!c.height || result.height === c.height);
     if (!ok) failed += 1;
