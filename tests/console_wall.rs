@@ -127,7 +127,8 @@ async fn supervisor_fills_a_16_tile_wall_saves_it_tours_and_sees_a_camera_go_off
     if !browser::browser_available() {
         return;
     }
-    let sim = Sim::small(16, 25, &[]);
+    // The cameras have microphones: the wall offers their sound, one tile at a time.
+    let sim = Sim::small(16, 25, &["--audio", "aac"]);
     let sim2 = Sim::small(1, 25, &[]);
     let server = Server::start_with(CONFIG);
     let admin = server.admin().await;
@@ -185,6 +186,7 @@ async fn supervisor_fills_a_16_tile_wall_saves_it_tours_and_sees_a_camera_go_off
     );
     assert_eq!(step(&lines, "first-wall")["playing"], 16, "{lines:?}");
     assert_eq!(step(&lines, "play")["playing"], 16, "{lines:?}");
+    assert_eq!(step(&lines, "sound")["ok"], true, "{lines:?}");
     assert_eq!(step(&lines, "reload")["same"], true);
     assert_eq!(step(&lines, "tour")["switched"], true);
     assert_eq!(step(&lines, "offline")["tile_offline"], true);

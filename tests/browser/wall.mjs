@@ -162,6 +162,32 @@ async function main() {
   await page.screenshot({ path: path.join(shots, 'wall-16.png') });
   check(play.count === cameras.length, 'every tile plays', play);
 
+  // Sound: every tile is muted and offers its camera's sound; one tile's button unmutes it, the next
+  // tile's moves the sound there (one hall heard at a time), and the sound is decoded.
+  const soundState = () => page.$$eval('.page-wall .tile vigil-live', (ps) => ps.map((p) => ({
+    muted: p.video.muted, audio: p.hasAttribute('audio'),
+    button: getComputedStyle(p.closest('.tile').querySelector('.tile-sound')).display !== 'none',
+  })));
+  await page.waitForFunction(() => [...document.querySelectorAll('.page-wall .tile vigil-live')].every((p) => p.hasAttribute('audio')),
+    null, { timeout: 10000 }).catch(() => {});
+  const before = await soundState();
+  await page.click('.page-wall .tile[data-index="2"] .tile-sound');
+  await page.click('.page-wall .tile[data-index="3"] .tile-sound');
+  const heard = await page.waitForFunction(async () => {
+    const p = document.querySelector('.page-wall .tile[data-index="3"] vigil-live');
+    if (p.getAttribute('transport') === 'mse') return p.video.webkitAudioDecodedByteCount > 0;
+    let n = 0;
+    (await p.session?.pc?.getStats())?.forEach((r) => { if (r.type === 'inbound-rtp' && r.kind === 'audio') n += r.totalSamplesReceived || 0; });
+    return n > 0;
+  }, null, { timeout: 10000, polling: 250 }).then(() => true, () => false);
+  const after = await soundState();
+  const soundOk = before.every((x) => x.muted && x.audio && x.button)
+    && after.every((x, i) => x.muted === (i !== 3)) && heard;
+  log('sound', { ok: soundOk, heard, before_muted: before.filter((x) => x.muted).length,
+    offered: before.filter((x) => x.button).length, unmuted: after.map((x, i) => (x.muted ? null : i)).filter((i) => i !== null) });
+  check(soundOk, 'one tile heard at a time', { before, after, heard });
+  await page.click('.page-wall .tile[data-index="3"] .tile-sound');
+
   // Full screen: the tile's player moves over the wall and goes over from the sub to the main stream
   // without a black frame (its picture sampled every 40 ms from the double-click on); the other tiles stop
   // meanwhile. Escape brings it back to its tile, down to the sub stream, again without a black frame.
