@@ -265,7 +265,10 @@ async fn a_camera_with_an_audio_track_is_recorded_with_its_sound() {
     let server = Server::start();
     let c = server.admin().await;
     let site = c.site("章贡区政务服务中心", "service_hall", "360702").await;
-    for (name, sim, codec) in [("有声AAC", &aac, "aac"), ("有声G711", &pcma, "pcm_alaw")] {
+    for (name, sim, codec, taken) in [
+        ("有声AAC", &aac, "aac", "aac"),
+        ("有声G711", &pcma, "pcm_alaw", "pcma"),
+    ] {
         let cam = c
             .camera(json!({"name": name, "site_id": site, "main_url": sim.url(1)}))
             .await;
@@ -279,6 +282,7 @@ async fn a_camera_with_an_audio_track_is_recorded_with_its_sound() {
             st["codec"].as_str().unwrap_or("").starts_with("avc1."),
             "{st}"
         );
+        assert_eq!(st["audio"], taken, "{st}");
         let span = recorded_span(&c, cam, 6.0).await;
         let (code, body, _) = c
             .download(&format!(

@@ -83,6 +83,7 @@ export function cameraForm({ sites, site, onsaved }) {
       result.replaceChildren(h('h4', { text: t('adm_cam_test_title') }), h('dl', { class: 'adm-facts' },
         row('adm_state', stateBadge(r.state)),
         row('adm_cam_codec', r.codec || '—'),
+        row('adm_cam_audio', r.audio ? r.audio.toUpperCase() : t('adm_cam_no_audio')),
         row('adm_cam_resolution', res),
         row('adm_cam_elapsed', r.elapsed_ms != null ? `${r.elapsed_ms} ms` : '—'),
         r.error ? row('adm_cam_error', h('span', { class: 'adm-error-text', text: r.error })) : null),

@@ -29,6 +29,8 @@ export default {
   adm_cam_testing: "Testing…",
   adm_cam_test_title: "Test result",
   adm_cam_codec: "Codec",
+  adm_cam_audio: "Sound",
+  adm_cam_no_audio: "none",
   adm_cam_resolution: "Resolution",
   adm_cam_elapsed: "Took",
   adm_cam_error: "Error",

@@ -29,6 +29,8 @@ export default {
   adm_cam_testing: "测试中…",
   adm_cam_test_title: "测试结果",
   adm_cam_codec: "编码",
+  adm_cam_audio: "声音",
+  adm_cam_no_audio: "无",
   adm_cam_resolution: "分辨率",
   adm_cam_elapsed: "耗时",
   adm_cam_error: "错误",

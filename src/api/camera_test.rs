@@ -45,6 +45,8 @@ pub struct TestBody {
 pub struct TestResult {
     state: crate::ingest::StreamState,
     codec: Option<String>,
+    /// The camera's sound, when it sends one Vigil takes (`aac`, `pcma`, `pcmu`).
+    audio: Option<String>,
     width: Option<u32>,
     height: Option<u32>,
     error: Option<String>,
@@ -80,6 +82,7 @@ pub async fn test(
     Ok(Json(TestResult {
         state: probe.status.state,
         codec: params.as_ref().map(|p| p.codec.clone()),
+        audio: probe.status.audio.clone(),
         width: params.as_ref().map(|p| p.width),
         height: params.as_ref().map(|p| p.height),
         error,

@@ -241,7 +241,9 @@ impl Vendor {
 const DAHUA_UTC_OFFSET_MINUTES: i32 = 480;
 
 /// Opens the NVR's playback (refused: nothing recorded) and reads it into a private stream.
-async fn rtsp_pull(source: StreamSource, cfg: IngestConfig) -> Result<Started, SourceError> {
+async fn rtsp_pull(source: StreamSource, mut cfg: IngestConfig) -> Result<Started, SourceError> {
+    // Backfilled footage is video only (docs/edge.md): the NVR's sound is not asked for.
+    cfg.audio = false;
     let opened = crate::ingest::open_stream(&source, &cfg)
         .await
         .map_err(|e| match e {

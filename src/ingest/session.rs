@@ -326,7 +326,10 @@ async fn stream(
         audio,
     } = playing;
     let mut audio = audio.map(|a| AudioTrack::new(a, &demuxed));
-    hub.declare_audio(audio.as_ref().and_then(AudioTrack::params));
+    let declared = audio.as_ref().and_then(AudioTrack::params);
+    let codec = declared.as_ref().map(|a| a.codec.as_str().to_owned());
+    update(status, |s| s.audio = codec);
+    hub.declare_audio(declared);
     decode.new_run();
     let stall = Duration::from_millis(cfg.stall_timeout_ms);
     let url = source.url.to_string();

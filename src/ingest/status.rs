@@ -34,6 +34,8 @@ impl StreamState {
 pub struct StreamStatus {
     pub state: StreamState,
     pub codec: Option<String>,
+    /// The camera's sound as it is taken (`aac`, `pcma`, `pcmu`), None without.
+    pub audio: Option<String>,
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub fps: Option<f64>,
@@ -51,6 +53,7 @@ impl StreamStatus {
         StreamStatus {
             state: StreamState::Connecting,
             codec: None,
+            audio: None,
             width: None,
             height: None,
             fps: None,
