@@ -44,13 +44,18 @@ fn segment() -> Vec<u8> {
         b
     };
     let udta = meta.to_box();
+    // With sound (G.711): the reader walks an audio traf in every fragment too.
+    let alaw = fmp4::g711_sample_entry(b"alaw", 1, 8000);
     let mut out = fmp4::init_segment(
         &entry,
         320,
         240,
         &InitOptions {
             udta: Some(&udta),
-            audio: None,
+            audio: Some(fmp4::AudioTrack {
+                sample_entry: &alaw,
+                rate: 8000,
+            }),
         },
     );
     for seq in 1..=3u32 {
@@ -62,11 +67,23 @@ fn segment() -> Vec<u8> {
                 composition_offset: 0,
             })
             .collect();
-        let f = Fragment::build(
+        let audio: Vec<Sample> = (0..10)
+            .map(|_| Sample {
+                data: Bytes::from(vec![0xd5; 160]),
+                duration: 160,
+                keyframe: true,
+                composition_offset: 0,
+            })
+            .collect();
+        let f = Fragment::build_av(
             seq,
             u64::from(seq - 1) * 18_000,
             Some(1_700_000_000_000_000),
             &samples,
+            Some(fmp4::AudioRun {
+                base_media_time: u64::from(seq - 1) * 1600,
+                samples: &audio,
+            }),
         );
         out.extend_from_slice(&f.to_bytes());
     }
@@ -282,12 +299,18 @@ fn the_seeds_are_valid() {
     std::fs::write(&seg, segment()).expect("write");
     let s = vigil::record::scan::scan(&seg, None).expect("a valid segment");
     assert_eq!(s.fragments.len(), 3);
+    assert_eq!(s.audio.as_ref().map(|a| a.1), Some(8000));
+    assert!(s
+        .fragments
+        .iter()
+        .all(|f| f.audio.as_ref().is_some_and(|a| a.samples.len() == 10)));
     // The skeleton scans as the file does: same fragments, same sample tables, no frame read.
     let skel =
         vigil::record::skeleton::Skeleton::decode(Bytes::from(skeleton())).expect("skeleton");
     let from_skel = vigil::record::scan::scan_from(&skel, skel.file_len(), None).expect("scan");
     assert_eq!(from_skel.complete_len, s.complete_len);
     assert_eq!(from_skel.sample_entry, s.sample_entry);
+    assert_eq!(from_skel.audio, s.audio);
     assert_eq!(from_skel.fragments.len(), 3);
     for (a, b) in from_skel.fragments.iter().zip(&s.fragments) {
         assert_eq!(

@@ -335,30 +335,33 @@ async fn stream(
     let url = source.url.to_string();
     let mut publisher = Publisher::new(hub, status, &url, run);
     let mut params = Params::default();
-    // One timer for the whole run, re-armed only when it fires (from the last item's time): a
+    // One timer for the whole run, re-armed only when it fires (from the last video frame's time): a
     // timeout around every read would insert and remove a timer 50 times a second per camera.
-    let mut last_item = tokio::time::Instant::now();
+    // The last video frame's arrival: sound alone does not keep a stream that lost its picture online.
+    let mut last_video = tokio::time::Instant::now();
     let watchdog = tokio::time::sleep(stall);
     tokio::pin!(watchdog);
     loop {
         let next = tokio::select! {
             next = demuxed.next() => next,
             () = &mut watchdog => {
-                if last_item.elapsed() >= stall {
+                if last_video.elapsed() >= stall {
                     return Err(RunError::Stalled(stall));
                 }
-                watchdog.as_mut().reset(last_item + stall);
+                watchdog.as_mut().reset(last_video + stall);
                 continue;
             }
         };
-        last_item = tokio::time::Instant::now();
         let item = match next {
             None => return Ok(()),
             Some(Err(e)) => return Err(RunError::Rtsp(e.to_string())),
             Some(Ok(item)) => item,
         };
         let frame = match item {
-            CodecItem::VideoFrame(frame) => frame,
+            CodecItem::VideoFrame(frame) => {
+                last_video = tokio::time::Instant::now();
+                frame
+            }
             CodecItem::AudioFrame(a) => {
                 if let Some(track) = audio.as_mut() {
                     if let Some(incoming) = track.frame(&demuxed, a) {
@@ -389,7 +392,7 @@ async fn stream(
                 loss: frame.loss(),
                 data: Bytes::from(frame.into_data()),
                 params: p,
-                arrived: last_item.into_std(),
+                arrived: last_video.into_std(),
             },
             decode,
         );
