@@ -99,27 +99,14 @@ fn caps_of(a: &AudioParams) -> gst::Caps {
 
 /// Publishes the encoder's packets into the listeners' ring.
 fn publish_output(sink: &gst_app::AppSink, shared: Arc<OpusShared>) {
-    let on_sample = move |sink: &gst_app::AppSink| {
-        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-        let Some(buffer) = sample.buffer() else {
-            return Ok(gst::FlowSuccess::Ok);
-        };
-        let Ok(map) = buffer.map_readable() else {
-            return Ok(gst::FlowSuccess::Ok);
-        };
+    transcode::on_buffers(sink, move |buffer, data, _| {
         let ns = buffer.pts().map_or(0, |t| t.nseconds());
         shared.ring.publish(OpusPacket {
-            data: Arc::from(map.as_slice()),
+            data: Arc::from(data),
             time: (u128::from(ns) * u128::from(OPUS_RATE) / 1_000_000_000) as u32,
             received: Instant::now(),
         });
-        Ok(gst::FlowSuccess::Ok)
-    };
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(on_sample)
-            .build(),
-    );
+    });
 }
 
 /// Feeds the decoder the camera's audio frames, on one timeline across the camera's runs.

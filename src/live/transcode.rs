@@ -16,7 +16,7 @@ use bytes::Bytes;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 const PIPELINE: &str = include_str!("../../pipelines/live-transcode-h264.txt");
@@ -162,22 +162,14 @@ pub(super) fn launch(description: &str) -> Result<Pipeline, TranscodeError> {
 /// `Arc` means a new init segment for the viewers.
 fn publish_output(sink: &gst_app::AppSink, out_stream: Arc<crate::hub::StreamHub>) {
     let run_id: u64 = rand::random();
-    let state: Arc<Mutex<OutputParams>> = Arc::default();
-    let on_sample = move |sink: &gst_app::AppSink| {
-        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-        let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else {
-            return Ok(gst::FlowSuccess::Ok);
-        };
-        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(params) = st.for_caps(caps) else {
-            return Ok(gst::FlowSuccess::Ok);
-        };
-        let Ok(map) = buffer.map_readable() else {
-            return Ok(gst::FlowSuccess::Ok);
+    let mut state = OutputParams::default();
+    on_buffers(sink, move |buffer, data, caps| {
+        let Some(params) = caps.and_then(|c| state.for_caps(c)) else {
+            return;
         };
         let pts = buffer.pts().map_or(0, |t| t.nseconds());
         out_stream.publish(Arc::new(Frame {
-            data: Bytes::copy_from_slice(map.as_slice()),
+            data: Bytes::copy_from_slice(data),
             media_time: (pts as u128 * 90_000 / 1_000_000_000) as i64,
             composition_offset: 0,
             wall_time_us: crate::time::now_us(),
@@ -187,6 +179,23 @@ fn publish_output(sink: &gst_app::AppSink, out_stream: Arc<crate::hub::StreamHub
             loss: 0,
             audio: None,
         }));
+    });
+}
+
+/// Calls `f` with each buffer the sink receives (its bytes, and the sample's caps).
+pub(super) fn on_buffers(
+    sink: &gst_app::AppSink,
+    mut f: impl FnMut(&gst::BufferRef, &[u8], Option<&gst::CapsRef>) + Send + 'static,
+) {
+    let on_sample = move |sink: &gst_app::AppSink| {
+        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+        let Some(buffer) = sample.buffer() else {
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        let Ok(map) = buffer.map_readable() else {
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        f(buffer, map.as_slice(), sample.caps());
         Ok(gst::FlowSuccess::Ok)
     };
     sink.set_callbacks(

@@ -418,12 +418,7 @@ impl Planner {
     /// `stts` (run-length durations), `ctts` (B-frames' composition offsets, when any), `stss`, `stsz`,
     /// and the chunks `(offset, samples, entry)`.
     fn write_sample_tables(&self, w: &mut BoxWriter<'_>, chunks: Vec<(u64, u32, u32)>) {
-        let runs = run_lengths(&self.durations);
-        w.open_full(b"stts", 0, 0).u32(runs.len() as u32);
-        for (n, v) in &runs {
-            w.u32(*n).u32(*v);
-        }
-        w.close();
+        write_stts(w, &self.durations);
         if self.offsets.iter().any(|&o| o != 0) {
             let runs = run_lengths(&self.offsets);
             w.open_full(b"ctts", 0, 0).u32(runs.len() as u32);
@@ -437,15 +432,28 @@ impl Planner {
             w.u32(*s);
         }
         w.close();
-        w.open_full(b"stsz", 0, 0)
-            .u32(0)
-            .u32(self.sizes.len() as u32);
-        for s in &self.sizes {
-            w.u32(*s);
-        }
-        w.close();
+        write_stsz(w, &self.sizes);
         write_chunks(w, chunks.into_iter());
     }
+}
+
+/// `stts`: the samples' durations, run-length coded.
+pub(super) fn write_stts(w: &mut BoxWriter<'_>, durations: &[u32]) {
+    let runs = run_lengths(durations);
+    w.open_full(b"stts", 0, 0).u32(runs.len() as u32);
+    for (n, v) in &runs {
+        w.u32(*n).u32(*v);
+    }
+    w.close();
+}
+
+/// `stsz`: each sample's size.
+pub(super) fn write_stsz(w: &mut BoxWriter<'_>, sizes: &[u32]) {
+    w.open_full(b"stsz", 0, 0).u32(0).u32(sizes.len() as u32);
+    for s in sizes {
+        w.u32(*s);
+    }
+    w.close();
 }
 
 /// `stsc` and `co64` of chunks `(file offset, samples, sample entry)`.
@@ -470,7 +478,7 @@ pub(super) fn write_chunks(w: &mut BoxWriter<'_>, chunks: impl Iterator<Item = (
 }
 
 /// `(count, value)` runs of equal values, as `stts` and `ctts` store them.
-pub(super) fn run_lengths(values: &[u32]) -> Vec<(u32, u32)> {
+fn run_lengths(values: &[u32]) -> Vec<(u32, u32)> {
     let mut runs: Vec<(u32, u32)> = Vec::new();
     for &v in values {
         match runs.last_mut() {

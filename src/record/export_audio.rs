@@ -131,19 +131,8 @@ impl AudioPlan {
         };
         let media_duration: u64 = self.durations.iter().map(|d| u64::from(*d)).sum();
         fmp4::open_audio_trak(w, &track, duration, media_duration, &edits);
-        let runs = super::export::run_lengths(&self.durations);
-        w.open_full(b"stts", 0, 0).u32(runs.len() as u32);
-        for (n, v) in &runs {
-            w.u32(*n).u32(*v);
-        }
-        w.close();
-        w.open_full(b"stsz", 0, 0)
-            .u32(0)
-            .u32(self.sizes.len() as u32);
-        for s in &self.sizes {
-            w.u32(*s);
-        }
-        w.close();
+        super::export::write_stts(w, &self.durations);
+        super::export::write_stsz(w, &self.sizes);
         super::export::write_chunks(w, chunks.iter().map(|&(o, n)| (o, n, 1)));
         w.close().close().close().close(); // stbl minf mdia trak
     }

@@ -131,11 +131,10 @@ pub async fn recorded_span(c: &Client, cam: i64, secs: f64) -> (i64, i64) {
     .unwrap_or_else(|| panic!("camera {cam}: {secs} s of footage"))
 }
 
-/// Each stream of a media file as ffprobe reads it: (codec name, duration s, frames decoded).
-pub fn probe_streams(path: &std::path::Path) -> Vec<(String, f64, u64)> {
+/// ffprobe's JSON of `entries` for a file; panics on any decoder complaint.
+fn ffprobe_json(path: &std::path::Path, entries: &str) -> Value {
     let out = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-show_entries"])
-        .arg("stream=codec_name,duration,nb_read_frames")
+        .args(["-v", "error", "-count_frames", "-show_entries", entries])
         .args(["-of", "json"])
         .arg(path)
         .output()
@@ -146,7 +145,12 @@ pub fn probe_streams(path: &std::path::Path) -> Vec<(String, f64, u64)> {
         "ffprobe {}: {err}",
         path.display()
     );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// Each stream of a media file as ffprobe reads it: (codec name, duration s, frames decoded).
+pub fn probe_streams(path: &std::path::Path) -> Vec<(String, f64, u64)> {
+    let v = ffprobe_json(path, "stream=codec_name,duration,nb_read_frames");
     let num = |v: &Value| {
         v.as_str()
             .and_then(|d| d.parse::<f64>().ok())
@@ -231,20 +235,7 @@ pub async fn hang_up_while_the_database_is_held(
 
 /// ffprobe of a file: (duration s, frame rate, decoded frames); panics on any decoder complaint.
 pub fn ffprobe(path: &std::path::Path) -> (f64, String, u64) {
-    let out = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-show_entries"])
-        .arg("stream=nb_read_frames,r_frame_rate:format=duration")
-        .args(["-of", "json"])
-        .arg(path)
-        .output()
-        .expect("ffprobe");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && err.trim().is_empty(),
-        "ffprobe {}: {err}",
-        path.display()
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let v = ffprobe_json(path, "stream=nb_read_frames,r_frame_rate:format=duration");
     let dur = v["format"]["duration"]
         .as_str()
         .and_then(|d| d.parse().ok())
