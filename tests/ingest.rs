@@ -284,16 +284,7 @@ async fn a_camera_with_an_audio_track_is_recorded_with_its_sound() {
         );
         assert_eq!(st["audio"], taken, "{st}");
         let span = recorded_span(&c, cam, 6.0).await;
-        let (code, body, _) = c
-            .download(&format!(
-                "/api/v1/cameras/{cam}/video.mp4?start={}&end={}",
-                rfc_us(span.0),
-                rfc_us(span.1)
-            ))
-            .await;
-        assert_eq!(code, 200);
-        let path = server.data_dir().join(format!("audio-{codec}.mp4"));
-        std::fs::write(&path, body).expect("write mp4");
+        let path = save_footage(&server, &c, cam, span, &format!("audio-{codec}.mp4")).await;
         let streams = probe_streams(&path);
         eprintln!("{name}: {streams:?}");
         assert_eq!(streams.len(), 2, "{streams:?}");

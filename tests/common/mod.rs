@@ -169,15 +169,14 @@ pub fn probe_streams(path: &std::path::Path) -> Vec<(String, f64, u64)> {
         .unwrap_or_default()
 }
 
-/// `video.mp4` of `range` (Unix µs) of camera `cam`, saved as `name` in the server's data directory and
-/// read by ffprobe (which must find no decoder complaint): (duration s, frames).
-pub async fn probe_footage(
+/// `video.mp4` of `range` (Unix µs) of camera `cam`, saved as `name` in the server's data directory.
+pub async fn save_footage(
     s: &Server,
     c: &Client,
     cam: i64,
     range: (i64, i64),
     name: &str,
-) -> (f64, u64) {
+) -> PathBuf {
     let (code, body, _) = c
         .download(&format!(
             "/api/v1/cameras/{cam}/video.mp4?start={}&end={}",
@@ -188,7 +187,18 @@ pub async fn probe_footage(
     assert_eq!(code, 200);
     let path = s.data_dir().join(name);
     std::fs::write(&path, body).expect("write mp4");
-    let (duration, _, frames) = ffprobe(&path);
+    path
+}
+
+/// [`save_footage`], read by ffprobe (which must find no decoder complaint): (duration s, frames).
+pub async fn probe_footage(
+    s: &Server,
+    c: &Client,
+    cam: i64,
+    range: (i64, i64),
+    name: &str,
+) -> (f64, u64) {
+    let (duration, _, frames) = ffprobe(&save_footage(s, c, cam, range, name).await);
     (duration, frames)
 }
 
