@@ -109,13 +109,17 @@ try {
           // After the switch the WebRTC count is the new session's own.
           grew = (await audioIn()) - (el.getAttribute('transport') === 'mse' ? a0 : 0);
         }
+        // The picture goes on with the sound: frames keep being decoded over the next second.
+        const frames = () => el.video.getVideoPlaybackQuality().totalVideoFrames;
+        const f0 = frames();
+        await new Promise((r) => setTimeout(r, 1000));
         Object.assign(heard, { unmuted: !el.video.muted, audio: el.hasAttribute('audio'), audioGrew: grew,
-          pictureAfter: el.video.readyState >= 2 && !el.video.paused });
+          framesAfter: frames() - f0 });
       }
       return { ...seen, ...heard };
     }, { camera: c.camera, mode: c.mode, stream: c.stream || 'main', timeoutMs: c.timeoutMs || 15000, sound: c.sound });
     const soundOk = c.sound === undefined
-      || (c.sound ? result.audio && result.mutedAtFirst && result.unmuted && result.audioGrew > 0 && result.pictureAfter
+      || (c.sound ? result.audio && result.mutedAtFirst && result.unmuted && result.audioGrew > 0 && result.framesAfter >= 10
         : !result.audio);
     const ok = soundOk && result.transport === c.mode && result.decoded > 0 && result.advanced > 1.0
       && result.width > 0 && (!c.width || result.width === c.width) && (!c.height || result.height === c.height);
