@@ -22,6 +22,7 @@ pub mod config;
 pub mod db;
 pub mod demo;
 pub mod edge;
+pub mod federation;
 pub mod gb28181;
 pub mod hub;
 pub mod ingest;

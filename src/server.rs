@@ -78,6 +78,13 @@ impl Server {
             .with_context(|| format!("listening on {}", cfg.listen))?;
         let ptz =
             crate::edge::ptz::Controller::new(gb.clone(), pool.clone(), live_source(&secrets));
+        let federation = Arc::new(crate::federation::Federation::new(
+            pool.clone(),
+            secrets.clone(),
+            std::time::Duration::from_secs(cfg.federation.poll_interval_s.max(1)),
+            std::time::Duration::from_secs(cfg.federation.timeout_s.max(1)),
+        ));
+        tokio::spawn(federation.clone().run(background.clone()));
         let state = AppState {
             audit,
             login_throttle,
@@ -93,6 +100,7 @@ impl Server {
             cluster,
             ptz,
             gb,
+            federation,
         };
         Ok(Server {
             state,

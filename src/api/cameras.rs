@@ -124,12 +124,60 @@ pub struct ListedCamera {
     ptz: bool,
 }
 
+/// A camera a linked city shares, as the province lists it (docs/federation.md): a negative id, the
+/// link's name, and the camera's state at the city (`unreachable` while the link is down).
+#[derive(Serialize)]
+pub struct RemoteCamera {
+    id: i64,
+    site_id: i64,
+    region_code: String,
+    name: String,
+    /// The link's name: the city the camera belongs to.
+    link: String,
+    source: &'static str,
+    state: String,
+    recording: bool,
+    ptz: bool,
+}
+
+/// A camera of this server or of a linked city.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum Listed {
+    Local(ListedCamera),
+    Remote(RemoteCamera),
+}
+
+/// The cameras linked cities share that the caller's regions reach.
+fn remote_cameras(s: &AppState, p: &Principal) -> Vec<Listed> {
+    use crate::federation::remote::remote_id;
+    s.federation
+        .cameras()
+        .into_iter()
+        .filter(|(_, _, _, c)| p.scope.allows(&c.region_code))
+        .filter_map(|(link_id, link, up, c)| {
+            Some(Listed::Remote(RemoteCamera {
+                id: remote_id(link_id, c.id)?,
+                site_id: remote_id(link_id, c.site_id)?,
+                region_code: c.region_code,
+                name: c.name,
+                link,
+                source: "link",
+                state: if up { c.state } else { "unreachable".into() },
+                recording: up && c.recording,
+                ptz: false,
+            }))
+        })
+        .collect()
+}
+
 pub async fn list(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-) -> ApiResult<Json<Vec<ListedCamera>>> {
+) -> ApiResult<Json<Vec<Listed>>> {
     let cams = db::cameras::list(&s.pool).await?;
     let onvif = db::cameras::onvif_ids(&s.pool).await?;
+    let remote = remote_cameras(&s, &p);
     Ok(Json(
         cams.into_iter()
             .filter(|c| p.scope.allows(&c.region_code))
@@ -143,7 +191,7 @@ pub async fn list(
                     .map(|st| st.state)
                     .unwrap_or(StreamState::Offline);
                 let recording = state == StreamState::Online && s.recorders.is_recording(camera.id);
-                ListedCamera {
+                Listed::Local(ListedCamera {
                     ptz: onvif.contains(&camera.id)
                         || crate::edge::ptz::Controller::steerable(&camera),
                     source: if camera.main_url.starts_with("gb28181:") {
@@ -154,8 +202,9 @@ pub async fn list(
                     camera,
                     state,
                     recording,
-                }
+                })
             })
+            .chain(remote)
             .collect(),
     ))
 }

@@ -18,6 +18,7 @@ pub mod error;
 mod health;
 mod holds;
 mod internal;
+mod links;
 mod live;
 mod metrics;
 mod nodes;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub gb: Option<Arc<crate::gb28181::Platform>>,
     /// Steering of the cameras that have PTZ.
     pub ptz: Arc<crate::edge::ptz::Controller>,
+    /// This server's links to city servers and what they share.
+    pub federation: Arc<crate::federation::Federation>,
 }
 
 /// Who may watch live video: the contract's "supervisor: live, playback, alarms", and admins.
@@ -152,6 +155,14 @@ pub fn routes() -> Routes {
         .add(M::GET, "/health", ANY_HUMAN, None, get(health::health))
         .add(M::GET, "/nodes", ADMIN, None, get(nodes::list))
         .add(M::GET, "/openapi.json", ANYONE, None, get(ops::openapi))
+        .add(M::POST, "/link-credentials", ADMIN, Some("link_credential.create"), post(links::create_grant))
+        .add(M::GET, "/link-credentials", ADMIN, None, get(links::list_grants))
+        .add(M::PATCH, "/link-credentials/{id}", ADMIN, Some("link_credential.update"), patch(links::update_grant))
+        .add(M::DELETE, "/link-credentials/{id}", ADMIN, Some("link_credential.revoke"), delete(links::revoke_grant))
+        .add(M::POST, "/links", ADMIN, Some("link.create"), post(links::create_link))
+        .add(M::GET, "/links", ADMIN, None, get(links::list_links))
+        .add(M::PATCH, "/links/{id}", ADMIN, Some("link.update"), patch(links::update_link))
+        .add(M::DELETE, "/links/{id}", ADMIN, Some("link.delete"), delete(links::delete_link))
 }
 
 /// The whole application: the public routes (login, health) and the authenticated API.
@@ -173,6 +184,8 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", public.merge(api))
         .merge(metrics)
         .route("/healthz", get(ops::healthz))
+        // City to province (the request's signature, not a session): see `links`.
+        .route(crate::federation::TREE_PATH, get(links::tree))
         // Node-to-node (cluster key, not a session): see `internal`.
         .route(
             "/api/v1/internal/streams/{camera}/{kind}",

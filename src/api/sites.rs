@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub const SITE_KINDS: &[&str] = &["service_hall", "bid_evaluation"];
 const LEVELS: &[&str] = &["province", "city", "district"];
@@ -139,17 +139,34 @@ pub async fn delete_region(
     Ok(noted(StatusCode::NO_CONTENT, note))
 }
 
+/// A site of this server, or one a linked city shares (negative id, with the link's name).
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum ListedSite {
+    Local(Site),
+    Remote {
+        #[serde(flatten)]
+        site: crate::federation::remote::SharedSite,
+        link: String,
+    },
+}
+
 pub async fn list_sites(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
-) -> ApiResult<Json<Vec<Site>>> {
+) -> ApiResult<Json<Vec<ListedSite>>> {
     let sites = db::sites::list(&s.pool).await?;
-    Ok(Json(
-        sites
-            .into_iter()
-            .filter(|site| p.scope.allows(&site.region_code))
-            .collect(),
-    ))
+    let local = sites
+        .into_iter()
+        .filter(|site| p.scope.allows(&site.region_code))
+        .map(ListedSite::Local);
+    let remote = s
+        .federation
+        .sites()
+        .into_iter()
+        .filter(|(_, site)| p.scope.allows(&site.region_code))
+        .map(|(link, site)| ListedSite::Remote { site, link });
+    Ok(Json(local.chain(remote).collect()))
 }
 
 /// The site, if it exists and is in the caller's scope.

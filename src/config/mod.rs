@@ -6,11 +6,13 @@
 
 mod cluster;
 mod edge;
+mod federation;
 mod gb28181;
 mod storage;
 
 pub use cluster::ClusterConfig;
 pub use edge::EdgeConfig;
+pub use federation::FederationConfig;
 pub use gb28181::{Gb28181Config, UpstreamConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -41,6 +43,8 @@ pub struct Config {
     pub gb28181: Gb28181Config,
     /// Edge retrieval of lost footage (`[edge]`).
     pub edge: EdgeConfig,
+    /// Links to city servers (a province's view over them).
+    pub federation: FederationConfig,
     /// Objects created at start-up when missing (the demo uses this).
     pub seed: Seed,
 }
@@ -301,6 +305,7 @@ impl Default for Config {
             cluster: ClusterConfig::default(),
             gb28181: Gb28181Config::default(),
             edge: EdgeConfig::default(),
+            federation: FederationConfig::default(),
             seed: Seed::default(),
         }
     }

@@ -1,0 +1,339 @@
+//! Federation: a province server over independent city servers (docs/federation.md).
+//!
+//! A city issues a credential scoped to the regions it shares ([`store::Grant`]); the province stores it
+//! ([`store::Link`]) and from then on signs every call ([`sign`]). The province keeps each city's shared
+//! tree (regions, sites, cameras and their state) from the city's answers ([`Federation::poll`]), mirrors
+//! the shared regions into its own tree (so its users' region scopes reach them), and lists the cameras
+//! among its own under negative ids ([`remote::remote_id`]). Video stays at the city.
+//!
+//! Invariants:
+//! - The city decides what is shared, at the time of each call: it answers from the grant's regions as
+//!   they are then; a paused or revoked grant answers nothing.
+//! - Nothing at the province waits on a city for longer than the link timeout; a city that does not
+//!   answer is `down` with the time of its last contact, and its cameras show as unreachable, while the
+//!   rest of the province works on.
+//! - Every answer must carry the city's proof of the secret: a server that does not hold the grant cannot
+//!   pose as the city.
+
+pub mod remote;
+pub mod sign;
+pub mod store;
+
+use crate::auth::secrets::Secrets;
+use crate::db::{regions, DbError, Pool};
+use remote::{SharedCamera, SharedTree};
+use sign::{Credential, Signed};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use store::Link;
+use tokio_util::sync::CancellationToken;
+
+/// The path a city answers its shared tree on.
+pub const TREE_PATH: &str = "/api/v1/link/tree";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("the city did not answer: {0}")]
+    Unreachable(String),
+    #[error("the city refused: {0}")]
+    Refused(String),
+    #[error("the answer does not prove the city holds the credential")]
+    NoProof,
+    #[error("the city's answer is not understood: {0}")]
+    BadAnswer(String),
+    #[error("{0}")]
+    Credential(#[from] sign::SignError),
+    #[error("{0}")]
+    Db(#[from] DbError),
+    #[error("stored secret: {0}")]
+    Secret(String),
+}
+
+/// The state of a link as `GET /links` reports it.
+pub fn state_of(link: &Link, now_ms: i64, interval: Duration) -> &'static str {
+    let fresh = link
+        .last_contact
+        .is_some_and(|t| now_ms - t <= 3 * interval.as_millis() as i64 + 2_000);
+    if link.paused {
+        "paused"
+    } else if link.last_error.is_none() && fresh {
+        "up"
+    } else {
+        "down"
+    }
+}
+
+/// A city's tree as last received, with the link it came over.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    pub link: String,
+    pub tree: SharedTree,
+    /// The link answered the last call.
+    pub up: bool,
+}
+
+/// The province side: the links' trees and the signed client.
+pub struct Federation {
+    pool: Pool,
+    secrets: Arc<Secrets>,
+    http: reqwest::Client,
+    pub interval: Duration,
+    trees: RwLock<HashMap<i64, Remote>>,
+}
+
+impl Federation {
+    pub fn new(
+        pool: Pool,
+        secrets: Arc<Secrets>,
+        interval: Duration,
+        timeout: Duration,
+    ) -> Federation {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(3)))
+            .build()
+            .unwrap_or_default();
+        Federation {
+            pool,
+            secrets,
+            http,
+            interval,
+            trees: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// A signed GET of `target` on the city at `url`, as `actor`; the answer's body once its proof checks.
+    pub async fn get(
+        &self,
+        url: &str,
+        credential: &Credential,
+        target: &str,
+        actor: &str,
+    ) -> Result<bytes::Bytes, LinkError> {
+        let time = chrono::Utc::now().timestamp();
+        let signature = Signed {
+            method: "GET",
+            target,
+            time,
+            actor,
+            body: b"",
+        }
+        .sign(&credential.secret);
+        let resp = self
+            .http
+            .get(format!("{}{target}", url.trim_end_matches('/')))
+            .header(sign::GRANT_HEADER, credential.grant_id.to_string())
+            .header(sign::TIME_HEADER, time.to_string())
+            .header(sign::ACTOR_HEADER, sign::encode_actor(actor))
+            .header(sign::SIGNATURE_HEADER, &signature)
+            .send()
+            .await
+            .map_err(|e| LinkError::Unreachable(e.to_string()))?;
+        let status = resp.status();
+        let proof = resp
+            .headers()
+            .get(sign::PROOF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| LinkError::Unreachable(e.to_string()))?;
+        if !status.is_success() {
+            let why = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+            return Err(LinkError::Refused(format!("{status}: {why}")));
+        }
+        let proof = proof.ok_or(LinkError::NoProof)?;
+        sign::verify_proof(&credential.secret, &signature, &proof)
+            .map_err(|_| LinkError::NoProof)?;
+        Ok(body)
+    }
+
+    /// The city's shared tree over a credential (checked for consistency).
+    pub async fn fetch_tree(
+        &self,
+        url: &str,
+        credential: &Credential,
+    ) -> Result<SharedTree, LinkError> {
+        let body = self.get(url, credential, TREE_PATH, "").await?;
+        let tree: SharedTree =
+            serde_json::from_slice(&body).map_err(|e| LinkError::BadAnswer(e.to_string()))?;
+        if !tree.consistent() {
+            return Err(LinkError::BadAnswer(
+                "sites or cameras outside the shared regions".into(),
+            ));
+        }
+        Ok(tree)
+    }
+
+    fn credential(&self, link: &Link) -> Result<Credential, LinkError> {
+        let secret = self
+            .secrets
+            .open(&link.secret)
+            .map_err(|e| LinkError::Secret(e.to_string()))?;
+        Ok(Credential {
+            grant_id: link.grant_id,
+            secret,
+        })
+    }
+
+    /// One round over every link: fetch each tree, record the contact or the error, mirror the regions.
+    pub async fn poll(&self) {
+        let links = match store::links(&self.pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "federation: links not read");
+                return;
+            }
+        };
+        let ids: Vec<i64> = links.iter().map(|l| l.id).collect();
+        self.trees
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|id, _| ids.contains(id));
+        let rounds = links
+            .iter()
+            .filter(|l| !l.paused)
+            .map(|l| self.poll_link(l));
+        futures::future::join_all(rounds).await;
+        for l in links.iter().filter(|l| l.paused) {
+            self.mark(l.id, false);
+        }
+    }
+
+    async fn poll_link(&self, link: &Link) {
+        let result = match self.credential(link) {
+            Ok(c) => self.fetch_tree(&link.url, &c).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(tree) => {
+                mirror_regions(&self.pool, &tree).await;
+                let _ = store::contact(&self.pool, link.id, None).await;
+                let remote = Remote {
+                    link: link.name.clone(),
+                    tree,
+                    up: true,
+                };
+                self.trees
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(link.id, remote);
+            }
+            Err(e) => {
+                tracing::warn!(link = %link.name, error = %e, "federation: city not reached");
+                let _ = store::contact(&self.pool, link.id, Some(&e.to_string())).await;
+                self.mark(link.id, false);
+            }
+        }
+    }
+
+    fn mark(&self, link: i64, up: bool) {
+        if let Some(r) = self
+            .trees
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&link)
+        {
+            r.up = up;
+        }
+    }
+
+    /// Forgets a link's tree (the link was deleted).
+    pub fn forget(&self, link: i64) {
+        self.trees
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&link);
+    }
+
+    /// Every remote site known, as this server names it: (link name, site with its province id).
+    pub fn sites(&self) -> Vec<(String, remote::SharedSite)> {
+        let trees = self.trees.read().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for (id, r) in trees.iter() {
+            for site in &r.tree.sites {
+                if let Some(local) = remote::remote_id(*id, site.id) {
+                    let mut site = site.clone();
+                    site.id = local;
+                    out.push((r.link.clone(), site));
+                }
+            }
+        }
+        out.sort_by_key(|(_, s)| std::cmp::Reverse(s.id));
+        out
+    }
+
+    /// Every remote camera known: (link id, link name, link up, camera).
+    pub fn cameras(&self) -> Vec<(i64, String, bool, SharedCamera)> {
+        let trees = self.trees.read().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for (id, r) in trees.iter() {
+            for c in &r.tree.cameras {
+                out.push((*id, r.link.clone(), r.up, c.clone()));
+            }
+        }
+        out.sort_by_key(|(l, _, _, c)| (*l, c.id));
+        out
+    }
+
+    /// Polls every link each interval until `cancel` fires.
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        loop {
+            self.poll().await;
+            tokio::select! {
+                _ = tokio::time::sleep(self.interval) => {}
+                _ = cancel.cancelled() => return,
+            }
+        }
+    }
+}
+
+/// Puts the shared regions into this server's tree where they are missing, under their parent when this
+/// server has it (else at the top), so that its users' region scopes reach the remote cameras. Existing
+/// regions are left as they are (the province's own tree wins).
+async fn mirror_regions(pool: &Pool, tree: &SharedTree) {
+    let Ok(known) = regions::list(pool).await else {
+        return;
+    };
+    let mut have: std::collections::HashSet<String> = known.into_iter().map(|r| r.code).collect();
+    // Parents first: a region whose parent is shared too waits for it.
+    let mut pending: Vec<&remote::SharedRegion> = tree.regions.iter().collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut later = Vec::new();
+        for r in pending {
+            if have.contains(&r.code) {
+                continue;
+            }
+            let parent_shared = r
+                .parent_code
+                .as_ref()
+                .is_some_and(|p| tree.regions.iter().any(|x| &x.code == p));
+            if parent_shared && !r.parent_code.as_ref().is_some_and(|p| have.contains(p)) {
+                later.push(r);
+                continue;
+            }
+            let parent = r.parent_code.clone().filter(|p| have.contains(p));
+            let row = regions::Region {
+                code: r.code.clone(),
+                name: r.name.clone(),
+                level: r.level.clone(),
+                parent_code: parent,
+            };
+            match regions::create_or_revive(pool, &row).await {
+                Ok(()) => {
+                    have.insert(r.code.clone());
+                }
+                Err(e) => {
+                    tracing::warn!(region = %r.code, error = %e, "federation: region not mirrored")
+                }
+            }
+        }
+        if later.len() == before {
+            break;
+        }
+        pending = later;
+    }
+}

@@ -1,0 +1,271 @@
+//! A province over two cities, each its own server with its own simulator and database, on loopback
+//! (docs/federation.md): links made with the cities' credentials, the cities' trees and camera states at
+//! the province, region isolation through the links, a city that stops or pauses or revokes its link.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const PROVINCE: &str = r#"
+[federation]
+poll_interval_s = 1
+timeout_s = 2
+"#;
+
+struct City {
+    server: Server,
+    admin: Client,
+    camera: i64,
+}
+
+/// A city server with one camera in `region` (a site of it) and, for Ganzhou, one in a region it does
+/// not share.
+async fn city(sim: &Sim, n: u32, region: &str, site: &str, unshared: Option<&str>) -> City {
+    let server = Server::start();
+    let admin = server.admin().await;
+    let s = admin.site(site, "service_hall", region).await;
+    let camera = admin
+        .camera(json!({"name": format!("{site}窗口1"), "site_id": s, "main_url": sim.url(n), "record": false}))
+        .await;
+    if let Some(other) = unshared {
+        let s2 = admin.site("不共享的大厅", "service_hall", other).await;
+        admin
+            .camera(json!({"name": "不共享窗口", "site_id": s2, "main_url": sim.url(n), "record": false}))
+            .await;
+    }
+    admin
+        .wait_state(camera, "online", Duration::from_secs(15))
+        .await
+        .expect("city camera online");
+    City {
+        server,
+        admin,
+        camera,
+    }
+}
+
+async fn credential(c: &Client, name: &str, regions: &[&str]) -> (i64, String) {
+    let r = c
+        .post(
+            "/api/v1/link-credentials",
+            json!({"name": name, "region_codes": regions}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    (
+        r.body["id"].as_i64().expect("id"),
+        r.body["credential"]
+            .as_str()
+            .expect("credential")
+            .to_owned(),
+    )
+}
+
+async fn links(c: &Client) -> Vec<Value> {
+    let r = c.get("/api/v1/links").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["links"].as_array().cloned().unwrap_or_default()
+}
+
+async fn link_state(c: &Client, name: &str) -> Value {
+    links(c)
+        .await
+        .into_iter()
+        .find(|l| l["name"] == name)
+        .unwrap_or_else(|| panic!("link {name}"))
+}
+
+async fn wait_link(c: &Client, name: &str, state: &str) -> Value {
+    wait_for(Duration::from_secs(15), || async {
+        let l = link_state(c, name).await;
+        (l["state"] == state).then_some(l)
+    })
+    .await
+    .unwrap_or_else(|| panic!("link {name} {state}"))
+}
+
+async fn remote_cameras(c: &Client) -> Vec<Value> {
+    let r = c.get("/api/v1/cameras").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c["link"].is_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_province_links_two_cities_and_sees_only_what_each_shares() {
+    let sim = Sim::small(2, 25, &[]);
+    let ganzhou = city(&sim, 1, "360702", "章贡区政务服务中心", Some("360100")).await;
+    let mut nanchang = city(&sim, 2, "360100", "南昌市政务服务中心", None).await;
+    let province = Server::start_with(&format!("{PROVINCE}\n{CITY_SUPERVISORS}"));
+    let admin = province.admin().await;
+
+    // Each city issues a credential for what it shares; the province links them.
+    let (gz_grant, gz_cred) = credential(&ganzhou.admin, "江西省", &["360700"]).await;
+    let (_, nc_cred) = credential(&nanchang.admin, "江西省", &["360100"]).await;
+    assert!(gz_cred.starts_with("vgl1."));
+    let listed = ganzhou.admin.get("/api/v1/link-credentials").await;
+    assert!(
+        !listed.text.contains(&gz_cred[gz_cred.len() - 20..]),
+        "secret shown again: {}",
+        listed.text
+    );
+    // A wrong secret, or garbage, is refused before anything is stored.
+    let forged = format!("{}0000", &gz_cred[..gz_cred.len() - 4]);
+    for bad in [forged.as_str(), "not-a-credential"] {
+        let r = admin
+            .post(
+                "/api/v1/links",
+                json!({"name": "赣州", "url": ganzhou.server.url(""), "credential": bad}),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{}", r.text);
+    }
+    for (name, city, cred) in [("赣州", &ganzhou, &gz_cred), ("南昌", &nanchang, &nc_cred)] {
+        let r = admin
+            .post(
+                "/api/v1/links",
+                json!({"name": name, "url": city.server.url(""), "credential": cred}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(r.body["cameras"], 1, "{}", r.text);
+    }
+    let gz = wait_link(&admin, "赣州", "up").await;
+    assert!(gz["last_contact"].is_string(), "{gz}");
+    wait_link(&admin, "南昌", "up").await;
+
+    // The province lists each city's shared camera with its link and state; never the region Ganzhou
+    // did not share, never a camera's address.
+    let cams = wait_for(Duration::from_secs(10), || async {
+        let c = remote_cameras(&admin).await;
+        (c.len() == 2 && c.iter().all(|x| x["state"] == "online")).then_some(c)
+    })
+    .await
+    .unwrap_or_else(|| panic!("two remote cameras online"));
+    let names: Vec<_> = cams
+        .iter()
+        .map(|c| (c["link"].clone(), c["name"].clone()))
+        .collect();
+    assert!(
+        names.contains(&(json!("赣州"), json!("章贡区政务服务中心窗口1"))),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&(json!("南昌"), json!("南昌市政务服务中心窗口1"))),
+        "{names:?}"
+    );
+    let text = admin.get("/api/v1/cameras").await.text;
+    assert!(
+        !text.contains("不共享") && !text.contains("rtsp://"),
+        "{text}"
+    );
+    assert!(cams
+        .iter()
+        .all(|c| c["id"].as_i64().is_some_and(|id| id < 0)));
+    // The shared regions joined the province's tree; the sites are listed with their link.
+    let sites = admin.get("/api/v1/sites").await;
+    assert!(
+        sites.text.contains("章贡区政务服务中心") && !sites.text.contains("不共享"),
+        "{}",
+        sites.text
+    );
+
+    // A province supervisor of one city sees that city's camera only.
+    for (user, pass, city) in [
+        ("sup-ganzhou", "supervisor-pass-1", "赣州"),
+        ("sup-nanchang", "supervisor-pass-2", "南昌"),
+    ] {
+        let c = Client::login(&province, user, pass).await;
+        let seen = remote_cameras(&c).await;
+        assert_eq!(seen.len(), 1, "{user}: {seen:?}");
+        assert_eq!(seen[0]["link"], city, "{user}");
+        // Links are for admins of every region.
+        assert_eq!(c.get("/api/v1/links").await.status, 403);
+    }
+
+    // Unsigned or forged calls to a city's link route get nothing.
+    let http = reqwest::Client::new();
+    let unsigned = http
+        .get(ganzhou.server.url("/api/v1/link/tree"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(unsigned.status(), 401);
+    let forged = http
+        .get(ganzhou.server.url("/api/v1/link/tree"))
+        .header("vigil-link-grant", gz_grant.to_string())
+        .header(
+            "vigil-link-time",
+            chrono::Utc::now().timestamp().to_string(),
+        )
+        .header("vigil-link-signature", "00".repeat(32))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(forged.status(), 401);
+
+    // Nanchang stops: the province says so within seconds, with the last contact, and answers at once.
+    nanchang.server.stop();
+    let down = wait_link(&admin, "南昌", "down").await;
+    assert!(
+        down["last_contact"].is_string() && down["error"].is_string(),
+        "{down}"
+    );
+    let t = Instant::now();
+    let cams = remote_cameras(&admin).await;
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "the province waited on a stopped city"
+    );
+    let nc = cams
+        .iter()
+        .find(|c| c["link"] == "南昌")
+        .expect("Nanchang's camera still listed");
+    assert_eq!(nc["state"], "unreachable");
+    assert_eq!(link_state(&admin, "赣州").await["state"], "up");
+    nanchang.server.restart();
+    wait_link(&admin, "南昌", "up").await;
+
+    // Ganzhou pauses its credential, then resumes it; then revokes it for good.
+    let path = format!("/api/v1/link-credentials/{gz_grant}");
+    assert_eq!(
+        ganzhou
+            .admin
+            .patch(&path, json!({"paused": true}))
+            .await
+            .status,
+        204
+    );
+    wait_link(&admin, "赣州", "down").await;
+    assert_eq!(
+        ganzhou
+            .admin
+            .patch(&path, json!({"paused": false}))
+            .await
+            .status,
+        204
+    );
+    wait_link(&admin, "赣州", "up").await;
+    assert_eq!(ganzhou.admin.delete(&path).await.status, 204);
+    let revoked = wait_link(&admin, "赣州", "down").await;
+    assert!(
+        revoked["error"].as_str().unwrap_or("").contains("refused"),
+        "{revoked}"
+    );
+
+    // The province removes the link: its cameras go.
+    let id = revoked["id"].as_i64().expect("id");
+    assert_eq!(
+        admin.delete(&format!("/api/v1/links/{id}")).await.status,
+        204
+    );
+    let left = remote_cameras(&admin).await;
+    assert!(left.iter().all(|c| c["link"] == "南昌"), "{left:?}");
+    let _ = ganzhou.camera;
+}
