@@ -81,6 +81,7 @@ impl Server {
         let federation = Arc::new(crate::federation::Federation::new(
             pool.clone(),
             secrets.clone(),
+            ingest.hub().clone(),
             std::time::Duration::from_secs(cfg.federation.poll_interval_s.max(1)),
             std::time::Duration::from_secs(cfg.federation.timeout_s.max(1)),
         ));

@@ -6,6 +6,57 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A province viewer of camera `id` by MSE: the socket once its init segment and first fragment came.
+async fn watch(server: &Server, id: i64, cookie: &str) -> Ws {
+    use futures::{SinkExt, StreamExt};
+    let mut ws = common::ws::connect(server, id, cookie).await;
+    let start = json!({"type": "mse", "codecs": ["avc1.640029", "avc1.42e01e", "avc1.4d401f"]});
+    ws.send(Message::text(start.to_string()))
+        .await
+        .expect("start MSE");
+    let mut binary = 0;
+    let end = Instant::now() + Duration::from_secs(15);
+    while binary < 2 {
+        let left = end.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, ws.next()).await {
+            Ok(Some(Ok(Message::Binary(_)))) => binary += 1,
+            Ok(Some(Ok(Message::Text(t)))) => assert!(!t.contains("error"), "{t}"),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("camera {id}: no picture from the city: {other:?}"),
+        }
+    }
+    ws
+}
+
+/// Whether the socket is closed by the server within `within`.
+async fn closed(ws: &mut Ws, within: Duration) -> bool {
+    use futures::StreamExt;
+    let end = Instant::now() + within;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, ws.next()).await {
+            Err(_) => return false,
+            Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return true,
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+async fn audit_count(c: &Client, action: &str, actor: &str) -> usize {
+    let r = c.get(&format!("/api/v1/audit?action={action}")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let rows = r.body["rows"]
+        .as_array()
+        .or(r.body.as_array())
+        .cloned()
+        .unwrap_or_default();
+    rows.iter().filter(|x| x["actor"] == actor).count()
+}
 
 const PROVINCE: &str = r#"
 [federation]
@@ -210,6 +261,38 @@ async fn a_province_links_two_cities_and_sees_only_what_each_shares() {
         .expect("get");
     assert_eq!(forged.status(), 401);
 
+    // Ten province viewers of Ganzhou's camera: every one gets the picture, over one stream from the city,
+    // which audits it as the province's user.
+    let gz_cam = cams
+        .iter()
+        .find(|c| c["link"] == "赣州")
+        .expect("Ganzhou camera")["id"]
+        .as_i64()
+        .expect("id");
+    let cookie = common::ws::cookie(&province, "admin", "admin-password-1").await;
+    let mut viewers = Vec::new();
+    for _ in 0..10 {
+        viewers.push(watch(&province, gz_cam, &cookie).await);
+    }
+    assert_eq!(
+        audit_count(&ganzhou.admin, "live.start", "江西省/admin").await,
+        1
+    );
+    assert!(audit_count(&admin, "live.start", "admin").await >= 10);
+    // A supervisor of Nanchang at the province cannot open Ganzhou's camera.
+    let nc_cookie = common::ws::cookie(&province, "sup-nanchang", "supervisor-pass-2").await;
+    let refused = tokio_tungstenite::connect_async(common::ws::request(
+        &province,
+        gz_cam,
+        &nc_cookie,
+        Some(&format!("http://{}", province.addr)),
+    ))
+    .await;
+    assert!(
+        refused.is_err(),
+        "a Nanchang supervisor opened Ganzhou's camera"
+    );
+
     // Nanchang stops: the province says so within seconds, with the last contact, and answers at once.
     nanchang.server.stop();
     let down = wait_link(&admin, "南昌", "down").await;
@@ -232,15 +315,25 @@ async fn a_province_links_two_cities_and_sees_only_what_each_shares() {
     nanchang.server.restart();
     wait_link(&admin, "南昌", "up").await;
 
-    // Ganzhou pauses its credential, then resumes it; then revokes it for good.
+    // Ganzhou pauses its credential: the live views end within seconds; it resumes, then revokes it.
     let path = format!("/api/v1/link-credentials/{gz_grant}");
-    assert_eq!(
-        ganzhou
-            .admin
-            .patch(&path, json!({"paused": true}))
-            .await
-            .status,
-        204
+    let paused_at = Instant::now();
+    let r = ganzhou.admin.patch(&path, json!({"paused": true})).await;
+    assert_eq!(r.status, 204);
+    for v in &mut viewers {
+        assert!(
+            closed(v, Duration::from_secs(10)).await,
+            "a live view outlived the pause"
+        );
+    }
+    assert!(paused_at.elapsed() < Duration::from_secs(10));
+    let stopped = wait_for(Duration::from_secs(5), || async {
+        (audit_count(&ganzhou.admin, "live.stop", "江西省/admin").await == 1).then_some(())
+    })
+    .await;
+    assert!(
+        stopped.is_some(),
+        "the city audits the end of the province's view"
     );
     wait_link(&admin, "赣州", "down").await;
     assert_eq!(

@@ -135,7 +135,7 @@ pub async fn stream(
         .into_response())
 }
 
-async fn serve(mut socket: WebSocket, hub: Arc<crate::hub::StreamHub>, camera: i64) {
+pub(super) async fn serve(mut socket: WebSocket, hub: Arc<crate::hub::StreamHub>, camera: i64) {
     let (cached, mut sub) = hub.subscribe();
     let mut last = None;
     for f in cached {

@@ -283,7 +283,7 @@ fn link_note(id: i64) -> AuditNote {
 }
 
 /// The grant a signed request comes under, once its signature checks, and the proof to answer with.
-async fn signed_grant(
+pub(super) async fn signed_grant(
     s: &AppState,
     headers: &HeaderMap,
     method: &str,

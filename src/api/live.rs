@@ -48,21 +48,43 @@ pub async fn live(
     client: Option<Extension<ClientAddr>>,
     upgrade: WebSocketUpgrade,
 ) -> ApiResult<Response> {
-    let cam = visible_camera(&s, &p, id).await?;
-    let (kind, scaled) = stream_kind(&q, cam.sub_url.is_some())?;
+    let remote = crate::federation::remote::split_remote_id(id).is_some();
+    let (region, has_sub) = if remote {
+        // A camera a linked city shares: relayed from the city, one upstream for every viewer here.
+        let (_, c) = s
+            .federation
+            .camera(id)
+            .ok_or_else(|| ApiError::unavailable("the camera's city cannot be reached now"))?;
+        super::access::scoped(&p, &c.region_code)?;
+        (c.region_code, true)
+    } else {
+        let cam = visible_camera(&s, &p, id).await?;
+        (cam.region_code, cam.sub_url.is_some())
+    };
+    let (kind, scaled) = stream_kind(&q, has_sub)?;
+    let key = if remote {
+        let key = StreamKey {
+            camera_id: id,
+            kind,
+        };
+        s.federation.relay(key, &p.actor());
+        key
+    } else {
+        relayed(&s, id, kind)
+    };
     let viewer = Viewer {
-        key: relayed(&s, cam.id, kind),
+        key,
         user: p.actor(),
         scaled,
     };
     let live = s.live.clone();
-    let target = format!("/cameras/{}/live?stream={}", cam.id, kind.as_str());
+    let target = format!("/cameras/{id}/live?stream={}", kind.as_str());
     let client = client.map(|Extension(c)| c.0);
     let stop = audit_entry(
         &p,
         "live.stop",
         &target,
-        Some(&cam.region_code),
+        Some(&region),
         200,
         client.as_deref(),
     );
@@ -74,23 +96,45 @@ pub async fn live(
     Ok(upgrade
         .max_message_size(64 * 1024)
         .on_failed_upgrade(move |e| {
-            tracing::info!(camera = cam.id, error = %e, "live viewer gone during the upgrade");
+            tracing::info!(camera = id, error = %e, "live viewer gone during the upgrade");
             let entry = crate::audit::Entry {
                 detail: Some(format!("gone before the socket opened: {e}")),
                 ..failed_stop
             };
-            tokio::spawn(audit_stop(failed_log, entry, cam.id));
+            tokio::spawn(audit_stop(failed_log, entry, id));
         })
         .on_upgrade(move |socket| async move {
             let max = revoke::live_max(&state);
-            let camera = cam.id;
             let watch_state = state.clone();
+            let federation = state.federation.clone();
             let end = async move {
-                let region = || revoke::camera_region(&watch_state, camera);
-                revoke::until_revoked(state, p, max, region).await.message()
+                let region = || {
+                    let (state, remote_region) = (watch_state.clone(), federation.camera(id));
+                    async move {
+                        if remote {
+                            return remote_region.map(|(_, c)| c.region_code);
+                        }
+                        revoke::camera_region(&state, id).await
+                    }
+                };
+                let revoked = revoke::until_revoked(state, p, max, region);
+                if !remote {
+                    return revoked.await.message();
+                }
+                // The city stops sharing the camera (credential paused or revoked, link down): the view
+                // ends within a poll of the link.
+                let unshared = async {
+                    while federation.camera(id).is_some() {
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    }
+                };
+                tokio::select! {
+                    e = revoked => e.message(),
+                    () = unshared => "the camera's city no longer shares it",
+                }
             };
             ws::serve(socket, live, viewer, end).await;
-            audit_stop(log, stop, cam.id).await;
+            audit_stop(log, stop, id).await;
         }))
 }
 

@@ -18,6 +18,7 @@ pub mod error;
 mod health;
 mod holds;
 mod internal;
+mod link_stream;
 mod links;
 mod live;
 mod metrics;
@@ -186,6 +187,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         // City to province (the request's signature, not a session): see `links`.
         .route(crate::federation::TREE_PATH, get(links::tree))
+        .route("/api/v1/link/cameras/{id}/stream", get(link_stream::stream))
         // Node-to-node (cluster key, not a session): see `internal`.
         .route(
             "/api/v1/internal/streams/{camera}/{kind}",

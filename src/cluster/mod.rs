@@ -121,8 +121,7 @@ impl Cluster {
             return;
         }
         let source: Arc<dyn relay::Source> = self.clone();
-        self.relays
-            .ensure(key, self.hub.clone(), source, self.key.clone());
+        self.relays.ensure(key, self.hub.clone(), source);
     }
 
     /// The epoch this node runs the camera under, if it runs it.
@@ -347,15 +346,21 @@ fn settings(c: &Camera) -> String {
 }
 
 impl relay::Source for Cluster {
-    fn holder(&self, camera_id: i64) -> futures::future::BoxFuture<'_, Option<String>> {
+    /// The stream of the node recording the camera now (it may change with a takeover).
+    fn request(
+        &self,
+        key: StreamKey,
+    ) -> futures::future::BoxFuture<'_, Option<relay::StreamRequest>> {
         Box::pin(async move {
-            store::holder_address(&self.pool, camera_id, &self.node, now_ms())
+            let camera = key.camera_id;
+            let base = store::holder_address(&self.pool, camera, &self.node, now_ms())
                 .await
-                .map_err(
-                    |e| tracing::warn!(camera = camera_id, error = %e, "relay: holder unknown"),
-                )
+                .map_err(|e| tracing::warn!(camera, error = %e, "relay: holder unknown"))
                 .ok()
-                .flatten()
+                .flatten()?;
+            relay::node_request(&base, key, &self.key)
+                .map_err(|e| tracing::warn!(camera, error = %e, "relay: bad node address"))
+                .ok()
         })
     }
 }

@@ -1,10 +1,12 @@
-//! Live video of a camera another node records: one node-to-node stream per camera and stream kind,
-//! however many viewers this node has, published into this node's hub so that MSE, WebRTC and snapshots
-//! work as for a camera of its own.
+//! Live video of a camera another server has: one stream per camera and stream kind, however many viewers
+//! this server has, published into this server's hub so that MSE, WebRTC and snapshots work as for a
+//! camera of its own. Used between the nodes of a cluster (the node that records the camera) and from a
+//! province to a city over a link (`federation`), each with its own [`Source`].
 //!
 //! Invariants: a relay runs while the stream has viewers here (it ends when none has watched for
-//! [`IDLE`]); it follows the camera's lease to its new node after a takeover; it authenticates with the
-//! cluster key; the frames it receives are checked ([`super::wire`]) before they reach the hub.
+//! [`IDLE`]); it asks its source for the request anew at every connection (a cluster camera's lease may
+//! have moved, a link's signature is only good for a minute); the frames it receives are checked
+//! ([`super::wire`]) before they reach the hub.
 
 use super::wire;
 use crate::hub::{Hub, StreamKey};
@@ -13,6 +15,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue, Message};
+
+/// A WebSocket request to open a stream with.
+pub type StreamRequest = tokio_tungstenite::tungstenite::handshake::client::Request;
 
 /// A relay with no viewer for this long stops.
 pub const IDLE: Duration = Duration::from_secs(20);
@@ -25,26 +30,49 @@ pub struct Relays {
     running: Mutex<HashMap<StreamKey, tokio::task::JoinHandle<()>>>,
 }
 
-/// Where a relay reads from: the holder's address now (it may change with a takeover).
+/// Where a relay reads from.
 pub trait Source: Send + Sync + 'static {
-    /// The base URL (`http://host:port`) of the node recording `camera_id` now, when it is another node.
-    fn holder(&self, camera_id: i64) -> futures::future::BoxFuture<'_, Option<String>>;
+    /// The request that opens the stream now (with its authentication), or None when there is nowhere to
+    /// read it from at the moment.
+    fn request(&self, key: StreamKey) -> futures::future::BoxFuture<'_, Option<StreamRequest>>;
+
+    /// Whether the answer that opened the stream comes from the server meant (a link's city proves it
+    /// holds the credential); nodes of one cluster need no more than their key.
+    fn accept<'a>(
+        &'a self,
+        _request: &'a StreamRequest,
+        _answer: &'a tokio_tungstenite::tungstenite::http::HeaderMap,
+    ) -> futures::future::BoxFuture<'a, bool> {
+        Box::pin(async { true })
+    }
+}
+
+/// The request of a cluster node's stream: its internal route with the cluster key.
+pub fn node_request(
+    base: &str,
+    key: StreamKey,
+    cluster_key: &str,
+) -> anyhow::Result<StreamRequest> {
+    let url = format!(
+        "{}/api/v1/internal/streams/{}/{}",
+        base.replacen("http", "ws", 1),
+        key.camera_id,
+        key.kind.as_str()
+    );
+    let mut req = url.into_client_request()?;
+    req.headers_mut()
+        .insert(KEY_HEADER, HeaderValue::from_str(cluster_key)?);
+    Ok(req)
 }
 
 impl Relays {
     /// Makes sure the stream is relayed here.
-    pub fn ensure(
-        &self,
-        key: StreamKey,
-        hub: Arc<Hub>,
-        source: Arc<dyn Source>,
-        cluster_key: String,
-    ) {
+    pub fn ensure(&self, key: StreamKey, hub: Arc<Hub>, source: Arc<dyn Source>) {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         if running.get(&key).is_some_and(|h| !h.is_finished()) {
             return;
         }
-        let task = tokio::spawn(run(key, hub, source, cluster_key));
+        let task = tokio::spawn(run(key, hub, source));
         running.insert(key, task);
     }
 
@@ -88,7 +116,7 @@ impl Idle {
     }
 }
 
-async fn run(key: StreamKey, hub: Arc<Hub>, source: Arc<dyn Source>, cluster_key: String) {
+async fn run(key: StreamKey, hub: Arc<Hub>, source: Arc<dyn Source>) {
     let stream = hub.stream(key);
     let mut idle = Idle::default();
     loop {
@@ -96,15 +124,20 @@ async fn run(key: StreamKey, hub: Arc<Hub>, source: Arc<dyn Source>, cluster_key
             tracing::debug!(camera = key.camera_id, "relay: no viewer; stopped");
             return;
         }
-        match source.holder(key.camera_id).await {
-            Some(base) => {
-                let done = relay_once(key, &hub, &base, &cluster_key).await;
+        match source.request(key).await {
+            Some(req) => {
+                let from = req
+                    .uri()
+                    .authority()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                let done = relay_once(key, &hub, req, source.as_ref()).await;
                 stream.reset();
                 match done {
                     Ok(true) => return,
                     Ok(false) => {}
                     Err(e) => {
-                        tracing::info!(camera = key.camera_id, node = %base, error = %e, "relay: stream ended")
+                        tracing::info!(camera = key.camera_id, from = %from, error = %e, "relay: stream ended")
                     }
                 }
             }
@@ -114,29 +147,24 @@ async fn run(key: StreamKey, hub: Arc<Hub>, source: Arc<dyn Source>, cluster_key
     }
 }
 
-/// Reads the holder's stream into the hub until it ends (false), fails, or nobody here watches for
+/// Reads the source's stream into the hub until it ends (false), fails, or nobody here watches for
 /// [`IDLE`] (true).
 async fn relay_once(
     key: StreamKey,
     hub: &Hub,
-    base: &str,
-    cluster_key: &str,
+    req: StreamRequest,
+    source: &dyn Source,
 ) -> anyhow::Result<bool> {
-    let url = format!(
-        "{}/api/v1/internal/streams/{}/{}",
-        base.replacen("http", "ws", 1),
-        key.camera_id,
-        key.kind.as_str()
-    );
-    let mut req = url.into_client_request()?;
-    req.headers_mut()
-        .insert(KEY_HEADER, HeaderValue::from_str(cluster_key)?);
-    let (mut ws, _) = tokio::time::timeout(
+    let from = req.uri().to_string();
+    let (mut ws, answer) = tokio::time::timeout(
         Duration::from_secs(5),
-        tokio_tungstenite::connect_async(req),
+        tokio_tungstenite::connect_async(req.clone()),
     )
     .await??;
-    tracing::info!(camera = key.camera_id, node = %base, "relay: streaming from the recording node");
+    if !source.accept(&req, answer.headers()).await {
+        anyhow::bail!("the answer is not from the server meant");
+    }
+    tracing::info!(camera = key.camera_id, from = %from, "relay: streaming");
     let stream = hub.stream(key);
     let mut params = None;
     let mut idle = Idle::default();

@@ -20,7 +20,9 @@ pub mod sign;
 pub mod store;
 
 use crate::auth::secrets::Secrets;
+use crate::cluster::relay::{Relays, Source, StreamRequest};
 use crate::db::{regions, DbError, Pool};
+use crate::hub::{Hub, StreamKey};
 use remote::{SharedCamera, SharedTree};
 use sign::{Credential, Signed};
 use std::collections::HashMap;
@@ -31,6 +33,14 @@ use tokio_util::sync::CancellationToken;
 
 /// The path a city answers its shared tree on.
 pub const TREE_PATH: &str = "/api/v1/link/tree";
+
+/// The path (and query) of a shared camera's live stream at the city.
+pub fn stream_target(camera: i64, kind: crate::hub::StreamKind) -> String {
+    format!(
+        "/api/v1/link/cameras/{camera}/stream?kind={}",
+        kind.as_str()
+    )
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
@@ -80,12 +90,16 @@ pub struct Federation {
     http: reqwest::Client,
     pub interval: Duration,
     trees: RwLock<HashMap<i64, Remote>>,
+    /// Live streams of remote cameras, relayed into `hub` under their province ids.
+    relays: Relays,
+    hub: Arc<Hub>,
 }
 
 impl Federation {
     pub fn new(
         pool: Pool,
         secrets: Arc<Secrets>,
+        hub: Arc<Hub>,
         interval: Duration,
         timeout: Duration,
     ) -> Federation {
@@ -100,7 +114,67 @@ impl Federation {
             http,
             interval,
             trees: RwLock::new(HashMap::new()),
+            relays: Relays::default(),
+            hub,
         }
+    }
+
+    /// The remote camera with this province id, when its link is up and shares it now: (link name, camera).
+    pub fn camera(&self, id: i64) -> Option<(String, SharedCamera)> {
+        let (link, camera) = remote::split_remote_id(id)?;
+        let trees = self.trees.read().unwrap_or_else(|e| e.into_inner());
+        let r = trees.get(&link).filter(|r| r.up)?;
+        let c = r.tree.cameras.iter().find(|c| c.id == camera)?;
+        Some((r.link.clone(), c.clone()))
+    }
+
+    /// Relays the remote camera's stream into this server's hub (one upstream per camera and kind,
+    /// however many viewers here); `actor` is who opens it, named to the city.
+    pub fn relay(self: &Arc<Self>, key: StreamKey, actor: &str) {
+        let source: Arc<dyn Source> = Arc::new(LinkStream {
+            federation: self.clone(),
+            actor: actor.to_owned(),
+        });
+        self.relays.ensure(key, self.hub.clone(), source);
+    }
+
+    /// The signed WebSocket request of a remote camera's stream.
+    async fn stream_request(
+        &self,
+        key: StreamKey,
+        actor: &str,
+    ) -> Result<StreamRequest, LinkError> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        use tokio_tungstenite::tungstenite::http::HeaderValue;
+        let (link_id, camera) = remote::split_remote_id(key.camera_id)
+            .ok_or_else(|| LinkError::BadAnswer("not a remote camera".into()))?;
+        let link = store::link(&self.pool, link_id).await?;
+        if link.paused {
+            return Err(LinkError::Refused("the link is paused".into()));
+        }
+        let credential = self.credential(&link)?;
+        let target = stream_target(camera, key.kind);
+        let time = chrono::Utc::now().timestamp();
+        let signature = Signed {
+            method: "GET",
+            target: &target,
+            time,
+            actor,
+            body: b"",
+        }
+        .sign(&credential.secret);
+        let url = format!("{}{target}", link.url.replacen("http", "ws", 1));
+        let mut req = url
+            .into_client_request()
+            .map_err(|e| LinkError::BadAnswer(e.to_string()))?;
+        let header =
+            |v: String| HeaderValue::from_str(&v).map_err(|e| LinkError::BadAnswer(e.to_string()));
+        let h = req.headers_mut();
+        h.insert(sign::GRANT_HEADER, header(credential.grant_id.to_string())?);
+        h.insert(sign::TIME_HEADER, header(time.to_string())?);
+        h.insert(sign::ACTOR_HEADER, header(sign::encode_actor(actor))?);
+        h.insert(sign::SIGNATURE_HEADER, header(signature)?);
+        Ok(req)
     }
 
     /// A signed GET of `target` on the city at `url`, as `actor`; the answer's body once its proof checks.
@@ -287,6 +361,63 @@ impl Federation {
                 _ = cancel.cancelled() => return,
             }
         }
+    }
+}
+
+/// A remote camera's stream as a relay reads it: signed anew at every connection.
+struct LinkStream {
+    federation: Arc<Federation>,
+    actor: String,
+}
+
+impl Source for LinkStream {
+    fn request(&self, key: StreamKey) -> futures::future::BoxFuture<'_, Option<StreamRequest>> {
+        Box::pin(async move {
+            self.federation
+                .stream_request(key, &self.actor)
+                .await
+                .map_err(
+                    |e| tracing::info!(camera = key.camera_id, error = %e, "federation: no stream"),
+                )
+                .ok()
+        })
+    }
+
+    /// The city's proof of the credential on the upgrade's answer.
+    fn accept<'a>(
+        &'a self,
+        request: &'a StreamRequest,
+        answer: &'a tokio_tungstenite::tungstenite::http::HeaderMap,
+    ) -> futures::future::BoxFuture<'a, bool> {
+        Box::pin(async move {
+            let header = |h: &'a tokio_tungstenite::tungstenite::http::HeaderMap, n: &str| {
+                h.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned)
+            };
+            let (Some(sig), Some(proof)) = (
+                header(request.headers(), sign::SIGNATURE_HEADER),
+                header(answer, sign::PROOF_HEADER),
+            ) else {
+                return false;
+            };
+            let grant: Option<i64> =
+                header(request.headers(), sign::GRANT_HEADER).and_then(|g| g.parse().ok());
+            let links = store::links(&self.federation.pool)
+                .await
+                .unwrap_or_default();
+            let Some(link) = links.iter().find(|l| {
+                Some(l.grant_id) == grant
+                    && request
+                        .uri()
+                        .to_string()
+                        .starts_with(&l.url.replacen("http", "ws", 1))
+            }) else {
+                return false;
+            };
+            match self.federation.credential(link) {
+                Ok(c) => sign::verify_proof(&c.secret, &sig, &proof).is_ok(),
+                Err(_) => false,
+            }
+        })
     }
 }
 
