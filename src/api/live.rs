@@ -40,6 +40,34 @@ fn stream_kind(q: &LiveQuery, has_sub: bool) -> ApiResult<(StreamKind, bool)> {
     }
 }
 
+/// Where a viewer's stream comes from: the camera's region, its stream key here, and whether it is a
+/// scaled sub stream. A camera a linked city shares is relayed from the city (one upstream for every
+/// viewer here); a camera of this server's cluster recorded by another node, from that node.
+async fn source(
+    s: &AppState,
+    p: &Principal,
+    id: i64,
+    q: &LiveQuery,
+) -> ApiResult<(String, StreamKey, bool)> {
+    if crate::federation::remote::split_remote_id(id).is_some() {
+        let (_, c) = s
+            .federation
+            .camera(id)
+            .ok_or_else(|| ApiError::unavailable("the camera's city cannot be reached now"))?;
+        super::access::scoped(p, &c.region_code)?;
+        let (kind, _) = stream_kind(q, true)?;
+        let key = StreamKey {
+            camera_id: id,
+            kind,
+        };
+        s.federation.relay(key, &p.actor());
+        return Ok((c.region_code, key, false));
+    }
+    let cam = visible_camera(s, p, id).await?;
+    let (kind, scaled) = stream_kind(q, cam.sub_url.is_some())?;
+    Ok((cam.region_code, relayed(s, id, kind), scaled))
+}
+
 pub async fn live(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -49,36 +77,14 @@ pub async fn live(
     upgrade: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     let remote = crate::federation::remote::split_remote_id(id).is_some();
-    let (region, has_sub) = if remote {
-        // A camera a linked city shares: relayed from the city, one upstream for every viewer here.
-        let (_, c) = s
-            .federation
-            .camera(id)
-            .ok_or_else(|| ApiError::unavailable("the camera's city cannot be reached now"))?;
-        super::access::scoped(&p, &c.region_code)?;
-        (c.region_code, true)
-    } else {
-        let cam = visible_camera(&s, &p, id).await?;
-        (cam.region_code, cam.sub_url.is_some())
-    };
-    let (kind, scaled) = stream_kind(&q, has_sub)?;
-    let key = if remote {
-        let key = StreamKey {
-            camera_id: id,
-            kind,
-        };
-        s.federation.relay(key, &p.actor());
-        key
-    } else {
-        relayed(&s, id, kind)
-    };
+    let (region, key, scaled) = source(&s, &p, id, &q).await?;
     let viewer = Viewer {
         key,
         user: p.actor(),
         scaled,
     };
     let live = s.live.clone();
-    let target = format!("/cameras/{id}/live?stream={}", kind.as_str());
+    let target = format!("/cameras/{id}/live?stream={}", key.kind.as_str());
     let client = client.map(|Extension(c)| c.0);
     let stop = audit_entry(
         &p,
