@@ -71,13 +71,13 @@ struct City {
 }
 
 /// A city server with one camera in `region` (a site of it) and, for Ganzhou, one in a region it does
-/// not share.
+/// not share (Ganzhou's shared camera records).
 async fn city(sim: &Sim, n: u32, region: &str, site: &str, unshared: Option<&str>) -> City {
     let server = Server::start();
     let admin = server.admin().await;
     let s = admin.site(site, "service_hall", region).await;
     let camera = admin
-        .camera(json!({"name": format!("{site}窗口1"), "site_id": s, "main_url": sim.url(n), "record": false}))
+        .camera(json!({"name": format!("{site}窗口1"), "site_id": s, "main_url": sim.url(n), "record": unshared.is_some()}))
         .await;
     if let Some(other) = unshared {
         let s2 = admin.site("不共享的大厅", "service_hall", other).await;
@@ -292,6 +292,48 @@ async fn a_province_links_two_cities_and_sees_only_what_each_shares() {
         refused.is_err(),
         "a Nanchang supervisor opened Ganzhou's camera"
     );
+
+    // Playback of Ganzhou's footage from the province: spans and the MP4 through the link, with Range.
+    let span = recorded_span(&admin, gz_cam, 3.0).await;
+    let (duration, frames) = probe_footage(&province, &admin, gz_cam, span, "gz.mp4").await;
+    assert!(
+        duration >= 2.9 && frames >= 70,
+        "{duration} s, {frames} frames"
+    );
+    let video = format!(
+        "/api/v1/cameras/{gz_cam}/video.mp4?start={}&end={}",
+        rfc_us(span.0),
+        rfc_us(span.1)
+    );
+    let part = reqwest::Client::new()
+        .get(province.url(&video))
+        .header(
+            "cookie",
+            format!(
+                "vigil_session={}",
+                cookie.trim_start_matches("vigil_session=")
+            ),
+        )
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(part.status(), 206);
+    assert!(part.headers()["content-range"]
+        .to_str()
+        .unwrap_or("")
+        .starts_with("bytes 0-99/"));
+    assert_eq!(part.bytes().await.expect("body").len(), 100);
+    assert!(audit_count(&ganzhou.admin, "playback", "江西省/admin").await >= 1);
+    let nc_sup = Client::login(&province, "sup-nanchang", "supervisor-pass-2").await;
+    let r = nc_sup
+        .get(&format!(
+            "/api/v1/cameras/{gz_cam}/recordings?start={}&end={}",
+            rfc_us(span.0),
+            rfc_us(span.1)
+        ))
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text);
 
     // Nanchang stops: the province says so within seconds, with the last contact, and answers at once.
     nanchang.server.stop();

@@ -247,7 +247,7 @@ async fn admit(
 
 /// Writes the audit row of a request, then gives its response; a row that cannot be written turns the
 /// response into an error. A collapsible row repeated lately is not written again (see [`super::repeats`]).
-async fn write_audit(
+pub(super) async fn write_audit(
     state: &AppState,
     entry: audit::Entry,
     collapse: bool,

@@ -32,7 +32,7 @@ pub struct KindQuery {
 }
 
 /// Whether the grant (as it is now) shares camera `id`: its region then.
-async fn shared_region(s: &AppState, grant_id: i64, camera: i64) -> Option<String> {
+pub(super) async fn shared_region(s: &AppState, grant_id: i64, camera: i64) -> Option<String> {
     let g = store::grant(&s.pool, grant_id).await.ok()?;
     if g.paused || g.revoked_at.is_some() {
         return None;

@@ -18,6 +18,7 @@ pub mod error;
 mod health;
 mod holds;
 mod internal;
+mod link_footage;
 mod link_stream;
 mod links;
 mod live;
@@ -27,6 +28,7 @@ mod onvif;
 mod ops;
 mod ptz;
 mod recordings;
+mod remote_footage;
 pub mod repeats;
 mod revoke;
 mod session;
@@ -111,9 +113,9 @@ pub fn routes() -> Routes {
         .add(M::DELETE, "/cameras/{id}", ADMIN, Some("camera.delete"), delete(cameras::remove))
         .add(M::GET, "/cameras/{id}/status", ANY_HUMAN, None, get(cameras::status))
         .add(M::GET, "/cameras/{id}/snapshot.jpg", ANY_HUMAN, Some("camera.snapshot"), get(cameras::snapshot))
-        .add(M::GET, "/cameras/{id}/recordings", ANY_HUMAN, None, get(recordings::spans))
+        .add(M::GET, "/cameras/{id}/recordings", ANY_HUMAN, None, get(remote_footage::spans))
         .add(M::GET, "/cameras/{id}/events", ANY_HUMAN, Some("camera.events"), get(cases::camera_events))
-        .add(M::GET, "/cameras/{id}/video.mp4", ANY_HUMAN, Some("playback"), get(recordings::video))
+        .add(M::GET, "/cameras/{id}/video.mp4", ANY_HUMAN, Some("playback"), get(remote_footage::video))
         .add(M::GET, "/cameras/{id}/device-recordings", ANY_HUMAN, Some("playback.device_records"), get(device_footage::records))
         .add(M::POST, "/cameras/{id}/ptz", LIVE_VIEWERS, Some("ptz"), post(ptz::steer))
         .add(M::GET, "/cameras/{id}/device-playback", ANY_HUMAN, Some("playback.device"), get(device_footage::playback))
@@ -188,6 +190,14 @@ pub fn router(state: AppState) -> Router {
         // City to province (the request's signature, not a session): see `links`.
         .route(crate::federation::TREE_PATH, get(links::tree))
         .route("/api/v1/link/cameras/{id}/stream", get(link_stream::stream))
+        .route(
+            "/api/v1/link/cameras/{id}/recordings",
+            get(link_footage::recordings),
+        )
+        .route(
+            "/api/v1/link/cameras/{id}/video.mp4",
+            get(link_footage::video),
+        )
         // Node-to-node (cluster key, not a session): see `internal`.
         .route(
             "/api/v1/internal/streams/{camera}/{kind}",

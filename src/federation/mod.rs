@@ -177,14 +177,16 @@ impl Federation {
         Ok(req)
     }
 
-    /// A signed GET of `target` on the city at `url`, as `actor`; the answer's body once its proof checks.
-    pub async fn get(
+    /// A signed GET of `target` on the city at `url`, as `actor`, with `forward` headers (a video's
+    /// `Range`); the answer once its proof checks (its body not read yet). A refusal is an error.
+    pub async fn send(
         &self,
         url: &str,
         credential: &Credential,
         target: &str,
         actor: &str,
-    ) -> Result<bytes::Bytes, LinkError> {
+        forward: &[(reqwest::header::HeaderName, reqwest::header::HeaderValue)],
+    ) -> Result<reqwest::Response, LinkError> {
         let time = chrono::Utc::now().timestamp();
         let signature = Signed {
             method: "GET",
@@ -194,34 +196,65 @@ impl Federation {
             body: b"",
         }
         .sign(&credential.secret);
-        let resp = self
+        let mut req = self
             .http
             .get(format!("{}{target}", url.trim_end_matches('/')))
             .header(sign::GRANT_HEADER, credential.grant_id.to_string())
             .header(sign::TIME_HEADER, time.to_string())
             .header(sign::ACTOR_HEADER, sign::encode_actor(actor))
-            .header(sign::SIGNATURE_HEADER, &signature)
+            .header(sign::SIGNATURE_HEADER, &signature);
+        for (k, v) in forward {
+            req = req.header(k, v);
+        }
+        let resp = req
             .send()
             .await
             .map_err(|e| LinkError::Unreachable(e.to_string()))?;
         let status = resp.status();
+        if !status.is_success() && status != reqwest::StatusCode::NOT_MODIFIED {
+            let body = resp.bytes().await.unwrap_or_default();
+            let why = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+            return Err(LinkError::Refused(format!("{status}: {why}")));
+        }
         let proof = resp
             .headers()
             .get(sign::PROOF_HEADER)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| LinkError::Unreachable(e.to_string()))?;
-        if !status.is_success() {
-            let why = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
-            return Err(LinkError::Refused(format!("{status}: {why}")));
-        }
-        let proof = proof.ok_or(LinkError::NoProof)?;
-        sign::verify_proof(&credential.secret, &signature, &proof)
+            .ok_or(LinkError::NoProof)?;
+        sign::verify_proof(&credential.secret, &signature, proof)
             .map_err(|_| LinkError::NoProof)?;
-        Ok(body)
+        Ok(resp)
+    }
+
+    /// [`Federation::send`] without forwarded headers, the whole answer's body.
+    pub async fn get(
+        &self,
+        url: &str,
+        credential: &Credential,
+        target: &str,
+        actor: &str,
+    ) -> Result<bytes::Bytes, LinkError> {
+        let resp = self.send(url, credential, target, actor, &[]).await?;
+        resp.bytes()
+            .await
+            .map_err(|e| LinkError::Unreachable(e.to_string()))
+    }
+
+    /// A signed GET over link `link_id` (the link's URL and credential).
+    pub async fn send_over(
+        &self,
+        link_id: i64,
+        target: &str,
+        actor: &str,
+        forward: &[(reqwest::header::HeaderName, reqwest::header::HeaderValue)],
+    ) -> Result<reqwest::Response, LinkError> {
+        let link = store::link(&self.pool, link_id).await?;
+        if link.paused {
+            return Err(LinkError::Refused("the link is paused".into()));
+        }
+        let credential = self.credential(&link)?;
+        self.send(&link.url, &credential, target, actor, forward)
+            .await
     }
 
     /// The city's shared tree over a credential (checked for consistency).

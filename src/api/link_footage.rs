@@ -1,0 +1,93 @@
+//! A city's recorded footage to its province (docs/federation.md): `GET /api/v1/link/cameras/{id}/recordings`
+//! and `.../video.mp4` with the query and `Range` headers of the province's own routes, signed as every
+//! link call. The city answers them with its own handlers, as a caller whose regions are what the grant
+//! shares at the time of the call, and audits the playback as `province/user` with the camera's region
+//! (one row per view of a range, as for its own users).
+
+use super::access::{write_audit, AuditNote};
+use super::error::{ApiError, ApiResult, Path, Query};
+use super::link_stream::shared_region;
+use super::links::signed_grant;
+use super::recordings::{self, RangeQuery};
+use super::AppState;
+use crate::auth::{Principal, Role, Scope, Subject};
+use crate::federation::{sign, store};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+
+/// The caller a link's request acts as at the city: the grant's regions (now), a supervisor's reads.
+async fn link_caller(
+    s: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    camera: i64,
+) -> ApiResult<(Principal, String, String)> {
+    let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or_default();
+    let (grant, actor, proof) = signed_grant(s, headers, "GET", target).await?;
+    shared_region(s, grant.id, camera)
+        .await
+        .ok_or_else(ApiError::not_found)?;
+    let _ = store::touch_grant(&s.pool, grant.id).await;
+    let regions = crate::db::regions::subtree(&s.pool, &grant.region_codes).await?;
+    let principal = Principal {
+        subject: Subject::Token {
+            id: -grant.id,
+            name: format!("link:{}", grant.name),
+        },
+        role: Role::Supervisor,
+        scope: Scope::Regions(regions.into_iter().collect()),
+        csrf_token: None,
+        credential: String::new(),
+    };
+    Ok((principal, format!("{}/{actor}", grant.name), proof))
+}
+
+fn proved(mut resp: Response, proof: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(proof) {
+        resp.headers_mut().insert(sign::PROOF_HEADER, v);
+    }
+    resp
+}
+
+pub async fn recordings(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    Query(q): Query<RangeQuery>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> ApiResult<Response> {
+    let (p, _, proof) = link_caller(&s, &headers, &uri, id).await?;
+    let spans = recordings::spans(State(s), Extension(p), Path(id), Query(q)).await?;
+    Ok(proved(spans.into_response(), &proof))
+}
+
+pub async fn video(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    Query(q): Query<RangeQuery>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> ApiResult<Response> {
+    let (p, actor, proof) = link_caller(&s, &headers, &uri, id).await?;
+    let resp =
+        recordings::video(State(s.clone()), Extension(p), Path(id), Query(q), headers).await?;
+    let note = resp
+        .extensions()
+        .get::<AuditNote>()
+        .cloned()
+        .unwrap_or_default();
+    let entry = crate::audit::Entry {
+        actor,
+        role: Some("link".into()),
+        action: "playback".into(),
+        target: note.target.clone(),
+        region_code: note.region_code.clone(),
+        status: resp.status().as_u16(),
+        client: None,
+        detail: note.detail.clone(),
+    };
+    let collapse = note.collapse && resp.status().is_success();
+    Ok(proved(write_audit(&s, entry, collapse, resp).await, &proof))
+}
