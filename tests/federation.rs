@@ -62,7 +62,39 @@ const PROVINCE: &str = r#"
 [federation]
 poll_interval_s = 1
 timeout_s = 2
+search_deadline_ms = 1500
+
+[[seed.users]]
+username = "inv-nc"
+password = "investigator-pw-2"
+role = "investigator"
+region_codes = ["360100"]
 "#;
+
+/// The case numbers a case search at the province finds, with the city named on each, and the cities
+/// listed as unreachable.
+async fn search(c: &Client, q: &str) -> (Vec<(String, String)>, Vec<Value>) {
+    let r = c.get(&format!("/api/v1/cases?q={q}")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let mut found: Vec<(String, String)> = r.body["cases"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            let link = c["link"].as_str().unwrap_or("").to_owned();
+            (c["case_no"].as_str().unwrap_or("").to_owned(), link)
+        })
+        .collect();
+    found.sort();
+    (
+        found,
+        r.body["unreachable"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+    )
+}
 
 struct City {
     server: Server,
@@ -85,6 +117,22 @@ async fn city(sim: &Sim, n: u32, region: &str, site: &str, unshared: Option<&str
             .camera(json!({"name": "不共享窗口", "site_id": s2, "main_url": sim.url(n), "record": false}))
             .await;
     }
+    // A case at the camera's window, an hour ago.
+    let r = admin
+        .post(
+            &format!("/api/v1/sites/{s}/positions"),
+            json!({"code": "A1", "kind": "window", "camera_ids": [camera]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let case_no = format!("{}-2026-0001", if unshared.is_some() { "GZ" } else { "NC" });
+    let at = chrono::Utc::now() - chrono::Duration::hours(1);
+    let event = json!({"event_id": format!("{case_no}-e1"), "case_no": case_no, "case_type": "approval",
+        "kind": "accepted", "at": at.to_rfc3339(), "site_id": s, "position": "A1"});
+    let r = admin
+        .post("/api/v1/events", json!({"events": [event]}))
+        .await;
+    assert_eq!(r.body["accepted"], 1, "{}", r.text);
     admin
         .wait_state(camera, "online", Duration::from_secs(15))
         .await
@@ -335,8 +383,34 @@ async fn a_province_links_two_cities_and_sees_only_what_each_shares() {
         .await;
     assert_eq!(r.status, 404, "{}", r.text);
 
+    // A case search at the province fans out to both cities; an investigator of Nanchang finds its own.
+    let (found, unreachable) = search(&admin, "").await;
+    assert_eq!(
+        found,
+        vec![
+            ("GZ-2026-0001".into(), "赣州".into()),
+            ("NC-2026-0001".into(), "南昌".into())
+        ],
+        "{unreachable:?}"
+    );
+    assert!(unreachable.is_empty());
+    let inv = Client::login(&province, "inv-nc", "investigator-pw-2").await;
+    assert_eq!(
+        search(&inv, "").await.0,
+        vec![("NC-2026-0001".into(), "南昌".into())]
+    );
+
     // Nanchang stops: the province says so within seconds, with the last contact, and answers at once.
     nanchang.server.stop();
+    let t = Instant::now();
+    let (found, unreachable) = search(&admin, "").await;
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "the search waited {:?}",
+        t.elapsed()
+    );
+    assert_eq!(found, vec![("GZ-2026-0001".into(), "赣州".into())]);
+    assert_eq!(unreachable, vec![json!("南昌")]);
     let down = wait_link(&admin, "南昌", "down").await;
     assert!(
         down["last_contact"].is_string() && down["error"].is_string(),

@@ -90,6 +90,32 @@ fn time(field: &str, v: &Option<String>) -> ApiResult<Option<i64>> {
         .transpose()
 }
 
+/// `GET /cases`: this server's cases in the caller's regions; on the first page, with the linked cities'
+/// (`super::remote_cases`).
+pub async fn search_cases(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Query(q): Query<CaseQuery>,
+    uri: axum::http::Uri,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let first_page = q.after.is_none();
+    let local = list_cases(State(s.clone()), Extension(p.clone()), Query(q)).await?;
+    if !first_page {
+        return Ok(local.into_response());
+    }
+    let (remote, unreachable) = super::remote_cases::fan_out(&s, &p, uri.query()).await;
+    if remote.is_empty() && unreachable.is_empty() {
+        return Ok(local.into_response());
+    }
+    let mut body = serde_json::to_value(&local.0).map_err(ApiError::internal)?;
+    if let Some(cases) = body["cases"].as_array_mut() {
+        cases.extend(remote);
+    }
+    body["unreachable"] = serde_json::json!(unreachable);
+    Ok(axum::Json(body).into_response())
+}
+
 pub async fn list_cases(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,

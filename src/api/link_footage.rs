@@ -17,18 +17,15 @@ use axum::http::{HeaderMap, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 
-/// The caller a link's request acts as at the city: the grant's regions (now), a supervisor's reads.
-async fn link_caller(
+/// The caller a link's request acts as at the city: the grant's regions (now), a supervisor's reads;
+/// with the audit's actor (`province/user`) and the proof to answer with.
+pub(super) async fn link_caller(
     s: &AppState,
     headers: &HeaderMap,
     uri: &Uri,
-    camera: i64,
-) -> ApiResult<(Principal, String, String)> {
+) -> ApiResult<(Principal, store::Grant, String, String)> {
     let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or_default();
     let (grant, actor, proof) = signed_grant(s, headers, "GET", target).await?;
-    shared_region(s, grant.id, camera)
-        .await
-        .ok_or_else(ApiError::not_found)?;
     let _ = store::touch_grant(&s.pool, grant.id).await;
     let regions = crate::db::regions::subtree(&s.pool, &grant.region_codes).await?;
     let principal = Principal {
@@ -41,10 +38,25 @@ async fn link_caller(
         csrf_token: None,
         credential: String::new(),
     };
-    Ok((principal, format!("{}/{actor}", grant.name), proof))
+    let actor = format!("{}/{actor}", grant.name);
+    Ok((principal, grant, actor, proof))
 }
 
-fn proved(mut resp: Response, proof: &str) -> Response {
+/// [`link_caller`] for a camera the grant shares now (404 otherwise).
+async fn camera_caller(
+    s: &AppState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    camera: i64,
+) -> ApiResult<(Principal, String, String)> {
+    let (p, grant, actor, proof) = link_caller(s, headers, uri).await?;
+    shared_region(s, grant.id, camera)
+        .await
+        .ok_or_else(ApiError::not_found)?;
+    Ok((p, actor, proof))
+}
+
+pub(super) fn proved(mut resp: Response, proof: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(proof) {
         resp.headers_mut().insert(sign::PROOF_HEADER, v);
     }
@@ -58,7 +70,7 @@ pub async fn recordings(
     headers: HeaderMap,
     uri: Uri,
 ) -> ApiResult<Response> {
-    let (p, _, proof) = link_caller(&s, &headers, &uri, id).await?;
+    let (p, _, proof) = camera_caller(&s, &headers, &uri, id).await?;
     let spans = recordings::spans(State(s), Extension(p), Path(id), Query(q)).await?;
     Ok(proved(spans.into_response(), &proof))
 }
@@ -70,7 +82,7 @@ pub async fn video(
     headers: HeaderMap,
     uri: Uri,
 ) -> ApiResult<Response> {
-    let (p, actor, proof) = link_caller(&s, &headers, &uri, id).await?;
+    let (p, actor, proof) = camera_caller(&s, &headers, &uri, id).await?;
     let resp =
         recordings::video(State(s.clone()), Extension(p), Path(id), Query(q), headers).await?;
     let note = resp

@@ -28,6 +28,7 @@ mod onvif;
 mod ops;
 mod ptz;
 mod recordings;
+mod remote_cases;
 mod remote_footage;
 pub mod repeats;
 mod revoke;
@@ -137,7 +138,7 @@ pub fn routes() -> Routes {
         .add(M::GET, "/sites/{id}/case-rules", ANY_HUMAN, None, get(cases::get_rules))
         .add(M::PUT, "/sites/{id}/case-rules", ADMIN, Some("case_rules.update"), put(cases::put_rules))
         .add(M::POST, "/events", cases::EVENT_SENDERS, Some("events.post"), post(cases::post_events))
-        .add(M::GET, "/cases", cases::INVESTIGATORS, None, get(cases::list_cases))
+        .add(M::GET, "/cases", cases::INVESTIGATORS, None, get(cases::search_cases))
         .add(M::GET, "/cases/{case_no}", cases::INVESTIGATORS, Some("case.view"), get(cases::get_case))
         .add(M::GET, "/cases/{case_no}/clips/{index}/thumbnail.jpg", cases::INVESTIGATORS, None, get(cases::clip_thumbnail))
         .add(M::POST, "/cases/{case_no}/export", cases::INVESTIGATORS, Some("export.create"), post(cases::start_export))
@@ -198,6 +199,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/link/cameras/{id}/video.mp4",
             get(link_footage::video),
         )
+        .route("/api/v1/link/cases", get(remote_cases::city_cases))
         // Node-to-node (cluster key, not a session): see `internal`.
         .route(
             "/api/v1/internal/streams/{camera}/{kind}",

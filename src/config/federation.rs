@@ -10,6 +10,9 @@ pub struct FederationConfig {
     pub poll_interval_s: u64,
     /// The longest a call to a city may take, in seconds: nothing at the province waits longer on it.
     pub timeout_s: u64,
+    /// A case search at the province returns what the cities answered within this many milliseconds,
+    /// and names the others.
+    pub search_deadline_ms: u64,
 }
 
 impl Default for FederationConfig {
@@ -17,6 +20,7 @@ impl Default for FederationConfig {
         FederationConfig {
             poll_interval_s: 5,
             timeout_s: 5,
+            search_deadline_ms: 2_000,
         }
     }
 }
