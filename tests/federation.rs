@@ -478,3 +478,58 @@ async fn a_province_links_two_cities_and_sees_only_what_each_shares() {
     assert!(left.iter().all(|c| c["link"] == "南昌"), "{left:?}");
     let _ = ganzhou.camera;
 }
+
+/// The province console's wall, in zh-CN, plays tiles from both cities (relayed through the links).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_province_wall_plays_both_cities() {
+    if !browser::browser_available() {
+        return;
+    }
+    let sim = Sim::small(2, 25, &[]);
+    let ganzhou = city(&sim, 1, "360702", "章贡区政务服务中心", Some("360100")).await;
+    let nanchang = city(&sim, 2, "360100", "南昌市政务服务中心", None).await;
+    let province = Server::start_with(PROVINCE);
+    let admin = province.admin().await;
+    for (name, c, region) in [("赣州", &ganzhou, "360700"), ("南昌", &nanchang, "360100")] {
+        let (_, cred) = credential(&c.admin, "江西省", &[region]).await;
+        let r = admin
+            .post(
+                "/api/v1/links",
+                json!({"name": name, "url": c.server.url(""), "credential": cred}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let ids: Vec<i64> = wait_for(Duration::from_secs(15), || async {
+        let c = remote_cameras(&admin).await;
+        (c.len() == 2 && c.iter().all(|x| x["state"] == "online"))
+            .then(|| c.iter().filter_map(|x| x["id"].as_i64()).collect())
+    })
+    .await
+    .expect("both cities' cameras online at the province");
+    let out = browser::run_script(
+        "wall.mjs",
+        &province,
+        &[
+            ("VIGIL_PHASE", "province".into()),
+            ("VIGIL_USER", "admin".into()),
+            ("VIGIL_PASSWORD", "admin-password-1".into()),
+            ("VIGIL_CAMERAS", json!(ids).to_string()),
+        ],
+    );
+    let step: Value = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["step"] == "province")
+        .unwrap_or_else(|| panic!("no province step: {out}"));
+    assert_eq!(step["on_wall"], 2, "{step}");
+    assert_eq!(step["in_tree"], 2, "{step}");
+    assert!(step["playing"].as_u64().unwrap_or(0) >= 2, "{step}");
+    assert_eq!(step["lang"], "zh-CN", "{step}");
+    assert_eq!(step["zh"], true, "{step}");
+    let names = step["names"].to_string();
+    assert!(
+        names.contains("章贡区政务服务中心窗口1") && names.contains("南昌市政务服务中心窗口1"),
+        "{step}"
+    );
+}

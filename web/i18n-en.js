@@ -495,6 +495,7 @@ export default {
   tile_empty: "Empty: click or drop a camera",
   tile_hidden: "Camera unavailable (no access or deleted)",
   badge_rec: "REC",
+  badge_link_hint: "A camera of a linked city server, relayed through its link",
   badge_alarm: "ALARM",
   tile_clear: "Remove from the wall",
   tile_label: "Tile {n}",

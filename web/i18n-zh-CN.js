@@ -508,6 +508,7 @@ export default {
   tile_empty: "空闲：点击或拖入摄像机",
   tile_hidden: "摄像机不可用（无权限或已删除）",
   badge_rec: "录像",
+  badge_link_hint: "联网的市级平台的摄像机，经联网链路转发",
   badge_alarm: "报警",
   tile_clear: "移出画面",
   tile_label: "画面 {n}",

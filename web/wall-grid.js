@@ -194,6 +194,7 @@ export class WallGrid {
     const badges = h('span', { class: 'badges' },
       offline ? h('span', { class: `badge badge-offline state-${st}`, text: stateLabel(st) }) : null,
       cam?.recording ? h('span', { class: 'badge badge-rec', text: t('badge_rec') }) : null,
+      cam?.link ? h('span', { class: 'badge badge-link', title: t('badge_link_hint'), text: cam.link }) : null,
       id != null && this.alarmed.has(id) ? h('span', { class: 'badge badge-alarm', text: t('badge_alarm') }) : null);
     const name = cam ? cam.name : '';
     tile.append(h('div', { class: 'tile-bar' }, h('span', { class: 'tile-no', text: String(i + 1) }),

@@ -1,5 +1,6 @@
 // The live wall page (web/wall.js) as a supervisor uses it, in headless Chromium at 1920x1080.
-// Env: VIGIL_URL, VIGIL_ARTIFACTS, VIGIL_USER, VIGIL_PASSWORD, VIGIL_PHASE (main | other-city),
+// Env: VIGIL_URL, VIGIL_ARTIFACTS, VIGIL_USER, VIGIL_PASSWORD, VIGIL_PHASE (main | other-city | phone |
+// province | bench),
 // VIGIL_CAMERAS (JSON ids the user may see, in the order they go on the wall), VIGIL_FOREIGN (JSON ids of
 // another city), VIGIL_EXTRA (main: a camera whose simulator the test kills when this script writes
 // "kill" to VIGIL_SIGNAL). Prints one JSON line per step ({step, ...}); exits non-zero on a failed check.
@@ -122,6 +123,26 @@ async function openViews() {
   const rows = await r.json();
   const n = (a) => rows.filter((x) => x.action === a && x.status < 400).length;
   return { started: n('live.start'), ended: n('live.stop') };
+}
+
+/** A province's console (docs/federation.md): the first wall of its admin holds the cameras its cities
+ *  share (VIGIL_CAMERAS, relayed from the cities) with the zh-CN console around them, and they play. */
+async function province() {
+  await login();
+  const first = (await tileCameras()).filter(Boolean);
+  const inTree = await page.$$eval('.camera-tree [data-camera]', (ls) => ls.map((l) => Number(l.dataset.camera)));
+  let p = { count: 0 };
+  const end = Date.now() + 60000;
+  while (Date.now() < end) {
+    p = await playing();
+    if (p.count >= cameras.length) break;
+  }
+  const names = await page.$$eval('.page-wall .tile .tile-name', (ns) => ns.map((n) => n.textContent).filter(Boolean));
+  const lang = await page.evaluate(() => document.documentElement.lang);
+  const toolbar = await page.$eval('.wall-toolbar', (t) => t.textContent);
+  await page.screenshot({ path: path.join(shots, 'wall-province.png') });
+  log('province', { tiles: first, playing: p.count, states: p.states, names, lang, zh: /[\u4e00-\u9fff]/.test(toolbar),
+    on_wall: cameras.filter((id) => first.includes(id)).length, in_tree: cameras.filter((id) => inTree.includes(id)).length });
 }
 
 async function main() {
@@ -483,7 +504,7 @@ async function bench() {
 
 let failed = false;
 try {
-  if (phase === 'main') await main(); else if (phase === 'bench') await bench();
+  if (phase === 'main') await main(); else if (phase === 'bench') await bench(); else if (phase === 'province') await province();
   else if (phone) await onPhone(); else await otherCity();
 } catch (e) {
   failed = true;
