@@ -334,8 +334,13 @@ pub(super) async fn signed_grant(
 }
 
 /// `GET /api/v1/link/tree`: what the grant shares now.
-pub async fn tree(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    let (grant, _, proof) = signed_grant(&s, &headers, "GET", federation::TREE_PATH).await?;
+pub async fn tree(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> ApiResult<Response> {
+    let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or_default();
+    let (grant, _, proof) = signed_grant(&s, &headers, "GET", target).await?;
     let _ = store::touch_grant(&s.pool, grant.id).await;
     let tree = shared_tree(&s, &grant.region_codes).await?;
     let mut resp = axum::Json(tree).into_response();
