@@ -373,6 +373,96 @@ async fn a_province_links_two_cities_and_sees_only_what_each_shares() {
         .starts_with("bytes 0-99/"));
     assert_eq!(part.bytes().await.expect("body").len(), 100);
     assert!(audit_count(&ganzhou.admin, "playback", "江西省/admin").await >= 1);
+    // Its timeline pictures too, named by the province's id.
+    let strip = admin
+        .get(&format!(
+            "/api/v1/cameras/{gz_cam}/thumbnails?start={}&end={}&every=1",
+            rfc_us(span.0),
+            rfc_us(span.1)
+        ))
+        .await;
+    assert_eq!(strip.status, 200, "{}", strip.text);
+    let url = strip.body["thumbnails"][0]["url"]
+        .as_str()
+        .expect("a picture")
+        .to_owned();
+    assert!(
+        url.starts_with(&format!("/api/v1/cameras/{gz_cam}/")),
+        "{url}"
+    );
+    let (code, jpeg, ct) = admin.download(&url).await;
+    assert_eq!((code, ct.as_str()), (200, "image/jpeg"));
+    assert!(jpeg.starts_with(&[0xff, 0xd8]));
+    // Signed with Ganzhou's own credential, a call for the camera it did not share gets nothing.
+    let unshared = ganzhou
+        .admin
+        .get("/api/v1/cameras")
+        .await
+        .body
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let unshared = unshared
+        .iter()
+        .find(|c| c["name"] == "不共享窗口")
+        .expect("unshared camera")["id"]
+        .as_i64()
+        .expect("id");
+    let cred = vigil::federation::sign::Credential::parse(&gz_cred).expect("credential");
+    let range = "start=2026-01-01T00:00:00Z&end=2026-01-02T00:00:00Z";
+    for what in ["recordings", "video.mp4", "thumbnails"] {
+        let what = format!("{what}?{range}");
+        let target = format!("/api/v1/link/cameras/{unshared}/{what}");
+        let time = chrono::Utc::now().timestamp();
+        let sig = vigil::federation::sign::Signed {
+            method: "GET",
+            target: &target,
+            time,
+            actor: "admin",
+            body: b"",
+        }
+        .sign(&cred.secret);
+        let r = reqwest::Client::new()
+            .get(ganzhou.server.url(&target))
+            .header("vigil-link-grant", cred.grant_id.to_string())
+            .header("vigil-link-time", time.to_string())
+            .header("vigil-link-actor", "admin")
+            .header("vigil-link-signature", sig)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 404, "{what}");
+    }
+    // And its live stream: the WebSocket upgrade is refused with 404.
+    let target = format!("/api/v1/link/cameras/{unshared}/stream?kind=main");
+    let time = chrono::Utc::now().timestamp();
+    let sig = vigil::federation::sign::Signed {
+        method: "GET",
+        target: &target,
+        time,
+        actor: "admin",
+        body: b"",
+    }
+    .sign(&cred.secret);
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{}{target}", ganzhou.server.addr),
+    )
+    .expect("request");
+    for (k, v) in [
+        ("vigil-link-grant", cred.grant_id.to_string()),
+        ("vigil-link-time", time.to_string()),
+        ("vigil-link-actor", "admin".into()),
+        ("vigil-link-signature", sig),
+    ] {
+        req.headers_mut().insert(k, v.parse().expect("header"));
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 404),
+        other => panic!(
+            "an unshared camera's stream: {:?}",
+            other.map(|(_, r)| r.status())
+        ),
+    }
     let nc_sup = Client::login(&province, "sup-nanchang", "supervisor-pass-2").await;
     let r = nc_sup
         .get(&format!(

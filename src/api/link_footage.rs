@@ -1,6 +1,6 @@
-//! A city's recorded footage to its province (docs/federation.md): `GET /api/v1/link/cameras/{id}/recordings`
-//! and `.../video.mp4` with the query and `Range` headers of the province's own routes, signed as every
-//! link call. The city answers them with its own handlers, as a caller whose regions are what the grant
+//! A city's recorded footage to its province (docs/federation.md): `GET /api/v1/link/cameras/{id}/recordings`,
+//! `.../video.mp4`, `.../thumbnails` and `.../thumbnail.jpg` with the query (and `Range` headers) of the
+//! province's own routes, signed as every link call. The city answers them with its own handlers, as a caller whose regions are what the grant
 //! shares at the time of the call, and audits the playback as `province/user` with the camera's region
 //! (one row per view of a range, as for its own users).
 
@@ -9,6 +9,7 @@ use super::error::{ApiError, ApiResult, Path, Query};
 use super::link_stream::shared_region;
 use super::links::signed_grant;
 use super::recordings::{self, RangeQuery};
+use super::thumbnails::{self, PictureQuery, StripQuery};
 use super::AppState;
 use crate::auth::{Principal, Role, Scope, Subject};
 use crate::federation::{sign, store};
@@ -95,6 +96,49 @@ pub async fn video(
         role: Some("link".into()),
         action: "playback".into(),
         target: note.target.clone(),
+        region_code: note.region_code.clone(),
+        status: resp.status().as_u16(),
+        client: None,
+        detail: note.detail.clone(),
+    };
+    let collapse = note.collapse && resp.status().is_success();
+    Ok(proved(write_audit(&s, entry, collapse, resp).await, &proof))
+}
+
+pub async fn strip(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    Query(q): Query<StripQuery>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> ApiResult<Response> {
+    let (p, _, proof) = camera_caller(&s, &headers, &uri, id).await?;
+    let strip = thumbnails::strip(State(s), Extension(p), Path(id), Query(q)).await?;
+    Ok(proved(strip.into_response(), &proof))
+}
+
+pub async fn picture(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    Query(q): Query<PictureQuery>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> ApiResult<Response> {
+    let (p, actor, proof) = camera_caller(&s, &headers, &uri, id).await?;
+    let resp = thumbnails::picture(State(s.clone()), Extension(p), Path(id), Query(q)).await?;
+    let note = resp
+        .extensions()
+        .get::<AuditNote>()
+        .cloned()
+        .unwrap_or_default();
+    let entry = crate::audit::Entry {
+        actor,
+        role: Some("link".into()),
+        action: "playback.thumbnail".into(),
+        target: note
+            .target
+            .clone()
+            .or_else(|| Some(format!("/cameras/{id}/thumbnail.jpg"))),
         region_code: note.region_code.clone(),
         status: resp.status().as_u16(),
         client: None,

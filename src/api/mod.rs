@@ -120,8 +120,8 @@ pub fn routes() -> Routes {
         .add(M::GET, "/cameras/{id}/device-recordings", ANY_HUMAN, Some("playback.device_records"), get(device_footage::records))
         .add(M::POST, "/cameras/{id}/ptz", LIVE_VIEWERS, Some("ptz"), post(ptz::steer))
         .add(M::GET, "/cameras/{id}/device-playback", ANY_HUMAN, Some("playback.device"), get(device_footage::playback))
-        .add(M::GET, "/cameras/{id}/thumbnails", ANY_HUMAN, None, get(thumbnails::strip))
-        .add(M::GET, "/cameras/{id}/thumbnail.jpg", ANY_HUMAN, Some("playback.thumbnail"), get(thumbnails::picture))
+        .add(M::GET, "/cameras/{id}/thumbnails", ANY_HUMAN, None, get(remote_footage::strip))
+        .add(M::GET, "/cameras/{id}/thumbnail.jpg", ANY_HUMAN, Some("playback.thumbnail"), get(remote_footage::picture))
         .add(M::GET, "/holds", ADMIN_INVESTIGATOR, None, get(holds::list))
         .add(M::POST, "/holds", ADMIN_INVESTIGATOR, Some("hold.create"), post(holds::create))
         .add(M::DELETE, "/holds/{id}", ADMIN, Some("hold.release"), delete(holds::release))
@@ -200,6 +200,14 @@ pub fn router(state: AppState) -> Router {
             get(link_footage::video),
         )
         .route("/api/v1/link/cases", get(remote_cases::city_cases))
+        .route(
+            "/api/v1/link/cameras/{id}/thumbnails",
+            get(link_footage::strip),
+        )
+        .route(
+            "/api/v1/link/cameras/{id}/thumbnail.jpg",
+            get(link_footage::picture),
+        )
         // Node-to-node (cluster key, not a session): see `internal`.
         .route(
             "/api/v1/internal/streams/{camera}/{kind}",

@@ -11,6 +11,7 @@
 use super::access::{noted, scoped, AuditNote};
 use super::error::{ApiError, ApiResult, Path, Query};
 use super::recordings::{self, RangeQuery};
+use super::thumbnails::{self, PictureQuery, StripQuery};
 use super::AppState;
 use crate::auth::Principal;
 use crate::federation::remote::split_remote_id;
@@ -24,7 +25,8 @@ use futures::TryStreamExt;
 /// Headers of a video request the city must see.
 const FORWARD: [HeaderName; 3] = [header::RANGE, header::IF_RANGE, header::IF_NONE_MATCH];
 /// Headers of the city's answer the browser needs.
-const BACK: [&str; 9] = [
+const BACK: [&str; 10] = [
+    "cache-control",
     "content-type",
     "content-length",
     "content-range",
@@ -65,6 +67,47 @@ pub async fn video(
     proxy(&s, &p, id, "video.mp4", &uri, &headers).await
 }
 
+pub async fn strip(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+    Query(q): Query<StripQuery>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let Some((_, camera)) = split_remote_id(id) else {
+        let strip = thumbnails::strip(State(s), Extension(p), Path(id), Query(q)).await?;
+        return Ok(strip.into_response());
+    };
+    // The city names its pictures by its own camera id: they are asked for here, by the province's.
+    let resp = proxy(&s, &p, id, "thumbnails", &uri, &headers).await?;
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, 4 << 20)
+        .await
+        .map_err(ApiError::internal)?;
+    let text = String::from_utf8_lossy(&bytes).replace(
+        &format!("/api/v1/cameras/{camera}/"),
+        &format!("/api/v1/cameras/{id}/"),
+    );
+    let mut resp = Response::from_parts(parts, Body::from(text));
+    resp.headers_mut().remove(header::CONTENT_LENGTH);
+    Ok(resp)
+}
+
+pub async fn picture(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<i64>,
+    Query(q): Query<PictureQuery>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    if split_remote_id(id).is_none() {
+        return thumbnails::picture(State(s), Extension(p), Path(id), Query(q)).await;
+    }
+    proxy(&s, &p, id, "thumbnail.jpg", &uri, &headers).await
+}
+
 /// The city's answer to `what` of remote camera `id`, with the caller's query.
 async fn proxy(
     s: &AppState,
@@ -99,11 +142,11 @@ async fn proxy(
     }
     let body = Body::from_stream(answer.bytes_stream().map_err(std::io::Error::other));
     let resp = resp.body(body).map_err(ApiError::internal)?;
-    if what != "video.mp4" {
+    if !matches!(what, "video.mp4" | "thumbnail.jpg") {
         return Ok(resp);
     }
     let note = AuditNote {
-        target: Some(format!("/cameras/{id}/video.mp4")),
+        target: Some(format!("/cameras/{id}/{what}")),
         region_code: Some(cam.region_code),
         detail: uri.query().map(str::to_owned),
         collapse: true,
