@@ -323,9 +323,15 @@ async fn a_province_links_two_cities_and_sees_only_what_each_shares() {
         viewers.push(watch(&province, gz_cam, &cookie).await);
     }
     assert_eq!(
-        audit_count(&ganzhou.admin, "live.start", "江西省/admin").await,
+        audit_count(&ganzhou.admin, "link.stream.start", "江西省/admin").await,
         1
     );
+    // ... and names every one of the ten views.
+    let named = wait_for(Duration::from_secs(5), || async {
+        (audit_count(&ganzhou.admin, "live.start", "江西省/admin").await == 10).then_some(())
+    })
+    .await;
+    assert!(named.is_some(), "the city audits each province view");
     assert!(audit_count(&admin, "live.start", "admin").await >= 10);
     // A supervisor of Nanchang at the province cannot open Ganzhou's camera.
     let nc_cookie = common::ws::cookie(&province, "sup-nanchang", "supervisor-pass-2").await;
@@ -534,7 +540,7 @@ async fn a_province_links_two_cities_and_sees_only_what_each_shares() {
     }
     assert!(paused_at.elapsed() < Duration::from_secs(10));
     let stopped = wait_for(Duration::from_secs(5), || async {
-        (audit_count(&ganzhou.admin, "live.stop", "江西省/admin").await == 1).then_some(())
+        (audit_count(&ganzhou.admin, "link.stream.stop", "江西省/admin").await == 1).then_some(())
     })
     .await;
     assert!(

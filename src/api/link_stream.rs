@@ -7,7 +7,10 @@
 //!   [`RECHECK`] while the stream runs: a credential paused or revoked, or a region no longer shared, ends
 //!   the stream within seconds.
 //! - The city audits the stream under the grant's name and the province user who opened it
-//!   (`江西省/admin`), with the camera's region: `live.start` when it opens, `live.stop` when it ends.
+//!   (`江西省/admin`), with the camera's region: `link.stream.start` when it opens, `link.stream.stop` when
+//!   it ends; and each province user's own view as the province tells it (`.../views?event=start|stop`):
+//!   `live.start` and `live.stop` as `江西省/user`, so the city sees everyone who watched, though one
+//!   stream carried them all.
 //! - A camera without a sub stream serves its main stream for `kind=sub`.
 
 use super::error::{ApiError, ApiResult, Path, Query};
@@ -75,9 +78,9 @@ pub async fn stream(
         client: None,
         detail: None,
     };
-    let (start, stop) = (entry("live.start"), entry("live.stop"));
+    let (start, stop) = (entry("link.stream.start"), entry("link.stream.stop"));
     if let Err(e) = s.audit.append(&start).await {
-        tracing::error!(camera = id, error = %e, "audit of a link's live.start failed");
+        tracing::error!(camera = id, error = %e, "audit of a link's stream start failed");
         return Err(ApiError::unavailable("audit unavailable"));
     }
     let hub = s.ingest.hub().stream(StreamKey {
@@ -105,10 +108,56 @@ pub async fn stream(
                 _ = watch => {}
             }
             if let Err(e) = s.audit.append(&stop).await {
-                tracing::error!(camera = id, error = %e, "audit of a link's live.stop failed");
+                tracing::error!(camera = id, error = %e, "audit of a link's stream end failed");
             }
         })
         .into_response();
+    if let Ok(v) = HeaderValue::from_str(&proof) {
+        resp.headers_mut().insert(sign::PROOF_HEADER, v);
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewQuery {
+    event: Option<String>,
+}
+
+/// `GET /api/v1/link/cameras/{id}/views?event=start|stop`: a province user's view of a shared camera began
+/// or ended; written into the city's audit under `province/user` with the camera's region.
+pub async fn views(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    Query(q): Query<ViewQuery>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> ApiResult<Response> {
+    let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or_default();
+    let (grant, actor, proof) = signed_grant(&s, &headers, "GET", target).await?;
+    let action = match q.event.as_deref() {
+        Some("start") => "live.start",
+        Some("stop") => "live.stop",
+        _ => return Err(ApiError::invalid("event must be start or stop")),
+    };
+    let region = shared_region(&s, grant.id, id)
+        .await
+        .ok_or_else(ApiError::not_found)?;
+    let entry = crate::audit::Entry {
+        actor: format!("{}/{actor}", grant.name),
+        role: Some("link".into()),
+        action: action.into(),
+        target: Some(format!("/cameras/{id}/live")),
+        region_code: Some(region),
+        status: 200,
+        client: None,
+        detail: Some("watched at the linked server".into()),
+    };
+    s.audit
+        .append(&entry)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("audit unavailable: {e}")))?;
+    let mut resp = axum::http::StatusCode::NO_CONTENT.into_response();
     if let Ok(v) = HeaderValue::from_str(&proof) {
         resp.headers_mut().insert(sign::PROOF_HEADER, v);
     }

@@ -110,38 +110,48 @@ pub async fn live(
             tokio::spawn(audit_stop(failed_log, entry, id));
         })
         .on_upgrade(move |socket| async move {
-            let max = revoke::live_max(&state);
-            let watch_state = state.clone();
             let federation = state.federation.clone();
-            let end = async move {
-                let region = || {
-                    let (state, remote_region) = (watch_state.clone(), federation.camera(id));
-                    async move {
-                        if remote {
-                            return remote_region.map(|(_, c)| c.region_code);
-                        }
-                        revoke::camera_region(&state, id).await
-                    }
-                };
-                let revoked = revoke::until_revoked(state, p, max, region);
-                if !remote {
-                    return revoked.await.message();
-                }
-                // The city stops sharing the camera (credential paused or revoked, link down): the view
-                // ends within a poll of the link.
-                let unshared = async {
-                    while federation.camera(id).is_some() {
-                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                    }
-                };
-                tokio::select! {
-                    e = revoked => e.message(),
-                    () = unshared => "the camera's city no longer shares it",
-                }
-            };
-            ws::serve(socket, live, viewer, end).await;
+            let actor = p.actor();
+            if remote {
+                federation.view_notice(id, &actor, "start");
+            }
+            ws::serve(socket, live, viewer, view_end(state, p, id, remote)).await;
+            if remote {
+                federation.view_notice(id, &actor, "stop");
+            }
             audit_stop(log, stop, id).await;
         }))
+}
+
+/// What ends a live view: the caller's rights (rechecked), the longest session, and for a camera a linked
+/// city shares, the city no longer sharing it (credential paused or revoked, link down), within a poll of
+/// the link. The reason, for the viewer.
+async fn view_end(state: AppState, p: Principal, id: i64, remote: bool) -> &'static str {
+    let max = revoke::live_max(&state);
+    let watch_state = state.clone();
+    let federation = state.federation.clone();
+    let region = || {
+        let (state, remote_region) = (watch_state.clone(), federation.camera(id));
+        async move {
+            if remote {
+                return remote_region.map(|(_, c)| c.region_code);
+            }
+            revoke::camera_region(&state, id).await
+        }
+    };
+    let revoked = revoke::until_revoked(state.clone(), p, max, region);
+    if !remote {
+        return revoked.await.message();
+    }
+    let unshared = async {
+        while state.federation.camera(id).is_some() {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    };
+    tokio::select! {
+        e = revoked => e.message(),
+        () = unshared => "the camera's city no longer shares it",
+    }
 }
 
 async fn audit_stop(log: crate::audit::Log, entry: crate::audit::Entry, camera: i64) {

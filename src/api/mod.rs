@@ -191,6 +191,7 @@ pub fn router(state: AppState) -> Router {
         // City to province (the request's signature, not a session): see `links`.
         .route(crate::federation::TREE_PATH, get(links::tree))
         .route("/api/v1/link/cameras/{id}/stream", get(link_stream::stream))
+        .route("/api/v1/link/cameras/{id}/views", get(link_stream::views))
         .route(
             "/api/v1/link/cameras/{id}/recordings",
             get(link_footage::recordings),

@@ -128,6 +128,22 @@ impl Federation {
         Some((r.link.clone(), c.clone()))
     }
 
+    /// Tells the city that `actor` began (`start`) or ended (`stop`) a view of remote camera `id`, so that
+    /// its audit names every viewer at the province, not only the one whose view opened the shared upstream.
+    /// In the background; a notice the city does not take is logged.
+    pub fn view_notice(self: &Arc<Self>, id: i64, actor: &str, event: &'static str) {
+        let Some((link, camera)) = remote::split_remote_id(id) else {
+            return;
+        };
+        let (me, actor) = (self.clone(), actor.to_owned());
+        tokio::spawn(async move {
+            let target = format!("/api/v1/link/cameras/{camera}/views?event={event}");
+            if let Err(e) = me.send_over(link, &target, &actor, &[]).await {
+                tracing::info!(camera = id, event, error = %e, "federation: view notice not taken");
+            }
+        });
+    }
+
     /// Relays the remote camera's stream into this server's hub (one upstream per camera and kind,
     /// however many viewers here); `actor` is who opens it, named to the city.
     pub fn relay(self: &Arc<Self>, key: StreamKey, actor: &str) {
