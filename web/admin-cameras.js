@@ -4,7 +4,7 @@
 // 5 s as a safety net; a poll only rewrites the state cells when the set of cameras is unchanged, so the
 // keyboard focus in the table survives it.
 import { api, bus, h, showError, t, toast } from './core.js';
-import { dangerButton, field, load, select, smallButton, split, stateBadge, table } from './admin-kit.js';
+import { dangerButton, field, load, own, select, smallButton, split, stateBadge, table } from './admin-kit.js';
 import { cameraForm } from './admin-camera-form.js';
 
 const POLL_MS = 5000;
@@ -73,12 +73,12 @@ export default {
     }
 
     async function refresh() {
-      cameras = await api('GET', '/cameras');
+      cameras = own(await api('GET', '/cameras'));
       drawList();
     }
 
     const poll = setInterval(async () => {
-      try { cameras = await api('GET', '/cameras'); drawStates(); } catch (_) { /* the next poll retries */ }
+      try { cameras = own(await api('GET', '/cameras')); drawStates(); } catch (_) { /* the next poll retries */ }
     }, POLL_MS);
     const onNote = (e) => {
       const m = e.detail;

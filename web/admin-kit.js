@@ -147,7 +147,9 @@ export function table(columns, rows, { empty = 'adm_empty', rowProps } = {}) {
 }
 
 /** GET several API paths at once; resolves to their answers in order. */
-export const load = (...paths) => Promise.all(paths.map((p) => api('GET', p)));
+/** This server's own objects: the sites and cameras linked cities share (`link`) are managed at the city. */
+export const own = (list) => (Array.isArray(list) ? list.filter((x) => !x.link) : list);
+export const load = (...paths) => Promise.all(paths.map((p) => api('GET', p).then(own)));
 
 /** A two-column tab body: the list on the left, the form on the right (stacked on narrow screens). */
 export const split = (list, side) => h('div', { class: 'adm-split' }, h('div', { class: 'adm-list' }, list),

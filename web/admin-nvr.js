@@ -17,7 +17,7 @@ function parseChannels(text) {
 
 export default {
   async mount(root) {
-    const sites = await api('GET', '/sites');
+    const sites = (await api('GET', '/sites')).filter((x) => !x.link);
     if (!sites.length) { root.replaceChildren(h('p', { class: 'empty', text: t('adm_nvr_no_site') })); return; }
     let created = [];
     let poll = null;
