@@ -284,7 +284,7 @@ async fn a_province_links_two_cities_and_sees_only_what_each_shares() {
         let seen = remote_cameras(&c).await;
         assert_eq!(seen.len(), 1, "{user}: {seen:?}");
         assert_eq!(seen[0]["link"], city, "{user}");
-        // Links are for admins of every region.
+        // Links are managed by admins.
         assert_eq!(c.get("/api/v1/links").await.status, 403);
     }
 
