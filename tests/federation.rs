@@ -47,6 +47,25 @@ async fn closed(ws: &mut Ws, within: Duration) -> bool {
     }
 }
 
+/// The headers of a GET of `target` signed with `cred` as the province's `admin`.
+fn signed(cred: &vigil::federation::sign::Credential, target: &str) -> [(&'static str, String); 4] {
+    let time = chrono::Utc::now().timestamp();
+    let sig = vigil::federation::sign::Signed {
+        method: "GET",
+        target,
+        time,
+        actor: "admin",
+        body: b"",
+    }
+    .sign(&cred.secret);
+    [
+        ("vigil-link-grant", cred.grant_id.to_string()),
+        ("vigil-link-time", time.to_string()),
+        ("vigil-link-actor", "admin".into()),
+        ("vigil-link-signature", sig),
+    ]
+}
+
 async fn audit_count(c: &Client, action: &str, actor: &str) -> usize {
     let r = c.get(&format!("/api/v1/audit?action={action}")).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -417,49 +436,20 @@ async fn a_province_links_two_cities_and_sees_only_what_each_shares() {
     let cred = vigil::federation::sign::Credential::parse(&gz_cred).expect("credential");
     let range = "start=2026-01-01T00:00:00Z&end=2026-01-02T00:00:00Z";
     for what in ["recordings", "video.mp4", "thumbnails"] {
-        let what = format!("{what}?{range}");
-        let target = format!("/api/v1/link/cameras/{unshared}/{what}");
-        let time = chrono::Utc::now().timestamp();
-        let sig = vigil::federation::sign::Signed {
-            method: "GET",
-            target: &target,
-            time,
-            actor: "admin",
-            body: b"",
+        let target = format!("/api/v1/link/cameras/{unshared}/{what}?{range}");
+        let mut req = reqwest::Client::new().get(ganzhou.server.url(&target));
+        for (k, v) in signed(&cred, &target) {
+            req = req.header(k, v);
         }
-        .sign(&cred.secret);
-        let r = reqwest::Client::new()
-            .get(ganzhou.server.url(&target))
-            .header("vigil-link-grant", cred.grant_id.to_string())
-            .header("vigil-link-time", time.to_string())
-            .header("vigil-link-actor", "admin")
-            .header("vigil-link-signature", sig)
-            .send()
-            .await
-            .expect("get");
-        assert_eq!(r.status(), 404, "{what}");
+        assert_eq!(req.send().await.expect("get").status(), 404, "{what}");
     }
     // And its live stream: the WebSocket upgrade is refused with 404.
     let target = format!("/api/v1/link/cameras/{unshared}/stream?kind=main");
-    let time = chrono::Utc::now().timestamp();
-    let sig = vigil::federation::sign::Signed {
-        method: "GET",
-        target: &target,
-        time,
-        actor: "admin",
-        body: b"",
-    }
-    .sign(&cred.secret);
     let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
         format!("ws://{}{target}", ganzhou.server.addr),
     )
     .expect("request");
-    for (k, v) in [
-        ("vigil-link-grant", cred.grant_id.to_string()),
-        ("vigil-link-time", time.to_string()),
-        ("vigil-link-actor", "admin".into()),
-        ("vigil-link-signature", sig),
-    ] {
+    for (k, v) in signed(&cred, &target) {
         req.headers_mut().insert(k, v.parse().expect("header"));
     }
     match tokio_tungstenite::connect_async(req).await {

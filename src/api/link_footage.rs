@@ -86,6 +86,12 @@ pub async fn video(
     let (p, actor, proof) = camera_caller(&s, &headers, &uri, id).await?;
     let resp =
         recordings::video(State(s.clone()), Extension(p), Path(id), Query(q), headers).await?;
+    Ok(proved(audited(&s, actor, "playback", resp).await, &proof))
+}
+
+/// Writes the audit row of a footage read over the link (as its own handler noted it, under the link's
+/// actor), then gives the answer; one row per view of a range, as for the city's own users.
+async fn audited(s: &AppState, actor: String, action: &str, resp: Response) -> Response {
     let note = resp
         .extensions()
         .get::<AuditNote>()
@@ -94,7 +100,7 @@ pub async fn video(
     let entry = crate::audit::Entry {
         actor,
         role: Some("link".into()),
-        action: "playback".into(),
+        action: action.into(),
         target: note.target.clone(),
         region_code: note.region_code.clone(),
         status: resp.status().as_u16(),
@@ -102,7 +108,7 @@ pub async fn video(
         detail: note.detail.clone(),
     };
     let collapse = note.collapse && resp.status().is_success();
-    Ok(proved(write_audit(&s, entry, collapse, resp).await, &proof))
+    write_audit(s, entry, collapse, resp).await
 }
 
 pub async fn strip(
@@ -126,24 +132,8 @@ pub async fn picture(
 ) -> ApiResult<Response> {
     let (p, actor, proof) = camera_caller(&s, &headers, &uri, id).await?;
     let resp = thumbnails::picture(State(s.clone()), Extension(p), Path(id), Query(q)).await?;
-    let note = resp
-        .extensions()
-        .get::<AuditNote>()
-        .cloned()
-        .unwrap_or_default();
-    let entry = crate::audit::Entry {
-        actor,
-        role: Some("link".into()),
-        action: "playback.thumbnail".into(),
-        target: note
-            .target
-            .clone()
-            .or_else(|| Some(format!("/cameras/{id}/thumbnail.jpg"))),
-        region_code: note.region_code.clone(),
-        status: resp.status().as_u16(),
-        client: None,
-        detail: note.detail.clone(),
-    };
-    let collapse = note.collapse && resp.status().is_success();
-    Ok(proved(write_audit(&s, entry, collapse, resp).await, &proof))
+    Ok(proved(
+        audited(&s, actor, "playback.thumbnail", resp).await,
+        &proof,
+    ))
 }
