@@ -51,6 +51,14 @@ const GRANT: &str =
     "SELECT id, name, region_codes, secret, paused, created_at, created_by, revoked_at, \
                      last_used_at FROM link_grants";
 
+/// `NotFound` when a change touched no row.
+fn found(rows: u64) -> Result<(), DbError> {
+    if rows == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
 pub async fn insert_grant(
     pool: &Pool,
     name: &str,
@@ -96,10 +104,7 @@ pub async fn pause_grant(pool: &Pool, id: i64, paused: bool) -> Result<(), DbErr
             .bind(id)
             .execute(pool)
             .await?;
-    if done.rows_affected() == 0 {
-        return Err(DbError::NotFound);
-    }
-    Ok(())
+    found(done.rows_affected())
 }
 
 /// Revokes a grant for good (the row stays, for the audit's sake).
@@ -110,10 +115,7 @@ pub async fn revoke_grant(pool: &Pool, id: i64) -> Result<(), DbError> {
             .bind(id)
             .execute(pool)
             .await?;
-    if done.rows_affected() == 0 {
-        return Err(DbError::NotFound);
-    }
-    Ok(())
+    found(done.rows_affected())
 }
 
 pub async fn touch_grant(pool: &Pool, id: i64) -> Result<(), DbError> {
@@ -221,10 +223,7 @@ pub async fn pause_link(pool: &Pool, id: i64, paused: bool) -> Result<(), DbErro
         .bind(id)
         .execute(pool)
         .await?;
-    if done.rows_affected() == 0 {
-        return Err(DbError::NotFound);
-    }
-    Ok(())
+    found(done.rows_affected())
 }
 
 pub async fn delete_link(pool: &Pool, id: i64) -> Result<(), DbError> {
@@ -232,10 +231,7 @@ pub async fn delete_link(pool: &Pool, id: i64) -> Result<(), DbError> {
         .bind(id)
         .execute(pool)
         .await?;
-    if done.rows_affected() == 0 {
-        return Err(DbError::NotFound);
-    }
-    Ok(())
+    found(done.rows_affected())
 }
 
 /// Records the outcome of a call over the link: a contact (error None) or the error.
