@@ -78,14 +78,7 @@ impl Server {
             .with_context(|| format!("listening on {}", cfg.listen))?;
         let ptz =
             crate::edge::ptz::Controller::new(gb.clone(), pool.clone(), live_source(&secrets));
-        let federation = Arc::new(crate::federation::Federation::new(
-            pool.clone(),
-            secrets.clone(),
-            ingest.hub().clone(),
-            std::time::Duration::from_secs(cfg.federation.poll_interval_s.max(1)),
-            std::time::Duration::from_secs(cfg.federation.timeout_s.max(1)),
-        ));
-        tokio::spawn(federation.clone().run(background.clone()));
+        let federation = start_federation(&cfg, &pool, &secrets, &ingest, &background);
         let state = AppState {
             audit,
             login_throttle,
@@ -291,6 +284,25 @@ fn start_backfill(
     )
     .start(background.clone());
     background
+}
+
+/// The links to city servers, their trees kept current until the server stops (docs/federation.md).
+fn start_federation(
+    cfg: &Config,
+    pool: &db::Pool,
+    secrets: &Arc<Secrets>,
+    ingest: &Supervisor,
+    background: &tokio_util::sync::CancellationToken,
+) -> Arc<crate::federation::Federation> {
+    let federation = Arc::new(crate::federation::Federation::new(
+        pool.clone(),
+        secrets.clone(),
+        ingest.hub().clone(),
+        std::time::Duration::from_secs(cfg.federation.poll_interval_s.max(1)),
+        std::time::Duration::from_secs(cfg.federation.timeout_s.max(1)),
+    ));
+    tokio::spawn(federation.clone().run(background.clone()));
+    federation
 }
 
 /// An RTSP camera's main stream with its password opened, for the edge retrieval's NVR playback.

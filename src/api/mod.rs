@@ -88,7 +88,7 @@ pub const LIVE_VIEWERS: &[Role] = &[Role::Admin, Role::Supervisor];
 #[rustfmt::skip]
 pub fn routes() -> Routes {
     use Method as M;
-    Routes::new()
+    let routes = Routes::new()
         .add(M::DELETE, "/session", ANYONE, Some("logout"), delete(session::logout))
         .add(M::GET, "/me", ANYONE, None, get(session::me))
         .add(M::GET, "/me/wall", LIVE_VIEWERS, None, get(wall::get))
@@ -158,7 +158,15 @@ pub fn routes() -> Routes {
         .add(M::GET, "/audit", ADMIN, None, get(audit::list))
         .add(M::GET, "/health", ANY_HUMAN, None, get(health::health))
         .add(M::GET, "/nodes", ADMIN, None, get(nodes::list))
-        .add(M::GET, "/openapi.json", ANYONE, None, get(ops::openapi))
+        .add(M::GET, "/openapi.json", ANYONE, None, get(ops::openapi));
+    link_routes(routes)
+}
+
+/// Federation (docs/federation.md): a city's credentials for its province, a province's links to cities.
+#[rustfmt::skip]
+fn link_routes(routes: Routes) -> Routes {
+    use Method as M;
+    routes
         .add(M::POST, "/link-credentials", ADMIN, Some("link_credential.create"), post(links::create_grant))
         .add(M::GET, "/link-credentials", ADMIN, None, get(links::list_grants))
         .add(M::PATCH, "/link-credentials/{id}", ADMIN, Some("link_credential.update"), patch(links::update_grant))

@@ -115,12 +115,37 @@ pub async fn discover(
     let (found, rejected) = discovery::discover(&ifaces, Duration::from_millis(wait))
         .await
         .map_err(|e| ApiError::unavailable(format!("probing: {e}")))?;
+    let devices = describe_all(&found, auth.as_ref()).await?;
+    let note = AuditNote {
+        target: Some(format!("/sites/{}", site.id)),
+        region_code: Some(site.region_code),
+        detail: Some(format!(
+            "{} found, {} set aside, from {}",
+            devices.len(),
+            rejected.len(),
+            ifaces
+                .iter()
+                .map(Ipv4Addr::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        )),
+        ..Default::default()
+    };
+    Ok(noted(Json(Discovered { devices, rejected }), note))
+}
+
+/// Each answering device as the list shows it: its description over its first address, or the error
+/// that kept it from one.
+async fn describe_all(
+    found: &[discovery::Found],
+    auth: Option<&Credentials>,
+) -> ApiResult<Vec<Device>> {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(ApiError::internal)?;
     let described = futures::future::join_all(found.iter().map(|f| {
-        let (http, auth) = (&http, auth.as_ref());
+        let http = &http;
         async move {
             let address = f.xaddrs[0].to_string();
             let d = device::describe(http, &address, auth).await;
@@ -153,20 +178,5 @@ pub async fn discover(
             },
         })
         .collect();
-    let note = AuditNote {
-        target: Some(format!("/sites/{}", site.id)),
-        region_code: Some(site.region_code),
-        detail: Some(format!(
-            "{} found, {} set aside, from {}",
-            devices.len(),
-            rejected.len(),
-            ifaces
-                .iter()
-                .map(Ipv4Addr::to_string)
-                .collect::<Vec<_>>()
-                .join(" ")
-        )),
-        ..Default::default()
-    };
-    Ok(noted(Json(Discovered { devices, rejected }), note))
+    Ok(devices)
 }

@@ -277,6 +277,33 @@ impl Params {
     }
 }
 
+impl Params {
+    /// The parameters of a video frame of stream `index`, read again when the frame brings new ones;
+    /// None until the first (they come with the first keyframe at the latest; before, a frame is unusable).
+    fn of(
+        &mut self,
+        frame: &retina::codec::VideoFrame,
+        demuxed: &retina::client::Demuxed,
+        index: usize,
+    ) -> Result<Option<Arc<VideoParams>>, RunError> {
+        if frame.has_new_parameters() || self.current.is_none() {
+            let Some(ParametersRef::Video(p)) = demuxed.streams()[index].parameters() else {
+                return Ok(None);
+            };
+            self.update(p)?;
+        }
+        Ok(self.current.clone())
+    }
+}
+
+/// The run's audio, as the stream's status and the hub declare it before the first frame.
+fn declare_audio(audio: Option<&AudioTrack>, hub: &StreamHub, status: &Mutex<StreamStatus>) {
+    let declared = audio.and_then(AudioTrack::params);
+    let codec = declared.as_ref().map(|a| a.codec.as_str().to_owned());
+    update(status, |s| s.audio = codec);
+    hub.declare_audio(declared);
+}
+
 async fn run_once(
     source: &StreamSource,
     hub: &StreamHub,
@@ -326,10 +353,7 @@ async fn stream(
         audio,
     } = playing;
     let mut audio = audio.map(|a| AudioTrack::new(a, &demuxed));
-    let declared = audio.as_ref().and_then(AudioTrack::params);
-    let codec = declared.as_ref().map(|a| a.codec.as_str().to_owned());
-    update(status, |s| s.audio = codec);
-    hub.declare_audio(declared);
+    declare_audio(audio.as_ref(), hub, status);
     decode.new_run();
     let stall = Duration::from_millis(cfg.stall_timeout_ms);
     let url = source.url.to_string();
@@ -375,14 +399,7 @@ async fn stream(
         if frame.stream_id() != index {
             continue;
         }
-        if frame.has_new_parameters() || params.current.is_none() {
-            let Some(ParametersRef::Video(p)) = demuxed.streams()[index].parameters() else {
-                // Parameters come with the first keyframe at the latest; until then the frame is unusable.
-                continue;
-            };
-            params.update(p)?;
-        }
-        let Some(p) = params.current.clone() else {
+        let Some(p) = params.of(&frame, &demuxed, index)? else {
             continue;
         };
         publisher.frame(
