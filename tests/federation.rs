@@ -119,6 +119,7 @@ struct City {
     server: Server,
     admin: Client,
     camera: i64,
+    site: i64,
 }
 
 /// A city server with one camera in `region` (a site of it) and, for Ganzhou, one in a region it does
@@ -160,6 +161,7 @@ async fn city(sim: &Sim, n: u32, region: &str, site: &str, unshared: Option<&str
         server,
         admin,
         camera,
+        site: s,
     }
 }
 
@@ -517,6 +519,8 @@ async fn a_province_links_two_cities_and_sees_only_what_each_shares() {
     nanchang.server.restart();
     wait_link(&admin, "南昌", "up").await;
 
+    export_a_city_case(&province, &admin, &ganzhou, span).await;
+
     // Ganzhou pauses its credential: the live views end within seconds; it resumes, then revokes it.
     let path = format!("/api/v1/link-credentials/{gz_grant}");
     let paused_at = Instant::now();
@@ -563,6 +567,114 @@ async fn a_province_links_two_cities_and_sees_only_what_each_shares() {
     let left = remote_cameras(&admin).await;
     assert!(left.iter().all(|c| c["link"] == "南昌"), "{left:?}");
     let _ = ganzhou.camera;
+}
+
+/// Reads one entry of a zip whole.
+fn zip_entry(path: &std::path::Path, name: &str) -> Vec<u8> {
+    use std::io::Read;
+    let mut z = zip::ZipArchive::new(std::fs::File::open(path).expect("open")).expect("zip");
+    let mut out = Vec::new();
+    z.by_name(name)
+        .expect(name)
+        .read_to_end(&mut out)
+        .expect("read");
+    out
+}
+
+async fn signing_key(c: &Client) -> String {
+    let r = c.get("/api/v1/signing-key").await;
+    r.body["public_key"].as_str().expect("key").to_owned()
+}
+
+/// `vigil verify` of a package with the expected keys: (passed, output).
+fn verify(pkg: &std::path::Path, key: &str, countersign_key: &str) -> (bool, String) {
+    let out = std::process::Command::new(BIN)
+        .arg("verify")
+        .arg(pkg)
+        .args(["--key", key, "--countersign-key", countersign_key])
+        .output()
+        .expect("vigil verify");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.success(), text)
+}
+
+/// The province exports a Ganzhou case whose clip holds the recorded `span`: the city makes and signs the
+/// package for `江西省/admin`, the province countersigns it; `vigil verify` checks both keys; a province
+/// investigator of Nanchang cannot export it.
+async fn export_a_city_case(province: &Server, admin: &Client, ganzhou: &City, span: (i64, i64)) {
+    let ev = |id: &str, kind: &str, at: i64| {
+        json!({"event_id": id, "case_no": "GZ-2026-0002", "case_type": "approval", "kind": kind,
+               "at": rfc_us(at), "site_id": ganzhou.site, "position": "A1"})
+    };
+    let events =
+        json!({"events": [ev("gz2-1", "accepted", span.0), ev("gz2-2", "completed", span.1)]});
+    let r = ganzhou.admin.post("/api/v1/events", events).await;
+    assert_eq!(r.body["accepted"], 2, "{}", r.text);
+    let inv = Client::login(province, "inv-nc", "investigator-pw-2").await;
+    let refused = inv
+        .post("/api/v1/cases/GZ-2026-0002/export?link=赣州", json!({}))
+        .await;
+    assert_eq!(refused.status, 404, "{}", refused.text);
+    let r = admin
+        .post("/api/v1/cases/GZ-2026-0002/export?link=赣州", json!({}))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let id = r.body["export_id"].as_str().expect("export id").to_owned();
+    let done = wait_for(Duration::from_secs(60), || async {
+        let r = admin.get(&format!("/api/v1/exports/{id}")).await;
+        assert_ne!(r.body["state"], "failed", "{}", r.text);
+        (r.body["state"] == "done").then_some(r.body)
+    })
+    .await
+    .expect("export done");
+    assert_eq!(inv.get(&format!("/api/v1/exports/{id}")).await.status, 404);
+    let (st, bytes, _) = admin
+        .download(done["download_url"].as_str().expect("url"))
+        .await;
+    assert_eq!(st, 200);
+    let dir = tempfile::tempdir().expect("dir");
+    let pkg = dir.path().join("gz.zip");
+    std::fs::write(&pkg, &bytes).expect("write");
+    let (city_key, province_key) = (signing_key(&ganzhou.admin).await, signing_key(admin).await);
+    let (ok, out) = verify(&pkg, &city_key, &province_key);
+    assert!(
+        ok && out.contains("countersigned by") && out.contains("赣州"),
+        "{out}"
+    );
+    // The keys the other way round: both refused.
+    let (ok, out) = verify(&pkg, &province_key, &city_key);
+    assert!(
+        !ok && out.contains("manifest.sig") && out.contains("countersign.sig"),
+        "{out}"
+    );
+    let m: Value = serde_json::from_slice(&zip_entry(&pkg, "manifest.json")).expect("manifest");
+    assert_eq!(m["exported_by"], "江西省/admin");
+    let clip = &m["clips"][0];
+    let mp4 = dir.path().join("clip.mp4");
+    std::fs::write(
+        &mp4,
+        zip_entry(&pkg, clip["file"].as_str().expect("a clip file")),
+    )
+    .expect("write");
+    let (duration, _, frames) = ffprobe(&mp4);
+    assert!(
+        duration >= 2.5 && frames >= 60,
+        "{duration} s, {frames} frames"
+    );
+    let c: Value =
+        serde_json::from_slice(&zip_entry(&pkg, "countersign.json")).expect("countersign");
+    assert_eq!(
+        (c["holder"].as_str(), c["exported_by"].as_str()),
+        (Some("赣州"), Some("admin"))
+    );
+    // The city audits the export and its download under the province's user, with the case's region.
+    for action in ["export.create", "export.download"] {
+        assert_eq!(
+            audit_count(&ganzhou.admin, action, "江西省/admin").await,
+            1,
+            "{action}"
+        );
+    }
 }
 
 /// The province console's wall, in zh-CN, plays tiles from both cities (relayed through the links).

@@ -11,7 +11,7 @@ use crate::db::{ms_to_rfc3339, now_ms};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -188,26 +188,40 @@ pub async fn get_case(
     ))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// The linked city that holds the case (at a province, see `remote_exports`).
+    link: Option<String>,
+}
+
 pub async fn start_export(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Path(case_no): Path<String>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    Query(q): Query<ExportQuery>,
+) -> ApiResult<Response> {
+    if let Some(link) = q.link.as_deref() {
+        return super::remote_exports::start(&s, &p, link, &case_no).await;
+    }
     let case = visible_case(&s, &p, &case_no).await?;
     let no = case.case_no.clone();
     let id = export::start(s.cases.clone(), case, p.actor(), p.scope.clone())
         .await
-        .map_err(|e| match e {
-            export::StartError::Quota(m) => {
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", m)
-            }
-            export::StartError::Db(e) => e.into(),
-        })?;
+        .map_err(start_error)?;
     tracing::info!(case = %no, actor = %p.actor(), export = %id, "export started");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"export_id": id, "status_url": format!("/api/v1/exports/{id}")})),
-    ))
+    let body = json!({"export_id": id, "status_url": format!("/api/v1/exports/{id}")});
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// Why an export did not start, as the API says it.
+pub(super) fn start_error(e: export::StartError) -> ApiError {
+    match e {
+        export::StartError::Quota(m) => {
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", m)
+        }
+        export::StartError::Db(e) => e.into(),
+    }
 }
 
 async fn visible_export(s: &AppState, p: &Principal, id: &str) -> ApiResult<export::ExportRow> {
@@ -215,8 +229,15 @@ async fn visible_export(s: &AppState, p: &Principal, id: &str) -> ApiResult<expo
         return Err(ApiError::not_found());
     }
     let row = export::get(&s.pool, id).await?;
-    // The access layer has checked the export's regions, its cameras' included (`api::target`).
+    // The access layer has checked the export's regions, its cameras' included (`api::target`); those of
+    // a city's cameras (negative ids, exported through a link) are known here, while the link is up.
     scoped(p, &row.region_code)?;
+    let cameras: Vec<i64> = serde_json::from_str(&row.camera_ids).unwrap_or_default();
+    for c in cameras.into_iter().filter(|c| *c < 0) {
+        if let Some((_, cam)) = s.federation.camera(c) {
+            scoped(p, &cam.region_code)?;
+        }
+    }
     Ok(row)
 }
 

@@ -18,15 +18,16 @@ use axum::http::{HeaderMap, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 
-/// The caller a link's request acts as at the city: the grant's regions (now), a supervisor's reads;
-/// with the audit's actor (`province/user`) and the proof to answer with.
+/// The caller a link's `method` request acts as at the city: the grant's regions (now), a supervisor's
+/// reads; with the audit's actor (`province/user`) and the proof to answer with.
 pub(super) async fn link_caller(
     s: &AppState,
+    method: &str,
     headers: &HeaderMap,
     uri: &Uri,
 ) -> ApiResult<(Principal, store::Grant, String, String)> {
     let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or_default();
-    let (grant, actor, proof) = signed_grant(s, headers, "GET", target).await?;
+    let (grant, actor, proof) = signed_grant(s, headers, method, target).await?;
     let _ = store::touch_grant(&s.pool, grant.id).await;
     let regions = crate::db::regions::subtree(&s.pool, &grant.region_codes).await?;
     let principal = Principal {
@@ -50,7 +51,7 @@ async fn camera_caller(
     uri: &Uri,
     camera: i64,
 ) -> ApiResult<(Principal, String, String)> {
-    let (p, grant, actor, proof) = link_caller(s, headers, uri).await?;
+    let (p, grant, actor, proof) = link_caller(s, "GET", headers, uri).await?;
     shared_region(s, grant.id, camera)
         .await
         .ok_or_else(ApiError::not_found)?;
@@ -91,7 +92,7 @@ pub async fn video(
 
 /// Writes the audit row of a footage read over the link (as its own handler noted it, under the link's
 /// actor), then gives the answer; one row per view of a range, as for the city's own users.
-async fn audited(s: &AppState, actor: String, action: &str, resp: Response) -> Response {
+pub(super) async fn audited(s: &AppState, actor: String, action: &str, resp: Response) -> Response {
     let note = resp
         .extensions()
         .get::<AuditNote>()

@@ -18,6 +18,7 @@ pub mod error;
 mod health;
 mod holds;
 mod internal;
+mod link_exports;
 mod link_footage;
 mod link_stream;
 mod links;
@@ -29,6 +30,7 @@ mod ops;
 mod ptz;
 mod recordings;
 mod remote_cases;
+mod remote_exports;
 mod remote_footage;
 pub mod repeats;
 mod revoke;
@@ -209,6 +211,17 @@ pub fn router(state: AppState) -> Router {
             get(link_footage::video),
         )
         .route("/api/v1/link/cases", get(remote_cases::city_cases))
+        .route("/api/v1/link/cases/{case_no}", get(link_exports::case))
+        .route(
+            "/api/v1/link/cases/{case_no}/export",
+            post(link_exports::start_export),
+        )
+        .route("/api/v1/link/exports/{id}", get(link_exports::export_state))
+        .route(
+            "/api/v1/link/exports/{id}/download",
+            get(link_exports::download),
+        )
+        .route("/api/v1/link/signing-key", get(link_exports::signing_key))
         .route(
             "/api/v1/link/cameras/{id}/thumbnails",
             get(link_footage::strip),

@@ -28,7 +28,7 @@ pub async fn city_cases(
     headers: HeaderMap,
     uri: Uri,
 ) -> ApiResult<Response> {
-    let (p, _, _, proof) = link_caller(&s, &headers, &uri).await?;
+    let (p, _, _, proof) = link_caller(&s, "GET", &headers, &uri).await?;
     let list = super::cases::list_cases(State(s), Extension(p), Query(q)).await?;
     Ok(proved(list.into_response(), &proof))
 }
@@ -60,7 +60,7 @@ pub async fn fan_out(
             let call = async {
                 let resp = s
                     .federation
-                    .send_over(l.id, &target, &p.actor(), &[])
+                    .send_over(l.id, reqwest::Method::GET, &target, &p.actor(), &[])
                     .await?;
                 let body: Value = resp
                     .json()

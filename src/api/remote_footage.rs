@@ -131,7 +131,7 @@ async fn proxy(
         .collect();
     let answer = s
         .federation
-        .send_over(link, &target, &p.actor(), &forward)
+        .send_over(link, reqwest::Method::GET, &target, &p.actor(), &forward)
         .await
         .map_err(|e| ApiError::unavailable(format!("the camera's city: {e}")))?;
     let mut resp = Response::builder().status(answer.status().as_u16());

@@ -53,7 +53,7 @@ async fn hold_regions(pool: &Pool, id: i64) -> Result<Option<Vec<String>>, ApiEr
 /// An export's regions: its case's, and those each camera whose footage its package holds is in *now*
 /// (cameras deleted since have none), so that a camera moved to another city takes the package's readers
 /// with it.
-async fn export_regions(pool: &Pool, id: &str) -> Result<Option<Vec<String>>, ApiError> {
+pub(super) async fn export_regions(pool: &Pool, id: &str) -> Result<Option<Vec<String>>, ApiError> {
     let row: Option<(String, String)> =
         sqlx::query_as("SELECT region_code, camera_ids FROM exports WHERE id = $1")
             .bind(id)

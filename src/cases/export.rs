@@ -139,7 +139,24 @@ pub async fn start(
     actor: String,
     scope: Scope,
 ) -> Result<String, StartError> {
-    check_quota(&svc, &actor).await?;
+    let (id, progress) = insert(&svc, &case.case_no, &case.region_code, &actor).await?;
+    let job = id.clone();
+    tokio::spawn(async move {
+        let result = run(&svc, &job, case, &actor, &scope, progress).await;
+        finish(&svc, &job, &actor, result).await;
+    });
+    Ok(id)
+}
+
+/// Files a new `running` export of case `case_no` (filed under `region`) by `actor`, within its quota:
+/// the job's id and the progress it reports to [`progress`].
+pub async fn insert(
+    svc: &CaseService,
+    case_no: &str,
+    region: &str,
+    actor: &str,
+) -> Result<(String, Arc<AtomicU32>), StartError> {
+    check_quota(svc, actor).await?;
     let mut id = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut id);
     let id = hex::encode(id);
@@ -148,9 +165,9 @@ pub async fn start(
          VALUES ($1, $2, $3, 'running', 0, $4, $5)",
     )
     .bind(&id)
-    .bind(&case.case_no)
-    .bind(&case.region_code)
-    .bind(&actor)
+    .bind(case_no)
+    .bind(region)
+    .bind(actor)
     .bind(now_ms())
     .execute(&svc.pool)
     .await
@@ -160,46 +177,62 @@ pub async fn start(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(id.clone(), progress.clone());
-    let job = id.clone();
-    tokio::spawn(async move {
-        let result = run(&svc, &job, case, &actor, &scope, progress.clone()).await;
-        let now = now_ms();
-        let done = match result {
-            Ok((rel, entry)) => {
-                tracing::info!(export = %job, actor = %actor, bytes = entry.bytes, "export done");
-                sqlx::query(
-                    "UPDATE exports SET state = 'done', progress = 1, path = $1, bytes = $2, sha256 = $3,
-                         finished_at = $4 WHERE id = $5",
-                )
-                .bind(rel)
-                .bind(entry.bytes as i64)
-                .bind(entry.sha256)
-                .bind(now)
-                .bind(&job)
-                .execute(&svc.pool)
-                .await
-            }
-            Err(e) => {
-                tracing::error!(export = %job, error = %e, "export failed");
-                sqlx::query(
-                    "UPDATE exports SET state = 'failed', error = $1, finished_at = $2 WHERE id = $3",
-                )
-                .bind(e)
-                .bind(now)
-                .bind(&job)
-                .execute(&svc.pool)
-                .await
-            }
-        };
-        if let Err(e) = done {
-            tracing::error!(export = %job, error = %e, "recording the end of an export failed");
+    Ok((id, progress))
+}
+
+/// Keeps the ids of the cameras whose footage export `id`'s package holds (read checks them later).
+pub async fn set_cameras(svc: &CaseService, id: &str, cameras: &[i64]) -> Result<(), DbError> {
+    sqlx::query("UPDATE exports SET camera_ids = $1 WHERE id = $2")
+        .bind(json!(cameras).to_string())
+        .bind(id)
+        .execute(&svc.pool)
+        .await?;
+    Ok(())
+}
+
+/// Records the end of job `job`: its package (path relative to the data directory, size and hash) or
+/// why it failed; then forgets its progress.
+pub async fn finish(
+    svc: &CaseService,
+    job: &str,
+    actor: &str,
+    result: Result<(String, package::FileEntry), String>,
+) {
+    let now = now_ms();
+    let done = match result {
+        Ok((rel, entry)) => {
+            tracing::info!(export = %job, actor = %actor, bytes = entry.bytes, "export done");
+            sqlx::query(
+                "UPDATE exports SET state = 'done', progress = 1, path = $1, bytes = $2, sha256 = $3,
+                     finished_at = $4 WHERE id = $5",
+            )
+            .bind(rel)
+            .bind(entry.bytes as i64)
+            .bind(entry.sha256)
+            .bind(now)
+            .bind(job)
+            .execute(&svc.pool)
+            .await
         }
-        svc.exports
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&job);
-    });
-    Ok(id)
+        Err(e) => {
+            tracing::error!(export = %job, error = %e, "export failed");
+            sqlx::query(
+                "UPDATE exports SET state = 'failed', error = $1, finished_at = $2 WHERE id = $3",
+            )
+            .bind(e)
+            .bind(now)
+            .bind(job)
+            .execute(&svc.pool)
+            .await
+        }
+    };
+    if let Err(e) = done {
+        tracing::error!(export = %job, error = %e, "recording the end of an export failed");
+    }
+    svc.exports
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(job);
 }
 
 /// Progress of a running job (0..1), when this process runs it.
@@ -226,10 +259,7 @@ async fn run(
     let mut cameras: Vec<i64> = clips.iter().map(|c| c.camera_id).collect();
     cameras.sort_unstable();
     cameras.dedup();
-    sqlx::query("UPDATE exports SET camera_ids = $1 WHERE id = $2")
-        .bind(json!(cameras).to_string())
-        .bind(id)
-        .execute(&svc.pool)
+    set_cameras(svc, id, &cameras)
         .await
         .map_err(|e| e.to_string())?;
     let mut sources = Vec::with_capacity(clips.len());

@@ -17,6 +17,7 @@
 pub mod camera_alarms;
 pub mod cards;
 pub mod clips;
+pub mod countersign;
 pub mod coverage;
 pub mod export;
 pub mod holds;

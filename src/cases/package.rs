@@ -235,17 +235,22 @@ pub fn write(
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     zip.start_file(SIGNATURE, deflated)?;
     zip.write_all(&sig)?;
-    let f = zip.finish()?;
+    let entry = seal(zip.finish()?, &part, out)?;
+    progress.store(1000, Ordering::Relaxed);
+    Ok(entry)
+}
+
+/// Makes a package written to `part` durable and gives it its finished name `out`: fsync, rename, fsync
+/// of the folder; then its size and SHA-256.
+pub(super) fn seal(f: std::fs::File, part: &Path, out: &Path) -> std::io::Result<FileEntry> {
     f.sync_all()?;
     drop(f);
-    std::fs::rename(&part, out)?;
+    std::fs::rename(part, out)?;
     if let Some(dir) = out.parent() {
         let _ = crate::private::fsync_dir(dir);
     }
     let mut h = Sha256::new();
-    let mut f = std::fs::File::open(out)?;
-    let bytes = std::io::copy(&mut f, &mut h)?;
-    progress.store(1000, Ordering::Relaxed);
+    let bytes = std::io::copy(&mut std::fs::File::open(out)?, &mut h)?;
     Ok(FileEntry {
         name: out
             .file_name()

@@ -1,6 +1,7 @@
 //! Checking an evidence package offline (`vigil verify PACKAGE --key HEX`): the signature of
 //! `manifest.json` by the expected key, then every file the manifest lists by size and SHA-256, and
-//! nothing else in the zip.
+//! nothing else in the zip; for a package countersigned through a link (`super::countersign`), the
+//! countersignature too (`--countersign-key HEX` pins the countersigner).
 //!
 //! The package comes from outside (an inspection team, a court, a mail attachment), so the zip is read as
 //! hostile input, in bounded memory:
@@ -14,6 +15,7 @@
 //! Every problem names the file concerned: a file altered, missing, added or duplicated, a manifest or
 //! signature altered, a key other than the expected one.
 
+use super::countersign::{Countersign, COUNTERSIGN, COUNTERSIGN_SIG, FORMAT as COUNTERSIGN_FORMAT};
 use super::package::{FileEntry, FORMAT, MANIFEST, SIGNATURE};
 use super::signing::{check_signature, SigCheck};
 use serde::{Deserialize, Serialize};
@@ -46,6 +48,12 @@ pub struct Report {
     /// Whether that key was compared with an expected one (otherwise only integrity was checked: anyone
     /// can sign a package with a key of their own).
     pub key_checked: bool,
+    /// The countersigner's key, when the package is countersigned (see `countersign`), and the holder it
+    /// names.
+    pub countersigned_by: Option<String>,
+    pub holder: Option<String>,
+    /// Whether the countersigner's key was compared with an expected one.
+    pub countersign_key_checked: bool,
     pub files_checked: usize,
     pub problems: Vec<Problem>,
 }
@@ -151,6 +159,16 @@ fn small_entry(
 /// Checks a package offline. `expected_key` (hex, e.g. from `GET /signing-key`) pins the signer; without
 /// it the report says that only integrity was checked.
 pub fn verify(path: &Path, expected_key: Option<&str>) -> Report {
+    verify_countersigned(path, expected_key, None)
+}
+
+/// [`verify`], and the countersignature when there is one; `countersign_key` pins the countersigner and
+/// requires one.
+pub fn verify_countersigned(
+    path: &Path,
+    expected_key: Option<&str>,
+    countersign_key: Option<&str>,
+) -> Report {
     let mut r = Report::default();
     let here = path.display().to_string();
     let mut zip = match std::fs::File::open(path).map(zip::ZipArchive::new) {
@@ -186,8 +204,89 @@ pub fn verify(path: &Path, expected_key: Option<&str>) -> Report {
     let Some(manifest) = signed_manifest(&mut zip, &names, expected_key, &mut r) else {
         return r;
     };
+    check_countersign(&mut zip, &names, &manifest, countersign_key, &mut r);
     check_files(&mut zip, &names, &manifest, &mut r);
     r
+}
+
+/// The countersignature: `countersign.sig` signs `countersign.json`, which names this very manifest and
+/// the key that signed it.
+fn check_countersign(
+    zip: &mut Zip,
+    names: &BTreeMap<String, usize>,
+    manifest: &[u8],
+    expected: Option<&str>,
+    r: &mut Report,
+) {
+    if !names.contains_key(COUNTERSIGN) && !names.contains_key(COUNTERSIGN_SIG) {
+        if expected.is_some() {
+            r.problem(COUNTERSIGN, "missing: the package is not countersigned");
+        }
+        return;
+    }
+    let text = small_entry(zip, names, COUNTERSIGN, MAX_SIGNATURE);
+    let sig = small_entry(zip, names, COUNTERSIGN_SIG, MAX_SIGNATURE);
+    let (text, sig) = match (text, sig) {
+        (Ok(t), Ok(s)) => (t, s),
+        (t, s) => {
+            for (name, e) in [(COUNTERSIGN, t.err()), (COUNTERSIGN_SIG, s.err())] {
+                if let Some(e) = e {
+                    r.problem(name, e);
+                }
+            }
+            return;
+        }
+    };
+    let key = match check_signature(&text, &sig) {
+        SigCheck::Valid(key) => hex::encode(key.as_bytes()),
+        SigCheck::ManifestAltered => {
+            return r.problem(COUNTERSIGN, "altered: it does not match its signature")
+        }
+        SigCheck::SignatureAltered(_) => {
+            return r.problem(
+                COUNTERSIGN_SIG,
+                "altered: it does not sign countersign.json",
+            )
+        }
+    };
+    if let Some(want) = expected {
+        r.countersign_key_checked = true;
+        if !want.trim().eq_ignore_ascii_case(&key) {
+            r.problem(
+                COUNTERSIGN_SIG,
+                format!(
+                    "countersigned by key {key}, not the expected {}",
+                    want.trim()
+                ),
+            );
+        }
+    }
+    let c: Countersign = match serde_json::from_slice(&text) {
+        Ok(c) => c,
+        Err(e) => {
+            return r.problem(
+                COUNTERSIGN,
+                format!("signed but not a countersignature: {e}"),
+            )
+        }
+    };
+    if c.format != COUNTERSIGN_FORMAT {
+        r.problem(COUNTERSIGN, format!("unknown format {:?}", c.format));
+    }
+    if c.manifest_sha256 != hex::encode(Sha256::digest(manifest)) {
+        r.problem(COUNTERSIGN, "countersigns another manifest.json");
+    }
+    if r.public_key.as_deref() != Some(c.holder_key.public_key.as_str()) {
+        r.problem(
+            COUNTERSIGN,
+            format!(
+                "names holder key {}, but manifest.json is signed by another",
+                c.holder_key.public_key
+            ),
+        );
+    }
+    r.countersigned_by = Some(key);
+    r.holder = Some(c.holder);
 }
 
 /// The manifest, when its signature holds (and is by the expected key, when one is given).
@@ -280,7 +379,8 @@ fn check_files(zip: &mut Zip, names: &BTreeMap<String, usize>, manifest: &[u8], 
     let listed: std::collections::BTreeSet<&str> =
         m.files.iter().map(|f| f.name.as_str()).collect();
     for n in names.keys() {
-        if n != MANIFEST && n != SIGNATURE && !listed.contains(n.as_str()) {
+        let ours = [MANIFEST, SIGNATURE, COUNTERSIGN, COUNTERSIGN_SIG].contains(&n.as_str());
+        if !ours && !listed.contains(n.as_str()) {
             r.problem(n, "added: not listed in the manifest");
         }
     }

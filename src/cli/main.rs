@@ -94,6 +94,10 @@ enum Command {
         /// package's integrity is checked, and a warning says so, with the key it was signed with.
         #[arg(long)]
         key: Option<String>,
+        /// For a package exported through a link: the expected key of the server that countersigned it
+        /// (its `GET /api/v1/signing-key`); the package must then be countersigned by it.
+        #[arg(long)]
+        countersign_key: Option<String>,
     },
     /// Manage users.
     User {
@@ -289,7 +293,11 @@ async fn run(allocator_tuned: bool) -> anyhow::Result<()> {
             rebuild,
             storage,
         } => check(&storage, repair, rebuild).await,
-        Command::Verify { package, key } => verify(&package, key.as_deref()),
+        Command::Verify {
+            package,
+            key,
+            countersign_key,
+        } => verify(&package, key.as_deref(), countersign_key.as_deref()),
         Command::Audit {
             command: AuditCommand::Verify { storage },
         } => audit_verify(&storage).await,
@@ -434,9 +442,13 @@ async fn check(storage: &Storage, repair: bool, rebuild: bool) -> anyhow::Result
     }
 }
 
-/// `vigil verify PACKAGE [--key HEX]`.
-fn verify(package: &std::path::Path, key: Option<&str>) -> anyhow::Result<()> {
-    let r = vigil::cases::verify::verify(package, key);
+/// `vigil verify PACKAGE [--key HEX] [--countersign-key HEX]`.
+fn verify(
+    package: &std::path::Path,
+    key: Option<&str>,
+    countersign_key: Option<&str>,
+) -> anyhow::Result<()> {
+    let r = vigil::cases::verify::verify_countersigned(package, key, countersign_key);
     for p in &r.problems {
         println!("FAILED {}: {}", p.file, p.message);
     }
@@ -456,6 +468,12 @@ fn verify(package: &std::path::Path, key: Option<&str>) -> anyhow::Result<()> {
     );
     if let Some(k) = &r.public_key {
         println!("signed by ed25519 key {k}");
+    }
+    if let Some(k) = &r.countersigned_by {
+        println!(
+            "countersigned by ed25519 key {k}, for footage held by {}",
+            r.holder.as_deref().unwrap_or("?")
+        );
     }
     if !r.key_checked {
         let warning = "WARNING: no --key given: only the package's integrity was checked, not who \

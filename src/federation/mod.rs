@@ -89,6 +89,9 @@ pub struct Federation {
     secrets: Arc<Secrets>,
     http: reqwest::Client,
     pub interval: Duration,
+    /// How long a call's answer (a short one: a tree, a search) may take; a long body (a video, a
+    /// package) may take longer as long as its bytes keep coming (each read waits at most this long).
+    timeout: Duration,
     trees: RwLock<HashMap<i64, Remote>>,
     /// Live streams of remote cameras, relayed into `hub` under their province ids.
     relays: Relays,
@@ -104,7 +107,7 @@ impl Federation {
         timeout: Duration,
     ) -> Federation {
         let http = reqwest::Client::builder()
-            .timeout(timeout)
+            .read_timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(3)))
             .build()
             .unwrap_or_default();
@@ -113,6 +116,7 @@ impl Federation {
             secrets,
             http,
             interval,
+            timeout,
             trees: RwLock::new(HashMap::new()),
             relays: Relays::default(),
             hub,
@@ -138,7 +142,10 @@ impl Federation {
         let (me, actor) = (self.clone(), actor.to_owned());
         tokio::spawn(async move {
             let target = format!("/api/v1/link/cameras/{camera}/views?event={event}");
-            if let Err(e) = me.send_over(link, &target, &actor, &[]).await {
+            if let Err(e) = me
+                .send_over(link, reqwest::Method::GET, &target, &actor, &[])
+                .await
+            {
                 tracing::info!(camera = id, event, error = %e, "federation: view notice not taken");
             }
         });
@@ -193,10 +200,12 @@ impl Federation {
         Ok(req)
     }
 
-    /// A signed GET of `target` on the city at `url`, as `actor`, with `forward` headers (a video's
-    /// `Range`); the answer once its proof checks (its body not read yet). A refusal is an error.
+    /// A signed request (`method`, no body) of `target` on the city at `url`, as `actor`, with `forward`
+    /// headers (a video's `Range`); the answer once its proof checks (its body not read yet). A refusal
+    /// is an error.
     pub async fn send(
         &self,
+        method: reqwest::Method,
         url: &str,
         credential: &Credential,
         target: &str,
@@ -205,7 +214,7 @@ impl Federation {
     ) -> Result<reqwest::Response, LinkError> {
         let time = chrono::Utc::now().timestamp();
         let signature = Signed {
-            method: "GET",
+            method: method.as_str(),
             target,
             time,
             actor,
@@ -214,7 +223,7 @@ impl Federation {
         .sign(&credential.secret);
         let mut req = self
             .http
-            .get(format!("{}{target}", url.trim_end_matches('/')))
+            .request(method, format!("{}{target}", url.trim_end_matches('/')))
             .header(sign::GRANT_HEADER, credential.grant_id.to_string())
             .header(sign::TIME_HEADER, time.to_string())
             .header(sign::ACTOR_HEADER, sign::encode_actor(actor))
@@ -242,7 +251,8 @@ impl Federation {
         Ok(resp)
     }
 
-    /// [`Federation::send`] without forwarded headers, the whole answer's body.
+    /// A GET by [`Federation::send`] without forwarded headers, the whole (short) answer's body, all
+    /// within the link's timeout.
     pub async fn get(
         &self,
         url: &str,
@@ -250,16 +260,44 @@ impl Federation {
         target: &str,
         actor: &str,
     ) -> Result<bytes::Bytes, LinkError> {
-        let resp = self.send(url, credential, target, actor, &[]).await?;
-        resp.bytes()
+        let call = async {
+            let resp = self
+                .send(reqwest::Method::GET, url, credential, target, actor, &[])
+                .await?;
+            resp.bytes()
+                .await
+                .map_err(|e| LinkError::Unreachable(e.to_string()))
+        };
+        tokio::time::timeout(self.timeout, call)
             .await
-            .map_err(|e| LinkError::Unreachable(e.to_string()))
+            .map_err(|_| LinkError::Unreachable("no answer within the link's timeout".into()))?
     }
 
-    /// A signed GET over link `link_id` (the link's URL and credential).
+    /// The (short) JSON answer of a signed `method` request over link `link_id`, within the link's timeout.
+    pub async fn json_over(
+        &self,
+        link_id: i64,
+        method: reqwest::Method,
+        target: &str,
+        actor: &str,
+    ) -> Result<serde_json::Value, LinkError> {
+        let call = async {
+            self.send_over(link_id, method, target, actor, &[])
+                .await?
+                .json()
+                .await
+                .map_err(|e| LinkError::BadAnswer(e.to_string()))
+        };
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| LinkError::Unreachable("no answer within the link's timeout".into()))?
+    }
+
+    /// A signed `method` request over link `link_id` (the link's URL and credential).
     pub async fn send_over(
         &self,
         link_id: i64,
+        method: reqwest::Method,
         target: &str,
         actor: &str,
         forward: &[(reqwest::header::HeaderName, reqwest::header::HeaderValue)],
@@ -269,7 +307,7 @@ impl Federation {
             return Err(LinkError::Refused("the link is paused".into()));
         }
         let credential = self.credential(&link)?;
-        self.send(&link.url, &credential, target, actor, forward)
+        self.send(method, &link.url, &credential, target, actor, forward)
             .await
     }
 
@@ -369,6 +407,15 @@ impl Federation {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&link);
+    }
+
+    /// The region codes link `link` shares, as last received (none when its tree is not known).
+    pub fn regions(&self, link: i64) -> Vec<String> {
+        let trees = self.trees.read().unwrap_or_else(|e| e.into_inner());
+        trees
+            .get(&link)
+            .map(|r| r.tree.regions.iter().map(|g| g.code.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// Every remote site known, as this server names it: (link name, site with its province id).
