@@ -318,7 +318,7 @@ async fn start_cases(
     recorders: &Arc<Recorders>,
     ingest: &Arc<Supervisor>,
 ) -> anyhow::Result<Arc<crate::cases::CaseService>> {
-    crate::cases::export::fail_interrupted(pool).await?;
+    crate::cases::export::fail_interrupted(pool, &cfg.data_dir).await?;
     let cases = crate::cases::CaseService::new(
         pool.clone(),
         cfg.cases.clone(),

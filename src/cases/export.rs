@@ -57,8 +57,10 @@ pub async fn get(pool: &Pool, id: &str) -> Result<ExportRow, DbError> {
     .ok_or(DbError::NotFound)
 }
 
-/// Marks the jobs a previous run left unfinished as failed.
-pub async fn fail_interrupted(pool: &Pool) -> Result<(), DbError> {
+/// Marks the jobs a previous run left unfinished as failed, and removes what they left in
+/// `<data_dir>/exports`: unfinished packages (`*.zip.part`) and copies downloaded from a linked city
+/// (`*.city.zip`). Run at start-up, before any job.
+pub async fn fail_interrupted(pool: &Pool, data_dir: &std::path::Path) -> Result<(), DbError> {
     sqlx::query(
         "UPDATE exports SET state = 'failed', error = 'interrupted by a server stop', finished_at = $1
          WHERE state = 'running'",
@@ -66,6 +68,16 @@ pub async fn fail_interrupted(pool: &Pool) -> Result<(), DbError> {
     .bind(now_ms())
     .execute(pool)
     .await?;
+    let Ok(dir) = std::fs::read_dir(data_dir.join("exports")) else {
+        return Ok(());
+    };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".zip.part") || name.ends_with(".city.zip") {
+            tracing::info!(file = %name, "removing what an interrupted export left");
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
     Ok(())
 }
 
