@@ -300,6 +300,11 @@ fn start_federation(
         ingest.hub().clone(),
         std::time::Duration::from_secs(cfg.federation.poll_interval_s.max(1)),
         std::time::Duration::from_secs(cfg.federation.timeout_s.max(1)),
+        std::time::Duration::from_secs(
+            cfg.federation
+                .feed_wait_s
+                .min(crate::federation::MAX_FEED_WAIT_S),
+        ),
     ));
     tokio::spawn(federation.clone().run(background.clone()));
     federation

@@ -12,21 +12,18 @@
 //! a link brings is seen region by region (the cities' cameras, sites and cases are filtered by each
 //! caller's regions as the server's own are).
 //!
-//! The city's answer to its province, `GET /api/v1/link/tree`, is outside the session routes: it is
-//! authenticated by the request's signature alone ([`crate::federation::sign`]) and answers only what the
-//! grant shares at the time of the call.
+//! The city's answers to its province are outside the session routes, authenticated by the request's
+//! signature alone ([`signed_grant`]): the shared tree (`super::link_tree`), live streams
+//! (`super::link_stream`), footage (`super::link_footage`), cases and exports (`super::link_exports`).
 
 use super::access::{noted, AuditNote};
 use super::error::{ApiError, ApiResult, Json, Path};
 use super::AppState;
 use crate::auth::Principal;
-use crate::federation::remote::{SharedCamera, SharedRegion, SharedSite, SharedTree};
 use crate::federation::sign::{self, Credential, Signed};
 use crate::federation::{self, store};
-use crate::hub::{StreamKey, StreamKind};
-use crate::ingest::StreamState;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde::Deserialize;
@@ -217,7 +214,7 @@ pub async fn create_link(
 
 pub async fn list_links(State(s): State<AppState>) -> ApiResult<Response> {
     let now = crate::db::now_ms();
-    let interval = federation(&s).interval;
+    let stale_after = federation(&s).stale_after();
     let cameras = federation(&s).cameras();
     let links: Vec<_> = store::links(&s.pool)
         .await?
@@ -227,7 +224,7 @@ pub async fn list_links(State(s): State<AppState>) -> ApiResult<Response> {
                 "id": l.id,
                 "name": l.name,
                 "url": l.url,
-                "state": federation::state_of(&l, now, interval),
+                "state": federation::state_of(&l, now, stale_after),
                 "last_contact": l.last_contact.map(|t| crate::time::us_to_rfc3339(t * 1000)),
                 "error": l.last_error,
                 "cameras": cameras.iter().filter(|c| c.0 == l.id).count(),
@@ -313,82 +310,4 @@ pub(super) async fn signed_grant(
     }
     let proof = sign::proof(&secret, &signature);
     Ok((grant, actor, proof))
-}
-
-/// `GET /api/v1/link/tree`: what the grant shares now.
-pub async fn tree(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-) -> ApiResult<Response> {
-    let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or_default();
-    let (grant, _, proof) = signed_grant(&s, &headers, "GET", target).await?;
-    let _ = store::touch_grant(&s.pool, grant.id).await;
-    let tree = shared_tree(&s, &grant.region_codes).await?;
-    let mut resp = axum::Json(tree).into_response();
-    if let Ok(v) = HeaderValue::from_str(&proof) {
-        resp.headers_mut().insert(sign::PROOF_HEADER, v);
-    }
-    Ok(resp)
-}
-
-/// The regions under `roots` (with their subtrees), their sites and cameras with their state.
-async fn shared_tree(s: &AppState, roots: &[String]) -> ApiResult<SharedTree> {
-    let codes: std::collections::HashSet<String> = crate::db::regions::subtree(&s.pool, roots)
-        .await?
-        .into_iter()
-        .collect();
-    let regions = crate::db::regions::list(&s.pool)
-        .await?
-        .into_iter()
-        .filter(|r| codes.contains(&r.code))
-        .map(|r| SharedRegion {
-            code: r.code,
-            name: r.name,
-            level: r.level,
-            parent_code: r.parent_code,
-        })
-        .collect();
-    let sites = crate::db::sites::list(&s.pool)
-        .await?
-        .into_iter()
-        .filter(|x| codes.contains(&x.region_code))
-        .map(|x| SharedSite {
-            id: x.id,
-            name: x.name,
-            kind: x.kind,
-            region_code: x.region_code,
-        })
-        .collect();
-    let cameras = crate::db::cameras::list(&s.pool)
-        .await?
-        .into_iter()
-        .filter(|c| codes.contains(&c.region_code))
-        .map(|c| {
-            let state = s
-                .ingest
-                .status(StreamKey {
-                    camera_id: c.id,
-                    kind: StreamKind::Main,
-                })
-                .map(|st| st.state)
-                .unwrap_or(StreamState::Offline);
-            SharedCamera {
-                id: c.id,
-                name: c.name,
-                site_id: c.site_id,
-                region_code: c.region_code,
-                state: serde_json::to_value(state)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_else(|| "offline".into()),
-                recording: state == StreamState::Online && s.recorders.is_recording(c.id),
-            }
-        })
-        .collect();
-    Ok(SharedTree {
-        regions,
-        sites,
-        cameras,
-    })
 }

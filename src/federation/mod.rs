@@ -15,13 +15,14 @@
 //! - Every answer must carry the city's proof of the secret: a server that does not hold the grant cannot
 //!   pose as the city.
 
+mod feed;
 pub mod remote;
 pub mod sign;
 pub mod store;
 
 use crate::auth::secrets::Secrets;
 use crate::cluster::relay::{Relays, Source, StreamRequest};
-use crate::db::{regions, DbError, Pool};
+use crate::db::{DbError, Pool};
 use crate::hub::{Hub, StreamKey};
 use remote::{SharedCamera, SharedTree};
 use sign::{Credential, Signed};
@@ -29,10 +30,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use store::Link;
-use tokio_util::sync::CancellationToken;
 
 /// The path a city answers its shared tree on.
 pub const TREE_PATH: &str = "/api/v1/link/tree";
+/// The longest a city holds a feed's call (`wait_s`), in seconds.
+pub const MAX_FEED_WAIT_S: u64 = 60;
+/// The header of the tree's version (the change feed's `since`).
+pub const TREE_VERSION_HEADER: &str = "vigil-tree-version";
 
 /// The path (and query) of a shared camera's live stream at the city.
 pub fn stream_target(camera: i64, kind: crate::hub::StreamKind) -> String {
@@ -60,11 +64,12 @@ pub enum LinkError {
     Secret(String),
 }
 
-/// The state of a link as `GET /links` reports it.
-pub fn state_of(link: &Link, now_ms: i64, interval: Duration) -> &'static str {
+/// The state of a link as `GET /links` reports it: `up` when the city answered last and within
+/// `stale_after` ([`Federation::stale_after`]).
+pub fn state_of(link: &Link, now_ms: i64, stale_after: Duration) -> &'static str {
     let fresh = link
         .last_contact
-        .is_some_and(|t| now_ms - t <= 3 * interval.as_millis() as i64 + 2_000);
+        .is_some_and(|t| now_ms - t <= stale_after.as_millis() as i64);
     if link.paused {
         "paused"
     } else if link.last_error.is_none() && fresh {
@@ -81,6 +86,8 @@ pub struct Remote {
     pub tree: SharedTree,
     /// The link answered the last call.
     pub up: bool,
+    /// The tree's version as the city gave it (the feed's `since`).
+    pub version: String,
 }
 
 /// The province side: the links' trees and the signed client.
@@ -92,6 +99,12 @@ pub struct Federation {
     /// How long a call's answer (a short one: a tree, a search) may take; a long body (a video, a
     /// package) may take longer as long as its bytes keep coming (each read waits at most this long).
     timeout: Duration,
+    /// How long a city may hold the feed's call when nothing changed, in seconds.
+    feed_wait: u64,
+    /// The client of the feed's calls (which wait that long without a byte).
+    feed_http: reqwest::Client,
+    /// The links whose feed runs.
+    feeds: std::sync::Mutex<std::collections::HashSet<i64>>,
     trees: RwLock<HashMap<i64, Remote>>,
     /// Live streams of remote cameras, relayed into `hub` under their province ids.
     relays: Relays,
@@ -105,10 +118,16 @@ impl Federation {
         hub: Arc<Hub>,
         interval: Duration,
         timeout: Duration,
+        feed_wait: Duration,
     ) -> Federation {
+        let connect = timeout.min(Duration::from_secs(3));
         let http = reqwest::Client::builder()
             .read_timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(3)))
+            .connect_timeout(connect)
+            .build()
+            .unwrap_or_default();
+        let feed_http = reqwest::Client::builder()
+            .connect_timeout(connect)
             .build()
             .unwrap_or_default();
         Federation {
@@ -117,10 +136,22 @@ impl Federation {
             http,
             interval,
             timeout,
+            feed_wait: feed_wait.as_secs(),
+            feed_http,
+            feeds: Default::default(),
             trees: RwLock::new(HashMap::new()),
             relays: Relays::default(),
             hub,
         }
+    }
+
+    /// How long after the city's last answer a link still counts as up: a feed's call may wait
+    /// `feed_wait_s` for a change, plus the link's timeout, plus a retry.
+    pub fn stale_after(&self) -> Duration {
+        Duration::from_secs(self.feed_wait)
+            + self.timeout
+            + 2 * self.interval
+            + Duration::from_secs(2)
     }
 
     /// The remote camera with this province id, when its link is up and shares it now: (link name, camera).
@@ -212,6 +243,22 @@ impl Federation {
         actor: &str,
         forward: &[(reqwest::header::HeaderName, reqwest::header::HeaderValue)],
     ) -> Result<reqwest::Response, LinkError> {
+        let (mut req, signature) = Self::signed(&self.http, method, url, credential, target, actor);
+        for (k, v) in forward {
+            req = req.header(k, v);
+        }
+        Self::proved(req, credential, &signature).await
+    }
+
+    /// A request of `target` signed for the city at `url`, on `client`; and its signature.
+    fn signed(
+        client: &reqwest::Client,
+        method: reqwest::Method,
+        url: &str,
+        credential: &Credential,
+        target: &str,
+        actor: &str,
+    ) -> (reqwest::RequestBuilder, String) {
         let time = chrono::Utc::now().timestamp();
         let signature = Signed {
             method: method.as_str(),
@@ -221,16 +268,21 @@ impl Federation {
             body: b"",
         }
         .sign(&credential.secret);
-        let mut req = self
-            .http
+        let req = client
             .request(method, format!("{}{target}", url.trim_end_matches('/')))
             .header(sign::GRANT_HEADER, credential.grant_id.to_string())
             .header(sign::TIME_HEADER, time.to_string())
             .header(sign::ACTOR_HEADER, sign::encode_actor(actor))
             .header(sign::SIGNATURE_HEADER, &signature);
-        for (k, v) in forward {
-            req = req.header(k, v);
-        }
+        (req, signature)
+    }
+
+    /// Sends `req`; its answer (success or `304`) once the city's proof of `signature` checks.
+    async fn proved(
+        req: reqwest::RequestBuilder,
+        credential: &Credential,
+        signature: &str,
+    ) -> Result<reqwest::Response, LinkError> {
         let resp = req
             .send()
             .await
@@ -246,8 +298,7 @@ impl Federation {
             .get(sign::PROOF_HEADER)
             .and_then(|v| v.to_str().ok())
             .ok_or(LinkError::NoProof)?;
-        sign::verify_proof(&credential.secret, &signature, proof)
-            .map_err(|_| LinkError::NoProof)?;
+        sign::verify_proof(&credential.secret, signature, proof).map_err(|_| LinkError::NoProof)?;
         Ok(resp)
     }
 
@@ -311,23 +362,6 @@ impl Federation {
             .await
     }
 
-    /// The city's shared tree over a credential (checked for consistency).
-    pub async fn fetch_tree(
-        &self,
-        url: &str,
-        credential: &Credential,
-    ) -> Result<SharedTree, LinkError> {
-        let body = self.get(url, credential, TREE_PATH, "").await?;
-        let tree: SharedTree =
-            serde_json::from_slice(&body).map_err(|e| LinkError::BadAnswer(e.to_string()))?;
-        if !tree.consistent() {
-            return Err(LinkError::BadAnswer(
-                "sites or cameras outside the shared regions".into(),
-            ));
-        }
-        Ok(tree)
-    }
-
     fn credential(&self, link: &Link) -> Result<Credential, LinkError> {
         let secret = self
             .secrets
@@ -337,68 +371,6 @@ impl Federation {
             grant_id: link.grant_id,
             secret,
         })
-    }
-
-    /// One round over every link: fetch each tree, record the contact or the error, mirror the regions.
-    pub async fn poll(&self) {
-        let links = match store::links(&self.pool).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "federation: links not read");
-                return;
-            }
-        };
-        let ids: Vec<i64> = links.iter().map(|l| l.id).collect();
-        self.trees
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|id, _| ids.contains(id));
-        let rounds = links
-            .iter()
-            .filter(|l| !l.paused)
-            .map(|l| self.poll_link(l));
-        futures::future::join_all(rounds).await;
-        for l in links.iter().filter(|l| l.paused) {
-            self.mark(l.id, false);
-        }
-    }
-
-    async fn poll_link(&self, link: &Link) {
-        let result = match self.credential(link) {
-            Ok(c) => self.fetch_tree(&link.url, &c).await,
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(tree) => {
-                mirror_regions(&self.pool, &tree).await;
-                let _ = store::contact(&self.pool, link.id, None).await;
-                let remote = Remote {
-                    link: link.name.clone(),
-                    tree,
-                    up: true,
-                };
-                self.trees
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(link.id, remote);
-            }
-            Err(e) => {
-                tracing::warn!(link = %link.name, error = %e, "federation: city not reached");
-                let _ = store::contact(&self.pool, link.id, Some(&e.to_string())).await;
-                self.mark(link.id, false);
-            }
-        }
-    }
-
-    fn mark(&self, link: i64, up: bool) {
-        if let Some(r) = self
-            .trees
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(&link)
-        {
-            r.up = up;
-        }
     }
 
     /// Forgets a link's tree (the link was deleted).
@@ -446,17 +418,6 @@ impl Federation {
         }
         out.sort_by_key(|(l, _, _, c)| (*l, c.id));
         out
-    }
-
-    /// Polls every link each interval until `cancel` fires.
-    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
-        loop {
-            self.poll().await;
-            tokio::select! {
-                _ = tokio::time::sleep(self.interval) => {}
-                _ = cancel.cancelled() => return,
-            }
-        }
     }
 }
 
@@ -514,53 +475,5 @@ impl Source for LinkStream {
                 Err(_) => false,
             }
         })
-    }
-}
-
-/// Puts the shared regions into this server's tree where they are missing, under their parent when this
-/// server has it (else at the top), so that its users' region scopes reach the remote cameras. Existing
-/// regions are left as they are (the province's own tree wins).
-async fn mirror_regions(pool: &Pool, tree: &SharedTree) {
-    let Ok(known) = regions::list(pool).await else {
-        return;
-    };
-    let mut have: std::collections::HashSet<String> = known.into_iter().map(|r| r.code).collect();
-    // Parents first: a region whose parent is shared too waits for it.
-    let mut pending: Vec<&remote::SharedRegion> = tree.regions.iter().collect();
-    while !pending.is_empty() {
-        let before = pending.len();
-        let mut later = Vec::new();
-        for r in pending {
-            if have.contains(&r.code) {
-                continue;
-            }
-            let parent_shared = r
-                .parent_code
-                .as_ref()
-                .is_some_and(|p| tree.regions.iter().any(|x| &x.code == p));
-            if parent_shared && !r.parent_code.as_ref().is_some_and(|p| have.contains(p)) {
-                later.push(r);
-                continue;
-            }
-            let parent = r.parent_code.clone().filter(|p| have.contains(p));
-            let row = regions::Region {
-                code: r.code.clone(),
-                name: r.name.clone(),
-                level: r.level.clone(),
-                parent_code: parent,
-            };
-            match regions::create_or_revive(pool, &row).await {
-                Ok(()) => {
-                    have.insert(r.code.clone());
-                }
-                Err(e) => {
-                    tracing::warn!(region = %r.code, error = %e, "federation: region not mirrored")
-                }
-            }
-        }
-        if later.len() == before {
-            break;
-        }
-        pending = later;
     }
 }
