@@ -80,6 +80,7 @@ async fn audit_count(c: &Client, action: &str, actor: &str) -> usize {
 const PROVINCE: &str = r#"
 [federation]
 poll_interval_s = 1
+feed_wait_s = 3
 timeout_s = 2
 search_deadline_ms = 1500
 
@@ -295,6 +296,8 @@ async fn a_province_links_two_cities_and_sees_only_what_each_shares() {
         "{}",
         sites.text
     );
+
+    changes_reach_the_province(&admin, &ganzhou).await;
 
     // A province supervisor of one city sees that city's camera only.
     for (user, pass, city) in [
@@ -567,6 +570,62 @@ async fn a_province_links_two_cities_and_sees_only_what_each_shares() {
     let left = remote_cameras(&admin).await;
     assert!(left.iter().all(|c| c["link"] == "南昌"), "{left:?}");
     let _ = ganzhou.camera;
+}
+
+/// The change feed: a camera added at Ganzhou, in the region it shares, whose source does not answer,
+/// shows at the province within seconds with its state, raises an offline alarm the province lists, and
+/// the province's health lists the city's site with its rates. Then it is removed, and goes.
+async fn changes_reach_the_province(admin: &Client, ganzhou: &City) {
+    let broken = ganzhou
+        .admin
+        .camera(json!({"name": "断线窗口", "site_id": ganzhou.site, "main_url": "rtsp://127.0.0.1:9/none", "record": false}))
+        .await;
+    let seen = wait_for(Duration::from_secs(8), || async {
+        let cams = remote_cameras(admin).await;
+        let c = cams.into_iter().find(|c| c["name"] == "断线窗口")?;
+        (c["state"] != "online" && c["state"] != "connecting").then_some(c)
+    })
+    .await;
+    assert!(
+        seen.is_some(),
+        "the new city camera and its state did not reach the province"
+    );
+    let alarm = wait_for(Duration::from_secs(8), || async {
+        let r = admin.get("/api/v1/alarms?state=active").await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let list = r.body.as_array().cloned().unwrap_or_default();
+        list.into_iter()
+            .find(|a| a["link"] == "赣州" && a["kind"] == "camera_offline")
+    })
+    .await
+    .expect("the city's offline alarm at the province");
+    assert!(
+        alarm["camera_ids"][0].as_i64().is_some_and(|id| id < 0),
+        "{alarm}"
+    );
+    let health = admin.get("/api/v1/health").await;
+    assert_eq!(health.status, 200, "{}", health.text);
+    let site = health.body["sites"]
+        .as_array()
+        .and_then(|l| l.iter().find(|x| x["link"] == "赣州").cloned())
+        .expect("the city's site in the province's health");
+    assert_eq!(site["cameras"], 2, "{site}");
+    assert!(site["completeness"].is_number(), "{site}");
+    assert!(!health.text.contains("不共享"), "{}", health.text);
+    let r = ganzhou
+        .admin
+        .delete(&format!("/api/v1/cameras/{broken}"))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let gone = wait_for(Duration::from_secs(8), || async {
+        let cams = remote_cameras(admin).await;
+        (!cams.iter().any(|c| c["name"] == "断线窗口")).then_some(())
+    })
+    .await;
+    assert!(
+        gone.is_some(),
+        "a camera removed at the city stayed at the province"
+    );
 }
 
 /// Reads one entry of a zip whole.

@@ -328,7 +328,23 @@ pub async fn list_alarms(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Query(q): Query<AlarmQuery>,
+    uri: axum::http::Uri,
 ) -> ApiResult<Json<Vec<Value>>> {
+    let limit = q.limit.unwrap_or(200).clamp(1, 1000) as usize;
+    let mut alarms = local_alarms(&s, &p, &q).await?;
+    // At a province, the linked cities' alarms too (docs/federation.md).
+    alarms.extend(super::remote_status::city_alarms(&s, &p, uri.query()).await);
+    alarms.sort_by(|a, b| b["raised_at"].as_str().cmp(&a["raised_at"].as_str()));
+    alarms.truncate(limit);
+    Ok(Json(alarms))
+}
+
+/// This server's own alarms in the caller's regions.
+pub(super) async fn local_alarms(
+    s: &AppState,
+    p: &Principal,
+    q: &AlarmQuery,
+) -> ApiResult<Vec<Value>> {
     if let Some(st) = &q.state {
         if st != "active" && st != "cleared" {
             return Err(ApiError::invalid("state must be active or cleared"));
@@ -336,20 +352,19 @@ pub async fn list_alarms(
     }
     let limit = q.limit.unwrap_or(200).clamp(1, 1000);
     let rows = cards::list_alarms(&s.pool, q.state.as_deref(), limit).await?;
-    Ok(Json(
-        rows.into_iter()
-            .filter(|a| p.scope.allows(&a.region_code))
-            .map(|a| {
-                json!({
-                    "id": a.id, "kind": a.kind, "subject": a.subject, "region_code": a.region_code,
-                    "site_id": a.site_id, "case_no": a.case_no,
-                    "camera_ids": serde_json::from_str::<Value>(&a.camera_ids).unwrap_or(json!([])),
-                    "message": a.message, "state": a.state, "raised_at": ms_to_rfc3339(a.raised_at),
-                    "cleared_at": a.cleared_at.map(ms_to_rfc3339),
-                })
+    Ok(rows
+        .into_iter()
+        .filter(|a| p.scope.allows(&a.region_code))
+        .map(|a| {
+            json!({
+                "id": a.id, "kind": a.kind, "subject": a.subject, "region_code": a.region_code,
+                "site_id": a.site_id, "case_no": a.case_no,
+                "camera_ids": serde_json::from_str::<Value>(&a.camera_ids).unwrap_or(json!([])),
+                "message": a.message, "state": a.state, "raised_at": ms_to_rfc3339(a.raised_at),
+                "cleared_at": a.cleared_at.map(ms_to_rfc3339),
             })
-            .collect(),
-    ))
+        })
+        .collect())
 }
 
 #[derive(Deserialize)]

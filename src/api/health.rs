@@ -106,14 +106,32 @@ pub async fn health(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Query(q): Query<HealthQuery>,
-) -> ApiResult<Json<Health>> {
+    uri: axum::http::Uri,
+) -> ApiResult<Json<serde_json::Value>> {
+    let own = local_health(&s, &p, &q).await?;
+    let mut out = serde_json::to_value(own).map_err(ApiError::internal)?;
+    // At a province, the linked cities' sites too, and the cities that did not answer in time.
+    let (sites, unreachable) = super::remote_status::city_health(&s, &p, uri.query()).await;
+    if let Some(list) = out["sites"].as_array_mut() {
+        list.extend(sites);
+    }
+    out["unreachable"] = serde_json::json!(unreachable);
+    Ok(Json(out))
+}
+
+/// This server's own sites in the caller's regions.
+pub(super) async fn local_health(
+    s: &AppState,
+    p: &Principal,
+    q: &HealthQuery,
+) -> ApiResult<Health> {
     let hours = q.hours.unwrap_or(24);
     if !(1..=24 * 90).contains(&hours) {
         return Err(ApiError::invalid("hours must be between 1 and 2160"));
     }
     let now_us = crate::time::now_us();
     let from_us = now_us - i64::from(hours) * 3_600_000_000;
-    let mut sites = visible_sites(&s, &p).await?;
+    let mut sites = visible_sites(s, p).await?;
     let recorded = index::recorded_us(&s.pool, from_us, now_us).await?;
     let uptime = crate::cases::uptime::rates(&s.pool, from_us / 1000, now_us / 1000).await?;
     let mut online_samples: BTreeMap<i64, i64> = BTreeMap::new();
@@ -150,13 +168,13 @@ pub async fn health(
         site.set_rates(online_samples.get(&site.site_id).copied().unwrap_or(0));
     }
     let disk = if p.role == Role::Admin {
-        Some(disk(&s).await?)
+        Some(disk(s).await?)
     } else {
         None
     };
-    Ok(Json(Health {
+    Ok(Health {
         hours,
         disk,
         sites: sites.into_values().collect(),
-    }))
+    })
 }

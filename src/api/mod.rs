@@ -15,12 +15,14 @@ mod device_footage;
 mod gb;
 pub use cameras::{camera_spec, CameraRunner};
 pub mod error;
+mod fan_out;
 mod health;
 mod holds;
 mod internal;
 mod link_exports;
 mod link_footage;
 mod link_stream;
+mod link_tree;
 mod links;
 mod live;
 mod metrics;
@@ -32,6 +34,7 @@ mod recordings;
 mod remote_cases;
 mod remote_exports;
 mod remote_footage;
+mod remote_status;
 pub mod repeats;
 mod revoke;
 mod session;
@@ -199,7 +202,7 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics)
         .route("/healthz", get(ops::healthz))
         // City to province (the request's signature, not a session): see `links`.
-        .route(crate::federation::TREE_PATH, get(links::tree))
+        .route(crate::federation::TREE_PATH, get(link_tree::tree))
         .route("/api/v1/link/cameras/{id}/stream", get(link_stream::stream))
         .route("/api/v1/link/cameras/{id}/views", get(link_stream::views))
         .route(
@@ -222,6 +225,8 @@ pub fn router(state: AppState) -> Router {
             get(link_exports::download),
         )
         .route("/api/v1/link/signing-key", get(link_exports::signing_key))
+        .route("/api/v1/link/alarms", get(remote_status::link_alarms))
+        .route("/api/v1/link/health", get(remote_status::link_health))
         .route(
             "/api/v1/link/cameras/{id}/thumbnails",
             get(link_footage::strip),

@@ -1,6 +1,6 @@
 //! Case search across linked cities (docs/federation.md). At the province, the first page of `GET /cases`
-//! fans out to every linked city at once (`GET /api/v1/link/cases` with the same query, signed) and merges
-//! what comes back within the deadline (`[federation] search_deadline_ms`) with its own cases, each city's
+//! fans out to every linked city at once (`GET /api/v1/link/cases` with the same query, signed,
+//! `super::fan_out`) and merges what comes back within the deadline with its own cases, each city's
 //! named on its cases (`link`); a city that does not answer in time, or refuses, is listed in
 //! `unreachable`: partial results, never a hang. At the city, the link's call is answered by the same
 //! search, as a caller of the grant's regions.
@@ -10,16 +10,16 @@
 //! `federation::remote`); later pages (`after`) are the province's own.
 
 use super::error::{ApiResult, Query};
+use super::fan_out::ask_cities;
 use super::link_footage::{link_caller, proved};
 use super::AppState;
 use crate::auth::Principal;
-use crate::federation::{remote, store};
+use crate::federation::remote;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde_json::Value;
-use std::time::Duration;
 
 /// `GET /api/v1/link/cases` at the city.
 pub async fn city_cases(
@@ -39,58 +39,13 @@ pub async fn fan_out(
     p: &Principal,
     query: Option<&str>,
 ) -> (Vec<Value>, Vec<String>) {
-    let links = match store::links(&s.pool).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::warn!(error = %e, "case search: links not read");
-            return (Vec::new(), Vec::new());
-        }
-    };
-    if links.is_empty() {
-        return (Vec::new(), Vec::new());
-    }
-    let deadline = Duration::from_millis(s.cfg.federation.search_deadline_ms.max(100));
     let target = format!(
         "/api/v1/link/cases{}",
         query.map(|q| format!("?{q}")).unwrap_or_default()
     );
-    let calls = links.iter().filter(|l| !l.paused).map(|l| {
-        let target = target.clone();
-        async move {
-            let call = async {
-                let resp = s
-                    .federation
-                    .send_over(l.id, reqwest::Method::GET, &target, &p.actor(), &[])
-                    .await?;
-                let body: Value = resp
-                    .json()
-                    .await
-                    .map_err(|e| crate::federation::LinkError::BadAnswer(e.to_string()))?;
-                Ok::<_, crate::federation::LinkError>(body)
-            };
-            (l, tokio::time::timeout(deadline, call).await)
-        }
-    });
+    let got = ask_cities(s, &p.actor(), &target).await;
     let mut cases = Vec::new();
-    let mut unreachable: Vec<String> = links
-        .iter()
-        .filter(|l| l.paused)
-        .map(|l| l.name.clone())
-        .collect();
-    for (link, result) in futures::future::join_all(calls).await {
-        let body = match result {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => {
-                tracing::info!(link = %link.name, error = %e, "case search: city refused or failed");
-                unreachable.push(link.name.clone());
-                continue;
-            }
-            Err(_) => {
-                tracing::info!(link = %link.name, "case search: city past the deadline");
-                unreachable.push(link.name.clone());
-                continue;
-            }
-        };
+    for (link, body) in got.answers {
         for mut c in body["cases"].as_array().cloned().unwrap_or_default() {
             let region = c["region_code"].as_str().unwrap_or_default();
             if !p.scope.allows(region) {
@@ -106,5 +61,5 @@ pub async fn fan_out(
             cases.push(c);
         }
     }
-    (cases, unreachable)
+    (cases, got.unreachable)
 }
