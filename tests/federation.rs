@@ -522,7 +522,7 @@ async fn a_province_links_two_cities_and_sees_only_what_each_shares() {
     nanchang.server.restart();
     wait_link(&admin, "南昌", "up").await;
 
-    export_a_city_case(&province, &admin, &ganzhou, span).await;
+    export_a_city_case(&province, &admin, &ganzhou, gz_cam, span).await;
 
     // Ganzhou pauses its credential: the live views end within seconds; it resumes, then revokes it.
     let path = format!("/api/v1/link-credentials/{gz_grant}");
@@ -660,7 +660,13 @@ fn verify(pkg: &std::path::Path, key: &str, countersign_key: &str) -> (bool, Str
 /// The province exports a Ganzhou case whose clip holds the recorded `span`: the city makes and signs the
 /// package for `江西省/admin`, the province countersigns it; `vigil verify` checks both keys; a province
 /// investigator of Nanchang cannot export it.
-async fn export_a_city_case(province: &Server, admin: &Client, ganzhou: &City, span: (i64, i64)) {
+async fn export_a_city_case(
+    province: &Server,
+    admin: &Client,
+    ganzhou: &City,
+    gz_cam: i64,
+    span: (i64, i64),
+) {
     let ev = |id: &str, kind: &str, at: i64| {
         json!({"event_id": id, "case_no": "GZ-2026-0002", "case_type": "approval", "kind": kind,
                "at": rfc_us(at), "site_id": ganzhou.site, "position": "A1"})
@@ -670,6 +676,26 @@ async fn export_a_city_case(province: &Server, admin: &Client, ganzhou: &City, s
     let r = ganzhou.admin.post("/api/v1/events", events).await;
     assert_eq!(r.body["accepted"], 2, "{}", r.text);
     let inv = Client::login(province, "inv-nc", "investigator-pw-2").await;
+    // The case's page at the province: the city's case with the province's camera id, playable here.
+    let case = admin.get("/api/v1/cases/GZ-2026-0002?link=赣州").await;
+    assert_eq!(case.status, 200, "{}", case.text);
+    assert_eq!(case.body["link"], "赣州");
+    let clip = &case.body["clips"][0];
+    assert_eq!(clip["camera_id"], gz_cam, "{clip}");
+    let video = clip["video_url"].as_str().expect("video url");
+    assert!(
+        video.starts_with(&format!("/api/v1/cameras/{gz_cam}/video.mp4?")),
+        "{video}"
+    );
+    let (st, mp4, ct) = admin.download(video).await;
+    assert_eq!((st, ct.as_str()), (200, "video/mp4"));
+    assert!(mp4.len() > 10_000);
+    let pic = clip["thumbnail_url"].as_str().expect("picture url");
+    assert_eq!(admin.download(pic).await.0, 200, "{pic}");
+    assert_eq!(
+        inv.get("/api/v1/cases/GZ-2026-0002?link=赣州").await.status,
+        404
+    );
     let refused = inv
         .post("/api/v1/cases/GZ-2026-0002/export?link=赣州", json!({}))
         .await;

@@ -181,17 +181,29 @@ pub async fn get_case(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Path(case_no): Path<String>,
-) -> ApiResult<Json<view::CaseView>> {
-    let case = visible_case(&s, &p, &case_no).await?;
-    Ok(Json(
-        view::case_view(&s.pool, case, &s.cases.defaults(), now_ms(), &p.scope).await?,
-    ))
+    Query(q): Query<LinkQuery>,
+) -> ApiResult<Response> {
+    if let Some(link) = q.link.as_deref() {
+        return super::remote_cases::case_detail(&s, &p, link, &case_no).await;
+    }
+    Ok(Json(local_case(&s, &p, &case_no).await?).into_response())
 }
 
-#[derive(Deserialize)]
+/// This server's own case, as the caller may see it.
+pub(super) async fn local_case(
+    s: &AppState,
+    p: &Principal,
+    case_no: &str,
+) -> ApiResult<view::CaseView> {
+    let case = visible_case(s, p, case_no).await?;
+    Ok(view::case_view(&s.pool, case, &s.cases.defaults(), now_ms(), &p.scope).await?)
+}
+
+/// The query of a case's routes: at a province, the linked city that holds the case (see
+/// `remote_cases`, `remote_exports`).
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct ExportQuery {
-    /// The linked city that holds the case (at a province, see `remote_exports`).
+pub struct LinkQuery {
     link: Option<String>,
 }
 
@@ -199,7 +211,7 @@ pub async fn start_export(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Path(case_no): Path<String>,
-    Query(q): Query<ExportQuery>,
+    Query(q): Query<LinkQuery>,
 ) -> ApiResult<Response> {
     if let Some(link) = q.link.as_deref() {
         return super::remote_exports::start(&s, &p, link, &case_no).await;
@@ -438,7 +450,11 @@ pub async fn clip_thumbnail(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Path((case_no, index)): Path<(String, usize)>,
+    Query(q): Query<LinkQuery>,
 ) -> ApiResult<Response> {
+    if let Some(link) = q.link.as_deref() {
+        return super::remote_cases::clip_picture(&s, &p, link, &case_no, index).await;
+    }
     let case = visible_case(&s, &p, &case_no).await?;
     let (_, clips) =
         view::case_clips(&s.pool, &case, &s.cases.defaults(), now_ms(), &p.scope).await?;

@@ -1,4 +1,5 @@
 //! A city's cases and exports to its province (docs/federation.md): `GET /api/v1/link/cases/{case_no}`,
+//! `.../clips/{index}/thumbnail.jpg`,
 //! `POST /api/v1/link/cases/{case_no}/export`, `GET /api/v1/link/exports/{id}` and `.../download`, and
 //! `GET /api/v1/link/signing-key`, signed as every link call.
 //!
@@ -66,10 +67,29 @@ pub async fn case(
     uri: Uri,
 ) -> ApiResult<Response> {
     let (p, actor, _, proof) = caller(&s, "GET", &headers, &uri, w.within.as_deref()).await?;
-    let view = cases::get_case(State(s.clone()), Extension(p), Path(case_no)).await?;
-    let note = case_note(&view.0.case_no, &view.0.region_code);
-    let resp = noted(view, note);
+    let view = cases::local_case(&s, &p, &case_no).await?;
+    let note = case_note(&view.case_no, &view.region_code);
+    let resp = noted(Json(view), note);
     Ok(proved(audited(&s, actor, "case.view", resp).await, &proof))
+}
+
+/// `GET /api/v1/link/cases/{case_no}/clips/{index}/thumbnail.jpg`: the picture of the case's clip.
+pub async fn clip_picture(
+    State(s): State<AppState>,
+    Path((case_no, index)): Path<(String, usize)>,
+    Query(w): Query<Within>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> ApiResult<Response> {
+    let (p, _, _, proof) = caller(&s, "GET", &headers, &uri, w.within.as_deref()).await?;
+    let jpeg = cases::clip_thumbnail(
+        State(s),
+        Extension(p),
+        Path((case_no, index)),
+        Query(cases::LinkQuery::default()),
+    )
+    .await?;
+    Ok(proved(jpeg, &proof))
 }
 
 /// `POST /api/v1/link/cases/{case_no}/export`: the city's export job for the province's user.

@@ -216,6 +216,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/link/cases", get(remote_cases::city_cases))
         .route("/api/v1/link/cases/{case_no}", get(link_exports::case))
         .route(
+            "/api/v1/link/cases/{case_no}/clips/{index}/thumbnail.jpg",
+            get(link_exports::clip_picture),
+        )
+        .route(
             "/api/v1/link/cases/{case_no}/export",
             post(link_exports::start_export),
         )

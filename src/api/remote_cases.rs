@@ -5,16 +5,20 @@
 //! `unreachable`: partial results, never a hang. At the city, the link's call is answered by the same
 //! search, as a caller of the grant's regions.
 //!
+//! A city's case is opened at the province with `GET /cases/{case_no}?link=NAME` ([`case_detail`]).
+//!
 //! Invariants: the province keeps only cases in its caller's regions (the cities' regions are mirrored
 //! into its tree); a city's site ids are given as the province names them (negative, see
 //! `federation::remote`); later pages (`after`) are the province's own.
 
-use super::error::{ApiResult, Query};
+use super::access::{noted, scoped, AuditNote};
+use super::error::{ApiError, ApiResult, Query};
 use super::fan_out::ask_cities;
 use super::link_footage::{link_caller, proved};
 use super::AppState;
-use crate::auth::Principal;
-use crate::federation::remote;
+use crate::auth::{Principal, Scope};
+use crate::cases::model;
+use crate::federation::{remote, store, LinkError};
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
@@ -62,4 +66,143 @@ pub async fn fan_out(
         }
     }
     (cases, got.unreachable)
+}
+
+/// Percent-encodes a path segment or query value.
+pub(super) fn enc(v: &str) -> String {
+    url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
+}
+
+/// A city's 404 as 404; anything else as 503, naming the city.
+pub(super) fn link_error(link: &str, e: LinkError) -> ApiError {
+    match e {
+        LinkError::Refused(m) if m.starts_with("404") => ApiError::not_found(),
+        e => ApiError::unavailable(format!("the city {link}: {e}")),
+    }
+}
+
+/// `?within=` of the calls for `p`: the regions the caller may see among those the link shares (none for
+/// a caller of every region).
+pub(super) fn within(s: &AppState, p: &Principal, link: i64) -> String {
+    let Scope::Regions(set) = &p.scope else {
+        return String::new();
+    };
+    let shared = s.federation.regions(link);
+    let codes: Vec<&str> = set
+        .iter()
+        .map(String::as_str)
+        .filter(|c| shared.is_empty() || shared.iter().any(|r| r == c))
+        .collect();
+    format!("?within={}", enc(&codes.join(",")))
+}
+
+/// The link named `name` (404 when there is none).
+pub(super) async fn link_named(s: &AppState, name: &str) -> ApiResult<store::Link> {
+    store::links(&s.pool)
+        .await?
+        .into_iter()
+        .find(|l| l.name == name)
+        .ok_or_else(ApiError::not_found)
+}
+
+/// `GET /cases/{case_no}?link=NAME` at the province: the city's case as the caller may see it, its
+/// site, cameras and URLs named as the province names them (playback and pictures go through the link).
+pub async fn case_detail(
+    s: &AppState,
+    p: &Principal,
+    link_name: &str,
+    case_no: &str,
+) -> ApiResult<Response> {
+    let case_no = model::case_no(case_no).map_err(|_| ApiError::not_found())?;
+    let link = link_named(s, link_name).await?;
+    let target = format!(
+        "/api/v1/link/cases/{}{}",
+        enc(&case_no),
+        within(s, p, link.id)
+    );
+    let mut case = s
+        .federation
+        .json_over(link.id, reqwest::Method::GET, &target, &p.actor())
+        .await
+        .map_err(|e| link_error(&link.name, e))?;
+    let region = case["region_code"].as_str().unwrap_or_default().to_owned();
+    scoped(p, &region)?;
+    let site = case["site_id"]
+        .as_i64()
+        .and_then(|id| remote::remote_id(link.id, id));
+    case["site_id"] = site.map_or(Value::Null, Value::from);
+    case["link"] = Value::from(link.name.clone());
+    if let Some(clips) = case["clips"].as_array_mut() {
+        for c in clips {
+            rename_clip(c, &link, &case_no);
+        }
+    }
+    let note = AuditNote {
+        target: Some(format!("/cases/{case_no}")),
+        region_code: Some(region),
+        detail: Some(format!("link {}", link.name)),
+        collapse: false,
+    };
+    Ok(noted(axum::Json(case), note))
+}
+
+/// A city's clip with the province's camera id; its video through the province's route of that camera,
+/// its picture through the province's route of the clip's picture.
+fn rename_clip(c: &mut Value, link: &store::Link, case_no: &str) {
+    let picture = c["index"].as_u64().map(|i| {
+        format!(
+            "/api/v1/cases/{}/clips/{i}/thumbnail.jpg?link={}",
+            enc(case_no),
+            enc(&link.name)
+        )
+    });
+    c["thumbnail_url"] = picture.map_or(Value::Null, Value::from);
+    let Some(camera) = c["camera_id"]
+        .as_i64()
+        .and_then(|id| remote::remote_id(link.id, id))
+    else {
+        c["camera_id"] = Value::Null;
+        c["video_url"] = Value::Null;
+        return;
+    };
+    let (start, end) = (
+        enc(c["start"].as_str().unwrap_or_default()),
+        enc(c["end"].as_str().unwrap_or_default()),
+    );
+    c["camera_id"] = Value::from(camera);
+    c["video_url"] = Value::from(format!(
+        "/api/v1/cameras/{camera}/video.mp4?start={start}&end={end}"
+    ));
+}
+
+/// `GET /cases/{case_no}/clips/{index}/thumbnail.jpg?link=NAME` at the province: the city's picture of
+/// its case's clip, asked within the caller's regions (the city answers 404 outside them).
+pub async fn clip_picture(
+    s: &AppState,
+    p: &Principal,
+    link_name: &str,
+    case_no: &str,
+    index: usize,
+) -> ApiResult<Response> {
+    let case_no = model::case_no(case_no).map_err(|_| ApiError::not_found())?;
+    let link = link_named(s, link_name).await?;
+    let target = format!(
+        "/api/v1/link/cases/{}/clips/{index}/thumbnail.jpg{}",
+        enc(&case_no),
+        within(s, p, link.id)
+    );
+    let answer = s
+        .federation
+        .send_over(link.id, reqwest::Method::GET, &target, &p.actor(), &[])
+        .await
+        .map_err(|e| link_error(&link.name, e))?;
+    let jpeg = answer
+        .bytes()
+        .await
+        .map_err(|e| ApiError::unavailable(format!("the city {}: {e}", link.name)))?;
+    Response::builder()
+        .header(axum::http::header::CONTENT_TYPE, "image/jpeg")
+        .header(axum::http::header::CACHE_CONTROL, "private, max-age=60")
+        .body(axum::body::Body::from(jpeg))
+        .map_err(ApiError::internal)
 }

@@ -14,10 +14,11 @@
 use super::access::{noted, scoped, AuditNote};
 use super::cases::start_error;
 use super::error::{ApiError, ApiResult, Json};
+use super::remote_cases::{enc, link_error, link_named, within};
 use super::AppState;
-use crate::auth::{Principal, Scope};
+use crate::auth::Principal;
 use crate::cases::{countersign, export, model, package::FileEntry};
-use crate::federation::{remote, store, LinkError};
+use crate::federation::{remote, store};
 use axum::http::StatusCode;
 use axum::response::Response;
 use futures::StreamExt;
@@ -33,32 +34,6 @@ const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 /// How many answers in a row the city may miss before the export fails.
 const MISSES: u32 = 60;
 
-fn enc(v: &str) -> String {
-    url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
-}
-
-fn link_error(link: &str, e: LinkError) -> ApiError {
-    match e {
-        LinkError::Refused(m) if m.starts_with("404") => ApiError::not_found(),
-        e => ApiError::unavailable(format!("the city {link}: {e}")),
-    }
-}
-
-/// `?within=` of the calls for `p`: the regions the caller may see among those the link shares (none for
-/// a caller of every region).
-fn within(s: &AppState, p: &Principal, link: i64) -> String {
-    let Scope::Regions(set) = &p.scope else {
-        return String::new();
-    };
-    let shared = s.federation.regions(link);
-    let codes: Vec<&str> = set
-        .iter()
-        .map(String::as_str)
-        .filter(|c| shared.is_empty() || shared.iter().any(|r| r == c))
-        .collect();
-    format!("?within={}", enc(&codes.join(",")))
-}
-
 /// Starts the export of city case `case_no` held by link `link_name`.
 pub async fn start(
     s: &AppState,
@@ -67,11 +42,7 @@ pub async fn start(
     case_no: &str,
 ) -> ApiResult<Response> {
     let case_no = model::case_no(case_no).map_err(|_| ApiError::not_found())?;
-    let link = store::links(&s.pool)
-        .await?
-        .into_iter()
-        .find(|l| l.name == link_name)
-        .ok_or_else(ApiError::not_found)?;
+    let link = link_named(s, link_name).await?;
     let (actor, q) = (p.actor(), within(s, p, link.id));
     let path = format!("/api/v1/link/cases/{}", enc(&case_no));
     let case = s

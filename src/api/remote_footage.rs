@@ -133,7 +133,7 @@ async fn proxy(
         .federation
         .send_over(link, reqwest::Method::GET, &target, &p.actor(), &forward)
         .await
-        .map_err(|e| ApiError::unavailable(format!("the camera's city: {e}")))?;
+        .map_err(|e| super::remote_cases::link_error("of the camera", e))?;
     let mut resp = Response::builder().status(answer.status().as_u16());
     for name in BACK {
         if let Some(v) = answer.headers().get(name) {
