@@ -798,6 +798,7 @@ async fn the_province_wall_plays_both_cities() {
             ("VIGIL_USER", "admin".into()),
             ("VIGIL_PASSWORD", "admin-password-1".into()),
             ("VIGIL_CAMERAS", json!(ids).to_string()),
+            ("VIGIL_CITY_CASE", "GZ-2026-0001".into()),
         ],
     );
     let step: Value = out
@@ -814,5 +815,16 @@ async fn the_province_wall_plays_both_cities() {
     assert!(
         names.contains("章贡区政务服务中心窗口1") && names.contains("南昌市政务服务中心窗口1"),
         "{step}"
+    );
+    // A city's case from the province's case search: named, opened and exported through its link.
+    let case = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["step"] == "province_case")
+        .unwrap_or_else(|| panic!("no province_case step: {out}"));
+    assert_eq!(
+        (&case["listed"], &case["shown"], &case["hold"], &case["export"]),
+        (&json!("赣州"), &json!("赣州"), &json!(false), &json!("done")),
+        "{case}"
     );
 }

@@ -16,8 +16,9 @@ import { thumbnailFeed } from './thumbs.js';
 
 const fact = (label, value) => (value ? [h('dt', { text: label }), h('dd', { text: value })] : []);
 
-/** The export control: start, progress, download link. Returns [element, stop]. */
-function exportBox(caseNo) {
+/** The export control: start, progress, download link; `via` is `?link=...` for a linked city's case.
+ * Returns [element, stop]. */
+function exportBox(caseNo, via) {
   let timer = null;
   const bar = h('progress', { max: '1', value: '0', hidden: true, class: 'ck-progress' });
   const text = h('span', { class: 'ck-export-state', role: 'status' });
@@ -48,7 +49,7 @@ function exportBox(caseNo) {
     btn.disabled = true;
     link.replaceChildren();
     clearTimeout(timer);
-    const r = await api('POST', `/cases/${encodeURIComponent(caseNo)}/export`, {}).catch(showError);
+    const r = await api('POST', `/cases/${encodeURIComponent(caseNo)}/export${via}`, {}).catch(showError);
     if (!r) { btn.disabled = false; return; }
     text.textContent = t('ck_exporting', { p: 0 });
     poll(r.export_id);
@@ -75,8 +76,11 @@ function holdForm(caseNo) {
   return form;
 }
 
-export async function mountCase(root, caseNo) {
-  const c = await api('GET', `/cases/${encodeURIComponent(caseNo)}`);
+export async function mountCase(root, caseNo, route) {
+  // A linked city's case (at a province): read, played and exported through the link; held at the city.
+  const link = route?.query.get('link') || '';
+  const via = link ? `?link=${encodeURIComponent(link)}` : '';
+  const c = await api('GET', `/cases/${encodeURIComponent(caseNo)}${via}`);
   const events = c.events.map((e) => ({ ...e, ms: Date.parse(e.at) })).sort((a, b) => a.ms - b.ms);
   const clips = c.clips.map((x) => ({ ...x, s: Date.parse(x.start), e: Date.parse(x.end) }));
   const times = [...events.map((e) => e.ms), ...clips.flatMap((x) => [x.s, x.e])];
@@ -156,10 +160,11 @@ export async function mountCase(root, caseNo) {
   };
   bus.addEventListener('notification', onNotification);
 
-  const [exportEl, stopExport] = exportBox(c.case_no);
+  const [exportEl, stopExport] = exportBox(c.case_no, via);
   const header = h('div', { class: 'ck-head' },
     h('a', { href: '#/cases', class: 'ck-back', text: `← ${t('ck_back')}` }),
-    h('h2', {}, c.case_no, ' ', h('span', { class: 'tag', text: typeLabel(c.case_type) }), ' ',
+    h('h2', {}, c.case_no, ' ', c.link ? h('span', { class: 'tag badge-link', title: t('badge_link_hint'), text: c.link }) : null, ' ',
+      h('span', { class: 'tag', text: typeLabel(c.case_type) }), ' ',
       h('span', { class: 'tag', text: statusLabel(c.status) }),
       c.card !== 'none' ? h('span', { class: `tag card card-${c.card}`, text: cardLabel(c.card) }) : null),
     h('dl', { class: 'ck-facts' },
@@ -203,7 +208,7 @@ export async function mountCase(root, caseNo) {
 
   root.append(header, h('div', { class: 'ck-layout' },
     h('div', { class: 'ck-left' }, player,
-      h('section', { class: 'ck-actions', 'aria-label': t('ck_actions') }, exportEl, holdForm(c.case_no))),
+      h('section', { class: 'ck-actions', 'aria-label': t('ck_actions') }, exportEl, link ? null : holdForm(c.case_no))),
     h('div', { class: 'ck-right' },
       h('h3', { text: t('ck_clips') }), clips.length ? clipList : h('p', { class: 'muted', text: t('ck_no_clips') }),
       h('h3', { text: t('ck_events') }), eventTable)));

@@ -70,9 +70,11 @@ async function search(root, route) {
     more.disabled = false;
     if (!r) return;
     for (const c of r.cases) {
-      const href = `#/cases/${encodeURIComponent(c.case_no)}`;
+      // A linked city's case (at a province) opens through its link, named beside its number.
+      const via = c.link ? `?link=${encodeURIComponent(c.link)}` : '';
+      const href = `#/cases/${encodeURIComponent(c.case_no)}${via}`;
       body.append(h('tr', { dataset: { case: c.case_no } },
-        h('td', {}, h('a', { href, text: c.case_no })),
+        h('td', {}, h('a', { href, text: c.case_no }), c.link ? h('span', { class: 'tag badge-link', title: t('badge_link_hint'), text: c.link }) : null),
         h('td', { text: typeLabel(c.case_type) }),
         h('td', { text: statusLabel(c.status) }),
         h('td', { class: `card-${c.card}`, text: c.card === 'none' ? '' : cardLabel(c.card) }),

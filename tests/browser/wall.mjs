@@ -143,6 +143,32 @@ async function province() {
   await page.screenshot({ path: path.join(shots, 'wall-province.png') });
   log('province', { tiles: first, playing: p.count, states: p.states, names, lang, zh: /[\u4e00-\u9fff]/.test(toolbar),
     on_wall: cameras.filter((id) => first.includes(id)).length, in_tree: cameras.filter((id) => inTree.includes(id)).length });
+  await cityCase(process.env.VIGIL_CITY_CASE);
+}
+
+/** A city's case found by the province's case search: its row names the city, its page opens through the
+ *  link (no hold there: a hold is made at the city) and its export finishes. */
+async function cityCase(caseNo) {
+  await page.click('#pages a[data-page=cases]');
+  await page.waitForSelector('.page-cases .cs-form');
+  await page.fill('.cs-form input[name=q]', caseNo);
+  await page.press('.cs-form input[name=q]', 'Enter');
+  const row = `.page-cases[data-ready=true][data-search*="q="] .cs-results tr[data-case="${caseNo}"]`;
+  await page.waitForSelector(row);
+  const listed = await page.textContent(`${row} .badge-link`);
+  await page.click(`${row} a`);
+  await page.waitForSelector('.page-cases[data-ready=true] .ck-head .badge-link');
+  const shown = await page.textContent('.ck-head .badge-link');
+  const hold = await page.$('.ck-hold');
+  await page.click('.ck-export');
+  let state = '';
+  const end = Date.now() + 30000;
+  while (Date.now() < end && state !== 'done' && state !== 'failed') {
+    await page.waitForTimeout(300);
+    state = await page.$eval('.ck-export-state', (el) => el.dataset.state || '');
+  }
+  await page.screenshot({ path: path.join(shots, 'case-province.png') });
+  log('province_case', { listed, shown, hold: Boolean(hold), export: state });
 }
 
 async function main() {
