@@ -823,8 +823,18 @@ async fn the_province_wall_plays_both_cities() {
         .find(|l| l["step"] == "province_case")
         .unwrap_or_else(|| panic!("no province_case step: {out}"));
     assert_eq!(
-        (&case["listed"], &case["shown"], &case["hold"], &case["export"]),
-        (&json!("赣州"), &json!("赣州"), &json!(false), &json!("done")),
+        (
+            &case["listed"],
+            &case["shown"],
+            &case["hold"],
+            &case["export"]
+        ),
+        (
+            &json!("赣州"),
+            &json!("赣州"),
+            &json!(false),
+            &json!("done")
+        ),
         "{case}"
     );
 }

@@ -105,6 +105,31 @@ pub(super) async fn link_named(s: &AppState, name: &str) -> ApiResult<store::Lin
         .ok_or_else(ApiError::not_found)
 }
 
+/// A city's case as the province's caller may see it: the link, the case number, the case as the city
+/// gives it (within the caller's regions) and its region, checked against the caller's (404 outside).
+pub(super) async fn city_case(
+    s: &AppState,
+    p: &Principal,
+    link_name: &str,
+    case_no: &str,
+) -> ApiResult<(store::Link, String, Value, String)> {
+    let case_no = model::case_no(case_no).map_err(|_| ApiError::not_found())?;
+    let link = link_named(s, link_name).await?;
+    let target = format!(
+        "/api/v1/link/cases/{}{}",
+        enc(&case_no),
+        within(s, p, link.id)
+    );
+    let case = s
+        .federation
+        .json_over(link.id, reqwest::Method::GET, &target, &p.actor())
+        .await
+        .map_err(|e| link_error(&link.name, e))?;
+    let region = case["region_code"].as_str().unwrap_or_default().to_owned();
+    scoped(p, &region)?;
+    Ok((link, case_no, case, region))
+}
+
 /// `GET /cases/{case_no}?link=NAME` at the province: the city's case as the caller may see it, its
 /// site, cameras and URLs named as the province names them (playback and pictures go through the link).
 pub async fn case_detail(
@@ -113,20 +138,7 @@ pub async fn case_detail(
     link_name: &str,
     case_no: &str,
 ) -> ApiResult<Response> {
-    let case_no = model::case_no(case_no).map_err(|_| ApiError::not_found())?;
-    let link = link_named(s, link_name).await?;
-    let target = format!(
-        "/api/v1/link/cases/{}{}",
-        enc(&case_no),
-        within(s, p, link.id)
-    );
-    let mut case = s
-        .federation
-        .json_over(link.id, reqwest::Method::GET, &target, &p.actor())
-        .await
-        .map_err(|e| link_error(&link.name, e))?;
-    let region = case["region_code"].as_str().unwrap_or_default().to_owned();
-    scoped(p, &region)?;
+    let (link, case_no, mut case, region) = city_case(s, p, link_name, case_no).await?;
     let site = case["site_id"]
         .as_i64()
         .and_then(|id| remote::remote_id(link.id, id));

@@ -11,13 +11,13 @@
 //! Invariants: a package that does not verify is never countersigned (the export fails with the
 //! reason); the city's copy is downloaded beside the package and removed once countersigned or failed.
 
-use super::access::{noted, scoped, AuditNote};
+use super::access::{noted, AuditNote};
 use super::cases::start_error;
 use super::error::{ApiError, ApiResult, Json};
-use super::remote_cases::{enc, link_error, link_named, within};
+use super::remote_cases::{city_case, enc, within};
 use super::AppState;
 use crate::auth::Principal;
-use crate::cases::{countersign, export, model, package::FileEntry};
+use crate::cases::{countersign, export, package::FileEntry};
 use crate::federation::{remote, store};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -41,17 +41,9 @@ pub async fn start(
     link_name: &str,
     case_no: &str,
 ) -> ApiResult<Response> {
-    let case_no = model::case_no(case_no).map_err(|_| ApiError::not_found())?;
-    let link = link_named(s, link_name).await?;
+    let (link, case_no, case, region) = city_case(s, p, link_name, case_no).await?;
     let (actor, q) = (p.actor(), within(s, p, link.id));
     let path = format!("/api/v1/link/cases/{}", enc(&case_no));
-    let case = s
-        .federation
-        .json_over(link.id, Method::GET, &format!("{path}{q}"), &actor)
-        .await
-        .map_err(|e| link_error(&link.name, e))?;
-    let region = case["region_code"].as_str().unwrap_or_default().to_owned();
-    scoped(p, &region)?;
     let cameras: Vec<i64> = case["clips"]
         .as_array()
         .into_iter()
