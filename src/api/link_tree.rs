@@ -26,10 +26,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
+use tokio::sync::broadcast::error::RecvError;
 
 /// How often a waiting feed looks at the tree again when no notice came (changes made through the API:
 /// a camera or site added, moved or removed; a region shared more or less).
 const RECHECK: Duration = Duration::from_secs(2);
+/// How long after a notice the tree is looked at, so that a burst of notices is one look.
+const SETTLE: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,9 +80,16 @@ pub async fn tree(
             }
             return Ok(resp);
         }
+        let pause = RECHECK.min(deadline - now);
         tokio::select! {
-            _ = notices.recv() => {}
-            _ = tokio::time::sleep(RECHECK.min(deadline - now)) => {}
+            r = notices.recv() => {
+                // A burst of notices (cameras of a site going down together) is one look; a closed
+                // channel (the server stopping) is a plain wait.
+                let settle = if matches!(r, Err(RecvError::Closed)) { pause } else { SETTLE };
+                tokio::time::sleep(settle.min(deadline.saturating_duration_since(Instant::now()))).await;
+                while notices.try_recv().is_ok() {}
+            }
+            _ = tokio::time::sleep(pause) => {}
         }
         still_granted(&s, grant.id).await?;
     }

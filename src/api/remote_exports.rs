@@ -58,12 +58,19 @@ pub async fn start(
         .federation
         .json_over(link.id, Method::POST, &format!("{path}/export{q}"), &actor)
         .await;
-    let city_job = match started.map(|v| v["export_id"].as_str().map(str::to_owned)) {
+    // The city's id goes into the paths of the next calls: an export id's form only.
+    let id_of = |v: serde_json::Value| {
+        v["export_id"]
+            .as_str()
+            .filter(|j| j.len() == 32 && j.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_owned)
+    };
+    let city_job = match started.map(id_of) {
         Ok(Some(job)) => job,
         failed => {
             let why = match failed {
                 Err(e) => format!("the city {} did not start the export: {e}", link.name),
-                _ => format!("the city {} gave no export id", link.name),
+                _ => format!("the city {} gave no export id it could name", link.name),
             };
             export::finish(&s.cases, &id, &actor, Err(why.clone())).await;
             return Err(ApiError::unavailable(why));

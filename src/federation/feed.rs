@@ -80,13 +80,16 @@ impl Federation {
 
     /// Link `id`'s feed, until the link is paused or deleted or `cancel` fires.
     async fn follow(self: Arc<Self>, id: i64, cancel: CancellationToken) {
+        // After a failed call (and at first) the tree is asked at once, so that a city back with an
+        // unchanged tree shows up again without waiting out a feed's call.
+        let mut answered = false;
         loop {
             let link = match store::link(&self.pool, id).await {
                 Ok(l) if !l.paused => l,
                 _ => break,
             };
-            let since = self.version(id);
-            let answered = tokio::select! {
+            let since = if answered { self.version(id) } else { None };
+            answered = tokio::select! {
                 ok = self.refresh(&link, since) => ok,
                 _ = cancel.cancelled() => break,
             };
