@@ -628,6 +628,47 @@ async fn changes_reach_the_province(admin: &Client, ganzhou: &City) {
     );
 }
 
+/// Step `name` of a browser script's output.
+fn step(out: &str, name: &str) -> Value {
+    out.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["step"] == name)
+        .unwrap_or_else(|| panic!("no {name} step: {out}"))
+}
+
+/// Ganzhou's admin issues the province's credential in its console (shown once); the province's admin
+/// links Ganzhou with it in the province's console, and sees the link up with Ganzhou's one shared camera.
+fn link_in_the_consoles(province: &Server, ganzhou: &City) {
+    let issued = browser::run_script(
+        "links.mjs",
+        &ganzhou.server,
+        &[
+            ("VIGIL_PHASE", "issue".into()),
+            ("VIGIL_PASSWORD", ADMIN_PASSWORD.into()),
+            ("VIGIL_NAME", "江西省".into()),
+            ("VIGIL_REGION", "360700".into()),
+        ],
+    );
+    let issued = step(&issued, "issued");
+    let credential = issued["credential"].as_str().unwrap_or_default();
+    assert!(credential.starts_with("vgl1."), "{issued}");
+    assert_eq!(issued["title"], "联网凭证已签发：请立即复制", "{issued}");
+    let linked = browser::run_script(
+        "links.mjs",
+        province,
+        &[
+            ("VIGIL_PHASE", "link".into()),
+            ("VIGIL_PASSWORD", ADMIN_PASSWORD.into()),
+            ("VIGIL_NAME", "赣州".into()),
+            ("VIGIL_LINK_URL", ganzhou.server.url("")),
+            ("VIGIL_CREDENTIAL", credential.into()),
+        ],
+    );
+    let cells = step(&linked, "linked")["cells"].clone();
+    assert_eq!(cells[1], "正常", "{cells}");
+    assert_eq!(cells[4], "1", "{cells}");
+}
+
 /// Reads one entry of a zip whole.
 fn zip_entry(path: &std::path::Path, name: &str) -> Vec<u8> {
     use std::io::Read;
@@ -773,16 +814,16 @@ async fn the_province_wall_plays_both_cities() {
     let nanchang = city(&sim, 2, "360100", "南昌市政务服务中心", None).await;
     let province = Server::start_with(PROVINCE);
     let admin = province.admin().await;
-    for (name, c, region) in [("赣州", &ganzhou, "360700"), ("南昌", &nanchang, "360100")] {
-        let (_, cred) = credential(&c.admin, "江西省", &[region]).await;
-        let r = admin
-            .post(
-                "/api/v1/links",
-                json!({"name": name, "url": c.server.url(""), "credential": cred}),
-            )
-            .await;
-        assert_eq!(r.status, 201, "{}", r.text);
-    }
+    // Nanchang is linked through the API; Ganzhou through both consoles' 联网 tab.
+    let (_, cred) = credential(&nanchang.admin, "江西省", &["360100"]).await;
+    let r = admin
+        .post(
+            "/api/v1/links",
+            json!({"name": "南昌", "url": nanchang.server.url(""), "credential": cred}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    link_in_the_consoles(&province, &ganzhou);
     let ids: Vec<i64> = wait_for(Duration::from_secs(15), || async {
         let c = remote_cameras(&admin).await;
         (c.len() == 2 && c.iter().all(|x| x["state"] == "online"))

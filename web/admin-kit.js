@@ -75,6 +75,29 @@ export function dangerButton(labelKey, action) {
   return b;
 }
 
+/**
+ * Shows a secret the server gives once (a token, a link credential) in `slot`, with a copy button; it lives
+ * only in the box's input, and closing the box (or Escape) drops it, then calls `after`.
+ */
+export function secretBox(slot, { name, secret, title, label, after }) {
+  const input = h('input', { class: 'adm-secret', readonly: true, value: secret, 'aria-label': label,
+    spellcheck: 'false', onfocus: (e) => e.target.select() });
+  const copied = h('span', { class: 'adm-muted', role: 'status' });
+  const copy = h('button', { type: 'button', dataset: { action: 'copy' }, text: t('adm_tok_copy'), onclick: async () => {
+    input.select();
+    try { await navigator.clipboard.writeText(secret); } catch (_) { document.execCommand('copy'); }
+    copied.textContent = t('adm_tok_copied');
+  } });
+  const done = h('button', { type: 'button', class: 'secondary', text: t('adm_tok_done'),
+    onclick: () => { slot.replaceChildren(); after?.(); } });
+  const box = h('div', { class: 'adm-secret-box', role: 'alert' },
+    h('h3', { text: title }), h('p', { text: `${name}: ${t('adm_tok_secret_once')}` }),
+    h('div', { class: 'adm-secret-row' }, input, copy, done), copied);
+  box.addEventListener('keydown', (e) => { if (e.key === 'Escape') done.click(); });
+  slot.replaceChildren(box);
+  input.focus();
+}
+
 export const smallButton = (labelKey, onclick, props = {}) =>
   h('button', { type: 'button', class: 'secondary small', text: t(labelKey), onclick, ...props });
 

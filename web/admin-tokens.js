@@ -3,7 +3,7 @@
 // copy button, and dropped from the page when the admin closes the box or leaves the tab; the list shows
 // only names, roles, regions and dates. Revoking stops a token at once.
 import { api, fmtTime, h, showError, t, toast } from './core.js';
-import { checkedValues, dangerButton, field, form, load, regionChecks, select, split, table, val } from './admin-kit.js';
+import { checkedValues, dangerButton, field, form, load, regionChecks, secretBox, select, split, table, val } from './admin-kit.js';
 import { HUMAN_ROLES, regionsText } from './admin-users.js';
 
 function tokenState(tok) {
@@ -17,7 +17,7 @@ export default {
     let tokens = [];
     let regions = [];
     const listBox = h('div');
-    const secretBox = h('div', { class: 'adm-secret-slot' });
+    const slot = h('div', { class: 'adm-secret-slot' });
     const regionSlot = h('div');
 
     const f = form({
@@ -44,25 +44,8 @@ export default {
       oncancel: (el) => { el.reset(); el.clearError(); },
     });
 
-    // The secret lives only in this box's input; closing the box drops it.
-    function showSecret(tok) {
-      const input = h('input', { class: 'adm-secret', readonly: true, value: tok.token, 'aria-label': t('adm_tok_secret'),
-        spellcheck: 'false', onfocus: (e) => e.target.select() });
-      const copied = h('span', { class: 'adm-muted', role: 'status' });
-      const copy = h('button', { type: 'button', dataset: { action: 'copy' }, text: t('adm_tok_copy'), onclick: async () => {
-        input.select();
-        try { await navigator.clipboard.writeText(tok.token); } catch (_) { document.execCommand('copy'); }
-        copied.textContent = t('adm_tok_copied');
-      } });
-      const done = h('button', { type: 'button', class: 'secondary', text: t('adm_tok_done'),
-        onclick: () => { secretBox.replaceChildren(); f.elements.name.focus(); } });
-      const box = h('div', { class: 'adm-secret-box', role: 'alert' },
-        h('h3', { text: t('adm_tok_secret_title') }), h('p', { text: `${tok.name}: ${t('adm_tok_secret_once')}` }),
-        h('div', { class: 'adm-secret-row' }, input, copy, done), copied);
-      box.addEventListener('keydown', (e) => { if (e.key === 'Escape') done.click(); });
-      secretBox.replaceChildren(box);
-      input.focus();
-    }
+    const showSecret = (tok) => secretBox(slot, { name: tok.name, secret: tok.token, title: t('adm_tok_secret_title'),
+      label: t('adm_tok_secret'), after: () => f.elements.name.focus() });
 
     const drawList = () => listBox.replaceChildren(table([
       ['adm_id', (k) => String(k.id)],
@@ -88,8 +71,8 @@ export default {
       drawList();
     }
 
-    root.replaceChildren(split(h('div', {}, secretBox, listBox), f));
+    root.replaceChildren(split(h('div', {}, slot, listBox), f));
     await refresh();
-    return () => secretBox.replaceChildren();
+    return () => slot.replaceChildren();
   },
 };

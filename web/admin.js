@@ -1,6 +1,6 @@
 // 系统管理 (Administration), for admins: one tab per kind of thing an administrator keeps, at #/admin/<tab>
-// (regions, sites, positions, cameras, NVR import, ONVIF discovery, GB/T 28181 devices, users, tokens, audit log, system health,
-// cluster nodes).
+// (regions, sites, positions, cameras, NVR import, ONVIF discovery, GB/T 28181 devices, users, tokens, links to other
+// servers, audit log, system health, cluster nodes).
 //
 // This module is only the frame: the tab bar and the loading of the tab's module (admin-<tab>.js), which
 // exports { mount(root, route) } and may return a clean-up function, like a page of the shell. A language
@@ -8,7 +8,8 @@
 // scoped by the server to the admin's regions; the pages never filter for security.
 import { bus, h, showError, stylesheet, t } from './core.js';
 
-const TABS = ['regions', 'sites', 'positions', 'cameras', 'nvr', 'onvif', 'gb', 'users', 'tokens', 'audit', 'health', 'nodes'];
+const TABS = ['regions', 'sites', 'positions', 'cameras', 'nvr', 'onvif', 'gb', 'users', 'tokens', 'links', 'audit', 'health',
+  'nodes'];
 const DEFAULT = 'sites';
 
 export default {
