@@ -1,8 +1,8 @@
 //! Fuzz targets (proptest) for the parsers of outside bytes that Vigil owns: the MP4 box reader that
 //! reads segment files back (`record::scan`, `media::fmp4`), the skeletons of segments read back from
 //! the object storage bucket (`record::skeleton`), the frame messages of another node (`cluster::wire`),
-//! the evidence package verifier (`cases::verify`), the SPS rewriter of the live path (`live::vui`, fed
-//! by cameras), the case event checker (`cases::model::check`, fed by the approval systems), and what
+//! the evidence package verifier (`cases::verify`, plain and countersigned), the SPS rewriter of the live
+//! path (`live::vui`, fed by cameras), the case event checker (`cases::model::check`, fed by the approval systems), and what
 //! GB/T 28181 devices send: SIP (rsipstack's parser and what Vigil reads of a request), MANSCDP XML, RTP
 //! and the PS demuxer. Each gets arbitrary bytes and mutations of a valid input; none may panic, hang or
 //! claim that a damaged input is intact.
@@ -168,6 +168,23 @@ fn package(key: &SigningKey) -> Vec<u8> {
     zip.finish().expect("zip").into_inner()
 }
 
+/// A package of `package(city)` countersigned by `province` (`cases::countersign`), as bytes.
+fn countersigned(city: &SigningKey, province: &SigningKey) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (held, out) = (dir.path().join("held.zip"), dir.path().join("out.zip"));
+    std::fs::write(&held, package(city)).expect("write");
+    let city_hex = hex::encode(city.verifying_key().as_bytes());
+    let st = vigil::cases::countersign::Statement {
+        holder: "赣州",
+        holder_key: &city_hex,
+        export_id: "e",
+        exported_by: "admin",
+        exported_at: "2026-12-07T00:00:00Z",
+    };
+    vigil::cases::countersign::write(&held, &out, &st, province).expect("countersign");
+    std::fs::read(&out).expect("read")
+}
+
 fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
@@ -271,6 +288,24 @@ proptest! {
             // (a flipped byte in an unused field), the files may not.
             prop_assert_eq!(r.files_checked, 1);
             prop_assert!(bytes.len() >= good.len() / 2);
+        }
+    }
+
+    #[test]
+    fn the_countersigned_package_verifier_never_passes_a_changed_one(
+        bytes in mutated(countersigned(&SigningKey::from_bytes(&[3u8; 32]), &SigningKey::from_bytes(&[5u8; 32])))
+    ) {
+        let hex_of = |k: &SigningKey| hex::encode(k.verifying_key().as_bytes());
+        let (city, province) = (SigningKey::from_bytes(&[3u8; 32]), SigningKey::from_bytes(&[5u8; 32]));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("p.zip");
+        std::fs::write(&path, &bytes).expect("write");
+        let r = vigil::cases::verify::verify_countersigned(&path, Some(&hex_of(&city)), Some(&hex_of(&province)));
+        if r.problems.is_empty() {
+            // Passed: both signatures held and the files are as signed.
+            prop_assert_eq!(r.files_checked, 1);
+            prop_assert_eq!(r.countersigned_by, Some(hex_of(&province)));
+            prop_assert_eq!(r.holder.as_deref(), Some("赣州"));
         }
     }
 
