@@ -182,14 +182,7 @@ pub async fn list(
         cams.into_iter()
             .filter(|c| p.scope.allows(&c.region_code))
             .map(|camera| {
-                let state = s
-                    .ingest
-                    .status(StreamKey {
-                        camera_id: camera.id,
-                        kind: StreamKind::Main,
-                    })
-                    .map(|st| st.state)
-                    .unwrap_or(StreamState::Offline);
+                let state = s.ingest.main_state(camera.id);
                 let recording = state == StreamState::Online && s.recorders.is_recording(camera.id);
                 Listed::Local(ListedCamera {
                     ptz: onvif.contains(&camera.id)

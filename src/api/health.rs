@@ -15,7 +15,6 @@ use super::error::{ApiError, ApiResult, Json, Query};
 use super::AppState;
 use crate::auth::{Principal, Role};
 use crate::db;
-use crate::hub::{StreamKey, StreamKind};
 use crate::ingest::StreamState;
 use crate::record::{index, retention};
 use axum::extract::State;
@@ -145,14 +144,7 @@ pub(super) async fn local_health(
             site.uptime_samples += samples;
             *online_samples.entry(cam.site_id).or_default() += online;
         }
-        let key = StreamKey {
-            camera_id: cam.id,
-            kind: StreamKind::Main,
-        };
-        if s.ingest
-            .status(key)
-            .is_some_and(|st| st.state == StreamState::Online)
-        {
+        if s.ingest.main_state(cam.id) == StreamState::Online {
             site.online += 1;
         }
         if cam.record {

@@ -18,7 +18,6 @@ use super::links::signed_grant;
 use super::AppState;
 use crate::federation::remote::{SharedCamera, SharedRegion, SharedSite, SharedTree};
 use crate::federation::{sign, store, MAX_FEED_WAIT_S, TREE_VERSION_HEADER};
-use crate::hub::{StreamKey, StreamKind};
 use crate::ingest::StreamState;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -141,14 +140,7 @@ async fn shared_tree(s: &AppState, roots: &[String]) -> ApiResult<SharedTree> {
         .into_iter()
         .filter(|c| codes.contains(&c.region_code))
         .map(|c| {
-            let state = s
-                .ingest
-                .status(StreamKey {
-                    camera_id: c.id,
-                    kind: StreamKind::Main,
-                })
-                .map(|st| st.state)
-                .unwrap_or(StreamState::Offline);
+            let state = s.ingest.main_state(c.id);
             SharedCamera {
                 id: c.id,
                 name: c.name,

@@ -166,6 +166,16 @@ impl Supervisor {
             .map(|r| r.status.lock().unwrap_or_else(|e| e.into_inner()).clone())
     }
 
+    /// The state of a camera's main stream (what lists and health pages show of a camera); `Offline`
+    /// when it is not ingested.
+    pub fn main_state(&self, camera_id: i64) -> StreamState {
+        let key = StreamKey {
+            camera_id,
+            kind: crate::hub::StreamKind::Main,
+        };
+        self.status(key).map_or(StreamState::Offline, |st| st.state)
+    }
+
     /// Every stream's status, for metrics and health pages.
     pub fn all_statuses(&self) -> Vec<(StreamKey, StreamStatus)> {
         let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
