@@ -57,6 +57,7 @@ export class LivePlayback extends EventTarget {
   /** Shows the live stream in place of the recording. */
   goLive() {
     if (this.player || !this.mayLive) return;
+    this.triedAt = undefined;
     this.replay.pause();
     this.player = h('vigil-live', { class: 'rp-live', camera: String(this.camera), stream: 'main' });
     // The sound goes on live as it was on the recording.
@@ -82,6 +83,7 @@ export class LivePlayback extends EventTarget {
     if (edge !== null && ms >= edge) { this.goLive(); return; }
     const wasLive = this.live;
     this.stopLive();
+    this.triedAt = undefined;
     this.replay.seek(ms, play ?? (wasLive || undefined));
   }
 
@@ -98,10 +100,16 @@ export class LivePlayback extends EventTarget {
   /** The replay ran out: footage written meanwhile plays on; at the live edge, live does. */
   async ended() {
     const at = this.replay.time;
+    // The replay ended where the last attempt to play on started: it found nothing newer it could play
+    // (the newest fragment not readable yet). Then live takes over at the edge, instead of reading the
+    // spans and trying again at once, over and over (three requests each time, without a pause).
+    const again = this.triedAt !== undefined && at !== null && Math.abs(at - this.triedAt) < 1000;
     const spans = await this.refresh();
     if (this.live || this.replay.time !== at || this.replay.state !== 'ended') return; // the user moved on
     const last = spans[spans.length - 1];
-    if (last && at !== null && last.end > at + 500) this.replay.next();
-    else if (this.edge !== null) this.goLive();
+    if (!again && last && at !== null && last.end > at + 500) {
+      this.triedAt = at;
+      this.replay.next();
+    } else if (this.edge !== null) this.goLive();
   }
 }
