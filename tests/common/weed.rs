@@ -33,8 +33,23 @@ fn binary() -> PathBuf {
 }
 
 impl Weed {
-    /// Starts SeaweedFS and makes the bucket.
+    /// Starts SeaweedFS and makes the bucket. Its ports are picked free but may be taken by another
+    /// process before SeaweedFS binds them (it then exits): such a start is tried again on other ports.
     pub fn start() -> Weed {
+        let mut last = String::new();
+        for attempt in 1..=3 {
+            match Weed::try_start() {
+                Ok(w) => return w,
+                Err(log) => {
+                    eprintln!("SeaweedFS did not come up (attempt {attempt}); log:\n{log}");
+                    last = log;
+                }
+            }
+        }
+        panic!("SeaweedFS did not come up in three attempts; last log:\n{last}");
+    }
+
+    fn try_start() -> Result<Weed, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let identities = serde_json::json!({"identities": [{
             "name": "vigil",
@@ -51,20 +66,34 @@ impl Weed {
             dir,
             child: None,
         };
-        w.spawn();
+        if !w.launch() {
+            return Err(w.log());
+        }
         let url = format!("http://127.0.0.1:{}/buckets/{BUCKET}/", w.filer_port);
         let made = wait_until(Duration::from_secs(150), || {
-            Command::new("curl")
-                .args(["-sf", "-o", "/dev/null", "-X", "POST", &url])
-                .status()
-                .is_ok_and(|s| s.success())
+            !w.alive()
+                || Command::new("curl")
+                    .args(["-sf", "-o", "/dev/null", "-X", "POST", &url])
+                    .status()
+                    .is_ok_and(|s| s.success())
         });
-        assert!(made, "SeaweedFS did not make the bucket; log:\n{}", w.log());
+        if !made || !w.alive() {
+            return Err(format!("the bucket was not made; {}", w.log()));
+        }
         // An open port is not a working gateway: a signed listing of the bucket must answer before a test
         // counts on it (the gateway reads its identities and the filer after it starts listening).
-        let listed = wait_until(Duration::from_secs(150), || w.s3_answers());
-        assert!(listed, "SeaweedFS S3 does not answer; log:\n{}", w.log());
-        w
+        let listed = wait_until(Duration::from_secs(150), || !w.alive() || w.s3_answers());
+        if !listed || !w.alive() {
+            return Err(format!("S3 does not answer; {}", w.log()));
+        }
+        Ok(w)
+    }
+
+    /// Whether the SeaweedFS process still runs.
+    fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// Whether a signed `ListObjectsV2` of the bucket succeeds (curl signs it with SigV4).
@@ -78,7 +107,8 @@ impl Weed {
             .is_ok_and(|s| s.success())
     }
 
-    fn spawn(&mut self) {
+    /// Spawns the SeaweedFS process (it opens its ports after a while).
+    fn spawn_child(&mut self) {
         let p = |i: usize| self.ports[i].to_string();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -112,11 +142,27 @@ impl Weed {
             .spawn()
             .expect("spawn weed");
         self.child = Some(child);
+    }
+
+    /// Spawns SeaweedFS again on its ports (a restart), waiting for its S3 port.
+    fn spawn(&mut self) {
+        self.spawn_child();
+        let up = self.launch_waited();
+        assert!(up, "SeaweedFS S3 did not start; log:\n{}", self.log());
+    }
+
+    /// Spawns SeaweedFS; whether its S3 port opened while it ran.
+    fn launch(&mut self) -> bool {
+        self.spawn_child();
+        self.launch_waited()
+    }
+
+    fn launch_waited(&mut self) -> bool {
         let s3 = format!("127.0.0.1:{}", self.s3_port);
         let up = wait_until(Duration::from_secs(150), || {
-            std::net::TcpStream::connect(&s3).is_ok()
+            !self.alive() || std::net::TcpStream::connect(&s3).is_ok()
         });
-        assert!(up, "SeaweedFS S3 did not start; log:\n{}", self.log());
+        up && self.alive()
     }
 
     pub fn endpoint(&self) -> String {
