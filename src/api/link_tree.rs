@@ -13,8 +13,8 @@
 //! Authenticated by the request's signature alone ([`crate::federation::sign`]), outside the session
 //! routes.
 
-use super::error::{ApiError, ApiResult, Query};
-use super::links::signed_grant;
+use super::error::{ApiResult, Query};
+use super::links::{not_paused, signed_grant, unrevoked};
 use super::AppState;
 use crate::federation::remote::{SharedCamera, SharedRegion, SharedSite, SharedTree};
 use crate::federation::{sign, store, MAX_FEED_WAIT_S, TREE_VERSION_HEADER};
@@ -96,15 +96,7 @@ pub async fn tree(
 
 /// A grant paused or revoked while a feed waits ends the wait with the refusal a new call would get.
 async fn still_granted(s: &AppState, id: i64) -> ApiResult<()> {
-    let refused = || ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "link refused");
-    let g = store::grant(&s.pool, id).await.map_err(|_| refused())?;
-    if g.revoked_at.is_some() {
-        return Err(refused());
-    }
-    if g.paused {
-        return Err(ApiError::forbidden("the link is paused by the city"));
-    }
-    Ok(())
+    not_paused(&unrevoked(s, id).await?)
 }
 
 /// The regions under `roots` (with their subtrees), their sites and cameras with their state.

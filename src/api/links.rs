@@ -286,15 +286,8 @@ pub(super) async fn signed_grant(
         .ok_or_else(unsigned)?
         .to_owned();
     let actor = sign::decode_actor(header(sign::ACTOR_HEADER).unwrap_or_default());
-    // Unknown, revoked and mismatched alike: nothing tells a caller which grants exist.
-    let refused = || ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "link refused");
-    let grant = store::grant(&s.pool, grant_id)
-        .await
-        .map_err(|_| refused())?;
-    if grant.revoked_at.is_some() {
-        return Err(refused());
-    }
-    let secret = s.secrets.open(&grant.secret).map_err(|_| refused())?;
+    let grant = unrevoked(s, grant_id).await?;
+    let secret = s.secrets.open(&grant.secret).map_err(|_| link_refused())?;
     let signed = Signed {
         method,
         target,
@@ -305,9 +298,31 @@ pub(super) async fn signed_grant(
     signed
         .verify(&secret, &signature, chrono::Utc::now().timestamp())
         .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()))?;
+    not_paused(&grant)?;
+    let proof = sign::proof(&secret, &signature);
+    Ok((grant, actor, proof))
+}
+
+/// Grant `id` unless it is unknown or revoked: both refused alike (401), so that nothing tells a caller
+/// which grants exist.
+pub(super) async fn unrevoked(s: &AppState, id: i64) -> ApiResult<store::Grant> {
+    let grant = store::grant(&s.pool, id)
+        .await
+        .map_err(|_| link_refused())?;
+    if grant.revoked_at.is_some() {
+        return Err(link_refused());
+    }
+    Ok(grant)
+}
+
+fn link_refused() -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "link refused")
+}
+
+/// A paused grant is refused with 403 (its caller is known: it signed the call).
+pub(super) fn not_paused(grant: &store::Grant) -> ApiResult<()> {
     if grant.paused {
         return Err(ApiError::forbidden("the link is paused by the city"));
     }
-    let proof = sign::proof(&secret, &signature);
-    Ok((grant, actor, proof))
+    Ok(())
 }

@@ -302,28 +302,6 @@ impl Federation {
         Ok(resp)
     }
 
-    /// A GET by [`Federation::send`] without forwarded headers, the whole (short) answer's body, all
-    /// within the link's timeout.
-    pub async fn get(
-        &self,
-        url: &str,
-        credential: &Credential,
-        target: &str,
-        actor: &str,
-    ) -> Result<bytes::Bytes, LinkError> {
-        let call = async {
-            let resp = self
-                .send(reqwest::Method::GET, url, credential, target, actor, &[])
-                .await?;
-            resp.bytes()
-                .await
-                .map_err(|e| LinkError::Unreachable(e.to_string()))
-        };
-        tokio::time::timeout(self.timeout, call)
-            .await
-            .map_err(|_| LinkError::Unreachable("no answer within the link's timeout".into()))?
-    }
-
     /// The (short) JSON answer of a signed `method` request over link `link_id`, within the link's timeout.
     pub async fn json_over(
         &self,
