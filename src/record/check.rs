@@ -174,15 +174,7 @@ async fn check_row(
     if scanned.file_len > scanned.complete_len {
         truncate(&abs, scanned.complete_len).map_err(|e| DbError::Invalid(e.to_string()))?;
     }
-    index::update_stats(
-        pool,
-        row.id,
-        expect.start_us,
-        &scanned.stats,
-        "complete",
-        None,
-    )
-    .await?;
+    index::update_stats(pool, row.id, row.start_us, &scanned.stats, "complete", None).await?;
     rep.repaired
         .push(format!("{}: re-derived from the file", row.path));
     Ok(())
