@@ -95,6 +95,7 @@ impl Server {
             ptz,
             gb,
             federation,
+            rechecks: Default::default(),
         };
         Ok(Server {
             state,

@@ -82,6 +82,8 @@ pub struct AppState {
     pub ptz: Arc<crate::edge::ptz::Controller>,
     /// This server's links to city servers and what they share.
     pub federation: Arc<crate::federation::Federation>,
+    /// Answers of the rights rechecks of long-lived views, shared for a moment (see [`revoke`]).
+    pub rechecks: Arc<revoke::Rechecks>,
 }
 
 /// Who may watch live video: the contract's "supervisor: live, playback, alarms", and admins.

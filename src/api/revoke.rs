@@ -4,9 +4,17 @@
 //! token is gone (logout, expiry, revocation, the user deleted or given another password, role or regions),
 //! the role is another, or the region of what is watched has left the caller's scope. It also resolves
 //! when the view reached its maximum duration. A database that cannot answer for a moment ends nothing.
+//!
+//! The views of one caller (a wall of sixteen cameras is sixteen views of one session) and of one camera
+//! share their answers through [`Rechecks`]: the database is asked at most once per half period for each,
+//! so a view still ends at most one and a half periods after its rights did, and a hundred viewers cost
+//! the database what one does.
 
 use super::AppState;
 use crate::auth::{self, Principal};
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -54,7 +62,19 @@ where
             }
             _ => tokio::time::sleep_until(next).await,
         }
-        match auth::recheck(&state.pool, &p, idle_ms).await {
+        let fresh = every / 2;
+        let now = match state.rechecks.callers.get(&p.credential, fresh) {
+            Some(now) => Ok(now),
+            None => auth::recheck(&state.pool, &p, idle_ms)
+                .await
+                .inspect(|now| {
+                    state
+                        .rechecks
+                        .callers
+                        .put(p.credential.clone(), now.clone());
+                }),
+        };
+        match now {
             Ok(None) => return Ended::SignedOut,
             Ok(Some(now)) => {
                 if now.role != p.role {
@@ -76,10 +96,54 @@ where
 /// The region a camera is in now: no region's (`""`, in no scope but a global one) when it is gone, and
 /// `None` (not checked this time) when the database cannot say.
 pub async fn camera_region(state: &AppState, camera_id: i64) -> Option<String> {
-    match crate::db::cameras::get(&state.pool, camera_id).await {
-        Ok(c) => Some(c.region_code),
-        Err(crate::db::DbError::NotFound) => Some(String::new()),
-        Err(_) => None,
+    let fresh = Duration::from_secs(state.cfg.auth.recheck_seconds.max(1)) / 2;
+    if let Some(region) = state.rechecks.regions.get(&camera_id, fresh) {
+        return Some(region);
+    }
+    let region = match crate::db::cameras::get(&state.pool, camera_id).await {
+        Ok(c) => c.region_code,
+        Err(crate::db::DbError::NotFound) => String::new(),
+        Err(_) => return None,
+    };
+    state.rechecks.regions.put(camera_id, region.clone());
+    Some(region)
+}
+
+/// Recent answers of the rechecks (see the module doc): callers by credential, cameras' regions by id.
+/// What the database could not answer is not kept.
+#[derive(Default)]
+pub struct Rechecks {
+    callers: Recent<String, Option<Principal>>,
+    regions: Recent<i64, String>,
+}
+
+/// Answers with the time they were fetched.
+struct Recent<K, V>(Mutex<HashMap<K, (Instant, V)>>);
+
+impl<K, V> Default for Recent<K, V> {
+    fn default() -> Self {
+        Recent(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<K: Eq + Hash, V: Clone> Recent<K, V> {
+    /// Entries kept before the stale ones are swept out.
+    const SWEEP_ABOVE: usize = 1024;
+
+    fn get(&self, k: &K, fresh: Duration) -> Option<V> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(k)
+            .filter(|(at, _)| at.elapsed() < fresh)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn put(&self, k: K, v: V) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::SWEEP_ABOVE {
+            // Nothing is read back after a minute: the longest recheck period is far shorter.
+            map.retain(|_, (at, _)| at.elapsed() < Duration::from_secs(60));
+        }
+        map.insert(k, (Instant::now(), v));
     }
 }
 
