@@ -31,7 +31,7 @@ use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::media::{MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{RtpWrite, SeqNo, Ssrc};
+use str0m::rtp::{Extension, RtpWrite, SeqNo, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -79,7 +79,14 @@ pub async fn accept(
     init_crypto();
     let offer = SdpOffer::from_sdp_string(offer)
         .map_err(|e| LiveError::Rtc(format!("bad SDP offer: {e}")))?;
+    // Only the mid extension (BUNDLE's demultiplexing) is negotiated. Transport-wide congestion control
+    // (transport-cc) and abs-send-time feed a sender's bandwidth estimate, and a camera's stream cannot be
+    // made smaller for one viewer: without them the viewer sends no per-packet feedback and str0m keeps no
+    // register of every packet sent (about 3 % of the server's CPU per viewer, `docs/perf.md`). NACK
+    // retransmission and RTCP reports are not extensions and stay.
     let mut rtc = Rtc::builder()
+        .clear_extension_map()
+        .set_extension(4, Extension::RtpMid)
         .set_rtp_mode(true)
         .set_ice_lite(false)
         .build(Instant::now());
