@@ -30,6 +30,7 @@ mod nodes;
 mod onvif;
 mod ops;
 mod ptz;
+mod recent;
 mod recordings;
 mod remote_cases;
 mod remote_exports;

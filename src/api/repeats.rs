@@ -8,8 +8,7 @@
 //! appended); refusals and errors are never collapsed; another range, camera or actor is a new row; memory is
 //! bounded (expired keys go first, and at most [`MAX_KEYS`] are kept).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use super::recent::Recent;
 use std::time::{Duration, Instant};
 
 /// How long an identical read is the same view.
@@ -20,30 +19,28 @@ pub const MAX_KEYS: usize = 20_000;
 /// Actor, action, target, detail.
 pub type Key = (String, String, Option<String>, Option<String>);
 
-#[derive(Default)]
 pub struct Repeats {
-    seen: Mutex<HashMap<Key, Instant>>,
+    seen: Recent<Key, ()>,
+}
+
+impl Default for Repeats {
+    fn default() -> Self {
+        Repeats {
+            // Too many live keys: writing a few rows twice is better than growing without bound.
+            seen: Recent::new(WINDOW, MAX_KEYS),
+        }
+    }
 }
 
 impl Repeats {
     /// Whether `key` was written less than [`WINDOW`] before `now`.
     pub fn is_repeat(&self, key: &Key, now: Instant) -> bool {
-        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.get(key)
-            .is_some_and(|t| now.saturating_duration_since(*t) < WINDOW)
+        self.seen.get(key, WINDOW, now).is_some()
     }
 
     /// Remembers that `key`'s row was written at `now`.
     pub fn remember(&self, key: Key, now: Instant) {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.len() >= MAX_KEYS {
-            seen.retain(|_, t| now.saturating_duration_since(*t) < WINDOW);
-            if seen.len() >= MAX_KEYS {
-                // Too many live keys: writing a few rows twice is better than growing without bound.
-                seen.clear();
-            }
-        }
-        seen.insert(key, now);
+        self.seen.put(key, (), now);
     }
 }
 
@@ -82,13 +79,13 @@ mod tests {
         for i in 0..MAX_KEYS + 10 {
             r.remember(key("inv", &i.to_string()), t0);
         }
-        assert!(r.seen.lock().unwrap().len() <= MAX_KEYS);
+        assert!(r.seen.len() <= MAX_KEYS);
         // Expired keys go before live ones.
         let later = t0 + WINDOW;
         r.remember(key("inv", "new"), later);
         for i in 0..MAX_KEYS {
             r.remember(key("inv", &format!("n{i}")), later);
         }
-        assert!(r.seen.lock().unwrap().len() <= MAX_KEYS);
+        assert!(r.seen.len() <= MAX_KEYS);
     }
 }

@@ -10,11 +10,9 @@
 //! so a view still ends at most one and a half periods after its rights did, and a hundred viewers cost
 //! the database what one does.
 
+use super::recent::Recent;
 use super::AppState;
 use crate::auth::{self, Principal};
-use std::collections::HashMap;
-use std::hash::Hash;
-use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -63,15 +61,20 @@ where
             _ => tokio::time::sleep_until(next).await,
         }
         let fresh = every / 2;
-        let now = match state.rechecks.callers.get(&p.credential, fresh) {
+        let now = match state
+            .rechecks
+            .callers
+            .get(&p.credential, fresh, std::time::Instant::now())
+        {
             Some(now) => Ok(now),
             None => auth::recheck(&state.pool, &p, idle_ms)
                 .await
                 .inspect(|now| {
-                    state
-                        .rechecks
-                        .callers
-                        .put(p.credential.clone(), now.clone());
+                    state.rechecks.callers.put(
+                        p.credential.clone(),
+                        now.clone(),
+                        std::time::Instant::now(),
+                    );
                 }),
         };
         match now {
@@ -97,7 +100,11 @@ where
 /// `None` (not checked this time) when the database cannot say.
 pub async fn camera_region(state: &AppState, camera_id: i64) -> Option<String> {
     let fresh = Duration::from_secs(state.cfg.auth.recheck_seconds.max(1)) / 2;
-    if let Some(region) = state.rechecks.regions.get(&camera_id, fresh) {
+    if let Some(region) = state
+        .rechecks
+        .regions
+        .get(&camera_id, fresh, std::time::Instant::now())
+    {
         return Some(region);
     }
     let region = match crate::db::cameras::get(&state.pool, camera_id).await {
@@ -105,45 +112,29 @@ pub async fn camera_region(state: &AppState, camera_id: i64) -> Option<String> {
         Err(crate::db::DbError::NotFound) => String::new(),
         Err(_) => return None,
     };
-    state.rechecks.regions.put(camera_id, region.clone());
+    state
+        .rechecks
+        .regions
+        .put(camera_id, region.clone(), std::time::Instant::now());
     Some(region)
 }
 
 /// Recent answers of the rechecks (see the module doc): callers by credential, cameras' regions by id.
 /// What the database could not answer is not kept.
-#[derive(Default)]
 pub struct Rechecks {
     callers: Recent<String, Option<Principal>>,
     regions: Recent<i64, String>,
 }
 
-/// Answers with the time they were fetched.
-struct Recent<K, V>(Mutex<HashMap<K, (Instant, V)>>);
-
-impl<K, V> Default for Recent<K, V> {
+impl Default for Rechecks {
     fn default() -> Self {
-        Recent(Mutex::new(HashMap::new()))
-    }
-}
-
-impl<K: Eq + Hash, V: Clone> Recent<K, V> {
-    /// Entries kept before the stale ones are swept out.
-    const SWEEP_ABOVE: usize = 1024;
-
-    fn get(&self, k: &K, fresh: Duration) -> Option<V> {
-        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(k)
-            .filter(|(at, _)| at.elapsed() < fresh)
-            .map(|(_, v)| v.clone())
-    }
-
-    fn put(&self, k: K, v: V) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= Self::SWEEP_ABOVE {
-            // Nothing is read back after a minute: the longest recheck period is far shorter.
-            map.retain(|_, (at, _)| at.elapsed() < Duration::from_secs(60));
+        // Nothing is read back after a minute (the longest recheck period is far shorter); a few thousand
+        // callers and cameras are a busy server's.
+        let keep = Duration::from_secs(60);
+        Rechecks {
+            callers: Recent::new(keep, 4096),
+            regions: Recent::new(keep, 4096),
         }
-        map.insert(k, (Instant::now(), v));
     }
 }
 
