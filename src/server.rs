@@ -79,6 +79,7 @@ impl Server {
         let ptz =
             crate::edge::ptz::Controller::new(gb.clone(), pool.clone(), live_source(&secrets));
         let federation = start_federation(&cfg, &pool, &secrets, &ingest, &background);
+        let recheck_seconds = cfg.auth.recheck_seconds;
         let state = AppState {
             audit,
             login_throttle,
@@ -95,7 +96,7 @@ impl Server {
             ptz,
             gb,
             federation,
-            rechecks: Default::default(),
+            rechecks: Arc::new(crate::api::Rechecks::new(recheck_seconds)),
         };
         Ok(Server {
             state,

@@ -38,6 +38,7 @@ mod remote_footage;
 mod remote_status;
 pub mod repeats;
 mod revoke;
+pub use revoke::Rechecks;
 mod session;
 mod sites;
 pub mod target;
@@ -84,7 +85,7 @@ pub struct AppState {
     /// This server's links to city servers and what they share.
     pub federation: Arc<crate::federation::Federation>,
     /// Answers of the rights rechecks of long-lived views, shared for a moment (see [`revoke`]).
-    pub rechecks: Arc<revoke::Rechecks>,
+    pub rechecks: Arc<Rechecks>,
 }
 
 /// Who may watch live video: the contract's "supervisor: live, playback, alarms", and admins.

@@ -13,7 +13,7 @@
 use super::recent::Recent;
 use super::AppState;
 use crate::auth::{self, Principal};
-use std::time::Duration;
+use std::time::{Duration, Instant as StdInstant};
 use tokio::time::Instant;
 
 /// Why a view was ended.
@@ -60,24 +60,7 @@ where
             }
             _ => tokio::time::sleep_until(next).await,
         }
-        let fresh = every / 2;
-        let now = match state
-            .rechecks
-            .callers
-            .get(&p.credential, fresh, std::time::Instant::now())
-        {
-            Some(now) => Ok(now),
-            None => auth::recheck(&state.pool, &p, idle_ms)
-                .await
-                .inspect(|now| {
-                    state.rechecks.callers.put(
-                        p.credential.clone(),
-                        now.clone(),
-                        std::time::Instant::now(),
-                    );
-                }),
-        };
-        match now {
+        match state.rechecks.caller(&state.pool, &p, idle_ms).await {
             Ok(None) => return Ended::SignedOut,
             Ok(Some(now)) => {
                 if now.role != p.role {
@@ -99,42 +82,60 @@ where
 /// The region a camera is in now: no region's (`""`, in no scope but a global one) when it is gone, and
 /// `None` (not checked this time) when the database cannot say.
 pub async fn camera_region(state: &AppState, camera_id: i64) -> Option<String> {
-    let fresh = Duration::from_secs(state.cfg.auth.recheck_seconds.max(1)) / 2;
-    if let Some(region) = state
-        .rechecks
-        .regions
-        .get(&camera_id, fresh, std::time::Instant::now())
-    {
-        return Some(region);
-    }
-    let region = match crate::db::cameras::get(&state.pool, camera_id).await {
-        Ok(c) => c.region_code,
-        Err(crate::db::DbError::NotFound) => String::new(),
-        Err(_) => return None,
-    };
-    state
-        .rechecks
-        .regions
-        .put(camera_id, region.clone(), std::time::Instant::now());
-    Some(region)
+    state.rechecks.camera_region(&state.pool, camera_id).await
 }
 
-/// Recent answers of the rechecks (see the module doc): callers by credential, cameras' regions by id.
-/// What the database could not answer is not kept.
+/// Recent answers of the rechecks (see the module doc): callers by credential, cameras' regions by id,
+/// each read back for half a recheck period. What the database could not answer is not kept.
 pub struct Rechecks {
+    fresh: Duration,
     callers: Recent<String, Option<Principal>>,
     regions: Recent<i64, String>,
 }
 
-impl Default for Rechecks {
-    fn default() -> Self {
+impl Rechecks {
+    pub fn new(recheck_seconds: u64) -> Self {
         // Nothing is read back after a minute (the longest recheck period is far shorter); a few thousand
         // callers and cameras are a busy server's.
         let keep = Duration::from_secs(60);
         Rechecks {
+            fresh: Duration::from_secs(recheck_seconds.max(1)) / 2,
             callers: Recent::new(keep, 4096),
             regions: Recent::new(keep, 4096),
         }
+    }
+
+    /// [`auth::recheck`] of `p`, or its answer for the same credential of less than half a period ago.
+    async fn caller(
+        &self,
+        pool: &crate::db::Pool,
+        p: &Principal,
+        idle_ms: i64,
+    ) -> Result<Option<Principal>, auth::AuthError> {
+        if let Some(now) = self
+            .callers
+            .get(&p.credential, self.fresh, StdInstant::now())
+        {
+            return Ok(now);
+        }
+        let now = auth::recheck(pool, p, idle_ms).await?;
+        self.callers
+            .put(p.credential.clone(), now.clone(), StdInstant::now());
+        Ok(now)
+    }
+
+    async fn camera_region(&self, pool: &crate::db::Pool, camera_id: i64) -> Option<String> {
+        if let Some(region) = self.regions.get(&camera_id, self.fresh, StdInstant::now()) {
+            return Some(region);
+        }
+        let region = match crate::db::cameras::get(pool, camera_id).await {
+            Ok(c) => c.region_code,
+            Err(crate::db::DbError::NotFound) => String::new(),
+            Err(_) => return None,
+        };
+        self.regions
+            .put(camera_id, region.clone(), StdInstant::now());
+        Some(region)
     }
 }
 
