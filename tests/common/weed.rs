@@ -144,20 +144,9 @@ impl Weed {
         self.child = Some(child);
     }
 
-    /// Spawns SeaweedFS again on its ports (a restart), waiting for its S3 port.
-    fn spawn(&mut self) {
-        self.spawn_child();
-        let up = self.launch_waited();
-        assert!(up, "SeaweedFS S3 did not start; log:\n{}", self.log());
-    }
-
     /// Spawns SeaweedFS; whether its S3 port opened while it ran.
     fn launch(&mut self) -> bool {
         self.spawn_child();
-        self.launch_waited()
-    }
-
-    fn launch_waited(&mut self) -> bool {
         let s3 = format!("127.0.0.1:{}", self.s3_port);
         let up = wait_until(Duration::from_secs(150), || {
             !self.alive() || std::net::TcpStream::connect(&s3).is_ok()
@@ -207,7 +196,8 @@ impl Weed {
     /// Starts it again on the same ports and data.
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn();
+        let up = self.launch();
+        assert!(up, "SeaweedFS S3 did not start again; log:\n{}", self.log());
     }
 }
 
