@@ -15,7 +15,7 @@ pub const TICKS_PER_SECOND: i64 = 90_000;
 
 /// 90 kHz ticks to microseconds (rounded down).
 pub fn ticks_to_us(t: i64) -> i64 {
-    t * 100 / 9
+    t.saturating_mul(100) / 9
 }
 
 /// Microseconds to 90 kHz ticks (rounded down).

@@ -81,14 +81,18 @@ impl SegmentStats {
     }
 
     pub fn push(&mut self, f: &FragmentSummary) {
+        // Saturating: a damaged file's fragment headers may hold any number (the scanner feeds them here).
         let start = *self.start_us.get_or_insert(f.wall_us);
-        self.end_us = (f.wall_us + ticks_to_us(f.duration_90k)).max(start);
-        self.duration_90k += f.duration_90k;
-        self.frames += f.frames;
-        self.bytes = f.byte_offset + f.len;
+        self.end_us = f
+            .wall_us
+            .saturating_add(ticks_to_us(f.duration_90k))
+            .max(start);
+        self.duration_90k = self.duration_90k.saturating_add(f.duration_90k);
+        self.frames = self.frames.saturating_add(f.frames);
+        self.bytes = f.byte_offset.saturating_add(f.len);
         put_varint(
             &mut self.keyframes,
-            (f.media_offset - self.last_media).max(0) as u64,
+            f.media_offset.saturating_sub(self.last_media).max(0) as u64,
         );
         put_varint(
             &mut self.keyframes,
